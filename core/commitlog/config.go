@@ -1,0 +1,98 @@
+package commitlog
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config tunes a Log. Zero values are not defaults: start from
+// DefaultConfig and change what you need.
+type Config struct {
+	// SegmentBytes is the size at which the active segment is rolled
+	// (Kafka's segment.bytes). The active segment maps this much address
+	// space, so 32-bit platforms default to less.
+	SegmentBytes int64
+	// SegmentMaxAge rolls a non-empty active segment this long after it
+	// was created (Kafka's segment.ms), checked on append and in Maintain.
+	SegmentMaxAge time.Duration
+	// MaxBatchBytes is the largest batch Append accepts (Kafka's
+	// message.max.bytes). It must not exceed SegmentBytes.
+	MaxBatchBytes int
+	// IndexIntervalBytes is how many log bytes go by between offset index
+	// entries (Kafka's index.interval.bytes).
+	IndexIntervalBytes int
+	// MaxIndexBytes caps each index file; a segment whose index is full is
+	// rolled (Kafka's segment.index.bytes). Space is reserved in 64 KiB steps.
+	MaxIndexBytes int
+	// PreallocateBytes is how far ahead of the end the log file is
+	// reserved with fallocate.
+	PreallocateBytes int64
+	// FlushBatches fsyncs once this many batches have been appended since
+	// the last fsync; Append returns after that fsync. 1 = every append is
+	// durable on return (appenders share fsyncs). 0 = never by count.
+	FlushBatches int
+	// FlushInterval fsyncs pending writes at least this often, from a
+	// background goroutine. 0 = never by time.
+	FlushInterval time.Duration
+	// RetentionBytes deletes the oldest segments while the log is larger
+	// (Kafka's retention.bytes); -1 = no limit. Applied by Maintain.
+	RetentionBytes int64
+	// RetentionAge deletes segments whose newest record is older than this
+	// (Kafka's retention.ms); -1 = no limit. Applied by Maintain.
+	RetentionAge time.Duration
+	// IdleUnmap unmaps sealed segments not read for this long (Maintain),
+	// so thousands of logs fit the default mmap and file limits.
+	IdleUnmap time.Duration
+	// Logger receives recovery and maintenance events. Zero value: no logs.
+	Logger zerolog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns Kafka-like defaults with no fsync policy and no
+// retention.
+func DefaultConfig() Config {
+	seg := int64(1 << 30)
+	if strconv.IntSize == 32 {
+		seg = 64 << 20
+	}
+	return Config{
+		SegmentBytes:       seg,
+		SegmentMaxAge:      7 * 24 * time.Hour,
+		MaxBatchBytes:      1048588,
+		IndexIntervalBytes: 4096,
+		MaxIndexBytes:      10 << 20,
+		PreallocateBytes:   8 << 20,
+		RetentionBytes:     -1,
+		RetentionAge:       -1,
+		IdleUnmap:          time.Minute,
+		Logger:             zerolog.Nop(),
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.SegmentBytes < HeaderSize || c.SegmentBytes > math.MaxInt32:
+		return fmt.Errorf("commitlog: SegmentBytes %d out of range [%d, %d]", c.SegmentBytes, HeaderSize, math.MaxInt32)
+	case c.MaxBatchBytes < HeaderSize || int64(c.MaxBatchBytes) > c.SegmentBytes:
+		return fmt.Errorf("commitlog: MaxBatchBytes %d out of range [%d, SegmentBytes %d]", c.MaxBatchBytes, HeaderSize, c.SegmentBytes)
+	case c.IndexIntervalBytes <= 0:
+		return fmt.Errorf("commitlog: IndexIntervalBytes %d must be positive", c.IndexIntervalBytes)
+	case c.MaxIndexBytes < 4*timeEntrySize:
+		return fmt.Errorf("commitlog: MaxIndexBytes %d below %d", c.MaxIndexBytes, 4*timeEntrySize)
+	case c.PreallocateBytes < 0:
+		return fmt.Errorf("commitlog: PreallocateBytes %d is negative", c.PreallocateBytes)
+	case c.FlushBatches < 0 || c.FlushInterval < 0:
+		return fmt.Errorf("commitlog: negative flush policy")
+	case c.SegmentMaxAge <= 0:
+		return fmt.Errorf("commitlog: SegmentMaxAge %v must be positive", c.SegmentMaxAge)
+	case c.IdleUnmap <= 0:
+		return fmt.Errorf("commitlog: IdleUnmap %v must be positive", c.IdleUnmap)
+	}
+	return nil
+}

@@ -1,0 +1,553 @@
+package commitlog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	offsetEntrySize = 8  // relative offset uint32, position uint32
+	timeEntrySize   = 12 // timestamp int64, relative offset uint32
+	indexChunk      = 64 << 10
+)
+
+// segment is one <base>.log file with its .index and .timeindex.
+//
+// The active (last) segment is mapped at full capacity and written with
+// pwrite; sealed segments are mapped read-only on first use and unmapped
+// again when idle. Published fields (size, next, maxTS, nIdx, nTidx) are
+// atomics: the appender stores them after the bytes they describe are in
+// place, readers load them without a lock.
+type segment struct {
+	base                       int64
+	logPath, idxPath, tidxPath string
+
+	size  atomic.Int64 // bytes of whole batches in the log file
+	next  atomic.Int64 // offset after the last batch
+	maxTS atomic.Int64 // largest batch MaxTimestamp; -1 when empty
+	nIdx  atomic.Int32 // valid offset index entries
+	nTidx atomic.Int32 // valid time index entries
+
+	// Writer state, guarded by Log.appendMu. The files stay open while the
+	// segment is active and until a sync has covered its last write.
+	logF, idxF, tidxF         *os.File
+	logRes, idxRes, tidxRes   int64 // bytes reserved on disk
+	sinceIndex                int   // log bytes since the last index entry
+	lastTidxTS                int64 // timestamp of the last time index entry
+	created                   time.Time
+	capacity, idxCap, tidxCap int // bytes mapped while active
+
+	mu      sync.Mutex // guards the fields below
+	logM    *mapping   // nil until first use when sealed
+	idxM    *mapping
+	tidxM   *mapping
+	active  bool
+	lastUse time.Time
+	checked bool // sealed indexes verified against the log
+
+	interval int // index interval in bytes, for rebuilds
+}
+
+func segmentPaths(dir string, base int64) (string, string, string) {
+	name := fmt.Sprintf("%020d", base)
+	return filepath.Join(dir, name+".log"), filepath.Join(dir, name+".index"), filepath.Join(dir, name+".timeindex")
+}
+
+func newSegmentStruct(dir string, base int64, interval int) *segment {
+	s := &segment{base: base, interval: interval}
+	s.logPath, s.idxPath, s.tidxPath = segmentPaths(dir, base)
+	s.next.Store(base)
+	s.maxTS.Store(-1)
+	s.lastTidxTS = -1
+	return s
+}
+
+// createSegment makes a new, empty, active segment. Stale files of the same
+// name (left by a crash during a roll or a truncation) are replaced.
+func createSegment(dir string, base int64, cfg *Config, now time.Time) (*segment, error) {
+	s := newSegmentStruct(dir, base, cfg.IndexIntervalBytes)
+	s.created = now
+	for _, p := range []string{s.logPath, s.idxPath, s.tidxPath} {
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			s.removeFiles()
+			return nil, err
+		}
+		f.Close()
+	}
+	if err := s.activate(cfg); err != nil {
+		s.closeFiles()
+		s.removeFiles()
+		return nil, err
+	}
+	return s, nil
+}
+
+// activate opens the segment for appending: files read-write, the log
+// mapped at its full capacity, the indexes mapped read-write. Called with
+// Log.appendMu held (or before the log is shared).
+func (s *segment) activate(cfg *Config) error {
+	var err error
+	if s.logF, err = os.OpenFile(s.logPath, os.O_RDWR, 0); err != nil {
+		return err
+	}
+	if s.idxF, err = os.OpenFile(s.idxPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+		return err
+	}
+	if s.tidxF, err = os.OpenFile(s.tidxPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+		return err
+	}
+	size := s.size.Load()
+	s.capacity = int(max(cfg.SegmentBytes, size))
+	s.idxCap = cfg.MaxIndexBytes / offsetEntrySize * offsetEntrySize
+	s.tidxCap = cfg.MaxIndexBytes / timeEntrySize * timeEntrySize
+	if fi, err := s.logF.Stat(); err == nil {
+		s.logRes = fi.Size()
+	}
+	// The index files are cut to their entries: past them, nothing is
+	// allocated, so reserve before the first write through the mapping.
+	n := int64(s.nIdx.Load()) * offsetEntrySize
+	if err := s.idxF.Truncate(n); err != nil {
+		return err
+	}
+	s.idxRes = n
+	n = int64(s.nTidx.Load()) * timeEntrySize
+	if err := s.tidxF.Truncate(n); err != nil {
+		return err
+	}
+	s.tidxRes = n
+
+	logM, err := mapFile(s.logF, s.capacity, false)
+	if err != nil {
+		return err
+	}
+	idxM, err := mapFile(s.idxF, s.idxCap, true)
+	if err != nil {
+		logM.release()
+		return err
+	}
+	tidxM, err := mapFile(s.tidxF, s.tidxCap, true)
+	if err != nil {
+		logM.release()
+		idxM.release()
+		return err
+	}
+	s.mu.Lock()
+	s.dropMappingsLocked()
+	s.logM, s.idxM, s.tidxM = logM, idxM, tidxM
+	s.active = true
+	s.checked = true
+	s.mu.Unlock()
+	return nil
+}
+
+// openSealed describes an existing segment without touching its contents;
+// mappings come on first use.
+func openSealed(dir string, base int64, interval int) (*segment, error) {
+	s := newSegmentStruct(dir, base, interval)
+	fi, err := os.Stat(s.logPath)
+	if err != nil {
+		return nil, err
+	}
+	s.size.Store(fi.Size())
+	s.created = fi.ModTime()
+	return s, nil
+}
+
+// fits reports whether n more bytes and one more index entry of each kind
+// fit in the active segment.
+func (s *segment) fits(n int) bool {
+	if s.size.Load()+int64(n) > int64(s.capacity) {
+		return false
+	}
+	return int(s.nIdx.Load()+1)*offsetEntrySize <= s.idxCap && int(s.nTidx.Load()+2)*timeEntrySize <= s.tidxCap
+}
+
+// ensureReserved grows the on-disk reservation of f to at least need bytes,
+// in steps of chunk, clipped to limit. A full disk fails here, before any
+// byte is written; the caller's state is untouched.
+func ensureReserved(f *os.File, have *int64, need, chunk, limit int64) error {
+	if need <= *have {
+		return nil
+	}
+	want := min(max(need, *have+chunk), limit)
+	want = max(want, need)
+	if err := reserve(f, want); err != nil {
+		if want > need && errors.Is(err, errNoSpace) {
+			// Not enough room for a whole chunk: take only what this write needs.
+			if err2 := reserve(f, need); err2 == nil {
+				*have = need
+				return nil
+			}
+		}
+		return err
+	}
+	*have = want
+	return nil
+}
+
+// write appends whole batches (already validated and given offsets) at the
+// end of the log and indexes them. It returns a sticky error only when bytes
+// may have reached the file; a failed reservation leaves everything as it was.
+func (s *segment) write(buf []byte, batches []Batch, cfg *Config) (sticky bool, err error) {
+	pos := s.size.Load()
+	end := pos + int64(len(buf))
+	if err := ensureReserved(s.logF, &s.logRes, end, cfg.PreallocateBytes, int64(s.capacity)); err != nil {
+		return false, fmt.Errorf("commitlog: segment %d: cannot reserve space: %w", s.base, err)
+	}
+	// Index space is reserved ahead as well, so index writes through the
+	// mapping never touch unallocated pages.
+	if err := ensureReserved(s.idxF, &s.idxRes, int64(s.nIdx.Load()+int32(len(batches)))*offsetEntrySize, indexChunk, int64(s.idxCap)); err != nil {
+		return false, fmt.Errorf("commitlog: segment %d: cannot reserve index space: %w", s.base, err)
+	}
+	if err := ensureReserved(s.tidxF, &s.tidxRes, int64(s.nTidx.Load()+int32(len(batches))+1)*timeEntrySize, indexChunk, int64(s.tidxCap)); err != nil {
+		return false, fmt.Errorf("commitlog: segment %d: cannot reserve index space: %w", s.base, err)
+	}
+	if _, err := s.logF.WriteAt(buf, pos); err != nil {
+		return true, fmt.Errorf("commitlog: segment %d: write at %d: %w", s.base, pos, err)
+	}
+	p := pos
+	for _, b := range batches {
+		s.indexBatch(b, p, cfg.IndexIntervalBytes)
+		p += int64(b.Size)
+	}
+	s.size.Store(end)
+	s.next.Store(batches[len(batches)-1].NextOffset())
+	return false, nil
+}
+
+// indexBatch adds index entries for the batch written at pos when at least
+// interval bytes have gone by since the last entry (the first batch of a
+// segment is always indexed). Entries are written before the counts that
+// publish them.
+func (s *segment) indexBatch(b Batch, pos int64, interval int) {
+	if b.MaxTimestamp > s.maxTS.Load() {
+		s.maxTS.Store(b.MaxTimestamp)
+	}
+	s.sinceIndex += b.Size
+	if s.nIdx.Load() > 0 && s.sinceIndex < interval {
+		return
+	}
+	s.sinceIndex = 0
+	n := s.nIdx.Load()
+	if int(n+1)*offsetEntrySize <= s.idxCap {
+		e := s.idxM.data[int(n)*offsetEntrySize:]
+		binary.BigEndian.PutUint32(e, uint32(b.LastOffset()-s.base))
+		binary.BigEndian.PutUint32(e[4:], uint32(pos))
+		s.nIdx.Store(n + 1)
+	}
+	s.maybeTimeEntry(s.maxTS.Load(), b.LastOffset())
+}
+
+func (s *segment) maybeTimeEntry(ts, offset int64) {
+	if ts <= s.lastTidxTS {
+		return
+	}
+	n := s.nTidx.Load()
+	if int(n+1)*timeEntrySize > s.tidxCap {
+		return
+	}
+	e := s.tidxM.data[int(n)*timeEntrySize:]
+	binary.BigEndian.PutUint64(e, uint64(ts))
+	binary.BigEndian.PutUint32(e[8:], uint32(offset-s.base))
+	s.lastTidxTS = ts
+	s.nTidx.Store(n + 1)
+}
+
+// seal ends the segment's active life: a last time index entry for its
+// largest timestamp, and the files cut to their contents. The files stay
+// open until a sync covers them.
+func (s *segment) seal() error {
+	if ts := s.maxTS.Load(); ts >= 0 && ts > s.lastTidxTS && s.next.Load() > s.base {
+		// Find the offset of the largest timestamp's batch: the last one
+		// that reached it. Cheap: at most one index interval to scan.
+		s.maybeTimeEntry(ts, s.next.Load()-1)
+	}
+	if err := s.logF.Truncate(s.size.Load()); err != nil {
+		return err
+	}
+	if err := s.idxF.Truncate(int64(s.nIdx.Load()) * offsetEntrySize); err != nil {
+		return err
+	}
+	if err := s.tidxF.Truncate(int64(s.nTidx.Load()) * timeEntrySize); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.active = false
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *segment) syncFiles() error {
+	for _, f := range []*os.File{s.logF, s.idxF, s.tidxF} {
+		if f == nil {
+			continue
+		}
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("commitlog: segment %d: fsync %s: %w", s.base, filepath.Base(f.Name()), err)
+		}
+	}
+	return nil
+}
+
+func (s *segment) closeFiles() {
+	for _, f := range []**os.File{&s.logF, &s.idxF, &s.tidxF} {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
+	}
+}
+
+// dropMappingsLocked releases the owner's references; readers holding views
+// keep theirs. Called with s.mu held.
+func (s *segment) dropMappingsLocked() {
+	s.logM.release()
+	s.idxM.release()
+	s.tidxM.release()
+	s.logM, s.idxM, s.tidxM = nil, nil, nil
+}
+
+func (s *segment) removeFiles() error {
+	var first error
+	for _, p := range []string{s.logPath, s.idxPath, s.tidxPath} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// refs is the set of mappings a reader holds while it looks at a segment.
+type refs struct {
+	log, idx, tidx *mapping
+	size           int64
+	nIdx, nTidx    int32
+}
+
+func (r *refs) release() {
+	r.log.release()
+	r.idx.release()
+	r.tidx.release()
+}
+
+// acquire maps the segment if needed and takes a reference on each mapping.
+// Sealed indexes are checked against the log on their first use and rebuilt
+// if damaged.
+func (s *segment) acquire(now time.Time) (refs, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastUse = now
+	if s.logM == nil {
+		if err := s.mapSealedLocked(); err != nil {
+			return refs{}, err
+		}
+	}
+	r := refs{log: s.logM, idx: s.idxM, tidx: s.tidxM, size: s.size.Load(), nIdx: s.nIdx.Load(), nTidx: s.nTidx.Load()}
+	for _, m := range []*mapping{r.log, r.idx, r.tidx} {
+		if m.data != nil {
+			m.acquire()
+		}
+	}
+	return r, nil
+}
+
+func mapReadOnly(path string, size int64) (*mapping, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return mapFile(f, int(size), false)
+}
+
+// mapSealedLocked maps a sealed segment read-only, verifying (once) that its
+// indexes agree with the log and rebuilding them if not.
+func (s *segment) mapSealedLocked() error {
+	size := s.size.Load()
+	logM, err := mapReadOnly(s.logPath, size)
+	if err != nil {
+		return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+	}
+	if !s.checked {
+		if err := s.checkIndexes(logM.data[:size]); err != nil {
+			logM.release()
+			return err
+		}
+		s.checked = true
+	}
+	idxM, err := mapReadOnly(s.idxPath, int64(s.nIdx.Load())*offsetEntrySize)
+	if err != nil {
+		logM.release()
+		return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+	}
+	tidxM, err := mapReadOnly(s.tidxPath, int64(s.nTidx.Load())*timeEntrySize)
+	if err != nil {
+		logM.release()
+		idxM.release()
+		return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+	}
+	s.logM, s.idxM, s.tidxM = logM, idxM, tidxM
+	return nil
+}
+
+// checkIndexes verifies a sealed segment's index files: whole entries,
+// strictly increasing, pointing inside the log at batch starts. Damaged or
+// missing indexes are rebuilt from the log.
+func (s *segment) checkIndexes(data []byte) error {
+	idx, err1 := os.ReadFile(s.idxPath)
+	tidx, err2 := os.ReadFile(s.tidxPath)
+	if err1 == nil && err2 == nil && s.indexesSane(idx, tidx, data) {
+		s.nIdx.Store(int32(len(idx) / offsetEntrySize))
+		s.nTidx.Store(int32(len(tidx) / timeEntrySize))
+		if n := len(tidx); n >= timeEntrySize {
+			s.maxTS.Store(int64(binary.BigEndian.Uint64(tidx[n-timeEntrySize:])))
+		}
+		return nil
+	}
+	return s.rebuildIndexes(data)
+}
+
+func (s *segment) indexesSane(idx, tidx, data []byte) bool {
+	if len(idx)%offsetEntrySize != 0 || len(tidx)%timeEntrySize != 0 {
+		return false
+	}
+	if len(data) > 0 && len(idx) == 0 {
+		return false
+	}
+	span := s.next.Load() - s.base
+	prevRel, prevPos := int64(-1), int64(-1)
+	for i := 0; i < len(idx); i += offsetEntrySize {
+		rel := int64(binary.BigEndian.Uint32(idx[i:]))
+		pos := int64(binary.BigEndian.Uint32(idx[i+4:]))
+		if rel <= prevRel || pos <= prevPos || rel >= span || pos+HeaderSize > int64(len(data)) {
+			return false
+		}
+		b, err := ParseHeader(data[pos:])
+		if err != nil || b.LastOffset() != s.base+rel {
+			return false
+		}
+		prevRel, prevPos = rel, pos
+	}
+	prevTS, prevRel := int64(-1<<63), int64(-1)
+	for i := 0; i < len(tidx); i += timeEntrySize {
+		ts := int64(binary.BigEndian.Uint64(tidx[i:]))
+		rel := int64(binary.BigEndian.Uint32(tidx[i+8:]))
+		if ts < prevTS || rel < prevRel || rel >= span {
+			return false
+		}
+		prevTS, prevRel = ts, rel
+	}
+	return true
+}
+
+// rebuildIndexes scans a sealed segment's batches (headers and lengths; the
+// CRCs were verified when the data was first recovered) and writes fresh
+// index files. Damage in the log itself is corruption: this data lies below
+// the recovery point.
+func (s *segment) rebuildIndexes(data []byte) error {
+	var idx, tidx []byte
+	since, lastTS, maxTS := 0, int64(-1), int64(-1)
+	pos, want := 0, s.base
+	for pos < len(data) {
+		b, err := ParseHeader(data[pos:])
+		if err != nil {
+			return fmt.Errorf("%w: segment %d at position %d: %v", ErrCorrupt, s.base, pos, err)
+		}
+		if b.BaseOffset != want {
+			return fmt.Errorf("%w: segment %d at position %d: batch offset %d, want %d", ErrCorrupt, s.base, pos, b.BaseOffset, want)
+		}
+		maxTS = max(maxTS, b.MaxTimestamp)
+		since += b.Size
+		if len(idx) == 0 || since >= s.interval {
+			since = 0
+			idx = binary.BigEndian.AppendUint32(idx, uint32(b.LastOffset()-s.base))
+			idx = binary.BigEndian.AppendUint32(idx, uint32(pos))
+			if maxTS > lastTS {
+				tidx = binary.BigEndian.AppendUint64(tidx, uint64(maxTS))
+				tidx = binary.BigEndian.AppendUint32(tidx, uint32(b.LastOffset()-s.base))
+				lastTS = maxTS
+			}
+		}
+		want = b.NextOffset()
+		pos += b.Size
+	}
+	if want != s.next.Load() {
+		return fmt.Errorf("%w: segment %d ends at offset %d, the next segment starts at %d", ErrCorrupt, s.base, want, s.next.Load())
+	}
+	if maxTS > lastTS {
+		tidx = binary.BigEndian.AppendUint64(tidx, uint64(maxTS))
+		tidx = binary.BigEndian.AppendUint32(tidx, uint32(want-1-s.base))
+	}
+	if err := writeFileAtomic(s.idxPath, idx); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(s.tidxPath, tidx); err != nil {
+		return err
+	}
+	s.nIdx.Store(int32(len(idx) / offsetEntrySize))
+	s.nTidx.Store(int32(len(tidx) / timeEntrySize))
+	s.maxTS.Store(maxTS)
+	return nil
+}
+
+// lookupPos returns the position of an indexed batch at or before the one
+// holding offset: where a scan for offset starts.
+func (r *refs) lookupPos(base, offset int64) int64 {
+	n := int(r.nIdx)
+	if n == 0 || r.idx == nil || r.idx.data == nil {
+		return 0
+	}
+	d := r.idx.data
+	i := sort.Search(n, func(i int) bool {
+		return base+int64(binary.BigEndian.Uint32(d[i*offsetEntrySize:])) > offset
+	})
+	if i == 0 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint32(d[(i-1)*offsetEntrySize+4:]))
+}
+
+// lookupTime returns an offset below which every record is older than ts
+// (-1 if the index knows none).
+func (r *refs) lookupTime(base, ts int64) int64 {
+	n := int(r.nTidx)
+	if n == 0 || r.tidx == nil || r.tidx.data == nil {
+		return -1
+	}
+	d := r.tidx.data
+	i := sort.Search(n, func(i int) bool {
+		return int64(binary.BigEndian.Uint64(d[i*timeEntrySize:])) >= ts
+	})
+	if i == 0 {
+		return -1
+	}
+	return base + int64(binary.BigEndian.Uint32(d[(i-1)*timeEntrySize+8:]))
+}
+
+// readLastTimeEntry returns the timestamp of a sealed segment's last time
+// index entry without mapping it (-1 if none or unreadable).
+func readLastTimeEntry(path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < timeEntrySize || fi.Size()%timeEntrySize != 0 {
+		return -1
+	}
+	var e [timeEntrySize]byte
+	if _, err := f.ReadAt(e[:], fi.Size()-timeEntrySize); err != nil && err != io.EOF {
+		return -1
+	}
+	return int64(binary.BigEndian.Uint64(e[:]))
+}
