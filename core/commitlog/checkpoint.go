@@ -110,3 +110,10 @@ func decodeEpochs(data []byte) ([]EpochEntry, error) {
 	}
 	return es, nil
 }
+
+// RecoveryPoint reads the recovery point checkpoint of the log in dir
+// without opening the log: offsets below it were fsynced. ok is false when
+// there is no readable checkpoint. Tools use it; the log keeps its own.
+func RecoveryPoint(dir string) (offset int64, ok bool) {
+	return readOffsetFile(filepath.Join(dir, recoveryPointFile))
+}

@@ -1,0 +1,87 @@
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+GO ?= go
+# fluxo is pure Go: every build and test runs without cgo, except the race
+# detector, which needs it.
+export CGO_ENABLED := 0
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+
+RACE_PKGS  ?= ./core/...
+FUZZ_PKGS  ?= ./...
+FUZZTIME   ?= 30s
+BENCH_PKGS ?= ./...
+BENCH      ?= .
+DEMO_ARGS  ?=
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: help build demo test e2e fuzz bench lint pi tidy-check clean
+
+help: ## show this help
+	@echo "Usage: make TARGET [VAR=value ...]"
+	@echo
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-11s %s\n", $$1, $$2}'
+	@echo
+	@echo "Variables: RACE_PKGS=$(RACE_PKGS) FUZZTIME=$(FUZZTIME) FUZZ_PKGS=$(FUZZ_PKGS)"
+	@echo "           BENCH_PKGS=$(BENCH_PKGS) BENCH=$(BENCH) DEMO_ARGS=$(DEMO_ARGS)"
+
+build: ## build bin/fluxo for this machine, stamped with version, commit and date
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fluxo ./cmd/fluxo
+
+demo: ## run the demo (today: the segment log surviving a SIGKILL and a power cut)
+	$(GO) run ./cmd/fluxo demo $(DEMO_ARGS)
+
+test: ## go vet, all tests, then the race detector on RACE_PKGS
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+	@if command -v "$$(CGO_ENABLED=1 $(GO) env CC)" >/dev/null; then \
+		echo "CGO_ENABLED=1 $(GO) test -race -count=1 $(RACE_PKGS)"; \
+		CGO_ENABLED=1 $(GO) test -race -count=1 $(RACE_PKGS); \
+	else \
+		echo "make test: skipping the race detector: it needs a C compiler (apt-get install gcc)"; \
+	fi
+
+e2e: ## end-to-end tests (build tag e2e); need the Debian packages .ci/run installs
+	$(GO) vet -tags e2e ./e2e/...
+	$(GO) test -count=1 -tags e2e ./e2e/...
+
+fuzz: ## run every fuzz target in FUZZ_PKGS for FUZZTIME each
+	@pkgs=$$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' $(FUZZ_PKGS)); \
+	found=0; \
+	for pkg in $$pkgs; do \
+		list=$$($(GO) test -list '^Fuzz' "$$pkg"); \
+		for target in $$(grep '^Fuzz' <<<"$$list" || true); do \
+			found=1; \
+			echo "==> $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+		done; \
+	done; \
+	if [[ $$found == 0 ]]; then echo "make fuzz: no fuzz targets in $(FUZZ_PKGS)"; fi
+
+bench: ## run the benchmarks in BENCH_PKGS matching BENCH
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(BENCH_PKGS)
+
+lint: ## gofmt, go vet (with and without -tags e2e) and staticcheck
+	@unformatted=$$(gofmt -l .); \
+	if [[ -n $$unformatted ]]; then echo "gofmt: these files need formatting:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./...
+	$(STATICCHECK) ./...
+
+pi: ## cross-build static binaries for Raspberry Pi: dist/fluxo-linux-arm64, dist/fluxo-linux-armv7
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o dist/fluxo-linux-arm64 ./cmd/fluxo
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o dist/fluxo-linux-armv7 ./cmd/fluxo
+
+tidy-check: ## fail if go mod tidy would change go.mod or go.sum (files are left untouched)
+	@if ! $(GO) mod tidy -diff; then \
+		echo "tidy-check: go.mod/go.sum are not tidy; run 'go mod tidy' and commit the result"; exit 1; \
+	fi
+
+clean: ## remove bin/ and dist/
+	rm -rf bin dist
