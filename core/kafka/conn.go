@@ -1,0 +1,233 @@
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// maxKeptWriteBuffer is the largest response buffer a connection keeps for
+// its next response; a larger one (a big Fetch) is left to the collector.
+const maxKeptWriteBuffer = 64 << 10
+
+// Conn is one client connection. Its requests are read, handled and
+// answered one at a time, in the order they arrive, on the connection's own
+// goroutine; handlers run on that goroutine, so the methods below need no
+// locking and must only be called from a handler.
+type Conn struct {
+	s      *Server
+	nc     net.Conn
+	log    zerolog.Logger     // carries the client address
+	ctx    context.Context    // handlers' context; cancelled on close
+	cancel context.CancelFunc // cancels ctx
+
+	busy bool // guarded by s.mu: a request was read and is not answered yet
+
+	// Owned by the connection's goroutine.
+	hdr           RequestHeader // the request being handled
+	authenticated bool
+	principal     string
+	lenBuf        [4]byte
+	wbuf          []byte
+}
+
+func newConn(s *Server, nc net.Conn) *Conn {
+	c := &Conn{
+		s:   s,
+		nc:  nc,
+		log: s.log.With().Str("client", nc.RemoteAddr().String()).Logger(),
+	}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	return c
+}
+
+// RemoteAddr is the client's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// Header is the header of the request being handled.
+func (c *Conn) Header() RequestHeader { return c.hdr }
+
+// Logger is the connection's logger; it carries the client address.
+func (c *Conn) Logger() zerolog.Logger { return c.log }
+
+// Authenticated reports whether a handler called SetAuthenticated on this
+// connection.
+func (c *Conn) Authenticated() bool { return c.authenticated }
+
+// Principal is the name given to SetAuthenticated, or "".
+func (c *Conn) Principal() string { return c.principal }
+
+// SetAuthenticated marks the connection authenticated as principal, which
+// opens every API to it when Config.RequireAuthentication is set. A SASL
+// handler calls it once the exchange succeeds.
+func (c *Conn) SetAuthenticated(principal string) {
+	c.authenticated = true
+	c.principal = principal
+}
+
+// close cancels the handlers' context and closes the socket, which ends
+// any read or write in progress. It may be called from any goroutine and
+// more than once.
+func (c *Conn) close() {
+	c.cancel()
+	c.nc.Close()
+}
+
+// serve runs the connection until the client leaves, a request breaks the
+// protocol, or the server shuts down.
+func (c *Conn) serve() {
+	defer c.s.wg.Done()
+	defer c.s.forget(c)
+	defer c.close()
+
+	c.log.Debug().Msg("connection opened")
+	for {
+		if !c.setBusy(false) {
+			return
+		}
+		frame, release, err := c.readFrame()
+		if err != nil {
+			c.logReadError(err)
+			return
+		}
+		if !c.setBusy(true) {
+			release()
+			return
+		}
+		ok := c.handleFrame(frame)
+		release()
+		if !ok {
+			return
+		}
+	}
+}
+
+// setBusy records whether a request is in flight. It returns false if the
+// server is shutting down, in which case the connection must stop: an
+// idle connection is closed by Shutdown, a request just read is dropped
+// unanswered, and a busy one finishes its response first.
+func (c *Conn) setBusy(busy bool) bool {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	if c.s.closing {
+		return false
+	}
+	c.busy = busy
+	return true
+}
+
+// frameSizeError is a length prefix outside [minFrameBytes, MaxRequestBytes].
+type frameSizeError struct {
+	size uint32
+	max  int
+}
+
+func (e *frameSizeError) Error() string {
+	return fmt.Sprintf("kafka: request frame of %d bytes outside [%d, %d]", e.size, minFrameBytes, e.max)
+}
+
+// errIdle is returned by readFrame when no request began within the idle
+// timeout.
+var errIdle = errors.New("kafka: connection idle")
+
+// readFrame reads one length-prefixed request frame. The length is checked
+// before anything is allocated, and the in-flight byte budget is taken
+// before the frame is read; release gives it back and must be called once
+// the request is answered.
+func (c *Conn) readFrame() (frame []byte, release func(), err error) {
+	idle := c.s.cfg.IdleTimeout
+	if err := c.nc.SetReadDeadline(time.Now().Add(idle)); err != nil {
+		return nil, nil, err
+	}
+	if n, err := io.ReadFull(c.nc, c.lenBuf[:]); err != nil {
+		if n == 0 && isTimeout(err) {
+			return nil, nil, errIdle
+		}
+		return nil, nil, err
+	}
+	size := binary.BigEndian.Uint32(c.lenBuf[:])
+	if size < minFrameBytes || uint64(size) > uint64(c.s.cfg.MaxRequestBytes) {
+		return nil, nil, &frameSizeError{size: size, max: c.s.cfg.MaxRequestBytes}
+	}
+
+	release = func() {}
+	if b := c.s.budget; b != nil {
+		if err := b.Acquire(c.ctx, int64(size)); err != nil {
+			return nil, nil, err
+		}
+		release = func() { b.Release(int64(size)) }
+	}
+	frame = make([]byte, size)
+	if err := c.nc.SetReadDeadline(time.Now().Add(idle)); err != nil {
+		release()
+		return nil, nil, err
+	}
+	if _, err := io.ReadFull(c.nc, frame); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return frame, release, nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (c *Conn) logReadError(err error) {
+	var fse *frameSizeError
+	switch {
+	case errors.As(err, &fse):
+		reason := reasonOversized
+		if fse.size < minFrameBytes {
+			reason = reasonMalformed
+		}
+		c.s.metrics.requestErrors.WithLabelValues(reason).Inc()
+		c.log.Warn().Uint32("size", fse.size).Int("max", fse.max).Msg("request size out of bounds, closing connection")
+	case errors.Is(err, errIdle):
+		c.log.Debug().Dur("idle_timeout", c.s.cfg.IdleTimeout).Msg("connection idle, closing")
+	case errors.Is(err, io.EOF):
+		c.log.Debug().Msg("connection closed by client")
+	case errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled):
+		c.log.Debug().Msg("connection closed by server")
+	default:
+		c.log.Debug().Err(err).Msg("connection read failed")
+	}
+}
+
+// writeResponse frames resp with the response header for its key and
+// version and writes it. The header is v1 (with an empty tag section) for
+// flexible versions, except for ApiVersions, whose response header is
+// always v0 so that a client can read it before it knows our versions.
+func (c *Conn) writeResponse(correlationID int32, resp kmsg.Response) error {
+	buf := append(c.wbuf[:0], 0, 0, 0, 0)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(correlationID))
+	if resp.IsFlexible() && resp.Key() != int16(kmsg.ApiVersions) {
+		buf = append(buf, 0)
+	}
+	buf = resp.AppendTo(buf)
+	if cap(buf) <= maxKeptWriteBuffer {
+		c.wbuf = buf[:0]
+	} else {
+		c.wbuf = nil
+	}
+	size := len(buf) - 4
+	if size > math.MaxInt32 {
+		return fmt.Errorf("kafka: response of %d bytes exceeds the protocol's limit", size)
+	}
+	binary.BigEndian.PutUint32(buf, uint32(size))
+
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
+		return err
+	}
+	_, err := c.nc.Write(buf)
+	return err
+}

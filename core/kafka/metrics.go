@@ -1,0 +1,61 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the server's Prometheus collectors. They always exist, so
+// the code that updates them has no nil checks; they are registered only
+// when Config.Registerer is set.
+type metrics struct {
+	requests            *prometheus.CounterVec   // by api
+	duration            *prometheus.HistogramVec // by api
+	connections         prometheus.Gauge
+	connectionsRejected prometheus.Counter
+	requestErrors       *prometheus.CounterVec // by reason
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxo_kafka_requests_total",
+			Help: "Kafka protocol requests received, by API.",
+		}, []string{"api"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "fluxo_kafka_request_duration_seconds",
+			Help:    "Time spent in a request's handler, by API.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10), // 100µs to ~26s
+		}, []string{"api"}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fluxo_kafka_connections",
+			Help: "Open Kafka protocol client connections.",
+		}),
+		connectionsRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fluxo_kafka_connections_rejected_total",
+			Help: "Client connections closed on accept because MaxConnections were open.",
+		}),
+		requestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxo_kafka_request_errors_total",
+			Help: "Requests that were not served normally, by reason: malformed, oversized, unsupported, unauthenticated, handler.",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{reasonMalformed, reasonOversized, reasonUnsupported, reasonUnauthenticated, reasonHandler} {
+		m.requestErrors.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.connectionsRejected, m.requestErrors} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("kafka: metrics already registered (one Registerer per server): %w", err)
+			}
+			return nil, fmt.Errorf("kafka: cannot register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
