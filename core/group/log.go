@@ -1,0 +1,78 @@
+package group
+
+import (
+	"bytes"
+	"context"
+	"sync"
+)
+
+// Record is one key/value pair of the coordinator's log, encoded as in
+// Kafka's __consumer_offsets topic (see the package documentation).
+type Record struct {
+	Key []byte
+	// Value is nil for a tombstone: the key's earlier values are void.
+	Value []byte
+}
+
+// Log is where the coordinator persists offset commits and group metadata.
+// The broker backs it with an internal __consumer_offsets partition.
+//
+// Append may be called from several goroutines at once, for different
+// groups; records of one group are appended one call at a time. Replay is
+// called once, by New, before any Append.
+type Log interface {
+	// Append durably writes key/value records (value nil = tombstone) and
+	// returns once they are durable. The records of one call are written
+	// together or not at all. It returns early with an error when ctx ends.
+	// An error that is a *kerr.Error is mapped to a response code the way
+	// Kafka maps log append errors; any other error answers
+	// COORDINATOR_NOT_AVAILABLE, so that clients retry.
+	Append(ctx context.Context, recs []Record) error
+	// Replay calls fn for every record in append order, on startup. An
+	// error from fn stops the replay and is returned.
+	Replay(fn func(key, value []byte) error) error
+}
+
+// MemLog is a Log in memory, for tests and for brokers that keep no state
+// across restarts. The zero value is empty and ready to use.
+type MemLog struct {
+	mu   sync.Mutex
+	recs []Record // guarded by mu
+}
+
+// Append keeps copies of recs.
+func (l *MemLog) Append(ctx context.Context, recs []Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range recs {
+		c := Record{Key: bytes.Clone(r.Key)}
+		if r.Value != nil {
+			c.Value = bytes.Clone(r.Value)
+		}
+		l.recs = append(l.recs, c)
+	}
+	return nil
+}
+
+// Replay calls fn for each record appended so far, oldest first.
+func (l *MemLog) Replay(fn func(key, value []byte) error) error {
+	l.mu.Lock()
+	recs := l.recs
+	l.mu.Unlock()
+	for _, r := range recs {
+		if err := fn(r.Key, r.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Len returns the number of records appended so far, tombstones included.
+func (l *MemLog) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.recs)
+}
