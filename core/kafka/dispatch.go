@@ -45,6 +45,32 @@ type handler struct {
 // advertises exactly these keys and version ranges.
 func (s *Server) registerHandlers() {
 	s.handle(kmsg.ApiVersions, 0, kmsg.NewPtrApiVersionsRequest().MaxVersion(), s.handleApiVersions)
+	if s.cfg.Broker == nil {
+		return
+	}
+	// Versions: from the first that carries RecordBatch v2 (or is needed
+	// by today's clients) to the last that names topics rather than
+	// topic ids.
+	s.handle(kmsg.Produce, 3, 12, s.handleProduce)
+	s.handle(kmsg.Fetch, 4, 12, s.handleFetch)
+	s.handle(kmsg.ListOffsets, 1, 8, s.handleListOffsets)
+	s.handle(kmsg.Metadata, 1, 12, s.handleMetadata)
+	s.handle(kmsg.CreateTopics, 2, 7, s.handleCreateTopics)
+	s.handle(kmsg.DeleteTopics, 1, 5, s.handleDeleteTopics)
+	s.handle(kmsg.InitProducerID, 0, 4, s.handleInitProducerID)
+	if s.cfg.Groups == nil {
+		return
+	}
+	s.handle(kmsg.FindCoordinator, 0, 6, s.handleFindCoordinator)
+	s.handle(kmsg.JoinGroup, 0, 9, s.handleJoinGroup)
+	s.handle(kmsg.SyncGroup, 0, 5, s.handleSyncGroup)
+	s.handle(kmsg.Heartbeat, 0, 4, s.handleHeartbeat)
+	s.handle(kmsg.LeaveGroup, 0, 5, s.handleLeaveGroup)
+	s.handle(kmsg.OffsetCommit, 0, 9, s.handleOffsetCommit)
+	s.handle(kmsg.OffsetFetch, 0, 9, s.handleOffsetFetch)
+	s.handle(kmsg.DescribeGroups, 0, 5, s.handleDescribeGroups)
+	s.handle(kmsg.ListGroups, 0, 5, s.handleListGroups)
+	s.handle(kmsg.DeleteGroups, 0, 2, s.handleDeleteGroups)
 }
 
 // handle registers fn for key at versions [minVersion, maxVersion]. It must

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fluxo-io/fluxo/core/broker"
+	"github.com/fluxo-io/fluxo/core/group"
 	"math"
 	"net"
 	"slices"
@@ -72,6 +74,18 @@ type Config struct {
 	// mechanism is served yet, so turning it on today leaves clients
 	// nothing but ApiVersions.
 	RequireAuthentication bool
+
+	// Advertised is the host:port Metadata gives clients for this broker
+	// (Kafka's advertised.listeners). Empty: the listener's address.
+	Advertised string
+
+	// Broker holds the topics and partitions the data APIs serve. Nil
+	// leaves only ApiVersions registered.
+	Broker *broker.Broker
+
+	// Groups is the consumer group coordinator; nil leaves the group APIs
+	// unregistered.
+	Groups *group.Coordinator
 
 	// Logger receives the server's logs. The zero value logs nothing.
 	Logger zerolog.Logger

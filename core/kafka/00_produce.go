@@ -1,0 +1,88 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/core/broker"
+)
+
+// Produce v3-v12 (RecordBatch v2 only; v13 names topics by id).
+//
+// Behavior:
+//   - Unknown topics are created when the broker auto-creates topics,
+//     otherwise UNKNOWN_TOPIC_OR_PARTITION; unknown partitions likewise.
+//   - Each partition's records are validated and appended as they came
+//     (broker.Partition.Append): CORRUPT_MESSAGE for a bad batch,
+//     MESSAGE_TOO_LARGE over max.message.bytes, KAFKA_STORAGE_ERROR for a
+//     write failure such as a full disk, the idempotence errors for
+//     sequence problems; a retried idempotent batch gets its original
+//     offset.
+//   - acks 0, 1 and -1 (all) are accepted; on one node all three wait for
+//     the local append (and its fsync, if the flush policy asks for one);
+//     acks=0 sends no response.
+//   - Transactions are not supported: a request with a transactional id
+//     gets INVALID_REQUEST for every partition.
+func (s *Server) handleProduce(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		topic, terr := s.produceTopic(rt.Topic)
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset = -1
+			sp.LogAppendTime = -1
+			sp.LogStartOffset = -1
+			switch {
+			case req.TransactionID != nil:
+				sp.ErrorCode = kerr.InvalidRequest.Code
+			case terr != 0:
+				sp.ErrorCode = terr
+			case rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				p := topic.Partitions[rp.Partition]
+				res := p.Append(rp.Records)
+				sp.ErrorCode = res.Code
+				sp.BaseOffset = res.BaseOffset
+				sp.LogStartOffset = res.LogStartOffset
+				if res.Err != nil {
+					msg := res.Err.Error()
+					sp.ErrorMessage = &msg
+					s.log.Debug().Err(res.Err).Str("topic", rt.Topic).Int32("partition", rp.Partition).Msg("produce refused")
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if req.Acks == 0 {
+		return nil, nil
+	}
+	return resp, nil
+}
+
+// produceTopic finds or auto-creates a topic, returning a Kafka error code
+// when neither works.
+func (s *Server) produceTopic(name string) (*broker.Topic, int16) {
+	t, err := s.cfg.Broker.EnsureTopic(name)
+	switch {
+	case err == nil:
+		return t, 0
+	case errors.Is(err, broker.ErrUnknownTopic):
+		return nil, kerr.UnknownTopicOrPartition.Code
+	default:
+		if broker.ValidateTopicName(name) != nil {
+			return nil, kerr.InvalidTopicException.Code
+		}
+		return nil, kerr.KafkaStorageError.Code
+	}
+}

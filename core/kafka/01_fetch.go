@@ -1,0 +1,128 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/core/commitlog"
+)
+
+// Fetch v4-v12 (v13+ names topics by id).
+//
+// Behavior:
+//   - Each partition returns whole batches, as stored, from the one holding
+//     the fetch offset, up to the partition's max bytes and the request's
+//     max bytes; the first batch is returned whole even when larger, so a
+//     consumer always progresses (KIP-74). Only records below the high
+//     watermark are served.
+//   - Long poll: while fewer than MinBytes are ready, the request waits
+//     for any requested partition's high watermark to move, up to MaxWait.
+//   - OFFSET_OUT_OF_RANGE outside [log start, log end];
+//     UNKNOWN_TOPIC_OR_PARTITION for unknown partitions; FENCED_LEADER_EPOCH
+//     / UNKNOWN_LEADER_EPOCH when the consumer's leader epoch (v9+) is
+//     older / newer than the partition's.
+//   - No fetch sessions (KIP-227): the session id is always 0, which tells
+//     clients to send full fetches.
+//   - Last stable offset = high watermark (no transactions).
+func (s *Server) handleFetch(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.FetchRequest)
+	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		resp, n, chans, final := s.fetchOnce(req)
+		if final || n >= int(req.MinBytes) || n > 0 && req.MinBytes <= 0 || len(chans) == 0 {
+			return resp, nil
+		}
+		cases := make([]reflect.SelectCase, 0, len(chans)+2)
+		cases = append(cases,
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
+		for _, c := range chans {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)})
+		}
+		switch i, _, _ := reflect.Select(cases); i {
+		case 0, 1:
+			resp, _, _, _ = s.fetchOnce(req)
+			return resp, nil
+		}
+	}
+}
+
+// fetchOnce builds a response from what is readable now. It returns the
+// record bytes gathered, the channels that signal new data on the
+// requested partitions (taken before reading, so no advance is missed),
+// and final=true when an error must be reported at once.
+func (s *Server) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []<-chan struct{}, bool) {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	b := s.cfg.Broker
+	budget := int(req.MaxBytes)
+	if req.Version < 3 || budget <= 0 {
+		budget = 1 << 30
+	}
+	total := 0
+	final := false
+	var chans []<-chan struct{}
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic = rt.Topic
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			p, ok := b.Partition(rt.Topic, rp.Partition)
+			if !ok {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				final = true
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			l := p.Log()
+			chans = append(chans, l.HighWatermarkChanged())
+			hw := l.HighWatermark()
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, l.LogStartOffset()
+			if epoch := p.LeaderEpoch(); req.Version >= 9 && rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch != epoch {
+				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
+				if rp.CurrentLeaderEpoch > epoch {
+					sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+				}
+				final = true
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			max := min(int(rp.PartitionMaxBytes), budget-total)
+			if max <= 0 && total > 0 {
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			v, err := l.Read(rp.FetchOffset, max)
+			switch {
+			case errors.Is(err, commitlog.ErrOffsetOutOfRange):
+				sp.ErrorCode = kerr.OffsetOutOfRange.Code
+				final = true
+			case err != nil:
+				sp.ErrorCode = kerr.KafkaStorageError.Code
+				final = true
+				s.log.Error().Err(err).Str("topic", rt.Topic).Int32("partition", rp.Partition).Msg("fetch read failed")
+			default:
+				if len(v.Data) > 0 {
+					// One copy out of the mapping; the response
+					// encoder makes the other.
+					sp.RecordBatches = append([]byte(nil), v.Data...)
+					total += len(v.Data)
+				}
+				v.Release()
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, total, chans, final
+}

@@ -1,0 +1,61 @@
+package kafka
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ListOffsets v1-v8.
+//
+// Behavior:
+//   - Timestamp -2: the log start offset; -1: the high watermark (also for
+//     read_committed: there are no transactions); any other timestamp: the
+//     first offset whose record timestamp is at or after it, or offset -1
+//     when every record is older.
+//   - -3 (the offset of the largest timestamp, v7+) is answered with
+//     UNSUPPORTED_VERSION for that partition.
+//   - UNKNOWN_TOPIC_OR_PARTITION for unknown partitions.
+func (s *Server) handleListOffsets(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.ListOffsetsRequest)
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.Offset, sp.Timestamp = -1, -1
+			p, ok := s.cfg.Broker.Partition(rt.Topic, rp.Partition)
+			if !ok {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			sp.LeaderEpoch = p.LeaderEpoch()
+			l := p.Log()
+			switch rp.Timestamp {
+			case -2:
+				sp.Offset = l.LogStartOffset()
+			case -1:
+				sp.Offset = l.HighWatermark()
+			case -3:
+				sp.ErrorCode = kerr.UnsupportedVersion.Code
+			default:
+				off, ts, found, err := l.OffsetForTimestamp(rp.Timestamp)
+				switch {
+				case err != nil:
+					sp.ErrorCode = kerr.KafkaStorageError.Code
+				case found:
+					sp.Offset, sp.Timestamp = off, ts
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}

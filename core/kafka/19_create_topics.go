@@ -1,0 +1,79 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/core/broker"
+)
+
+// CreateTopics v2-v7.
+//
+// Behavior:
+//   - Partitions -1: the broker default. Replication factor -1 or 1 (a
+//     single node); more is INVALID_REPLICATION_FACTOR. Manual replica
+//     assignments are INVALID_REQUEST.
+//   - Configs: the topic configs in broker.TopicConfigs; anything else,
+//     or a bad value, is INVALID_CONFIG.
+//   - TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS.
+//   - ValidateOnly checks without creating.
+func (s *Server) handleCreateTopics(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.CreateTopicsRequest)
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	b := s.cfg.Broker
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		st.NumPartitions, st.ReplicationFactor = -1, -1
+		fail := func(code int16, msg string) {
+			st.ErrorCode = code
+			st.ErrorMessage = &msg
+		}
+		configs := map[string]string{}
+		for _, c := range rt.Configs {
+			if c.Value != nil {
+				configs[c.Name] = *c.Value
+			}
+		}
+		switch {
+		case broker.ValidateTopicName(rt.Topic) != nil:
+			fail(kerr.InvalidTopicException.Code, broker.ValidateTopicName(rt.Topic).Error())
+		case rt.NumPartitions == 0 || rt.NumPartitions < -1:
+			fail(kerr.InvalidPartitions.Code, "partitions must be positive or -1")
+		case rt.ReplicationFactor != -1 && rt.ReplicationFactor != 1:
+			fail(kerr.InvalidReplicationFactor.Code, "this broker is a single node: replication factor must be 1 or -1")
+		case len(rt.ReplicaAssignment) > 0:
+			fail(kerr.InvalidRequest.Code, "manual replica assignment is not supported")
+		default:
+			if _, ok := b.Topic(rt.Topic); ok {
+				fail(kerr.TopicAlreadyExists.Code, "topic "+rt.Topic+" already exists")
+				break
+			}
+			if req.ValidateOnly {
+				if err := b.ValidateTopicConfigs(configs); err != nil {
+					fail(kerr.InvalidConfig.Code, err.Error())
+				}
+				break
+			}
+			t, err := b.CreateTopic(rt.Topic, rt.NumPartitions, configs)
+			switch {
+			case errors.Is(err, broker.ErrTopicExists):
+				fail(kerr.TopicAlreadyExists.Code, "topic "+rt.Topic+" already exists")
+			case errors.Is(err, broker.ErrInvalidConfig):
+				fail(kerr.InvalidConfig.Code, err.Error())
+			case err != nil:
+				fail(kerr.KafkaStorageError.Code, err.Error())
+			default:
+				st.TopicID = t.Meta.ID
+				st.NumPartitions = t.Meta.Partitions
+				st.ReplicationFactor = 1
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}

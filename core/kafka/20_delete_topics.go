@@ -1,0 +1,46 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/core/broker"
+)
+
+// DeleteTopics v1-v5 (topics by name).
+//
+// Behavior: deletes each topic and its data; UNKNOWN_TOPIC_OR_PARTITION
+// for a topic that does not exist.
+func (s *Server) handleDeleteTopics(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.DeleteTopicsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	names := req.TopicNames
+	if len(names) == 0 {
+		// Clients that build v6 requests fill Topics; the v1-v5 encoding
+		// carries TopicNames, but a handler given the struct directly may
+		// see either.
+		for _, t := range req.Topics {
+			if t.Topic != nil {
+				names = append(names, *t.Topic)
+			}
+		}
+	}
+	for _, name := range names {
+		st := kmsg.NewDeleteTopicsResponseTopic()
+		n := name
+		st.Topic = &n
+		switch err := s.cfg.Broker.DeleteTopic(name); {
+		case errors.Is(err, broker.ErrUnknownTopic):
+			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		case err != nil:
+			st.ErrorCode = kerr.KafkaStorageError.Code
+			msg := err.Error()
+			st.ErrorMessage = &msg
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
