@@ -17,7 +17,7 @@ type Config struct {
 	// space, so 32-bit platforms default to less.
 	SegmentBytes int64
 	// SegmentMaxAge rolls a non-empty active segment this long after it
-	// was created (Kafka's segment.ms), checked on append and in Maintain.
+	// was created (Kafka's segment.ms), checked by Maintain.
 	SegmentMaxAge time.Duration
 	// MaxBatchBytes is the largest batch Append accepts (Kafka's
 	// message.max.bytes). It must not exceed SegmentBytes.
@@ -93,6 +93,51 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("commitlog: SegmentMaxAge %v must be positive", c.SegmentMaxAge)
 	case c.IdleUnmap <= 0:
 		return fmt.Errorf("commitlog: IdleUnmap %v must be positive", c.IdleUnmap)
+	}
+	return nil
+}
+
+// Reconfigure applies a new configuration to an open log: retention,
+// segment size and age, batch limit and flush policy take effect from the
+// next append, roll or Maintain (a smaller SegmentBytes rolls the active
+// segment on its next append). Logger, Now, IdleUnmap and the index
+// settings keep the values the log was opened with.
+func (l *Log) Reconfigure(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	l.syncMu.Lock()
+	l.appendMu.Lock()
+	old := l.cfg
+	l.cfg.SegmentBytes = cfg.SegmentBytes
+	l.cfg.SegmentMaxAge = cfg.SegmentMaxAge
+	l.cfg.MaxBatchBytes = cfg.MaxBatchBytes
+	l.cfg.PreallocateBytes = cfg.PreallocateBytes
+	l.cfg.FlushBatches = cfg.FlushBatches
+	l.cfg.RetentionBytes = cfg.RetentionBytes
+	l.cfg.RetentionAge = cfg.RetentionAge
+	l.cfg.FlushInterval = cfg.FlushInterval
+	active := l.segs[len(l.segs)-1]
+	if int64(active.capacity) > cfg.SegmentBytes {
+		// The active segment keeps its mapping; it simply fills up sooner.
+		active.capacity = int(max(cfg.SegmentBytes, active.size.Load()))
+	}
+	l.appendMu.Unlock()
+	l.syncMu.Unlock()
+	if old.FlushInterval != cfg.FlushInterval {
+		// Restart the flusher outside syncMu: it takes syncMu to sync.
+		l.flushMu.Lock()
+		defer l.flushMu.Unlock()
+		if l.closed.Load() {
+			return nil
+		}
+		close(l.quit)
+		l.wg.Wait()
+		l.quit = make(chan struct{})
+		if cfg.FlushInterval > 0 {
+			l.wg.Add(1)
+			go l.flusher(cfg.FlushInterval, l.quit)
+		}
 	}
 	return nil
 }

@@ -282,5 +282,3 @@ func flip(path string, at int64, mask byte) {
 	b[0] ^= mask
 	f.WriteAt(b[:], at)
 }
-
-

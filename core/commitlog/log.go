@@ -51,13 +51,14 @@ type Log struct {
 	failed    atomic.Bool  // werr is set
 	closed    atomic.Bool
 	hwMu      sync.Mutex
-	hwCh      chan struct{} // closed and replaced when hw advances
+	hwCh      chan struct{} // closed when hw advances; made on demand (nil: nobody waits); under hwMu
 	rpFile    *os.File      // recovery-point checkpoint, rewritten after each sync; under syncMu
 	recovered RecoveryInfo
 	stats     counters
 
-	quit chan struct{}
-	wg   sync.WaitGroup
+	flushMu sync.Mutex    // guards quit; never held with syncMu
+	quit    chan struct{} // closed to stop the flusher
+	wg      sync.WaitGroup
 }
 
 // RecoveryInfo describes what Open found and repaired.
@@ -102,7 +103,6 @@ func Open(dir string, cfg Config) (*Log, error) {
 		dir:  dir,
 		cfg:  cfg,
 		log:  cfg.Logger.With().Str("dir", dir).Logger(),
-		hwCh: make(chan struct{}),
 		quit: make(chan struct{}),
 	}
 	if err := l.load(); err != nil {
@@ -111,7 +111,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 	}
 	if cfg.FlushInterval > 0 {
 		l.wg.Add(1)
-		go l.flusher()
+		go l.flusher(cfg.FlushInterval, l.quit)
 	}
 	return l, nil
 }
@@ -471,7 +471,8 @@ type AppendResult struct {
 // reserved (nothing written; retry after freeing space); any other write or
 // fsync error is sticky: every later Append and Sync returns it.
 func (l *Log) Append(buf []byte) (AppendResult, error) {
-	var batches []Batch
+	var small [4]Batch
+	batches := small[:0]
 	var maxTS int64 = -1
 	for p := 0; p < len(buf); {
 		b, err := ValidateBatch(buf[p:])
@@ -515,8 +516,7 @@ func (l *Log) Append(buf []byte) (AppendResult, error) {
 			n += batches[j].Size
 			j++
 		}
-		aged := l.cfg.Now().Sub(active.created) >= l.cfg.SegmentMaxAge
-		if j == i || (aged && active.size.Load() > 0) {
+		if j == i {
 			if active.size.Load() == 0 {
 				l.appendMu.Unlock()
 				panic("commitlog: a batch within MaxBatchBytes does not fit an empty segment")
@@ -656,7 +656,10 @@ func (l *Log) syncLocked() error {
 
 	// The active segment's files cannot be closed under us: only holders
 	// of syncMu close files. A concurrent roll moves it to l.unsynced.
-	err := active.syncFiles()
+	// Only the active segment's log needs the fsync: its indexes are
+	// rebuilt from the log by recovery. Sealed segments sync everything,
+	// as recovery trusts their indexes.
+	err := active.syncLog()
 	for _, s := range pending {
 		if err == nil {
 			err = s.syncFiles()
@@ -699,13 +702,13 @@ func (l *Log) writeRecoveryPoint(off int64, sync bool) error {
 	return nil
 }
 
-func (l *Log) flusher() {
+func (l *Log) flusher(every time.Duration, quit <-chan struct{}) {
 	defer l.wg.Done()
-	t := time.NewTicker(l.cfg.FlushInterval)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-l.quit:
+		case <-quit:
 			return
 		case <-t.C:
 			if l.durable.Load() < l.leo.Load() && !l.failed.Load() {
@@ -751,8 +754,10 @@ func (l *Log) SetHighWatermark(off int64) {
 		}
 	}
 	l.hwMu.Lock()
-	close(l.hwCh)
-	l.hwCh = make(chan struct{})
+	if l.hwCh != nil {
+		close(l.hwCh)
+		l.hwCh = nil
+	}
 	l.hwMu.Unlock()
 }
 
@@ -762,6 +767,12 @@ func (l *Log) SetHighWatermark(off int64) {
 func (l *Log) HighWatermarkChanged() <-chan struct{} {
 	l.hwMu.Lock()
 	defer l.hwMu.Unlock()
+	if l.hwCh == nil {
+		l.hwCh = make(chan struct{})
+		if l.closed.Load() {
+			close(l.hwCh)
+		}
+	}
 	return l.hwCh
 }
 
@@ -811,7 +822,9 @@ func (l *Log) Close() error {
 	if l.closed.Swap(true) {
 		return ErrClosed
 	}
+	l.flushMu.Lock()
 	close(l.quit)
+	l.flushMu.Unlock()
 	l.wg.Wait()
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
@@ -837,8 +850,10 @@ func (l *Log) Close() error {
 	}
 	l.release()
 	l.hwMu.Lock()
-	close(l.hwCh)
-	l.hwCh = make(chan struct{})
+	if l.hwCh != nil {
+		close(l.hwCh)
+		l.hwCh = nil
+	}
 	l.hwMu.Unlock()
 	if err == nil {
 		err = l.werr

@@ -504,3 +504,43 @@ func TestCorruptionBelowRecoveryPointIsReported(t *testing.T) {
 		t.Fatalf("got %v, want ErrCorrupt", err)
 	}
 }
+
+func TestReconfigure(t *testing.T) {
+	cfg := smallConfig()
+	now := epoch
+	cfg.Now = func() time.Time { return now }
+	l := mustOpen(t, t.TempDir(), cfg)
+	defer l.Close()
+	for i := 0; i < 40; i++ {
+		mustAppend(t, l, testBatch(1, 1000, now.UnixMilli(), "r"))
+	}
+	before := l.Size()
+	cfg.RetentionBytes = 8 << 10
+	cfg.SegmentBytes = 4 << 10
+	cfg.MaxBatchBytes = 4 << 10
+	cfg.FlushInterval = 10 * time.Millisecond
+	if err := l.Reconfigure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	segs := l.Stats().Segments
+	mustAppend(t, l, testBatch(1, 1000, now.UnixMilli(), "r"))
+	if got := l.Stats().Segments; got != segs+1 {
+		t.Fatalf("got %d segments after shrinking SegmentBytes, want a roll to %d", got, segs+1)
+	}
+	if err := l.Maintain(now); err != nil {
+		t.Fatal(err)
+	}
+	if after := l.Size(); after >= before || after > 8<<10+16<<10 {
+		t.Fatalf("retention after Reconfigure: size %d (before %d)", after, before)
+	}
+	if _, err := l.Append(testBatch(1, 5000, 1, "big")); !errors.Is(err, ErrBatchTooLarge) {
+		t.Fatalf("got %v, want ErrBatchTooLarge under the new limit", err)
+	}
+	waitUntil := time.Now().Add(10 * time.Second)
+	for l.DurableOffset() < l.LogEndOffset() && time.Now().Before(waitUntil) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if l.DurableOffset() != l.LogEndOffset() {
+		t.Fatal("the periodic flusher started by Reconfigure never synced")
+	}
+}

@@ -298,6 +298,14 @@ func (s *segment) syncFiles() error {
 	return nil
 }
 
+// syncLog fsyncs the log file only.
+func (s *segment) syncLog() error {
+	if err := s.logF.Sync(); err != nil {
+		return fmt.Errorf("commitlog: segment %d: fsync: %w", s.base, err)
+	}
+	return nil
+}
+
 func (s *segment) closeFiles() {
 	for _, f := range []**os.File{&s.logF, &s.idxF, &s.tidxF} {
 		if *f != nil {
