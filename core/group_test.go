@@ -1,6 +1,9 @@
 package core
 
 import (
+	"io"
+	"net/http"
+	"strings"
 	"context"
 	"fmt"
 	"sync"
@@ -94,7 +97,7 @@ func TestConsumerGroupRebalanceAndRestart(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DataDir = dir
 	cfg.KafkaAddr = "127.0.0.1:0"
-	cfg.HTTPAddr = ""
+	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Group.InitialRebalanceDelay = 50 * time.Millisecond
 	node, err := New(cfg)
 	if err != nil {
@@ -155,6 +158,11 @@ func TestConsumerGroupRebalanceAndRestart(t *testing.T) {
 	if err := node.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Lag is exported: everything is committed, so it is 0 everywhere.
+	body := scrape(t, node)
+	if !strings.Contains(body, `fluxo_core_consumer_group_lag{group="dashboard",partition="0",topic="readings"} 0`) {
+		t.Fatalf("no zero lag for the group in /metrics:\n%s", body)
+	}
 	offs, err := kadm.NewClient(client(t, node)).FetchOffsets(ctx, "dashboard")
 	if err != nil {
 		t.Fatal(err)
@@ -164,4 +172,15 @@ func TestConsumerGroupRebalanceAndRestart(t *testing.T) {
 	if total != 600 {
 		t.Fatalf("got committed offsets summing to %d after restart, want 600", total)
 	}
+}
+
+func scrape(t *testing.T, node *Node) string {
+	t.Helper()
+	resp, err := http.Get("http://" + node.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

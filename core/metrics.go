@@ -6,33 +6,43 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fluxo-io/fluxo/core/broker"
+	"github.com/fluxo-io/fluxo/core/group"
 )
 
-// brokerCollector exports per-partition state at scrape time.
+// brokerCollector exports topic, partition and consumer group state at
+// scrape time, so nothing on the produce and fetch paths touches metrics.
 type brokerCollector struct {
-	b                          *broker.Broker
-	partitions, logEnd, hw     *prometheus.Desc
-	logStart, logBytes, topics *prometheus.Desc
-	appendedBytes, appends     *prometheus.Desc
+	b      *broker.Broker
+	groups *group.Coordinator
+
+	topics, partitions                               *prometheus.Desc
+	logEnd, hw, logStart, logBytes                   *prometheus.Desc
+	bytesIn, recordsIn, bytesOut, recordsOut, groupL *prometheus.Desc
 }
 
-func newBrokerCollector(b *broker.Broker) *brokerCollector {
-	lbl := []string{"topic", "partition"}
+func newBrokerCollector(b *broker.Broker, groups *group.Coordinator) *brokerCollector {
+	tp := []string{"topic", "partition"}
+	t := []string{"topic"}
 	return &brokerCollector{
-		b:             b,
-		topics:        prometheus.NewDesc("fluxo_core_topics", "Topics on this broker.", nil, nil),
-		partitions:    prometheus.NewDesc("fluxo_core_partitions", "Partitions on this broker.", nil, nil),
-		logEnd:        prometheus.NewDesc("fluxo_core_log_end_offset", "Log end offset per partition.", lbl, nil),
-		hw:            prometheus.NewDesc("fluxo_core_high_watermark", "High watermark per partition.", lbl, nil),
-		logStart:      prometheus.NewDesc("fluxo_core_log_start_offset", "Log start offset per partition.", lbl, nil),
-		logBytes:      prometheus.NewDesc("fluxo_core_log_bytes", "Bytes in the partition's segments.", lbl, nil),
-		appendedBytes: prometheus.NewDesc("fluxo_core_bytes_in_total", "Record batch bytes appended per partition since start.", lbl, nil),
-		appends:       prometheus.NewDesc("fluxo_core_appends_total", "Appends per partition since start.", lbl, nil),
+		b:          b,
+		groups:     groups,
+		topics:     prometheus.NewDesc("fluxo_core_topics", "Topics on this broker.", nil, nil),
+		partitions: prometheus.NewDesc("fluxo_core_partitions", "Partitions on this broker.", nil, nil),
+		logEnd:     prometheus.NewDesc("fluxo_core_log_end_offset", "Log end offset per partition.", tp, nil),
+		hw:         prometheus.NewDesc("fluxo_core_high_watermark", "High watermark per partition.", tp, nil),
+		logStart:   prometheus.NewDesc("fluxo_core_log_start_offset", "Log start offset per partition.", tp, nil),
+		logBytes:   prometheus.NewDesc("fluxo_core_log_bytes", "Bytes in the partition's segments.", tp, nil),
+		bytesIn:    prometheus.NewDesc("fluxo_core_bytes_in_total", "Record batch bytes appended per topic since start.", t, nil),
+		recordsIn:  prometheus.NewDesc("fluxo_core_records_in_total", "Records appended per topic since start.", t, nil),
+		bytesOut:   prometheus.NewDesc("fluxo_core_bytes_out_total", "Record batch bytes served to consumers per topic since start.", t, nil),
+		recordsOut: prometheus.NewDesc("fluxo_core_records_out_total", "Records served to consumers per topic since start.", t, nil),
+		groupL:     prometheus.NewDesc("fluxo_core_consumer_group_lag", "High watermark minus the group's committed offset, per partition.", []string{"group", "topic", "partition"}, nil),
 	}
 }
 
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.topics, c.partitions, c.logEnd, c.hw, c.logStart, c.logBytes, c.appendedBytes, c.appends} {
+	for _, d := range []*prometheus.Desc{c.topics, c.partitions, c.logEnd, c.hw, c.logStart, c.logBytes,
+		c.bytesIn, c.recordsIn, c.bytesOut, c.recordsOut, c.groupL} {
 		ch <- d
 	}
 }
@@ -41,19 +51,44 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	topics := c.b.Topics()
 	n := 0
 	for _, t := range topics {
+		var bytesIn int64
+		var tc broker.Counters
 		for _, p := range t.Partitions {
 			n++
 			l := p.Log()
 			st := l.Stats()
+			pc := p.Counters()
+			bytesIn += st.AppendedBytes
+			tc.RecordsIn += pc.RecordsIn
+			tc.BytesOut += pc.BytesOut
+			tc.RecordsOut += pc.RecordsOut
 			lv := []string{t.Meta.Name, strconv.Itoa(int(p.Index))}
 			ch <- prometheus.MustNewConstMetric(c.logEnd, prometheus.GaugeValue, float64(l.LogEndOffset()), lv...)
 			ch <- prometheus.MustNewConstMetric(c.hw, prometheus.GaugeValue, float64(l.HighWatermark()), lv...)
 			ch <- prometheus.MustNewConstMetric(c.logStart, prometheus.GaugeValue, float64(l.LogStartOffset()), lv...)
 			ch <- prometheus.MustNewConstMetric(c.logBytes, prometheus.GaugeValue, float64(st.Bytes), lv...)
-			ch <- prometheus.MustNewConstMetric(c.appendedBytes, prometheus.CounterValue, float64(st.AppendedBytes), lv...)
-			ch <- prometheus.MustNewConstMetric(c.appends, prometheus.CounterValue, float64(st.Appends), lv...)
 		}
+		name := t.Meta.Name
+		ch <- prometheus.MustNewConstMetric(c.bytesIn, prometheus.CounterValue, float64(bytesIn), name)
+		ch <- prometheus.MustNewConstMetric(c.recordsIn, prometheus.CounterValue, float64(tc.RecordsIn), name)
+		ch <- prometheus.MustNewConstMetric(c.bytesOut, prometheus.CounterValue, float64(tc.BytesOut), name)
+		ch <- prometheus.MustNewConstMetric(c.recordsOut, prometheus.CounterValue, float64(tc.RecordsOut), name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.topics, prometheus.GaugeValue, float64(len(topics)))
 	ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, float64(n))
+	if c.groups == nil {
+		return
+	}
+	for _, g := range c.groups.Groups() {
+		for topic, parts := range c.groups.Committed(g) {
+			for part, off := range parts {
+				p, ok := c.b.Partition(topic, part)
+				if !ok || off < 0 {
+					continue
+				}
+				lag := max(p.HighWatermark()-off, 0)
+				ch <- prometheus.MustNewConstMetric(c.groupL, prometheus.GaugeValue, float64(lag), g, topic, strconv.Itoa(int(part)))
+			}
+		}
+	}
 }

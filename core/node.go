@@ -117,7 +117,7 @@ func New(cfg Config) (*Node, error) {
 		b.Close()
 		return nil, err
 	}
-	reg.MustRegister(newBrokerCollector(b))
+	reg.MustRegister(newBrokerCollector(b, groups))
 	return &Node{cfg: cfg, log: cfg.Logger, reg: reg, broker: b, kafka: ks, groups: groups, offsets: olog}, nil
 }
 

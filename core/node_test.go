@@ -176,7 +176,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	for path, want := range map[string]string{
 		"/healthz": "ok",
 		"/readyz":  "ready",
-		"/metrics": `fluxo_core_topics 1`,
+		"/metrics": `fluxo_core_records_in_total{topic="m"} 1`,
 	} {
 		resp, err := http.Get("http://" + node.HTTPAddr() + path)
 		if err != nil {

@@ -54,6 +54,7 @@ closes every log.`,
 				cfg.Broker.Log.RetentionAge = -1
 			}
 			cfg.Broker.Log.FlushBatches = flushMessages
+			cfg.Broker.Log.MaxBatchBytes = int(min(int64(cfg.Broker.Log.MaxBatchBytes), cfg.Broker.Log.SegmentBytes))
 			cfg.Broker.Log.FlushInterval = flushInterval
 			if cfg.KafkaAdvertise == "" {
 				cfg.KafkaAdvertise = advertiseFor(cfg.KafkaAddr)

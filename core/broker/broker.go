@@ -417,3 +417,139 @@ func (il *InternalLog) Replay(fn func(key, value []byte) error) error {
 
 // Close flushes and closes the log.
 func (il *InternalLog) Close() error { return il.log.Close() }
+
+// SetTopicConfigs replaces a topic's configs and applies them to its
+// partitions' logs at once.
+func (b *Broker) SetTopicConfigs(name string, configs map[string]string) error {
+	cfg, err := b.logConfig(configs)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, ok := b.topics[name]
+	if !ok {
+		return ErrUnknownTopic
+	}
+	if err := b.meta.SetConfigs(name, configs); err != nil {
+		return err
+	}
+	nt := &Topic{Meta: t.Meta, Partitions: t.Partitions}
+	nt.Meta.Configs = configs
+	b.topics[name] = nt
+	for _, p := range t.Partitions {
+		if err := p.log.Reconfigure(cfg); err != nil {
+			return err
+		}
+	}
+	b.log.Info().Str("topic", name).Interface("configs", configs).Msg("topic configs changed")
+	return nil
+}
+
+// TopicConfigValue is a topic config's effective value and whether the
+// topic sets it (false: the broker default).
+type TopicConfigValue struct {
+	Name, Value string
+	Set         bool
+}
+
+// DescribeTopicConfigs returns every topic config the broker understands,
+// with its effective value for the topic.
+func (b *Broker) DescribeTopicConfigs(name string) ([]TopicConfigValue, error) {
+	t, ok := b.Topic(name)
+	if !ok {
+		return nil, ErrUnknownTopic
+	}
+	d := b.cfg.Log
+	defaults := map[string]string{
+		"cleanup.policy":    "delete",
+		"retention.ms":      strconv.FormatInt(durationMs(d.RetentionAge), 10),
+		"retention.bytes":   strconv.FormatInt(d.RetentionBytes, 10),
+		"segment.bytes":     strconv.FormatInt(d.SegmentBytes, 10),
+		"segment.ms":        strconv.FormatInt(durationMs(d.SegmentMaxAge), 10),
+		"max.message.bytes": strconv.Itoa(d.MaxBatchBytes),
+		"flush.messages":    strconv.Itoa(d.FlushBatches),
+		"flush.ms":          strconv.FormatInt(durationMs(d.FlushInterval), 10),
+	}
+	if d.FlushBatches == 0 {
+		defaults["flush.messages"] = "9223372036854775807"
+	}
+	if d.FlushInterval == 0 {
+		defaults["flush.ms"] = "9223372036854775807"
+	}
+	out := make([]TopicConfigValue, 0, len(TopicConfigs))
+	for _, k := range TopicConfigs {
+		v, set := t.Meta.Configs[k]
+		if !set {
+			v = defaults[k]
+		}
+		out = append(out, TopicConfigValue{Name: k, Value: v, Set: set})
+	}
+	return out, nil
+}
+
+func durationMs(d time.Duration) int64 {
+	if d < 0 {
+		return -1
+	}
+	return d.Milliseconds()
+}
+
+// CreatePartitions grows a topic to total partitions.
+func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, ok := b.topics[name]
+	if !ok {
+		return ErrUnknownTopic
+	}
+	if total <= int32(len(t.Partitions)) {
+		return fmt.Errorf("%w: topic %s has %d partitions, cannot go to %d", ErrInvalidPartitions, name, len(t.Partitions), total)
+	}
+	if validateOnly {
+		return nil
+	}
+	cfg, err := b.logConfig(t.Meta.Configs)
+	if err != nil {
+		return err
+	}
+	nt := &Topic{Meta: t.Meta, Partitions: append([]*Partition(nil), t.Partitions...)}
+	for i := int32(len(t.Partitions)); i < total; i++ {
+		p, err := openPartition(name, i, b.partitionDir(name, i), cfg, b.log)
+		if err != nil {
+			for _, q := range nt.Partitions[len(t.Partitions):] {
+				q.close()
+			}
+			return err
+		}
+		nt.Partitions = append(nt.Partitions, p)
+	}
+	if err := b.meta.SetPartitions(name, total); err != nil {
+		for _, q := range nt.Partitions[len(t.Partitions):] {
+			q.close()
+		}
+		return err
+	}
+	nt.Meta.Partitions = total
+	b.topics[name] = nt
+	b.log.Info().Str("topic", name).Int32("partitions", total).Msg("added partitions")
+	return nil
+}
+
+// ErrInvalidPartitions marks a partition count the broker refuses.
+var ErrInvalidPartitions = errors.New("broker: invalid partition count")
+
+// BrokerConfigs lists the broker's main settings as Kafka names them.
+func (b *Broker) BrokerConfigs() [][2]string {
+	d := b.cfg.Log
+	return [][2]string{
+		{"broker.id", strconv.Itoa(int(b.cfg.NodeID))},
+		{"auto.create.topics.enable", strconv.FormatBool(b.cfg.AutoCreateTopics)},
+		{"num.partitions", strconv.Itoa(int(b.cfg.DefaultPartitions))},
+		{"log.retention.ms", strconv.FormatInt(durationMs(d.RetentionAge), 10)},
+		{"log.retention.bytes", strconv.FormatInt(d.RetentionBytes, 10)},
+		{"log.segment.bytes", strconv.FormatInt(d.SegmentBytes, 10)},
+		{"message.max.bytes", strconv.Itoa(d.MaxBatchBytes)},
+		{"log.dirs", b.cfg.DataDir},
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -23,6 +24,8 @@ type Partition struct {
 	Topic string
 	Index int32
 	log   *commitlog.Log
+
+	recordsIn, bytesOut, recordsOut atomic.Int64
 
 	mu          sync.Mutex // serializes appends with the producer checks
 	producers   map[int64]*producerState
@@ -184,6 +187,11 @@ func (p *Partition) Append(records []byte) AppendResult {
 		pos += b.Size
 	}
 	p.log.SetHighWatermark(res.LastOffset + 1)
+	n := int64(0)
+	for _, b := range batches {
+		n += int64(b.NumRecords)
+	}
+	p.recordsIn.Add(n)
 	return AppendResult{BaseOffset: res.FirstOffset, LogStartOffset: p.log.LogStartOffset()}
 }
 
@@ -222,3 +230,17 @@ func (p *Partition) checkSequence(b commitlog.Batch) (seqRange, bool, int16, err
 }
 
 func (p *Partition) close() error { return p.log.Close() }
+
+// NoteFetched counts bytes and records served to consumers.
+func (p *Partition) NoteFetched(bytes, records int64) {
+	p.bytesOut.Add(bytes)
+	p.recordsOut.Add(records)
+}
+
+// Counters are the partition's traffic since start.
+type Counters struct{ RecordsIn, BytesOut, RecordsOut int64 }
+
+// Counters returns the partition's traffic since start.
+func (p *Partition) Counters() Counters {
+	return Counters{RecordsIn: p.recordsIn.Load(), BytesOut: p.bytesOut.Load(), RecordsOut: p.recordsOut.Load()}
+}

@@ -37,6 +37,7 @@ func (s *Server) handleFetch(ctx context.Context, _ *Conn, kreq kmsg.Request) (k
 	for {
 		resp, n, chans, final := s.fetchOnce(req)
 		if final || n >= int(req.MinBytes) || n > 0 && req.MinBytes <= 0 || len(chans) == 0 {
+			s.noteFetched(resp)
 			return resp, nil
 		}
 		cases := make([]reflect.SelectCase, 0, len(chans)+2)
@@ -49,6 +50,7 @@ func (s *Server) handleFetch(ctx context.Context, _ *Conn, kreq kmsg.Request) (k
 		switch i, _, _ := reflect.Select(cases); i {
 		case 0, 1:
 			resp, _, _, _ = s.fetchOnce(req)
+			s.noteFetched(resp)
 			return resp, nil
 		}
 	}
@@ -125,4 +127,27 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, total, chans, final
+}
+
+// noteFetched counts the bytes and records a fetch response serves.
+func (s *Server) noteFetched(resp *kmsg.FetchResponse) {
+	for i := range resp.Topics {
+		t := &resp.Topics[i]
+		for j := range t.Partitions {
+			sp := &t.Partitions[j]
+			if len(sp.RecordBatches) == 0 {
+				continue
+			}
+			p, ok := s.cfg.Broker.Partition(t.Topic, sp.Partition)
+			if !ok {
+				continue
+			}
+			var recs int64
+			commitlog.Batches(sp.RecordBatches, func(b commitlog.Batch, _ []byte) bool {
+				recs += int64(b.NumRecords)
+				return true
+			})
+			p.NoteFetched(int64(len(sp.RecordBatches)), recs)
+		}
+	}
 }

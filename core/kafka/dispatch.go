@@ -58,6 +58,11 @@ func (s *Server) registerHandlers() {
 	s.handle(kmsg.CreateTopics, 2, 7, s.handleCreateTopics)
 	s.handle(kmsg.DeleteTopics, 1, 5, s.handleDeleteTopics)
 	s.handle(kmsg.InitProducerID, 0, 4, s.handleInitProducerID)
+	s.handle(kmsg.DeleteRecords, 0, 2, s.handleDeleteRecords)
+	s.handle(kmsg.OffsetForLeaderEpoch, 0, 4, s.handleOffsetForLeaderEpoch)
+	s.handle(kmsg.DescribeConfigs, 0, 4, s.handleDescribeConfigs)
+	s.handle(kmsg.CreatePartitions, 0, 3, s.handleCreatePartitions)
+	s.handle(kmsg.IncrementalAlterConfigs, 0, 1, s.handleIncrementalAlterConfigs)
 	if s.cfg.Groups == nil {
 		return
 	}
