@@ -34,7 +34,7 @@ help: ## show this help
 build: ## build bin/fluxo for this machine, stamped with version, commit and date
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fluxo ./cmd/fluxo
 
-demo: ## run the demo (today: the segment log surviving a SIGKILL and a power cut)
+demo: ## run the demo: a core broker in process, a producer, a consumer group, a restart
 	$(GO) run ./cmd/fluxo demo $(DEMO_ARGS)
 
 test: ## go vet, all tests, then the race detector on RACE_PKGS

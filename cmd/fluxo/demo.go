@@ -1,303 +1,219 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fluxo-io/fluxo/core/commitlog"
+	"github.com/fluxo-io/fluxo/core"
 )
 
 func init() { register(newDemoCmd) }
 
-type demoOptions struct {
-	records   int
-	syncEvery int
-	keep      bool
-	seed      uint64
-	writerDir string // internal: run as the writer process
-}
-
 func newDemoCmd() *cobra.Command {
-	var o demoOptions
+	var (
+		records int
+		keep    bool
+	)
 	c := &cobra.Command{
 		Use:   "demo",
-		Short: "Show the segment log surviving a crash: write, SIGKILL, power-cut, recover",
-		Long: `Run the segment log's crash demo in a temporary directory, with no configuration:
+		Short: "Run a core broker in process and show records flowing through it",
+		Long: `Run the demo, with no configuration: a core broker on a loopback port and a
+temporary data directory; a producer (franz-go, idempotent, acks=all) sending
+sensor readings keyed by device; a consumer group of two members reading them
+back; then a restart of the broker on the same data, after which every
+acknowledged record is read again.
 
-  1. a writer process appends sensor readings to a log, fsyncing every
-     --sync-every batches and reporting each fsync;
-  2. the writer is killed with SIGKILL in the middle of writing;
-  3. a power cut is simulated on top: the bytes written after the last fsync
-     are cut at a random byte and a few of them are flipped;
-  4. the log is reopened, and the demo prints what recovery found and checks
-     that every record fsynced before the kill is there, intact, and that
-     appends continue at the right offset.
-
-The demo grows with fluxo: later it runs a core, an edge, devices and a
-consumer.`,
+The demo grows with fluxo: the edge, simulated devices over MQTT and live
+views come with the edge node. 'fluxo demo crash' shows the segment log
+surviving a SIGKILL and a power cut.`,
 		Example: `  fluxo demo
-  fluxo demo --records 20000 --sync-every 10 --seed 7`,
+  fluxo demo --records 100000
+  fluxo demo crash`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.writerDir != "" {
-				return demoWriter(cmd.Context(), o.writerDir, o.syncEvery, cmd.OutOrStdout())
-			}
-			return runDemo(cmd.Context(), o, cmd.OutOrStdout())
+			return runCoreDemo(cmd.Context(), records, keep, cmd.OutOrStdout())
 		},
 	}
-	f := c.Flags()
-	f.IntVar(&o.records, "records", 5000, "records to write before the writer is killed")
-	f.IntVar(&o.syncEvery, "sync-every", 20, "fsync every this many batches")
-	f.BoolVar(&o.keep, "keep", false, "keep the data directory")
-	f.Uint64Var(&o.seed, "seed", 0, "seed for the simulated power cut (0 = random)")
-	f.StringVar(&o.writerDir, "writer-dir", "", "internal: run as the writer process")
-	f.MarkHidden("writer-dir")
+	c.Flags().IntVar(&records, "records", 20000, "sensor readings to produce")
+	c.Flags().BoolVar(&keep, "keep", false, "keep the data directory")
+	c.AddCommand(newDemoCrashCmd())
 	return c
 }
 
-const demoRecordsPerBatch = 5
-
-func demoLogConfig(syncEvery int) commitlog.Config {
-	cfg := commitlog.DefaultConfig()
-	cfg.SegmentBytes = 256 << 10 // small segments, so the demo rolls a few
-	cfg.MaxBatchBytes = 64 << 10
-	cfg.FlushBatches = syncEvery
-	return cfg
-}
-
-// demoWriter appends batches of sensor readings forever, printing
-// "synced <offset>" after each fsync and "wrote <offset>" after each append,
-// until it is killed.
-func demoWriter(ctx context.Context, dir string, syncEvery int, out io.Writer) error {
-	l, err := commitlog.Open(dir, demoLogConfig(syncEvery))
-	if err != nil {
-		return err
+func runCoreDemo(ctx context.Context, records int, keep bool, out io.Writer) error {
+	if records < 1 {
+		return errors.New("demo: --records must be at least 1")
 	}
-	w := bufio.NewWriter(out)
-	lastSynced := l.DurableOffset()
-	for i := 0; ctx.Err() == nil; i++ {
-		recs := make([]kmsg.Record, demoRecordsPerBatch)
-		for j := range recs {
-			n := i*demoRecordsPerBatch + j
-			recs[j] = kmsg.Record{
-				Key:   []byte(fmt.Sprintf("sensor-%03d", n%100)),
-				Value: []byte(fmt.Sprintf(`{"seq":%d,"temperature_c":%.1f,"humidity_pct":%d}`, n, 18+float64(n%70)/10, 40+n%30)),
-			}
-		}
-		res, err := l.Append(commitlog.AppendBatch(nil, commitlog.NoProducer(time.Now().UnixMilli()), recs))
-		if err != nil {
-			return err
-		}
-		l.SetHighWatermark(res.LastOffset + 1)
-		fmt.Fprintf(w, "wrote %d\n", res.LastOffset+1)
-		if d := l.DurableOffset(); d > lastSynced {
-			lastSynced = d
-			fmt.Fprintf(w, "synced %d\n", d)
-		}
-		w.Flush()
-	}
-	return l.Close()
-}
-
-func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
-	if o.records < demoRecordsPerBatch || o.syncEvery < 1 {
-		return errors.New("demo: --records must be at least 5 and --sync-every at least 1")
-	}
-	seed := o.seed
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	r := rand.New(rand.NewPCG(seed, 0))
 	dir, err := os.MkdirTemp("", "fluxo-demo-")
 	if err != nil {
 		return err
 	}
-	if o.keep {
+	if keep {
 		fmt.Fprintf(out, "data directory: %s (kept)\n", dir)
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	logDir := filepath.Join(dir, "sensors-0")
-
-	fmt.Fprintf(out, "fluxo demo: the segment log through a crash (seed %d)\n\n", seed)
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, self, "demo", "--writer-dir", logDir, "--sync-every", strconv.Itoa(o.syncEvery))
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "1. writer (pid %d) appends batches of %d sensor readings to %s, fsync every %d batches\n",
-		cmd.Process.Pid, demoRecordsPerBatch, logDir, o.syncEvery)
-	var wrote, synced int64
-	sc := bufio.NewScanner(stdout)
-	killed := false
-	for sc.Scan() {
-		kind, v, _ := strings.Cut(sc.Text(), " ")
-		n, _ := strconv.ParseInt(v, 10, 64)
-		switch kind {
-		case "wrote":
-			wrote = n
-		case "synced":
-			synced = n
-		}
-		if wrote >= int64(o.records) && !killed {
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				return err
-			}
-			killed = true
-			// Keep reading: the pipe still holds what the writer said
-			// before it died.
-		}
-	}
-	cmd.Wait()
-	if wrote < int64(o.records) {
-		return fmt.Errorf("demo: the writer stopped after %d records", wrote)
-	}
-	// A kill can land between an fsync and the line reporting it; the
-	// log's own checkpoint, written right after each fsync, says more.
-	if rp, ok := commitlog.RecoveryPoint(logDir); ok && rp > synced {
-		synced = rp
-	}
-	fmt.Fprintf(out, "2. SIGKILL after %d records; fsyncs covered offsets below %d\n", wrote, synced)
-
-	cut, flipped, err := demoPowerCut(r, logDir, synced)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "3. power cut: %s\n", cut)
-	if flipped > 0 {
-		fmt.Fprintf(out, "   and %d bytes flipped in the unsynced tail\n", flipped)
-	}
-
-	start := time.Now()
-	l, err := commitlog.Open(logDir, demoLogConfig(o.syncEvery))
-	if err != nil {
-		return fmt.Errorf("demo: reopen: %w", err)
-	}
-	defer l.Close()
-	took := time.Since(start)
-	rec := l.Recovery()
-	fmt.Fprintf(out, "4. reopened in %v: recovery point %d, %d segments, %d bytes scanned (CRCs checked past the recovery point)\n",
-		took.Round(10*time.Microsecond), rec.RecoveryPoint, rec.Segments, rec.ScannedBytes)
-	if rec.TornAtOffset >= 0 {
-		fmt.Fprintf(out, "   torn tail cut at offset %d (%d damaged bytes dropped)\n", rec.TornAtOffset, rec.TornBytes)
-	}
-	if rec.SegmentsRemoved > 0 {
-		fmt.Fprintf(out, "   %d later segments removed: they no longer continued the log\n", rec.SegmentsRemoved)
-	}
-
-	// Check: every record is valid, offsets are contiguous from 0, and
-	// everything the writer saw fsynced is there.
-	var records, next int64
-	for off := l.LogStartOffset(); off < l.HighWatermark(); {
-		v, err := l.Read(off, 1<<20)
+	start := func() (*core.Node, error) {
+		cfg := core.DefaultConfig()
+		cfg.DataDir = dir
+		cfg.KafkaAddr = "127.0.0.1:0"
+		cfg.HTTPAddr = "127.0.0.1:0"
+		cfg.Group.InitialRebalanceDelay = 100 * time.Millisecond
+		n, err := core.New(cfg)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		err = commitlog.Batches(v.Data, func(b commitlog.Batch, raw []byte) bool {
-			if _, err = commitlog.ValidateBatch(raw); err != nil {
-				return false
+		return n, n.Start()
+	}
+	node, err := start()
+	if err != nil {
+		return err
+	}
+	defer func() { node.Shutdown(context.Background()) }()
+	fmt.Fprintf(out, "fluxo demo: a core broker on %s (metrics on http://%s/metrics), data in %s\n\n", node.KafkaAddr(), node.HTTPAddr(), dir)
+
+	// 1. Topic and producer.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(node.KafkaAddr()), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopics(ctx, 4, 1, nil, "telemetry"); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "1. created topic telemetry with 4 partitions\n")
+	t0 := time.Now()
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	for i := 0; i < records; i++ {
+		dev := fmt.Sprintf("sensor-%03d", i%50)
+		v := fmt.Sprintf(`{"device":%q,"seq":%d,"temperature_c":%.1f}`, dev, i, 18+float64(i%70)/10)
+		cl.Produce(ctx, &kgo.Record{Topic: "telemetry", Key: []byte(dev), Value: []byte(v)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err)
 			}
-			if b.BaseOffset != next {
-				err = fmt.Errorf("gap: batch at %d, want %d", b.BaseOffset, next)
-				return false
-			}
-			next = b.NextOffset()
-			records += int64(b.NumRecords)
-			return true
 		})
-		off = v.Next
-		v.Release()
-		if err != nil {
-			return fmt.Errorf("demo: check failed: %w", err)
-		}
 	}
-	if next < synced {
-		return fmt.Errorf("demo: check failed: %d records readable, but %d were fsynced", next, synced)
+	if err := cl.Flush(ctx); err != nil {
+		return err
 	}
-	fmt.Fprintf(out, "5. %d records readable, all valid, offsets 0..%d without gaps; all %d fsynced records intact\n",
-		records, next-1, synced)
-	res, err := l.Append(commitlog.AppendBatch(nil, commitlog.NoProducer(time.Now().UnixMilli()),
-		[]kmsg.Record{{Key: []byte("sensor-000"), Value: []byte(`{"after":"recovery"}`)}}))
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("demo: %d records failed: %v", n, firstErr.Load())
+	}
+	el := time.Since(t0)
+	fmt.Fprintf(out, "2. produced %d readings from 50 sensors, idempotent, acks=all: %v (%.0f records/s)\n",
+		records, el.Round(time.Millisecond), float64(records)/el.Seconds())
+
+	// 2. A consumer group of two members.
+	counts, err := demoGroup(ctx, node.KafkaAddr(), records)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "6. the next append got offset %d: the log goes on where recovery ended\n", res.FirstOffset)
+	fmt.Fprintf(out, "3. consumer group \"dashboard\" (2 members, cooperative-sticky) read %d readings: %v per member\n", sum(counts), counts)
+
+	// 3. Restart and read again.
+	if err := node.Shutdown(ctx); err != nil {
+		return err
+	}
+	if node, err = start(); err != nil {
+		return err
+	}
+	n, err := demoCountAll(ctx, node.KafkaAddr(), "telemetry", records)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "4. restarted the broker on the same data: all %d acknowledged readings are there (read %d)\n", records, n)
+	ecl, err := kgo.NewClient(kgo.SeedBrokers(node.KafkaAddr()))
+	if err != nil {
+		return err
+	}
+	defer ecl.Close()
+	ends, err := kadm.NewClient(ecl).ListEndOffsets(ctx, "telemetry")
+	if err == nil {
+		var parts []string
+		ends.Each(func(o kadm.ListedOffset) { parts = append(parts, fmt.Sprintf("p%d=%d", o.Partition, o.Offset)) })
+		sort.Strings(parts)
+		fmt.Fprintf(out, "   end offsets: %v\n", parts)
+	}
+	fmt.Fprintf(out, "\nrun a broker for your own clients with 'fluxo core', then e.g. 'kcat -b 127.0.0.1:9092 -L'\n")
 	return nil
 }
 
-// demoPowerCut damages what a power cut may damage: bytes after the last
-// fsync. It cuts the newest segment at a random byte past the durable data
-// and flips a few bytes between the cut and the durable data.
-func demoPowerCut(r *rand.Rand, dir string, synced int64) (string, int, error) {
-	logs, err := filepath.Glob(filepath.Join(dir, "*.log"))
-	if err != nil || len(logs) == 0 {
-		return "", 0, fmt.Errorf("demo: no segments in %s", dir)
+func sum(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
 	}
-	sort.Strings(logs)
-	path := logs[len(logs)-1]
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", 0, err
-	}
-	// Durable bytes: whole batches ending at or below the synced offset.
-	pos := 0
-	end := 0
-	for pos < len(data) {
-		b, err := commitlog.ParseHeader(data[pos:])
-		if err != nil || b.BaseOffset < 0 {
-			break
-		}
-		if b.NextOffset() <= synced {
-			end = pos + b.Size
-		}
-		pos += b.Size
-	}
-	if pos <= end {
-		return fmt.Sprintf("nothing unsynced in %s; left as is", filepath.Base(path)), 0, nil
-	}
-	at := end + r.IntN(pos-end)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	if err := f.Truncate(int64(at)); err != nil {
-		return "", 0, err
-	}
-	flipped := 0
-	if at > end {
-		for i := 0; i < 3; i++ {
-			p := int64(end + r.IntN(at-end))
-			b := []byte{data[p] ^ byte(1+r.IntN(255))}
-			if _, err := f.WriteAt(b, p); err != nil {
-				return "", 0, err
+	return n
+}
+
+// demoGroup runs two group members until they have read want records
+// between them, committing as they go.
+func demoGroup(ctx context.Context, addr string, want int) ([]int, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var total atomic.Int64
+	counts := make([]int, 2)
+	errc := make(chan error, 2)
+	for i := range counts {
+		go func(i int) {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup("dashboard"), kgo.ConsumeTopics("telemetry"),
+				kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			if err != nil {
+				errc <- err
+				return
 			}
-			flipped++
-		}
+			defer cl.Close()
+			for total.Load() < int64(want) && ctx.Err() == nil {
+				fs := cl.PollFetches(ctx)
+				n := fs.NumRecords()
+				counts[i] += n
+				if total.Add(int64(n)) >= int64(want) {
+					cancel() // wakes the other member's poll
+				}
+			}
+			cl.CommitUncommittedOffsets(context.Background())
+			errc <- nil
+		}(i)
 	}
-	return fmt.Sprintf("%s cut at byte %d of %d written (the last %d bytes were never fsynced)",
-		filepath.Base(path), at, pos, pos-end), flipped, nil
+	if err := errors.Join(<-errc, <-errc); err != nil {
+		return counts, err
+	}
+	if total.Load() < int64(want) {
+		return counts, fmt.Errorf("demo: the group read %d of %d records in a minute", total.Load(), want)
+	}
+	return counts, nil
+}
+
+// demoCountAll reads a topic from the start with a direct consumer until
+// want records have come.
+func demoCountAll(ctx context.Context, addr, topic string, want int) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	n := 0
+	for n < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return n, fmt.Errorf("demo: read %d of %d records after the restart", n, want)
+		}
+		n += fs.NumRecords()
+	}
+	return n, nil
 }
