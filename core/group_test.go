@@ -1,11 +1,11 @@
 package core
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"context"
-	"fmt"
 	"sync"
 	"testing"
 	"time"

@@ -307,11 +307,10 @@ func saramaConsumeAll(t *testing.T, addrs []string, cfg *sarama.Config, topic st
 // session starts with and what it consumed, and marks every record it
 // reads.
 type saramaMember struct {
-	cg       sarama.ConsumerGroup
-	topic    string
-	seen     *saramaSeen
-	done     chan struct{}
-	consumed chan error // Consume's error, if any
+	cg    sarama.ConsumerGroup
+	topic string
+	seen  *saramaSeen
+	done  chan struct{} // closed when Consume has returned for good
 
 	mu   sync.Mutex
 	sess sarama.ConsumerGroupSession // latest session, from Setup; guarded by mu
@@ -386,9 +385,6 @@ func (m *saramaMember) close(t *testing.T) {
 		t.Errorf("ConsumerGroup.Close: got %v, want nil", err)
 	}
 	<-m.done
-	if err := <-m.consumed; err != nil {
-		t.Errorf("Consume: got %v, want nil", err)
-	}
 }
 
 func newSaramaMember(t *testing.T, addrs []string, cfg *sarama.Config, group, topic string, seen *saramaSeen) *saramaMember {
@@ -397,17 +393,16 @@ func newSaramaMember(t *testing.T, addrs []string, cfg *sarama.Config, group, to
 	if err != nil {
 		t.Fatalf("NewConsumerGroup: got %v, want nil", err)
 	}
-	m := &saramaMember{cg: cg, topic: topic, seen: seen, done: make(chan struct{}), consumed: make(chan error, 1)}
+	m := &saramaMember{cg: cg, topic: topic, seen: seen, done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		for {
 			err := cg.Consume(context.Background(), []string{topic}, m)
 			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
-				m.consumed <- nil
 				return
 			}
 			if err != nil {
-				m.consumed <- err
+				t.Errorf("Consume: got %v, want nil", err)
 				return
 			}
 		}
@@ -586,8 +581,8 @@ func saramaEndOffset(addrs []string, topic string, p int32) (int64, error) {
 	return cl.GetOffset(topic, p, sarama.OffsetNewest)
 }
 
-// saramaWait waits up to 30 seconds for cond, then fails with what's
-// message.
+// saramaWait waits up to 30 seconds for cond, then fails with the message
+// what returns.
 func saramaWait(t *testing.T, cond func() bool, what func() string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
