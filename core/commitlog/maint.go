@@ -396,3 +396,21 @@ func truncateEpochsFront(es []EpochEntry, start int64) []EpochEntry {
 	}
 	return es
 }
+
+// SegmentInfo describes one segment of a log.
+type SegmentInfo struct {
+	Base, Next   int64 // offsets [Base, Next)
+	Bytes        int64
+	MaxTimestamp int64 // newest batch timestamp; -1 when empty
+}
+
+// Segments lists the log's segments, oldest first; the last is active.
+func (l *Log) Segments() []SegmentInfo {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]SegmentInfo, len(l.segs))
+	for i, s := range l.segs {
+		out[i] = SegmentInfo{Base: s.base, Next: s.next.Load(), Bytes: s.size.Load(), MaxTimestamp: s.maxTS.Load()}
+	}
+	return out
+}

@@ -1,0 +1,446 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/core/commitlog"
+)
+
+// SyncPolicy says when an accepted message is made durable.
+type SyncPolicy uint8
+
+const (
+	// SyncAlways fsyncs before Append returns (before the device's
+	// PUBACK): survives a power cut. Concurrent appends share fsyncs.
+	SyncAlways SyncPolicy = iota
+	// SyncBatch fsyncs in the background every SyncInterval: survives a
+	// crash of the edge process at once, a power cut after the interval.
+	SyncBatch
+	// SyncNever leaves flushing to the OS: survives a process crash only.
+	SyncNever
+)
+
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncAlways:
+		return "always"
+	case SyncBatch:
+		return "batch"
+	case SyncNever:
+		return "never"
+	}
+	return "unknown"
+}
+
+// ParseSyncPolicy is the inverse of SyncPolicy.String.
+func ParseSyncPolicy(s string) (SyncPolicy, error) {
+	for _, p := range []SyncPolicy{SyncAlways, SyncBatch, SyncNever} {
+		if p.String() == s {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("spool: unknown sync policy %q: want always, batch or never", s)
+}
+
+// Config configures a Spool.
+type Config struct {
+	// Sync is the durability policy for accepted messages.
+	Sync SyncPolicy
+	// SyncInterval is the fsync period of SyncBatch.
+	SyncInterval time.Duration
+	// MaxBytes is the disk budget of both lanes together. When an append
+	// would pass it, the oldest telemetry is evicted; alarms never are.
+	MaxBytes int64
+	// MaxAge expires records older than this that are still spooled (0:
+	// never). Expired records are counted, like evicted ones.
+	MaxAge time.Duration
+	// SegmentBytes is the size of the lanes' log segments: the unit of
+	// eviction and of reclaiming space after delivery.
+	SegmentBytes int64
+	// MaxMessageBytes bounds one message (key, value and headers).
+	MaxMessageBytes int
+	// Logger receives spool events. Zero value: no logs.
+	Logger zerolog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns a power-cut-safe spool with a 1 GiB budget.
+func DefaultConfig() Config {
+	return Config{
+		Sync:            SyncAlways,
+		SyncInterval:    100 * time.Millisecond,
+		MaxBytes:        1 << 30,
+		SegmentBytes:    8 << 20,
+		MaxMessageBytes: 1 << 20,
+		Logger:          zerolog.Nop(),
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Sync > SyncNever:
+		return fmt.Errorf("spool: unknown sync policy %d", c.Sync)
+	case c.Sync == SyncBatch && c.SyncInterval <= 0:
+		return errors.New("spool: the batch sync policy needs a positive SyncInterval")
+	case c.SegmentBytes < 64<<10:
+		return fmt.Errorf("spool: SegmentBytes %d below 64 KiB", c.SegmentBytes)
+	case c.MaxBytes < 4*c.SegmentBytes:
+		return fmt.Errorf("spool: MaxBytes %d must be at least 4 segments (%d)", c.MaxBytes, 4*c.SegmentBytes)
+	case c.MaxMessageBytes <= 0 || int64(c.MaxMessageBytes)+4096 > c.SegmentBytes:
+		return fmt.Errorf("spool: MaxMessageBytes %d must be positive and fit a segment", c.MaxMessageBytes)
+	case c.MaxAge < 0:
+		return errors.New("spool: negative MaxAge")
+	}
+	return nil
+}
+
+// Spool is the edge's store-and-forward queue: one segment log per lane,
+// records stored as RecordBatch v2 (the core topic in a header), released
+// once the core acknowledged them.
+//
+// Every accepted message ends in exactly one of four counters: delivered
+// (released after an acknowledgement), evicted (budget), expired (MaxAge),
+// or still spooled.
+type Spool struct {
+	cfg   Config
+	log   zerolog.Logger
+	lanes [numLanes]*commitlog.Log
+
+	budgetMu sync.Mutex   // serializes budget checks and evictions
+	pending  atomic.Int64 // bytes admitted but not yet appended
+
+	accepted, delivered, evicted, expired [numLanes]atomic.Int64
+	bytesEvicted                          atomic.Int64
+
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+// topicHeader carries the core topic of a spooled record; the uplink
+// strips it.
+const topicHeader = "fluxo.core_topic"
+
+// Open opens or creates the spool in dir (one subdirectory per lane) and
+// recovers it.
+func Open(dir string, cfg Config) (*Spool, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Spool{cfg: cfg, log: cfg.Logger, quit: make(chan struct{})}
+	for l := Lane(0); l < numLanes; l++ {
+		lc := commitlog.DefaultConfig()
+		lc.SegmentBytes = cfg.SegmentBytes
+		lc.MaxBatchBytes = int(cfg.SegmentBytes)
+		lc.PreallocateBytes = min(lc.PreallocateBytes, cfg.SegmentBytes/4)
+		lc.MaxIndexBytes = 1 << 20
+		lc.Now = cfg.Now
+		lc.Logger = cfg.Logger.With().Str("lane", l.String()).Logger()
+		switch cfg.Sync {
+		case SyncAlways:
+			lc.FlushBatches = 1
+		case SyncBatch:
+			lc.FlushInterval = cfg.SyncInterval
+		}
+		log, err := commitlog.Open(filepath.Join(dir, l.String()), lc)
+		if err != nil {
+			s.closeLanes()
+			return nil, fmt.Errorf("spool: lane %s: %w", l, err)
+		}
+		s.lanes[l] = log
+	}
+	s.wg.Add(1)
+	go s.maintain()
+	return s, nil
+}
+
+// Append stores messages and returns once they are as durable as the sync
+// policy promises. Either all are stored or none: ErrFull when the budget
+// cannot make room, ErrTooLarge for an oversized message.
+func (s *Spool) Append(msgs ...Message) error {
+	var batches [numLanes][]kmsg.Record
+	var first [numLanes]time.Time
+	var size int64
+	for _, m := range msgs {
+		n := len(m.Key) + len(m.Value) + len(m.Topic)
+		for _, h := range m.Headers {
+			n += len(h.Key) + len(h.Value)
+		}
+		if n > s.cfg.MaxMessageBytes {
+			return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, s.cfg.MaxMessageBytes)
+		}
+		if m.Lane >= numLanes {
+			return fmt.Errorf("spool: unknown lane %d", m.Lane)
+		}
+		if len(batches[m.Lane]) == 0 {
+			first[m.Lane] = m.Time
+		}
+		hs := make([]kmsg.Header, 0, len(m.Headers)+1)
+		hs = append(hs, kmsg.Header{Key: topicHeader, Value: []byte(m.Topic)})
+		hs = append(hs, m.Headers...)
+		batches[m.Lane] = append(batches[m.Lane], kmsg.Record{
+			Key: m.Key, Value: m.Value, Headers: hs,
+			TimestampDelta64: m.Time.Sub(first[m.Lane]).Milliseconds(),
+		})
+		size += int64(n) + 32
+	}
+	var bufs [numLanes][]byte
+	for l := range batches {
+		if len(batches[l]) > 0 {
+			bufs[l] = commitlog.AppendBatch(nil, commitlog.NoProducer(first[l].UnixMilli()), batches[l])
+			size += int64(len(bufs[l]))
+		}
+	}
+	if err := s.admit(size); err != nil {
+		return err
+	}
+	defer s.pending.Add(-size)
+	for l := range bufs {
+		if bufs[l] == nil {
+			continue
+		}
+		res, err := s.lanes[l].Append(bufs[l])
+		if err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return fmt.Errorf("%w: disk full: %v", ErrFull, err)
+			}
+			if errors.Is(err, commitlog.ErrClosed) {
+				return ErrClosed
+			}
+			return fmt.Errorf("spool: lane %s: %w", Lane(l), err)
+		}
+		s.lanes[l].SetHighWatermark(res.LastOffset + 1)
+		s.accepted[l].Add(int64(len(batches[l])))
+	}
+	return nil
+}
+
+// admit makes room for size more bytes within the budget, evicting the
+// oldest telemetry if needed.
+func (s *Spool) admit(size int64) error {
+	s.budgetMu.Lock()
+	defer s.budgetMu.Unlock()
+	for s.size()+s.pending.Load()+size > s.cfg.MaxBytes {
+		if !s.evictOldestTelemetry("budget") {
+			return fmt.Errorf("%w: %d of %d bytes used, nothing left to evict", ErrFull, s.size(), s.cfg.MaxBytes)
+		}
+	}
+	s.pending.Add(size)
+	return nil
+}
+
+func (s *Spool) size() int64 {
+	return s.lanes[Alarm].Size() + s.lanes[Telemetry].Size()
+}
+
+// evictOldestTelemetry drops the oldest telemetry segment, undelivered
+// records and all. It reports whether anything was freed.
+func (s *Spool) evictOldestTelemetry(why string) bool {
+	l := s.lanes[Telemetry]
+	segs := l.Segments()
+	start := l.LogStartOffset()
+	if len(segs) == 0 || segs[0].Bytes == 0 {
+		return false
+	}
+	to := segs[0].Next
+	n := to - start
+	if _, err := l.DeleteBefore(to); err != nil {
+		s.log.Error().Err(err).Msg("cannot evict telemetry")
+		return false
+	}
+	if n > 0 {
+		if why == "budget" {
+			s.evicted[Telemetry].Add(n)
+		} else {
+			s.expired[Telemetry].Add(n)
+		}
+		s.bytesEvicted.Add(segs[0].Bytes)
+		s.log.Warn().Int64("records", n).Int64("from", start).Int64("to", to).Str("reason", why).Msg("evicted telemetry")
+	}
+	return true
+}
+
+// Record is a spooled message as the uplink reads it back.
+type Record struct {
+	Offset  int64
+	Topic   string
+	Key     []byte
+	Value   []byte
+	Headers []kmsg.Header
+	Time    time.Time
+}
+
+// Read returns the records of a lane from offset on, at most about
+// maxBytes of stored batches, and the offset to read next. An offset below
+// the lane's start (released or evicted) is moved up to it.
+func (s *Spool) Read(lane Lane, offset int64, maxBytes int) ([]Record, int64, error) {
+	l := s.lanes[lane]
+	offset = max(offset, l.LogStartOffset())
+	v, err := l.Read(offset, maxBytes)
+	if errors.Is(err, commitlog.ErrOffsetOutOfRange) {
+		// Released or evicted between the two calls: start over.
+		offset = max(offset, l.LogStartOffset())
+		v, err = l.Read(offset, maxBytes)
+	}
+	if err != nil {
+		return nil, offset, err
+	}
+	defer v.Release()
+	var out []Record
+	var derr error
+	err = commitlog.Batches(v.Data, func(b commitlog.Batch, raw []byte) bool {
+		derr = commitlog.Records(b, raw, func(off, ts int64, r *kmsg.Record) bool {
+			if off < offset {
+				return true
+			}
+			rec := Record{Offset: off, Key: clone(r.Key), Value: clone(r.Value), Time: time.UnixMilli(ts)}
+			for _, h := range r.Headers {
+				if h.Key == topicHeader {
+					rec.Topic = string(h.Value)
+					continue
+				}
+				rec.Headers = append(rec.Headers, kmsg.Header{Key: h.Key, Value: clone(h.Value)})
+			}
+			out = append(out, rec)
+			return true
+		})
+		return derr == nil
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return nil, offset, fmt.Errorf("spool: lane %s: %w", lane, err)
+	}
+	next := offset
+	if len(v.Data) > 0 {
+		next = v.Next
+	}
+	return out, next, nil
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+// Wait blocks until a record at offset exists in the lane, or ctx ends.
+func (s *Spool) Wait(ctx context.Context, lane Lane, offset int64) error {
+	return s.lanes[lane].Wait(ctx, offset)
+}
+
+// Start is the lane's first offset still spooled.
+func (s *Spool) Start(lane Lane) int64 { return s.lanes[lane].LogStartOffset() }
+
+// End is the offset the lane's next message will get.
+func (s *Spool) End(lane Lane) int64 { return s.lanes[lane].LogEndOffset() }
+
+// Release marks a lane's records below offset as delivered and frees
+// their space once whole segments are delivered.
+func (s *Spool) Release(lane Lane, offset int64) error {
+	l := s.lanes[lane]
+	start := l.LogStartOffset()
+	if offset <= start {
+		return nil
+	}
+	offset = min(offset, l.HighWatermark())
+	if _, err := l.DeleteBefore(offset); err != nil {
+		return fmt.Errorf("spool: lane %s: %w", lane, err)
+	}
+	s.delivered[lane].Add(offset - start)
+	return nil
+}
+
+// Stats is the spool's accounting.
+type Stats struct {
+	Lane                                         Lane
+	Accepted, Delivered, Evicted, Expired, Spool int64 // records
+	Bytes                                        int64 // on disk
+}
+
+// Stats returns the accounting of each lane since Open; Spooled counts the
+// records still waiting, including those recovered from before Open.
+func (s *Spool) Stats() [numLanes]Stats {
+	var out [numLanes]Stats
+	for l := Lane(0); l < numLanes; l++ {
+		lg := s.lanes[l]
+		out[l] = Stats{
+			Lane: l, Accepted: s.accepted[l].Load(), Delivered: s.delivered[l].Load(),
+			Evicted: s.evicted[l].Load(), Expired: s.expired[l].Load(),
+			Spool: lg.LogEndOffset() - lg.LogStartOffset(), Bytes: lg.Size(),
+		}
+	}
+	return out
+}
+
+// maintain expires old telemetry, applies log maintenance and unmaps idle
+// segments.
+func (s *Spool) maintain() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+			now := s.cfg.Now()
+			if s.cfg.MaxAge > 0 {
+				s.expire(now)
+			}
+			for _, l := range s.lanes {
+				l.Maintain(now)
+			}
+		}
+	}
+}
+
+// expire drops whole telemetry segments whose newest record is older than
+// MaxAge. Alarms are never dropped.
+func (s *Spool) expire(now time.Time) {
+	s.budgetMu.Lock()
+	defer s.budgetMu.Unlock()
+	cutoff := now.Add(-s.cfg.MaxAge).UnixMilli()
+	for {
+		segs := s.lanes[Telemetry].Segments()
+		if len(segs) == 0 || segs[0].Bytes == 0 || segs[0].MaxTimestamp >= cutoff {
+			return
+		}
+		if !s.evictOldestTelemetry("max-age") {
+			return
+		}
+	}
+}
+
+// Close stops maintenance and closes both lanes, flushing them.
+func (s *Spool) Close() error {
+	close(s.quit)
+	s.wg.Wait()
+	return s.closeLanes()
+}
+
+func (s *Spool) closeLanes() error {
+	var errs []error
+	for _, l := range s.lanes {
+		if l != nil {
+			errs = append(errs, l.Close())
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,188 @@
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func testConfig() Config {
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = 64 << 10
+	cfg.MaxBytes = 1 << 20
+	cfg.MaxMessageBytes = 16 << 10
+	return cfg
+}
+
+func msg(lane Lane, topic, dev string, i int, size int) Message {
+	v := make([]byte, size)
+	copy(v, fmt.Sprintf("%s-%d", dev, i))
+	return Message{Lane: lane, Topic: topic, Key: []byte(dev), Value: v,
+		Headers: []kmsg.Header{{Key: "mqtt.topic", Value: []byte("cars/" + dev + "/telemetry")}},
+		Time:    time.UnixMilli(1_700_000_000_000 + int64(i))}
+}
+
+func mustOpen(t *testing.T, dir string, cfg Config) *Spool {
+	t.Helper()
+	s, err := Open(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestAppendReadRelease(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, testConfig())
+	for i := 0; i < 10; i++ {
+		if err := s.Append(msg(Telemetry, "telemetry", "c-1", i, 10), msg(Alarm, "alarms", "c-1", i, 5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, next, err := s.Read(Telemetry, 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 10 || next != 10 {
+		t.Fatalf("got %d records, next %d; want 10, 10", len(recs), next)
+	}
+	r := recs[3]
+	if r.Topic != "telemetry" || string(r.Key) != "c-1" || r.Offset != 3 || len(r.Headers) != 1 || r.Headers[0].Key != "mqtt.topic" {
+		t.Fatalf("got %+v, want topic telemetry, key c-1, offset 3 and the mqtt.topic header only", r)
+	}
+	if !r.Time.Equal(time.UnixMilli(1_700_000_000_003)) {
+		t.Fatalf("got time %v, want the receive time", r.Time)
+	}
+	if err := s.Release(Telemetry, 4); err != nil {
+		t.Fatal(err)
+	}
+	recs, _, _ = s.Read(Telemetry, 0, 1<<20)
+	if len(recs) != 6 || recs[0].Offset != 4 {
+		t.Fatalf("after release got %d records from %d, want 6 from 4", len(recs), recs[0].Offset)
+	}
+	st := s.Stats()
+	if st[Telemetry].Accepted != 10 || st[Telemetry].Delivered != 4 || st[Telemetry].Spool != 6 || st[Alarm].Spool != 10 {
+		t.Fatalf("got stats %+v", st)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Undelivered records and the release point survive a restart.
+	s = mustOpen(t, dir, testConfig())
+	defer s.Close()
+	if s.Start(Telemetry) != 4 || s.End(Telemetry) != 10 || s.End(Alarm) != 10 {
+		t.Fatalf("after reopen got telemetry [%d, %d), alarms end %d", s.Start(Telemetry), s.End(Telemetry), s.End(Alarm))
+	}
+}
+
+// TestBudgetEvictsOldestTelemetryNeverAlarms fills the budget: telemetry
+// goes oldest first, every alarm stays, and once only alarms are left a
+// new message is refused with ErrFull.
+func TestBudgetEvictsOldestTelemetryNeverAlarms(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), testConfig())
+	defer s.Close()
+	var alarms int
+	for i := 0; i < 600; i++ {
+		if err := s.Append(msg(Telemetry, "telemetry", "s-1", i, 4000)); err != nil {
+			t.Fatalf("telemetry %d: %v", i, err)
+		}
+		if i%10 == 0 {
+			if err := s.Append(msg(Alarm, "alarms", "s-1", i, 100)); err != nil {
+				t.Fatalf("alarm %d: %v", i, err)
+			}
+			alarms++
+		}
+	}
+	st := s.Stats()
+	if st[Telemetry].Evicted == 0 {
+		t.Fatal("nothing evicted past the budget")
+	}
+	if got := st[Telemetry].Bytes + st[Alarm].Bytes; got > testConfig().MaxBytes {
+		t.Fatalf("spool holds %d bytes, budget %d", got, testConfig().MaxBytes)
+	}
+	if st[Alarm].Spool != int64(alarms) || st[Alarm].Evicted != 0 {
+		t.Fatalf("got %d alarms spooled (%d evicted), want all %d", st[Alarm].Spool, st[Alarm].Evicted, alarms)
+	}
+	if st[Telemetry].Accepted != st[Telemetry].Evicted+st[Telemetry].Spool {
+		t.Fatalf("accounting: accepted %d != evicted %d + spooled %d", st[Telemetry].Accepted, st[Telemetry].Evicted, st[Telemetry].Spool)
+	}
+	// The telemetry left is the newest.
+	recs, _, _ := s.Read(Telemetry, 0, 1<<20)
+	if recs[0].Offset != st[Telemetry].Evicted {
+		t.Fatalf("oldest telemetry left is %d, want %d (oldest evicted first)", recs[0].Offset, st[Telemetry].Evicted)
+	}
+	// Alarms only: fill the budget, then everything is refused.
+	var err error
+	for i := 0; i < 2000 && err == nil; i++ {
+		err = s.Append(msg(Alarm, "alarms", "p-1", i, 8000))
+	}
+	if !errors.Is(err, ErrFull) {
+		t.Fatalf("got %v, want ErrFull once alarms fill the budget", err)
+	}
+	if st := s.Stats(); st[Alarm].Evicted != 0 || st[Telemetry].Spool != 0 {
+		t.Fatalf("alarms must never be evicted and telemetry must go first: %+v", st)
+	}
+	if err := s.Append(msg(Telemetry, "telemetry", "s-1", 1, 8000)); !errors.Is(err, ErrFull) {
+		t.Fatalf("telemetry into an alarm-full spool: got %v, want ErrFull", err)
+	}
+}
+
+func TestMaxAgeExpiresTelemetry(t *testing.T) {
+	cfg := testConfig()
+	now := time.UnixMilli(1_700_000_000_000)
+	var mu sync.Mutex
+	cfg.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	cfg.MaxAge = time.Hour
+	s := mustOpen(t, t.TempDir(), cfg)
+	defer s.Close()
+	for i := 0; i < 100; i++ {
+		s.Append(msg(Telemetry, "telemetry", "s-1", i, 2000), msg(Alarm, "alarms", "s-1", i, 10))
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	s.expire(now)
+	st := s.Stats()
+	if st[Telemetry].Expired != 100 || st[Telemetry].Spool != 0 || st[Alarm].Spool != 100 {
+		t.Fatalf("got %+v, want all telemetry expired and every alarm kept", st)
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), testConfig())
+	defer s.Close()
+	if err := s.Append(msg(Telemetry, "t", "d", 0, 17<<10)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("got %v, want ErrTooLarge", err)
+	}
+}
+
+// TestConcurrentAppendsShareFsyncs: many devices append at once under
+// SyncAlways; all are stored and fsyncs are shared.
+func TestConcurrentAppendsShareFsyncs(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), testConfig())
+	defer s.Close()
+	var wg sync.WaitGroup
+	for d := 0; d < 16; d++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				if err := s.Append(msg(Telemetry, "telemetry", fmt.Sprint(d), i, 100)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := s.End(Telemetry); got != 800 {
+		t.Fatalf("got %d records, want 800", got)
+	}
+	if d := s.lanes[Telemetry].DurableOffset(); d != 800 {
+		t.Fatalf("got durable offset %d, want 800 under SyncAlways", d)
+	}
+}
