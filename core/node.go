@@ -189,11 +189,14 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	n.shutdown = true
 	n.mu.Unlock()
+	// Groups first: a JoinGroup parked for a rebalance would otherwise keep
+	// the Kafka server's Shutdown waiting; it is answered NOT_COORDINATOR
+	// and the client finds the coordinator again after the restart.
+	n.groups.Close()
 	kerr := n.kafka.Shutdown(ctx)
 	if n.httpSrv != nil {
 		n.httpSrv.Shutdown(ctx)
 	}
-	n.groups.Close()
 	oerr := n.offsets.Close()
 	berr := n.broker.Close()
 	if berr == nil {

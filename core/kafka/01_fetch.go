@@ -21,7 +21,8 @@ import (
 //     consumer always progresses (KIP-74). Only records below the high
 //     watermark are served.
 //   - Long poll: while fewer than MinBytes are ready, the request waits
-//     for any requested partition's high watermark to move, up to MaxWait.
+//     for any requested partition's high watermark to move, up to MaxWait
+//     or until the server shuts down.
 //   - OFFSET_OUT_OF_RANGE outside [log start, log end];
 //     UNKNOWN_TOPIC_OR_PARTITION for unknown partitions; FENCED_LEADER_EPOCH
 //     / UNKNOWN_LEADER_EPOCH when the consumer's leader epoch (v9+) is
@@ -40,15 +41,18 @@ func (s *Server) handleFetch(ctx context.Context, _ *Conn, kreq kmsg.Request) (k
 			s.noteFetched(resp)
 			return resp, nil
 		}
-		cases := make([]reflect.SelectCase, 0, len(chans)+2)
+		cases := make([]reflect.SelectCase, 0, len(chans)+3)
 		cases = append(cases,
 			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
+			// A shutting-down server answers parked fetches at once
+			// rather than keep Shutdown waiting for MaxWait.
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(s.quit)})
 		for _, c := range chans {
 			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)})
 		}
 		switch i, _, _ := reflect.Select(cases); i {
-		case 0, 1:
+		case 0, 1, 2:
 			resp, _, _, _ = s.fetchOnce(req)
 			s.noteFetched(resp)
 			return resp, nil

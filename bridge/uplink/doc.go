@@ -1,0 +1,32 @@
+// Package uplink forwards the edge's spool to the core (or to any Kafka
+// cluster) over the Kafka protocol.
+//
+// Each lane has its own idempotent producer (its own producer id and its
+// own connections, so an alarm never queues behind a telemetry request)
+// and sends one window at a time:
+//
+//  1. read up to MaxBatchBytes of records from the lane (telemetry lingers
+//     for a fuller window; alarms do not);
+//  2. place each record on a partition with Kafka's default partitioner
+//     (murmur2 of the key, so a device's records stay in order on one
+//     partition), give each partition's batch the next sequence numbers,
+//     and save this plan (uplink-<lane>.json, fsynced);
+//  3. build one RecordBatch v2 per partition, records compressed with
+//     snappy, and produce them with acks=all to the partition leaders;
+//  4. once every batch is acknowledged, release the window from the spool.
+//
+// After a crash the saved plan is sent again byte for byte equivalent —
+// same producer id, epoch, sequences and records — so the broker
+// acknowledges the batches it already has without writing them twice.
+//
+// Guarantee against fluxo core: no loss and no duplicates across edge
+// crashes, as long as the core keeps the producer's state (it rebuilds it
+// from the log on restart). Against Apache Kafka or Redpanda the same holds
+// while the cluster remembers the producer id (Kafka expires idle producer
+// ids after transactional.id.expiration.ms / producer.id.expiration.ms,
+// one day by default, and keeps only the last five batches per partition);
+// if it has forgotten the producer (UNKNOWN_PRODUCER_ID,
+// OUT_OF_ORDER_SEQUENCE_NUMBER), the uplink takes a new producer id and
+// sends the window again: at-least-once for that one window, logged and
+// counted as a new producer.
+package uplink

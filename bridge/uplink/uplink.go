@@ -1,0 +1,584 @@
+package uplink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/bridge/spool"
+)
+
+// Config configures an Uplink.
+type Config struct {
+	// Brokers are the core's (or any Kafka cluster's) seed addresses.
+	Brokers []string
+	// ClientID names the edge to the core.
+	ClientID string
+	// StateDir keeps each lane's producer state (next to the spool).
+	StateDir string
+	// Linger is how long the telemetry lane waits to fill a batch. The
+	// alarm lane never lingers.
+	Linger time.Duration
+	// MaxBatchBytes bounds the records read into one send (before
+	// compression), and so the size of one partition's batch.
+	MaxBatchBytes int
+	// Compress turns on snappy compression of batches.
+	Compress bool
+	// MaxBytesPerSec caps the bytes sent per second (0: no cap), for
+	// metered links. Alarms go ahead of telemetry under the cap.
+	MaxBytesPerSec int64
+	// RetryBackoff is the first wait after a failed send; it doubles up to
+	// MaxRetryBackoff.
+	RetryBackoff, MaxRetryBackoff time.Duration
+	// RequestTimeout bounds one produce round trip.
+	RequestTimeout time.Duration
+	// Logger receives uplink events. Zero value: no logs.
+	Logger zerolog.Logger
+}
+
+// DefaultConfig returns an uplink to a core on 127.0.0.1:9092.
+func DefaultConfig() Config {
+	return Config{
+		Brokers:         []string{"127.0.0.1:9092"},
+		ClientID:        "fluxo-edge",
+		Linger:          20 * time.Millisecond,
+		MaxBatchBytes:   512 << 10,
+		Compress:        true,
+		RetryBackoff:    100 * time.Millisecond,
+		MaxRetryBackoff: 5 * time.Second,
+		RequestTimeout:  30 * time.Second,
+		Logger:          zerolog.Nop(),
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("uplink: no brokers")
+	case c.StateDir == "":
+		return errors.New("uplink: no state directory")
+	case c.MaxBatchBytes < 1024:
+		return fmt.Errorf("uplink: MaxBatchBytes %d below 1 KiB", c.MaxBatchBytes)
+	case c.RetryBackoff <= 0 || c.MaxRetryBackoff < c.RetryBackoff:
+		return errors.New("uplink: bad retry backoff")
+	case c.RequestTimeout <= 0:
+		return errors.New("uplink: RequestTimeout must be positive")
+	case c.Linger < 0 || c.MaxBytesPerSec < 0:
+		return errors.New("uplink: negative linger or rate")
+	}
+	return nil
+}
+
+// Uplink forwards the spool to the core: per lane, an idempotent producer
+// that reads a window of records, plans it (partition and sequence of
+// every batch, saved before sending), sends it with acks=all, and releases
+// it from the spool once every batch is acknowledged. After a crash the
+// saved plan is sent again as it was, so the core recognises what it
+// already has.
+type Uplink struct {
+	cfg   Config
+	log   zerolog.Logger
+	sp    *spool.Spool
+	lanes [2]*lane
+	limit *limiter
+}
+
+// LaneStats describes one lane's forwarding.
+type LaneStats struct {
+	Lane                  spool.Lane
+	Connected             bool  // the last send succeeded
+	Batches, Records      int64 // acknowledged by the core
+	RawBytes, SentBytes   int64 // records before and after compression
+	Retries, NewProducers int64
+	LastAck               time.Time
+	Backlog               int64 // records spooled and not yet acknowledged
+}
+
+// CompressionRatio is raw bytes per byte sent (1 when nothing was sent).
+func (s LaneStats) CompressionRatio() float64 {
+	if s.SentBytes == 0 {
+		return 1
+	}
+	return float64(s.RawBytes) / float64(s.SentBytes)
+}
+
+type lane struct {
+	u         *Uplink
+	id        spool.Lane
+	cl        *kgo.Client
+	statePath string
+	st        laneState
+	log       zerolog.Logger
+
+	connected                                         atomic.Bool
+	batches, records, raw, sent, retries, newProducer atomic.Int64
+	lastAck                                           atomic.Int64
+	partitions                                        map[string]int32 // cached partition counts
+}
+
+// New builds an uplink over the spool; Run starts it.
+func New(cfg Config, sp *spool.Spool) (*Uplink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	u := &Uplink{cfg: cfg, log: cfg.Logger, sp: sp}
+	if cfg.MaxBytesPerSec > 0 {
+		u.limit = newLimiter(cfg.MaxBytesPerSec)
+	}
+	for _, id := range []spool.Lane{spool.Telemetry, spool.Alarm} {
+		path := filepath.Join(cfg.StateDir, "uplink-"+id.String()+".json")
+		st, err := loadState(path)
+		if err != nil {
+			return nil, err
+		}
+		// One client (so one connection per broker) per lane: an alarm
+		// never waits behind a large telemetry request.
+		cl, err := kgo.NewClient(
+			kgo.SeedBrokers(cfg.Brokers...),
+			kgo.ClientID(cfg.ClientID+"-"+id.String()),
+			kgo.RequiredAcks(kgo.AllISRAcks()),
+			kgo.RequestTimeoutOverhead(cfg.RequestTimeout),
+			kgo.RetryBackoffFn(func(int) time.Duration { return cfg.RetryBackoff }),
+			kgo.RequestRetries(0),
+		)
+		if err != nil {
+			u.Close()
+			return nil, err
+		}
+		u.lanes[id] = &lane{u: u, id: id, cl: cl, statePath: path, st: st, partitions: map[string]int32{},
+			log: cfg.Logger.With().Str("lane", id.String()).Logger()}
+	}
+	return u, nil
+}
+
+// Run forwards both lanes until ctx ends.
+func (u *Uplink) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(u.lanes))
+	for i, l := range u.lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.run(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Close releases the Kafka clients. Call it after Run returned.
+func (u *Uplink) Close() {
+	for _, l := range u.lanes {
+		if l != nil {
+			l.cl.Close()
+		}
+	}
+}
+
+// Stats returns both lanes' forwarding counters.
+func (u *Uplink) Stats() []LaneStats {
+	out := make([]LaneStats, 0, len(u.lanes))
+	for _, l := range u.lanes {
+		s := LaneStats{
+			Lane: l.id, Connected: l.connected.Load(),
+			Batches: l.batches.Load(), Records: l.records.Load(),
+			RawBytes: l.raw.Load(), SentBytes: l.sent.Load(),
+			Retries: l.retries.Load(), NewProducers: l.newProducer.Load(),
+			Backlog: u.sp.End(l.id) - u.sp.Start(l.id),
+		}
+		if t := l.lastAck.Load(); t > 0 {
+			s.LastAck = time.UnixMilli(t)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// errNewProducer means the core no longer knows this producer's sequence:
+// the lane must start over with a new producer id.
+var errNewProducer = errors.New("uplink: producer state lost")
+
+func (l *lane) run(ctx context.Context) error {
+	backoff := l.u.cfg.RetryBackoff
+	for ctx.Err() == nil {
+		err := l.step(ctx)
+		if err == nil {
+			backoff = l.u.cfg.RetryBackoff
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		l.connected.Store(false)
+		l.retries.Add(1)
+		l.log.Warn().Err(err).Dur("backoff", backoff).Msg("uplink send failed, retrying")
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, l.u.cfg.MaxRetryBackoff)
+	}
+	return nil
+}
+
+// step sends one window: the saved one if there is one, else a new one.
+func (l *lane) step(ctx context.Context) error {
+	if l.st.ProducerID < 0 {
+		if err := l.initProducer(ctx); err != nil {
+			return err
+		}
+	}
+	w := l.st.Window
+	if w != nil && w.To < l.u.sp.Start(l.id) {
+		// Acknowledged and released before a crash; only the plan was
+		// left. Its batches used their sequences.
+		l.advance(w)
+		w = nil
+	}
+	var recs []spool.Record
+	var err error
+	if w != nil {
+		recs, err = l.readWindow(w)
+	} else {
+		w, recs, err = l.plan(ctx)
+	}
+	if err != nil || w == nil {
+		return err
+	}
+	err = l.send(ctx, w, recs)
+	if errors.Is(err, errNewProducer) {
+		// The core forgot us (or fenced us). Start a new producer and
+		// send the window again under it: at-least-once for this window.
+		l.log.Warn().Int64("producer_id", l.st.ProducerID).Msg("core lost this producer's state; resending under a new producer id")
+		l.st.ProducerID, l.st.Window = -1, nil
+		l.st.Seqs = map[string]int32{}
+		return errNewProducer
+	}
+	if err != nil {
+		return err
+	}
+	// Acknowledged: advance sequences, release from the spool. The next
+	// plan saves the new sequences; a crash before it is covered by the
+	// check above.
+	l.advance(w)
+	if err := l.u.sp.Release(l.id, w.To+1); err != nil {
+		return err
+	}
+	l.connected.Store(true)
+	l.lastAck.Store(time.Now().UnixMilli())
+	return nil
+}
+
+// advance moves the partitions' next sequences past an acknowledged window.
+func (l *lane) advance(w *window) {
+	for tp, n := range w.Counts {
+		l.st.Seqs[tp] = addSeq(w.Seqs[tp], n)
+	}
+	l.st.Window = nil
+}
+
+func addSeq(seq int32, n int) int32 { return int32((int64(seq) + int64(n)) % (1 << 31)) }
+
+func (l *lane) initProducer(ctx context.Context) error {
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.TransactionTimeoutMillis = 60000
+	req.ProducerID, req.ProducerEpoch = -1, -1
+	ctx, cancel := context.WithTimeout(ctx, l.u.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, l.cl)
+	if err != nil {
+		return fmt.Errorf("uplink: InitProducerID: %w", err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return fmt.Errorf("uplink: InitProducerID: %w", err)
+	}
+	l.st.ProducerID, l.st.ProducerEpoch = resp.ProducerID, resp.ProducerEpoch
+	l.st.Seqs = map[string]int32{}
+	l.newProducer.Add(1)
+	l.log.Info().Int64("producer_id", resp.ProducerID).Int16("epoch", resp.ProducerEpoch).Msg("new producer")
+	return saveState(l.statePath, &l.st)
+}
+
+// plan waits for records, reads a window, places every record and saves
+// the plan. It returns a nil window when ctx ended first.
+func (l *lane) plan(ctx context.Context) (*window, []spool.Record, error) {
+	from := l.u.sp.Start(l.id)
+	if err := l.u.sp.Wait(ctx, l.id, from); err != nil {
+		return nil, nil, nil
+	}
+	if l.id == spool.Telemetry && l.u.cfg.Linger > 0 {
+		// Linger for a fuller batch, unless one is already there.
+		deadline := time.Now().Add(l.u.cfg.Linger)
+		for time.Now().Before(deadline) && l.u.sp.End(l.id)-from < 1000 {
+			wctx, cancel := context.WithDeadline(ctx, deadline)
+			l.u.sp.Wait(wctx, l.id, l.u.sp.End(l.id))
+			cancel()
+			if ctx.Err() != nil {
+				return nil, nil, nil
+			}
+		}
+	}
+	recs, _, err := l.u.sp.Read(l.id, from, l.u.cfg.MaxBatchBytes)
+	if err != nil || len(recs) == 0 {
+		return nil, nil, err
+	}
+	topics := map[string]bool{}
+	for _, r := range recs {
+		topics[r.Topic] = true
+	}
+	if err := l.refreshPartitions(ctx, topics, false); err != nil {
+		return nil, nil, err
+	}
+	w := &window{From: recs[0].Offset, To: recs[len(recs)-1].Offset,
+		Partitions: map[string]int32{}, Seqs: map[string]int32{}, Counts: map[string]int{}}
+	for t := range topics {
+		w.Partitions[t] = l.partitions[t]
+	}
+	for _, r := range recs {
+		tp := tpKey(r.Topic, partitionFor(r.Key, w.Partitions[r.Topic]))
+		if _, ok := w.Seqs[tp]; !ok {
+			w.Seqs[tp] = l.st.Seqs[tp]
+		}
+		w.Counts[tp]++
+	}
+	l.st.Window = w
+	if err := saveState(l.statePath, &l.st); err != nil {
+		return nil, nil, err
+	}
+	return w, recs, nil
+}
+
+// readWindow reads back the records of a saved window.
+func (l *lane) readWindow(w *window) ([]spool.Record, error) {
+	var out []spool.Record
+	for off := w.From; off <= w.To; {
+		recs, next, err := l.u.sp.Read(l.id, off, l.u.cfg.MaxBatchBytes)
+		if err != nil {
+			return nil, err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			if r.Offset <= w.To {
+				out = append(out, r)
+			}
+		}
+		off = next
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("uplink: saved window %d-%d is no longer in the spool", w.From, w.To)
+	}
+	return out, nil
+}
+
+func tpKey(topic string, p int32) string { return topic + "/" + strconv.Itoa(int(p)) }
+
+// refreshPartitions learns partition counts (creating topics where the
+// cluster allows it) for topics not known yet, or all when force is set.
+func (l *lane) refreshPartitions(ctx context.Context, topics map[string]bool, force bool) error {
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = true
+	for t := range topics {
+		if _, ok := l.partitions[t]; ok && !force {
+			continue
+		}
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	if len(req.Topics) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.u.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, l.cl)
+	if err != nil {
+		return fmt.Errorf("uplink: metadata: %w", err)
+	}
+	for _, t := range resp.Topics {
+		if t.Topic == nil {
+			continue
+		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil || len(t.Partitions) == 0 {
+			return fmt.Errorf("uplink: topic %s: %v", *t.Topic, err)
+		}
+		l.partitions[*t.Topic] = int32(len(t.Partitions))
+	}
+	return nil
+}
+
+// send produces the window's batches, one request per partition leader,
+// and returns once all are acknowledged.
+func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
+	byTP := map[string][]spool.Record{}
+	var order []string
+	for _, r := range recs {
+		tp := tpKey(r.Topic, partitionFor(r.Key, w.Partitions[r.Topic]))
+		if _, ok := byTP[tp]; !ok {
+			order = append(order, tp)
+		}
+		byTP[tp] = append(byTP[tp], r)
+	}
+	sort.Strings(order)
+	leaders, err := l.leaders(ctx, w)
+	if err != nil {
+		return err
+	}
+	reqs := map[int32]*kmsg.ProduceRequest{}
+	var raw, sent int64
+	for _, tp := range order {
+		rs := byTP[tp]
+		topic, p := splitTP(tp)
+		batch, n := encodeBatch(rs, l.st.ProducerID, l.st.ProducerEpoch, w.Seqs[tp], l.u.cfg.Compress)
+		raw += int64(n)
+		sent += int64(len(batch))
+		leader, ok := leaders[tp]
+		if !ok {
+			return fmt.Errorf("uplink: no leader for %s", tp)
+		}
+		req := reqs[leader]
+		if req == nil {
+			req = kmsg.NewPtrProduceRequest()
+			req.Acks = -1
+			req.TimeoutMillis = int32(l.u.cfg.RequestTimeout.Milliseconds())
+			reqs[leader] = req
+		}
+		var rt *kmsg.ProduceRequestTopic
+		for i := range req.Topics {
+			if req.Topics[i].Topic == topic {
+				rt = &req.Topics[i]
+			}
+		}
+		if rt == nil {
+			req.Topics = append(req.Topics, kmsg.NewProduceRequestTopic())
+			rt = &req.Topics[len(req.Topics)-1]
+			rt.Topic = topic
+		}
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = p
+		rp.Records = batch
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	if l.u.limit != nil {
+		if err := l.u.limit.wait(ctx, sent, l.id == spool.Alarm); err != nil {
+			return err
+		}
+	}
+	type result struct {
+		err error
+	}
+	results := make(chan result, len(reqs))
+	for leader, req := range reqs {
+		go func() {
+			rctx, cancel := context.WithTimeout(ctx, l.u.cfg.RequestTimeout)
+			defer cancel()
+			kresp, err := l.cl.Broker(int(leader)).Request(rctx, req)
+			if err != nil {
+				results <- result{fmt.Errorf("uplink: produce to broker %d: %w", leader, err)}
+				return
+			}
+			results <- result{checkProduce(kresp.(*kmsg.ProduceResponse))}
+		}()
+	}
+	var errs []error
+	for range reqs {
+		if r := <-results; r.err != nil {
+			errs = append(errs, r.err)
+		}
+	}
+	for _, e := range errs {
+		if errors.Is(e, errNewProducer) {
+			return errNewProducer
+		}
+	}
+	if len(errs) > 0 {
+		// Leadership may have moved: learn it again before the retry.
+		l.partitionsStale()
+		return errors.Join(errs...)
+	}
+	l.batches.Add(int64(len(order)))
+	l.records.Add(int64(len(recs)))
+	l.raw.Add(raw)
+	l.sent.Add(sent)
+	return nil
+}
+
+func (l *lane) partitionsStale() { l.partitions = map[string]int32{} }
+
+func splitTP(tp string) (string, int32) {
+	for i := len(tp) - 1; i >= 0; i-- {
+		if tp[i] == '/' {
+			p, _ := strconv.Atoi(tp[i+1:])
+			return tp[:i], int32(p)
+		}
+	}
+	return tp, 0
+}
+
+// leaders finds the leader broker of each partition in the window.
+func (l *lane) leaders(ctx context.Context, w *window) (map[string]int32, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = true
+	for t := range w.Partitions {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.u.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, l.cl)
+	if err != nil {
+		return nil, fmt.Errorf("uplink: metadata: %w", err)
+	}
+	out := map[string]int32{}
+	for _, t := range resp.Topics {
+		if t.Topic == nil {
+			continue
+		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return nil, fmt.Errorf("uplink: topic %s: %w", *t.Topic, err)
+		}
+		if n := int32(len(t.Partitions)); n < w.Partitions[*t.Topic] {
+			return nil, fmt.Errorf("uplink: topic %s has %d partitions, the window was placed on %d", *t.Topic, n, w.Partitions[*t.Topic])
+		}
+		for _, p := range t.Partitions {
+			if p.Leader >= 0 {
+				out[tpKey(*t.Topic, p.Partition)] = p.Leader
+			}
+		}
+	}
+	return out, nil
+}
+
+// checkProduce turns a produce response into nil (every batch stored, or
+// already stored: a duplicate), errNewProducer, or a retriable error.
+func checkProduce(resp *kmsg.ProduceResponse) error {
+	var errs []error
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			err := kerr.ErrorForCode(p.ErrorCode)
+			switch {
+			case err == nil, errors.Is(err, kerr.DuplicateSequenceNumber):
+			case errors.Is(err, kerr.OutOfOrderSequenceNumber), errors.Is(err, kerr.UnknownProducerID),
+				errors.Is(err, kerr.InvalidProducerEpoch), errors.Is(err, kerr.ProducerFenced):
+				return fmt.Errorf("%w: %s/%d: %v", errNewProducer, t.Topic, p.Partition, err)
+			default:
+				errs = append(errs, fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
