@@ -82,6 +82,10 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []
 			rp := &rt.Partitions[j]
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
+			// Empty, not null: Kafka always sends a (possibly empty)
+			// records field, and librdkafka rejects the whole response
+			// when it is null.
+			sp.RecordBatches = []byte{}
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 			p, ok := b.Partition(rt.Topic, rp.Partition)
 			if !ok {

@@ -113,6 +113,15 @@ func (s *Server) freeze() {
 		k.ApiKey = key
 		k.MinVersion = h.minVersion
 		k.MaxVersion = h.maxVersion
+		if kmsg.Key(key) == kmsg.Produce {
+			// librdkafka before 2.11.1 decides whether a broker takes
+			// compressed batches by asking if it supports Produce v0, and
+			// silently stops compressing when not (librdkafka #4956).
+			// Kafka 4.0 advertises Produce from v0 for that reason while
+			// refusing v0-v2 (KAFKA-18659); so do we: the handler's range
+			// is still enforced by the dispatcher.
+			k.MinVersion = 0
+		}
 		s.apiKeys = append(s.apiKeys, k)
 	}
 	slices.SortFunc(s.apiKeys, func(a, b kmsg.ApiVersionsResponseApiKey) int {
