@@ -38,11 +38,11 @@ var defaults = probe{
 
 // newTestRoot returns the real root command with test subcommands added:
 //
-//	fluxo probe        --data-dir --segment-bytes --join --retention --allow-anonymous
-//	fluxo topic        --bootstrap (persistent)
-//	fluxo topic create --partitions
-//	fluxo spool        --spool-dir
-//	fluxo secret       --token (required)
+//	fluxo probe             --data-dir --segment-bytes --join --retention --allow-anonymous
+//	fluxo probetopic        --bootstrap (persistent)
+//	fluxo probetopic create --partitions
+//	fluxo spool             --spool-dir
+//	fluxo secret            --token (required)
 //
 // The value seen by the command that ran is stored in *got. The environment
 // is cleared of FLUXO_ variables for the test.
@@ -70,7 +70,7 @@ func newTestRoot(t *testing.T, got *probe) *cobra.Command {
 	f.DurationVar(&got.Retention, "retention", got.Retention, "retention")
 	f.BoolVar(&got.Anonymous, "allow-anonymous", got.Anonymous, "anonymous clients")
 
-	topic := &cobra.Command{Use: "topic"}
+	topic := &cobra.Command{Use: "probetopic"}
 	topic.PersistentFlags().StringVar(&got.Bootstrap, "bootstrap", got.Bootstrap, "core address")
 	create := &cobra.Command{Use: "create", RunE: record}
 	create.Flags().IntVar(&got.Partitions, "partitions", got.Partitions, "partitions")
@@ -195,8 +195,8 @@ func TestConfigPrecedence(t *testing.T) {
 		},
 		{
 			name: "nested section over parent section over top level",
-			args: []string{"topic", "create", "--config", "$FILE"},
-			yaml: "partitions: 1\nbootstrap: top:9092\ntopic:\n  partitions: 2\n  bootstrap: topic:9092\n  create:\n    partitions: 3\n",
+			args: []string{"probetopic", "create", "--config", "$FILE"},
+			yaml: "partitions: 1\nbootstrap: top:9092\nprobetopic:\n  partitions: 2\n  bootstrap: topic:9092\n  create:\n    partitions: 3\n",
 			want: with(func(p *probe) {
 				p.Partitions = 3
 				p.Bootstrap = "topic:9092"
@@ -205,7 +205,7 @@ func TestConfigPrecedence(t *testing.T) {
 		{
 			name: "keys of other commands are left alone",
 			args: []string{"probe", "--config", "$FILE"},
-			yaml: "spool-dir: /spool\npartitions: 9\nspool:\n  spool-dir: /spool2\ntopic:\n  create:\n    partitions: not-a-number\n",
+			yaml: "spool-dir: /spool\npartitions: 9\nspool:\n  spool-dir: /spool2\nprobetopic:\n  create:\n    partitions: not-a-number\n",
 			want: defaults,
 		},
 		{
@@ -364,8 +364,8 @@ func TestConfigErrors(t *testing.T) {
 		{
 			name: "unknown key in another command's section",
 			args: []string{"probe", "--config", "$FILE"},
-			yaml: "topic:\n  create:\n    partitons: 3\n",
-			want: `config: $FILE: unknown key topic.create.partitons: no flag --partitons in fluxo topic create or its subcommands`,
+			yaml: "probetopic:\n  create:\n    partitons: 3\n",
+			want: `config: $FILE: unknown key probetopic.create.partitons: no flag --partitons in fluxo probetopic create or its subcommands`,
 		},
 		{
 			name: "unknown section",

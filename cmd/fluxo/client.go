@@ -1,0 +1,149 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// The Kafka client commands (fluxo topic, produce, consume) share what is in
+// this file: the --brokers flag, how a franz-go client is built, and the
+// adapter that sends franz-go's log lines to the command's logger.
+
+const (
+	defaultBrokers = "127.0.0.1:9092"
+
+	// clientDialTimeout bounds one connection attempt: the brokers are
+	// usually on the same network, and a command line should not hang for
+	// kgo's default of 10s per attempt when nothing listens.
+	clientDialTimeout = 3 * time.Second
+
+	// clientRetryTimeout bounds how long an admin request (create, list,
+	// describe, delete) is retried before the command gives up.
+	clientRetryTimeout = 15 * time.Second
+
+	// clientID names the command-line client in the brokers' logs.
+	clientID = "fluxo-cli"
+)
+
+// brokersFlag adds the persistent --brokers flag to c and returns where its
+// value lands.
+func brokersFlag(c *cobra.Command) *[]string {
+	brokers := new([]string)
+	c.PersistentFlags().StringSliceVar(brokers, "brokers", []string{defaultBrokers},
+		"seed brokers to bootstrap from, HOST:PORT[,HOST:PORT...]")
+	return brokers
+}
+
+// newClient returns a franz-go client bootstrapped from brokers, logging to
+// the command's logger at warn level, with opts applied after the defaults.
+func newClient(cmd *cobra.Command, brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
+	var seeds []string
+	for _, b := range brokers {
+		if b = strings.TrimSpace(b); b != "" {
+			seeds = append(seeds, b)
+		}
+	}
+	if len(seeds) == 0 {
+		return nil, errors.New("--brokers: got no broker, want HOST:PORT[,HOST:PORT...]")
+	}
+	all := append([]kgo.Opt{
+		kgo.SeedBrokers(seeds...),
+		kgo.DialTimeout(clientDialTimeout),
+		kgo.ClientID(clientID),
+		kgo.WithLogger(kgoLogger{log: logger(cmd), level: kgo.LogLevelWarn}),
+	}, opts...)
+	cl, err := kgo.NewClient(all...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create kafka client: %w", err)
+	}
+	return cl, nil
+}
+
+// kgoLogger adapts a zerolog.Logger to kgo.Logger. franz-go logs a constant
+// message with key/value pairs, which become fields.
+type kgoLogger struct {
+	log   zerolog.Logger
+	level kgo.LogLevel // the most verbose level franz-go is asked to log at
+}
+
+func (l kgoLogger) Level() kgo.LogLevel { return l.level }
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	var ev *zerolog.Event
+	switch level {
+	case kgo.LogLevelError:
+		ev = l.log.Error()
+	case kgo.LogLevelWarn:
+		ev = l.log.Warn()
+	case kgo.LogLevelInfo:
+		ev = l.log.Info()
+	case kgo.LogLevelDebug:
+		ev = l.log.Debug()
+	default:
+		return
+	}
+	for i := 0; i+1 < len(keyvals); i += 2 {
+		key, ok := keyvals[i].(string)
+		if !ok {
+			key = fmt.Sprint(keyvals[i])
+		}
+		switch v := keyvals[i+1].(type) {
+		case error:
+			ev = ev.AnErr(key, v)
+		case string:
+			ev = ev.Str(key, v)
+		case fmt.Stringer:
+			ev = ev.Stringer(key, v)
+		default:
+			ev = ev.Interface(key, v)
+		}
+	}
+	if len(keyvals)%2 == 1 {
+		ev = ev.Interface("extra", keyvals[len(keyvals)-1])
+	}
+	ev.Str("component", "kgo").Msg(msg)
+}
+
+// topicError formats a broker's answer for one topic as
+// "topic NAME: CODE: message", preferring the broker's own message to the
+// generic description of the code.
+func topicError(topic string, err error, brokerMsg string) error {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		msg := brokerMsg
+		if msg == "" {
+			msg = ke.Description
+		}
+		return fmt.Errorf("topic %s: %s: %s", topic, ke.Message, msg)
+	}
+	if brokerMsg != "" {
+		return fmt.Errorf("topic %s: %w: %s", topic, err, brokerMsg)
+	}
+	return fmt.Errorf("topic %s: %w", topic, err)
+}
+
+// plural returns "1 record", "2 records".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// parseKeyValue splits s, given to flag, at its first "=". The key may not
+// be empty; the value may.
+func parseKeyValue(flag, s string) (key, value string, err error) {
+	key, value, ok := strings.Cut(s, "=")
+	if !ok || key == "" {
+		return "", "", fmt.Errorf("--%s: got %q, want KEY=VALUE", flag, s)
+	}
+	return key, value, nil
+}
