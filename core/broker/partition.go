@@ -164,9 +164,10 @@ func (p *Partition) Append(records []byte) AppendResult {
 	}
 	for pos, i := 0, 0; i < len(batches); i++ {
 		commitlog.SetLeaderEpoch(records[pos:], p.leaderEpoch)
+		batches[i].LeaderEpoch = p.leaderEpoch
 		pos += batches[i].Size
 	}
-	res, err := p.log.Append(records)
+	res, err := p.log.AppendValidated(records, batches)
 	if err != nil {
 		switch {
 		case errors.Is(err, commitlog.ErrBatchTooLarge):

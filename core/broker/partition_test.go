@@ -67,6 +67,9 @@ func TestIdempotentProduce(t *testing.T) {
 	if got := p.Log().LogEndOffset(); got != 9 {
 		t.Fatalf("got log end %d, want 9 (retries not written)", got)
 	}
+	if eps := p.Log().LeaderEpochs(); len(eps) != 1 || eps[0] != (commitlog.EpochEntry{Epoch: 0, StartOffset: 0}) {
+		t.Fatalf("got leader epochs %v, want the partition's epoch 0 from offset 0", eps)
+	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}

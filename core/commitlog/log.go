@@ -473,21 +473,36 @@ type AppendResult struct {
 func (l *Log) Append(buf []byte) (AppendResult, error) {
 	var small [4]Batch
 	batches := small[:0]
-	var maxTS int64 = -1
 	for p := 0; p < len(buf); {
 		b, err := ValidateBatch(buf[p:])
 		if err != nil {
 			return AppendResult{}, fmt.Errorf("batch %d at byte %d: %w", len(batches), p, err)
 		}
+		batches = append(batches, b)
+		p += b.Size
+	}
+	return l.AppendValidated(buf, batches)
+}
+
+// AppendValidated is Append for a caller that has already run
+// ValidateBatch over each batch of buf (batches are its results, in
+// order), so the CRCs are not computed twice. The batches must cover buf
+// exactly.
+func (l *Log) AppendValidated(buf []byte, batches []Batch) (AppendResult, error) {
+	var maxTS int64 = -1
+	n := 0
+	for _, b := range batches {
 		if b.Size > l.cfg.MaxBatchBytes {
 			return AppendResult{}, fmt.Errorf("%w: %d bytes, limit %d", ErrBatchTooLarge, b.Size, l.cfg.MaxBatchBytes)
 		}
-		batches = append(batches, b)
 		maxTS = max(maxTS, b.MaxTimestamp)
-		p += b.Size
+		n += b.Size
 	}
 	if len(batches) == 0 {
 		return AppendResult{}, fmt.Errorf("%w: no batch", ErrInvalidBatch)
+	}
+	if n != len(buf) {
+		panic("commitlog: AppendValidated: batches do not cover the buffer")
 	}
 
 	l.appendMu.Lock()

@@ -14,6 +14,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// maxKeptReadBuffer is the largest Produce frame a connection keeps to read
+// its next request into.
+const maxKeptReadBuffer = 16 << 20
+
 // maxKeptWriteBuffer is the largest response buffer a connection keeps for
 // its next response; a larger one (a big Fetch) is left to the collector.
 const maxKeptWriteBuffer = 64 << 10
@@ -37,6 +41,7 @@ type Conn struct {
 	principal     string
 	lenBuf        [4]byte
 	wbuf          []byte
+	rbuf          []byte // the last Produce frame, reused for the next read
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {
@@ -104,6 +109,12 @@ func (c *Conn) serve() {
 		}
 		ok := c.handleFrame(frame)
 		release()
+		if len(frame) >= 2 && kmsg.Key(binary.BigEndian.Uint16(frame)) == kmsg.Produce && cap(frame) <= maxKeptReadBuffer {
+			// Produce handlers copy records into the log and keep no
+			// reference to the frame; other requests may (a group keeps
+			// its members' metadata), so only a Produce frame is reused.
+			c.rbuf = frame
+		}
 		if !ok {
 			return
 		}
@@ -165,7 +176,13 @@ func (c *Conn) readFrame() (frame []byte, release func(), err error) {
 		}
 		release = func() { b.Release(int64(size)) }
 	}
-	frame = make([]byte, size)
+	if cap(c.rbuf) >= int(size) {
+		// The previous request was a Produce, whose handler keeps nothing
+		// of its frame: read into the same buffer.
+		frame, c.rbuf = c.rbuf[:size], nil
+	} else {
+		frame = make([]byte, size)
+	}
 	if err := c.nc.SetReadDeadline(time.Now().Add(idle)); err != nil {
 		release()
 		return nil, nil, err

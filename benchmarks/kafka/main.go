@@ -1,0 +1,356 @@
+// Command kafka measures Kafka produce and consume against a real `fluxo
+// core` process, with franz-go's kgo client, and compares every produce
+// rate with the segment log's raw append rate measured in the same run.
+//
+// It builds cmd/fluxo, starts `fluxo core` on free loopback ports with its
+// data in a temporary directory, and waits for /readyz. Each scenario
+// (1 or 8 partitions; acks=1, or acks=all with idempotence) creates a
+// topic, produces 1 KiB random values from one goroutine for a fixed time
+// or count, then reads the whole topic back with a direct (groupless)
+// consumer, then deletes the topic. The producer keeps kgo's defaults (10
+// ms linger, batches up to 1 MB, 50 000 records buffered) except for
+// compression, which is off: the values are incompressible. Latency is
+// taken per record from the Produce call to its promise; the producer is
+// never throttled, so it is mostly time spent in the client's buffer.
+//
+// The baseline then appends batches of the same values, with as many
+// records per batch as the acks=1 producers sent on average, straight to a
+// commitlog.Log (DefaultConfig, no fsync) in the same temporary directory,
+// with the broker idle. The broker is stopped with SIGTERM at the end, and
+// the whole run is bounded by -timeout.
+//
+// The table goes to stdout in markdown; progress goes to stderr.
+//
+//	go run ./benchmarks/kafka
+//	go run ./benchmarks/kafka -duration 5s -baseline 2s
+//	go run ./benchmarks/kafka -in-process -cpuprofile cpu.out -scenarios p1-acks1
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command line.
+type options struct {
+	duration        time.Duration
+	records         int64
+	warmup          int
+	baseline        time.Duration
+	baselineRecords int
+	settle          time.Duration
+	valueSize       int
+	scenarios       string
+	dir             string
+	fluxo           string
+	inProcess       bool
+	cpuprofile      string
+	timeout         time.Duration
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 20*time.Second, "produce time per scenario")
+	flag.Int64Var(&o.records, "records", 0, "records per scenario (0: no limit; the run stops at -duration or -records, whichever comes first)")
+	flag.IntVar(&o.warmup, "warmup", 5000, "records produced and flushed before each scenario's clock starts")
+	flag.DurationVar(&o.baseline, "baseline", 5*time.Second, "time of the raw append baseline")
+	flag.IntVar(&o.baselineRecords, "baseline-records", 0, "records per baseline batch (0: the mean of the producer's batches in the acks=1 scenarios)")
+	flag.DurationVar(&o.settle, "settle", 30*time.Second, "pause before each scenario and before the baseline, so that each starts after the memory the previous one freed has gone back to the host")
+	flag.IntVar(&o.valueSize, "value-bytes", 1024, "size of each record value")
+	flag.StringVar(&o.scenarios, "scenarios", "p1-acks1,p8-acks1,p1-acksall,p8-acksall", "comma-separated scenarios to run, named p<partitions>-acks<1|all>")
+	flag.StringVar(&o.dir, "dir", os.TempDir(), "parent of the temporary directory holding the broker's data and the baseline's log")
+	flag.StringVar(&o.fluxo, "fluxo", "", "fluxo binary to run (default: build ./cmd/fluxo into the temporary directory)")
+	flag.BoolVar(&o.inProcess, "in-process", false, "run the core node in this process instead of as a fluxo core process (for -cpuprofile)")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the produce and consume runs to this file")
+	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "bound on the whole run")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	if err := run(ctx, o, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "benchmarks/kafka:", err)
+		cancel()
+		stop()
+		os.Exit(1)
+	}
+}
+
+func parseScenarios(s string) ([]scenario, error) {
+	var out []scenario
+	for name := range strings.SplitSeq(s, ",") {
+		var sc scenario
+		var acks string
+		if _, err := fmt.Sscanf(name, "p%d-acks%s", &sc.partitions, &acks); err != nil || sc.partitions < 1 || (acks != "1" && acks != "all") {
+			return nil, fmt.Errorf("scenario %q: want p<partitions>-acks<1|all>", name)
+		}
+		sc.acksAll = acks == "all"
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
+	scenarios, err := parseScenarios(o.scenarios)
+	if err != nil {
+		return err
+	}
+	if o.valueSize < 1 || o.valueSize > 512<<10 || o.duration <= 0 || o.baseline <= 0 {
+		return fmt.Errorf("-duration and -baseline must be positive, -value-bytes between 1 and 512 KiB")
+	}
+	root, err := os.MkdirTemp(o.dir, "fluxo-kafka-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+
+	// Random, so that neither the client nor the disk could compress it.
+	pool := make([]byte, 16<<20)
+	rand.NewChaCha8([32]byte{1}).Read(pool)
+
+	var b broker
+	if o.inProcess {
+		fmt.Fprintln(stderr, "starting a core node in process")
+		if b, err = startNodeBroker(filepath.Join(root, "data")); err != nil {
+			return err
+		}
+	} else {
+		bin := o.fluxo
+		if bin == "" {
+			fmt.Fprintln(stderr, "building cmd/fluxo")
+			if bin, err = buildFluxo(ctx, root); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintln(stderr, "starting fluxo core")
+		if b, err = startProcBroker(ctx, bin, filepath.Join(root, "data")); err != nil {
+			return err
+		}
+	}
+	stopped := false
+	stopBroker := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		return b.Stop(sctx)
+	}
+	defer func() {
+		if serr := stopBroker(); serr != nil && err == nil {
+			err = fmt.Errorf("stop broker: %w", serr)
+		}
+	}()
+	fmt.Fprintf(stderr, "broker on %s, data under %s\n", b.KafkaAddr(), root)
+
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	lim := limits{duration: o.duration, records: o.records, warmup: o.warmup}
+	var results []result
+	for i, s := range scenarios {
+		if err := settle(ctx, o.settle); err != nil {
+			return err
+		}
+		if o.records > 0 {
+			fmt.Fprintf(stderr, "scenario %s: producing %d records, for at most %v\n", s.name(), o.records, o.duration)
+		} else {
+			fmt.Fprintf(stderr, "scenario %s: producing for %v\n", s.name(), o.duration)
+		}
+		r, err := runScenario(ctx, b.KafkaAddr(), fmt.Sprintf("bench-%d-%s", i, s.name()), s, lim, pool, o.valueSize)
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", s.name(), err)
+		}
+		fmt.Fprintf(stderr, "  produce %.1f MB/s (%d records, %.1f records/batch), p50 %v p99 %v; consume %.1f MB/s\n",
+			r.mbps(), r.records, r.recordsPerBatch(), r.latency.Quantile(0.5), r.latency.Quantile(0.99), r.consumeMBps())
+		results = append(results, r)
+	}
+	if o.cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
+
+	// The baseline appends batches shaped like the producer's: as many
+	// records per batch as the acks=1 scenarios averaged (all scenarios if
+	// none ran), unless -baseline-records says otherwise. It runs after the
+	// scenarios, with the broker idle and their topics deleted.
+	shape := o.baselineRecords
+	if shape <= 0 {
+		shape = batchShape(results)
+	}
+	if err := settle(ctx, o.settle); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "baseline: raw append of %d-record batches for %v\n", shape, o.baseline)
+	base, err := runBaseline(ctx, filepath.Join(root, "baseline"), pool, o.valueSize, shape, o.baseline)
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	fmt.Fprintf(stderr, "  %.1f MB/s\n", base.mbps())
+	if err := stopBroker(); err != nil {
+		return fmt.Errorf("stop broker: %w", err)
+	}
+	printTable(stdout, o, results, base)
+	return nil
+}
+
+// settle waits d, or until ctx ends. It puts every phase on the same
+// footing on virtual machines that hand freed memory back to their host
+// (virtio-balloon free page reporting, a few hundred MiB/s, starting a few
+// seconds after the free): there, writing a page cache page the guest has
+// reported costs a host page fault, and writing one freed a moment ago
+// does not. Without the pause, a phase that follows another would write
+// its first gigabytes into the pages of the topic just deleted and look
+// faster for that reason alone. Elsewhere it only costs time.
+func settle(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// batchShape is the mean number of records per produce batch over the
+// acks=1 scenarios, or over all of them if none was acks=1.
+func batchShape(results []result) int {
+	var batches, recs int64
+	for _, all := range []bool{false, true} {
+		for _, r := range results {
+			if !r.acksAll || all {
+				batches += r.batches
+				recs += r.batchRecs
+			}
+		}
+		if batches > 0 {
+			break
+		}
+	}
+	if batches == 0 {
+		return 1
+	}
+	return max(int((recs+batches/2)/batches), 1)
+}
+
+func printTable(w io.Writer, o options, results []result, base baselineResult) {
+	limit := fmt.Sprintf("%v per scenario", o.duration)
+	if o.records > 0 {
+		limit = fmt.Sprintf("at most %v or %d records per scenario", o.duration, o.records)
+	}
+	broker := "`fluxo core` process"
+	if o.inProcess {
+		broker = "core node in process"
+	}
+	fmt.Fprintf(w, "%d B values, %s, %s; baseline: %v of commitlog appends of %d-record batches (%d B), no fsync. MB = 10^6 bytes of record values.\n\n",
+		o.valueSize, limit, broker, o.baseline, base.batchRecords, base.batchBytes)
+	fmt.Fprintln(w, "| Scenario | Partitions | Acks | Produce MB/s | Records/s | p50 | p99 | Consume MB/s | Records/batch | Ratio to raw append |")
+	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintf(w, "| raw append (baseline) | | | %.1f | %.0f | | | | %d | 1.00 |\n",
+		base.mbps(), base.recordsPerSec(), base.batchRecords)
+	for _, r := range results {
+		fmt.Fprintf(w, "| %s | %d | %s | %.1f | %.0f | %s | %s | %.1f | %.1f | %.2f |\n",
+			r.name(), r.partitions, r.acks(), r.mbps(), r.recordsPerSec(),
+			fmtLatency(r.latency.Quantile(0.5)), fmtLatency(r.latency.Quantile(0.99)),
+			r.consumeMBps(), r.recordsPerBatch(), r.mbps()/base.mbps())
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Machine: nproc %d, CPU %s, %s/%s, Linux %s, %s, temp dir on %s.\n",
+		runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, kernel(), runtime.Version(), fsType(o.dir))
+}
+
+// fmtLatency prints d in milliseconds with three significant digits.
+func fmtLatency(d time.Duration) string {
+	ms := float64(d) / float64(time.Millisecond)
+	switch {
+	case ms >= 100:
+		return fmt.Sprintf("%.0f ms", ms)
+	case ms >= 10:
+		return fmt.Sprintf("%.1f ms", ms)
+	default:
+		return fmt.Sprintf("%.2f ms", ms)
+	}
+}
+
+// poolValue returns the i-th record value: size bytes of pool, at a
+// position that moves by more than size from one record to the next, so
+// the values in a batch do not repeat until it passes len(pool) bytes.
+func poolValue(pool []byte, i, size int) []byte {
+	off := (i * (size + 7)) % (len(pool) - size)
+	return pool[off : off+size]
+}
+
+func cpuModel() string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func kernel() string {
+	data, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// fsType returns the file system type and device of the mount holding
+// dir, from /proc/self/mounts.
+func fsType(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "unknown"
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = r
+	}
+	data, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return "unknown"
+	}
+	best, out := "", "unknown"
+	for line := range strings.SplitSeq(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		mnt := f[1]
+		inside := abs == mnt || strings.HasPrefix(abs, strings.TrimSuffix(mnt, "/")+"/")
+		if inside && len(mnt) >= len(best) {
+			best, out = mnt, fmt.Sprintf("%s (%s, %s)", mnt, f[2], f[0])
+		}
+	}
+	return out
+}
