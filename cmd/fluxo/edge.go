@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/fluxo-io/fluxo/bridge/spool"
+	"github.com/fluxo-io/fluxo/edge"
+)
+
+func init() { register(newEdgeCmd) }
+
+func newEdgeCmd() *cobra.Command {
+	cfg := edge.DefaultNodeConfig()
+	var (
+		routes       []string
+		syncPolicy   string
+		downlinkOn   bool
+		shutdownWait time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "edge",
+		Short: "Run an edge node: MQTT for devices, a disk spool, forwarding to the core",
+		Long: `Run an edge node. Devices publish over MQTT (3.1.1 or 5, TCP, TLS or
+WebSocket); every accepted message is appended to the spool on disk before the
+device's acknowledgement goes out, and forwarded in snappy-compressed batches to
+the core (or any Kafka cluster) by an idempotent producer; it leaves the spool
+once the core acknowledged it. Commands on the core topic "commands" reach the
+devices over MQTT.
+
+Routing: the first rule whose MQTT filter matches the topic decides the core
+topic, the lane (alarm: sent first, never evicted; telemetry) and the key (the
+device level of {fleet}/{device}/{stream}, or the client id). Default rules:
+
+  +/+/alarm/#    → alarms        (alarm lane)
+  +/+/cmd/reply  → command-acks  (alarm lane)
+  #              → telemetry     (telemetry lane)
+
+--route replaces them: FILTER=TOPIC[,lane=alarm|telemetry][,key=device|clientid].
+
+Spool durability (--spool-sync): always = fsync before the acknowledgement
+(survives a power cut; devices share fsyncs), batch = fsync every
+--spool-sync-interval, never = the page cache (survives a crash of the edge
+process, not of the machine).
+
+Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
+'fluxo edge passwd') unless --allow-anonymous is given.`,
+		Example: `  # anonymous devices, forwarding to a core on this machine
+  fluxo edge --allow-anonymous
+
+  # a Pi in a depot: authenticated devices, a 4 GiB spool, a metered link
+  fluxo edge --mqtt-addr 0.0.0.0:1883 --users /etc/fluxo/users.yaml \
+    --core core1:9092,core2:9092 --spool-dir /var/lib/fluxo/spool \
+    --spool-max-bytes 4294967296 --uplink-max-bytes-per-sec 200000
+
+  # add a device user
+  fluxo edge passwd /etc/fluxo/users.yaml sensor-17`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := logger(cmd)
+			cfg.Logger = log
+			var err error
+			if cfg.Spool.Sync, err = spool.ParseSyncPolicy(syncPolicy); err != nil {
+				return err
+			}
+			if len(routes) > 0 {
+				cfg.Edge.Routes = nil
+				for _, r := range routes {
+					rt, err := edge.ParseRoute(r)
+					if err != nil {
+						return err
+					}
+					cfg.Edge.Routes = append(cfg.Edge.Routes, rt)
+				}
+			}
+			if cfg.Edge.StateDir == "" {
+				cfg.Edge.StateDir = filepath.Join(cfg.SpoolDir, "mqtt")
+			}
+			if err := os.MkdirAll(cfg.Edge.StateDir, 0o755); err != nil {
+				return err
+			}
+			if !downlinkOn {
+				cfg.Downlink = nil
+			}
+			node, err := edge.NewNode(cfg)
+			if err != nil {
+				return err
+			}
+			if err := node.Start(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "fluxo edge: MQTT on %s, HTTP on %s, spool in %s (sync %s), core %s\n",
+				node.MQTTAddr(), node.HTTPAddr(), cfg.SpoolDir, cfg.Spool.Sync, strings.Join(cfg.Uplink.Brokers, ","))
+			<-cmd.Context().Done()
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+			defer cancel()
+			return node.Shutdown(ctx)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&cfg.Edge.MQTTAddr, "mqtt-addr", cfg.Edge.MQTTAddr, "MQTT TCP listen address")
+	f.StringVar(&cfg.Edge.TLSAddr, "mqtt-tls-addr", "", "MQTT over TLS listen address (needs --tls-cert and --tls-key)")
+	f.StringVar(&cfg.Edge.TLSCertFile, "tls-cert", "", "TLS certificate file (PEM)")
+	f.StringVar(&cfg.Edge.TLSKeyFile, "tls-key", "", "TLS key file (PEM)")
+	f.StringVar(&cfg.Edge.WSAddr, "ws-addr", "", "MQTT over WebSocket listen address (optional)")
+	f.StringVar(&cfg.Edge.EdgeID, "edge-id", cfg.Edge.EdgeID, "this edge's id, in every record's edge.id header")
+	f.StringVar(&cfg.Edge.UsersFile, "users", "", "users file (YAML: username, bcrypt password, ACL)")
+	f.BoolVar(&cfg.Edge.AllowAnonymous, "allow-anonymous", false, "let devices connect without credentials")
+	f.StringArrayVar(&routes, "route", nil, "routing rule FILTER=TOPIC[,lane=alarm|telemetry][,key=device|clientid] (repeatable; replaces the defaults)")
+	f.Uint32Var(&cfg.Edge.MaxPacketSize, "max-packet-size", cfg.Edge.MaxPacketSize, "largest MQTT packet accepted, in bytes")
+	f.IntVar(&cfg.Edge.MaxClients, "max-clients", cfg.Edge.MaxClients, "devices connected at once")
+	f.StringVar(&cfg.SpoolDir, "spool-dir", "./spool", "spool directory (also keeps MQTT sessions and the uplink's producer state)")
+	f.StringVar(&syncPolicy, "spool-sync", "always", "spool durability: always, batch or never")
+	f.DurationVar(&cfg.Spool.SyncInterval, "spool-sync-interval", cfg.Spool.SyncInterval, "fsync period of --spool-sync batch")
+	f.Int64Var(&cfg.Spool.MaxBytes, "spool-max-bytes", cfg.Spool.MaxBytes, "spool disk budget; when full the oldest telemetry is evicted, alarms never")
+	f.DurationVar(&cfg.Spool.MaxAge, "spool-max-age", 0, "expire undelivered telemetry older than this (0: never)")
+	f.StringSliceVar(&cfg.Uplink.Brokers, "core", cfg.Uplink.Brokers, "core (or Kafka) brokers, comma separated")
+	f.DurationVar(&cfg.Uplink.Linger, "linger", cfg.Uplink.Linger, "how long telemetry waits to fill a batch (alarms never wait)")
+	f.IntVar(&cfg.Uplink.MaxBatchBytes, "batch-bytes", cfg.Uplink.MaxBatchBytes, "records per send, in bytes before compression")
+	f.BoolVar(&cfg.Uplink.Compress, "compress", true, "snappy-compress batches")
+	f.Int64Var(&cfg.Uplink.MaxBytesPerSec, "uplink-max-bytes-per-sec", 0, "cap on bytes sent to the core per second (0: none); alarms go first")
+	f.BoolVar(&downlinkOn, "downlink", true, "deliver commands from the core topic to devices")
+	f.StringVar(&cfg.Downlink.Topic, "commands-topic", cfg.Downlink.Topic, "core topic with commands for devices")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP listen address for /healthz, /readyz and /metrics (empty: off)")
+	f.DurationVar(&shutdownWait, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight sends")
+	c.AddCommand(newEdgePasswdCmd())
+	return c
+}
+
+func newEdgePasswdCmd() *cobra.Command {
+	var fromStdin bool
+	c := &cobra.Command{
+		Use:   "passwd FILE USER",
+		Short: "Add a device user to a users file, or change its password",
+		Long: `Add USER to the users file FILE (created if missing), or change its password.
+The password is read from the terminal (twice), or from one line of standard
+input with --stdin. Only a bcrypt hash is stored. A new user may publish and
+subscribe under {fleet}/USER/...: edit its acl in the file to change that.`,
+		Example: `  fluxo edge passwd /etc/fluxo/users.yaml s-0017
+  echo "$SECRET" | fluxo edge passwd --stdin users.yaml c-0042`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pw, err := readPassword(cmd, fromStdin)
+			if err != nil {
+				return err
+			}
+			if err := edge.SetPassword(args[0], args[1], pw); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "password set for %s in %s\n", args[1], args[0])
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&fromStdin, "stdin", false, "read the password from one line of standard input")
+	return c
+}
+
+func readPassword(cmd *cobra.Command, fromStdin bool) (string, error) {
+	in := cmd.InOrStdin()
+	if f, ok := in.(*os.File); ok && !fromStdin && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(cmd.ErrOrStderr(), "password: ")
+		a, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprint(cmd.ErrOrStderr(), "again: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return "", err
+		}
+		if string(a) != string(b) {
+			return "", fmt.Errorf("the passwords differ")
+		}
+		if len(a) == 0 {
+			return "", fmt.Errorf("empty password")
+		}
+		return string(a), nil
+	}
+	line, err := bufio.NewReader(in).ReadString('\n')
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		if err != nil {
+			return "", fmt.Errorf("no password on standard input: %w", err)
+		}
+		return "", fmt.Errorf("empty password")
+	}
+	return line, nil
+}

@@ -1,0 +1,196 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// Config configures an Edge.
+type Config struct {
+	// MQTTAddr is the plain TCP listener's address (default
+	// 127.0.0.1:1883). Port 0 picks a free port (see Edge.Addr). Empty
+	// disables the listener.
+	MQTTAddr string
+	// TLSAddr is the MQTT-over-TLS listener's address; empty disables it.
+	// It needs TLSCertFile and TLSKeyFile (PEM).
+	TLSAddr     string
+	TLSCertFile string
+	TLSKeyFile  string
+	// WSAddr is the MQTT-over-WebSocket listener's address (any path,
+	// subprotocol "mqtt"); empty disables it.
+	WSAddr string
+
+	// EdgeID names this edge in the edge.id header of every record
+	// (default: the host name).
+	EdgeID string
+
+	// UsersFile is the YAML file of device users, bcrypt passwords and
+	// ACLs (see users.go). Read once at start; Edge.ReloadUsers reads it
+	// again.
+	UsersFile string
+	// AllowAnonymous lets clients connect without a username, with full
+	// access. With a UsersFile too, clients that send a username are
+	// still checked against it. With neither, New refuses to start.
+	AllowAnonymous bool
+
+	// Routes map MQTT topics to core topics, first match wins (default:
+	// DefaultRoutes). A publish that no route matches is refused.
+	Routes []Route
+
+	// StateDir keeps persistent sessions, their subscriptions and queued
+	// messages, and retained messages across restarts (StateDir/mqtt.db).
+	// Empty keeps them in memory only.
+	StateDir string
+
+	// MaxPacketSize is the largest MQTT packet accepted, in bytes
+	// (default 256 KiB); a client sending a larger one is disconnected.
+	MaxPacketSize uint32
+	// MaxSessionExpiry caps how long a disconnected persistent session
+	// is kept (default 7 days); it is also the expiry of MQTT 3.1.1
+	// sessions with clean session off.
+	MaxSessionExpiry time.Duration
+	// MaxMessageExpiry caps how long a retained message or a message
+	// queued for a client is kept (default 24 hours).
+	MaxMessageExpiry time.Duration
+	// MaxClients is the number of connected clients beyond which a new
+	// connection is refused (default 10000).
+	MaxClients int
+	// MaxInflight is the number of QoS 1/2 messages queued per client on
+	// their way to it, offline sessions included (default 1024); beyond
+	// it messages to that client are dropped. It is also the length of
+	// each connected client's queue of packets waiting to be written.
+	MaxInflight uint16
+	// ReceiveMaximum is the number of QoS 1/2 publishes a client may
+	// have unacknowledged towards the edge (default 128; MQTT 5 Receive
+	// Maximum).
+	ReceiveMaximum uint16
+
+	// Logger receives the edge's logs and mochi's; the zero value
+	// discards them.
+	Logger zerolog.Logger
+	// Registerer receives the edge's metrics; nil means no metrics.
+	Registerer prometheus.Registerer
+}
+
+// Defaults.
+const (
+	DefaultMQTTAddr         = "127.0.0.1:1883"
+	DefaultMaxPacketSize    = 256 << 10
+	DefaultMaxSessionExpiry = 7 * 24 * time.Hour
+	DefaultMaxMessageExpiry = 24 * time.Hour
+	DefaultMaxClients       = 10000
+	DefaultMaxInflight      = 1024
+	DefaultReceiveMaximum   = 128
+)
+
+// DefaultConfig returns a configuration that listens on 127.0.0.1:1883
+// with the default routes and limits. It has no authentication: set
+// UsersFile or AllowAnonymous.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		MQTTAddr:         DefaultMQTTAddr,
+		EdgeID:           host,
+		Routes:           DefaultRoutes(),
+		MaxPacketSize:    DefaultMaxPacketSize,
+		MaxSessionExpiry: DefaultMaxSessionExpiry,
+		MaxMessageExpiry: DefaultMaxMessageExpiry,
+		MaxClients:       DefaultMaxClients,
+		MaxInflight:      DefaultMaxInflight,
+		ReceiveMaximum:   DefaultReceiveMaximum,
+	}
+}
+
+// ErrNoAuth is returned by Validate when neither a users file nor
+// anonymous access is configured.
+var ErrNoAuth = errors.New("edge: no device authentication configured: set a users file (--users FILE) or allow anonymous access (--allow-anonymous)")
+
+// Validate checks the configuration. Zero limits are errors here; New
+// fills them with the defaults before validating.
+func (c Config) Validate() error {
+	if c.MQTTAddr == "" && c.TLSAddr == "" && c.WSAddr == "" {
+		return errors.New("edge: no listener configured: set an MQTT, TLS or WebSocket address")
+	}
+	for _, a := range []struct{ name, addr string }{{"mqtt", c.MQTTAddr}, {"tls", c.TLSAddr}, {"websocket", c.WSAddr}} {
+		if a.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("edge: %s address %q: %w", a.name, a.addr, err)
+		}
+	}
+	if c.TLSAddr != "" && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
+		return errors.New("edge: the TLS listener needs a certificate file and a key file")
+	}
+	if c.TLSAddr == "" && (c.TLSCertFile != "" || c.TLSKeyFile != "") {
+		return errors.New("edge: a TLS certificate or key is set but no TLS address")
+	}
+	if c.EdgeID == "" {
+		return errors.New("edge: empty edge id")
+	}
+	if c.UsersFile == "" && !c.AllowAnonymous {
+		return ErrNoAuth
+	}
+	if len(c.Routes) == 0 {
+		return errors.New("edge: no routes")
+	}
+	for _, r := range c.Routes {
+		if err := r.Validate(); err != nil {
+			return err
+		}
+	}
+	switch {
+	case c.MaxPacketSize < 64:
+		return fmt.Errorf("edge: max packet size %d below 64 bytes", c.MaxPacketSize)
+	case c.MaxPacketSize > 268435455+5:
+		return fmt.Errorf("edge: max packet size %d above MQTT's 256 MiB", c.MaxPacketSize)
+	case c.MaxSessionExpiry < time.Second || c.MaxSessionExpiry > math.MaxUint32*time.Second:
+		return fmt.Errorf("edge: max session expiry %s out of range (1s to %d s)", c.MaxSessionExpiry, uint32(math.MaxUint32))
+	case c.MaxMessageExpiry < time.Second:
+		return fmt.Errorf("edge: max message expiry %s below 1s", c.MaxMessageExpiry)
+	case c.MaxClients < 1:
+		return fmt.Errorf("edge: max clients %d below 1", c.MaxClients)
+	case c.MaxInflight < 1:
+		return errors.New("edge: max inflight below 1")
+	case c.ReceiveMaximum < 1:
+		return errors.New("edge: receive maximum below 1")
+	}
+	return nil
+}
+
+// withDefaults fills zero fields with the defaults.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.EdgeID == "" {
+		c.EdgeID = d.EdgeID
+	}
+	if len(c.Routes) == 0 {
+		c.Routes = d.Routes
+	}
+	if c.MaxPacketSize == 0 {
+		c.MaxPacketSize = d.MaxPacketSize
+	}
+	if c.MaxSessionExpiry == 0 {
+		c.MaxSessionExpiry = d.MaxSessionExpiry
+	}
+	if c.MaxMessageExpiry == 0 {
+		c.MaxMessageExpiry = d.MaxMessageExpiry
+	}
+	if c.MaxClients == 0 {
+		c.MaxClients = d.MaxClients
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = d.MaxInflight
+	}
+	if c.ReceiveMaximum == 0 {
+		c.ReceiveMaximum = d.ReceiveMaximum
+	}
+	return c
+}

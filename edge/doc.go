@@ -1,0 +1,116 @@
+// Package edge is fluxo's MQTT front door: an embedded MQTT server
+// (mochi-mqtt v2) that authenticates devices, checks their topic ACLs,
+// maps each accepted publish to a core topic with routing rules and hands
+// it to a Sink (the spool) before acknowledging it. What happens after
+// the Sink is not this package's business.
+//
+// # Data path
+//
+//	device ──MQTT 3.1.1/5 (TCP, TLS, WebSocket)──▶ mochi ──▶ hook: auth, ACL, route ──▶ Sink.Append ──▶ PUBACK/PUBREC
+//
+// Every device publish that passes the ACL is routed (first matching Route
+// wins, see DefaultRoutes) and becomes one spool.Message:
+//
+//	Lane     the route's lane (alarm or telemetry)
+//	Topic    the route's core topic
+//	Key      the device id ({fleet}/{device}/{stream}...: second level), else the client id
+//	Value    the MQTT payload
+//	Time     receive time
+//	Headers  mqtt.topic, mqtt.qos ("0"/"1"/"2"), mqtt.client, edge.id,
+//	         edge.received_ms (unix ms), mqtt.will ("1", wills only),
+//	         then the MQTT 5 user properties (keys starting with "mqtt." or
+//	         "edge." are dropped: reserved for the edge)
+//
+// Duplicates are passed on: a QoS 1 publish resent with DUP reaches the
+// Sink again (the core deduplicates by producer sequence). Messages the
+// edge itself publishes (Edge.Publish: commands to devices) and $SYS
+// topics never reach the Sink.
+//
+// # Acknowledged means spooled
+//
+// mochi calls the publish hook on the client's read goroutine before it
+// writes the acknowledgement, so:
+//
+//   - QoS 1: the PUBACK leaves after Sink.Append returned nil.
+//   - QoS 2: the PUBREC leaves after Sink.Append returned nil (the message
+//     is spooled once; PUBREL/PUBCOMP only finish the exchange).
+//   - QoS 0: nothing to acknowledge; a refused message is dropped and
+//     counted.
+//
+// A refusal is never a silent acknowledgement:
+//
+//   - MQTT 5, QoS 1/2: a PUBACK (QoS 1) or PUBREC (QoS 2) with a failure
+//     reason code; the client stays connected and may retry.
+//   - MQTT 3.1.1, QoS 1/2: the protocol has no negative acknowledgement, so
+//     the connection is closed without one; the message stays the device's
+//     to resend (clients resend unacknowledged messages on reconnecting
+//     with their session kept).
+//
+// While Append runs, that client's next packets wait: a slow spool slows
+// its devices down instead of filling memory.
+//
+// # Refusals and reason codes
+//
+//	cause                          counted as                          MQTT 5                      MQTT 3.1.1
+//	unknown user / wrong password  denials_total{reason=credentials}   CONNACK 0x86                CONNACK 0x04
+//	no username, anonymous off     denials_total{reason=anonymous}     CONNACK 0x87                CONNACK 0x05
+//	will topic not allowed         denials_total{reason=will}          CONNACK 0x87                CONNACK 0x05
+//	publish not allowed (ACL)      denials_total{reason=publish}       PUBACK/PUBREC 0x87          QoS 1/2: disconnect; QoS 0: drop
+//	subscribe not allowed (ACL)    denials_total{reason=subscribe}     SUBACK 0x87                 SUBACK 0x80
+//	no route for the topic         unrouted_total                      PUBACK/PUBREC 0x90          QoS 1/2: disconnect; QoS 0: drop
+//	spool.ErrFull                  spool_failures_total{qos}           PUBACK/PUBREC 0x97          QoS 1/2: disconnect; QoS 0: drop
+//	spool.ErrTooLarge              spool_failures_total{qos}           PUBACK/PUBREC 0x83          QoS 1/2: disconnect; QoS 0: drop
+//	any other Sink error           spool_failures_total{qos}           PUBACK/PUBREC 0x80          QoS 1/2: disconnect; QoS 0: drop
+//	packet over MaxPacketSize      -                                   connection closed           connection closed
+//	malformed packet, AUTH packet  -                                   connection closed           connection closed
+//
+// 0x97 Quota exceeded says what happened (the edge's disk budget is used
+// up) and that retrying later may work. 0x83 Implementation specific
+// error carries the reason string "message too large for the spool":
+// PUBACK has no "too large" code (0x95 is for whole packets). 0x90 Topic
+// Name invalid is MQTT's "not malformed, but not accepted by this
+// server". Wills are spooled after mochi publishes them; a will the spool
+// refuses has nobody to be refused to and is only counted and logged.
+// Wills of the clients that Edge.Close disconnects are not spooled.
+//
+// Metrics (with Config.Registerer): fluxo_edge_clients_connected,
+// fluxo_edge_publishes_total{qos}, fluxo_edge_denials_total{reason},
+// fluxo_edge_spool_failures_total{qos}, fluxo_edge_unrouted_total,
+// fluxo_edge_bytes_received_total (bytes of MQTT packets read).
+//
+// # Devices and ACLs
+//
+// Devices authenticate against a YAML users file (see users.go) holding
+// bcrypt hashes and, per user, the topic filters it may publish on and
+// subscribe to, with %u (username) and %c (client id) placeholders.
+// SetPassword adds users and changes passwords. With AllowAnonymous,
+// clients without a username connect with full access. One of the two is
+// required. The edge is the only authenticating mochi hook: mochi ORs auth
+// hooks, so adding mochi's allow-all hook next to it would open every
+// door.
+//
+// # Safety
+//
+// A panic while serving one connection (mochi's MQTT 5 SUBSCRIBE decoder
+// indexes past the end of a truncated packet) closes that connection and
+// is logged; the edge goes on. Topic aliases from clients are refused
+// (Topic Alias Maximum 0): mochi checks ACLs before resolving them.
+//
+// # Defaults
+//
+//	MQTTAddr           127.0.0.1:1883
+//	EdgeID             host name
+//	Routes             +/+/alarm/# → alarms (alarm lane), +/+/cmd/reply → command-acks (alarm lane), # → telemetry
+//	MaxPacketSize      256 KiB
+//	MaxSessionExpiry   7 days (also the expiry of 3.1.1 persistent sessions)
+//	MaxMessageExpiry   24 hours (retained messages, messages queued for a client)
+//	MaxClients         10000
+//	MaxInflight        1024 messages queued per client
+//	ReceiveMaximum     128 unacknowledged QoS 1/2 publishes per client
+//	StateDir           none: sessions and retained messages in memory only
+//
+// With StateDir, persistent sessions (3.1.1 clean session off, MQTT 5
+// session expiry), their subscriptions and queued QoS 1/2 messages, and
+// retained messages survive a restart (mochi's bolt hook,
+// StateDir/mqtt.db).
+package edge

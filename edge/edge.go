@@ -1,0 +1,327 @@
+package edge
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/rs/zerolog"
+	"go.etcd.io/bbolt"
+
+	"github.com/fluxo-io/fluxo/bridge/spool"
+)
+
+// Sink takes the messages the edge accepts. It is the seam between the
+// MQTT front door and what keeps the messages (the spool).
+//
+// Append is called on the publishing client's read goroutine, before the
+// publish is acknowledged, from many goroutines at once. It returns nil
+// only once the messages are stored (the edge then acknowledges), or an
+// error if none of them is: spool.ErrFull and spool.ErrTooLarge are told
+// apart in the refusal (see the package documentation), any other error
+// is refused as unspecified. While Append runs, that client's next
+// packets wait, which is MQTT's back-pressure. Append may keep the
+// messages and their slices but must not modify them: the payload is also
+// delivered to local subscribers.
+type Sink interface {
+	Append(msgs ...spool.Message) error
+}
+
+// ErrClosed is returned by Publish before Start and after Close.
+var ErrClosed = errors.New("edge: closed")
+
+// Listener ids, as mochi knows them (Client.Net.Listener).
+const (
+	listenerTCP = "mqtt"
+	listenerTLS = "mqtt-tls"
+	listenerWS  = "mqtt-ws"
+)
+
+// Edge is the MQTT front door: an embedded mochi-mqtt server whose
+// accepted publishes go to a Sink.
+type Edge struct {
+	cfg     Config
+	sink    Sink
+	log     zerolog.Logger
+	plog    zerolog.Logger // sampled, for events that may come per message
+	srv     *mqtt.Server
+	router  router
+	users   atomic.Pointer[Users] // nil without a users file
+	metrics *metrics
+	store   *store // nil without StateDir
+	tlsConf *tls.Config
+
+	closing atomic.Bool // set first thing in Close
+
+	mu        sync.RWMutex // guards the fields below; Publish holds it shared
+	started   bool
+	closed    bool
+	listeners []listeners.Listener
+}
+
+// New builds an edge: it loads the users file, opens the state database
+// and registers the metrics. Start opens the listeners.
+func New(cfg Config, sink Sink) (*Edge, error) {
+	if sink == nil {
+		return nil, errors.New("edge: nil sink")
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Edge{
+		cfg:    cfg,
+		sink:   sink,
+		log:    cfg.Logger.With().Str("component", "edge").Logger(),
+		router: router{routes: append([]Route(nil), cfg.Routes...)},
+	}
+	e.plog = e.log.Sample(&zerolog.BurstSampler{Burst: 20, Period: time.Second})
+
+	if cfg.UsersFile != "" {
+		u, err := LoadUsers(cfg.UsersFile)
+		if err != nil {
+			return nil, err
+		}
+		if u.Len() == 0 && !cfg.AllowAnonymous {
+			e.log.Warn().Str("file", cfg.UsersFile).Msg("users file lists no user: no device can connect")
+		}
+		e.users.Store(u)
+	}
+	if cfg.TLSAddr != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("edge: cannot load TLS certificate: %w", err)
+		}
+		e.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumClients = int64(cfg.MaxClients)
+	caps.MaximumPacketSize = cfg.MaxPacketSize
+	caps.MaximumSessionExpiryInterval = uint32(cfg.MaxSessionExpiry / time.Second)
+	caps.MaximumMessageExpiryInterval = int64(cfg.MaxMessageExpiry / time.Second)
+	caps.MaximumInflight = cfg.MaxInflight
+	// mochi's default outbound queue is 8192 packets per client, 64 KiB
+	// of channel buffer each: 640 MiB for 10000 clients on a Pi.
+	caps.MaximumClientWritesPending = int32(cfg.MaxInflight)
+	caps.ReceiveMaximum = cfg.ReceiveMaximum
+	// mochi checks ACLs on the topic name before resolving a topic alias
+	// (server.go lines 867 and 905), and its CONNACK announces no Topic
+	// Alias Maximum, which means 0: refuse aliases outright.
+	caps.TopicAliasMaximum = 0
+	e.srv = mqtt.New(&mqtt.Options{
+		Capabilities:           caps,
+		InlineClient:           true,
+		Logger:                 newSlogLogger(cfg.Logger),
+		SysTopicResendInterval: 60,
+	})
+
+	m, err := newMetrics(cfg.Registerer,
+		func() float64 { return float64(atomic.LoadInt64(&e.srv.Info.ClientsConnected)) },
+		func() float64 { return float64(atomic.LoadInt64(&e.srv.Info.BytesReceived)) })
+	if err != nil {
+		return nil, fmt.Errorf("edge: cannot register metrics: %w", err)
+	}
+	e.metrics = m
+
+	if err := e.srv.AddHook(&hook{e: e}, nil); err != nil {
+		m.unregister()
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	if cfg.StateDir != "" {
+		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+			m.unregister()
+			return nil, fmt.Errorf("edge: cannot create state directory: %w", err)
+		}
+		path := filepath.Join(cfg.StateDir, "mqtt.db")
+		s := newStore()
+		err := e.srv.AddHook(s, &bolt.Options{
+			Path:    path,
+			Options: &bbolt.Options{Timeout: time.Second},
+		})
+		if err != nil {
+			m.unregister()
+			if errors.Is(err, bbolt.ErrTimeout) {
+				return nil, fmt.Errorf("edge: cannot open %s: locked by another process: %w", path, err)
+			}
+			return nil, fmt.Errorf("edge: cannot open %s: %w", path, err)
+		}
+		e.store = s
+	}
+	return e, nil
+}
+
+// Start opens the listeners and loads the stored sessions; the edge then
+// serves until Close.
+func (e *Edge) Start() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	if e.started {
+		return errors.New("edge: already started")
+	}
+	type spec struct {
+		addr string
+		l    listeners.Listener
+	}
+	var specs []spec
+	if e.cfg.MQTTAddr != "" {
+		specs = append(specs, spec{e.cfg.MQTTAddr, listeners.NewTCP(listeners.Config{ID: listenerTCP, Address: e.cfg.MQTTAddr})})
+	}
+	if e.cfg.TLSAddr != "" {
+		specs = append(specs, spec{e.cfg.TLSAddr, listeners.NewTCP(listeners.Config{ID: listenerTLS, Address: e.cfg.TLSAddr, TLSConfig: e.tlsConf})})
+	}
+	if e.cfg.WSAddr != "" {
+		specs = append(specs, spec{e.cfg.WSAddr, newWSListener(listenerWS, e.cfg.WSAddr)})
+	}
+	for _, s := range specs {
+		l := &guarded{Listener: s.l, onPanic: e.connPanic}
+		if err := e.srv.AddListener(l); err != nil {
+			e.closeListeners()
+			return fmt.Errorf("edge: cannot listen on %s: %w", s.addr, err)
+		}
+		e.listeners = append(e.listeners, l)
+	}
+	if err := e.srv.Serve(); err != nil {
+		e.closeListeners()
+		return fmt.Errorf("edge: cannot start mqtt server: %w", err)
+	}
+	e.started = true
+	ev := e.log.Info().Str("edge", e.cfg.EdgeID).Int("routes", len(e.cfg.Routes)).Bool("persistent", e.store != nil)
+	for _, l := range e.listeners {
+		ev = ev.Str(l.ID(), l.Address())
+	}
+	ev.Msg("edge started")
+	return nil
+}
+
+// closeListeners closes listeners opened by a Start that failed.
+func (e *Edge) closeListeners() {
+	for _, l := range e.listeners {
+		l.Close(func(string) {})
+		e.srv.Listeners.Delete(l.ID())
+	}
+	e.listeners = nil
+}
+
+// Close stops the listeners, disconnects the clients and closes the state
+// database. The wills of the clients it disconnects still reach local
+// subscribers, as MQTT wants, but are not spooled: the devices did not go
+// away, the edge did. Close may be called more than once.
+func (e *Edge) Close() error {
+	e.closing.Store(true)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	err := e.srv.Close()
+	e.metrics.unregister()
+	if e.started {
+		e.log.Info().Msg("edge stopped")
+	}
+	return err
+}
+
+// Publish sends a message to the devices subscribed to topic, through
+// mochi's inline client: commands and other downlink traffic. A
+// subscriber's QoS is the lower of qos and its subscription's; a
+// persistent session that is offline gets QoS 1/2 messages when it
+// reconnects (queued up to Config.MaxInflight per client, for at most
+// Config.MaxMessageExpiry). The message does not go to the Sink.
+func (e *Edge) Publish(topic string, payload []byte, qos byte, retain bool) error {
+	if !validTopicName(topic) || strings.HasPrefix(topic, "$") {
+		return fmt.Errorf("edge: cannot publish on %q: not a valid topic name", topic)
+	}
+	if qos > 2 {
+		return fmt.Errorf("edge: invalid qos %d", qos)
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if !e.started || e.closed {
+		return ErrClosed
+	}
+	return e.srv.Publish(topic, payload, retain, qos)
+}
+
+// ReloadUsers reads the users file again. Connected clients keep their
+// connection; their next publish or subscription is checked against the
+// new file.
+func (e *Edge) ReloadUsers() error {
+	if e.cfg.UsersFile == "" {
+		return errors.New("edge: no users file configured")
+	}
+	u, err := LoadUsers(e.cfg.UsersFile)
+	if err != nil {
+		return err
+	}
+	e.users.Store(u)
+	e.log.Info().Str("file", e.cfg.UsersFile).Int("users", u.Len()).Msg("users reloaded")
+	return nil
+}
+
+// Addr returns the bound address of the MQTT TCP listener, "" if it is
+// not configured or the edge is not started.
+func (e *Edge) Addr() string { return e.addr(listenerTCP) }
+
+// TLSAddr returns the bound address of the MQTT TLS listener.
+func (e *Edge) TLSAddr() string { return e.addr(listenerTLS) }
+
+// WSAddr returns the bound address of the WebSocket listener.
+func (e *Edge) WSAddr() string { return e.addr(listenerWS) }
+
+func (e *Edge) addr(id string) string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for _, l := range e.listeners {
+		if l.ID() == id {
+			return l.Address()
+		}
+	}
+	return ""
+}
+
+// connPanic cleans up after a connection whose goroutine panicked (see
+// guarded). mochi's deferred calls have closed the connection and fixed
+// its counters; what attachClient does after the read loop is done here:
+// the session's end, as for a connection that ended with an error. The
+// client's will is not published (mochi's sendLWT is not exported).
+func (e *Edge) connPanic(listener string, c net.Conn, v any) {
+	e.log.Error().Str("listener", listener).Str("remote", c.RemoteAddr().String()).
+		Str("panic", fmt.Sprint(v)).Str("stack", string(debug.Stack())).
+		Msg("mqtt connection panicked: closed")
+	_ = c.Close()
+	for _, cl := range e.srv.Clients.GetAll() { // GetByListener skips closed clients
+		if cl.Net.Listener != listener || cl.Net.Conn != c {
+			continue
+		}
+		cl.Stop(packets.ErrMalformedPacket)
+		expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) ||
+			(cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
+		if e.store != nil {
+			e.store.OnDisconnect(cl, packets.ErrMalformedPacket, expire)
+		}
+		if expire && !cl.IsTakenOver() {
+			cl.ClearInflights()
+			e.srv.UnsubscribeClient(cl)
+			if cur, ok := e.srv.Clients.Get(cl.ID); ok && cur == cl {
+				e.srv.Clients.Delete(cl.ID)
+			}
+		}
+	}
+}

@@ -1,0 +1,99 @@
+package edge
+
+import "strings"
+
+// Topic filters, as MQTT defines them (MQTT 5.0 section 4.7):
+//
+//   - levels are separated by '/'; a level may be empty;
+//   - '+' matches exactly one level, any value (including an empty one);
+//   - '#' is last and matches its parent level and any number of levels
+//     below it ("a/#" matches "a", "a/b" and "a/b/c");
+//   - a topic whose first level starts with '$' ($SYS/...) is not matched
+//     by a filter whose first level is a wildcard.
+
+// MatchFilter reports whether the topic name is matched by the filter.
+// Both are taken as given: a topic name containing '+' or '#' is matched
+// level by level like any other string.
+func MatchFilter(filter, topic string) bool {
+	return covers(strings.Split(filter, "/"), strings.Split(topic, "/"), true)
+}
+
+// ValidFilter reports whether s is a well-formed topic filter: not empty,
+// '#' only as a whole last level, '+' only as a whole level.
+func ValidFilter(s string) bool {
+	if s == "" {
+		return false
+	}
+	levels := strings.Split(s, "/")
+	for i, l := range levels {
+		switch {
+		case l == "#":
+			if i != len(levels)-1 {
+				return false
+			}
+		case l == "+":
+		case strings.ContainsAny(l, "+#"):
+			return false
+		}
+	}
+	return true
+}
+
+// validTopicName reports whether s may be published to: not empty, no
+// wildcard, no NUL.
+func validTopicName(s string) bool {
+	return s != "" && !strings.ContainsAny(s, "+#\x00")
+}
+
+// filterCovers reports whether every topic the subscription filter sub can
+// match is also matched by the filter acl: sub may itself contain
+// wildcards, which acl must then cover with wildcards of its own ("a/+"
+// covers "a/b" and "a/+", not "a/#"). For a topic name (no wildcards) it is
+// the same as MatchFilter.
+func filterCovers(acl, sub string) bool {
+	return covers(strings.Split(acl, "/"), strings.Split(sub, "/"), false)
+}
+
+// covers implements MatchFilter (literal: wildcards in t are plain
+// strings) and filterCovers (wildcards in t are wildcards).
+func covers(f, t []string, literal bool) bool {
+	dollar := len(t) > 0 && strings.HasPrefix(t[0], "$")
+	for i, fl := range f {
+		switch fl {
+		case "#":
+			return !(i == 0 && dollar)
+		case "+":
+			if i >= len(t) || (i == 0 && dollar) {
+				return false
+			}
+			if !literal && t[i] == "#" {
+				return false
+			}
+		default:
+			// A wildcard level of a subscription is never equal to a
+			// plain level, so it is not covered by one.
+			if i >= len(t) || t[i] != fl {
+				return false
+			}
+		}
+	}
+	return len(f) == len(t)
+}
+
+// sharePrefix is the first level of an MQTT 5 shared subscription,
+// "$share/{group}/{filter}".
+const sharePrefix = "$share/"
+
+// stripShare returns the filter of a shared subscription without its
+// "$share/{group}/" prefix, and any other filter unchanged.
+func stripShare(filter string) string {
+	if len(filter) < len(sharePrefix) || !strings.EqualFold(filter[:len(sharePrefix)], sharePrefix) {
+		return filter
+	}
+	rest := filter[len(sharePrefix):]
+	i := strings.IndexByte(rest, '/')
+	if i < 0 {
+		return filter
+	}
+	return rest[i+1:]
+}

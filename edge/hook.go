@@ -1,0 +1,359 @@
+package edge
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/bridge/spool"
+)
+
+// Record headers set by the edge. User properties of an MQTT 5 publish
+// follow them as further headers, except those whose key starts with
+// "mqtt." or "edge." (reserved, so a device cannot forge them).
+const (
+	HeaderTopic      = "mqtt.topic"       // MQTT topic the device published on
+	HeaderQoS        = "mqtt.qos"         // QoS of the publish, "0", "1" or "2"
+	HeaderClient     = "mqtt.client"      // MQTT client id of the publisher
+	HeaderWill       = "mqtt.will"        // "1" on a will message
+	HeaderEdgeID     = "edge.id"          // Config.EdgeID
+	HeaderReceivedMS = "edge.received_ms" // receive time, unix milliseconds
+)
+
+// hook is the edge's mochi hook: authentication (OnConnect), ACLs
+// (OnACLCheck, OnSubscribe for the log), the ack-after-spool publish path
+// (OnPublish), wills (OnWillSent), AUTH packets (OnPacketRead) and the
+// CONNACK's Maximum Packet Size (OnPacketEncode). It is the only hook that authenticates: mochi ORs the
+// answers of all auth hooks (hooks.go lines 656-682).
+type hook struct {
+	mqtt.HookBase
+	e *Edge
+}
+
+func (h *hook) ID() string { return "fluxo-edge" }
+
+func (h *hook) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSubscribe,
+		mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnPacketRead, mqtt.OnPacketEncode:
+		return true
+	}
+	return false
+}
+
+// access is what a client may do: everything, or what its ACL says.
+type access struct {
+	all bool
+	acl ACL
+}
+
+func (a access) canPublish(topic, user, client string) bool {
+	return a.all || a.acl.CanPublish(topic, user, client)
+}
+
+func (a access) canSubscribe(filter, user, client string) bool {
+	return a.all || a.acl.CanSubscribe(filter, user, client)
+}
+
+// accessFor returns the access of an authenticated username. Without a
+// users file everyone has full access; with one, an empty username is
+// anonymous (full access only if allowed) and a name no longer in the
+// file has none.
+func (e *Edge) accessFor(username string) access {
+	users := e.users.Load()
+	if users == nil {
+		return access{all: true}
+	}
+	if username == "" {
+		return access{all: e.cfg.AllowAnonymous}
+	}
+	if u, ok := users.Lookup(username); ok {
+		return access{acl: u.ACL}
+	}
+	return access{}
+}
+
+// authenticate checks a CONNECT's credentials; it returns the denial
+// reason, or "" when the client may connect.
+func (e *Edge) authenticate(username string, password []byte) string {
+	if username == "" {
+		if e.cfg.AllowAnonymous {
+			return ""
+		}
+		return denyAnonymous
+	}
+	users := e.users.Load()
+	if users == nil {
+		return "" // anonymous mode without a users file: nothing to check against
+	}
+	if _, ok := users.Authenticate(username, password); !ok {
+		return denyCredentials
+	}
+	return ""
+}
+
+// OnConnect authenticates the client and checks its will topic. On a
+// refusal it writes the CONNACK itself, so the reason code can be Not
+// authorized as well as Bad username or password, and returns the code,
+// which makes mochi close the connection (server.go lines 437-440).
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	e := h.e
+	if e.closing.Load() {
+		e.refuseConnect(cl, packets.ErrServerUnavailable)
+		return packets.ErrServerUnavailable
+	}
+	user := string(cl.Properties.Username)
+	if reason := e.authenticate(user, pk.Connect.Password); reason != "" {
+		code := packets.ErrBadUsernameOrPassword
+		if reason == denyAnonymous {
+			code = packets.ErrNotAuthorized
+		}
+		e.deny(reason, cl, "", code)
+		e.refuseConnect(cl, code)
+		return code
+	}
+	if cl.Properties.Will.Flag == 1 {
+		t := cl.Properties.Will.TopicName
+		// mochi checks neither ACLs nor $SYS on will topics.
+		if !validTopicName(t) || !mqtt.IsValidFilter(t, true) || !e.accessFor(user).canPublish(t, user, cl.ID) {
+			e.deny(denyWill, cl, t, packets.ErrNotAuthorized)
+			e.refuseConnect(cl, packets.ErrNotAuthorized)
+			return packets.ErrNotAuthorized
+		}
+	}
+	return nil
+}
+
+// refuseConnect sends a failure CONNACK. MQTT 3.1.1 has return codes of
+// its own: 0x04 bad user name or password, 0x05 not authorized, 0x03
+// server unavailable.
+func (e *Edge) refuseConnect(cl *mqtt.Client, code packets.Code) {
+	if cl.Properties.ProtocolVersion < 5 {
+		switch code {
+		case packets.ErrBadUsernameOrPassword:
+			code = packets.ErrMalformedUsernameOrPassword // 0x04
+		case packets.ErrNotAuthorized:
+			code = packets.Err3NotAuthorized // 0x05
+		case packets.ErrServerUnavailable:
+			code = packets.Err3ServerUnavailable // 0x03
+		}
+	}
+	if err := e.srv.SendConnack(cl, code, false, nil); err != nil {
+		e.log.Debug().Err(err).Str("client", cl.ID).Msg("cannot send connack")
+	}
+}
+
+// OnConnectAuthenticate lets through every client OnConnect let through.
+func (h *hook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+
+// OnACLCheck answers mochi's ACL questions: write for a publish
+// (server.go line 867), read for a subscription filter (line 1258) and
+// for each delivery of a message to a subscriber (line 1030). Publish
+// denials are logged and counted here; subscription denials in
+// OnSubscribe, since a read check alone does not say whether it is a
+// subscription or a delivery.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	user := string(cl.Properties.Username)
+	a := h.e.accessFor(user)
+	if !write {
+		return a.canSubscribe(topic, user, cl.ID)
+	}
+	if a.canPublish(topic, user, cl.ID) {
+		return true
+	}
+	h.e.deny(denyPublish, cl, topic, packets.ErrNotAuthorized)
+	return false
+}
+
+// OnSubscribe logs and counts the filters OnACLCheck is about to refuse,
+// with the same tests processSubscribe makes before it (server.go lines
+// 1250-1262).
+func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if cl.Net.Inline {
+		return pk
+	}
+	user := string(cl.Properties.Username)
+	a := h.e.accessFor(user)
+	for _, f := range pk.Filters {
+		if !mqtt.IsValidFilter(f.Filter, false) || (f.NoLocal && mqtt.IsSharedFilter(f.Filter)) {
+			continue
+		}
+		if !a.canSubscribe(f.Filter, user, cl.ID) {
+			h.e.deny(denySubscribe, cl, f.Filter, packets.ErrNotAuthorized)
+		}
+	}
+	return pk
+}
+
+// OnPublish is the ack-after-spool path. mochi calls it on the client's
+// read goroutine after the ACL check and before it writes the PUBACK or
+// PUBREC (server.go lines 913-926, 941-952), so the acknowledgement
+// leaves only once Sink.Append has returned. Publishes of the edge's own
+// inline client (Edge.Publish) are not device messages and pass through.
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	e := h.e
+	now := time.Now()
+	qos := pk.FixedHeader.Qos
+	e.metrics.publishes[qosIndex(qos)].Inc()
+
+	r, key, ok := e.router.route(pk.TopicName, cl.ID)
+	if !ok {
+		e.metrics.unrouted.Inc()
+		e.plog.Warn().Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Uint8("qos", qos).Msg("publish refused: no route")
+		return pk, e.refusePublish(cl, pk, packets.ErrTopicNameInvalid)
+	}
+	msg := e.message(r, key, cl.ID, pk.TopicName, pk.Payload, qos, pk.Properties.User, now, false)
+	if err := e.sink.Append(msg); err != nil {
+		e.metrics.spoolFailures[qosIndex(qos)].Inc()
+		code := spoolCode(err)
+		e.plog.Warn().Err(err).Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).
+			Str("topic", r.Topic).Uint8("qos", qos).Uint8("reason_code", code.Code).Msg("publish refused: spool append failed")
+		return pk, e.refusePublish(cl, pk, code)
+	}
+	return pk, nil
+}
+
+// spoolCode maps a Sink error to the MQTT 5 reason code of the refusal.
+func spoolCode(err error) packets.Code {
+	switch {
+	case errors.Is(err, spool.ErrFull):
+		return packets.ErrQuotaExceeded // 0x97
+	case errors.Is(err, spool.ErrTooLarge):
+		return packets.Code{Code: packets.ErrImplementationSpecificError.Code, Reason: "message too large for the spool"} // 0x83
+	default:
+		return packets.ErrUnspecifiedError // 0x80
+	}
+}
+
+// refusePublish refuses a publish after OnPublish has decided against it,
+// and returns the error OnPublish hands mochi (ErrRejectPacket: mochi then
+// neither acknowledges, retains nor delivers the message; server.go line
+// 916).
+//
+//   - QoS 0: dropped (counted by the caller).
+//   - MQTT 5, QoS 1/2: a PUBACK or PUBREC with the reason code. It is
+//     written here rather than by returning the code to mochi, which
+//     answers a QoS 2 publish with a PUBACK instead of a PUBREC
+//     (server.go line 921).
+//   - MQTT 3.1.1, QoS 1/2: the protocol has no negative acknowledgement,
+//     so the connection is closed without one; the device resends after
+//     reconnecting.
+func (e *Edge) refusePublish(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {
+	qos := pk.FixedHeader.Qos
+	switch {
+	case qos == 0:
+	case cl.Properties.ProtocolVersion == 5:
+		typ := packets.Puback
+		if qos == 2 {
+			typ = packets.Pubrec
+		}
+		ack := packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: typ},
+			PacketID:    pk.PacketID,
+			ReasonCode:  code.Code,
+			Properties:  packets.Properties{ReasonString: code.Reason},
+		}
+		if err := cl.WritePacket(ack); err != nil {
+			e.log.Debug().Err(err).Str("client", cl.ID).Msg("cannot send publish refusal")
+		}
+	default:
+		cl.Stop(code)
+	}
+	return packets.ErrRejectPacket
+}
+
+// OnWillSent spools a will message once mochi has published it (server.go
+// lines 1515-1552; delayed wills at lines 1745-1759). mochi does not pass
+// wills through OnPublish. There is nobody to refuse a will to: a will the
+// spool refuses is counted and logged. Wills of the clients Close
+// disconnects are not spooled.
+func (h *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	if cl.Net.Inline || pk.TopicName == "" || h.e.closing.Load() {
+		return
+	}
+	e := h.e
+	qos := pk.FixedHeader.Qos
+	r, key, ok := e.router.route(pk.TopicName, cl.ID)
+	if !ok {
+		e.metrics.unrouted.Inc()
+		e.plog.Warn().Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Msg("will dropped: no route")
+		return
+	}
+	msg := e.message(r, key, cl.ID, pk.TopicName, pk.Payload, qos, pk.Properties.User, time.Now(), true)
+	if err := e.sink.Append(msg); err != nil {
+		e.metrics.spoolFailures[qosIndex(qos)].Inc()
+		e.plog.Warn().Err(err).Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Str("topic", r.Topic).Msg("will dropped: spool append failed")
+	}
+}
+
+// OnPacketRead closes the connection of a client that sends an AUTH
+// packet: the edge offers no enhanced authentication (MQTT 5 section
+// 4.12: a protocol error), and in MQTT 3.1.1 the packet type is reserved.
+// mochi would otherwise accept and ignore it.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Auth {
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, nil
+}
+
+// OnPacketEncode tells MQTT 5 clients the Maximum Packet Size in a
+// successful CONNACK (mochi enforces the limit but does not announce it).
+func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && cl.Properties.ProtocolVersion == 5 && pk.ReasonCode < packets.ErrUnspecifiedError.Code {
+		pk.Properties.MaximumPacketSize = h.e.cfg.MaxPacketSize
+	}
+	return pk
+}
+
+// message builds the spool message of a publish.
+func (e *Edge) message(r Route, key, clientID, topic string, payload []byte, qos byte,
+	user []packets.UserProperty, now time.Time, will bool) spool.Message {
+	hs := make([]kmsg.Header, 0, 6+len(user))
+	hs = append(hs,
+		kmsg.Header{Key: HeaderTopic, Value: []byte(topic)},
+		kmsg.Header{Key: HeaderQoS, Value: []byte(strconv.Itoa(int(qos)))},
+		kmsg.Header{Key: HeaderClient, Value: []byte(clientID)},
+		kmsg.Header{Key: HeaderEdgeID, Value: []byte(e.cfg.EdgeID)},
+		kmsg.Header{Key: HeaderReceivedMS, Value: []byte(strconv.FormatInt(now.UnixMilli(), 10))},
+	)
+	if will {
+		hs = append(hs, kmsg.Header{Key: HeaderWill, Value: []byte("1")})
+	}
+	for _, p := range user {
+		if strings.HasPrefix(p.Key, "mqtt.") || strings.HasPrefix(p.Key, "edge.") {
+			continue
+		}
+		hs = append(hs, kmsg.Header{Key: p.Key, Value: []byte(p.Val)})
+	}
+	return spool.Message{
+		Lane:    r.Lane,
+		Topic:   r.Topic,
+		Key:     []byte(key),
+		Value:   payload,
+		Headers: hs,
+		Time:    now,
+	}
+}
+
+// deny logs and counts a refusal.
+func (e *Edge) deny(reason string, cl *mqtt.Client, topic string, code packets.Code) {
+	e.metrics.denials.WithLabelValues(reason).Inc()
+	ev := e.plog.Warn().Str("reason", reason).Str("client", cl.ID).
+		Str("username", string(cl.Properties.Username)).Str("remote", cl.Net.Remote)
+	if topic != "" {
+		ev = ev.Str("mqtt_topic", topic)
+	}
+	if cl.Properties.ProtocolVersion == 5 {
+		ev = ev.Uint8("reason_code", code.Code)
+	}
+	ev.Msg("access denied")
+}

@@ -1,0 +1,99 @@
+package edge
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Denial reasons, the values of the reason label of
+// fluxo_edge_denials_total.
+const (
+	denyCredentials = "credentials" // unknown user or wrong password
+	denyAnonymous   = "anonymous"   // no username, anonymous access off
+	denyWill        = "will"        // will topic not allowed for the user
+	denyPublish     = "publish"     // publish ACL
+	denySubscribe   = "subscribe"   // subscribe ACL
+)
+
+// metrics are the edge's Prometheus collectors. They always exist (so the
+// code counts unconditionally) and are registered only when a Registerer
+// is configured.
+type metrics struct {
+	publishes     [3]prometheus.Counter // by QoS
+	spoolFailures [3]prometheus.Counter // by QoS
+	denials       *prometheus.CounterVec
+	unrouted      prometheus.Counter
+
+	reg        prometheus.Registerer
+	collectors []prometheus.Collector
+}
+
+func newMetrics(reg prometheus.Registerer, clients, bytesIn func() float64) (*metrics, error) {
+	pub := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fluxo_edge_publishes_total",
+		Help: "MQTT publishes received from devices that passed the ACL check, by QoS.",
+	}, []string{"qos"})
+	fail := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fluxo_edge_spool_failures_total",
+		Help: "Publishes (and wills) the spool refused, by QoS: QoS 0 dropped, QoS 1/2 refused to the device.",
+	}, []string{"qos"})
+	m := &metrics{
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxo_edge_denials_total",
+			Help: "Connections, publishes and subscriptions refused by authentication or ACL, by reason.",
+		}, []string{"reason"}),
+		unrouted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fluxo_edge_unrouted_total",
+			Help: "Publishes refused because no route matched their topic.",
+		}),
+		reg: reg,
+	}
+	for q := range 3 {
+		m.publishes[q] = pub.WithLabelValues(strconv.Itoa(q))
+		m.spoolFailures[q] = fail.WithLabelValues(strconv.Itoa(q))
+	}
+	for _, r := range []string{denyCredentials, denyAnonymous, denyWill, denyPublish, denySubscribe} {
+		m.denials.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	m.collectors = []prometheus.Collector{
+		pub, fail, m.denials, m.unrouted,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "fluxo_edge_clients_connected",
+			Help: "MQTT clients connected now.",
+		}, clients),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "fluxo_edge_bytes_received_total",
+			Help: "Bytes of MQTT packets read from clients, all listeners.",
+		}, bytesIn),
+	}
+	for i, c := range m.collectors {
+		if err := reg.Register(c); err != nil {
+			for _, c := range m.collectors[:i] {
+				reg.Unregister(c)
+			}
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// unregister removes the collectors from the registerer.
+func (m *metrics) unregister() {
+	if m.reg == nil {
+		return
+	}
+	for _, c := range m.collectors {
+		m.reg.Unregister(c)
+	}
+}
+
+func qosIndex(q byte) int {
+	if q > 2 {
+		return 2
+	}
+	return int(q)
+}

@@ -1,0 +1,349 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/fluxo-io/fluxo/bridge/downlink"
+	"github.com/fluxo-io/fluxo/bridge/spool"
+	"github.com/fluxo-io/fluxo/bridge/uplink"
+)
+
+// NodeConfig configures a whole edge node: the MQTT front door, the spool
+// under it, the uplink to the core, the downlink of commands, and HTTP.
+type NodeConfig struct {
+	Edge     Config
+	SpoolDir string
+	Spool    spool.Config
+	Uplink   uplink.Config // Brokers, batching, cap; StateDir is the spool dir
+	// Downlink consumes commands for devices when set; its Brokers
+	// default to the uplink's.
+	Downlink *downlink.Config
+	// HTTPAddr serves /healthz, /readyz and /metrics; empty: off.
+	HTTPAddr string
+	Logger   zerolog.Logger
+}
+
+// DefaultNodeConfig returns an edge on 127.0.0.1:1883 forwarding to a core
+// on 127.0.0.1:9092, with HTTP on 127.0.0.1:8081.
+func DefaultNodeConfig() NodeConfig {
+	dl := downlink.DefaultConfig()
+	return NodeConfig{
+		Edge:     DefaultConfig(),
+		SpoolDir: "spool",
+		Spool:    spool.DefaultConfig(),
+		Uplink:   uplink.DefaultConfig(),
+		Downlink: &dl,
+		HTTPAddr: "127.0.0.1:8081",
+		Logger:   zerolog.Nop(),
+	}
+}
+
+// Node is a running edge node.
+type Node struct {
+	cfg    NodeConfig
+	log    zerolog.Logger
+	reg    *prometheus.Registry
+	spool  *spool.Spool
+	edge   *Edge
+	uplink *uplink.Uplink
+	down   *downlink.Downlink
+	fleets *fleets
+
+	httpSrv *http.Server
+	httpLn  net.Listener
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex // guards started, stopped
+	started bool
+	stopped bool
+}
+
+// NewNode opens the spool (recovering it) and builds the parts; Start
+// runs them.
+func NewNode(cfg NodeConfig) (*Node, error) {
+	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), fleets: &fleets{m: map[string]string{}}}
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sc := cfg.Spool
+	sc.Logger = cfg.Logger.With().Str("part", "spool").Logger()
+	sp, err := spool.Open(cfg.SpoolDir, sc)
+	if err != nil {
+		return nil, err
+	}
+	n.spool = sp
+	uc := cfg.Uplink
+	uc.StateDir = cfg.SpoolDir
+	uc.Logger = cfg.Logger.With().Str("part", "uplink").Logger()
+	if uc.ClientID == "" || uc.ClientID == uplink.DefaultConfig().ClientID {
+		uc.ClientID = "fluxo-edge-" + cfg.Edge.EdgeID
+	}
+	if n.uplink, err = uplink.New(uc, sp); err != nil {
+		sp.Close()
+		return nil, err
+	}
+	ec := cfg.Edge
+	ec.Logger = cfg.Logger.With().Str("part", "mqtt").Logger()
+	ec.Registerer = n.reg
+	if n.edge, err = New(ec, learningSink{sp, n.fleets}); err != nil {
+		n.uplink.Close()
+		sp.Close()
+		return nil, err
+	}
+	if cfg.Downlink != nil {
+		dc := *cfg.Downlink
+		if len(dc.Brokers) == 0 || (len(dc.Brokers) == 1 && dc.Brokers[0] == downlink.DefaultConfig().Brokers[0]) {
+			dc.Brokers = uc.Brokers
+		}
+		if dc.Group == downlink.DefaultConfig().Group {
+			dc.Group = "fluxo-edge-" + cfg.Edge.EdgeID + "-downlink"
+		}
+		dc.Logger = cfg.Logger.With().Str("part", "downlink").Logger()
+		if n.down, err = downlink.New(dc, n.edge, n.fleets.lookup); err != nil {
+			n.edge.Close()
+			n.uplink.Close()
+			sp.Close()
+			return nil, err
+		}
+	}
+	n.reg.MustRegister(&nodeCollector{n: n})
+	return n, nil
+}
+
+// learningSink spools messages and learns each device's fleet from the
+// topic scheme {fleet}/{device}/..., for the downlink.
+type learningSink struct {
+	sp *spool.Spool
+	f  *fleets
+}
+
+func (s learningSink) Append(msgs ...spool.Message) error {
+	for _, m := range msgs {
+		for _, h := range m.Headers {
+			if h.Key == HeaderTopic {
+				if parts := strings.SplitN(string(h.Value), "/", 3); len(parts) == 3 && parts[0] != "" && parts[1] != "" {
+					s.f.learn(parts[1], parts[0])
+				}
+			}
+		}
+	}
+	return s.sp.Append(msgs...)
+}
+
+// fleets maps device ids to fleets, as learned from traffic.
+type fleets struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+func (f *fleets) learn(device, fleet string) {
+	f.mu.RLock()
+	same := f.m[device] == fleet
+	f.mu.RUnlock()
+	if !same {
+		f.mu.Lock()
+		f.m[device] = fleet
+		f.mu.Unlock()
+	}
+}
+
+func (f *fleets) lookup(device string) (string, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	v, ok := f.m[device]
+	return v, ok
+}
+
+// Start opens the MQTT and HTTP listeners and starts forwarding.
+func (n *Node) Start() error {
+	if err := n.edge.Start(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.uplink.Run(ctx)
+	}()
+	if n.down != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.down.Run(ctx)
+		}()
+	}
+	if n.cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", n.cfg.HTTPAddr)
+		if err != nil {
+			n.Shutdown(context.Background())
+			return fmt.Errorf("edge: cannot listen for HTTP: %w", err)
+		}
+		n.httpLn = ln
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("/readyz", n.readyz)
+		mux.Handle("/metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
+		n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go n.httpSrv.Serve(ln)
+	}
+	n.mu.Lock()
+	n.started = true
+	n.mu.Unlock()
+	n.log.Info().Str("mqtt", n.edge.Addr()).Str("http", n.HTTPAddr()).Strs("core", n.cfg.Uplink.Brokers).
+		Str("spool", n.cfg.SpoolDir).Str("sync", n.cfg.Spool.Sync.String()).Msg("edge node started")
+	return nil
+}
+
+// readyz: ready once the spool is open and MQTT is served; the uplink's
+// state is reported but not required (the edge keeps accepting while the
+// core is away).
+func (n *Node) readyz(w http.ResponseWriter, _ *http.Request) {
+	n.mu.Lock()
+	ready := n.started && !n.stopped
+	n.mu.Unlock()
+	if !ready {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+	for _, s := range n.uplink.Stats() {
+		state := "down"
+		if s.Connected {
+			state = "up"
+		}
+		fmt.Fprintf(w, "uplink %s: %s, backlog %d\n", s.Lane, state, s.Backlog)
+	}
+}
+
+// MQTTAddr is the bound MQTT TCP address.
+func (n *Node) MQTTAddr() string { return n.edge.Addr() }
+
+// HTTPAddr is the bound HTTP address ("" if none).
+func (n *Node) HTTPAddr() string {
+	if n.httpLn == nil {
+		return ""
+	}
+	return n.httpLn.Addr().String()
+}
+
+// Edge is the node's MQTT server.
+func (n *Node) Edge() *Edge { return n.edge }
+
+// Spool is the node's spool.
+func (n *Node) Spool() *spool.Spool { return n.spool }
+
+// Uplink is the node's uplink.
+func (n *Node) Uplink() *uplink.Uplink { return n.uplink }
+
+// Shutdown stops accepting MQTT, stops forwarding (what is not yet
+// acknowledged stays spooled for the next start), closes the spool and
+// logs the accounting of every accepted message.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return nil
+	}
+	n.stopped = true
+	n.mu.Unlock()
+	var errs []error
+	errs = append(errs, n.edge.Close())
+	if n.cancel != nil {
+		n.cancel()
+	}
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, ctx.Err())
+		<-done
+	}
+	n.uplink.Close()
+	if n.httpSrv != nil {
+		n.httpSrv.Shutdown(ctx)
+	}
+	for _, s := range n.spool.Stats() {
+		n.log.Info().Str("lane", s.Lane.String()).Int64("accepted", s.Accepted).Int64("delivered", s.Delivered).
+			Int64("evicted", s.Evicted).Int64("expired", s.Expired).Int64("spooled", s.Spool).Msg("spool accounting")
+	}
+	errs = append(errs, n.spool.Close())
+	return errors.Join(errs...)
+}
+
+// nodeCollector exports spool, uplink and downlink state at scrape time.
+type nodeCollector struct{ n *Node }
+
+var (
+	descSpoolBytes   = prometheus.NewDesc("fluxo_edge_spool_bytes", "Bytes on disk in the spool, per lane.", []string{"lane"}, nil)
+	descSpoolRecords = prometheus.NewDesc("fluxo_edge_spool_records", "Records spooled and not yet delivered, per lane.", []string{"lane"}, nil)
+	descMessages     = prometheus.NewDesc("fluxo_edge_messages_total", "Accepted messages by outcome: accepted, delivered, evicted (budget), expired (max age).", []string{"lane", "outcome"}, nil)
+	descUpBatches    = prometheus.NewDesc("fluxo_edge_uplink_batches_total", "Batches acknowledged by the core.", []string{"lane"}, nil)
+	descUpRecords    = prometheus.NewDesc("fluxo_edge_uplink_records_total", "Records acknowledged by the core.", []string{"lane"}, nil)
+	descUpRaw        = prometheus.NewDesc("fluxo_edge_uplink_raw_bytes_total", "Record bytes sent, before compression.", []string{"lane"}, nil)
+	descUpSent       = prometheus.NewDesc("fluxo_edge_uplink_sent_bytes_total", "Batch bytes sent, after compression.", []string{"lane"}, nil)
+	descUpRatio      = prometheus.NewDesc("fluxo_edge_uplink_compression_ratio", "Raw bytes per byte sent since start.", []string{"lane"}, nil)
+	descUpUp         = prometheus.NewDesc("fluxo_edge_uplink_connected", "1 when the lane's last send to the core succeeded.", []string{"lane"}, nil)
+	descUpLag        = prometheus.NewDesc("fluxo_edge_uplink_lag_records", "Records accepted and not yet acknowledged by the core.", []string{"lane"}, nil)
+	descUpRetries    = prometheus.NewDesc("fluxo_edge_uplink_retries_total", "Failed sends, retried.", []string{"lane"}, nil)
+	descUpLastAck    = prometheus.NewDesc("fluxo_edge_uplink_last_ack_timestamp_seconds", "When the core last acknowledged a batch.", []string{"lane"}, nil)
+	descDown         = prometheus.NewDesc("fluxo_edge_downlink_commands_total", "Commands from the core by outcome: delivered, undeliverable.", []string{"outcome"}, nil)
+)
+
+func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descSpoolBytes, descSpoolRecords, descMessages, descUpBatches, descUpRecords,
+		descUpRaw, descUpSent, descUpRatio, descUpUp, descUpLag, descUpRetries, descUpLastAck, descDown} {
+		ch <- d
+	}
+}
+
+func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge, counter := prometheus.GaugeValue, prometheus.CounterValue
+	for _, s := range c.n.spool.Stats() {
+		l := s.Lane.String()
+		ch <- prometheus.MustNewConstMetric(descSpoolBytes, gauge, float64(s.Bytes), l)
+		ch <- prometheus.MustNewConstMetric(descSpoolRecords, gauge, float64(s.Spool), l)
+		for _, o := range []struct {
+			name string
+			v    int64
+		}{{"accepted", s.Accepted}, {"delivered", s.Delivered}, {"evicted", s.Evicted}, {"expired", s.Expired}} {
+			ch <- prometheus.MustNewConstMetric(descMessages, counter, float64(o.v), l, o.name)
+		}
+	}
+	for _, s := range c.n.uplink.Stats() {
+		l := s.Lane.String()
+		up := 0.0
+		if s.Connected {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descUpBatches, counter, float64(s.Batches), l)
+		ch <- prometheus.MustNewConstMetric(descUpRecords, counter, float64(s.Records), l)
+		ch <- prometheus.MustNewConstMetric(descUpRaw, counter, float64(s.RawBytes), l)
+		ch <- prometheus.MustNewConstMetric(descUpSent, counter, float64(s.SentBytes), l)
+		ch <- prometheus.MustNewConstMetric(descUpRatio, gauge, s.CompressionRatio(), l)
+		ch <- prometheus.MustNewConstMetric(descUpUp, gauge, up, l)
+		ch <- prometheus.MustNewConstMetric(descUpLag, gauge, float64(s.Backlog), l)
+		ch <- prometheus.MustNewConstMetric(descUpRetries, counter, float64(s.Retries), l)
+		if !s.LastAck.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descUpLastAck, gauge, float64(s.LastAck.UnixMilli())/1000, l)
+		}
+	}
+	if c.n.down != nil {
+		d := c.n.down.Stats()
+		ch <- prometheus.MustNewConstMetric(descDown, counter, float64(d.Delivered), "delivered")
+		ch <- prometheus.MustNewConstMetric(descDown, counter, float64(d.Undeliverable), "undeliverable")
+	}
+}

@@ -1,0 +1,188 @@
+package edge
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// store wraps mochi's bolt storage hook (sessions, subscriptions, queued
+// and retained messages in StateDir/mqtt.db) and changes four things:
+//
+//   - Calls after Stop are dropped. mochi's event loop and the last
+//     clients may still call hooks while the server closes, and the bolt
+//     hook reads and clears its db field without a lock.
+//   - The acknowledgement of an inbound QoS 1 publish is not written. mochi
+//     stores it as an inflight message and deletes it within the same call
+//     (server.go processPublish, lines 947-963): two bolt transactions,
+//     each with an fsync, for state that never outlives the call.
+//   - $SYS counters are not stored (a write every tick, and an error in the
+//     log on first start when there are none to read).
+//   - Stored inflight messages get their packet id back (see
+//     StoredInflightMessages).
+type store struct {
+	*bolt.Hook
+
+	mu      sync.RWMutex // held shared by every forwarded call; Stop takes it exclusively
+	stopped bool         // guarded by mu
+
+	skipMu  sync.Mutex           // guards skipped; taken inside mu
+	skipped map[skipKey]struct{} // inbound QoS 1 acks not written, until their completion
+}
+
+type skipKey struct {
+	cl *mqtt.Client
+	id uint16
+}
+
+func newStore() *store {
+	return &store{Hook: new(bolt.Hook), skipped: make(map[skipKey]struct{})}
+}
+
+// Provides leaves out the $SYS counters.
+func (s *store) Provides(b byte) bool {
+	if b == mqtt.OnSysInfoTick || b == mqtt.StoredSysInfo {
+		return false
+	}
+	return s.Hook.Provides(b)
+}
+
+// Stop closes the database; later calls are dropped.
+func (s *store) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	s.stopped = true
+	return s.Hook.Stop()
+}
+
+// do runs f unless the store is stopped.
+func (s *store) do(f func()) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.stopped {
+		f()
+	}
+}
+
+func (s *store) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	s.do(func() { s.Hook.OnSessionEstablished(cl, pk) })
+}
+
+func (s *store) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	s.do(func() { s.Hook.OnWillSent(cl, pk) })
+}
+
+func (s *store) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	s.skipMu.Lock()
+	for k := range s.skipped {
+		if k.cl == cl {
+			delete(s.skipped, k)
+		}
+	}
+	s.skipMu.Unlock()
+	s.do(func() { s.Hook.OnDisconnect(cl, err, expire) })
+}
+
+func (s *store) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	s.do(func() { s.Hook.OnSubscribed(cl, pk, reasonCodes) })
+}
+
+func (s *store) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	s.do(func() { s.Hook.OnUnsubscribed(cl, pk) })
+}
+
+func (s *store) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
+	s.do(func() { s.Hook.OnRetainMessage(cl, pk, r) })
+}
+
+// OnQosPublish stores an inflight message, except the acknowledgement of
+// an inbound QoS 1 publish (a Puback: outbound messages are Publish
+// packets, inbound QoS 2 acknowledgements Pubrec packets).
+func (s *store) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
+	if pk.FixedHeader.Type == packets.Puback {
+		s.skipMu.Lock()
+		s.skipped[skipKey{cl, pk.PacketID}] = struct{}{}
+		s.skipMu.Unlock()
+		return
+	}
+	s.do(func() { s.Hook.OnQosPublish(cl, pk, sent, resends) })
+}
+
+// OnQosComplete deletes a completed inflight message, unless it is one
+// OnQosPublish did not write. Both calls for an inbound QoS 1 publish
+// happen on the client's read goroutine within one processPublish, where
+// no Puback from the client for an outbound message with the same id can
+// come between them.
+func (s *store) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	if pk.FixedHeader.Type == packets.Puback {
+		k := skipKey{cl, pk.PacketID}
+		s.skipMu.Lock()
+		_, skip := s.skipped[k]
+		delete(s.skipped, k)
+		s.skipMu.Unlock()
+		if skip {
+			return
+		}
+	}
+	s.do(func() { s.Hook.OnQosComplete(cl, pk) })
+}
+
+func (s *store) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	s.do(func() { s.Hook.OnQosDropped(cl, pk) })
+}
+
+func (s *store) OnClientExpired(cl *mqtt.Client) {
+	s.do(func() { s.Hook.OnClientExpired(cl) })
+}
+
+func (s *store) OnRetainedExpired(filter string) {
+	s.do(func() { s.Hook.OnRetainedExpired(filter) })
+}
+
+func (s *store) StoredClients() (v []storage.Client, err error) {
+	s.do(func() { v, err = s.Hook.StoredClients() })
+	return
+}
+
+func (s *store) StoredSubscriptions() (v []storage.Subscription, err error) {
+	s.do(func() { v, err = s.Hook.StoredSubscriptions() })
+	return
+}
+
+// StoredInflightMessages restores the packet ids of the stored inflight
+// messages. mochi's bolt hook leaves the id out of the stored value
+// (bolt.go OnQosPublish, lines 281-310), so a message queued for an
+// offline session came back after a restart with id 0, and resending it
+// on the client's return failed with "missing packet id" and closed the
+// connection, every time.
+// The id is the last part of the key, "IFM_{client}:{id}"
+// (inflightKey, Packet.FormatID).
+func (s *store) StoredInflightMessages() (v []storage.Message, err error) {
+	s.do(func() { v, err = s.Hook.StoredInflightMessages() })
+	for i := range v {
+		if v[i].PacketID != 0 {
+			continue
+		}
+		j := strings.LastIndexByte(v[i].ID, ':')
+		if j < 0 {
+			continue
+		}
+		if id, perr := strconv.ParseUint(v[i].ID[j+1:], 10, 16); perr == nil {
+			v[i].PacketID = uint16(id)
+		}
+	}
+	return
+}
+
+func (s *store) StoredRetainedMessages() (v []storage.Message, err error) {
+	s.do(func() { v, err = s.Hook.StoredRetainedMessages() })
+	return
+}
