@@ -34,7 +34,7 @@ help: ## show this help
 build: ## build bin/fluxo for this machine, stamped with version, commit and date
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fluxo ./cmd/fluxo
 
-demo: ## run the demo: a core broker in process, a producer, a consumer group, a restart
+demo: ## run the demo: simulated devices → edge → core → consumer, live view (DEMO_ARGS=--duration 0 runs until Ctrl-C)
 	$(GO) run ./cmd/fluxo demo $(DEMO_ARGS)
 
 test: ## go vet, all tests, then the race detector on RACE_PKGS

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -44,12 +45,12 @@ func TestDemoCrashRecovery(t *testing.T) {
 	}
 }
 
-// TestDemo runs `fluxo demo`, the main job, as a real process: a broker,
-// an idempotent producer, a consumer group and a restart, all checked by
-// the demo itself.
-func TestDemo(t *testing.T) {
+// TestDemoCore runs `fluxo demo core` as a real process: a broker, an
+// idempotent producer, a consumer group and a restart, all checked by the
+// demo itself.
+func TestDemoCore(t *testing.T) {
 	bin := buildFluxo(t)
-	out, err := exec.Command(bin, "demo", "--records", "5000").CombinedOutput()
+	out, err := exec.Command(bin, "demo", "core", "--records", "5000").CombinedOutput()
 	if err != nil {
 		t.Fatalf("fluxo demo: %v\n%s", err, out)
 	}
@@ -57,5 +58,40 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestDemo runs `fluxo demo`, the main job, as a real process: simulated
+// devices → edge → core → consumer for a few seconds. Every message the
+// edge accepted must have been delivered and read by the consumer.
+func TestDemo(t *testing.T) {
+	bin := buildFluxo(t)
+	out, err := exec.Command(bin, "demo", "--duration", "5s", "--cars", "10", "--sensors", "10", "--panels", "5").CombinedOutput()
+	if err != nil {
+		t.Fatalf("fluxo demo: %v\n%s", err, out)
+	}
+	s := string(out)
+	num := func(re string) int {
+		m := regexp.MustCompile(re).FindStringSubmatch(s)
+		if m == nil {
+			t.Fatalf("output lacks %q:\n%s", re, s)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	sent := num(`devices sent (\d+) messages`)
+	acked := num(`(\d+) acknowledged by the edge`)
+	telAccepted := num(`edge spool telemetry: accepted (\d+)`)
+	telDelivered := num(`edge spool telemetry: accepted \d+, delivered (\d+)`)
+	alarmAccepted := num(`edge spool alarm:\s+accepted (\d+)`)
+	readTel := num(`consumer read telemetry (\d+)`)
+	if sent == 0 || acked != sent {
+		t.Fatalf("devices sent %d, edge acknowledged %d: want all, and more than none", sent, acked)
+	}
+	if telAccepted+alarmAccepted != acked {
+		t.Fatalf("edge accepted %d+%d, devices saw %d acknowledged", telAccepted, alarmAccepted, acked)
+	}
+	if telDelivered != telAccepted || readTel != telDelivered {
+		t.Fatalf("telemetry accepted %d, delivered %d, read %d: want all equal", telAccepted, telDelivered, readTel)
 	}
 }

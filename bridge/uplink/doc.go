@@ -10,7 +10,7 @@
 //  2. place each record on a partition with Kafka's default partitioner
 //     (murmur2 of the key, so a device's records stay in order on one
 //     partition), give each partition's batch the next sequence numbers,
-//     and save this plan (uplink-<lane>.json, fsynced);
+//     and save this plan (uplink-<lane>.state, one fdatasync);
 //  3. build one RecordBatch v2 per partition, records compressed with
 //     snappy, and produce them with acks=all to the partition leaders;
 //  4. once every batch is acknowledged, release the window from the spool.

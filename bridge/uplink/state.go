@@ -1,19 +1,18 @@
 package uplink
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"os"
-	"path/filepath"
 )
 
 // laneState is what a lane's producer must remember across an edge crash
 // to resend exactly the batches it may have sent, with the same producer
 // id and sequence numbers, so the core drops the ones it already has.
-//
-// It lives in <state dir>/uplink-<lane>.json, replaced atomically (write,
-// fsync, rename, fsync the directory) before each window is sent.
 type laneState struct {
 	ProducerID    int64            `json:"producer_id"`
 	ProducerEpoch int16            `json:"producer_epoch"`
@@ -22,62 +21,102 @@ type laneState struct {
 }
 
 // window is a planned send: spool offsets [From, To] of the lane, the
-// partition counts used to place its records, and the sequence each
-// partition's batch starts at.
+// partition counts used to place its records, the sequence each
+// partition's batch starts at, and how many records it has.
 type window struct {
 	From       int64            `json:"from"`
 	To         int64            `json:"to"`
 	Partitions map[string]int32 `json:"partitions"`
 	Seqs       map[string]int32 `json:"sequences"`
-	Counts     map[string]int   `json:"counts"` // records per partition
+	Counts     map[string]int   `json:"counts"`
 }
 
-func loadState(path string) (laneState, error) {
+// stateFile keeps a laneState durable with one fdatasync per save: the
+// file has two fixed slots written alternately, each
+//
+//	+----------+----------+------------+----------------------+
+//	| seq u64  | len u32  | crc32c u32 | JSON state (len)     |
+//	+----------+----------+------------+----------------------+
+//
+// and loading takes the valid slot with the higher seq, so a torn write
+// leaves the previous state in the other slot.
+type stateFile struct {
+	f    *os.File
+	seq  uint64
+	slot int64 // size of a slot
+}
+
+const stateSlot = 256 << 10
+
+func openStateFile(path string) (*stateFile, laneState, error) {
 	st := laneState{ProducerID: -1, ProducerEpoch: -1, Seqs: map[string]int32{}}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return st, nil
-	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return st, err
+		return nil, st, fmt.Errorf("uplink: %w", err)
 	}
-	if err := json.Unmarshal(data, &st); err != nil {
-		return st, fmt.Errorf("uplink: %s: %w", path, err)
+	sf := &stateFile{f: f, slot: stateSlot}
+	var best []byte
+	for i := int64(0); i < 2; i++ {
+		seq, data, ok := sf.readSlot(i)
+		if ok && (best == nil || seq > sf.seq) {
+			sf.seq, best = seq, data
+		}
 	}
-	if st.Seqs == nil {
-		st.Seqs = map[string]int32{}
+	if best != nil {
+		if err := json.Unmarshal(best, &st); err != nil {
+			f.Close()
+			return nil, st, fmt.Errorf("uplink: %s: %w", path, err)
+		}
+		if st.Seqs == nil {
+			st.Seqs = map[string]int32{}
+		}
 	}
-	return st, nil
+	return sf, st, nil
 }
 
-func saveState(path string, st *laneState) error {
+func (sf *stateFile) readSlot(i int64) (uint64, []byte, bool) {
+	var h [16]byte
+	if _, err := sf.f.ReadAt(h[:], i*sf.slot); err != nil {
+		return 0, nil, false
+	}
+	seq := binary.BigEndian.Uint64(h[:])
+	n := binary.BigEndian.Uint32(h[8:])
+	if n == 0 || int64(n) > sf.slot-16 {
+		return 0, nil, false
+	}
+	data := make([]byte, n)
+	if _, err := sf.f.ReadAt(data, i*sf.slot+16); err != nil && !errors.Is(err, io.EOF) {
+		return 0, nil, false
+	}
+	if crc32.Checksum(data, castagnoli) != binary.BigEndian.Uint32(h[12:]) {
+		return 0, nil, false
+	}
+	return seq, data, true
+}
+
+// save writes st to the slot not holding the current state, and fdatasyncs.
+func (sf *stateFile) save(st *laneState) error {
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
+	if int64(len(data)) > sf.slot-16 {
+		return fmt.Errorf("uplink: state of %d bytes does not fit a %d-byte slot", len(data), sf.slot)
 	}
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		var d *os.File
-		if d, err = os.Open(filepath.Dir(path)); err == nil {
-			err = d.Sync()
-			d.Close()
-		}
-	}
-	if err != nil {
+	seq := sf.seq + 1
+	buf := make([]byte, 16+len(data))
+	binary.BigEndian.PutUint64(buf, seq)
+	binary.BigEndian.PutUint32(buf[8:], uint32(len(data)))
+	binary.BigEndian.PutUint32(buf[12:], crc32.Checksum(data, castagnoli))
+	copy(buf[16:], data)
+	if _, err := sf.f.WriteAt(buf, int64(seq%2)*sf.slot); err != nil {
 		return fmt.Errorf("uplink: cannot save state: %w", err)
 	}
+	if err := fdatasync(sf.f); err != nil {
+		return fmt.Errorf("uplink: cannot sync state: %w", err)
+	}
+	sf.seq = seq
 	return nil
 }
+
+func (sf *stateFile) close() error { return sf.f.Close() }

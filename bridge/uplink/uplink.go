@@ -52,7 +52,7 @@ func DefaultConfig() Config {
 	return Config{
 		Brokers:         []string{"127.0.0.1:9092"},
 		ClientID:        "fluxo-edge",
-		Linger:          20 * time.Millisecond,
+		Linger:          100 * time.Millisecond,
 		MaxBatchBytes:   512 << 10,
 		Compress:        true,
 		RetryBackoff:    100 * time.Millisecond,
@@ -118,7 +118,7 @@ type lane struct {
 	u         *Uplink
 	id        spool.Lane
 	cl        *kgo.Client
-	statePath string
+	state     *stateFile
 	st        laneState
 	log       zerolog.Logger
 
@@ -138,9 +138,9 @@ func New(cfg Config, sp *spool.Spool) (*Uplink, error) {
 		u.limit = newLimiter(cfg.MaxBytesPerSec)
 	}
 	for _, id := range []spool.Lane{spool.Telemetry, spool.Alarm} {
-		path := filepath.Join(cfg.StateDir, "uplink-"+id.String()+".json")
-		st, err := loadState(path)
+		sf, st, err := openStateFile(filepath.Join(cfg.StateDir, "uplink-"+id.String()+".state"))
 		if err != nil {
+			u.Close()
 			return nil, err
 		}
 		// One client (so one connection per broker) per lane: an alarm
@@ -154,10 +154,11 @@ func New(cfg Config, sp *spool.Spool) (*Uplink, error) {
 			kgo.RequestRetries(0),
 		)
 		if err != nil {
+			sf.close()
 			u.Close()
 			return nil, err
 		}
-		u.lanes[id] = &lane{u: u, id: id, cl: cl, statePath: path, st: st, partitions: map[string]int32{},
+		u.lanes[id] = &lane{u: u, id: id, cl: cl, state: sf, st: st, partitions: map[string]int32{},
 			log: cfg.Logger.With().Str("lane", id.String()).Logger()}
 	}
 	return u, nil
@@ -178,11 +179,13 @@ func (u *Uplink) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close releases the Kafka clients. Call it after Run returned.
+// Close releases the Kafka clients and state files. Call it after Run
+// returned.
 func (u *Uplink) Close() {
 	for _, l := range u.lanes {
 		if l != nil {
 			l.cl.Close()
+			l.state.close()
 		}
 	}
 }
@@ -308,7 +311,7 @@ func (l *lane) initProducer(ctx context.Context) error {
 	l.st.Seqs = map[string]int32{}
 	l.newProducer.Add(1)
 	l.log.Info().Int64("producer_id", resp.ProducerID).Int16("epoch", resp.ProducerEpoch).Msg("new producer")
-	return saveState(l.statePath, &l.st)
+	return l.state.save(&l.st)
 }
 
 // plan waits for records, reads a window, places every record and saves
@@ -354,7 +357,7 @@ func (l *lane) plan(ctx context.Context) (*window, []spool.Record, error) {
 		w.Counts[tp]++
 	}
 	l.st.Window = w
-	if err := saveState(l.statePath, &l.st); err != nil {
+	if err := l.state.save(&l.st); err != nil {
 		return nil, nil, err
 	}
 	return w, recs, nil
