@@ -18,7 +18,25 @@ type laneState struct {
 	ProducerEpoch int16            `json:"producer_epoch"`
 	Seqs          map[string]int32 `json:"next_sequences"` // "topic/partition" → next sequence
 	Window        *window          `json:"window,omitempty"`
+	Live          *liveState       `json:"live,omitempty"` // set while draining live-first
 }
+
+// liveState tracks a live-first drain: fresh records from Start on are
+// sent ahead of the backlog below Start, each stream in order. Records
+// are released from the spool as the backlog advances, and all the way up
+// to Next once the backlog is done.
+type liveState struct {
+	Start   int64 `json:"start"`   // first offset of the live stream
+	Next    int64 `json:"next"`    // next live offset to send
+	Backlog int64 `json:"backlog"` // next backlog offset to send
+}
+
+// Streams a window can come from.
+const (
+	streamInOrder = ""        // the normal, in-order drain
+	streamLive    = "live"    // live-first: fresh records
+	streamBacklog = "backlog" // live-first: the backlog behind them
+)
 
 // window is a planned send: spool offsets [From, To] of the lane, the
 // partition counts used to place its records, the sequence each
@@ -29,6 +47,7 @@ type window struct {
 	Partitions map[string]int32 `json:"partitions"`
 	Seqs       map[string]int32 `json:"sequences"`
 	Counts     map[string]int   `json:"counts"`
+	Stream     string           `json:"stream,omitempty"`
 }
 
 // stateFile keeps a laneState durable with one fdatasync per save: the

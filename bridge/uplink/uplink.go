@@ -35,6 +35,13 @@ type Config struct {
 	MaxBatchBytes int
 	// Compress turns on snappy compression of batches.
 	Compress bool
+	// LiveFirst, when the telemetry backlog passes LiveFirstBacklog
+	// records (the core was away), sends fresh records first and the
+	// backlog behind them, alternating windows, each stream in device
+	// order; the edge.received_ms header tells consumers which is which.
+	// Off: the backlog drains in order first.
+	LiveFirst        bool
+	LiveFirstBacklog int64
 	// MaxBytesPerSec caps the bytes sent per second (0: no cap), for
 	// metered links. Alarms go ahead of telemetry under the cap.
 	MaxBytesPerSec int64
@@ -50,15 +57,16 @@ type Config struct {
 // DefaultConfig returns an uplink to a core on 127.0.0.1:9092.
 func DefaultConfig() Config {
 	return Config{
-		Brokers:         []string{"127.0.0.1:9092"},
-		ClientID:        "fluxo-edge",
-		Linger:          100 * time.Millisecond,
-		MaxBatchBytes:   512 << 10,
-		Compress:        true,
-		RetryBackoff:    100 * time.Millisecond,
-		MaxRetryBackoff: 5 * time.Second,
-		RequestTimeout:  30 * time.Second,
-		Logger:          zerolog.Nop(),
+		Brokers:          []string{"127.0.0.1:9092"},
+		ClientID:         "fluxo-edge",
+		Linger:           100 * time.Millisecond,
+		MaxBatchBytes:    512 << 10,
+		Compress:         true,
+		LiveFirstBacklog: 10000,
+		RetryBackoff:     100 * time.Millisecond,
+		MaxRetryBackoff:  5 * time.Second,
+		RequestTimeout:   30 * time.Second,
+		Logger:           zerolog.Nop(),
 	}
 }
 
@@ -75,6 +83,8 @@ func (c *Config) Validate() error {
 		return errors.New("uplink: bad retry backoff")
 	case c.RequestTimeout <= 0:
 		return errors.New("uplink: RequestTimeout must be positive")
+	case c.LiveFirst && c.LiveFirstBacklog <= 0:
+		return errors.New("uplink: LiveFirstBacklog must be positive")
 	case c.Linger < 0 || c.MaxBytesPerSec < 0:
 		return errors.New("uplink: negative linger or rate")
 	}
@@ -115,12 +125,14 @@ func (s LaneStats) CompressionRatio() float64 {
 }
 
 type lane struct {
-	u         *Uplink
-	id        spool.Lane
-	cl        *kgo.Client
-	state     *stateFile
-	st        laneState
-	log       zerolog.Logger
+	u     *Uplink
+	id    spool.Lane
+	cl    *kgo.Client
+	state *stateFile
+	st    laneState
+	log   zerolog.Logger
+
+	liveTurn bool // live-first: the next window comes from the live stream
 
 	connected                                         atomic.Bool
 	batches, records, raw, sent, retries, newProducer atomic.Int64
@@ -244,7 +256,7 @@ func (l *lane) step(ctx context.Context) error {
 		}
 	}
 	w := l.st.Window
-	if w != nil && w.To < l.u.sp.Start(l.id) {
+	if w != nil && w.Stream != streamLive && w.To < l.u.sp.Start(l.id) {
 		// Acknowledged and released before a crash; only the plan was
 		// left. Its batches used their sequences.
 		l.advance(w)
@@ -276,7 +288,7 @@ func (l *lane) step(ctx context.Context) error {
 	// plan saves the new sequences; a crash before it is covered by the
 	// check above.
 	l.advance(w)
-	if err := l.u.sp.Release(l.id, w.To+1); err != nil {
+	if err := l.released(w); err != nil {
 		return err
 	}
 	l.connected.Store(true)
@@ -316,7 +328,75 @@ func (l *lane) initProducer(ctx context.Context) error {
 
 // plan waits for records, reads a window, places every record and saves
 // the plan. It returns a nil window when ctx ended first.
+// released moves the spool and the live-first cursors past an
+// acknowledged window.
+func (l *lane) released(w *window) error {
+	live := l.st.Live
+	switch {
+	case w.Stream == streamLive && live != nil:
+		live.Next = max(live.Next, w.To+1)
+		return nil
+	case w.Stream == streamBacklog && live != nil:
+		live.Backlog = max(live.Backlog, w.To+1)
+		if live.Backlog >= live.Start {
+			return l.endLiveFirst()
+		}
+		return l.u.sp.Release(l.id, live.Backlog)
+	}
+	return l.u.sp.Release(l.id, w.To+1)
+}
+
+// endLiveFirst ends a live-first drain once the backlog is sent: the spool
+// is released up to the live stream's progress and the lane goes back to
+// draining in order.
+func (l *lane) endLiveFirst() error {
+	next := l.st.Live.Next
+	l.st.Live = nil
+	l.log.Info().Int64("offset", next).Msg("backlog sent; draining in order again")
+	return l.u.sp.Release(l.id, next)
+}
+
+// planLiveFirst picks the next live-first window's stream and range, or
+// returns ok=false to drain in order (the mode is off, or just ended).
+func (l *lane) planLiveFirst() (from, limit int64, stream string, ok bool, err error) {
+	start, end := l.u.sp.Start(l.id), l.u.sp.End(l.id)
+	if l.st.Live == nil {
+		if !l.u.cfg.LiveFirst || l.id != spool.Telemetry || end-start <= l.u.cfg.LiveFirstBacklog {
+			return 0, 0, "", false, nil
+		}
+		l.st.Live = &liveState{Start: end, Next: end, Backlog: start}
+		l.log.Info().Int64("backlog", end-start).Msg("large backlog: sending fresh records first, the backlog behind them")
+	}
+	live := l.st.Live
+	backlog := max(live.Backlog, start)
+	if backlog >= live.Start {
+		return 0, 0, "", false, l.endLiveFirst()
+	}
+	liveHas := end > max(live.Next, start)
+	if liveHas && l.liveTurn {
+		l.liveTurn = false
+		return max(live.Next, start), end, streamLive, true, nil
+	}
+	l.liveTurn = true
+	return backlog, live.Start, streamBacklog, true, nil
+}
+
 func (l *lane) plan(ctx context.Context) (*window, []spool.Record, error) {
+	if from, limit, stream, ok, err := l.planLiveFirst(); err != nil {
+		return nil, nil, err
+	} else if ok {
+		recs, _, err := l.u.sp.Read(l.id, from, l.u.cfg.MaxBatchBytes)
+		if err != nil {
+			return nil, nil, err
+		}
+		for len(recs) > 0 && recs[len(recs)-1].Offset >= limit {
+			recs = recs[:len(recs)-1]
+		}
+		if len(recs) == 0 {
+			return nil, nil, nil
+		}
+		return l.planWindow(ctx, recs, stream)
+	}
 	from := l.u.sp.Start(l.id)
 	if err := l.u.sp.Wait(ctx, l.id, from); err != nil {
 		return nil, nil, nil
@@ -337,6 +417,12 @@ func (l *lane) plan(ctx context.Context) (*window, []spool.Record, error) {
 	if err != nil || len(recs) == 0 {
 		return nil, nil, err
 	}
+	return l.planWindow(ctx, recs, streamInOrder)
+}
+
+// planWindow places the records of a window, gives each partition's batch
+// its sequences, and saves the plan before anything is sent.
+func (l *lane) planWindow(ctx context.Context, recs []spool.Record, stream string) (*window, []spool.Record, error) {
 	topics := map[string]bool{}
 	for _, r := range recs {
 		topics[r.Topic] = true
@@ -344,7 +430,7 @@ func (l *lane) plan(ctx context.Context) (*window, []spool.Record, error) {
 	if err := l.refreshPartitions(ctx, topics, false); err != nil {
 		return nil, nil, err
 	}
-	w := &window{From: recs[0].Offset, To: recs[len(recs)-1].Offset,
+	w := &window{From: recs[0].Offset, To: recs[len(recs)-1].Offset, Stream: stream,
 		Partitions: map[string]int32{}, Seqs: map[string]int32{}, Counts: map[string]int{}}
 	for t := range topics {
 		w.Partitions[t] = l.partitions[t]

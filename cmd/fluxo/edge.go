@@ -23,6 +23,7 @@ func newEdgeCmd() *cobra.Command {
 	var (
 		routes       []string
 		syncPolicy   string
+		drain        string
 		downlinkOn   bool
 		shutdownWait time.Duration
 	)
@@ -33,8 +34,10 @@ func newEdgeCmd() *cobra.Command {
 WebSocket); every accepted message is appended to the spool on disk before the
 device's acknowledgement goes out, and forwarded in snappy-compressed batches to
 the core (or any Kafka cluster) by an idempotent producer; it leaves the spool
-once the core acknowledged it. Commands on the core topic "commands" reach the
-devices over MQTT.
+once the core acknowledged it. When the core is away the edge keeps accepting;
+when it returns the backlog drains in order (--drain in-order) or behind the
+fresh telemetry (--drain live-first). Commands on the core topic "commands"
+reach the devices over MQTT.
 
 Routing: the first rule whose MQTT filter matches the topic decides the core
 topic, the lane (alarm: sent first, never evicted; telemetry) and the key (the
@@ -70,6 +73,13 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 			var err error
 			if cfg.Spool.Sync, err = spool.ParseSyncPolicy(syncPolicy); err != nil {
 				return err
+			}
+			switch drain {
+			case "in-order":
+			case "live-first":
+				cfg.Uplink.LiveFirst = true
+			default:
+				return fmt.Errorf("--drain %q: want in-order or live-first", drain)
 			}
 			if len(routes) > 0 {
 				cfg.Edge.Routes = nil
@@ -127,6 +137,8 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 	f.IntVar(&cfg.Uplink.MaxBatchBytes, "batch-bytes", cfg.Uplink.MaxBatchBytes, "records per send, in bytes before compression")
 	f.BoolVar(&cfg.Uplink.Compress, "compress", true, "snappy-compress batches")
 	f.Int64Var(&cfg.Uplink.MaxBytesPerSec, "uplink-max-bytes-per-sec", 0, "cap on bytes sent to the core per second (0: none); alarms go first")
+	f.StringVar(&drain, "drain", "in-order", "after an outage: in-order sends the backlog first; live-first sends fresh telemetry ahead of it (edge.received_ms tells them apart)")
+	f.Int64Var(&cfg.Uplink.LiveFirstBacklog, "live-first-backlog", cfg.Uplink.LiveFirstBacklog, "telemetry backlog, in records, from which --drain live-first applies")
 	f.BoolVar(&downlinkOn, "downlink", true, "deliver commands from the core topic to devices")
 	f.StringVar(&cfg.Downlink.Topic, "commands-topic", cfg.Downlink.Topic, "core topic with commands for devices")
 	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP listen address for /healthz, /readyz and /metrics (empty: off)")
