@@ -30,17 +30,32 @@ import (
 //   - No fetch sessions (KIP-227): the session id is always 0, which tells
 //     clients to send full fetches.
 //   - Last stable offset = high watermark (no transactions).
-func (s *Server) handleFetch(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleFetch(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FetchRequest)
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	// The response carries views of the mapped segments, not copies; they
+	// are released once the response is written.
+	var views []commitlog.View
+	answer := func(resp *kmsg.FetchResponse) (kmsg.Response, error) {
+		s.noteFetched(resp)
+		cc.AfterResponse(func() {
+			for i := range views {
+				views[i].Release()
+			}
+		})
+		return resp, nil
+	}
 	for {
-		resp, n, chans, final := s.fetchOnce(req)
+		resp, n, chans, final := s.fetchOnce(req, &views)
 		if final || n >= int(req.MinBytes) || n > 0 && req.MinBytes <= 0 || len(chans) == 0 {
-			s.noteFetched(resp)
-			return resp, nil
+			return answer(resp)
 		}
+		for i := range views {
+			views[i].Release()
+		}
+		views = views[:0]
 		cases := make([]reflect.SelectCase, 0, len(chans)+3)
 		cases = append(cases,
 			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
@@ -53,9 +68,8 @@ func (s *Server) handleFetch(ctx context.Context, _ *Conn, kreq kmsg.Request) (k
 		}
 		switch i, _, _ := reflect.Select(cases); i {
 		case 0, 1, 2:
-			resp, _, _, _ = s.fetchOnce(req)
-			s.noteFetched(resp)
-			return resp, nil
+			resp, _, _, _ = s.fetchOnce(req, &views)
+			return answer(resp)
 		}
 	}
 }
@@ -64,7 +78,7 @@ func (s *Server) handleFetch(ctx context.Context, _ *Conn, kreq kmsg.Request) (k
 // record bytes gathered, the channels that signal new data on the
 // requested partitions (taken before reading, so no advance is missed),
 // and final=true when an error must be reported at once.
-func (s *Server) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []<-chan struct{}, bool) {
+func (s *Server) fetchOnce(req *kmsg.FetchRequest, views *[]commitlog.View) (*kmsg.FetchResponse, int, []<-chan struct{}, bool) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	b := s.cfg.Broker
 	budget := int(req.MaxBytes)
@@ -123,12 +137,14 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []
 				s.log.Error().Err(err).Str("topic", rt.Topic).Int32("partition", rp.Partition).Msg("fetch read failed")
 			default:
 				if len(v.Data) > 0 {
-					// One copy out of the mapping; the response
-					// encoder makes the other.
-					sp.RecordBatches = append([]byte(nil), v.Data...)
+					// The segment's bytes as stored: the response
+					// encoder copies them once, from the page cache.
+					sp.RecordBatches = v.Data
 					total += len(v.Data)
+					*views = append(*views, v)
+				} else {
+					v.Release()
 				}
-				v.Release()
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

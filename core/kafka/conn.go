@@ -41,7 +41,21 @@ type Conn struct {
 	principal     string
 	lenBuf        [4]byte
 	wbuf          []byte
-	rbuf          []byte // the last Produce frame, reused for the next read
+	rbuf          []byte   // the last Produce frame, reused for the next read
+	after         []func() // run once the current response is written or dropped
+}
+
+// AfterResponse registers fn to run once the response to the request being
+// handled has been written (or the connection dropped it). A handler that
+// puts borrowed memory in its response, such as mapped segment bytes,
+// gives it back here.
+func (c *Conn) AfterResponse(fn func()) { c.after = append(c.after, fn) }
+
+func (c *Conn) runAfter() {
+	for _, fn := range c.after {
+		fn()
+	}
+	c.after = c.after[:0]
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {

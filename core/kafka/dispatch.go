@@ -185,6 +185,7 @@ func (c *Conn) handleFrame(frame []byte) bool {
 		return false
 	}
 
+	defer c.runAfter()
 	start := time.Now()
 	resp, err := h.fn(c.ctx, c, req)
 	s.metrics.duration.WithLabelValues(api).Observe(time.Since(start).Seconds())
