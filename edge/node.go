@@ -65,7 +65,8 @@ type Node struct {
 	httpLn  net.Listener
 
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // the uplink
+	downWG sync.WaitGroup // the downlink
 
 	mu      sync.Mutex // guards started, stopped
 	started bool
@@ -179,9 +180,9 @@ func (n *Node) Start() error {
 		n.uplink.Run(ctx)
 	}()
 	if n.down != nil {
-		n.wg.Add(1)
+		n.downWG.Add(1)
 		go func() {
-			defer n.wg.Done()
+			defer n.downWG.Done()
 			n.down.Run(ctx)
 		}()
 	}
@@ -264,13 +265,18 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.cancel != nil {
 		n.cancel()
 	}
+	// The uplink stops at once (a send in flight is abandoned; its plan is
+	// saved and resent at the next start). The spool is closed only after.
+	n.wg.Wait()
+	// The downlink leaves its group; the wait for that is bounded by ctx,
+	// as the group coordinator may hold it for a rebalance.
 	done := make(chan struct{})
-	go func() { n.wg.Wait(); close(done) }()
+	go func() { n.downWG.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		errs = append(errs, ctx.Err())
-		<-done
+		n.log.Warn().Msg("downlink did not stop in time; leaving it behind")
+		errs = append(errs, fmt.Errorf("edge: downlink: %w", ctx.Err()))
 	}
 	n.uplink.Close()
 	if n.httpSrv != nil {

@@ -83,6 +83,10 @@ func New(cfg Config, pub Publisher, resolve Resolver) (*Downlink, error) {
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.ConsumerGroup(cfg.Group),
+		// Static membership (KIP-345): a restarted edge takes its place
+		// in the group at once instead of waiting out the session of the
+		// member it was before a crash, and does not leave on close.
+		kgo.InstanceID(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topic),
 		kgo.AllowAutoTopicCreation(),
 		kgo.DisableAutoCommit(),

@@ -133,6 +133,7 @@ type lane struct {
 	log   zerolog.Logger
 
 	liveTurn bool // live-first: the next window comes from the live stream
+	resumed  bool // st.Window was loaded from disk, not planned in this run
 
 	connected                                         atomic.Bool
 	batches, records, raw, sent, retries, newProducer atomic.Int64
@@ -170,7 +171,7 @@ func New(cfg Config, sp *spool.Spool) (*Uplink, error) {
 			u.Close()
 			return nil, err
 		}
-		u.lanes[id] = &lane{u: u, id: id, cl: cl, state: sf, st: st, partitions: map[string]int32{},
+		u.lanes[id] = &lane{u: u, id: id, cl: cl, state: sf, st: st, resumed: st.Window != nil, partitions: map[string]int32{},
 			log: cfg.Logger.With().Str("lane", id.String()).Logger()}
 	}
 	return u, nil
@@ -257,11 +258,20 @@ func (l *lane) step(ctx context.Context) error {
 	}
 	w := l.st.Window
 	if w != nil && w.Stream != streamLive && w.To < l.u.sp.Start(l.id) {
-		// Acknowledged and released before a crash; only the plan was
-		// left. Its batches used their sequences.
-		l.advance(w)
+		if l.resumed {
+			// A plan saved before a crash whose records are gone:
+			// acknowledged and released then. Its batches used their
+			// sequences.
+			l.advance(w)
+		} else {
+			// Planned in this run and never acknowledged (or it would
+			// be cleared): the budget evicted its records. The core
+			// has not seen these sequences, so they are not used up.
+			l.st.Window = nil
+		}
 		w = nil
 	}
+	l.resumed = false
 	var recs []spool.Record
 	var err error
 	if w != nil {

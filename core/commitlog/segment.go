@@ -391,6 +391,13 @@ func (s *segment) mapSealedLocked() error {
 			return err
 		}
 		s.checked = true
+		if s.size.Load() != size {
+			// The check cut reserved space off the file: map what is left.
+			logM.release()
+			if logM, err = mapReadOnly(s.logPath, s.size.Load()); err != nil {
+				return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+			}
+		}
 	}
 	idxM, err := mapReadOnly(s.idxPath, int64(s.nIdx.Load())*offsetEntrySize)
 	if err != nil {
@@ -467,6 +474,16 @@ func (s *segment) rebuildIndexes(data []byte) error {
 	pos, want := 0, s.base
 	for pos < len(data) {
 		b, err := ParseHeader(data[pos:])
+		if err != nil && want == s.next.Load() && allZero(data[pos:]) {
+			// Every batch is there and the rest is reserved space: the
+			// segment was rolled but its seal (cutting the file to its
+			// batches) did not happen or did not reach the disk. Finish it.
+			if err := os.Truncate(s.logPath, int64(pos)); err != nil {
+				return fmt.Errorf("commitlog: segment %d: cannot cut reserved space: %w", s.base, err)
+			}
+			s.size.Store(int64(pos))
+			break
+		}
 		if err != nil {
 			return fmt.Errorf("%w: segment %d at position %d: %v", ErrCorrupt, s.base, pos, err)
 		}
@@ -558,4 +575,13 @@ func readLastTimeEntry(path string) int64 {
 		return -1
 	}
 	return int64(binary.BigEndian.Uint64(e[:]))
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
