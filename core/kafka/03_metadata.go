@@ -11,12 +11,14 @@ import (
 	"github.com/fluxo-io/fluxo/core/broker"
 )
 
-// Metadata v1-v12.
+// Metadata v0-v12 (v0 for clients such as kafka-python that probe a
+// broker's version with it, as Kafka 4.0 keeps it for: KAFKA-18648).
 //
 // Behavior:
 //   - Lists this broker, at Config.Advertised (or its listener address),
 //     as the only broker and the controller.
-//   - Topics: all when the request names none (a null list); otherwise the
+//   - Topics: all when the request names none (a null list; in v0, which
+//     has no null, an empty one); otherwise the
 //     named ones, auto-created when the request allows it (always before
 //     v4) and the broker auto-creates topics.
 //   - Every partition is led by this broker with itself as the only
@@ -36,7 +38,7 @@ func (s *Server) handleMetadata(_ context.Context, _ *Conn, kreq kmsg.Request) (
 		resp.ClusterID = &id
 	}
 	var topics []*broker.Topic
-	if req.Topics == nil {
+	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
 		topics = b.Topics()
 	}
 	for _, rt := range req.Topics {

@@ -54,7 +54,7 @@ func (s *Server) registerHandlers() {
 	s.handle(kmsg.Produce, 3, 12, s.handleProduce)
 	s.handle(kmsg.Fetch, 4, 12, s.handleFetch)
 	s.handle(kmsg.ListOffsets, 1, 8, s.handleListOffsets)
-	s.handle(kmsg.Metadata, 1, 12, s.handleMetadata)
+	s.handle(kmsg.Metadata, 0, 12, s.handleMetadata)
 	s.handle(kmsg.CreateTopics, 2, 7, s.handleCreateTopics)
 	s.handle(kmsg.DeleteTopics, 1, 5, s.handleDeleteTopics)
 	s.handle(kmsg.InitProducerID, 0, 4, s.handleInitProducerID)
