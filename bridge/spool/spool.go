@@ -121,6 +121,10 @@ type Spool struct {
 	budgetMu sync.Mutex   // serializes budget checks and evictions
 	pending  atomic.Int64 // bytes admitted but not yet appended
 
+	// acctMu makes the counters and the lanes' start offsets change
+	// together, so Stats never shows a record both spooled and delivered
+	// (or neither). Taken after budgetMu.
+	acctMu                                sync.Mutex
 	accepted, delivered, evicted, expired [numLanes]atomic.Int64
 	bytesEvicted                          atomic.Int64
 
@@ -223,8 +227,10 @@ func (s *Spool) Append(msgs ...Message) error {
 			}
 			return fmt.Errorf("spool: lane %s: %w", Lane(l), err)
 		}
+		s.acctMu.Lock()
 		s.lanes[l].SetHighWatermark(res.LastOffset + 1)
 		s.accepted[l].Add(int64(len(batches[l])))
+		s.acctMu.Unlock()
 	}
 	return nil
 }
@@ -258,6 +264,8 @@ func (s *Spool) evictOldestTelemetry(why string) bool {
 	}
 	to := segs[0].Next
 	n := to - start
+	s.acctMu.Lock()
+	defer s.acctMu.Unlock()
 	if _, err := l.DeleteBefore(to); err != nil {
 		s.log.Error().Err(err).Msg("cannot evict telemetry")
 		return false
@@ -355,6 +363,8 @@ func (s *Spool) End(lane Lane) int64 { return s.lanes[lane].LogEndOffset() }
 // their space once whole segments are delivered.
 func (s *Spool) Release(lane Lane, offset int64) error {
 	l := s.lanes[lane]
+	s.acctMu.Lock()
+	defer s.acctMu.Unlock()
 	start := l.LogStartOffset()
 	if offset <= start {
 		return nil
@@ -377,13 +387,15 @@ type Stats struct {
 // Stats returns the accounting of each lane since Open; Spooled counts the
 // records still waiting, including those recovered from before Open.
 func (s *Spool) Stats() [numLanes]Stats {
+	s.acctMu.Lock()
+	defer s.acctMu.Unlock()
 	var out [numLanes]Stats
 	for l := Lane(0); l < numLanes; l++ {
 		lg := s.lanes[l]
 		out[l] = Stats{
 			Lane: l, Accepted: s.accepted[l].Load(), Delivered: s.delivered[l].Load(),
 			Evicted: s.evicted[l].Load(), Expired: s.expired[l].Load(),
-			Spool: lg.LogEndOffset() - lg.LogStartOffset(), Bytes: lg.Size(),
+			Spool: lg.HighWatermark() - lg.LogStartOffset(), Bytes: lg.Size(),
 		}
 	}
 	return out
