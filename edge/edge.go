@@ -19,6 +19,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/rs/zerolog"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/fluxo-io/fluxo/bridge/spool"
 )
@@ -153,7 +154,7 @@ func New(cfg Config, sink Sink) (*Edge, error) {
 		})
 		if err != nil {
 			m.unregister()
-			if errors.Is(err, bbolt.ErrTimeout) {
+			if errors.Is(err, bolterrors.ErrTimeout) {
 				return nil, fmt.Errorf("edge: cannot open %s: locked by another process: %w", path, err)
 			}
 			return nil, fmt.Errorf("edge: cannot open %s: %w", path, err)

@@ -152,7 +152,7 @@ var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 // ValidateTopicName applies Kafka's topic name rules.
 func ValidateTopicName(name string) error {
 	if !topicName.MatchString(name) || name == "." || name == ".." {
-		return fmt.Errorf("broker: invalid topic name %q: want 1-249 of [a-zA-Z0-9._-], not . or ..", name)
+		return fmt.Errorf(`broker: invalid topic name %q: want 1-249 of [a-zA-Z0-9._-] and neither "." nor ".."`, name)
 	}
 	return nil
 }

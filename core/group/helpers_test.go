@@ -32,12 +32,6 @@ func newTestCoordinator(t *testing.T, cfg Config, log Log) *Coordinator {
 	return c
 }
 
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // waitFor polls cond until it holds, failing the test after wait.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
