@@ -8,19 +8,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/fluxo-io/fluxo/core/broker"
 	"github.com/fluxo-io/fluxo/core/group"
 	"github.com/fluxo-io/fluxo/core/kafka"
+	"github.com/fluxo-io/fluxo/internal/opshttp"
 )
 
 // Config configures a node.
@@ -69,8 +67,7 @@ type Node struct {
 	kafka    *kafka.Server
 	groups   *group.Coordinator
 	offsets  *broker.InternalLog
-	httpSrv  *http.Server
-	httpLn   net.Listener
+	http     *opshttp.Server
 	ready    bool
 	mu       sync.Mutex
 	shutdown bool
@@ -128,18 +125,12 @@ func (n *Node) Start() error {
 		return err
 	}
 	if n.cfg.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", n.cfg.HTTPAddr)
+		hs, err := opshttp.Start(n.cfg.HTTPAddr, n.reg, n.readyz)
 		if err != nil {
 			n.kafka.Shutdown(context.Background())
-			return fmt.Errorf("core: cannot listen for HTTP: %w", err)
+			return fmt.Errorf("core: %w", err)
 		}
-		n.httpLn = ln
-		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		mux.HandleFunc("/readyz", n.readyz)
-		mux.Handle("/metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
-		n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go n.httpSrv.Serve(ln)
+		n.http = hs
 	}
 	n.mu.Lock()
 	n.ready = true
@@ -148,15 +139,16 @@ func (n *Node) Start() error {
 	return nil
 }
 
-func (n *Node) readyz(w http.ResponseWriter, _ *http.Request) {
+func (n *Node) readyz(w http.ResponseWriter) bool {
 	n.mu.Lock()
 	ready := n.ready && !n.shutdown
 	n.mu.Unlock()
 	if !ready {
-		http.Error(w, "not ready", http.StatusServiceUnavailable)
-		return
+		fmt.Fprintln(w, "not ready")
+		return false
 	}
 	fmt.Fprintln(w, "ready")
+	return true
 }
 
 // KafkaAddr is the address the Kafka listener is bound to.
@@ -169,10 +161,10 @@ func (n *Node) KafkaAddr() string {
 
 // HTTPAddr is the address the HTTP listener is bound to ("" if none).
 func (n *Node) HTTPAddr() string {
-	if n.httpLn == nil {
+	if n.http == nil {
 		return ""
 	}
-	return n.httpLn.Addr().String()
+	return n.http.Addr()
 }
 
 // Broker is the node's broker.
@@ -194,8 +186,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	// and the client finds the coordinator again after the restart.
 	n.groups.Close()
 	kerr := n.kafka.Shutdown(ctx)
-	if n.httpSrv != nil {
-		n.httpSrv.Shutdown(ctx)
+	if n.http != nil {
+		n.http.Shutdown(ctx)
 	}
 	oerr := n.offsets.Close()
 	berr := n.broker.Close()

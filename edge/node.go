@@ -4,20 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/fluxo-io/fluxo/bridge/downlink"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/bridge/uplink"
+	"github.com/fluxo-io/fluxo/internal/opshttp"
 )
 
 // NodeConfig configures a whole edge node: the MQTT front door, the spool
@@ -61,8 +59,7 @@ type Node struct {
 	down   *downlink.Downlink
 	fleets *fleets
 
-	httpSrv *http.Server
-	httpLn  net.Listener
+	http *opshttp.Server
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the uplink
@@ -187,18 +184,12 @@ func (n *Node) Start() error {
 		}()
 	}
 	if n.cfg.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", n.cfg.HTTPAddr)
+		hs, err := opshttp.Start(n.cfg.HTTPAddr, n.reg, n.readyz)
 		if err != nil {
 			n.Shutdown(context.Background())
-			return fmt.Errorf("edge: cannot listen for HTTP: %w", err)
+			return fmt.Errorf("edge: %w", err)
 		}
-		n.httpLn = ln
-		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		mux.HandleFunc("/readyz", n.readyz)
-		mux.Handle("/metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
-		n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go n.httpSrv.Serve(ln)
+		n.http = hs
 	}
 	n.mu.Lock()
 	n.started = true
@@ -211,13 +202,13 @@ func (n *Node) Start() error {
 // readyz: ready once the spool is open and MQTT is served; the uplink's
 // state is reported but not required (the edge keeps accepting while the
 // core is away).
-func (n *Node) readyz(w http.ResponseWriter, _ *http.Request) {
+func (n *Node) readyz(w http.ResponseWriter) bool {
 	n.mu.Lock()
 	ready := n.started && !n.stopped
 	n.mu.Unlock()
 	if !ready {
-		http.Error(w, "not ready", http.StatusServiceUnavailable)
-		return
+		fmt.Fprintln(w, "not ready")
+		return false
 	}
 	fmt.Fprintln(w, "ready")
 	for _, s := range n.uplink.Stats() {
@@ -227,6 +218,7 @@ func (n *Node) readyz(w http.ResponseWriter, _ *http.Request) {
 		}
 		fmt.Fprintf(w, "uplink %s: %s, backlog %d\n", s.Lane, state, s.Backlog)
 	}
+	return true
 }
 
 // MQTTAddr is the bound MQTT TCP address.
@@ -234,10 +226,10 @@ func (n *Node) MQTTAddr() string { return n.edge.Addr() }
 
 // HTTPAddr is the bound HTTP address ("" if none).
 func (n *Node) HTTPAddr() string {
-	if n.httpLn == nil {
+	if n.http == nil {
 		return ""
 	}
-	return n.httpLn.Addr().String()
+	return n.http.Addr()
 }
 
 // Edge is the node's MQTT server.
@@ -279,8 +271,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("edge: downlink: %w", ctx.Err()))
 	}
 	n.uplink.Close()
-	if n.httpSrv != nil {
-		n.httpSrv.Shutdown(ctx)
+	if n.http != nil {
+		n.http.Shutdown(ctx)
 	}
 	for _, s := range n.spool.Stats() {
 		n.log.Info().Str("lane", s.Lane.String()).Int64("accepted", s.Accepted).Int64("delivered", s.Delivered).

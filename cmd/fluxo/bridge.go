@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/bridge/uplink"
 	"github.com/fluxo-io/fluxo/edge"
+	"github.com/fluxo-io/fluxo/internal/opshttp"
 )
 
 func init() { register(newBridgeCmd) }
@@ -226,27 +225,21 @@ func runBridge(ctx context.Context, cfg bridgeConfig, log zerolog.Logger, out io
 	srcCfg = sub.Config()
 
 	var stopped atomic.Bool
-	var httpSrv *http.Server
+	var httpSrv *opshttp.Server
 	httpAddr := ""
 	if cfg.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			up.Close()
-			sp.Close()
-			return fmt.Errorf("bridge: cannot listen for HTTP: %w", err)
-		}
-		httpAddr = ln.Addr().String()
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 			edge.NewSpoolCollector(sp, up), sub.Collector())
-		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-			bridgeReadyz(w, srcCfg.Source, sub, up, stopped.Load())
+		httpSrv, err = opshttp.Start(cfg.HTTPAddr, reg, func(w http.ResponseWriter) bool {
+			return bridgeReadyz(w, srcCfg.Source, sub, up, stopped.Load())
 		})
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go httpSrv.Serve(ln)
+		if err != nil {
+			up.Close()
+			sp.Close()
+			return fmt.Errorf("bridge: %w", err)
+		}
+		httpAddr = httpSrv.Addr()
 	}
 
 	srcCtx, stopSource := context.WithCancel(context.Background())
@@ -327,10 +320,10 @@ func waitGroup(wg *sync.WaitGroup, timeout <-chan time.Time) bool {
 // bridgeReadyz: ready while subscribed to the source; the uplink's state
 // is reported but not required (the bridge keeps spooling while the core
 // is away).
-func bridgeReadyz(w http.ResponseWriter, src string, sub *source.Subscriber, up *uplink.Uplink, stopped bool) {
+func bridgeReadyz(w http.ResponseWriter, src string, sub *source.Subscriber, up *uplink.Uplink, stopped bool) bool {
 	if stopped || !sub.Connected() {
-		http.Error(w, "not ready: not subscribed to "+src, http.StatusServiceUnavailable)
-		return
+		fmt.Fprintln(w, "not ready: not subscribed to "+src)
+		return false
 	}
 	fmt.Fprintln(w, "ready")
 	fmt.Fprintf(w, "source %s: up\n", src)
@@ -341,4 +334,5 @@ func bridgeReadyz(w http.ResponseWriter, src string, sub *source.Subscriber, up 
 		}
 		fmt.Fprintf(w, "uplink %s: %s, backlog %d\n", s.Lane, state, s.Backlog)
 	}
+	return true
 }
