@@ -74,9 +74,23 @@ lint: ## gofmt, go vet (with and without -tags e2e) and staticcheck
 	$(GO) vet -tags e2e ./...
 	$(STATICCHECK) ./...
 
+# Release builds: static (no cgo), stripped, stamped like bin/fluxo.
+DIST_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)'
+DIST_BINS  := fluxo-linux-arm64 fluxo-linux-armv7 fluxo-linux-amd64
+
 pi: ## cross-build static binaries for Raspberry Pi: dist/fluxo-linux-arm64, dist/fluxo-linux-armv7
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o dist/fluxo-linux-arm64 ./cmd/fluxo
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o dist/fluxo-linux-armv7 ./cmd/fluxo
+	@rm -f dist/SHA256SUMS # no longer true once a binary is rebuilt; make dist writes it again
+	GOOS=linux GOARCH=arm64 $(DIST_BUILD) -o dist/fluxo-linux-arm64 ./cmd/fluxo
+	GOOS=linux GOARCH=arm GOARM=7 $(DIST_BUILD) -o dist/fluxo-linux-armv7 ./cmd/fluxo
+
+.PHONY: dist deploy-test
+dist: pi ## pi, plus dist/fluxo-linux-amd64 and dist/SHA256SUMS (check with: cd dist && sha256sum -c SHA256SUMS)
+	GOOS=linux GOARCH=amd64 $(DIST_BUILD) -o dist/fluxo-linux-amd64 ./cmd/fluxo
+	cd dist && sha256sum $(DIST_BINS) > SHA256SUMS
+	@cat dist/SHA256SUMS
+
+deploy-test: pi ## test deploy/ (its own module): Pi binaries, units, manifests, dashboards and alerts against real processes
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 tidy-check: ## fail if go mod tidy would change go.mod or go.sum (files are left untouched)
 	@if ! $(GO) mod tidy -diff; then \

@@ -1,0 +1,304 @@
+package deploy
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// launch is a fluxo process as a file of deploy/ starts it.
+type launch struct {
+	where string
+	role  string   // core or edge
+	args  []string // after the binary name, config paths made local
+	env   []string // FLUXO_* variables with a plain value
+	users string   // the users file shipped with it, if any (deploy/-relative)
+}
+
+// launches returns how deploy/ starts core and edge processes: the systemd
+// units, the Kubernetes workloads, the compose services and the image's
+// default command.
+func launches(t *testing.T) []launch {
+	t.Helper()
+	var out []launch
+	for _, role := range []string{"core", "edge"} {
+		u, err := parseUnit(readFile(t, "systemd/fluxo-"+role+".service"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec, _ := u.get("Service", "ExecStart")
+		args := strings.Fields(exec)[1:]
+		for i, a := range args {
+			if a == unitConfDir+"/"+role+".yaml" {
+				args[i] = deployPath("systemd/" + role + ".yaml")
+			}
+		}
+		l := launch{where: "systemd fluxo-" + role + ".service", role: role, args: args}
+		if role == "edge" {
+			l.users = "systemd/users.yaml"
+		}
+		out = append(out, l)
+	}
+
+	m, k := readK8s(t)
+	for name, pt := range m.podTemplates() {
+		c := pt.Spec.Containers[0]
+		cmd, _ := commandTree(t).resolve(c.Args)
+		role := strings.TrimPrefix(cmd.path, "fluxo ")
+		configPath := flagValues(cmd, c.Args)["config"]
+		local := filepath.Join(t.TempDir(), filepath.Base(configPath))
+		if err := os.WriteFile(local, mountedFile(t, name, pt, m, configPath), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var args []string
+		for _, a := range c.Args {
+			args = append(args, strings.ReplaceAll(a, configPath, local))
+		}
+		var env []string
+		for _, e := range c.Env {
+			if strings.HasPrefix(e.Name, "FLUXO_") && e.ValueFrom == nil && !strings.Contains(e.Value, "$(") {
+				env = append(env, e.Name+"="+e.Value)
+			}
+		}
+		l := launch{where: "k8s " + name, role: role, args: args, env: env}
+		if role == "edge" && len(k.SecretGenerator) > 0 && len(k.SecretGenerator[0].Files) > 0 {
+			_, file, _ := strings.Cut(k.SecretGenerator[0].Files[0], "=")
+			l.users = "k8s/" + file
+		}
+		out = append(out, l)
+	}
+
+	// In a container, the image's FLUXO_* variables apply too.
+	img := readImage(t)
+	var imageEnv []string
+	for _, k := range sortedKeys(img.env) {
+		if strings.HasPrefix(k, "FLUXO_") {
+			imageEnv = append(imageEnv, k+"="+img.env[k])
+		}
+	}
+	p := loadCompose(t)
+	for _, role := range []string{"core", "edge"} {
+		s, ok := p.Services[role]
+		if !ok {
+			continue
+		}
+		env := append([]string(nil), imageEnv...)
+		for _, k := range sortedKeys(s.Environment) {
+			if v := s.Environment[k]; v != nil && strings.HasPrefix(k, "FLUXO_") {
+				env = append(env, k+"="+*v)
+			}
+		}
+		out = append(out, launch{where: "compose service " + role, role: role, args: s.Command, env: env})
+	}
+	out = append(out, launch{where: "Dockerfile CMD", role: "core", args: img.cmd, env: imageEnv})
+	return out
+}
+
+// process is a running fluxo.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	pid  int // fluxo's: the command's, or its child's under a wrapper
+	log  string
+	done chan struct{}
+	err  error // once done is closed
+}
+
+// freePort returns a TCP port free on 127.0.0.1 a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startFluxo starts fluxo with args and waits until http://httpAddr/readyz
+// answers 200. The process is stopped at the end of the test.
+func startFluxo(t *testing.T, name, httpAddr string, env []string, args ...string) *process {
+	t.Helper()
+	return start(t, name, httpAddr, env, nil, args...)
+}
+
+// startTraced is startFluxo under strace -f, which writes the system calls
+// of every thread of fluxo to traceFile.
+func startTraced(t *testing.T, name, httpAddr, strace, traceFile string, args ...string) *process {
+	t.Helper()
+	return start(t, name, httpAddr, nil, []string{strace, "-f", "-qq", "-o", traceFile, "--"}, args...)
+}
+
+func start(t *testing.T, name, httpAddr string, env, wrapper []string, args ...string) *process {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := append(append(append([]string(nil), wrapper...), fluxoBin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("%s: %v", name, err)
+	}
+	p := &process{name: name, cmd: cmd, pid: cmd.Process.Pid, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case <-p.done:
+			t.Fatalf("%s: exited before it was ready: %v\nfluxo %s\n%s", name, p.err, strings.Join(args, " "), p.output())
+		default:
+		}
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: /readyz on %s: got %v, want 200 within 20s\n%s", name, httpAddr, err, p.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if wrapper != nil {
+		// fluxo is the wrapper's child: signals go to it.
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.pid, p.pid))
+		f := strings.Fields(string(b))
+		if err != nil || len(f) != 1 {
+			t.Fatalf("%s: cannot find fluxo under %s: %v %q", name, wrapper[0], err, b)
+		}
+		if p.pid, err = strconv.Atoi(f[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func (p *process) output() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+// stop sends SIGTERM, as systemd, Docker and Kubernetes do, and checks that
+// fluxo exits cleanly.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(p.pid, syscall.SIGTERM); err != nil {
+		t.Errorf("%s: SIGTERM: %v", p.name, err)
+	}
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Errorf("%s: after SIGTERM: got %v, want exit status 0\n%s", p.name, p.err, p.output())
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("%s: got no exit 30s after SIGTERM, want one\n%s", p.name, p.output())
+	}
+}
+
+// addrs is the local addresses of a test's fluxo process.
+type addrs struct {
+	kafka, mqtt, http string
+}
+
+func newAddrs(t *testing.T) addrs {
+	return addrs{
+		kafka: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		mqtt:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		http:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+	}
+}
+
+// localArgs returns l's arguments followed by flags that keep the process
+// on loopback and in dir: on the command line they win over the file, the
+// environment and the earlier flags.
+func (l launch) localArgs(t *testing.T, dir string, a addrs, core, users string) []string {
+	t.Helper()
+	args := append([]string(nil), l.args...)
+	args = append(args, "--http-addr", a.http, "--shutdown-timeout", "5s")
+	switch l.role {
+	case "core":
+		args = append(args, "--data-dir", filepath.Join(dir, "core"), "--kafka-addr", a.kafka, "--kafka-advertise", a.kafka)
+	case "edge":
+		args = append(args, "--mqtt-addr", a.mqtt, "--spool-dir", filepath.Join(dir, "spool"), "--core", core)
+		if users != "" {
+			args = append(args, "--users", users)
+		}
+	}
+	return args
+}
+
+// deviceUsers makes a users file for the test's simulated fleet from a users
+// file shipped in deploy/: "fluxo edge passwd" adds the user fleet to a copy
+// (so the shipped file must be one it reads), whose ACL is then widened to
+// every device of the fleet.
+func deviceUsers(t *testing.T, shipped string) (path, user, password string) {
+	t.Helper()
+	user, password = "fleet", "deploy-test-secret"
+	path = filepath.Join(t.TempDir(), "users.yaml")
+	if err := os.WriteFile(path, readFile(t, shipped), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(fluxoBin, "edge", "passwd", "--stdin", path, user)
+	cmd.Stdin = strings.NewReader(password + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("fluxo edge passwd on a copy of %s: %v\n%s", shipped, err, out)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	widened := strings.NewReplacer(`publish: ["+/%u/#"]`, `publish: ["#"]`, `subscribe: ["+/%u/cmd/#"]`, `subscribe: ["+/+/cmd/#"]`).Replace(string(b))
+	if widened == string(b) {
+		t.Fatalf("users file written by fluxo edge passwd: got\n%s\nwant the default ACL to widen", b)
+	}
+	if err := os.WriteFile(path, []byte(widened), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, user, password
+}
+
+// Every core and edge that deploy/ describes starts with its settings (on
+// loopback, in a temporary folder), becomes ready and stops cleanly on
+// SIGTERM.
+func TestProcessesStart(t *testing.T) {
+	for _, l := range launches(t) {
+		t.Run(l.where, func(t *testing.T) {
+			t.Parallel()
+			a := newAddrs(t)
+			var users string
+			if l.users != "" {
+				users, _, _ = deviceUsers(t, l.users)
+			}
+			p := startFluxo(t, l.where, a.http, l.env, l.localArgs(t, t.TempDir(), a, fmt.Sprintf("127.0.0.1:%d", freePort(t)), users)...)
+			p.stop(t)
+		})
+	}
+}
