@@ -258,10 +258,18 @@ func (s *Spool) size() int64 {
 func (s *Spool) evictOldestTelemetry(why string) bool {
 	l := s.lanes[Telemetry]
 	segs := l.Segments()
-	start := l.LogStartOffset()
 	if len(segs) == 0 || segs[0].Bytes == 0 {
 		return false
 	}
+	if len(segs) == 1 {
+		// Only the active segment: seal it so it can go whole.
+		if err := l.Roll(); err != nil {
+			s.log.Error().Err(err).Msg("cannot roll telemetry for eviction")
+			return false
+		}
+		segs = l.Segments()
+	}
+	start := l.LogStartOffset()
 	to := segs[0].Next
 	n := to - start
 	s.acctMu.Lock()
@@ -269,6 +277,9 @@ func (s *Spool) evictOldestTelemetry(why string) bool {
 	if _, err := l.DeleteBefore(to); err != nil {
 		s.log.Error().Err(err).Msg("cannot evict telemetry")
 		return false
+	}
+	if after := l.Segments(); len(after) > 0 && after[0].Base < to {
+		return false // nothing freed: do not loop
 	}
 	if n > 0 {
 		if why == "budget" {

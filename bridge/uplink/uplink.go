@@ -257,6 +257,23 @@ func (l *lane) step(ctx context.Context) error {
 		}
 	}
 	w := l.st.Window
+	if l.resumed {
+		// The spool's release point is not fsynced; the saved plan is.
+		// Everything before the plan's window (or the live-first
+		// backlog cursor) was acknowledged: release it again.
+		var done int64 = -1
+		switch {
+		case l.st.Live != nil:
+			done = l.st.Live.Backlog
+		case w != nil:
+			done = w.From
+		}
+		if done > 0 {
+			if err := l.u.sp.Release(l.id, done); err != nil {
+				return err
+			}
+		}
+	}
 	if w != nil && w.Stream != streamLive && w.To < l.u.sp.Start(l.id) {
 		if l.resumed {
 			// A plan saved before a crash whose records are gone:

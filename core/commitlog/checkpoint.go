@@ -43,6 +43,17 @@ func writeFileAtomic(path string, data []byte) error {
 	return syncDir(filepath.Dir(path))
 }
 
+// writeFileRename replaces path with data atomically (a temporary file
+// renamed over it), without fsync: a crash of the process leaves the old
+// or the new content, a power cut possibly the old one.
+func writeFileRename(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
 // An offset checkpoint is 12 bytes: the offset (int64) and the CRC32C of
 // those 8 bytes (uint32), big-endian. A torn or damaged checkpoint reads as
 // absent.

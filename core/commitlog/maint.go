@@ -36,7 +36,11 @@ func (l *Log) setLogStart(offset int64) error {
 	l.epochMu.Lock()
 	l.epochs = truncateEpochsFront(l.epochs, offset)
 	l.epochMu.Unlock()
-	if err := writeFileAtomic(filepath.Join(l.dir, logStartFile), encodeOffset(offset)); err != nil {
+	// Replaced atomically but not fsynced: a power cut may bring back an
+	// older log start (records reappear, never vanish), as with Kafka's
+	// periodic log-start checkpoint. Owners that need the release point
+	// durable keep it themselves (the edge's uplink does).
+	if err := writeFileRename(filepath.Join(l.dir, logStartFile), encodeOffset(offset)); err != nil {
 		return fmt.Errorf("commitlog: cannot write log start checkpoint: %w", err)
 	}
 	return nil
@@ -46,7 +50,11 @@ func (l *Log) setLogStart(offset int64) error {
 // active segment goes too, once rolled, when all its records are below
 // offset and it holds any. Called with syncMu and appendMu held.
 func (l *Log) deleteSegmentsBelow(offset int64) error {
-	if active := l.segs[len(l.segs)-1]; active.size.Load() > 0 && active.next.Load() <= offset {
+	// An active segment whose records are all below offset is rolled away
+	// once it holds a quarter of a segment: often enough to give the
+	// space back, rarely enough that a queue emptied at every release
+	// (the edge's spool) does not create and delete files each time.
+	if active := l.segs[len(l.segs)-1]; active.size.Load() >= l.cfg.SegmentBytes/4 && active.next.Load() <= offset {
 		if err := l.roll(); err != nil {
 			return err
 		}
@@ -413,4 +421,23 @@ func (l *Log) Segments() []SegmentInfo {
 		out[i] = SegmentInfo{Base: s.base, Next: s.next.Load(), Bytes: s.size.Load(), MaxTimestamp: s.maxTS.Load()}
 	}
 	return out
+}
+
+// Roll seals the active segment, if it holds anything, and starts a new
+// one, so that everything written so far can be deleted as whole segments.
+func (l *Log) Roll() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if l.werr != nil {
+		return l.werr
+	}
+	if l.segs[len(l.segs)-1].size.Load() == 0 {
+		return nil
+	}
+	return l.roll()
 }
