@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/golang/snappy"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// batchOverhead is what a RecordBatch v2 adds to its records section
+// (commitlog.HeaderSize): the 61-byte header.
+const batchOverhead = 61
+
+// codecEstimate is what the uplink would send for a sample of records
+// with one choice of codec and headers.
+type codecEstimate struct {
+	name    string
+	sent    int64 // batch bytes: compressed records sections plus headers
+	payload int64 // the records' values
+}
+
+// Headers that repeat what the record already says: the receive time is
+// the record's timestamp, and the client id is the device id (the key)
+// when devices connect with their device id, as the devices package's do.
+var redundantHeaders = map[string]bool{"edge.received_ms": true, "mqtt.client": true}
+
+// estimateCompression re-encodes records the consumer read (the records
+// the uplink sent, headers included) in batches of perBatch, as the
+// uplink's encodeBatch does, and compresses each records section with
+// snappy (what the uplink does: this checks the estimate against its
+// metrics), lz4 and zstd (franz-go's default compressors), also without
+// the redundant headers.
+func estimateCompression(recs []*kgo.Record, perBatch int) ([]codecEstimate, error) {
+	if len(recs) == 0 || perBatch < 1 {
+		return nil, nil
+	}
+	type codec struct {
+		name     string
+		compress func([]byte) []byte
+	}
+	var codecs []codec
+	codecs = append(codecs, codec{"snappy", func(b []byte) []byte { return snappy.Encode(nil, b) }})
+	for _, c := range []struct {
+		name  string
+		codec kgo.CompressionCodec
+	}{{"lz4", kgo.Lz4Compression()}, {"zstd", kgo.ZstdCompression()}} {
+		comp, err := kgo.DefaultCompressor(c.codec)
+		if err != nil {
+			return nil, err
+		}
+		codecs = append(codecs, codec{c.name, func(b []byte) []byte {
+			var buf bytes.Buffer
+			out, _ := comp.Compress(&buf, b)
+			return bytes.Clone(out)
+		}})
+	}
+	var out []codecEstimate
+	for _, lean := range []bool{false, true} {
+		for _, c := range codecs {
+			e := codecEstimate{name: c.name}
+			if lean {
+				e.name += ", without edge.received_ms and mqtt.client"
+			}
+			for start := 0; start < len(recs); start += perBatch {
+				batch := recs[start:min(start+perBatch, len(recs))]
+				body := encodeRecords(batch, lean)
+				e.sent += int64(len(c.compress(body))) + batchOverhead
+				for _, r := range batch {
+					e.payload += int64(len(r.Value))
+				}
+			}
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// encodeRecords is the records section of a batch of recs, as the
+// uplink builds it.
+func encodeRecords(recs []*kgo.Record, lean bool) []byte {
+	first := recs[0].Timestamp.UnixMilli()
+	var body []byte
+	for i, r := range recs {
+		var hs []kmsg.Header
+		for _, h := range r.Headers {
+			if !lean || !redundantHeaders[h.Key] {
+				hs = append(hs, kmsg.Header{Key: h.Key, Value: h.Value})
+			}
+		}
+		kr := kmsg.Record{Key: r.Key, Value: r.Value, Headers: hs, OffsetDelta: int32(i), TimestampDelta64: r.Timestamp.UnixMilli() - first}
+		kr.Length = int32(len(kr.AppendTo(nil)) - 1)
+		body = kr.AppendTo(body)
+	}
+	return body
+}
+
+// checkHeaders returns an error unless the records carry the edge's
+// headers, so that the estimate's "without" rows mean what they say.
+func checkHeaders(recs []*kgo.Record) error {
+	for _, r := range recs {
+		n := 0
+		for _, h := range r.Headers {
+			if redundantHeaders[h.Key] {
+				n++
+			}
+		}
+		if n != len(redundantHeaders) {
+			return fmt.Errorf("record at offset %d lacks the edge.received_ms or mqtt.client header", r.Offset)
+		}
+	}
+	return nil
+}
