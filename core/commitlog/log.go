@@ -33,6 +33,9 @@ type Log struct {
 
 	syncMu sync.Mutex
 
+	gcMu    sync.Mutex    // guards gcRound; never held while taking another lock
+	gcRound chan struct{} // closed when the group-commit fsync in flight ends; nil if none
+
 	appendMu  sync.Mutex
 	werr      error      // sticky write error; under appendMu
 	unsynced  []*segment // sealed segments whose files await an fsync; under appendMu
@@ -638,18 +641,52 @@ func (l *Log) roll() error {
 func (l *Log) Sync() error { return l.syncTo(l.leo.Load()) }
 
 // syncTo returns once offsets below target are durable. Concurrent callers
-// share fsyncs: whoever holds syncMu syncs everything appended so far, and
-// the callers queued behind it usually find their data already covered.
+// share fsyncs (group commit): one of them, the leader, fsyncs everything
+// appended so far while the others wait for that round; when it ends they
+// all wake at once, and those it did not cover elect the next leader, whose
+// fsync covers every append made meanwhile.
 func (l *Log) syncTo(target int64) error {
-	if l.durable.Load() >= target {
-		return nil
+	for {
+		if l.durable.Load() >= target {
+			return nil
+		}
+		l.gcMu.Lock()
+		if l.durable.Load() >= target {
+			l.gcMu.Unlock()
+			return nil
+		}
+		if l.gcRound != nil {
+			// A round is in flight: wait for it, then look again.
+			round := l.gcRound
+			l.gcMu.Unlock()
+			<-round
+			if l.failed.Load() {
+				l.appendMu.Lock()
+				err := l.werr
+				l.appendMu.Unlock()
+				return err
+			}
+			continue
+		}
+		round := make(chan struct{})
+		l.gcRound = round
+		l.gcMu.Unlock()
+
+		l.syncMu.Lock()
+		var err error
+		if l.durable.Load() < target {
+			err = l.syncLocked()
+		}
+		l.syncMu.Unlock()
+
+		l.gcMu.Lock()
+		l.gcRound = nil
+		close(round)
+		l.gcMu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	if l.durable.Load() >= target {
-		return nil
-	}
-	return l.syncLocked()
 }
 
 // syncLocked fsyncs all pending writes. Called with syncMu held.
