@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fluxo-io/fluxo/benchmarks/internal/hist"
 )
 
 // scenario is one produce run followed by one consume run on a fresh topic.
@@ -39,7 +41,7 @@ type result struct {
 	records     int64 // acknowledged in the timed part
 	valueBytes  int64
 	elapsed     time.Duration // first Produce call to the last acknowledgement
-	latency     *hist         // Produce call to promise, per record
+	latency     *hist.Hist    // Produce call to promise, per record
 	batches     int64         // produce batches written, timed part and warm-up
 	batchRecs   int64         // records in those batches
 	consumed    int64         // records read back (warm-up included)
@@ -71,7 +73,7 @@ func (h *batchHook) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int3
 // runScenario creates the topic, produces to it, reads it all back and
 // deletes it (so the disk holds one scenario's data at a time).
 func runScenario(ctx context.Context, addr, topic string, s scenario, lim limits, pool []byte, valueSize int) (result, error) {
-	res := result{scenario: s, latency: new(hist)}
+	res := result{scenario: s, latency: new(hist.Hist)}
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
 		return res, err

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fluxo-io/fluxo/benchmarks/internal/hist"
 )
 
 // latencySpec is the alarm latency scenario: devices publishing at a
@@ -27,7 +29,7 @@ type latencySpec struct {
 // latencyResult is what the scenario measured. Latencies are of the
 // messages sent in the timed window.
 type latencyResult struct {
-	alarmE2E, alarmAck, telemetryE2E *hist         // telemetry: ms resolution
+	alarmE2E, alarmAck, telemetryE2E *hist.Hist    // telemetry: ms resolution
 	telemetry                        []*kgo.Record // telemetry records of the window, as the consumer read them
 	alarmsSent, alarmsSeen           int64         // in the timed window
 	lateTicks                        int64         // PUBACKs slower than a device's send interval
@@ -53,7 +55,7 @@ const (
 // waits, at most 30 s, for the consumer to have read every alarm of the
 // window.
 func runLatency(ctx context.Context, t target, coreAddr string, s latencySpec) (latencyResult, error) {
-	res := latencyResult{alarmE2E: new(hist), alarmAck: new(hist), telemetryE2E: new(hist)}
+	res := latencyResult{alarmE2E: new(hist.Hist), alarmAck: new(hist.Hist), telemetryE2E: new(hist.Hist)}
 	ctx, cancel := context.WithTimeout(ctx, s.warmup+s.duration+2*time.Minute)
 	defer cancel()
 

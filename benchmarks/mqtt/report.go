@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/fluxo-io/fluxo/benchmarks/internal/hist"
 )
 
 var targetLabels = map[string]string{
@@ -141,7 +143,7 @@ func printReport(w io.Writer, o options, rep report) {
 		fmt.Fprintln(w, "| Target | Alarms | Alarm → consumer p50 | p99 | max | Alarm PUBACK p50 | p99 | max | Telemetry → consumer p50 | p99 | PUBACKs slower than the send interval |")
 		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 		for _, l := range rep.latency {
-			q := func(h *hist, q float64) string {
+			q := func(h *hist.Hist, q float64) string {
 				if h.Count() == 0 {
 					return ""
 				}

@@ -1,4 +1,5 @@
-package main
+// Package hist is the latency histogram the benchmark harnesses share.
+package hist
 
 import (
 	"math/bits"
@@ -11,7 +12,7 @@ import (
 // within 1/128 (0.8%) of itself.
 const histSubBits = 7
 
-// hist is a log-linear latency histogram in the manner of HdrHistogram:
+// Hist is a log-linear latency histogram in the manner of HdrHistogram:
 // fixed memory (about 58 KiB) whatever the number of samples, safe for
 // concurrent Record calls.
 //
@@ -19,7 +20,7 @@ const histSubBits = 7
 // its highest bit at position e (e >= histSubBits) falls in bucket
 // (e-histSubBits+1)<<histSubBits + (v>>(e-histSubBits) - 1<<histSubBits):
 // the top histSubBits+1 bits of v select the bucket.
-type hist struct {
+type Hist struct {
 	counts [(64 - histSubBits + 1) << histSubBits]atomic.Int64
 }
 
@@ -43,10 +44,10 @@ func histLow(i int) (low, width int64) {
 }
 
 // Record adds one sample.
-func (h *hist) Record(d time.Duration) { h.counts[histIndex(int64(d))].Add(1) }
+func (h *Hist) Record(d time.Duration) { h.counts[histIndex(int64(d))].Add(1) }
 
 // Count is the number of samples recorded.
-func (h *hist) Count() int64 {
+func (h *Hist) Count() int64 {
 	var n int64
 	for i := range h.counts {
 		n += h.counts[i].Load()
@@ -57,7 +58,7 @@ func (h *hist) Count() int64 {
 // Quantile returns the q-quantile (0 < q <= 1) of the samples: the middle
 // of the bucket holding the sample of rank ceil(q*count). It is 0 when
 // there are no samples.
-func (h *hist) Quantile(q float64) time.Duration {
+func (h *Hist) Quantile(q float64) time.Duration {
 	total := h.Count()
 	if total == 0 {
 		return 0

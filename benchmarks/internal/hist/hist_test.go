@@ -1,4 +1,4 @@
-package main
+package hist
 
 import (
 	"math/rand/v2"
@@ -22,7 +22,7 @@ func TestHistIndexRoundTrip(t *testing.T) {
 
 func TestHistQuantile(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	var h hist
+	var h Hist
 	samples := make([]time.Duration, 100000)
 	for i := range samples {
 		samples[i] = time.Duration(r.ExpFloat64() * float64(time.Millisecond))
@@ -36,7 +36,7 @@ func TestHistQuantile(t *testing.T) {
 			t.Errorf("q=%v: got %v, want %v within 1%%", q, got, want)
 		}
 	}
-	var empty hist
+	var empty Hist
 	if got := empty.Quantile(0.5); got != 0 {
 		t.Errorf("empty: got %v, want 0", got)
 	}
