@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/fluxo-io/fluxo/benchmarks/internal/harness"
 	"github.com/fluxo-io/fluxo/core"
 )
 
@@ -23,32 +22,6 @@ type broker interface {
 	KafkaAddr() string
 	// Stop shuts the node down and waits for it, bounded by ctx.
 	Stop(ctx context.Context) error
-}
-
-// buildFluxo builds cmd/fluxo into dir, as `go build` would for a user.
-func buildFluxo(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "fluxo")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/fluxo-io/fluxo/cmd/fluxo")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %w\n%s", err, out)
-	}
-	return bin, nil
-}
-
-// freeAddrs returns n distinct free TCP addresses on 127.0.0.1. They are
-// free when this returns; the process started next binds them.
-func freeAddrs(n int) ([]string, error) {
-	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close()
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
 }
 
 // procBroker is `fluxo core` running as a child process.
@@ -63,7 +36,7 @@ type procBroker struct {
 // startProcBroker starts `bin core` on free loopback ports with its data
 // under dataDir and waits until /readyz answers 200.
 func startProcBroker(ctx context.Context, bin, dataDir string) (*procBroker, error) {
-	addrs, err := freeAddrs(2)
+	addrs, err := harness.FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}

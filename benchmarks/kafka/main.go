@@ -40,6 +40,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fluxo-io/fluxo/benchmarks/internal/harness"
 )
 
 // options are the command line.
@@ -130,7 +132,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		bin := o.fluxo
 		if bin == "" {
 			fmt.Fprintln(stderr, "building cmd/fluxo")
-			if bin, err = buildFluxo(ctx, root); err != nil {
+			if bin, err = harness.BuildFluxo(ctx, root); err != nil {
 				return err
 			}
 		}
@@ -281,7 +283,7 @@ func printTable(w io.Writer, o options, results []result, base baselineResult) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Machine: nproc %d, CPU %s, %s/%s, Linux %s, %s, temp dir on %s.\n",
-		runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, kernel(), runtime.Version(), fsType(o.dir))
+		runtime.NumCPU(), harness.CPUModel(), runtime.GOOS, runtime.GOARCH, harness.Kernel(), runtime.Version(), harness.FSType(o.dir))
 }
 
 // fmtLatency prints d in milliseconds with three significant digits.
@@ -303,54 +305,4 @@ func fmtLatency(d time.Duration) string {
 func poolValue(pool []byte, i, size int) []byte {
 	off := (i * (size + 7)) % (len(pool) - size)
 	return pool[off : off+size]
-}
-
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-func kernel() string {
-	data, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(data))
-}
-
-// fsType returns the file system type and device of the mount holding
-// dir, from /proc/self/mounts.
-func fsType(dir string) string {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "unknown"
-	}
-	if r, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = r
-	}
-	data, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return "unknown"
-	}
-	best, out := "", "unknown"
-	for line := range strings.SplitSeq(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 {
-			continue
-		}
-		mnt := f[1]
-		inside := abs == mnt || strings.HasPrefix(abs, strings.TrimSuffix(mnt, "/")+"/")
-		if inside && len(mnt) >= len(best) {
-			best, out = mnt, fmt.Sprintf("%s (%s, %s)", mnt, f[2], f[0])
-		}
-	}
-	return out
 }

@@ -66,6 +66,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fluxo-io/fluxo/benchmarks/internal/harness"
 )
 
 // options are the command line.
@@ -227,7 +229,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	if needCore {
 		if bin == "" {
 			fmt.Fprintln(stderr, "building cmd/fluxo")
-			if bin, err = buildFluxo(ctx, root); err != nil {
+			if bin, err = harness.BuildFluxo(ctx, root); err != nil {
 				return err
 			}
 		}

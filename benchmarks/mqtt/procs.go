@@ -8,38 +8,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
-
-// buildFluxo builds cmd/fluxo into dir, as `go build` would for a user.
-func buildFluxo(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "fluxo")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/fluxo-io/fluxo/cmd/fluxo")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %w\n%s", err, out)
-	}
-	return bin, nil
-}
-
-// freeAddrs returns n distinct free TCP addresses on 127.0.0.1. They are
-// free when this returns; the process started next binds them.
-func freeAddrs(n int) ([]string, error) {
-	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close()
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
-}
 
 // proc is a child process: a fluxo core or edge, a bare mochi server or
 // Mosquitto.

@@ -3,13 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/fluxo-io/fluxo/benchmarks/internal/harness"
 	"github.com/fluxo-io/fluxo/benchmarks/internal/hist"
 )
 
@@ -160,7 +159,7 @@ func printReport(w io.Writer, o options, rep report) {
 		fmt.Fprintf(w, "Stopped with SIGQUIT or SIGKILL after not exiting on SIGTERM within their grace period (after their run was measured): %s.\n\n", strings.Join(rep.killed, ", "))
 	}
 	fmt.Fprintf(w, "Machine: nproc %d, CPU %s, %s/%s, Linux %s, %s, temp dir on %s.\n",
-		runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, kernel(), runtime.Version(), fsType(o.dir))
+		runtime.NumCPU(), harness.CPUModel(), runtime.GOOS, runtime.GOARCH, harness.Kernel(), runtime.Version(), harness.FSType(o.dir))
 }
 
 // fmtLatency prints d in milliseconds with three significant digits.
@@ -174,54 +173,4 @@ func fmtLatency(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.2f ms", ms)
 	}
-}
-
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-func kernel() string {
-	data, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(data))
-}
-
-// fsType returns the file system type and device of the mount holding
-// dir, from /proc/self/mounts.
-func fsType(dir string) string {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "unknown"
-	}
-	if r, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = r
-	}
-	data, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return "unknown"
-	}
-	best, out := "", "unknown"
-	for line := range strings.SplitSeq(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 {
-			continue
-		}
-		mnt := f[1]
-		inside := abs == mnt || strings.HasPrefix(abs, strings.TrimSuffix(mnt, "/")+"/")
-		if inside && len(mnt) >= len(best) {
-			best, out = mnt, fmt.Sprintf("%s (%s, %s)", mnt, f[2], f[0])
-		}
-	}
-	return out
 }

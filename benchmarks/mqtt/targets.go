@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fluxo-io/fluxo/benchmarks/internal/harness"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/edge"
 )
@@ -55,7 +56,7 @@ type coreProc struct {
 }
 
 func startCore(ctx context.Context, bin, dataDir string) (*coreProc, error) {
-	addrs, err := freeAddrs(2)
+	addrs, err := harness.FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +117,7 @@ type edgeTarget struct {
 // its uplink (and downlink) to the core at coreAddr; everything else is
 // `fluxo edge`'s default.
 func startEdge(ctx context.Context, bin string, inProcess bool, coreAddr, spoolDir, sync string) (*edgeTarget, error) {
-	addrs, err := freeAddrs(2)
+	addrs, err := harness.FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +213,7 @@ func startMochi(ctx context.Context) (*mochiTarget, error) {
 	if err != nil {
 		return nil, err
 	}
-	addrs, err := freeAddrs(2)
+	addrs, err := harness.FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +259,7 @@ type mosquittoTarget struct {
 const mosquittoSysTopic = "$SYS/broker/publish/messages/received"
 
 func startMosquitto(ctx context.Context, bin, dir string) (*mosquittoTarget, error) {
-	addrs, err := freeAddrs(1)
+	addrs, err := harness.FreeAddrs(1)
 	if err != nil {
 		return nil, err
 	}
