@@ -234,26 +234,6 @@ func TestAlertRules(t *testing.T) {
 	}
 }
 
-// The budget written into FluxoEdgeSpoolNearlyFull is the spool-max-bytes of
-// every edge configuration shipped here.
-func TestSpoolBudgetMatchesAlert(t *testing.T) {
-	var budget string
-	for _, q := range alertQueries(t) {
-		if strings.HasSuffix(q.where, " FluxoEdgeSpoolNearlyFull") {
-			m := regexp.MustCompile(`> 0\.8 \* (\d+)$`).FindStringSubmatch(strings.TrimSpace(q.expr))
-			if m == nil {
-				t.Fatalf("%s: got %q, want ... > 0.8 * BUDGET", q.where, q.expr)
-			}
-			budget = m[1]
-		}
-	}
-	for _, edge := range edgeConfigs(t) {
-		if got := valueString(edge.values["spool-max-bytes"]); got != budget {
-			t.Errorf("%s: spool-max-bytes got %s, want %s (the budget in FluxoEdgeSpoolNearlyFull)", edge.where, got, budget)
-		}
-	}
-}
-
 // The dashboard decodes strictly into Grafana's dashboard schema (the Go
 // types of grafana-foundation-sdk, generated from Grafana's own), with the
 // panel and query kinds it uses: a misspelt or misplaced field, a value of

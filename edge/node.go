@@ -287,6 +287,7 @@ type nodeCollector struct{ n *Node }
 
 var (
 	descSpoolBytes   = prometheus.NewDesc("fluxo_edge_spool_bytes", "Bytes on disk in the spool, per lane.", []string{"lane"}, nil)
+	descSpoolMax     = prometheus.NewDesc("fluxo_edge_spool_max_bytes", "The spool's disk budget (--spool-max-bytes).", nil, nil)
 	descSpoolRecords = prometheus.NewDesc("fluxo_edge_spool_records", "Records spooled and not yet delivered, per lane.", []string{"lane"}, nil)
 	descMessages     = prometheus.NewDesc("fluxo_edge_messages_total", "Accepted messages by outcome: accepted, delivered, evicted (budget), expired (max age).", []string{"lane", "outcome"}, nil)
 	descUpBatches    = prometheus.NewDesc("fluxo_edge_uplink_batches_total", "Batches acknowledged by the core.", []string{"lane"}, nil)
@@ -302,7 +303,7 @@ var (
 )
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSpoolBytes, descSpoolRecords, descMessages, descUpBatches, descUpRecords,
+	for _, d := range []*prometheus.Desc{descSpoolBytes, descSpoolMax, descSpoolRecords, descMessages, descUpBatches, descUpRecords,
 		descUpRaw, descUpSent, descUpRatio, descUpUp, descUpLag, descUpRetries, descUpLastAck, descDown} {
 		ch <- d
 	}
@@ -310,6 +311,7 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge, counter := prometheus.GaugeValue, prometheus.CounterValue
+	ch <- prometheus.MustNewConstMetric(descSpoolMax, gauge, float64(c.n.spool.MaxBytes()))
 	for _, s := range c.n.spool.Stats() {
 		l := s.Lane.String()
 		ch <- prometheus.MustNewConstMetric(descSpoolBytes, gauge, float64(s.Bytes), l)

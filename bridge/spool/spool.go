@@ -364,6 +364,9 @@ func (s *Spool) Wait(ctx context.Context, lane Lane, offset int64) error {
 	return s.lanes[lane].Wait(ctx, offset)
 }
 
+// MaxBytes is the spool's disk budget.
+func (s *Spool) MaxBytes() int64 { return s.cfg.MaxBytes }
+
 // Start is the lane's first offset still spooled.
 func (s *Spool) Start(lane Lane) int64 { return s.lanes[lane].LogStartOffset() }
 
