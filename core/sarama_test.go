@@ -129,6 +129,11 @@ func TestSaramaProduceConsume(t *testing.T) {
 			// Asynchronous, snappy-compressed batches.
 			acfg := saramaConfig(tc.version)
 			acfg.Producer.RequiredAcks = sarama.WaitForAll
+			// Idempotent, as the sync producer: a batch sarama retries
+			// (its connection not ready yet) must not be stored twice.
+			acfg.Producer.Idempotent = true
+			acfg.Net.MaxOpenRequests = 1
+			acfg.Producer.Retry.Max = 5
 			acfg.Producer.Compression = sarama.CompressionSnappy
 			acfg.Producer.Return.Successes = true
 			acfg.Producer.Return.Errors = true
@@ -452,7 +457,13 @@ func TestSaramaConsumerGroup(t *testing.T) {
 			if err := adm.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
 				t.Fatalf("CreateTopic: got %v, want nil", err)
 			}
+			// Idempotent: sarama retries a batch when its connection was
+			// not ready yet, and only idempotence keeps a retry from
+			// being written twice (the count below must be exact).
 			pcfg := saramaConfig(saramaVersion)
+			pcfg.Producer.Idempotent = true
+			pcfg.Net.MaxOpenRequests = 1
+			pcfg.Producer.Retry.Max = 5
 			pcfg.Producer.Return.Successes = true
 			pcfg.Producer.RequiredAcks = sarama.WaitForAll
 			sp, err := sarama.NewSyncProducer(addrs, pcfg)
