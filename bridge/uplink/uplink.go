@@ -139,6 +139,7 @@ type lane struct {
 	batches, records, raw, sent, retries, newProducer atomic.Int64
 	lastAck                                           atomic.Int64
 	partitions                                        map[string]int32 // cached partition counts
+	leaderOf                                          map[string]int32 // cached leader per "topic/partition"
 }
 
 // New builds an uplink over the spool; Run starts it.
@@ -171,7 +172,7 @@ func New(cfg Config, sp *spool.Spool) (*Uplink, error) {
 			u.Close()
 			return nil, err
 		}
-		u.lanes[id] = &lane{u: u, id: id, cl: cl, state: sf, st: st, resumed: st.Window != nil, partitions: map[string]int32{},
+		u.lanes[id] = &lane{u: u, id: id, cl: cl, state: sf, st: st, resumed: st.Window != nil, partitions: map[string]int32{}, leaderOf: map[string]int32{},
 			log: cfg.Logger.With().Str("lane", id.String()).Logger()}
 	}
 	return u, nil
@@ -454,7 +455,7 @@ func (l *lane) planWindow(ctx context.Context, recs []spool.Record, stream strin
 	for _, r := range recs {
 		topics[r.Topic] = true
 	}
-	if err := l.refreshPartitions(ctx, topics, false); err != nil {
+	if err := l.learnTopics(ctx, topics); err != nil {
 		return nil, nil, err
 	}
 	w := &window{From: recs[0].Offset, To: recs[len(recs)-1].Offset, Stream: stream,
@@ -502,13 +503,14 @@ func (l *lane) readWindow(w *window) ([]spool.Record, error) {
 
 func tpKey(topic string, p int32) string { return topic + "/" + strconv.Itoa(int(p)) }
 
-// refreshPartitions learns partition counts (creating topics where the
-// cluster allows it) for topics not known yet, or all when force is set.
-func (l *lane) refreshPartitions(ctx context.Context, topics map[string]bool, force bool) error {
+// learnTopics fetches the metadata of the topics not cached yet (creating
+// them where the cluster allows it): their partition counts and each
+// partition's leader. The cache lives until a send fails.
+func (l *lane) learnTopics(ctx context.Context, topics map[string]bool) error {
 	req := kmsg.NewPtrMetadataRequest()
 	req.AllowAutoTopicCreation = true
 	for t := range topics {
-		if _, ok := l.partitions[t]; ok && !force {
+		if _, ok := l.partitions[t]; ok {
 			continue
 		}
 		rt := kmsg.NewMetadataRequestTopic()
@@ -532,6 +534,11 @@ func (l *lane) refreshPartitions(ctx context.Context, topics map[string]bool, fo
 			return fmt.Errorf("uplink: topic %s: %v", *t.Topic, err)
 		}
 		l.partitions[*t.Topic] = int32(len(t.Partitions))
+		for _, p := range t.Partitions {
+			if p.Leader >= 0 {
+				l.leaderOf[tpKey(*t.Topic, p.Partition)] = p.Leader
+			}
+		}
 	}
 	return nil
 }
@@ -632,7 +639,10 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 	return nil
 }
 
-func (l *lane) partitionsStale() { l.partitions = map[string]int32{} }
+func (l *lane) partitionsStale() {
+	l.partitions = map[string]int32{}
+	l.leaderOf = map[string]int32{}
+}
 
 func splitTP(tp string) (string, int32) {
 	for i := len(tp) - 1; i >= 0; i-- {
@@ -644,39 +654,22 @@ func splitTP(tp string) (string, int32) {
 	return tp, 0
 }
 
-// leaders finds the leader broker of each partition in the window.
+// leaders finds the leader broker of each partition in the window, from
+// the metadata cache (filled for topics it lacks).
 func (l *lane) leaders(ctx context.Context, w *window) (map[string]int32, error) {
-	req := kmsg.NewPtrMetadataRequest()
-	req.AllowAutoTopicCreation = true
+	topics := map[string]bool{}
 	for t := range w.Partitions {
-		rt := kmsg.NewMetadataRequestTopic()
-		rt.Topic = kmsg.StringPtr(t)
-		req.Topics = append(req.Topics, rt)
+		topics[t] = true
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.u.cfg.RequestTimeout)
-	defer cancel()
-	resp, err := req.RequestWith(ctx, l.cl)
-	if err != nil {
-		return nil, fmt.Errorf("uplink: metadata: %w", err)
+	if err := l.learnTopics(ctx, topics); err != nil {
+		return nil, err
 	}
-	out := map[string]int32{}
-	for _, t := range resp.Topics {
-		if t.Topic == nil {
-			continue
-		}
-		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
-			return nil, fmt.Errorf("uplink: topic %s: %w", *t.Topic, err)
-		}
-		if n := int32(len(t.Partitions)); n < w.Partitions[*t.Topic] {
-			return nil, fmt.Errorf("uplink: topic %s has %d partitions, the window was placed on %d", *t.Topic, n, w.Partitions[*t.Topic])
-		}
-		for _, p := range t.Partitions {
-			if p.Leader >= 0 {
-				out[tpKey(*t.Topic, p.Partition)] = p.Leader
-			}
+	for t, n := range w.Partitions {
+		if have := l.partitions[t]; have < n {
+			return nil, fmt.Errorf("uplink: topic %s has %d partitions, the window was placed on %d", t, have, n)
 		}
 	}
-	return out, nil
+	return l.leaderOf, nil
 }
 
 // checkProduce turns a produce response into nil (every batch stored, or

@@ -52,7 +52,7 @@ func newBridgeCmd() *cobra.Command {
 	}
 	var (
 		routes                 []string
-		syncPolicy             string
+		fwd                    forwardFlags
 		caFile, certFile, keyF string
 		insecure               bool
 	)
@@ -107,7 +107,7 @@ acknowledged stays spooled for the next start) and closes the spool.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger(cmd)
 			var err error
-			if cfg.Spool.Sync, err = spool.ParseSyncPolicy(syncPolicy); err != nil {
+			if err = fwd.apply(&cfg.Spool); err != nil {
 				return err
 			}
 			if len(routes) > 0 {
@@ -144,16 +144,7 @@ acknowledged stays spooled for the next start) and closes the spool.`,
 	f.BoolVar(&insecure, "source-insecure", false, "do not check the source's TLS certificate (not for production)")
 	f.DurationVar(&cfg.Source.KeepAlive, "keepalive", cfg.Source.KeepAlive, "MQTT keep-alive with the source broker")
 	f.StringArrayVar(&routes, "route", nil, "routing rule FILTER=TOPIC[,lane=alarm|telemetry][,key=device|clientid] (repeatable; replaces the defaults)")
-	f.StringVar(&cfg.SpoolDir, "spool-dir", "./spool", "spool directory (also keeps the uplink's producer state)")
-	f.StringVar(&syncPolicy, "spool-sync", "always", "spool durability: always, batch or never")
-	f.DurationVar(&cfg.Spool.SyncInterval, "spool-sync-interval", cfg.Spool.SyncInterval, "fsync period of --spool-sync batch")
-	f.Int64Var(&cfg.Spool.MaxBytes, "spool-max-bytes", cfg.Spool.MaxBytes, "spool disk budget; when full the oldest telemetry is evicted, alarms never")
-	f.DurationVar(&cfg.Spool.MaxAge, "spool-max-age", 0, "expire undelivered telemetry older than this (0: never)")
-	f.StringSliceVar(&cfg.Uplink.Brokers, "core", cfg.Uplink.Brokers, "core (or Kafka) brokers, comma separated")
-	f.DurationVar(&cfg.Uplink.Linger, "linger", cfg.Uplink.Linger, "how long telemetry waits to fill a batch (alarms never wait)")
-	f.IntVar(&cfg.Uplink.MaxBatchBytes, "batch-bytes", cfg.Uplink.MaxBatchBytes, "records per send, in bytes before compression")
-	f.BoolVar(&cfg.Uplink.Compress, "compress", true, "snappy-compress batches")
-	f.Int64Var(&cfg.Uplink.MaxBytesPerSec, "uplink-max-bytes-per-sec", 0, "cap on bytes sent to the core per second (0: none); alarms go first")
+	fwd.add(f, &cfg.SpoolDir, "spool directory (also keeps the uplink's producer state)", &cfg.Spool, &cfg.Uplink)
 	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP listen address for /healthz, /readyz and /metrics (empty: off)")
 	f.DurationVar(&cfg.ShutdownWait, "shutdown-timeout", cfg.ShutdownWait, "how long SIGTERM waits for the source and in-flight sends")
 	return c

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/edge"
 )
 
@@ -22,7 +21,7 @@ func newEdgeCmd() *cobra.Command {
 	cfg := edge.DefaultNodeConfig()
 	var (
 		routes       []string
-		syncPolicy   string
+		fwd          forwardFlags
 		drain        string
 		downlinkOn   bool
 		shutdownWait time.Duration
@@ -71,7 +70,7 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 			log := logger(cmd)
 			cfg.Logger = log
 			var err error
-			if cfg.Spool.Sync, err = spool.ParseSyncPolicy(syncPolicy); err != nil {
+			if err = fwd.apply(&cfg.Spool); err != nil {
 				return err
 			}
 			switch drain {
@@ -127,16 +126,7 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 	f.StringArrayVar(&routes, "route", nil, "routing rule FILTER=TOPIC[,lane=alarm|telemetry][,key=device|clientid] (repeatable; replaces the defaults)")
 	f.Uint32Var(&cfg.Edge.MaxPacketSize, "max-packet-size", cfg.Edge.MaxPacketSize, "largest MQTT packet accepted, in bytes")
 	f.IntVar(&cfg.Edge.MaxClients, "max-clients", cfg.Edge.MaxClients, "devices connected at once")
-	f.StringVar(&cfg.SpoolDir, "spool-dir", "./spool", "spool directory (also keeps MQTT sessions and the uplink's producer state)")
-	f.StringVar(&syncPolicy, "spool-sync", "always", "spool durability: always, batch or never")
-	f.DurationVar(&cfg.Spool.SyncInterval, "spool-sync-interval", cfg.Spool.SyncInterval, "fsync period of --spool-sync batch")
-	f.Int64Var(&cfg.Spool.MaxBytes, "spool-max-bytes", cfg.Spool.MaxBytes, "spool disk budget; when full the oldest telemetry is evicted, alarms never")
-	f.DurationVar(&cfg.Spool.MaxAge, "spool-max-age", 0, "expire undelivered telemetry older than this (0: never)")
-	f.StringSliceVar(&cfg.Uplink.Brokers, "core", cfg.Uplink.Brokers, "core (or Kafka) brokers, comma separated")
-	f.DurationVar(&cfg.Uplink.Linger, "linger", cfg.Uplink.Linger, "how long telemetry waits to fill a batch (alarms never wait)")
-	f.IntVar(&cfg.Uplink.MaxBatchBytes, "batch-bytes", cfg.Uplink.MaxBatchBytes, "records per send, in bytes before compression")
-	f.BoolVar(&cfg.Uplink.Compress, "compress", true, "snappy-compress batches")
-	f.Int64Var(&cfg.Uplink.MaxBytesPerSec, "uplink-max-bytes-per-sec", 0, "cap on bytes sent to the core per second (0: none); alarms go first")
+	fwd.add(f, &cfg.SpoolDir, "spool directory (also keeps MQTT sessions and the uplink's producer state)", &cfg.Spool, &cfg.Uplink)
 	f.StringVar(&drain, "drain", "in-order", "after an outage: in-order sends the backlog first; live-first sends fresh telemetry ahead of it (edge.received_ms tells them apart)")
 	f.Int64Var(&cfg.Uplink.LiveFirstBacklog, "live-first-backlog", cfg.Uplink.LiveFirstBacklog, "telemetry backlog, in records, from which --drain live-first applies")
 	f.BoolVar(&downlinkOn, "downlink", true, "deliver commands from the core topic to devices")

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"github.com/spf13/pflag"
+
+	"github.com/fluxo-io/fluxo/bridge/spool"
+	"github.com/fluxo-io/fluxo/bridge/uplink"
+)
+
+// forwardFlags are the spool and uplink flags fluxo edge and fluxo bridge
+// share: the same names, defaults and help.
+type forwardFlags struct {
+	syncPolicy string
+}
+
+// add declares them on f, filling sc and uc; dirHelp describes --spool-dir.
+func (ff *forwardFlags) add(f *pflag.FlagSet, spoolDir *string, dirHelp string, sc *spool.Config, uc *uplink.Config) {
+	f.StringVar(spoolDir, "spool-dir", "./spool", dirHelp)
+	f.StringVar(&ff.syncPolicy, "spool-sync", "always", "spool durability: always, batch or never")
+	f.DurationVar(&sc.SyncInterval, "spool-sync-interval", sc.SyncInterval, "fsync period of --spool-sync batch")
+	f.Int64Var(&sc.MaxBytes, "spool-max-bytes", sc.MaxBytes, "spool disk budget; when full the oldest telemetry is evicted, alarms never")
+	f.DurationVar(&sc.MaxAge, "spool-max-age", 0, "expire undelivered telemetry older than this (0: never)")
+	f.StringSliceVar(&uc.Brokers, "core", uc.Brokers, "core (or Kafka) brokers, comma separated")
+	f.DurationVar(&uc.Linger, "linger", uc.Linger, "how long telemetry waits to fill a batch (alarms never wait)")
+	f.IntVar(&uc.MaxBatchBytes, "batch-bytes", uc.MaxBatchBytes, "records per send, in bytes before compression")
+	f.BoolVar(&uc.Compress, "compress", true, "snappy-compress batches")
+	f.Int64Var(&uc.MaxBytesPerSec, "uplink-max-bytes-per-sec", 0, "cap on bytes sent to the core per second (0: none); alarms go first")
+}
+
+// apply sets what needs parsing once the flags are read.
+func (ff *forwardFlags) apply(sc *spool.Config) error {
+	p, err := spool.ParseSyncPolicy(ff.syncPolicy)
+	if err != nil {
+		return err
+	}
+	sc.Sync = p
+	return nil
+}
