@@ -158,11 +158,14 @@ func TestConsumerGroupRebalanceAndRestart(t *testing.T) {
 	if err := node.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Lag is exported: everything is committed, so it is 0 everywhere.
-	body := scrape(t, node)
-	if !strings.Contains(body, `fluxo_core_consumer_group_lag{group="dashboard",partition="0",topic="readings"} 0`) {
-		t.Fatalf("no zero lag for the group in /metrics:\n%s", body)
-	}
+	// Lag is exported once the coordinator has loaded the group from its
+	// __consumer_offsets partition: everything is committed, so it is 0
+	// everywhere.
+	var body string
+	waitFor(t, "the group's lag in /metrics", func() bool {
+		body = scrape(t, node)
+		return strings.Contains(body, `fluxo_core_consumer_group_lag{group="dashboard",partition="0",topic="readings"} 0`)
+	})
 	offs, err := kadm.NewClient(client(t, node)).FetchOffsets(ctx, "dashboard")
 	if err != nil {
 		t.Fatal(err)

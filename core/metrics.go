@@ -13,21 +13,26 @@ import (
 // scrape time, so nothing on the produce and fetch paths touches metrics.
 type brokerCollector struct {
 	b      *broker.Broker
-	groups *group.Coordinator
+	groups func() []*group.Coordinator
 
-	topics, partitions                               *prometheus.Desc
-	logEnd, hw, logStart, logBytes                   *prometheus.Desc
-	bytesIn, recordsIn, bytesOut, recordsOut, groupL *prometheus.Desc
+	topics, partitions, led, underReplicated, isrShrinks, isrExpands *prometheus.Desc
+	logEnd, hw, logStart, logBytes                                   *prometheus.Desc
+	bytesIn, recordsIn, bytesOut, recordsOut, groupL                 *prometheus.Desc
 }
 
-func newBrokerCollector(b *broker.Broker, groups *group.Coordinator) *brokerCollector {
+func newBrokerCollector(b *broker.Broker, groups func() []*group.Coordinator) *brokerCollector {
 	tp := []string{"topic", "partition"}
 	t := []string{"topic"}
 	return &brokerCollector{
 		b:          b,
 		groups:     groups,
 		topics:     prometheus.NewDesc("fluxo_core_topics", "Topics on this broker.", nil, nil),
-		partitions: prometheus.NewDesc("fluxo_core_partitions", "Partitions on this broker.", nil, nil),
+		partitions: prometheus.NewDesc("fluxo_core_partitions", "Partition replicas on this broker.", nil, nil),
+		led:        prometheus.NewDesc("fluxo_core_partitions_led", "Partitions this broker leads.", nil, nil),
+		underReplicated: prometheus.NewDesc("fluxo_core_under_replicated_partitions",
+			"Partitions this broker leads whose ISR is smaller than their replica set.", nil, nil),
+		isrShrinks: prometheus.NewDesc("fluxo_core_isr_shrinks_total", "ISR shrinks this broker proposed as leader and the controller accepted.", nil, nil),
+		isrExpands: prometheus.NewDesc("fluxo_core_isr_expands_total", "ISR expansions this broker proposed as leader and the controller accepted.", nil, nil),
 		logEnd:     prometheus.NewDesc("fluxo_core_log_end_offset", "Log end offset per partition.", tp, nil),
 		hw:         prometheus.NewDesc("fluxo_core_high_watermark", "High watermark per partition.", tp, nil),
 		logStart:   prometheus.NewDesc("fluxo_core_log_start_offset", "Log start offset per partition.", tp, nil),
@@ -42,19 +47,28 @@ func newBrokerCollector(b *broker.Broker, groups *group.Coordinator) *brokerColl
 
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.topics, c.partitions, c.logEnd, c.hw, c.logStart, c.logBytes,
-		c.bytesIn, c.recordsIn, c.bytesOut, c.recordsOut, c.groupL} {
+		c.bytesIn, c.recordsIn, c.bytesOut, c.recordsOut, c.groupL, c.led, c.underReplicated, c.isrShrinks, c.isrExpands} {
 		ch <- d
 	}
 }
 
 func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	topics := c.b.Topics()
-	n := 0
+	n, led, under := 0, 0, 0
 	for _, t := range topics {
 		var bytesIn int64
 		var tc broker.Counters
 		for _, p := range t.Partitions {
+			if p == nil {
+				continue
+			}
 			n++
+			if leads, _ := p.IsLeader(); leads {
+				led++
+				if ps := t.State.Partitions[p.Index]; len(ps.ISR) < len(ps.Replicas) {
+					under++
+				}
+			}
 			l := p.Log()
 			st := l.Stats()
 			pc := p.Counters()
@@ -76,11 +90,18 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.topics, prometheus.GaugeValue, float64(len(topics)))
 	ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, float64(n))
-	if c.groups == nil {
-		return
+	ch <- prometheus.MustNewConstMetric(c.led, prometheus.GaugeValue, float64(led))
+	ch <- prometheus.MustNewConstMetric(c.underReplicated, prometheus.GaugeValue, float64(under))
+	ch <- prometheus.MustNewConstMetric(c.isrShrinks, prometheus.CounterValue, float64(c.b.ISRShrinks()))
+	ch <- prometheus.MustNewConstMetric(c.isrExpands, prometheus.CounterValue, float64(c.b.ISRExpands()))
+	for _, gc := range c.groups() {
+		c.collectGroups(ch, gc)
 	}
-	for _, g := range c.groups.Groups() {
-		for topic, parts := range c.groups.Committed(g) {
+}
+
+func (c *brokerCollector) collectGroups(ch chan<- prometheus.Metric, gc *group.Coordinator) {
+	for _, g := range gc.Groups() {
+		for topic, parts := range gc.Committed(g) {
 			for part, off := range parts {
 				p, ok := c.b.Partition(topic, part)
 				if !ok || off < 0 {

@@ -8,14 +8,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/fluxo-io/fluxo/core/broker"
+	"github.com/fluxo-io/fluxo/core/cluster"
 	"github.com/fluxo-io/fluxo/core/group"
 	"github.com/fluxo-io/fluxo/core/kafka"
 	"github.com/fluxo-io/fluxo/internal/opshttp"
@@ -35,6 +40,21 @@ type Config struct {
 	HTTPAddr string
 	// ClusterID is reported by Metadata.
 	ClusterID string
+	// NodeID is this broker's id, unique in the cluster.
+	NodeID int32
+	// Cluster configures membership (Serf) and the metadata (Raft): the
+	// addresses, the peers to join and the bootstrap size. New fills in
+	// the fields it owns (node id, data dir, Kafka address, logger,
+	// metrics). Empty addresses are replaced by loopback ports picked at
+	// random (`fluxo core` defaults to 7946 and 7947).
+	Cluster cluster.Config
+	// OffsetsPartitions is the partition count of the __consumer_offsets
+	// topic, created on the first FindCoordinator: groups are spread over
+	// its partitions' leaders (offsets.topic.num.partitions).
+	OffsetsPartitions int32
+	// ReadyTimeout bounds how long Start waits for the metadata (a Raft
+	// leader and this node's copy caught up) before it serves anyway.
+	ReadyTimeout time.Duration
 	// Broker and Kafka carry the parts' own settings; New fills in the
 	// fields it owns (data dir, logger, addresses).
 	Broker broker.Config
@@ -47,14 +67,18 @@ type Config struct {
 // DefaultConfig returns a node on 127.0.0.1 with Kafka's defaults.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:   "data",
-		KafkaAddr: "127.0.0.1:9092",
-		HTTPAddr:  "127.0.0.1:8080",
-		ClusterID: "fluxo",
-		Broker:    broker.DefaultConfig(),
-		Kafka:     kafka.DefaultConfig(),
-		Group:     group.DefaultConfig(),
-		Logger:    zerolog.Nop(),
+		DataDir:           "data",
+		KafkaAddr:         "127.0.0.1:9092",
+		HTTPAddr:          "127.0.0.1:8080",
+		ClusterID:         "fluxo",
+		NodeID:            1,
+		Cluster:           cluster.Config{Timers: cluster.DefaultTimers()},
+		ReadyTimeout:      30 * time.Second,
+		OffsetsPartitions: 12,
+		Broker:            broker.DefaultConfig(),
+		Kafka:             kafka.DefaultConfig(),
+		Group:             group.DefaultConfig(),
+		Logger:            zerolog.Nop(),
 	}
 }
 
@@ -64,68 +88,128 @@ type Node struct {
 	log      zerolog.Logger
 	reg      *prometheus.Registry
 	broker   *broker.Broker
+	cluster  *cluster.Cluster
 	kafka    *kafka.Server
-	groups   *group.Coordinator
-	offsets  *broker.InternalLog
+	kafkaLn  net.Listener
+	groups   *groupRouter
 	http     *opshttp.Server
 	ready    bool
 	mu       sync.Mutex
 	shutdown bool
 }
 
-// New opens the node's data (recovering every partition log) and builds
-// its servers; Start opens the listeners.
+// New opens the node's data (recovering every partition log), joins the
+// cluster and builds its servers; Start serves them.
 func New(cfg Config) (*Node, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	bc := cfg.Broker
-	bc.DataDir = cfg.DataDir
-	bc.Logger = cfg.Logger
-	bc.NodeID = cfg.Kafka.NodeID
-	b, err := broker.Open(bc)
+	// The Kafka listener comes first: its address goes into the cluster
+	// membership, and port 0 is only known once bound.
+	ln, err := net.Listen("tcp", cfg.KafkaAddr)
 	if err != nil {
+		return nil, fmt.Errorf("core: cannot listen: %w", err)
+	}
+	advertised, err := advertise(cfg.KafkaAdvertise, ln.Addr().String())
+	if err != nil {
+		ln.Close()
 		return nil, err
 	}
-	olog, err := b.OpenInternalLog("__consumer_offsets-0")
+	cc := cfg.Cluster
+	cc.NodeID = cfg.NodeID
+	cc.DataDir = filepath.Join(cfg.DataDir, "cluster")
+	cc.KafkaAddr = advertised
+	cc.Logger = cfg.Logger
+	cc.Registerer = reg
+	if cc.SerfAddr == "" {
+		cc.SerfAddr = "127.0.0.1:0"
+	}
+	if cc.RaftAddr == "" {
+		cc.RaftAddr = "127.0.0.1:0"
+	}
+	if cc.Timers == (cluster.Timers{}) {
+		cc.Timers = cluster.DefaultTimers()
+	}
+	cl, err := cluster.Open(cc)
 	if err != nil {
-		b.Close()
+		ln.Close()
 		return nil, err
 	}
 	gc := cfg.Group
 	gc.Logger = cfg.Logger
-	groups, err := group.New(gc, groupLog{olog})
+	groups := newGroupRouter(gc, cfg.OffsetsPartitions, cfg.Logger)
+	bc := cfg.Broker
+	bc.DataDir = cfg.DataDir
+	bc.Logger = cfg.Logger
+	bc.NodeID = cfg.NodeID
+	bc.OnRole = groups.onRole
+	b, err := broker.Open(bc, cl)
 	if err != nil {
-		olog.Close()
-		b.Close()
+		groups.close()
+		cl.Close()
+		ln.Close()
 		return nil, err
 	}
+	undo := func() {
+		groups.close()
+		b.Close()
+		cl.Close()
+		ln.Close()
+	}
+	groups.b = b
 	kc := cfg.Kafka
 	kc.Addr = cfg.KafkaAddr
-	kc.Advertised = cfg.KafkaAdvertise
+	kc.Advertised = advertised
+	kc.NodeID = cfg.NodeID
 	kc.ClusterID = cfg.ClusterID
 	kc.Broker = b
+	kc.ControllerID = cl.ControllerID
 	kc.Groups = groups
 	kc.Logger = cfg.Logger
 	kc.Registerer = reg
 	ks, err := kafka.New(kc)
 	if err != nil {
-		groups.Close()
-		olog.Close()
-		b.Close()
+		undo()
 		return nil, err
 	}
-	reg.MustRegister(newBrokerCollector(b, groups))
-	return &Node{cfg: cfg, log: cfg.Logger, reg: reg, broker: b, kafka: ks, groups: groups, offsets: olog}, nil
+	reg.MustRegister(newBrokerCollector(b, groups.Local))
+	return &Node{cfg: cfg, log: cfg.Logger, reg: reg, broker: b, cluster: cl, kafka: ks, kafkaLn: ln, groups: groups}, nil
+}
+
+// advertise returns the Kafka address clients are given: the configured
+// one, else the listener's, with this host's name in place of an
+// unspecified IP.
+func advertise(configured, bound string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return "", fmt.Errorf("core: %w", err)
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if host, err = os.Hostname(); err != nil {
+			return "", fmt.Errorf("core: %w", err)
+		}
+	}
+	return net.JoinHostPort(host, port), nil
 }
 
 // Start opens the Kafka and HTTP listeners and serves them in the
 // background.
 func (n *Node) Start() error {
-	if err := n.kafka.Start(); err != nil {
-		return err
+	// The metadata first: until this node has caught up with the Raft
+	// log, its copy may still name it leader of partitions it led before
+	// a restart. Clients and followers wait in the listen backlog.
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ReadyTimeout)
+	defer cancel()
+	if err := n.cluster.WaitReady(ctx); err != nil {
+		n.log.Warn().Err(err).Msg("cluster metadata not ready yet, serving anyway")
+	} else if err := broker.ImportLegacyMetadata(ctx, n.cfg.DataDir, n.cluster); err != nil {
+		n.log.Error().Err(err).Msg("cannot import the single-node metadata")
 	}
+	go n.kafka.Serve(n.kafkaLn)
 	if n.cfg.HTTPAddr != "" {
-		hs, err := opshttp.Start(n.cfg.HTTPAddr, n.reg, n.readyz)
+		hs, err := opshttp.StartWith(n.cfg.HTTPAddr, n.reg, n.readyz, n.clusterRoutes())
 		if err != nil {
 			n.kafka.Shutdown(context.Background())
 			return fmt.Errorf("core: %w", err)
@@ -153,10 +237,7 @@ func (n *Node) readyz(w http.ResponseWriter) bool {
 
 // KafkaAddr is the address the Kafka listener is bound to.
 func (n *Node) KafkaAddr() string {
-	if a := n.kafka.Addr(); a != nil {
-		return a.String()
-	}
-	return ""
+	return n.kafkaLn.Addr().String()
 }
 
 // HTTPAddr is the address the HTTP listener is bound to ("" if none).
@@ -184,15 +265,21 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	// Groups first: a JoinGroup parked for a rebalance would otherwise keep
 	// the Kafka server's Shutdown waiting; it is answered NOT_COORDINATOR
 	// and the client finds the coordinator again after the restart.
-	n.groups.Close()
+	n.groups.close()
+	// Leave first, while this broker still serves: the controller moves
+	// leadership off it, clients follow, and its peers do not wait for a
+	// failure to be detected.
+	if err := n.cluster.Leave(ctx); err != nil {
+		n.log.Warn().Err(err).Msg("cannot leave the cluster gracefully")
+	}
 	kerr := n.kafka.Shutdown(ctx)
 	if n.http != nil {
 		n.http.Shutdown(ctx)
 	}
-	oerr := n.offsets.Close()
 	berr := n.broker.Close()
+	cerr := n.cluster.Close()
 	if berr == nil {
-		berr = oerr
+		berr = cerr
 	}
 	if kerr != nil && !errors.Is(kerr, kafka.ErrServerClosed) {
 		return kerr
@@ -201,15 +288,19 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return berr
 }
 
-// groupLog adapts the broker's internal log to the group coordinator's Log.
-type groupLog struct{ l *broker.InternalLog }
-
-func (g groupLog) Append(_ context.Context, recs []group.Record) error {
-	out := make([]broker.InternalRecord, len(recs))
-	for i, r := range recs {
-		out[i] = broker.InternalRecord{Key: r.Key, Value: r.Value}
+// crash stops the node the way a killed process stops: no leave, no
+// flush beyond what the logs already did; tests use it in process.
+func (n *Node) crash() {
+	n.mu.Lock()
+	n.shutdown = true
+	n.mu.Unlock()
+	n.cluster.Close()
+	n.groups.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n.kafka.Shutdown(ctx)
+	if n.http != nil {
+		n.http.Shutdown(ctx)
 	}
-	return g.l.Append(out)
+	n.broker.Close()
 }
-
-func (g groupLog) Replay(fn func(key, value []byte) error) error { return g.l.Replay(fn) }

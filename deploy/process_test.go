@@ -225,7 +225,7 @@ func (p *process) stop(t *testing.T) {
 
 // addrs is the local addresses of a test's fluxo process.
 type addrs struct {
-	kafka, mqtt, http string
+	kafka, mqtt, http, serf, raft string
 }
 
 func newAddrs(t *testing.T) addrs {
@@ -233,6 +233,8 @@ func newAddrs(t *testing.T) addrs {
 		kafka: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		mqtt:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		http:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		serf:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		raft:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 	}
 }
 
@@ -245,7 +247,8 @@ func (l launch) localArgs(t *testing.T, dir string, a addrs, core, users string)
 	args = append(args, "--http-addr", a.http, "--shutdown-timeout", "5s")
 	switch l.role {
 	case "core":
-		args = append(args, "--data-dir", filepath.Join(dir, "core"), "--kafka-addr", a.kafka, "--kafka-advertise", a.kafka)
+		args = append(args, "--data-dir", filepath.Join(dir, "core"), "--kafka-addr", a.kafka, "--kafka-advertise", a.kafka,
+			"--serf-addr", a.serf, "--raft-addr", a.raft)
 	case "edge":
 		args = append(args, "--mqtt-addr", a.mqtt, "--spool-dir", filepath.Join(dir, "spool"), "--core", core)
 		if users != "" {

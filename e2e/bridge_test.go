@@ -45,7 +45,8 @@ func TestBridgeMosquitto(t *testing.T) {
 	core := &bridgeProc{name: "fluxo core", bin: bin}
 	core.http = freeAddr(t)
 	kafka := freeAddr(t)
-	core.args = []string{"core", "--data-dir", filepath.Join(dir, "core"), "--kafka-addr", kafka, "--http-addr", core.http}
+	core.args = []string{"core", "--data-dir", filepath.Join(dir, "core"), "--kafka-addr", kafka, "--http-addr", core.http,
+		"--serf-addr", freeAddr(t), "--raft-addr", freeAddr(t)}
 	core.ready = fmt.Sprintf("fluxo core: Kafka on %s, HTTP on %s", kafka, core.http)
 	core.start(t)
 

@@ -66,7 +66,7 @@ func newCoreProc(t *testing.T, bin string) *coreProc {
 func (c *coreProc) pickPorts(t *testing.T) {
 	c.kafka, c.http = freeAddr(t), freeAddr(t)
 	c.args = []string{"core", "--data-dir", c.dataDir, "--kafka-addr", c.kafka, "--http-addr", c.http,
-		"--default-partitions", "3", "--log-level", "info"}
+		"--serf-addr", freeAddr(t), "--raft-addr", freeAddr(t), "--default-partitions", "3", "--log-level", "info"}
 	c.ready = fmt.Sprintf("fluxo core: Kafka on %s, HTTP on %s", c.kafka, c.http)
 }
 

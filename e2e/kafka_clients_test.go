@@ -378,7 +378,8 @@ func startCore(t *testing.T, bin string) *coreProcess {
 			logs:    &syncBuffer{},
 			exited:  make(chan struct{}),
 		}
-		c.cmd = exec.Command(bin, "core", "--data-dir", dataDir, "--kafka-addr", c.kafka, "--http-addr", c.http, "--log-level", "debug")
+		c.cmd = exec.Command(bin, "core", "--data-dir", dataDir, "--kafka-addr", c.kafka, "--http-addr", c.http,
+			"--serf-addr", freeAddr(t), "--raft-addr", freeAddr(t), "--log-level", "debug")
 		c.cmd.Stdout = c.logs
 		c.cmd.Stderr = c.logs
 		if err := c.cmd.Start(); err != nil {

@@ -36,7 +36,7 @@ type procBroker struct {
 // startProcBroker starts `bin core` on free loopback ports with its data
 // under dataDir and waits until /readyz answers 200.
 func startProcBroker(ctx context.Context, bin, dataDir string) (*procBroker, error) {
-	addrs, err := harness.FreeAddrs(2)
+	addrs, err := harness.FreeAddrs(4)
 	if err != nil {
 		return nil, err
 	}
@@ -45,6 +45,8 @@ func startProcBroker(ctx context.Context, bin, dataDir string) (*procBroker, err
 		"--data-dir", dataDir,
 		"--kafka-addr", addrs[0],
 		"--http-addr", addrs[1],
+		"--serf-addr", addrs[2],
+		"--raft-addr", addrs[3],
 		"--auto-create-topics=false",
 		"--shutdown-timeout", shutdownTimeout.String(),
 		"--log-level", "warn",

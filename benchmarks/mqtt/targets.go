@@ -56,7 +56,7 @@ type coreProc struct {
 }
 
 func startCore(ctx context.Context, bin, dataDir string) (*coreProc, error) {
-	addrs, err := harness.FreeAddrs(2)
+	addrs, err := harness.FreeAddrs(4)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +64,8 @@ func startCore(ctx context.Context, bin, dataDir string) (*coreProc, error) {
 		"--data-dir", dataDir,
 		"--kafka-addr", addrs[0],
 		"--http-addr", addrs[1],
+		"--serf-addr", addrs[2],
+		"--raft-addr", addrs[3],
 		"--auto-create-topics=false",
 		"--shutdown-timeout", "10s",
 		"--log-level", "warn",

@@ -570,6 +570,9 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 		sent += int64(len(batch))
 		leader, ok := leaders[tp]
 		if !ok {
+			// Leaderless for now (its broker is failing over or
+			// restarting): ask again before the retry.
+			l.partitionsStale()
 			return fmt.Errorf("uplink: no leader for %s", tp)
 		}
 		req := reqs[leader]

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -21,6 +22,7 @@ func newCoreCmd() *cobra.Command {
 		flushMessages int
 		flushInterval time.Duration
 		shutdownWait  time.Duration
+		serfKey       string
 	)
 	c := &cobra.Command{
 		Use:   "core",
@@ -31,7 +33,13 @@ and serves them over the Kafka wire protocol on --kafka-addr, so any Kafka clien
 consumer groups. /healthz, /readyz and /metrics (Prometheus) are served on
 --http-addr.
 
-Durability on one node: by default the broker does not fsync on each write (as
+Several brokers form a cluster: each gets a unique --node-id, its own --serf-addr
+and --raft-addr, and --join with the others' Serf addresses; --bootstrap-expect
+names how many form a fresh cluster. Serf notices a broker that dies; the Raft
+leader (the controller) then moves leadership of its partitions to an in-sync
+replica. Without --join a broker is a cluster of one.
+
+Durability: by default the broker does not fsync on each write (as
 Kafka: the OS page cache survives a broker crash, not a power cut); set
 --flush-messages 1 to fsync every batch before it is acknowledged.
 
@@ -44,7 +52,16 @@ closes every log.`,
   fluxo core --data-dir /var/lib/fluxo --kafka-addr 0.0.0.0:9092 --flush-messages 1
 
   # then, with any Kafka client
-  kcat -b 127.0.0.1:9092 -L`,
+  kcat -b 127.0.0.1:9092 -L
+
+  # three brokers on one host
+  fluxo core --node-id 1 --data-dir d1 --kafka-addr 127.0.0.1:9092 --http-addr 127.0.0.1:8080 \
+    --serf-addr 127.0.0.1:7946 --raft-addr 127.0.0.1:7947 --bootstrap-expect 3 \
+    --join 127.0.0.1:7946,127.0.0.1:7956,127.0.0.1:7966
+  fluxo core --node-id 2 --data-dir d2 --kafka-addr 127.0.0.1:9093 --http-addr 127.0.0.1:8090 \
+    --serf-addr 127.0.0.1:7956 --raft-addr 127.0.0.1:7957 --bootstrap-expect 3 \
+    --join 127.0.0.1:7946,127.0.0.1:7956,127.0.0.1:7966
+  fluxo core --node-id 3 ...`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger(cmd)
@@ -56,6 +73,13 @@ closes every log.`,
 			cfg.Broker.Log.FlushBatches = flushMessages
 			cfg.Broker.Log.MaxBatchBytes = int(min(int64(cfg.Broker.Log.MaxBatchBytes), cfg.Broker.Log.SegmentBytes))
 			cfg.Broker.Log.FlushInterval = flushInterval
+			if serfKey != "" {
+				key, err := base64.StdEncoding.DecodeString(serfKey)
+				if err != nil {
+					return fmt.Errorf("--serf-key: %w", err)
+				}
+				cfg.Cluster.SerfKey = key
+			}
 			if cfg.KafkaAdvertise == "" {
 				cfg.KafkaAdvertise = advertiseFor(cfg.KafkaAddr)
 			}
@@ -78,7 +102,16 @@ closes every log.`,
 	f.StringVar(&cfg.KafkaAddr, "kafka-addr", cfg.KafkaAddr, "Kafka protocol listen address")
 	f.StringVar(&cfg.KafkaAdvertise, "kafka-advertise", "", "address given to clients in Metadata (default: the listen address, or the host name when listening on all addresses)")
 	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP listen address for /healthz, /readyz and /metrics (empty: off)")
-	f.Int32Var(&cfg.Kafka.NodeID, "node-id", 0, "this broker's node id")
+	f.Int32Var(&cfg.NodeID, "node-id", 0, "this broker's node id, unique in the cluster")
+	f.StringVar(&cfg.Cluster.SerfAddr, "serf-addr", "127.0.0.1:7946", "Serf gossip listen address (membership and failure detection; TCP and UDP)")
+	f.StringVar(&cfg.Cluster.SerfAdvertise, "serf-advertise", "", "Serf address given to peers (default: the listen address)")
+	f.StringVar(&cfg.Cluster.RaftAddr, "raft-addr", "127.0.0.1:7947", "Raft listen address (cluster metadata)")
+	f.StringVar(&cfg.Cluster.RaftAdvertise, "raft-advertise", "", "Raft address given to peers (default: the listen address)")
+	f.StringSliceVar(&cfg.Cluster.Join, "join", nil, "Serf addresses of brokers to join (HOST:PORT,...; empty: start alone)")
+	f.IntVar(&cfg.Cluster.BootstrapExpect, "bootstrap-expect", 0, "on a fresh cluster, wait for this many brokers and form the Raft cluster with them (0 or 1: alone at once)")
+	f.StringVar(&serfKey, "serf-key", "", "base64 gossip encryption key, 16, 24 or 32 bytes (empty: no encryption)")
+	f.Int16Var(&cfg.Broker.DefaultReplicationFactor, "default-replication-factor", 0, "replicas of auto-created topics and of requests that leave it to the broker (0: min(3, live brokers))")
+	f.DurationVar(&cfg.Broker.ReplicaLagMax, "replica-lag-max", cfg.Broker.ReplicaLagMax, "drop a follower from the ISR after it has not caught up for this long (replica.lag.time.max.ms)")
 	f.BoolVar(&cfg.Broker.AutoCreateTopics, "auto-create-topics", true, "create unknown topics on first produce or metadata request")
 	f.Int32Var(&cfg.Broker.DefaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
 	f.Int64Var(&cfg.Broker.Log.SegmentBytes, "segment-bytes", cfg.Broker.Log.SegmentBytes, "roll segments at this size (topics may override with segment.bytes)")

@@ -1,26 +1,31 @@
 package broker
 
 import (
+	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/fluxo-io/fluxo/core/cluster"
 	"github.com/fluxo-io/fluxo/core/commitlog"
 )
 
 // Config configures a Broker.
 type Config struct {
-	// DataDir holds the metadata file and one directory per partition,
-	// named <topic>-<partition> as Kafka names them.
+	// DataDir holds one directory per hosted partition, named
+	// <topic>-<partition> as Kafka names them.
 	DataDir string
 	// NodeID is this broker's id.
 	NodeID int32
@@ -30,21 +35,38 @@ type Config struct {
 	// DefaultPartitions is the partition count of auto-created topics and
 	// of CreateTopics requests that leave it to the broker (num.partitions).
 	DefaultPartitions int32
+	// DefaultReplicationFactor is the replication factor of auto-created
+	// topics and of requests that leave it to the broker; 0 or less:
+	// min(3, live brokers).
+	DefaultReplicationFactor int16
+	// ReplicaLagMax drops a follower from the ISR when it has not caught
+	// up with the leader for this long (replica.lag.time.max.ms).
+	ReplicaLagMax time.Duration
+	// ReplicaFetchWait is how long a follower's fetch waits at the leader
+	// for new records (replica.fetch.wait.max.ms).
+	ReplicaFetchWait time.Duration
 	// Log is the default configuration of partition logs; topic configs
 	// (retention.ms, retention.bytes, segment.bytes, ...) override it.
 	Log commitlog.Config
 	// MaintainInterval is how often retention and idle unmapping run.
 	MaintainInterval time.Duration
+	// OnRole, if set, is called after every metadata change for every
+	// hosted replica with whether this broker leads it and at which
+	// epoch, and with leader false when a replica is dropped. It runs on
+	// the goroutine that applies metadata: it must not block.
+	OnRole func(p *Partition, leader bool, epoch int32)
 	// Logger receives broker events. Zero value: no logs.
 	Logger zerolog.Logger
 }
 
-// DefaultConfig returns a single-node configuration with Kafka's defaults.
+// DefaultConfig returns a configuration with Kafka's defaults.
 func DefaultConfig() Config {
 	return Config{
 		DataDir:           "data",
 		AutoCreateTopics:  true,
 		DefaultPartitions: 1,
+		ReplicaLagMax:     10 * time.Second,
+		ReplicaFetchWait:  500 * time.Millisecond,
 		Log:               commitlog.DefaultConfig(),
 		MaintainInterval:  10 * time.Second,
 		Logger:            zerolog.Nop(),
@@ -60,57 +82,337 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker: DefaultPartitions %d must be at least 1", c.DefaultPartitions)
 	case c.MaintainInterval <= 0:
 		return fmt.Errorf("broker: MaintainInterval %v must be positive", c.MaintainInterval)
+	case c.ReplicaLagMax <= 0:
+		return fmt.Errorf("broker: ReplicaLagMax %v must be positive", c.ReplicaLagMax)
+	case c.ReplicaFetchWait <= 0:
+		return fmt.Errorf("broker: ReplicaFetchWait %v must be positive", c.ReplicaFetchWait)
 	}
 	return c.Log.Validate()
 }
 
-// Topic is a topic and its partitions on this broker.
+// Metadata is the cluster metadata the broker follows and changes:
+// cluster.Cluster implements it. Watch returns the latest state and a
+// channel closed at the next change; Apply makes a change through the
+// controller, from any node.
+type Metadata interface {
+	Watch() (*cluster.State, <-chan struct{})
+	Apply(ctx context.Context, cmd cluster.Command) (cluster.Result, error)
+}
+
+// TopicMeta is what the cluster knows of a topic.
+type TopicMeta struct {
+	Name       string
+	ID         [16]byte
+	Partitions int32
+	Configs    map[string]string
+}
+
+// Topic is a topic as the metadata has it, with the partitions this
+// broker hosts a replica of (nil for the others).
 type Topic struct {
 	Meta       TopicMeta
+	State      *cluster.TopicState
 	Partitions []*Partition
 }
 
-// Broker owns the topics and partitions of one node.
+// Broker owns the partition replicas of one node and follows the cluster
+// metadata: it opens the replicas assigned to it, leads or follows each
+// as the metadata says, and removes those taken away.
 type Broker struct {
 	cfg  Config
 	log  zerolog.Logger
 	meta Metadata
 
-	mu     sync.RWMutex // guards topics
-	topics map[string]*Topic
+	mu      sync.RWMutex // guards st, topics and changed
+	st      *cluster.State
+	topics  map[string]*Topic
+	changed chan struct{} // closed when the next metadata change has been applied
+
+	fmu      sync.Mutex // guards fetchers and following
+	fetchers map[int32]*fetcher
+	// following maps each partition replicated from a leader to it.
+	following map[*Partition]int32
 
 	pidMu   sync.Mutex // guards the producer id block
 	pidNext int64
 	pidEnd  int64
 
-	quit chan struct{}
-	wg   sync.WaitGroup
+	isrShrinks, isrExpands atomic.Int64
+
+	ctx    context.Context // cancelled by Close; parent of async work
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// Open loads the metadata and opens every partition's log.
-func Open(cfg Config) (*Broker, error) {
+// Open opens the partition replicas the metadata assigns to this node and
+// starts following the metadata.
+func Open(cfg Config, meta Metadata) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	meta, err := openFileMetadata(filepath.Join(cfg.DataDir, "metadata.json"))
-	if err != nil {
-		return nil, err
-	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, meta: meta, topics: map[string]*Topic{}, quit: make(chan struct{})}
-	for _, tm := range meta.Topics() {
-		t, err := b.openTopic(tm)
-		if err != nil {
-			b.closeTopics()
-			return nil, err
-		}
-		b.topics[tm.Name] = t
-	}
-	b.wg.Add(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{cfg: cfg, log: cfg.Logger, meta: meta, topics: map[string]*Topic{}, changed: make(chan struct{}),
+		fetchers: map[int32]*fetcher{}, following: map[*Partition]int32{}, ctx: ctx, cancel: cancel}
+	st, ch := meta.Watch()
+	b.apply(st)
+	b.wg.Add(3)
+	go b.follow(ch)
 	go b.maintain()
+	go b.watchLag()
 	return b, nil
+}
+
+// follow applies every metadata change.
+func (b *Broker) follow(ch <-chan struct{}) {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-ch:
+		}
+		var st *cluster.State
+		st, ch = b.meta.Watch()
+		b.apply(st)
+	}
+}
+
+// apply brings the hosted replicas in line with st.
+func (b *Broker) apply(st *cluster.State) {
+	me := b.cfg.NodeID
+	type role struct {
+		p  *Partition
+		ps cluster.PartitionState
+		ts *cluster.TopicState
+	}
+	var roles []role
+	var drop []*Partition // closed and removed from disk
+	b.mu.Lock()
+	topics := make(map[string]*Topic, len(st.Topics))
+	for name, ts := range st.Topics {
+		old := b.topics[name]
+		parts := make([]*Partition, len(ts.Partitions))
+		if old != nil && old.Meta.ID == ts.ID {
+			copy(parts, old.Partitions)
+			if !maps.Equal(old.Meta.Configs, ts.Configs) {
+				b.reconfigure(old, ts)
+			}
+		}
+		for i, ps := range ts.Partitions {
+			hosted := slices.Contains(ps.Replicas, me)
+			switch {
+			case hosted && parts[i] == nil:
+				p, err := b.openReplica(ts, int32(i))
+				if err != nil {
+					b.log.Error().Err(err).Str("topic", name).Int("partition", i).Msg("cannot open partition")
+					continue
+				}
+				parts[i] = p
+			case !hosted && parts[i] != nil:
+				drop = append(drop, parts[i])
+				parts[i] = nil
+			}
+			if parts[i] != nil {
+				roles = append(roles, role{parts[i], ps, ts})
+			}
+		}
+		topics[name] = &Topic{Meta: TopicMeta{Name: name, ID: ts.ID, Partitions: int32(len(ts.Partitions)), Configs: ts.Configs}, State: ts, Partitions: parts}
+	}
+	for name, old := range b.topics {
+		if t := topics[name]; t == nil || t.Meta.ID != old.Meta.ID {
+			for i, p := range old.Partitions {
+				if p != nil && (t == nil || i >= len(t.Partitions) || t.Partitions[i] != p) {
+					drop = append(drop, p)
+				}
+			}
+			if t == nil {
+				b.log.Info().Str("topic", name).Msg("deleted topic")
+			}
+		}
+	}
+	b.topics = topics
+	b.st = st
+	close(b.changed)
+	b.changed = make(chan struct{})
+	b.mu.Unlock()
+
+	for _, r := range roles {
+		follow := r.p.setAssignment(r.ps, minInsync(r.ts))
+		if b.cfg.OnRole != nil {
+			b.cfg.OnRole(r.p, r.ps.Leader == me, r.ps.LeaderEpoch)
+		}
+		switch {
+		case r.ps.Leader == me || r.ps.Leader == cluster.NoLeader:
+			b.unfollow(r.p)
+		case follow:
+			b.followFrom(r.p, r.ps.Leader, st.Brokers[r.ps.Leader].KafkaAddr, r.ps.LeaderEpoch)
+		}
+	}
+	for _, p := range drop {
+		if b.cfg.OnRole != nil {
+			b.cfg.OnRole(p, false, -1)
+		}
+		b.unfollow(p)
+		p.close()
+		if err := os.RemoveAll(b.partitionDir(p.Topic, p.Index)); err != nil {
+			b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("cannot remove partition data")
+		}
+	}
+}
+
+// minInsync is the topic's min.insync.replicas: its config, else 2 when it
+// has three replicas or more, else 1.
+func minInsync(ts *cluster.TopicState) int {
+	if v, ok := ts.Configs["min.insync.replicas"]; ok {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			return n
+		}
+	}
+	if len(ts.Partitions) > 0 && len(ts.Partitions[0].Replicas) >= 3 {
+		return 2
+	}
+	return 1
+}
+
+func (b *Broker) reconfigure(t *Topic, ts *cluster.TopicState) {
+	cfg, err := b.logConfig(ts.Configs)
+	if err != nil {
+		b.log.Error().Err(err).Str("topic", ts.Name).Msg("cannot apply topic configs")
+		return
+	}
+	for _, p := range t.Partitions {
+		if p != nil {
+			if err := p.log.Reconfigure(cfg); err != nil {
+				b.log.Error().Err(err).Str("topic", ts.Name).Int32("partition", p.Index).Msg("cannot apply topic configs")
+			}
+		}
+	}
+	b.log.Info().Str("topic", ts.Name).Interface("configs", ts.Configs).Msg("topic configs changed")
+}
+
+// followFrom makes p replicate from leader at epoch.
+func (b *Broker) followFrom(p *Partition, leader int32, addr string, epoch int32) {
+	b.fmu.Lock()
+	defer b.fmu.Unlock()
+	if cur, ok := b.following[p]; ok && cur != leader {
+		if f := b.fetchers[cur]; f != nil && !f.unfollow(p) {
+			f.close()
+			delete(b.fetchers, cur)
+		}
+	}
+	f := b.fetchers[leader]
+	if f != nil && f.addr != addr {
+		f.close()
+		delete(b.fetchers, leader)
+		f = nil
+	}
+	if f == nil {
+		var err error
+		if f, err = newFetcher(b, leader, addr); err != nil {
+			b.log.Error().Err(err).Int32("leader", leader).Msg("cannot start replica fetcher")
+			return
+		}
+		b.fetchers[leader] = f
+		// Every partition this node follows from leader moves to the
+		// new fetcher.
+		for q, l := range b.following {
+			if l == leader && q != p {
+				f.follow(q, q.LeaderEpoch())
+			}
+		}
+	}
+	b.following[p] = leader
+	f.follow(p, epoch)
+}
+
+func (b *Broker) unfollow(p *Partition) {
+	b.fmu.Lock()
+	defer b.fmu.Unlock()
+	cur, ok := b.following[p]
+	if !ok {
+		return
+	}
+	delete(b.following, p)
+	if f := b.fetchers[cur]; f != nil && !f.unfollow(p) {
+		f.close()
+		delete(b.fetchers, cur)
+	}
+}
+
+// watchLag shrinks ISRs of led partitions whose followers fall behind.
+func (b *Broker) watchLag() {
+	defer b.wg.Done()
+	t := time.NewTicker(max(b.cfg.ReplicaLagMax/4, 50*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case now := <-t.C:
+			for _, tp := range b.Topics() {
+				for _, p := range tp.Partitions {
+					if p != nil {
+						p.checkLag(now, b.cfg.ReplicaLagMax)
+					}
+				}
+			}
+		}
+	}
+}
+
+// goAsync runs fn in a goroutine Close waits for.
+func (b *Broker) goAsync(fn func(ctx context.Context)) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		fn(b.ctx)
+	}()
+}
+
+// ISRShrinks counts the ISR shrinks this broker proposed as leader and
+// the controller accepted.
+func (b *Broker) ISRShrinks() int64 { return b.isrShrinks.Load() }
+
+// ISRExpands counts the ISR expansions this broker proposed as leader and
+// the controller accepted.
+func (b *Broker) ISRExpands() int64 { return b.isrExpands.Load() }
+
+// metaChanged returns a channel closed when the next metadata change has
+// been applied.
+func (b *Broker) metaChanged() <-chan struct{} {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.changed
+}
+
+// waitState waits until the applied metadata satisfies ok.
+func (b *Broker) waitState(ctx context.Context, ok func(*cluster.State) bool) error {
+	for {
+		b.mu.RLock()
+		st, ch := b.st, b.changed
+		b.mu.RUnlock()
+		if ok(st) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// State is the metadata as last applied by this broker.
+func (b *Broker) State() *cluster.State {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.st
 }
 
 func (b *Broker) partitionDir(topic string, p int32) string {
@@ -128,23 +430,19 @@ func (b *Broker) logConfig(configs map[string]string) (commitlog.Config, error) 
 	return c, c.Validate()
 }
 
-func (b *Broker) openTopic(tm TopicMeta) (*Topic, error) {
-	cfg, err := b.logConfig(tm.Configs)
+// openReplica opens partition i of ts, first removing a directory left
+// by an older topic of the same name (its partition.metadata names
+// another topic id).
+func (b *Broker) openReplica(ts *cluster.TopicState, i int32) (*Partition, error) {
+	cfg, err := b.logConfig(ts.Configs)
 	if err != nil {
-		return nil, fmt.Errorf("broker: topic %s: %w", tm.Name, err)
+		return nil, err
 	}
-	t := &Topic{Meta: tm}
-	for i := int32(0); i < tm.Partitions; i++ {
-		p, err := openPartition(tm.Name, i, b.partitionDir(tm.Name, i), cfg, b.log)
-		if err != nil {
-			for _, p := range t.Partitions {
-				p.close()
-			}
-			return nil, fmt.Errorf("broker: topic %s partition %d: %w", tm.Name, i, err)
-		}
-		t.Partitions = append(t.Partitions, p)
+	dir := b.partitionDir(ts.Name, i)
+	if err := checkTopicID(dir, ts.ID); err != nil {
+		return nil, err
 	}
-	return t, nil
+	return openPartition(b, ts.Name, i, dir, cfg, b.log)
 }
 
 var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
@@ -156,6 +454,14 @@ func ValidateTopicName(name string) error {
 	}
 	return nil
 }
+
+// OffsetsTopic is the internal topic of the consumer group coordinators:
+// their commits and group metadata.
+const OffsetsTopic = "__consumer_offsets"
+
+// IsInternalTopic reports whether name is a topic the brokers keep for
+// themselves (Metadata marks it internal; clients hide it from listings).
+func IsInternalTopic(name string) bool { return name == OffsetsTopic }
 
 // Topic returns the topic named name.
 func (b *Broker) Topic(name string) (*Topic, bool) {
@@ -177,10 +483,11 @@ func (b *Broker) Topics() []*Topic {
 	return out
 }
 
-// Partition returns partition p of topic, if both exist.
+// Partition returns this broker's replica of partition p of topic, if it
+// hosts one.
 func (b *Broker) Partition(topic string, p int32) (*Partition, bool) {
 	t, ok := b.Topic(topic)
-	if !ok || p < 0 || int(p) >= len(t.Partitions) {
+	if !ok || p < 0 || int(p) >= len(t.Partitions) || t.Partitions[p] == nil {
 		return nil, false
 	}
 	return t.Partitions[p], true
@@ -192,56 +499,91 @@ func (b *Broker) AutoCreate() bool { return b.cfg.AutoCreateTopics }
 // NodeID is this broker's id.
 func (b *Broker) NodeID() int32 { return b.cfg.NodeID }
 
-// CreateTopic creates a topic with partitions partitions (0 or less: the
-// default) and the given configs.
-func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]string) (*Topic, error) {
+// applyTimeout bounds a metadata change made on behalf of a request.
+const applyTimeout = 15 * time.Second
+
+// CreateTopic creates a topic with partitions partitions and rf replicas
+// (0 or less: the defaults) and the given configs, and returns it once
+// this broker has applied the change.
+func (b *Broker) CreateTopic(ctx context.Context, name string, partitions int32, rf int16, configs map[string]string) (*Topic, error) {
 	if err := ValidateTopicName(name); err != nil {
 		return nil, err
 	}
 	if partitions <= 0 {
 		partitions = b.cfg.DefaultPartitions
 	}
-	if _, err := b.logConfig(configs); err != nil {
+	if rf <= 0 {
+		rf = b.cfg.DefaultReplicationFactor
+	}
+	if err := b.ValidateTopicConfigs(configs); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, ok := b.topics[name]; ok {
-		return nil, ErrTopicExists
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+	cmd := cluster.CreateTopic{Name: name, Partitions: partitions, ReplicationFactor: rf, Configs: configs}
+	rand.Read(cmd.ID[:])
+	if _, err := b.meta.Apply(ctx, cmd); err != nil {
+		return nil, metaError(err)
 	}
-	tm := TopicMeta{Name: name, Partitions: partitions, Configs: configs}
-	if err := b.meta.CreateTopic(tm); err != nil {
-		return nil, err
-	}
-	for _, m := range b.meta.Topics() {
-		if m.Name == name {
-			tm = m
-		}
-	}
-	t, err := b.openTopic(tm)
+	var t *Topic
+	err := b.waitState(ctx, func(st *cluster.State) bool {
+		ts := st.Topics[name]
+		return ts != nil && ts.ID == cmd.ID
+	})
 	if err != nil {
-		b.meta.DeleteTopic(name)
 		return nil, err
 	}
-	b.topics[name] = t
-	b.log.Info().Str("topic", name).Int32("partitions", partitions).Msg("created topic")
+	t, _ = b.Topic(name)
+	b.log.Info().Str("topic", name).Int32("partitions", partitions).Int16("replication_factor", rf).Msg("created topic")
 	return t, nil
 }
+
+// metaError maps the cluster's command errors onto the broker's.
+func metaError(err error) error {
+	switch {
+	case errors.Is(err, cluster.ErrTopicExists):
+		return fmt.Errorf("%w: %v", ErrTopicExists, err)
+	case errors.Is(err, cluster.ErrUnknownTopic):
+		return fmt.Errorf("%w: %v", ErrUnknownTopic, err)
+	case errors.Is(err, cluster.ErrReplicationFactor):
+		return fmt.Errorf("%w: %v", ErrInvalidReplication, err)
+	case errors.Is(err, cluster.ErrInvalidPartitions):
+		return fmt.Errorf("%w: %v", ErrInvalidPartitions, err)
+	}
+	return err
+}
+
+var (
+	// ErrTopicExists is returned when creating a topic whose name is taken.
+	ErrTopicExists = errors.New("broker: topic exists")
+	// ErrUnknownTopic is returned for a topic the metadata does not hold.
+	ErrUnknownTopic = errors.New("broker: unknown topic")
+	// ErrInvalidReplication marks a replication factor the cluster cannot
+	// place (more replicas than live brokers).
+	ErrInvalidReplication = errors.New("broker: invalid replication factor")
+)
 
 // ErrInvalidConfig marks a topic config the broker does not accept.
 var ErrInvalidConfig = errors.New("broker: invalid topic config")
 
 // EnsureTopic returns the topic, creating it with the defaults when
 // auto-creation is on.
-func (b *Broker) EnsureTopic(name string) (*Topic, error) {
+func (b *Broker) EnsureTopic(ctx context.Context, name string) (*Topic, error) {
 	if t, ok := b.Topic(name); ok {
 		return t, nil
 	}
 	if !b.cfg.AutoCreateTopics {
 		return nil, ErrUnknownTopic
 	}
-	t, err := b.CreateTopic(name, 0, nil)
+	t, err := b.CreateTopic(ctx, name, 0, 0, nil)
 	if errors.Is(err, ErrTopicExists) {
+		// Created meanwhile, perhaps through another broker: wait until
+		// this one has applied it.
+		ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+		defer cancel()
+		if err := b.waitState(ctx, func(st *cluster.State) bool { return st.Topics[name] != nil }); err != nil {
+			return nil, err
+		}
 		if t, ok := b.Topic(name); ok {
 			return t, nil
 		}
@@ -249,42 +591,31 @@ func (b *Broker) EnsureTopic(name string) (*Topic, error) {
 	return t, err
 }
 
-// DeleteTopic removes a topic and its data.
-func (b *Broker) DeleteTopic(name string) error {
-	b.mu.Lock()
-	t, ok := b.topics[name]
-	if !ok {
-		b.mu.Unlock()
-		return ErrUnknownTopic
+// DeleteTopic removes a topic; every broker then removes its data.
+func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+	if _, err := b.meta.Apply(ctx, cluster.DeleteTopic{Name: name}); err != nil {
+		return metaError(err)
 	}
-	if err := b.meta.DeleteTopic(name); err != nil {
-		b.mu.Unlock()
-		return err
-	}
-	delete(b.topics, name)
-	b.mu.Unlock()
-	for _, p := range t.Partitions {
-		p.close()
-		if err := os.RemoveAll(b.partitionDir(name, p.Index)); err != nil {
-			b.log.Error().Err(err).Str("topic", name).Int32("partition", p.Index).Msg("cannot remove partition data")
-		}
-	}
-	b.log.Info().Str("topic", name).Msg("deleted topic")
-	return nil
+	return b.waitState(ctx, func(st *cluster.State) bool { return st.Topics[name] == nil })
 }
 
 // InitProducerID hands out a new idempotent producer id (epoch 0). Ids are
-// reserved from the metadata in blocks, so a restart never reuses one.
-func (b *Broker) InitProducerID() (int64, int16, error) {
+// reserved from the metadata in blocks, so no two brokers and no restart
+// ever hand out the same one.
+func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	b.pidMu.Lock()
 	defer b.pidMu.Unlock()
 	if b.pidNext == b.pidEnd {
 		const block = 1000
-		first, err := b.meta.AllocateProducerIDs(block)
+		ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+		defer cancel()
+		res, err := b.meta.Apply(ctx, cluster.AllocateProducerIDs{N: block})
 		if err != nil {
 			return 0, 0, err
 		}
-		b.pidNext, b.pidEnd = first, first+block
+		b.pidNext, b.pidEnd = res.FirstProducerID, res.FirstProducerID+block
 	}
 	id := b.pidNext
 	b.pidNext++
@@ -297,11 +628,14 @@ func (b *Broker) maintain() {
 	defer t.Stop()
 	for {
 		select {
-		case <-b.quit:
+		case <-b.ctx.Done():
 			return
 		case now := <-t.C:
 			for _, tp := range b.Topics() {
 				for _, p := range tp.Partitions {
+					if p == nil {
+						continue
+					}
 					if err := p.log.Maintain(now); err != nil && !errors.Is(err, commitlog.ErrClosed) {
 						b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("maintenance failed")
 					}
@@ -311,10 +645,30 @@ func (b *Broker) maintain() {
 	}
 }
 
-func (b *Broker) closeTopics() error {
+// Close stops following the metadata and replicating, then closes every
+// log, flushing it. Later calls return the first call's result.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() { b.closeErr = b.close() })
+	return b.closeErr
+}
+
+func (b *Broker) close() error {
+	b.cancel()
+	b.wg.Wait()
+	b.fmu.Lock()
+	for id, f := range b.fetchers {
+		f.close()
+		delete(b.fetchers, id)
+	}
+	b.fmu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	var first error
 	for _, t := range b.topics {
 		for _, p := range t.Partitions {
+			if p == nil {
+				continue
+			}
 			if err := p.close(); err != nil && first == nil {
 				first = err
 			}
@@ -323,127 +677,27 @@ func (b *Broker) closeTopics() error {
 	return first
 }
 
-// Close stops maintenance and closes every log, flushing it.
-func (b *Broker) Close() error {
-	close(b.quit)
-	b.wg.Wait()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.closeTopics()
-}
-
 // ValidateTopicConfigs checks topic configs without creating anything.
 func (b *Broker) ValidateTopicConfigs(configs map[string]string) error {
 	_, err := b.logConfig(configs)
 	return err
 }
 
-// InternalLog is a log the broker keeps for itself, outside the topic
-// list: the consumer group coordinator's commits. Appends are fsynced
-// before they return.
-type InternalLog struct {
-	log *commitlog.Log
-	mu  sync.Mutex // serializes appends with their watermark moves
-}
-
-// OpenInternalLog opens (or creates) the internal log name under the data
-// directory.
-func (b *Broker) OpenInternalLog(name string) (*InternalLog, error) {
-	cfg := b.cfg.Log
-	cfg.FlushBatches = 1
-	cfg.SegmentBytes = min(cfg.SegmentBytes, 64<<20)
-	cfg.MaxBatchBytes = min(cfg.MaxBatchBytes, int(cfg.SegmentBytes))
-	cfg.Logger = b.log.With().Str("log", name).Logger()
-	l, err := commitlog.Open(filepath.Join(b.cfg.DataDir, name), cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &InternalLog{log: l}, nil
-}
-
-// Append writes key/value records (a nil value is a tombstone) as one
-// batch and returns once it is durable.
-func (il *InternalLog) Append(recs []InternalRecord) error {
-	krecs := make([]kmsg.Record, len(recs))
-	for i, r := range recs {
-		krecs[i] = kmsg.Record{Key: r.Key, Value: r.Value}
-	}
-	il.mu.Lock()
-	defer il.mu.Unlock()
-	res, err := il.log.Append(commitlog.AppendBatch(nil, commitlog.NoProducer(time.Now().UnixMilli()), krecs))
-	if err != nil {
-		return err
-	}
-	il.log.SetHighWatermark(res.LastOffset + 1)
-	return nil
-}
-
-// InternalRecord is one key/value of an internal log.
-type InternalRecord struct{ Key, Value []byte }
-
-// Replay calls fn for every record in order.
-func (il *InternalLog) Replay(fn func(key, value []byte) error) error {
-	for off := il.log.LogStartOffset(); off < il.log.HighWatermark(); {
-		v, err := il.log.Read(off, 4<<20)
-		if err != nil {
-			return err
-		}
-		if len(v.Data) == 0 {
-			v.Release()
-			return nil
-		}
-		var ferr error
-		err = commitlog.Batches(v.Data, func(b commitlog.Batch, raw []byte) bool {
-			rerr := commitlog.Records(b, raw, func(_, _ int64, r *kmsg.Record) bool {
-				ferr = fn(r.Key, r.Value)
-				return ferr == nil
-			})
-			if ferr == nil {
-				ferr = rerr
-			}
-			return ferr == nil
-		})
-		off = v.Next
-		v.Release()
-		if err != nil {
-			return err
-		}
-		if ferr != nil {
-			return ferr
-		}
-	}
-	return nil
-}
-
-// Close flushes and closes the log.
-func (il *InternalLog) Close() error { return il.log.Close() }
-
-// SetTopicConfigs replaces a topic's configs and applies them to its
-// partitions' logs at once.
-func (b *Broker) SetTopicConfigs(name string, configs map[string]string) error {
-	cfg, err := b.logConfig(configs)
-	if err != nil {
+// SetTopicConfigs replaces a topic's configs; every broker applies them
+// to its replicas' logs when the change reaches it.
+func (b *Broker) SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error {
+	if err := b.ValidateTopicConfigs(configs); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	t, ok := b.topics[name]
-	if !ok {
-		return ErrUnknownTopic
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+	if _, err := b.meta.Apply(ctx, cluster.SetConfigs{Name: name, Configs: configs}); err != nil {
+		return metaError(err)
 	}
-	if err := b.meta.SetConfigs(name, configs); err != nil {
-		return err
-	}
-	nt := &Topic{Meta: t.Meta, Partitions: t.Partitions}
-	nt.Meta.Configs = configs
-	b.topics[name] = nt
-	for _, p := range t.Partitions {
-		if err := p.log.Reconfigure(cfg); err != nil {
-			return err
-		}
-	}
-	b.log.Info().Str("topic", name).Interface("configs", configs).Msg("topic configs changed")
-	return nil
+	return b.waitState(ctx, func(st *cluster.State) bool {
+		ts := st.Topics[name]
+		return ts == nil || maps.Equal(ts.Configs, configs)
+	})
 }
 
 // TopicConfigValue is a topic config's effective value and whether the
@@ -496,42 +750,28 @@ func durationMs(d time.Duration) int64 {
 }
 
 // CreatePartitions grows a topic to total partitions.
-func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	t, ok := b.topics[name]
+func (b *Broker) CreatePartitions(ctx context.Context, name string, total int32, validateOnly bool) error {
+	t, ok := b.Topic(name)
 	if !ok {
 		return ErrUnknownTopic
 	}
-	if total <= int32(len(t.Partitions)) {
-		return fmt.Errorf("%w: topic %s has %d partitions, cannot go to %d", ErrInvalidPartitions, name, len(t.Partitions), total)
+	if total <= t.Meta.Partitions {
+		return fmt.Errorf("%w: topic %s has %d partitions, cannot go to %d", ErrInvalidPartitions, name, t.Meta.Partitions, total)
 	}
 	if validateOnly {
 		return nil
 	}
-	cfg, err := b.logConfig(t.Meta.Configs)
-	if err != nil {
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+	if _, err := b.meta.Apply(ctx, cluster.CreatePartitions{Name: name, Total: total}); err != nil {
+		return metaError(err)
+	}
+	if err := b.waitState(ctx, func(st *cluster.State) bool {
+		ts := st.Topics[name]
+		return ts == nil || int32(len(ts.Partitions)) >= total
+	}); err != nil {
 		return err
 	}
-	nt := &Topic{Meta: t.Meta, Partitions: append([]*Partition(nil), t.Partitions...)}
-	for i := int32(len(t.Partitions)); i < total; i++ {
-		p, err := openPartition(name, i, b.partitionDir(name, i), cfg, b.log)
-		if err != nil {
-			for _, q := range nt.Partitions[len(t.Partitions):] {
-				q.close()
-			}
-			return err
-		}
-		nt.Partitions = append(nt.Partitions, p)
-	}
-	if err := b.meta.SetPartitions(name, total); err != nil {
-		for _, q := range nt.Partitions[len(t.Partitions):] {
-			q.close()
-		}
-		return err
-	}
-	nt.Meta.Partitions = total
-	b.topics[name] = nt
 	b.log.Info().Str("topic", name).Int32("partitions", total).Msg("added partitions")
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 var TopicConfigs = []string{
 	"cleanup.policy", "retention.ms", "retention.bytes", "segment.bytes",
 	"segment.ms", "max.message.bytes", "flush.messages", "flush.ms",
+	"min.insync.replicas",
 }
 
 // applyTopicConfig sets one Kafka topic config on a log config.
@@ -75,6 +76,11 @@ func applyTopicConfig(c *commitlog.Config, key, value string) error {
 			return err
 		}
 		c.FlushInterval = time.Duration(n) * time.Millisecond
+	case "min.insync.replicas":
+		// Not a log setting: Partition reads it from the topic configs.
+		if n, err := num(); err != nil || n < 1 {
+			return fmt.Errorf("min.insync.replicas: %q is not a positive integer", value)
+		}
 	default:
 		return fmt.Errorf("unknown topic config %q", key)
 	}

@@ -3,6 +3,7 @@
 package broker
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,16 +25,12 @@ func TestProduceToFullDisk(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
 	cfg := DefaultConfig()
-	cfg.DataDir = filepath.Join(mnt, "data")
 	cfg.Log.SegmentBytes = 1 << 20
 	cfg.Log.MaxBatchBytes = 64 << 10
 	cfg.Log.PreallocateBytes = 256 << 10
-	b, err := Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openTestBrokerConfig(t, filepath.Join(mnt, "data"), cfg)
 	defer b.Close()
-	tp, err := b.CreateTopic("t", 1, nil)
+	tp, err := b.CreateTopic(context.Background(), "t", 1, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +42,7 @@ func TestProduceToFullDisk(t *testing.T) {
 	var res AppendResult
 	written := 0
 	for i := 0; i < 10000; i++ {
-		res = p.Append(idemBatch(-1, -1, -1, 100))
+		res = p.Append(idemBatch(-1, -1, -1, 100), 1)
 		if res.Code != 0 {
 			break
 		}
@@ -63,7 +60,7 @@ func TestProduceToFullDisk(t *testing.T) {
 	}
 	v.Release()
 	os.Remove(filler)
-	if res := p.Append(idemBatch(-1, -1, -1, 100)); res.Code != 0 || res.BaseOffset != int64(written)*100 {
+	if res := p.Append(idemBatch(-1, -1, -1, 100), 1); res.Code != 0 || res.BaseOffset != int64(written)*100 {
 		t.Fatalf("after freeing space: got code %d base %d, want 0 and %d", res.Code, res.BaseOffset, written*100)
 	}
 }

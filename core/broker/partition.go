@@ -1,11 +1,14 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -13,23 +16,56 @@ import (
 	"github.com/fluxo-io/fluxo/core/commitlog"
 )
 
-// Partition is one topic partition on this broker: its log, its log end
-// and high watermark, and the idempotent producers' sequence state.
+// Partition is one replica of a topic partition on this broker: its log,
+// its role (leader or follower) at a leader epoch, and the idempotent
+// producers' sequence state.
 //
-// On a single node the high watermark follows the log end after each
-// append (and its fsync, if the flush policy asks for one). Replication
-// changes only that step: the leader moves the watermark once the in-sync
-// replicas have the records.
+// As leader it takes produce requests, stamps its leader epoch on each
+// batch, tracks how far each follower has fetched, and moves the high
+// watermark to the smallest log end among the in-sync replicas; it asks
+// the controller to shrink the ISR when a follower falls behind for longer
+// than Config.ReplicaLagMax and to expand it when a follower catches up.
+// As follower it refuses produce and consumer fetches (clients then look
+// for the leader) and its log is written only by the replica fetcher.
 type Partition struct {
 	Topic string
 	Index int32
 	log   *commitlog.Log
+	b     *Broker
 
 	recordsIn, bytesOut, recordsOut atomic.Int64
 
-	mu          sync.Mutex // serializes appends with the producer checks
-	producers   map[int64]*producerState
-	leaderEpoch int32
+	mu        sync.Mutex // serializes appends with the producer checks; guards the fields below
+	producers map[int64]*producerState
+
+	// The assignment, as of the last metadata change applied.
+	leader         int32 // node id of the leader, or -1
+	leaderEpoch    int32
+	partitionEpoch int32
+	replicas, isr  []int32
+	minISR         int
+
+	// Leader only: each follower's progress, and whether an ISR change is
+	// waiting for the controller.
+	followers  map[int32]*followerState
+	isrPending bool
+	// epochStart is the log end when this replica became leader: a
+	// follower below it has not caught up with this term.
+	epochStart int64
+	// localEnd is the log end as of the last append that returned (after
+	// the fsync its flush policy asked for): the leader's own share of the
+	// high watermark.
+	localEnd int64
+
+	appended chan struct{} // closed at the next append, for replica long polls; guarded by mu
+}
+
+// followerState is what a leader knows of one follower.
+type followerState struct {
+	leo         int64     // offsets below it are on the follower (its last fetch offset); -1 unknown
+	caughtUp    time.Time // last time the follower had everything the leader had
+	lastFetch   time.Time
+	lastFetchTo int64 // the leader's log end at lastFetch
 }
 
 // producerState is what Kafka keeps per idempotent producer: its epoch and
@@ -49,13 +85,13 @@ type seqRange struct {
 // with idempotence.
 const maxInflight = 5
 
-func openPartition(topic string, index int32, dir string, cfg commitlog.Config, logger zerolog.Logger) (*Partition, error) {
+func openPartition(b *Broker, topic string, index int32, dir string, cfg commitlog.Config, logger zerolog.Logger) (*Partition, error) {
 	cfg.Logger = logger.With().Str("topic", topic).Int32("partition", index).Logger()
 	l, err := commitlog.Open(dir, cfg)
 	if err != nil {
 		return nil, err
 	}
-	p := &Partition{Topic: topic, Index: index, log: l, producers: map[int64]*producerState{}}
+	p := &Partition{Topic: topic, Index: index, log: l, b: b, producers: map[int64]*producerState{}, leader: -1, minISR: 1}
 	if err := p.rebuildProducers(); err != nil {
 		l.Close()
 		return nil, err
@@ -63,6 +99,7 @@ func openPartition(topic string, index int32, dir string, cfg commitlog.Config, 
 	if eps := l.LeaderEpochs(); len(eps) > 0 {
 		p.leaderEpoch = eps[len(eps)-1].Epoch
 	}
+	p.localEnd = l.LogEndOffset()
 	return p, nil
 }
 
@@ -121,45 +158,72 @@ func (p *Partition) LeaderEpoch() int32 {
 	return p.leaderEpoch
 }
 
+// IsLeader reports whether this replica leads the partition, and at which
+// epoch.
+func (p *Partition) IsLeader() (bool, int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.leader == p.b.NodeID(), p.leaderEpoch
+}
+
+// ISR returns the in-sync replicas as of the last metadata change.
+func (p *Partition) ISR() []int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.isr)
+}
+
 // AppendResult is the outcome of a produce to one partition. Code is a
 // Kafka error code (0 on success); Err explains it for logs.
 type AppendResult struct {
 	BaseOffset     int64
+	LastOffset     int64
 	LogStartOffset int64
+	LeaderEpoch    int32
 	Code           int16
 	Err            error
 }
 
-// Append writes a Produce request's records for this partition: checks
-// idempotent producers' sequences (a retried batch is acknowledged with its
-// first offsets and not written again), stamps the leader epoch, appends,
-// and moves the high watermark.
-func (p *Partition) Append(records []byte) AppendResult {
-	fail := func(code int16, err error) AppendResult {
-		return AppendResult{BaseOffset: -1, LogStartOffset: -1, Code: code, Err: err}
-	}
+func failed(code int16, err error) AppendResult {
+	return AppendResult{BaseOffset: -1, LastOffset: -1, LogStartOffset: -1, Code: code, Err: err}
+}
+
+// Append writes a Produce request's records for this partition, as its
+// leader: checks idempotent producers' sequences (a retried batch is
+// acknowledged with its first offsets and not written again), stamps the
+// leader epoch, appends, and moves the high watermark as far as the ISR
+// allows. With acks -1 (all) it refuses with NOT_ENOUGH_REPLICAS while the
+// ISR is below min.insync.replicas; the caller then waits for the records
+// to be committed with WaitCommitted.
+func (p *Partition) Append(records []byte, acks int16) AppendResult {
 	var batches []commitlog.Batch
 	for pos := 0; pos < len(records); {
 		b, err := commitlog.ValidateBatch(records[pos:])
 		if err != nil {
-			return fail(kerr.CorruptMessage.Code, err)
+			return failed(kerr.CorruptMessage.Code, err)
 		}
 		batches = append(batches, b)
 		pos += b.Size
 	}
 	if len(batches) == 0 {
-		return fail(kerr.CorruptMessage.Code, errors.New("no record batch"))
+		return failed(kerr.CorruptMessage.Code, errors.New("no record batch"))
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.leader != p.b.NodeID() {
+		return failed(kerr.NotLeaderForPartition.Code, fmt.Errorf("node %d does not lead %s-%d (leader %d)", p.b.NodeID(), p.Topic, p.Index, p.leader))
+	}
+	if acks == -1 && len(p.isr) < p.minISR {
+		return failed(kerr.NotEnoughReplicas.Code, fmt.Errorf("%d in-sync replicas, min.insync.replicas is %d", len(p.isr), p.minISR))
+	}
 	if b := batches[0]; b.ProducerID >= 0 {
 		if len(batches) > 1 {
-			return fail(kerr.InvalidRecord.Code, errors.New("an idempotent produce carries one batch per partition"))
+			return failed(kerr.InvalidRecord.Code, errors.New("an idempotent produce carries one batch per partition"))
 		}
 		if r, dup, code, err := p.checkSequence(b); code != 0 {
-			return fail(code, err)
+			return failed(code, err)
 		} else if dup {
-			return AppendResult{BaseOffset: r.base, LogStartOffset: p.log.LogStartOffset()}
+			return AppendResult{BaseOffset: r.base, LastOffset: r.end, LogStartOffset: p.log.LogStartOffset(), LeaderEpoch: p.leaderEpoch}
 		}
 	}
 	for pos, i := 0, 0; i < len(batches); i++ {
@@ -171,13 +235,13 @@ func (p *Partition) Append(records []byte) AppendResult {
 	if err != nil {
 		switch {
 		case errors.Is(err, commitlog.ErrBatchTooLarge):
-			return fail(kerr.MessageTooLarge.Code, err)
+			return failed(kerr.MessageTooLarge.Code, err)
 		case errors.Is(err, commitlog.ErrInvalidBatch):
-			return fail(kerr.CorruptMessage.Code, err)
+			return failed(kerr.CorruptMessage.Code, err)
 		case errors.Is(err, syscall.ENOSPC):
-			return fail(kerr.KafkaStorageError.Code, err)
+			return failed(kerr.KafkaStorageError.Code, err)
 		default:
-			return fail(kerr.KafkaStorageError.Code, err)
+			return failed(kerr.KafkaStorageError.Code, err)
 		}
 	}
 	for pos, i := 0, 0; i < len(batches); i++ {
@@ -187,13 +251,67 @@ func (p *Partition) Append(records []byte) AppendResult {
 		}
 		pos += b.Size
 	}
-	p.log.SetHighWatermark(res.LastOffset + 1)
+	p.localEnd = res.LastOffset + 1
+	p.advanceHighWatermarkLocked()
+	if p.appended != nil {
+		close(p.appended)
+		p.appended = nil
+	}
 	n := int64(0)
 	for _, b := range batches {
 		n += int64(b.NumRecords)
 	}
 	p.recordsIn.Add(n)
-	return AppendResult{BaseOffset: res.FirstOffset, LogStartOffset: p.log.LogStartOffset()}
+	return AppendResult{BaseOffset: res.FirstOffset, LastOffset: res.LastOffset, LogStartOffset: p.log.LogStartOffset(), LeaderEpoch: p.leaderEpoch}
+}
+
+// WaitCommitted waits until the records of res are below the high
+// watermark, that is on every in-sync replica, and returns 0; or returns
+// NOT_LEADER_OR_FOLLOWER if the partition changes leader epoch meanwhile
+// (the records may or may not survive: an idempotent producer's retry
+// finds out), NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrinks below
+// min.insync.replicas, or REQUEST_TIMED_OUT when ctx ends first.
+func (p *Partition) WaitCommitted(ctx context.Context, res AppendResult) int16 {
+	for {
+		ch := p.log.HighWatermarkChanged()
+		if p.log.HighWatermark() > res.LastOffset {
+			return 0
+		}
+		p.mu.Lock()
+		lost := p.leaderEpoch != res.LeaderEpoch || p.leader != p.b.NodeID()
+		short := len(p.isr) < p.minISR
+		p.mu.Unlock()
+		switch {
+		case lost:
+			return kerr.NotLeaderForPartition.Code
+		case short:
+			return kerr.NotEnoughReplicasAfterAppend.Code
+		}
+		select {
+		case <-ch:
+		case <-p.b.metaChanged():
+		case <-ctx.Done():
+			return kerr.RequestTimedOut.Code
+		}
+	}
+}
+
+// advanceHighWatermarkLocked moves the high watermark to the smallest log
+// end among the in-sync replicas (this leader's counted as of its last
+// completed append). Called with mu held, as leader.
+func (p *Partition) advanceHighWatermarkLocked() {
+	hw := p.localEnd
+	for _, id := range p.isr {
+		if id == p.b.NodeID() {
+			continue
+		}
+		f := p.followers[id]
+		if f == nil || f.leo < 0 {
+			return
+		}
+		hw = min(hw, f.leo)
+	}
+	p.log.SetHighWatermark(hw)
 }
 
 // checkSequence applies Kafka's idempotence rules to a batch. It returns

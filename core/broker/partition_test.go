@@ -1,11 +1,15 @@
 package broker
 
 import (
+	"context"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/fluxo-io/fluxo/core/cluster"
 	"github.com/fluxo-io/fluxo/core/commitlog"
 )
 
@@ -17,15 +21,53 @@ func idemBatch(pid int64, epoch int16, seq int32, n int) []byte {
 	return commitlog.AppendBatch(nil, commitlog.BatchHeader{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq, LeaderEpoch: -1}, recs)
 }
 
-func openTestBroker(t *testing.T, dir string) *Broker {
+// testBroker is a broker on a real single-voter cluster, as `fluxo core`
+// runs without peers.
+type testBroker struct {
+	*Broker
+	cl *cluster.Cluster
+}
+
+func (tb *testBroker) Close() error {
+	err := tb.Broker.Close()
+	if cerr := tb.cl.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func openTestBroker(t *testing.T, dir string) *testBroker {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.DataDir = dir
-	b, err := Open(cfg)
+	return openTestBrokerConfig(t, dir, DefaultConfig())
+}
+
+func openTestBrokerConfig(t *testing.T, dir string, cfg Config) *testBroker {
+	t.Helper()
+	cl, err := cluster.Open(cluster.Config{
+		NodeID:    1,
+		DataDir:   filepath.Join(dir, "cluster"),
+		SerfAddr:  "127.0.0.1:0",
+		RaftAddr:  "127.0.0.1:0",
+		KafkaAddr: "127.0.0.1:9092",
+		Timers:    cluster.FastTimers(),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cl.WaitReady(ctx); err != nil {
+		cl.Close()
+		t.Fatal(err)
+	}
+	cfg.NodeID = 1
+	cfg.DataDir = dir
+	b, err := Open(cfg, cl)
+	if err != nil {
+		cl.Close()
+		t.Fatal(err)
+	}
+	return &testBroker{b, cl}
 }
 
 // TestIdempotentProduce walks Kafka's sequence rules for one producer,
@@ -33,7 +75,7 @@ func openTestBroker(t *testing.T, dir string) *Broker {
 func TestIdempotentProduce(t *testing.T) {
 	dir := t.TempDir()
 	b := openTestBroker(t, dir)
-	tp, err := b.CreateTopic("t", 1, nil)
+	tp, err := b.CreateTopic(context.Background(), "t", 1, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +101,7 @@ func TestIdempotentProduce(t *testing.T) {
 		{"garbage", []byte("not a batch"), kerr.CorruptMessage.Code, -1},
 	}
 	for _, st := range steps {
-		res := p.Append(st.batch)
+		res := p.Append(st.batch, 1)
 		if res.Code != st.wantCode || (st.wantCode == 0 && res.BaseOffset != st.wantBase) {
 			t.Fatalf("%s: got code %d base %d (%v), want code %d base %d", st.name, res.Code, res.BaseOffset, res.Err, st.wantCode, st.wantBase)
 		}
@@ -76,10 +118,10 @@ func TestIdempotentProduce(t *testing.T) {
 	b = openTestBroker(t, dir)
 	defer b.Close()
 	p, _ = b.Partition("t", 0)
-	if res := p.Append(idemBatch(7, 1, 0, 1)); res.Code != 0 || res.BaseOffset != 7 {
+	if res := p.Append(idemBatch(7, 1, 0, 1), 1); res.Code != 0 || res.BaseOffset != 7 {
 		t.Fatalf("retry after restart: got code %d base %d, want the original offset 7", res.Code, res.BaseOffset)
 	}
-	if res := p.Append(idemBatch(7, 1, 1, 1)); res.Code != 0 || res.BaseOffset != 9 {
+	if res := p.Append(idemBatch(7, 1, 1, 1), 1); res.Code != 0 || res.BaseOffset != 9 {
 		t.Fatalf("next after restart: got code %d base %d, want 9", res.Code, res.BaseOffset)
 	}
 }
@@ -106,7 +148,7 @@ func TestTopicValidation(t *testing.T) {
 		{"segment too small", "s", map[string]string{"segment.bytes": "10"}, false},
 	}
 	for _, tt := range tests {
-		_, err := b.CreateTopic(tt.topic, 1, tt.configs)
+		_, err := b.CreateTopic(context.Background(), tt.topic, 1, 0, tt.configs)
 		if (err == nil) != tt.ok {
 			t.Errorf("%s: got %v, want ok=%v", tt.name, err, tt.ok)
 		}

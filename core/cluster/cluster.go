@@ -715,7 +715,7 @@ func (c *Cluster) Leave(ctx context.Context) error {
 			c.log.Info().Msg("fenced before leaving")
 		}
 	}
-	if c.raft.State() == raft.Leader {
+	if c.raft.State() == raft.Leader && c.hasPeers() {
 		if err := c.raft.LeadershipTransfer().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("cluster: transfer raft leadership: %w", err))
 		} else {
@@ -769,4 +769,19 @@ func (c *Cluster) Close() error {
 		c.log.Info().Msg("cluster member stopped")
 	})
 	return c.closeErr
+}
+
+// hasPeers reports whether the Raft configuration has a server besides
+// this one: alone, there is no one to hand leadership to.
+func (c *Cluster) hasPeers() bool {
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil {
+		return true
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.ID != raft.ServerID(strconv.Itoa(int(c.cfg.NodeID))) {
+			return true
+		}
+	}
+	return false
 }

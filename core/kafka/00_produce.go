@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,25 +16,37 @@ import (
 // Behavior:
 //   - Unknown topics are created when the broker auto-creates topics,
 //     otherwise UNKNOWN_TOPIC_OR_PARTITION; unknown partitions likewise.
+//     A partition this broker does not lead gets NOT_LEADER_OR_FOLLOWER,
+//     so the client refreshes its metadata and finds the leader.
 //   - Each partition's records are validated and appended as they came
 //     (broker.Partition.Append): CORRUPT_MESSAGE for a bad batch,
 //     MESSAGE_TOO_LARGE over max.message.bytes, KAFKA_STORAGE_ERROR for a
 //     write failure such as a full disk, the idempotence errors for
 //     sequence problems; a retried idempotent batch gets its original
 //     offset.
-//   - acks 0, 1 and -1 (all) are accepted; on one node all three wait for
-//     the local append (and its fsync, if the flush policy asks for one);
-//     acks=0 sends no response.
+//   - acks 0 and 1 answer after the leader's append (and its fsync, if
+//     the flush policy asks for one); acks=0 sends no response. acks -1
+//     (all) refuses with NOT_ENOUGH_REPLICAS while the ISR is below
+//     min.insync.replicas, then waits until every in-sync replica has the
+//     records (the high watermark passes them), up to the request's
+//     timeout (REQUEST_TIMED_OUT); NOT_LEADER_OR_FOLLOWER if leadership
+//     moves meanwhile.
 //   - Transactions are not supported: a request with a transactional id
 //     gets INVALID_REQUEST for every partition.
-func (s *Server) handleProduce(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleProduce(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	type pending struct {
+		p    *broker.Partition
+		res  broker.AppendResult
+		i, j int // the response topic and partition
+	}
+	var waits []pending
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
-		topic, terr := s.produceTopic(rt.Topic)
+		topic, terr := s.produceTopic(ctx, rt.Topic)
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
 			sp := kmsg.NewProduceResponseTopicPartition()
@@ -48,9 +61,11 @@ func (s *Server) handleProduce(_ context.Context, _ *Conn, kreq kmsg.Request) (k
 				sp.ErrorCode = terr
 			case rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case topic.Partitions[rp.Partition] == nil:
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 			default:
 				p := topic.Partitions[rp.Partition]
-				res := p.Append(rp.Records)
+				res := p.Append(rp.Records, req.Acks)
 				sp.ErrorCode = res.Code
 				sp.BaseOffset = res.BaseOffset
 				sp.LogStartOffset = res.LogStartOffset
@@ -58,6 +73,8 @@ func (s *Server) handleProduce(_ context.Context, _ *Conn, kreq kmsg.Request) (k
 					msg := res.Err.Error()
 					sp.ErrorMessage = &msg
 					s.log.Debug().Err(res.Err).Str("topic", rt.Topic).Int32("partition", rp.Partition).Msg("produce refused")
+				} else if req.Acks == -1 {
+					waits = append(waits, pending{p: p, res: res, i: i, j: j})
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)
@@ -67,13 +84,24 @@ func (s *Server) handleProduce(_ context.Context, _ *Conn, kreq kmsg.Request) (k
 	if req.Acks == 0 {
 		return nil, nil
 	}
+	if len(waits) > 0 {
+		wctx, cancel := context.WithTimeout(ctx, time.Duration(max(req.TimeoutMillis, 0))*time.Millisecond)
+		defer cancel()
+		for _, w := range waits {
+			if code := w.p.WaitCommitted(wctx, w.res); code != 0 {
+				sp := &resp.Topics[w.i].Partitions[w.j]
+				sp.ErrorCode = code
+				sp.BaseOffset = -1
+			}
+		}
+	}
 	return resp, nil
 }
 
 // produceTopic finds or auto-creates a topic, returning a Kafka error code
 // when neither works.
-func (s *Server) produceTopic(name string) (*broker.Topic, int16) {
-	t, err := s.cfg.Broker.EnsureTopic(name)
+func (s *Server) produceTopic(ctx context.Context, name string) (*broker.Topic, int16) {
+	t, err := s.cfg.Broker.EnsureTopic(ctx, name)
 	switch {
 	case err == nil:
 		return t, 0

@@ -27,6 +27,11 @@ import (
 //     UNKNOWN_TOPIC_OR_PARTITION for unknown partitions; FENCED_LEADER_EPOCH
 //     / UNKNOWN_LEADER_EPOCH when the consumer's leader epoch (v9+) is
 //     older / newer than the partition's.
+//   - A follower's fetch (replica id >= 0) reads up to the log end rather
+//     than the high watermark, and tells the leader how far the follower
+//     has come (broker.Partition.ReplicaFetch); it waits for appends. A
+//     consumer's fetch, or a follower's, to a broker that does not lead
+//     the partition gets NOT_LEADER_OR_FOLLOWER.
 //   - No fetch sessions (KIP-227): the session id is always 0, which tells
 //     clients to send full fetches.
 //   - Last stable offset = high watermark (no transactions).
@@ -80,7 +85,6 @@ func (s *Server) handleFetch(ctx context.Context, cc *Conn, kreq kmsg.Request) (
 // and final=true when an error must be reported at once.
 func (s *Server) fetchOnce(req *kmsg.FetchRequest, views *[]commitlog.View) (*kmsg.FetchResponse, int, []<-chan struct{}, bool) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	b := s.cfg.Broker
 	budget := int(req.MaxBytes)
 	if req.Version < 3 || budget <= 0 {
 		budget = 1 << 30
@@ -101,18 +105,30 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, views *[]commitlog.View) (*km
 			// when it is null.
 			sp.RecordBatches = []byte{}
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
-			p, ok := b.Partition(rt.Topic, rp.Partition)
-			if !ok {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			replica := req.ReplicaID >= 0
+			p, code := s.leaderPartition(rt.Topic, rp.Partition)
+			if code == 0 && replica {
+				epoch := rp.CurrentLeaderEpoch
+				if req.Version < 9 {
+					epoch = -1
+				}
+				code = p.ReplicaFetch(req.ReplicaID, rp.FetchOffset, epoch)
+			}
+			if code != 0 {
+				sp.ErrorCode = code
 				final = true
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
 			l := p.Log()
-			chans = append(chans, l.HighWatermarkChanged())
+			if replica {
+				chans = append(chans, p.Appended())
+			} else {
+				chans = append(chans, l.HighWatermarkChanged())
+			}
 			hw := l.HighWatermark()
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, l.LogStartOffset()
-			if epoch := p.LeaderEpoch(); req.Version >= 9 && rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch != epoch {
+			if epoch := p.LeaderEpoch(); !replica && req.Version >= 9 && rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch != epoch {
 				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
 				if rp.CurrentLeaderEpoch > epoch {
 					sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
@@ -126,7 +142,13 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, views *[]commitlog.View) (*km
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			v, err := l.Read(rp.FetchOffset, max)
+			read := l.Read
+			if replica {
+				// Followers copy the log up to its end; the high
+				// watermark moves once they have.
+				read = l.ReadUncommitted
+			}
+			v, err := read(rp.FetchOffset, max)
 			switch {
 			case errors.Is(err, commitlog.ErrOffsetOutOfRange):
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code

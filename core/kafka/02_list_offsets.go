@@ -29,9 +29,9 @@ func (s *Server) handleListOffsets(_ context.Context, _ *Conn, kreq kmsg.Request
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Offset, sp.Timestamp = -1, -1
-			p, ok := s.cfg.Broker.Partition(rt.Topic, rp.Partition)
-			if !ok {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			p, code := s.leaderPartition(rt.Topic, rp.Partition)
+			if code != 0 {
+				sp.ErrorCode = code
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}

@@ -3,28 +3,33 @@ package kafka
 import (
 	"context"
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-io/fluxo/core/broker"
+	"github.com/fluxo-io/fluxo/core/cluster"
 )
 
 // Metadata v0-v12 (v0 for clients such as kafka-python that probe a
 // broker's version with it, as Kafka 4.0 keeps it for: KAFKA-18648).
 //
 // Behavior:
-//   - Lists this broker, at Config.Advertised (or its listener address),
-//     as the only broker and the controller.
+//   - Brokers: every registered broker the controller has not fenced, at
+//     its advertised Kafka address (this broker always, at
+//     Config.Advertised or its listener address); the controller is the
+//     Raft leader.
 //   - Topics: all when the request names none (a null list; in v0, which
-//     has no null, an empty one); otherwise the
-//     named ones, auto-created when the request allows it (always before
-//     v4) and the broker auto-creates topics.
-//   - Every partition is led by this broker with itself as the only
-//     replica and in-sync replica, at the partition's leader epoch.
+//     has no null, an empty one); otherwise the named ones, auto-created
+//     when the request allows it (always before v4) and the broker
+//     auto-creates topics.
+//   - Each partition as the cluster metadata has it: leader, leader epoch,
+//     replicas, ISR, and the fenced replicas as offline;
+//     LEADER_NOT_AVAILABLE while no replica can lead.
 //   - Authorized operations are not computed (left at "not requested").
-func (s *Server) handleMetadata(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleMetadata(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	b := s.cfg.Broker
@@ -32,7 +37,34 @@ func (s *Server) handleMetadata(_ context.Context, _ *Conn, kreq kmsg.Request) (
 	rb := kmsg.NewMetadataResponseBroker()
 	rb.NodeID, rb.Host, rb.Port = b.NodeID(), host, port
 	resp.Brokers = append(resp.Brokers, rb)
+	st := b.State()
+	fenced := map[int32]bool{}
+	for _, id := range sortedBrokers(st) {
+		bi := st.Brokers[id]
+		if bi.Fenced {
+			fenced[id] = true
+			continue
+		}
+		if id == b.NodeID() {
+			continue
+		}
+		h, p, err := net.SplitHostPort(bi.KafkaAddr)
+		if err != nil {
+			continue
+		}
+		port, _ := strconv.Atoi(p)
+		rb := kmsg.NewMetadataResponseBroker()
+		rb.NodeID, rb.Host, rb.Port = id, h, int32(port)
+		resp.Brokers = append(resp.Brokers, rb)
+	}
 	resp.ControllerID = b.NodeID()
+	if s.cfg.ControllerID != nil {
+		if id, ok := s.cfg.ControllerID(); ok {
+			resp.ControllerID = id
+		} else {
+			resp.ControllerID = -1
+		}
+	}
 	if s.cfg.ClusterID != "" {
 		id := s.cfg.ClusterID
 		resp.ClusterID = &id
@@ -49,7 +81,7 @@ func (s *Server) handleMetadata(_ context.Context, _ *Conn, kreq kmsg.Request) (
 		var t *broker.Topic
 		var err error
 		if req.AllowAutoTopicCreation || req.Version < 4 {
-			t, err = b.EnsureTopic(name)
+			t, err = b.EnsureTopic(ctx, name)
 		} else if tt, ok := b.Topic(name); ok {
 			t = tt
 		} else {
@@ -72,18 +104,37 @@ func (s *Server) handleMetadata(_ context.Context, _ *Conn, kreq kmsg.Request) (
 		name := t.Meta.Name
 		st.Topic = &name
 		st.TopicID = t.Meta.ID
-		for _, p := range t.Partitions {
+		st.IsInternal = broker.IsInternalTopic(name)
+		for i, ps := range t.State.Partitions {
 			sp := kmsg.NewMetadataResponseTopicPartition()
-			sp.Partition = p.Index
-			sp.Leader = b.NodeID()
-			sp.LeaderEpoch = p.LeaderEpoch()
-			sp.Replicas = []int32{b.NodeID()}
-			sp.ISR = []int32{b.NodeID()}
+			sp.Partition = int32(i)
+			sp.Leader = ps.Leader
+			sp.LeaderEpoch = ps.LeaderEpoch
+			sp.Replicas = ps.Replicas
+			sp.ISR = ps.ISR
+			for _, r := range ps.Replicas {
+				if fenced[r] {
+					sp.OfflineReplicas = append(sp.OfflineReplicas, r)
+				}
+			}
+			if ps.Leader < 0 {
+				sp.ErrorCode = kerr.LeaderNotAvailable.Code
+			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
+}
+
+// sortedBrokers returns the registered broker ids, ascending.
+func sortedBrokers(st *cluster.State) []int32 {
+	ids := make([]int32, 0, len(st.Brokers))
+	for id := range st.Brokers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // advertised is the host and port clients are told to connect to.
@@ -100,4 +151,23 @@ func (s *Server) advertised() (string, int32) {
 	}
 	port, _ := strconv.Atoi(portStr)
 	return host, int32(port)
+}
+
+// leaderPartition returns the partition if this broker leads it, else the
+// Kafka error code a client gets: UNKNOWN_TOPIC_OR_PARTITION when the
+// metadata has no such partition, NOT_LEADER_OR_FOLLOWER when another
+// broker leads it (or none does right now).
+func (s *Server) leaderPartition(topic string, partition int32) (*broker.Partition, int16) {
+	t, ok := s.cfg.Broker.Topic(topic)
+	if !ok || partition < 0 || int(partition) >= len(t.Partitions) {
+		return nil, kerr.UnknownTopicOrPartition.Code
+	}
+	p := t.Partitions[partition]
+	if p == nil {
+		return nil, kerr.NotLeaderForPartition.Code
+	}
+	if leads, _ := p.IsLeader(); !leads {
+		return nil, kerr.NotLeaderForPartition.Code
+	}
+	return p, 0
 }

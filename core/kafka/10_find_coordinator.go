@@ -2,6 +2,8 @@ package kafka
 
 import (
 	"context"
+	"net"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -9,34 +11,43 @@ import (
 
 // FindCoordinator v0-v6.
 //
-// Behavior: this broker coordinates every consumer group (v4+: every key
-// of the batch). Transaction coordinators are not offered:
+// Behavior: a consumer group's coordinator is the broker Config.Groups
+// names: the leader of the group's __consumer_offsets partition (v4+:
+// for every key of the batch); COORDINATOR_NOT_AVAILABLE while that
+// partition has no leader. Transaction coordinators are not offered:
 // COORDINATOR_NOT_AVAILABLE, as transactions are not supported.
-func (s *Server) handleFindCoordinator(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleFindCoordinator(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	host, port := s.advertised()
-	node := s.cfg.Broker.NodeID()
-	code := int16(0)
-	if req.CoordinatorType != 0 {
-		code = kerr.CoordinatorNotAvailable.Code
+	find := func(key string) (int32, string, int32, int16) {
+		if req.CoordinatorType != 0 {
+			return -1, "", -1, kerr.CoordinatorNotAvailable.Code
+		}
+		node, addr, code := s.cfg.Groups.Find(ctx, key)
+		if code != 0 {
+			return -1, "", -1, code
+		}
+		host, port := splitHostPort(addr)
+		return node, host, port, 0
 	}
 	if req.Version < 4 {
-		resp.ErrorCode = code
-		if code == 0 {
-			resp.NodeID, resp.Host, resp.Port = node, host, port
-		}
+		resp.NodeID, resp.Host, resp.Port, resp.ErrorCode = find(req.CoordinatorKey)
 		return resp, nil
 	}
 	for _, key := range req.CoordinatorKeys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key = key
-		c.ErrorCode = code
-		c.NodeID, c.Host, c.Port = -1, "", -1
-		if code == 0 {
-			c.NodeID, c.Host, c.Port = node, host, port
-		}
+		c.NodeID, c.Host, c.Port, c.ErrorCode = find(key)
 		resp.Coordinators = append(resp.Coordinators, c)
 	}
 	return resp, nil
+}
+
+func splitHostPort(addr string) (string, int32) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 9092
+	}
+	port, _ := strconv.Atoi(p)
+	return host, int32(port)
 }

@@ -13,14 +13,15 @@ import (
 // CreateTopics v2-v7.
 //
 // Behavior:
-//   - Partitions -1: the broker default. Replication factor -1 or 1 (a
-//     single node); more is INVALID_REPLICATION_FACTOR. Manual replica
-//     assignments are INVALID_REQUEST.
+//   - Partitions -1: the broker default. Replication factor -1: the
+//     broker default (min(3, live brokers) unless set); more than the
+//     live brokers is INVALID_REPLICATION_FACTOR. The controller places
+//     the replicas; manual replica assignments are INVALID_REQUEST.
 //   - Configs: the topic configs in broker.TopicConfigs; anything else,
 //     or a bad value, is INVALID_CONFIG.
 //   - TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS.
 //   - ValidateOnly checks without creating.
-func (s *Server) handleCreateTopics(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleCreateTopics(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	b := s.cfg.Broker
@@ -44,8 +45,8 @@ func (s *Server) handleCreateTopics(_ context.Context, _ *Conn, kreq kmsg.Reques
 			fail(kerr.InvalidTopicException.Code, broker.ValidateTopicName(rt.Topic).Error())
 		case rt.NumPartitions == 0 || rt.NumPartitions < -1:
 			fail(kerr.InvalidPartitions.Code, "partitions must be positive or -1")
-		case rt.ReplicationFactor != -1 && rt.ReplicationFactor != 1:
-			fail(kerr.InvalidReplicationFactor.Code, "this broker is a single node: replication factor must be 1 or -1")
+		case rt.ReplicationFactor == 0 || rt.ReplicationFactor < -1:
+			fail(kerr.InvalidReplicationFactor.Code, "replication factor must be positive or -1")
 		case len(rt.ReplicaAssignment) > 0:
 			fail(kerr.InvalidRequest.Code, "manual replica assignment is not supported")
 		default:
@@ -59,10 +60,12 @@ func (s *Server) handleCreateTopics(_ context.Context, _ *Conn, kreq kmsg.Reques
 				}
 				break
 			}
-			t, err := b.CreateTopic(rt.Topic, rt.NumPartitions, configs)
+			t, err := b.CreateTopic(ctx, rt.Topic, rt.NumPartitions, rt.ReplicationFactor, configs)
 			switch {
 			case errors.Is(err, broker.ErrTopicExists):
 				fail(kerr.TopicAlreadyExists.Code, "topic "+rt.Topic+" already exists")
+			case errors.Is(err, broker.ErrInvalidReplication):
+				fail(kerr.InvalidReplicationFactor.Code, err.Error())
 			case errors.Is(err, broker.ErrInvalidConfig):
 				fail(kerr.InvalidConfig.Code, err.Error())
 			case err != nil:
@@ -70,7 +73,7 @@ func (s *Server) handleCreateTopics(_ context.Context, _ *Conn, kreq kmsg.Reques
 			default:
 				st.TopicID = t.Meta.ID
 				st.NumPartitions = t.Meta.Partitions
-				st.ReplicationFactor = 1
+				st.ReplicationFactor = int16(len(t.State.Partitions[0].Replicas))
 			}
 		}
 		resp.Topics = append(resp.Topics, st)

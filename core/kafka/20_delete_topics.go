@@ -14,7 +14,7 @@ import (
 //
 // Behavior: deletes each topic and its data; UNKNOWN_TOPIC_OR_PARTITION
 // for a topic that does not exist.
-func (s *Server) handleDeleteTopics(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleDeleteTopics(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	names := req.TopicNames
@@ -32,7 +32,7 @@ func (s *Server) handleDeleteTopics(_ context.Context, _ *Conn, kreq kmsg.Reques
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		n := name
 		st.Topic = &n
-		switch err := s.cfg.Broker.DeleteTopic(name); {
+		switch err := s.cfg.Broker.DeleteTopic(ctx, name); {
 		case errors.Is(err, broker.ErrUnknownTopic):
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		case err != nil:

@@ -28,9 +28,9 @@ func (s *Server) handleDeleteRecords(_ context.Context, _ *Conn, kreq kmsg.Reque
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
-			p, ok := s.cfg.Broker.Partition(rt.Topic, rp.Partition)
-			if !ok {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			p, code := s.leaderPartition(rt.Topic, rp.Partition)
+			if code != 0 {
+				sp.ErrorCode = code
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}

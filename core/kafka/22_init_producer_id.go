@@ -17,7 +17,7 @@ import (
 //     overflow, a new id.
 //   - A transactional id gets INVALID_REQUEST: transactions are not
 //     supported.
-func (s *Server) handleInitProducerID(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleInitProducerID(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.InitProducerIDRequest)
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
@@ -29,7 +29,7 @@ func (s *Server) handleInitProducerID(_ context.Context, _ *Conn, kreq kmsg.Requ
 		resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch+1
 		return resp, nil
 	}
-	id, epoch, err := s.cfg.Broker.InitProducerID()
+	id, epoch, err := s.cfg.Broker.InitProducerID(ctx)
 	if err != nil {
 		resp.ErrorCode = kerr.KafkaStorageError.Code
 		return resp, nil

@@ -27,9 +27,9 @@ func (s *Server) handleOffsetForLeaderEpoch(_ context.Context, _ *Conn, kreq kms
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
-			p, ok := s.cfg.Broker.Partition(rt.Topic, rp.Partition)
-			if !ok {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			p, code := s.leaderPartition(rt.Topic, rp.Partition)
+			if code != 0 {
+				sp.ErrorCode = code
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}

@@ -16,7 +16,7 @@ import (
 // when that is not more than it has; UNKNOWN_TOPIC_OR_PARTITION for an
 // unknown topic; manual assignments are INVALID_REQUEST on a single node.
 // ValidateOnly checks without creating.
-func (s *Server) handleCreatePartitions(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleCreatePartitions(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	for i := range req.Topics {
@@ -31,7 +31,7 @@ func (s *Server) handleCreatePartitions(_ context.Context, _ *Conn, kreq kmsg.Re
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
-		err = s.cfg.Broker.CreatePartitions(rt.Topic, rt.Count, req.ValidateOnly)
+		err = s.cfg.Broker.CreatePartitions(ctx, rt.Topic, rt.Count, req.ValidateOnly)
 		switch {
 		case err == nil:
 		case errors.Is(err, broker.ErrUnknownTopic):

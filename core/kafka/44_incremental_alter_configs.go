@@ -20,7 +20,7 @@ import (
 //     INVALID_CONFIG; UNKNOWN_TOPIC_OR_PARTITION for an unknown topic.
 //   - ValidateOnly checks without changing anything.
 //   - Broker configs are static: INVALID_REQUEST.
-func (s *Server) handleIncrementalAlterConfigs(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleIncrementalAlterConfigs(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	b := s.cfg.Broker
@@ -70,7 +70,7 @@ func (s *Server) handleIncrementalAlterConfigs(_ context.Context, _ *Conn, kreq 
 				fail(kerr.InvalidConfig.Code, err.Error())
 			}
 		default:
-			err := b.SetTopicConfigs(rr.ResourceName, configs)
+			err := b.SetTopicConfigs(ctx, rr.ResourceName, configs)
 			switch {
 			case err == nil:
 			case errors.Is(err, broker.ErrInvalidConfig):

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/fluxo-io/fluxo/core/broker"
-	"github.com/fluxo-io/fluxo/core/group"
 	"math"
 	"net"
 	"slices"
@@ -83,9 +82,13 @@ type Config struct {
 	// leaves only ApiVersions registered.
 	Broker *broker.Broker
 
-	// Groups is the consumer group coordinator; nil leaves the group APIs
-	// unregistered.
-	Groups *group.Coordinator
+	// ControllerID, if set, names the cluster's controller for Metadata
+	// (false: none elected right now). Nil: this broker.
+	ControllerID func() (int32, bool)
+
+	// Groups finds the consumer group coordinators; nil leaves the group
+	// APIs unregistered.
+	Groups Groups
 
 	// Logger receives the server's logs. The zero value logs nothing.
 	Logger zerolog.Logger

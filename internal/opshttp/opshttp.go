@@ -23,6 +23,12 @@ type Server struct {
 // Start listens on addr and serves until Shutdown. ready writes the
 // /readyz body and reports whether the node is ready (200) or not (503).
 func Start(addr string, reg *prometheus.Registry, ready func(w http.ResponseWriter) bool) (*Server, error) {
+	return StartWith(addr, reg, ready, nil)
+}
+
+// StartWith is Start with more routes: pattern (as http.ServeMux takes
+// it) to handler.
+func StartWith(addr string, reg *prometheus.Registry, ready func(w http.ResponseWriter) bool, routes map[string]http.Handler) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen for HTTP: %w", err)
@@ -37,6 +43,9 @@ func Start(addr string, reg *prometheus.Registry, ready func(w http.ResponseWrit
 		w.Write(rw.body)
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	for pattern, h := range routes {
+		mux.Handle(pattern, h)
+	}
 	s := &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
 	go s.srv.Serve(ln)
 	return s, nil

@@ -1,0 +1,492 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/core/cluster"
+	"github.com/fluxo-io/fluxo/core/commitlog"
+)
+
+// freePort returns a loopback address whose port was free a moment ago.
+// A restarted node must come back on the same Raft and Serf addresses, so
+// the test picks them instead of letting each start pick its own.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// testTimers are cluster.FastTimers slowed down 2.5 times: these tests
+// move records as well as metadata, on two cores shared with the rest of
+// the suite, and Raft must not lose its leader to a busy moment.
+func testTimers() cluster.Timers {
+	t := cluster.FastTimers()
+	for _, d := range []*time.Duration{&t.RaftHeartbeat, &t.RaftElection, &t.RaftLeaderLease, &t.RaftCommit,
+		&t.SerfProbeInterval, &t.SerfProbeTimeout, &t.SerfGossipInterval, &t.FailureConfirm, &t.ReconcileInterval} {
+		*d = *d * 5 / 2
+	}
+	return t
+}
+
+// testCluster is n core nodes in this process, on loopback, with short
+// Serf and Raft timers.
+type testCluster struct {
+	t     *testing.T
+	dir   string
+	cfgs  []Config
+	nodes []*Node // nil while stopped
+}
+
+func startCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	tc := &testCluster{t: t, dir: t.TempDir(), nodes: make([]*Node, n)}
+	serf := make([]string, n)
+	for i := range n {
+		serf[i] = freePort(t)
+	}
+	for i := range n {
+		cfg := DefaultConfig()
+		cfg.NodeID = int32(i + 1)
+		cfg.DataDir = filepath.Join(tc.dir, fmt.Sprintf("node-%d", i+1))
+		cfg.KafkaAddr = freePort(t)
+		cfg.HTTPAddr = ""
+		cfg.Cluster.SerfAddr = serf[i]
+		cfg.Cluster.RaftAddr = freePort(t)
+		cfg.Cluster.Join = slices.Clone(serf)
+		cfg.Cluster.BootstrapExpect = n
+		cfg.Cluster.Timers = testTimers()
+		cfg.Broker.ReplicaLagMax = 2 * time.Second
+		cfg.Broker.ReplicaFetchWait = 100 * time.Millisecond
+		cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Int("node", i+1).Logger()
+		tc.cfgs = append(tc.cfgs, cfg)
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tc.start(i)
+		}()
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for i, nd := range tc.nodes {
+			if nd != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				nd.Shutdown(ctx)
+				cancel()
+				tc.nodes[i] = nil
+			}
+		}
+	})
+	return tc
+}
+
+func (tc *testCluster) start(i int) {
+	n, err := New(tc.cfgs[i])
+	if err != nil {
+		tc.t.Errorf("node %d: New: %v", i+1, err)
+		return
+	}
+	if err := n.Start(); err != nil {
+		tc.t.Errorf("node %d: Start: %v", i+1, err)
+		return
+	}
+	tc.nodes[i] = n
+}
+
+// crash stops node i without leaving the cluster: its peers have to
+// notice it is gone.
+func (tc *testCluster) crash(i int) {
+	n := tc.nodes[i]
+	tc.nodes[i] = nil
+	n.crash()
+}
+
+func (tc *testCluster) seeds() []string {
+	var out []string
+	for i, n := range tc.nodes {
+		if n != nil {
+			out = append(out, tc.cfgs[i].KafkaAddr)
+		}
+	}
+	return out
+}
+
+func (tc *testCluster) client(opts ...kgo.Opt) *kgo.Client {
+	tc.t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(tc.seeds()...)}, opts...)...)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.t.Cleanup(cl.Close)
+	return cl
+}
+
+// waitState waits until every running node's metadata satisfies ok.
+func (tc *testCluster) waitState(what string, ok func(*cluster.State) bool) {
+	tc.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		all := true
+		for _, n := range tc.nodes {
+			if n != nil && !ok(n.Broker().State()) {
+				all = false
+			}
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			tc.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// produce writes n records keyed k-0..k-(n-1) with acks=all and an
+// idempotent producer, failing the test on any error.
+func produce(t *testing.T, cl *kgo.Client, topic, prefix string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i := range n {
+		wg.Add(1)
+		r := &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("k-%d", i%7)), Value: []byte(fmt.Sprintf("%s-%d", prefix, i))}
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatalf("produce: %v", firstErr)
+	}
+}
+
+// readAll consumes the whole topic from the start through a fresh client
+// and returns each partition's values in order.
+func (tc *testCluster) readAll(topic string, want int) map[int32][]string {
+	tc.t.Helper()
+	cl := tc.client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out := map[int32][]string{}
+	got := 0
+	for got < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			tc.t.Fatalf("read %d of %d records", got, want)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			out[r.Partition] = append(out[r.Partition], string(r.Value))
+			got++
+		})
+	}
+	return out
+}
+
+// TestClusterReplicationAndFailover: three brokers elect a controller; a
+// topic with three replicas takes acks=all writes; the leader of a
+// partition crashes and the writes go on through a new leader with no
+// acknowledged record lost or doubled; the crashed broker comes back,
+// catches up and rejoins every ISR.
+func TestClusterReplicationAndFailover(t *testing.T) {
+	tc := startCluster(t, 3)
+	adm := kadm.NewClient(tc.client())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 3, 3, nil, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitState("the topic on every node", func(st *cluster.State) bool { return st.Topics["orders"] != nil })
+	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()))
+	produce(t, cl, "orders", "a", 300)
+
+	st := tc.nodes[0].Broker().State()
+	ps, _ := st.Partition("orders", 0)
+	if len(ps.ISR) != 3 {
+		t.Fatalf("partition 0: got ISR %v, want three replicas", ps.ISR)
+	}
+	victim := ps.Leader
+	tc.crash(int(victim - 1))
+	tc.waitState("a new leader for partition 0", func(st *cluster.State) bool {
+		ps, _ := st.Partition("orders", 0)
+		return ps.Leader != victim && ps.Leader != cluster.NoLeader && ps.LeaderEpoch > 0
+	})
+	produce(t, cl, "orders", "b", 300)
+
+	tc.start(int(victim - 1))
+	tc.waitState("every ISR whole again", func(st *cluster.State) bool {
+		for _, ps := range st.Topics["orders"].Partitions {
+			if len(ps.ISR) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	got := tc.readAll("orders", 600)
+	seen := map[string]bool{}
+	total := 0
+	for p, vals := range got {
+		for _, v := range vals {
+			if seen[v] {
+				t.Errorf("partition %d: %s read twice", p, v)
+			}
+			seen[v] = true
+			total++
+		}
+	}
+	if total != 600 {
+		t.Fatalf("got %d records, want 600", total)
+	}
+	// Every replica holds the same log: compare log ends per partition.
+	for i := range 3 {
+		var ends []int64
+		for _, n := range tc.nodes {
+			p, ok := n.Broker().Partition("orders", int32(i))
+			if !ok {
+				t.Fatalf("a node lacks partition %d", i)
+			}
+			ends = append(ends, p.Log().LogEndOffset())
+		}
+		if ends[0] != ends[1] || ends[1] != ends[2] {
+			t.Errorf("partition %d: log ends %v differ", i, ends)
+		}
+	}
+}
+
+// TestClusterTruncatesDivergentReplica: a leader crashes holding records
+// no follower has (written at its epoch, never replicated); a follower
+// takes over at the next epoch and takes new writes; when the old leader
+// comes back it must cut its own tail by leader epoch (KIP-101/279) and
+// end with exactly the new leader's log, not keep the ghosts or cut
+// acknowledged records.
+func TestClusterTruncatesDivergentReplica(t *testing.T) {
+	tc := startCluster(t, 3)
+	adm := kadm.NewClient(tc.client())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "div"); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitState("the topic on every node", func(st *cluster.State) bool { return st.Topics["div"] != nil })
+	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	produce(t, cl, "div", "a", 100)
+	ps, _ := tc.nodes[0].Broker().State().Partition("div", 0)
+	old := int(ps.Leader - 1)
+	tc.waitLogEnds("div", 0, 100)
+
+	tc.crash(old)
+	// Records the old leader wrote at its epoch and nobody fetched.
+	l, err := commitlog.Open(filepath.Join(tc.cfgs[old].DataDir, "div-0"), commitlog.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ghosts []kmsg.Record
+	for i := range 10 {
+		ghosts = append(ghosts, kmsg.Record{Value: []byte(fmt.Sprintf("ghost-%d", i))})
+	}
+	h := commitlog.NoProducer(time.Now().UnixMilli())
+	h.LeaderEpoch = ps.LeaderEpoch
+	if _, err := l.Append(commitlog.AppendBatch(nil, h, ghosts)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitState("a new leader", func(st *cluster.State) bool {
+		p, _ := st.Partition("div", 0)
+		return p.Leader != ps.Leader && p.Leader != cluster.NoLeader
+	})
+	produce(t, cl, "div", "b", 50)
+
+	tc.start(old)
+	tc.waitState("the old leader back in the ISR", func(st *cluster.State) bool {
+		p, _ := st.Partition("div", 0)
+		return len(p.ISR) == 3
+	})
+	tc.waitLogEnds("div", 0, 150)
+	p, _ := tc.nodes[old].Broker().Partition("div", 0)
+	if eps := p.Log().LeaderEpochs(); len(eps) != 2 || eps[1].StartOffset != 100 {
+		t.Errorf("old leader's epochs: got %v, want the old epoch from 0 and the new one from 100", eps)
+	}
+	got := tc.readAll("div", 150)[0]
+	for i, v := range got {
+		want := fmt.Sprintf("a-%d", i)
+		if i >= 100 {
+			want = fmt.Sprintf("b-%d", i-100)
+		}
+		if v != want {
+			t.Fatalf("offset %d: got %q, want %q", i, v, want)
+		}
+	}
+}
+
+// waitLogEnds waits until every running replica of the partition has
+// log end end.
+func (tc *testCluster) waitLogEnds(topic string, partition int32, end int64) {
+	tc.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var ends []int64
+		for _, n := range tc.nodes {
+			if n == nil {
+				continue
+			}
+			if p, ok := n.Broker().Partition(topic, partition); ok {
+				ends = append(ends, p.Log().LogEndOffset())
+			}
+		}
+		if len(ends) > 0 && !slices.ContainsFunc(ends, func(e int64) bool { return e != end }) {
+			return
+		}
+		if time.Now().After(deadline) {
+			tc.t.Fatalf("%s-%d: log ends %v, want all at %d", topic, partition, ends, end)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestClusterShrinksLaggingFollower: a follower whose replication stops
+// while its process stays a healthy cluster member (Serf sees it alive,
+// the controller does not fence it) is dropped from the ISR by the
+// leader after ReplicaLagMax, and acks=all writes go on with the others.
+func TestClusterShrinksLaggingFollower(t *testing.T) {
+	tc := startCluster(t, 3)
+	adm := kadm.NewClient(tc.client())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "lag"); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitState("the topic on every node", func(st *cluster.State) bool { return st.Topics["lag"] != nil })
+	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()))
+	produce(t, cl, "lag", "a", 50)
+	ps, _ := tc.nodes[0].Broker().State().Partition("lag", 0)
+	leader := tc.nodes[ps.Leader-1]
+	var follower int32 = -1
+	for _, r := range ps.Replicas {
+		if r != ps.Leader {
+			follower = r
+			break
+		}
+	}
+	// Replication stops; the node keeps serving its cluster membership.
+	tc.nodes[follower-1].Broker().Close()
+	produce(t, cl, "lag", "b", 50)
+	// The stopped broker no longer applies metadata: ask the leader.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p, _ := leader.Broker().State().Partition("lag", 0)
+		if len(p.ISR) == 2 && !p.InISR(follower) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ISR still %v, want it without broker %d", p.ISR, follower)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := leader.Broker().State()
+	if b := st.Brokers[follower]; b.Fenced {
+		t.Fatalf("broker %d was fenced: the controller, not the leader, took it out", follower)
+	}
+	if n := leader.Broker().ISRShrinks(); n < 1 {
+		t.Fatalf("leader's ISR shrinks: got %d, want at least 1", n)
+	}
+	produce(t, cl, "lag", "c", 50)
+}
+
+// TestClusterCoordinatorFailover: a group's coordinator is the leader of
+// its __consumer_offsets partition, on another broker than the controller
+// or the data perhaps; when it crashes, another replica of that partition
+// takes over, loads the group, and the committed offsets are all there: a
+// member that joins afterwards resumes where the group left off.
+func TestClusterCoordinatorFailover(t *testing.T) {
+	tc := startCluster(t, 3)
+	adm := kadm.NewClient(tc.client())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 3, 3, nil, "events"); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitState("the topic on every node", func(st *cluster.State) bool { return st.Topics["events"] != nil })
+	produce(t, tc.client(), "events", "a", 90)
+
+	consume := func(n int) {
+		t.Helper()
+		cl := tc.client(kgo.ConsumerGroup("audit"), kgo.ConsumeTopics("events"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+		got := 0
+		for got < n {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("group read %d of %d records", got, n)
+			}
+			got += fs.NumRecords()
+		}
+		if got != n {
+			t.Fatalf("group read %d records, want %d", got, n)
+		}
+		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cl.Close()
+	}
+	consume(90)
+	found := adm.FindGroupCoordinators(ctx, "audit")["audit"]
+	if found.Err != nil {
+		t.Fatal(found.Err)
+	}
+	coord := found.NodeID
+	tc.crash(int(coord - 1))
+
+	// A fresh client for each look: kgo keeps a coordinator it found for
+	// sharded requests such as OffsetFetch even when it cannot dial it,
+	// and right after the crash FindCoordinator may still name the dead
+	// broker.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cl := tc.client()
+		offs, err := kadm.NewClient(cl).FetchOffsets(ctx, "audit")
+		cl.Close()
+		total := int64(0)
+		if err == nil {
+			offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+		}
+		if err == nil && total == 90 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committed offsets after the coordinator died: got %d (%v), want 90", total, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	produce(t, tc.client(), "events", "b", 30)
+	consume(30)
+}
