@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluxo-io/fluxo/core"
+)
+
+// TestClusterCommands: `fluxo cluster members` lists a running broker as
+// alive, the Raft leader and the controller; `fluxo cluster remove` of an
+// unknown broker fails with the broker's answer.
+func TestClusterCommands(t *testing.T) {
+	cfg := core.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.NodeID = 4
+	cfg.KafkaAddr = "127.0.0.1:0"
+	cfg.HTTPAddr = "127.0.0.1:0"
+	node, err := core.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		node.Shutdown(ctx)
+	})
+	out, _ := mustFluxo(t, "", "cluster", "members", "--http", node.HTTPAddr())
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "ID") {
+		t.Fatalf("got %q, want a header and one broker", out)
+	}
+	for _, want := range []string{"4 ", "alive", "leader (controller)", "false", node.KafkaAddr()} {
+		if !strings.Contains(lines[1], want) {
+			t.Errorf("got %q, want it to contain %q", lines[1], want)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code, _, stderr := fluxo(t, ctx, "", "cluster", "remove", "9", "--http", node.HTTPAddr())
+	if code == 0 || !strings.Contains(stderr, "404") {
+		t.Errorf("remove of an unknown broker: got exit %d, stderr %q; want a failure naming 404", code, stderr)
+	}
+	code, _, stderr = fluxo(t, ctx, "", "cluster", "remove", "x", "--http", node.HTTPAddr())
+	if code == 0 || !strings.Contains(stderr, "NODE-ID") {
+		t.Errorf("remove x: got exit %d, stderr %q; want a usage error", code, stderr)
+	}
+}
