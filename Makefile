@@ -13,6 +13,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 
+CHAOS_KILLS ?= 10
 RACE_PKGS  ?= ./core/... ./bridge/... ./edge/... ./devices/...
 FUZZ_PKGS  ?= ./...
 FUZZTIME   ?= 30s
@@ -21,7 +22,7 @@ BENCH      ?= .
 DEMO_ARGS  ?=
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help build demo test e2e fuzz bench lint pi tidy-check clean
+.PHONY: help build demo test e2e chaos fuzz bench lint pi tidy-check clean
 
 help: ## show this help
 	@echo "Usage: make TARGET [VAR=value ...]"
@@ -50,6 +51,9 @@ test: ## go vet, all tests, then the race detector on RACE_PKGS
 e2e: ## end-to-end tests (build tag e2e); need the Debian packages .ci/run installs
 	$(GO) vet -tags e2e ./e2e/...
 	$(GO) test -count=1 -tags e2e ./e2e/...
+
+chaos: ## kill cluster leaders with SIGKILL under acks=all load, CHAOS_KILLS times (default 10), and count loss
+	FLUXO_CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -count=1 -tags e2e -run 'TestChaos' -v ./e2e/
 
 fuzz: ## run every fuzz target in FUZZ_PKGS for FUZZTIME each
 	@pkgs=$$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' $(FUZZ_PKGS)); \
