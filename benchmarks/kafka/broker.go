@@ -24,14 +24,25 @@ type broker interface {
 	Stop(ctx context.Context) error
 }
 
-// procBroker is `fluxo core` running as a child process.
+// procBroker is `fluxo core` running as a child process. The cluster run
+// also kills it and starts it again, on the same ports and data; one
+// goroutine at a time calls start, Kill and Stop.
 type procBroker struct {
-	cmd       *exec.Cmd
+	name      string // "fluxo core", or "fluxo core <node id>" in a cluster
+	bin       string
+	args      []string
 	kafkaAddr string
-	exited    chan struct{} // closed once cmd.Wait returns
-	waitErr   error         // set before exited is closed
+	readyURL  string
 	grace     time.Duration // how long Stop waits after SIGTERM
+
+	cmd     *exec.Cmd     // the current process
+	exited  chan struct{} // closed once cmd.Wait returns
+	waitErr error         // set before exited is closed
+	killed  bool          // the current process was ended by Kill
 }
+
+// brokerShutdownTimeout is the --shutdown-timeout every broker runs with.
+const brokerShutdownTimeout = 10 * time.Second
 
 // startProcBroker starts `bin core` on free loopback ports with its data
 // under dataDir and waits until /readyz answers 200.
@@ -40,34 +51,88 @@ func startProcBroker(ctx context.Context, bin, dataDir string) (*procBroker, err
 	if err != nil {
 		return nil, err
 	}
-	const shutdownTimeout = 10 * time.Second
-	cmd := exec.Command(bin, "core",
+	b := newProcBroker("fluxo core", bin, addrs[0], addrs[1],
 		"--data-dir", dataDir,
 		"--kafka-addr", addrs[0],
 		"--http-addr", addrs[1],
 		"--serf-addr", addrs[2],
 		"--raft-addr", addrs[3],
 		"--auto-create-topics=false",
-		"--shutdown-timeout", shutdownTimeout.String(),
+		"--shutdown-timeout", brokerShutdownTimeout.String(),
 		"--log-level", "warn",
 	)
+	if err := b.start(ctx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// newProcBroker describes `bin core args...` serving Kafka on kafkaAddr
+// and HTTP on httpAddr; start runs it.
+func newProcBroker(name, bin, kafkaAddr, httpAddr string, args ...string) *procBroker {
+	return &procBroker{
+		name:      name,
+		bin:       bin,
+		args:      append([]string{"core"}, args...),
+		kafkaAddr: kafkaAddr,
+		readyURL:  "http://" + httpAddr + "/readyz",
+		grace:     brokerShutdownTimeout + 5*time.Second,
+	}
+}
+
+// start runs the process and waits until /readyz answers 200; if it does
+// not, the process is stopped.
+func (b *procBroker) start(ctx context.Context) error {
+	if b.running() {
+		return fmt.Errorf("%s is already running", b.name)
+	}
+	cmd := exec.Command(b.bin, b.args...)
 	cmd.Stdout = os.Stderr
 	cmd.Stderr = os.Stderr
 	// Should this process die without stopping it, the kernel kills it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
-	b := &procBroker{cmd: cmd, kafkaAddr: addrs[0], exited: make(chan struct{}), grace: shutdownTimeout + 5*time.Second}
+	exited := make(chan struct{})
+	b.cmd, b.exited, b.waitErr, b.killed = cmd, exited, nil, false
 	go func() {
 		b.waitErr = cmd.Wait()
-		close(b.exited)
+		close(exited)
 	}()
-	if err := waitReady(ctx, "http://"+addrs[1]+"/readyz", b.exited); err != nil {
+	if err := waitReady(ctx, b.readyURL, exited); err != nil {
 		b.Stop(context.Background())
-		return nil, err
+		return fmt.Errorf("%s: %w", b.name, err)
 	}
-	return b, nil
+	return nil
+}
+
+// running reports whether the process was started and has not exited.
+func (b *procBroker) running() bool {
+	if b.cmd == nil {
+		return false
+	}
+	select {
+	case <-b.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill sends SIGKILL and waits until the process is gone. It returns when
+// the signal was sent.
+func (b *procBroker) Kill() (time.Time, error) {
+	if !b.running() {
+		return time.Time{}, fmt.Errorf("%s is not running", b.name)
+	}
+	at := time.Now()
+	if err := b.cmd.Process.Kill(); err != nil {
+		return at, err
+	}
+	b.killed = true
+	<-b.exited
+	return at, nil
 }
 
 // waitReady polls url until it answers 200, the process exits, ctx ends
@@ -91,9 +156,9 @@ func waitReady(ctx context.Context, url string, exited <-chan struct{}) error {
 		}
 		select {
 		case <-exited:
-			return errors.New("fluxo core exited before it was ready")
+			return errors.New("exited before it was ready")
 		case <-ctx.Done():
-			return fmt.Errorf("fluxo core not ready: %w", ctx.Err())
+			return fmt.Errorf("not ready: %w", ctx.Err())
 		case <-tick.C:
 		}
 	}
@@ -103,11 +168,14 @@ func (b *procBroker) KafkaAddr() string { return b.kafkaAddr }
 
 // Stop sends SIGTERM and waits for the process to exit; if it has not
 // after the broker's own shutdown timeout (plus a margin) or ctx ends
-// first, it is killed.
+// first, it is killed. A process that Kill ended is left as it is.
 func (b *procBroker) Stop(ctx context.Context) error {
+	if b.cmd == nil || (b.killed && !b.running()) {
+		return nil
+	}
 	select {
 	case <-b.exited:
-		return fmt.Errorf("fluxo core had already exited: %v", b.waitErr)
+		return fmt.Errorf("%s had already exited: %v", b.name, b.waitErr)
 	default:
 	}
 	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -123,7 +191,7 @@ func (b *procBroker) Stop(ctx context.Context) error {
 	}
 	b.cmd.Process.Kill()
 	<-b.exited
-	return errors.New("fluxo core did not stop after SIGTERM; killed")
+	return fmt.Errorf("%s did not stop after SIGTERM; killed", b.name)
 }
 
 // nodeBroker is a core node in this process, for profiling the broker

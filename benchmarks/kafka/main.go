@@ -19,11 +19,24 @@
 // with the broker idle. The broker is stopped with SIGTERM at the end, and
 // the whole run is bounded by -timeout.
 //
-// The table goes to stdout in markdown; progress goes to stderr.
+// With -cluster it runs a cluster instead (cluster.go, failover.go): three
+// `fluxo core` processes joined into one cluster with the default Serf and
+// Raft timers, each with its own ports and data directory. The same
+// produce and consume runs go against topics of 6 partitions, RF 1 with
+// acks=1 and RF 3 with acks=all, and are compared with each other. Then
+// the failover test: an idempotent acks=all producer writes steadily to a
+// topic with 6 partitions and 3 replicas, the leader of a random partition
+// is killed with SIGKILL and restarted, -kills times, each time measuring
+// the time from the kill to the partition's next acknowledged write; in
+// the end the topic is read back against every acknowledgement.
+//
+// The tables go to stdout in markdown; progress goes to stderr.
 //
 //	go run ./benchmarks/kafka
 //	go run ./benchmarks/kafka -duration 5s -baseline 2s
 //	go run ./benchmarks/kafka -in-process -cpuprofile cpu.out -scenarios p1-acks1
+//	go run ./benchmarks/kafka -cluster
+//	go run ./benchmarks/kafka -cluster -cluster-scenarios= -metadata-min-age 250ms
 package main
 
 import (
@@ -59,6 +72,14 @@ type options struct {
 	inProcess       bool
 	cpuprofile      string
 	timeout         time.Duration
+
+	cluster           bool
+	clusterScenarios  string
+	clusterPartitions int
+	kills             int
+	failoverRate      int
+	metadataMinAge    time.Duration
+	clientLog         bool
 }
 
 func main() {
@@ -76,6 +97,13 @@ func main() {
 	flag.BoolVar(&o.inProcess, "in-process", false, "run the core node in this process instead of as a fluxo core process (for -cpuprofile)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the produce and consume runs to this file")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "bound on the whole run")
+	flag.BoolVar(&o.cluster, "cluster", false, "instead of the single-node scenarios and the baseline, start 3 fluxo core processes as one cluster and run the -cluster-scenarios, then the failover test")
+	flag.StringVar(&o.clusterScenarios, "cluster-scenarios", "rf1-acks1,rf3-acksall", "with -cluster: comma-separated scenarios, named rf<replicas>-acks<1|all>; ratios are to the first (empty: failover test only)")
+	flag.IntVar(&o.clusterPartitions, "cluster-partitions", 6, "with -cluster: partitions of every topic")
+	flag.IntVar(&o.kills, "kills", 5, "with -cluster: partition leaders killed in the failover test (0: no failover test)")
+	flag.IntVar(&o.failoverRate, "failover-rate", 2000, "with -cluster: records per second the failover test's producer sends")
+	flag.DurationVar(&o.metadataMinAge, "metadata-min-age", 0, "with -cluster: kgo.MetadataMinAge of the failover test's producer (0: kgo's default, 5s)")
+	flag.BoolVar(&o.clientLog, "client-log", false, "with -cluster: log what the failover test's producer does (kgo, info level) to stderr")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -105,6 +133,9 @@ func parseScenarios(s string) ([]scenario, error) {
 }
 
 func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
+	if o.cluster {
+		return runCluster(ctx, o, stdout, stderr)
+	}
 	scenarios, err := parseScenarios(o.scenarios)
 	if err != nil {
 		return err
@@ -118,9 +149,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 	defer os.RemoveAll(root)
 
-	// Random, so that neither the client nor the disk could compress it.
-	pool := make([]byte, 16<<20)
-	rand.NewChaCha8([32]byte{1}).Read(pool)
+	pool := newPool()
 
 	var b broker
 	if o.inProcess {
@@ -181,7 +210,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		} else {
 			fmt.Fprintf(stderr, "scenario %s: producing for %v\n", s.name(), o.duration)
 		}
-		r, err := runScenario(ctx, b.KafkaAddr(), fmt.Sprintf("bench-%d-%s", i, s.name()), s, lim, pool, o.valueSize)
+		r, err := runScenario(ctx, []string{b.KafkaAddr()}, fmt.Sprintf("bench-%d-%s", i, s.name()), s, lim, pool, o.valueSize)
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", s.name(), err)
 		}
@@ -297,6 +326,14 @@ func fmtLatency(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.2f ms", ms)
 	}
+}
+
+// newPool returns the bytes record values are cut from: random, so that
+// neither the client nor the disk could compress them.
+func newPool() []byte {
+	pool := make([]byte, 16<<20)
+	rand.NewChaCha8([32]byte{1}).Read(pool)
+	return pool
 }
 
 // poolValue returns the i-th record value: size bytes of pool, at a

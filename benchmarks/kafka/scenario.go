@@ -16,7 +16,8 @@ import (
 // scenario is one produce run followed by one consume run on a fresh topic.
 type scenario struct {
 	partitions int32
-	acksAll    bool // acks=all with idempotence; otherwise acks=1 without
+	replicas   int16 // 0 on a single node (one replica, named p<n>-acks<a>); else named rf<r>-acks<a>
+	acksAll    bool  // acks=all with idempotence; otherwise acks=1 without
 }
 
 func (s scenario) acks() string {
@@ -26,7 +27,15 @@ func (s scenario) acks() string {
 	return "1"
 }
 
-func (s scenario) name() string { return fmt.Sprintf("p%d-acks%s", s.partitions, s.acks()) }
+func (s scenario) name() string {
+	if s.replicas > 0 {
+		return fmt.Sprintf("rf%d-acks%s", s.replicas, s.acks())
+	}
+	return fmt.Sprintf("p%d-acks%s", s.partitions, s.acks())
+}
+
+// replicationFactor is the topic's replication factor.
+func (s scenario) replicationFactor() int16 { return max(s.replicas, 1) }
 
 // limits bound a produce run: it stops at whichever comes first.
 type limits struct {
@@ -70,17 +79,18 @@ func (h *batchHook) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int3
 	h.records.Add(int64(m.NumRecords))
 }
 
-// runScenario creates the topic, produces to it, reads it all back and
+// runScenario creates the topic, waits until every broker in seeds has
+// it with all its replicas in sync, produces to it, reads it all back and
 // deletes it (so the disk holds one scenario's data at a time).
-func runScenario(ctx context.Context, addr, topic string, s scenario, lim limits, pool []byte, valueSize int) (result, error) {
+func runScenario(ctx context.Context, seeds []string, topic string, s scenario, lim limits, pool []byte, valueSize int) (result, error) {
 	res := result{scenario: s, latency: new(hist.Hist)}
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
 		return res, err
 	}
 	defer admCl.Close()
 	adm := kadm.NewClient(admCl)
-	cr, err := adm.CreateTopic(ctx, s.partitions, 1, nil, topic)
+	cr, err := adm.CreateTopic(ctx, s.partitions, s.replicationFactor(), nil, topic)
 	if err == nil {
 		err = cr.Err
 	}
@@ -93,7 +103,10 @@ func runScenario(ctx context.Context, addr, topic string, s scenario, lim limits
 		adm.DeleteTopic(dctx, topic)
 	}()
 
-	if err := produce(ctx, addr, topic, s, lim, pool, valueSize, &res); err != nil {
+	if err := waitTopic(ctx, seeds, topic, s.partitions, int(s.replicationFactor())); err != nil {
+		return res, err
+	}
+	if err := produce(ctx, seeds, topic, s, lim, pool, valueSize, &res); err != nil {
 		return res, fmt.Errorf("produce: %w", err)
 	}
 	ends, err := adm.ListEndOffsets(ctx, topic)
@@ -102,7 +115,7 @@ func runScenario(ctx context.Context, addr, topic string, s scenario, lim limits
 	}
 	var want int64
 	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
-	if err := consume(ctx, addr, topic, want, &res); err != nil {
+	if err := consume(ctx, seeds, topic, want, &res); err != nil {
 		return res, fmt.Errorf("consume: %w", err)
 	}
 	return res, nil
@@ -110,10 +123,10 @@ func runScenario(ctx context.Context, addr, topic string, s scenario, lim limits
 
 // produce runs the warm-up, then produces records until the limits are
 // reached, and waits for every acknowledgement.
-func produce(ctx context.Context, addr, topic string, s scenario, lim limits, pool []byte, valueSize int, res *result) error {
+func produce(ctx context.Context, seeds []string, topic string, s scenario, lim limits, pool []byte, valueSize int, res *result) error {
 	hook := new(batchHook)
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(addr),
+		kgo.SeedBrokers(seeds...),
 		kgo.DefaultProduceTopic(topic),
 		// The values are random, so compression could only cost time;
 		// the baseline's batches are uncompressed too.
@@ -193,12 +206,12 @@ func produce(ctx context.Context, addr, topic string, s scenario, lim limits, po
 
 // consume reads the topic from the start with a direct (groupless)
 // consumer until it has seen want records.
-func consume(ctx context.Context, addr, topic string, want int64, res *result) error {
+func consume(ctx context.Context, seeds []string, topic string, want int64, res *result) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	start := time.Now()
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(addr),
+		kgo.SeedBrokers(seeds...),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)
