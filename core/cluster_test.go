@@ -288,6 +288,17 @@ func TestClusterReplicationAndFailover(t *testing.T) {
 // end with exactly the new leader's log, not keep the ghosts or cut
 // acknowledged records.
 func TestClusterTruncatesDivergentReplica(t *testing.T) {
+	// The ghosts carry the old leader's own epoch (KIP-101), or a later
+	// epoch the new leader never had, as a broker can hold after quick
+	// successive failovers (KIP-279): the new leader then answers with an
+	// older epoch than asked, and the cut must still land at 100, not at
+	// the replica's own high watermark or log end.
+	for _, later := range []int32{0, 5} {
+		t.Run(fmt.Sprintf("ghost epoch +%d", later), func(t *testing.T) { testTruncatesDivergentReplica(t, later) })
+	}
+}
+
+func testTruncatesDivergentReplica(t *testing.T, later int32) {
 	tc := startCluster(t, 3)
 	adm := kadm.NewClient(tc.client())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -313,7 +324,7 @@ func TestClusterTruncatesDivergentReplica(t *testing.T) {
 		ghosts = append(ghosts, kmsg.Record{Value: []byte(fmt.Sprintf("ghost-%d", i))})
 	}
 	h := commitlog.NoProducer(time.Now().UnixMilli())
-	h.LeaderEpoch = ps.LeaderEpoch
+	h.LeaderEpoch = ps.LeaderEpoch + later
 	if _, err := l.Append(commitlog.AppendBatch(nil, h, ghosts)); err != nil {
 		t.Fatal(err)
 	}

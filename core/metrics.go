@@ -37,7 +37,7 @@ func newBrokerCollector(b *broker.Broker, groups func() []*group.Coordinator) *b
 		hw:         prometheus.NewDesc("fluxo_core_high_watermark", "High watermark per partition.", tp, nil),
 		logStart:   prometheus.NewDesc("fluxo_core_log_start_offset", "Log start offset per partition.", tp, nil),
 		logBytes:   prometheus.NewDesc("fluxo_core_log_bytes", "Bytes in the partition's segments.", tp, nil),
-		bytesIn:    prometheus.NewDesc("fluxo_core_bytes_in_total", "Record batch bytes appended per topic since start.", t, nil),
+		bytesIn:    prometheus.NewDesc("fluxo_core_bytes_in_total", "Record batch bytes produced to this broker as leader, per topic, since start (replication not counted).", t, nil),
 		recordsIn:  prometheus.NewDesc("fluxo_core_records_in_total", "Records appended per topic since start.", t, nil),
 		bytesOut:   prometheus.NewDesc("fluxo_core_bytes_out_total", "Record batch bytes served to consumers per topic since start.", t, nil),
 		recordsOut: prometheus.NewDesc("fluxo_core_records_out_total", "Records served to consumers per topic since start.", t, nil),
@@ -72,7 +72,7 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 			l := p.Log()
 			st := l.Stats()
 			pc := p.Counters()
-			bytesIn += st.AppendedBytes
+			bytesIn += pc.BytesIn
 			tc.RecordsIn += pc.RecordsIn
 			tc.BytesOut += pc.BytesOut
 			tc.RecordsOut += pc.RecordsOut

@@ -197,7 +197,16 @@ func advertise(configured, bound string) (string, error) {
 // Start opens the Kafka and HTTP listeners and serves them in the
 // background.
 func (n *Node) Start() error {
-	// The metadata first: until this node has caught up with the Raft
+	// HTTP first: /healthz and /metrics answer while the node waits for
+	// the cluster, and /readyz says it is not ready.
+	if n.cfg.HTTPAddr != "" {
+		hs, err := opshttp.StartWith(n.cfg.HTTPAddr, n.reg, n.readyz, n.clusterRoutes())
+		if err != nil {
+			return fmt.Errorf("core: %w", err)
+		}
+		n.http = hs
+	}
+	// Then the metadata: until this node has caught up with the Raft
 	// log, its copy may still name it leader of partitions it led before
 	// a restart. Clients and followers wait in the listen backlog.
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ReadyTimeout)
@@ -208,14 +217,6 @@ func (n *Node) Start() error {
 		n.log.Error().Err(err).Msg("cannot import the single-node metadata")
 	}
 	go n.kafka.Serve(n.kafkaLn)
-	if n.cfg.HTTPAddr != "" {
-		hs, err := opshttp.StartWith(n.cfg.HTTPAddr, n.reg, n.readyz, n.clusterRoutes())
-		if err != nil {
-			n.kafka.Shutdown(context.Background())
-			return fmt.Errorf("core: %w", err)
-		}
-		n.http = hs
-	}
 	n.mu.Lock()
 	n.ready = true
 	n.mu.Unlock()
@@ -223,12 +224,22 @@ func (n *Node) Start() error {
 	return nil
 }
 
+// readyz: ready once started, with a controller elected and this broker
+// registered and not fenced, until shutdown begins.
 func (n *Node) readyz(w http.ResponseWriter) bool {
 	n.mu.Lock()
 	ready := n.ready && !n.shutdown
 	n.mu.Unlock()
 	if !ready {
 		fmt.Fprintln(w, "not ready")
+		return false
+	}
+	if _, ok := n.cluster.ControllerID(); !ok {
+		fmt.Fprintln(w, "not ready: no controller")
+		return false
+	}
+	if b, ok := n.cluster.State().Brokers[n.cfg.NodeID]; !ok || b.Fenced {
+		fmt.Fprintln(w, "not ready: not registered with the controller")
 		return false
 	}
 	fmt.Fprintln(w, "ready")
@@ -269,7 +280,14 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	// Leave first, while this broker still serves: the controller moves
 	// leadership off it, clients follow, and its peers do not wait for a
 	// failure to be detected.
-	if err := n.cluster.Leave(ctx); err != nil {
+	// It gets half the time left, so the Kafka server has the rest.
+	lctx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var lcancel context.CancelFunc
+		lctx, lcancel = context.WithTimeout(ctx, time.Until(dl)/2)
+		defer lcancel()
+	}
+	if err := n.cluster.Leave(lctx); err != nil {
 		n.log.Warn().Err(err).Msg("cannot leave the cluster gracefully")
 	}
 	kerr := n.kafka.Shutdown(ctx)

@@ -33,7 +33,9 @@ type Partition struct {
 	log   *commitlog.Log
 	b     *Broker
 
-	recordsIn, bytesOut, recordsOut atomic.Int64
+	// Produced to this replica as leader and served to consumers; a
+	// follower's copying counts in neither.
+	recordsIn, bytesIn, bytesOut, recordsOut atomic.Int64
 
 	mu        sync.Mutex // serializes appends with the producer checks; guards the fields below
 	producers map[int64]*producerState
@@ -262,6 +264,7 @@ func (p *Partition) Append(records []byte, acks int16) AppendResult {
 		n += int64(b.NumRecords)
 	}
 	p.recordsIn.Add(n)
+	p.bytesIn.Add(int64(len(records)))
 	return AppendResult{BaseOffset: res.FirstOffset, LastOffset: res.LastOffset, LogStartOffset: p.log.LogStartOffset(), LeaderEpoch: p.leaderEpoch}
 }
 
@@ -357,9 +360,9 @@ func (p *Partition) NoteFetched(bytes, records int64) {
 }
 
 // Counters are the partition's traffic since start.
-type Counters struct{ RecordsIn, BytesOut, RecordsOut int64 }
+type Counters struct{ RecordsIn, BytesIn, BytesOut, RecordsOut int64 }
 
 // Counters returns the partition's traffic since start.
 func (p *Partition) Counters() Counters {
-	return Counters{RecordsIn: p.recordsIn.Load(), BytesOut: p.bytesOut.Load(), RecordsOut: p.recordsOut.Load()}
+	return Counters{RecordsIn: p.recordsIn.Load(), BytesIn: p.bytesIn.Load(), BytesOut: p.bytesOut.Load(), RecordsOut: p.recordsOut.Load()}
 }

@@ -181,7 +181,6 @@ func (p *Partition) appendReplica(data []byte, leaderHW int64, epoch int32) erro
 			if b.ProducerID >= 0 {
 				p.remember(b)
 			}
-			p.recordsIn.Add(int64(b.NumRecords))
 		}
 		p.localEnd = p.log.LogEndOffset()
 	}

@@ -63,6 +63,21 @@ func (c *Cluster) openSerf() error {
 		if ml.AdvertiseAddr, ml.AdvertisePort, err = splitHostPort(c.cfg.SerfAdvertise); err != nil {
 			return err
 		}
+		// memberlist wants an IP: a host name (a pod's stable DNS name,
+		// a compose service) is resolved once, at start.
+		if net.ParseIP(ml.AdvertiseAddr) == nil {
+			ips, err := net.LookupIP(ml.AdvertiseAddr)
+			if err != nil || len(ips) == 0 {
+				return fmt.Errorf("cluster: serf advertise address %q: cannot resolve: %v", c.cfg.SerfAdvertise, err)
+			}
+			ml.AdvertiseAddr = ips[0].String()
+			for _, ip := range ips {
+				if ip.To4() != nil {
+					ml.AdvertiseAddr = ip.String()
+					break
+				}
+			}
+		}
 	}
 	ml.ProbeInterval = t.SerfProbeInterval
 	ml.ProbeTimeout = t.SerfProbeTimeout
@@ -159,14 +174,16 @@ func (c *Cluster) joinAddrs() []string {
 	})
 }
 
-// joinLoop joins the configured members, retrying with backoff until one
-// answers or the Cluster closes.
+// joinLoop joins the configured members, retrying with backoff until
+// another member is known or the Cluster closes. Reaching only this
+// member's own address (listed under another name, such as localhost or a
+// DNS name) does not count.
 func (c *Cluster) joinLoop() {
 	addrs := c.joinAddrs()
 	wait := 50 * time.Millisecond
 	for {
 		n, err := c.serf.Join(addrs, true)
-		if n > 0 {
+		if n > 0 && c.serf.NumNodes() > 1 {
 			c.log.Info().Int("contacted", n).Msg("joined serf")
 			return
 		}

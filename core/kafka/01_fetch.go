@@ -44,7 +44,7 @@ func (s *Server) handleFetch(ctx context.Context, cc *Conn, kreq kmsg.Request) (
 	// are released once the response is written.
 	var views []commitlog.View
 	answer := func(resp *kmsg.FetchResponse) (kmsg.Response, error) {
-		s.noteFetched(resp)
+		s.noteFetched(req, resp)
 		cc.AfterResponse(func() {
 			for i := range views {
 				views[i].Release()
@@ -176,7 +176,10 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, views *[]commitlog.View) (*km
 }
 
 // noteFetched counts the bytes and records a fetch response serves.
-func (s *Server) noteFetched(resp *kmsg.FetchResponse) {
+func (s *Server) noteFetched(req *kmsg.FetchRequest, resp *kmsg.FetchResponse) {
+	if req.ReplicaID >= 0 {
+		return // replication, not consumption
+	}
 	for i := range resp.Topics {
 		t := &resp.Topics[i]
 		for j := range t.Partitions {
