@@ -6,7 +6,7 @@
 //
 // # Data path
 //
-//	device ──MQTT 3.1.1/5 (TCP, TLS, WebSocket)──▶ mochi ──▶ hook: auth, ACL, route ──▶ Sink.Append ──▶ PUBACK/PUBREC
+//	device ──MQTT 3.1.1/5 (TCP, TLS, WebSocket)──▶ mochi ──▶ hook: auth, ACL, route ──▶ Sink (Append, or Submit) ──▶ PUBACK/PUBREC
 //
 // Every device publish that passes the ACL is routed (first matching Route
 // wins, see DefaultRoutes) and becomes one spool.Message:
@@ -16,10 +16,11 @@
 //	Key      the device id ({fleet}/{device}/{stream}...: second level), else the client id
 //	Value    the MQTT payload
 //	Time     receive time
-//	Headers  mqtt.topic, mqtt.qos ("0"/"1"/"2"), mqtt.client, edge.id,
-//	         edge.received_ms (unix ms), mqtt.will ("1", wills only),
-//	         then the MQTT 5 user properties (keys starting with "mqtt." or
-//	         "edge." are dropped: reserved for the edge)
+//	Headers  mqtt.topic, mqtt.qos ("0"/"1"/"2"), mqtt.client (only when it
+//	         differs from the key), edge.id, edge.received_ms (unix ms),
+//	         mqtt.will ("1", wills only), then the MQTT 5 user properties
+//	         (keys starting with "mqtt." or "edge." are dropped: reserved
+//	         for the edge)
 //
 // Duplicates are passed on: a QoS 1 publish resent with DUP reaches the
 // Sink again (the core deduplicates by producer sequence). Messages the
@@ -29,25 +30,45 @@
 // # Acknowledged means spooled
 //
 // mochi calls the publish hook on the client's read goroutine before it
-// writes the acknowledgement, so:
+// writes the acknowledgement. With a plain Sink the hook returns once
+// Sink.Append has. With an AsyncSink (the spool, in an edge Node) the hook
+// submits a QoS 0 or QoS 1 message and returns at once, and the connection
+// under mochi (ackConn) holds the PUBACK until the Sink reports the
+// message stored, so that mochi reads the device's next publishes
+// meanwhile and one fsync covers every connection's messages in flight;
+// a QoS 2 publish still waits in the hook (mochi keeps its PUBREC as
+// session state and resends it by itself after a reconnect). Either way:
 //
-//   - QoS 1: the PUBACK leaves after Sink.Append returned nil.
-//   - QoS 2: the PUBREC leaves after Sink.Append returned nil (the message
-//     is spooled once; PUBREL/PUBCOMP only finish the exchange).
+//   - QoS 1: the PUBACK leaves once the message is stored (written, or
+//     fsynced under --spool-sync always).
+//   - QoS 2: the PUBREC leaves once the message is stored (the message is
+//     spooled once; PUBREL/PUBCOMP only finish the exchange).
 //   - QoS 0: nothing to acknowledge; a refused message is dropped and
 //     counted.
+//   - Acknowledgements leave in the order of the publishes, per
+//     connection, whatever order the Sink answers in; packets mochi
+//     writes after a held PUBACK (PUBRECs, deliveries, PINGRESP) wait
+//     behind it.
 //
 // A refusal is never a silent acknowledgement:
 //
 //   - MQTT 5, QoS 1/2: a PUBACK (QoS 1) or PUBREC (QoS 2) with a failure
-//     reason code; the client stays connected and may retry.
+//     reason code (a held PUBACK is replaced in its place in the stream);
+//     the client stays connected and may retry.
 //   - MQTT 3.1.1, QoS 1/2: the protocol has no negative acknowledgement, so
-//     the connection is closed without one; the message stays the device's
-//     to resend (clients resend unacknowledged messages on reconnecting
-//     with their session kept).
+//     the connection is closed without one (nor any acknowledgement after
+//     it); the message stays the device's to resend (clients resend
+//     unacknowledged messages on reconnecting with their session kept).
 //
-// While Append runs, that client's next packets wait: a slow spool slows
-// its devices down instead of filling memory.
+// With an AsyncSink, mochi retains a QoS 0/1 message and delivers it to
+// local subscribers when the hook returns, before the message is stored:
+// a subscriber on the edge can see a message the spool then fails (a
+// write or fsync error; what the spool can refuse without I/O, such as a
+// full budget, is refused before mochi sees it).
+//
+// A slow spool still slows its devices down instead of filling memory:
+// Submit waits while 4 MiB are queued per lane, and a connection's writes
+// wait while 1 MiB is queued behind its held acknowledgements.
 //
 // # Refusals and reason codes
 //

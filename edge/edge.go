@@ -40,6 +40,23 @@ type Sink interface {
 	Append(msgs ...spool.Message) error
 }
 
+// AsyncSink is a Sink that can also take a message without waiting for
+// the disk (spool.Spool.Submit is one). With an AsyncSink the edge goes
+// on reading a connection while its publishes are being stored, and holds
+// each acknowledgement back until Submit's done reports the message
+// stored: an fsync then covers every connection's messages in flight, not
+// one per connection (see ackconn.go).
+//
+// Submit either fails at once (the same errors as Append; done is not
+// called) or calls done exactly once, from any goroutine, without
+// blocking the caller of Submit. Messages submitted one after the other
+// are stored in that order within their lane. Submit copies what it keeps
+// of the message.
+type AsyncSink interface {
+	Sink
+	Submit(msg spool.Message, done func(error)) error
+}
+
 // ErrClosed is returned by Publish before Start and after Close.
 var ErrClosed = errors.New("edge: closed")
 
@@ -53,16 +70,18 @@ const (
 // Edge is the MQTT front door: an embedded mochi-mqtt server whose
 // accepted publishes go to a Sink.
 type Edge struct {
-	cfg     Config
-	sink    Sink
-	log     zerolog.Logger
-	plog    zerolog.Logger // sampled, for events that may come per message
-	srv     *mqtt.Server
-	router  router
-	users   atomic.Pointer[Users] // nil without a users file
-	metrics *metrics
-	store   *store // nil without StateDir
-	tlsConf *tls.Config
+	cfg      Config
+	sink     Sink
+	async    AsyncSink   // sink, when it is one; nil otherwise
+	qos0Done func(error) // qos0Failed, allocated once
+	log      zerolog.Logger
+	plog     zerolog.Logger // sampled, for events that may come per message
+	srv      *mqtt.Server
+	router   router
+	users    atomic.Pointer[Users] // nil without a users file
+	metrics  *metrics
+	store    *store // nil without StateDir
+	tlsConf  *tls.Config
 
 	closing atomic.Bool // set first thing in Close
 
@@ -89,6 +108,8 @@ func New(cfg Config, sink Sink) (*Edge, error) {
 		router: router{routes: append([]Route(nil), cfg.Routes...)},
 	}
 	e.plog = e.log.Sample(&zerolog.BurstSampler{Burst: 20, Period: time.Second})
+	e.async, _ = sink.(AsyncSink)
+	e.qos0Done = e.qos0Failed
 
 	if cfg.UsersFile != "" {
 		u, err := LoadUsers(cfg.UsersFile)
@@ -191,6 +212,9 @@ func (e *Edge) Start() error {
 	}
 	for _, s := range specs {
 		l := &guarded{Listener: s.l, onPanic: e.connPanic}
+		if e.async != nil {
+			l.wrap = func(c net.Conn) net.Conn { return newAckConn(c, e) }
+		}
 		if err := e.srv.AddListener(l); err != nil {
 			e.closeListeners()
 			return fmt.Errorf("edge: cannot listen on %s: %w", s.addr, err)

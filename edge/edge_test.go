@@ -13,12 +13,13 @@ import (
 	"github.com/fluxo-io/fluxo/bridge/spool"
 )
 
-func TestPublishReachesSink(t *testing.T) {
-	sink := &recSink{}
+func TestPublishReachesSink(t *testing.T) { eachSink(t, testPublishReachesSink) }
+
+func testPublishReachesSink(t *testing.T, sink *recSink, s Sink) {
 	reg := prometheus.NewRegistry()
 	cfg := testConfig(t)
 	cfg.Registerer = reg
-	e := startEdge(t, cfg, sink)
+	e := startEdge(t, cfg, s)
 	c := mustConnect3(t, tcpURL(e.Addr()), "client-1", nil)
 
 	before := time.Now()
@@ -123,12 +124,13 @@ func TestUserPropertiesBecomeHeaders(t *testing.T) {
 	}
 }
 
-func TestSpoolFullMQTT5(t *testing.T) {
-	sink := &recSink{}
+func TestSpoolFullMQTT5(t *testing.T) { eachSink(t, testSpoolFullMQTT5) }
+
+func testSpoolFullMQTT5(t *testing.T, sink *recSink, s Sink) {
 	reg := prometheus.NewRegistry()
 	cfg := testConfig(t)
 	cfg.Registerer = reg
-	e := startEdge(t, cfg, sink)
+	e := startEdge(t, cfg, s)
 	c := mustConnect5(t, e.Addr(), &paho5.Connect{ClientID: "v5", CleanStart: true})
 
 	sink.setErr(spool.ErrFull)
@@ -176,12 +178,13 @@ func TestSpoolFullMQTT5(t *testing.T) {
 	}
 }
 
-func TestSpoolFullMQTT311Disconnects(t *testing.T) {
-	sink := &recSink{}
+func TestSpoolFullMQTT311Disconnects(t *testing.T) { eachSink(t, testSpoolFullMQTT311Disconnects) }
+
+func testSpoolFullMQTT311Disconnects(t *testing.T, sink *recSink, s Sink) {
 	reg := prometheus.NewRegistry()
 	cfg := testConfig(t)
 	cfg.Registerer = reg
-	e := startEdge(t, cfg, sink)
+	e := startEdge(t, cfg, s)
 
 	for _, q := range []byte{1, 2} {
 		lost := make(chan error, 1)
@@ -216,13 +219,14 @@ func TestSpoolFullMQTT311Disconnects(t *testing.T) {
 	sink.waitMsgs(t, 1)
 }
 
-func TestUnroutedRefused(t *testing.T) {
-	sink := &recSink{}
+func TestUnroutedRefused(t *testing.T) { eachSink(t, testUnroutedRefused) }
+
+func testUnroutedRefused(t *testing.T, sink *recSink, s Sink) {
 	reg := prometheus.NewRegistry()
 	cfg := testConfig(t)
 	cfg.Registerer = reg
 	cfg.Routes = []Route{{Filter: "fleet/#", Topic: "fleet"}}
-	e := startEdge(t, cfg, sink)
+	e := startEdge(t, cfg, s)
 	c := mustConnect5(t, e.Addr(), &paho5.Connect{ClientID: "v5", CleanStart: true})
 	pr, _ := c.Publish(ctxWait(t), &paho5.Publish{Topic: "elsewhere/x", QoS: 1, Payload: []byte("x")})
 	if pr == nil || pr.ReasonCode != 0x90 {
@@ -385,9 +389,10 @@ func TestACLPublishAndSubscribe(t *testing.T) {
 	}
 }
 
-func TestRetainedMessage(t *testing.T) {
-	sink := &recSink{}
-	e := startEdge(t, testConfig(t), sink)
+func TestRetainedMessage(t *testing.T) { eachSink(t, testRetainedMessage) }
+
+func testRetainedMessage(t *testing.T, sink *recSink, s Sink) {
+	e := startEdge(t, testConfig(t), s)
 	pub := mustConnect3(t, tcpURL(e.Addr()), "pub", nil)
 	if err := publish3(t, pub, "fleet/dev/state", 1, true, "on"); err != nil {
 		t.Fatal(err)

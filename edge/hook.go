@@ -192,9 +192,13 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 
 // OnPublish is the ack-after-spool path. mochi calls it on the client's
 // read goroutine after the ACL check and before it writes the PUBACK or
-// PUBREC (server.go lines 913-926, 941-952), so the acknowledgement
-// leaves only once Sink.Append has returned. Publishes of the edge's own
-// inline client (Edge.Publish) are not device messages and pass through.
+// PUBREC (server.go lines 913-926, 941-952). With a plain Sink the hook
+// returns once Sink.Append has, so the acknowledgement leaves after it.
+// With an AsyncSink, for QoS 1 it registers the PUBACK with the
+// connection (ackConn), which holds it until the message is stored,
+// submits the message and returns at once; QoS 0 is submitted without
+// waiting; QoS 2 waits for the sink. Publishes of the edge's own inline client
+// (Edge.Publish) are not device messages and pass through.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
@@ -211,7 +215,28 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, e.refusePublish(cl, pk, packets.ErrTopicNameInvalid)
 	}
 	msg := e.message(r, key, cl.ID, pk.TopicName, pk.Payload, qos, pk.Properties.User, now, false)
-	if err := e.sink.Append(msg); err != nil {
+	var err error
+	ac, _ := cl.Net.Conn.(*ackConn)
+	switch {
+	case ac == nil || e.async == nil:
+		err = e.sink.Append(msg)
+	case qos == 0:
+		err = e.async.Submit(msg, e.qos0Done)
+	case qos == 1:
+		held := ac.hold(cl, pk.PacketID)
+		if err = e.async.Submit(msg, held.finish); err != nil {
+			ac.unhold(held)
+		}
+	default:
+		// QoS 2 waits for the spool, as with a plain Sink: when the hook
+		// returns, mochi records the PUBREC as inflight in the session
+		// (and the bolt store persists it), and it resends that PUBREC by
+		// itself when the device reconnects; that must not happen before
+		// the message is stored. Submitted, not appended, so that it stays
+		// behind the client's QoS 0/1 messages still being stored.
+		err = submitAndWait(e.async, msg)
+	}
+	if err != nil {
 		e.metrics.spoolFailures[qosIndex(qos)].Inc()
 		code := spoolCode(err)
 		e.plog.Warn().Err(err).Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).
@@ -219,6 +244,25 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, e.refusePublish(cl, pk, code)
 	}
 	return pk, nil
+}
+
+// submitAndWait submits msg and waits for the sink's answer.
+func submitAndWait(sink AsyncSink, msg spool.Message) error {
+	ch := make(chan error, 1)
+	if err := sink.Submit(msg, func(err error) { ch <- err }); err != nil {
+		return err
+	}
+	return <-ch
+}
+
+// qos0Failed is the Submit callback of QoS 0 publishes (Edge.qos0Done):
+// there is nobody to tell, so a failure is only counted and logged.
+func (e *Edge) qos0Failed(err error) {
+	if err == nil {
+		return
+	}
+	e.metrics.spoolFailures[0].Inc()
+	e.plog.Warn().Err(err).Msg("qos 0 publish or will dropped: spool append failed")
 }
 
 // spoolCode maps a Sink error to the MQTT 5 reason code of the refusal.
@@ -288,7 +332,19 @@ func (h *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	msg := e.message(r, key, cl.ID, pk.TopicName, pk.Payload, qos, pk.Properties.User, time.Now(), true)
-	if err := e.sink.Append(msg); err != nil {
+	var err error
+	if e.async != nil {
+		// Behind the client's publishes still being stored, in order.
+		err = e.async.Submit(msg, func(err error) {
+			if err != nil {
+				e.metrics.spoolFailures[qosIndex(qos)].Inc()
+				e.plog.Warn().Err(err).Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Str("topic", r.Topic).Msg("will dropped: spool append failed")
+			}
+		})
+	} else {
+		err = e.sink.Append(msg)
+	}
+	if err != nil {
 		e.metrics.spoolFailures[qosIndex(qos)].Inc()
 		e.plog.Warn().Err(err).Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Str("topic", r.Topic).Msg("will dropped: spool append failed")
 	}
@@ -314,35 +370,55 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 	return pk
 }
 
-// message builds the spool message of a publish.
+// message builds the spool message of a publish. The header values share
+// one allocation. mqtt.client is left out when it equals the key (devices
+// that connect with their device id): the key says it already.
 func (e *Edge) message(r Route, key, clientID, topic string, payload []byte, qos byte,
 	user []packets.UserProperty, now time.Time, will bool) spool.Message {
+	ms := now.UnixMilli()
+	n := len(topic) + 1 + len(key) + len(clientID) + len(e.cfg.EdgeID) + 20 + 1 // 20: a unix ms time, 1: "1" of a will
+	for _, p := range user {
+		n += len(p.Val)
+	}
+	arena := make([]byte, 0, n)
+	add := func(s string) []byte {
+		start := len(arena)
+		arena = append(arena, s...)
+		return arena[start:len(arena):len(arena)]
+	}
 	hs := make([]kmsg.Header, 0, 6+len(user))
 	hs = append(hs,
-		kmsg.Header{Key: HeaderTopic, Value: []byte(topic)},
-		kmsg.Header{Key: HeaderQoS, Value: []byte(strconv.Itoa(int(qos)))},
-		kmsg.Header{Key: HeaderClient, Value: []byte(clientID)},
-		kmsg.Header{Key: HeaderEdgeID, Value: []byte(e.cfg.EdgeID)},
-		kmsg.Header{Key: HeaderReceivedMS, Value: []byte(strconv.FormatInt(now.UnixMilli(), 10))},
+		kmsg.Header{Key: HeaderTopic, Value: add(topic)},
+		kmsg.Header{Key: HeaderQoS, Value: add(qosDigits[min(qos, 2)])},
 	)
+	if clientID != key {
+		hs = append(hs, kmsg.Header{Key: HeaderClient, Value: add(clientID)})
+	}
+	hs = append(hs, kmsg.Header{Key: HeaderEdgeID, Value: add(e.cfg.EdgeID)})
+	start := len(arena)
+	arena = strconv.AppendInt(arena, ms, 10)
+	hs = append(hs, kmsg.Header{Key: HeaderReceivedMS, Value: arena[start:len(arena):len(arena)]})
 	if will {
-		hs = append(hs, kmsg.Header{Key: HeaderWill, Value: []byte("1")})
+		hs = append(hs, kmsg.Header{Key: HeaderWill, Value: add("1")})
 	}
 	for _, p := range user {
 		if strings.HasPrefix(p.Key, "mqtt.") || strings.HasPrefix(p.Key, "edge.") {
 			continue
 		}
-		hs = append(hs, kmsg.Header{Key: p.Key, Value: []byte(p.Val)})
+		hs = append(hs, kmsg.Header{Key: p.Key, Value: add(p.Val)})
 	}
+	keyb := add(key)
 	return spool.Message{
 		Lane:    r.Lane,
 		Topic:   r.Topic,
-		Key:     []byte(key),
+		Key:     keyb,
 		Value:   payload,
 		Headers: hs,
 		Time:    now,
 	}
 }
+
+var qosDigits = [3]string{"0", "1", "2"}
 
 // deny logs and counts a refusal.
 func (e *Edge) deny(reason string, cl *mqtt.Client, topic string, code packets.Code) {

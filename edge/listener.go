@@ -25,14 +25,21 @@ import (
 // without its options byte, packets.go SubscribeDecode line 959, indexes
 // past the end of the packet) would otherwise kill the edge. OnPacketRead
 // hooks run only after decoding, too late to help.
+//
+// wrap, when set, puts the edge's connection (ackConn) between the
+// listener's connection and mochi.
 type guarded struct {
 	listeners.Listener
 	onPanic func(listener string, c net.Conn, v any)
+	wrap    func(net.Conn) net.Conn
 }
 
 // Serve serves the wrapped listener with a recovering establish callback.
 func (g *guarded) Serve(establish listeners.EstablishFn) {
 	g.Listener.Serve(func(id string, c net.Conn) (err error) {
+		if g.wrap != nil {
+			c = g.wrap(c)
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				g.onPanic(id, c, v)

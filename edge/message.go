@@ -13,8 +13,9 @@ import (
 // make of it: the first of routes whose filter matches topic decides the
 // core topic, the lane and the key (clientID is the key when the route
 // says so, or when the topic does not follow {fleet}/{device}/{stream}),
-// and the headers are mqtt.topic, mqtt.qos, mqtt.client (clientID),
-// edge.id (edgeID) and edge.received_ms (now). ok is false when no route
+// and the headers are mqtt.topic, mqtt.qos, mqtt.client (clientID, left
+// out when it is the key), edge.id (edgeID) and edge.received_ms (now).
+// ok is false when no route
 // matches. It is for other front doors (the standalone bridge) that must
 // write the same records as the edge.
 func RouteMessage(routes []Route, edgeID, clientID, topic string, payload []byte, qos byte, now time.Time) (msg spool.Message, ok bool) {

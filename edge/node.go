@@ -1,11 +1,11 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -129,15 +129,33 @@ type learningSink struct {
 
 func (s learningSink) Append(msgs ...spool.Message) error {
 	for _, m := range msgs {
-		for _, h := range m.Headers {
-			if h.Key == HeaderTopic {
-				if parts := strings.SplitN(string(h.Value), "/", 3); len(parts) == 3 && parts[0] != "" && parts[1] != "" {
-					s.f.learn(parts[1], parts[0])
-				}
-			}
-		}
+		s.learn(m)
 	}
 	return s.sp.Append(msgs...)
+}
+
+func (s learningSink) Submit(m spool.Message, done func(error)) error {
+	s.learn(m)
+	return s.sp.Submit(m, done)
+}
+
+func (s learningSink) learn(m spool.Message) {
+	for _, h := range m.Headers {
+		if h.Key == HeaderTopic {
+			// {fleet}/{device}/...: no allocation unless it is new.
+			t := h.Value
+			i := bytes.IndexByte(t, '/')
+			if i <= 0 {
+				return
+			}
+			j := bytes.IndexByte(t[i+1:], '/')
+			if j <= 0 {
+				return
+			}
+			s.f.learn(t[i+1:i+1+j], t[:i])
+			return
+		}
+	}
 }
 
 // fleets maps device ids to fleets, as learned from traffic.
@@ -146,13 +164,13 @@ type fleets struct {
 	m  map[string]string
 }
 
-func (f *fleets) learn(device, fleet string) {
+func (f *fleets) learn(device, fleet []byte) {
 	f.mu.RLock()
-	same := f.m[device] == fleet
+	cur, ok := f.m[string(device)]
 	f.mu.RUnlock()
-	if !same {
+	if !ok || cur != string(fleet) {
 		f.mu.Lock()
-		f.m[device] = fleet
+		f.m[string(device)] = string(fleet)
 		f.mu.Unlock()
 	}
 }
@@ -299,12 +317,13 @@ var (
 	descUpLag        = prometheus.NewDesc("fluxo_edge_uplink_lag_records", "Records accepted and not yet acknowledged by the core.", []string{"lane"}, nil)
 	descUpRetries    = prometheus.NewDesc("fluxo_edge_uplink_retries_total", "Failed sends, retried.", []string{"lane"}, nil)
 	descUpLastAck    = prometheus.NewDesc("fluxo_edge_uplink_last_ack_timestamp_seconds", "When the core last acknowledged a batch.", []string{"lane"}, nil)
+	descUpLatency    = prometheus.NewDesc("fluxo_edge_uplink_latency_seconds", "Per record, from the edge receiving it to the core acknowledging it (alarms: the device-to-core latency but for the device's own hop).", []string{"lane"}, nil)
 	descDown         = prometheus.NewDesc("fluxo_edge_downlink_commands_total", "Commands from the core by outcome: delivered, undeliverable.", []string{"outcome"}, nil)
 )
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSpoolBytes, descSpoolMax, descSpoolRecords, descMessages, descUpBatches, descUpRecords,
-		descUpRaw, descUpSent, descUpRatio, descUpUp, descUpLag, descUpRetries, descUpLastAck, descDown} {
+		descUpRaw, descUpSent, descUpRatio, descUpUp, descUpLag, descUpRetries, descUpLastAck, descUpLatency, descDown} {
 		ch <- d
 	}
 }
@@ -340,6 +359,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		if !s.LastAck.IsZero() {
 			ch <- prometheus.MustNewConstMetric(descUpLastAck, gauge, float64(s.LastAck.UnixMilli())/1000, l)
 		}
+		ch <- prometheus.MustNewConstHistogram(descUpLatency, s.Latency.Count, s.Latency.Sum, s.Latency.Buckets, l)
 	}
 	if c.n.down != nil {
 		d := c.n.down.Stats()

@@ -147,7 +147,8 @@ func TestNodeMQTTToKafka(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`fluxo_edge_messages_total{lane="telemetry",outcome="delivered"} 90`, `fluxo_edge_uplink_compression_ratio{lane="telemetry"}`, `fluxo_edge_clients_connected`} {
+	for _, want := range []string{`fluxo_edge_messages_total{lane="telemetry",outcome="delivered"} 90`, `fluxo_edge_uplink_compression_ratio{lane="telemetry"}`, `fluxo_edge_clients_connected`,
+		`fluxo_edge_uplink_latency_seconds_count{lane="telemetry"} 90`, `fluxo_edge_uplink_latency_seconds_bucket{lane="telemetry",le="60"} 90`} {
 		if !strings.Contains(string(body), want) {
 			t.Fatalf("/metrics lacks %q", want)
 		}

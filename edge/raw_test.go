@@ -258,9 +258,10 @@ func TestMochiSubscribeDecoder(t *testing.T) {
 	t.Logf("mochi SubscribeDecode panics on a truncated MQTT 5 SUBSCRIBE: %v", panicked)
 }
 
-func TestWillIsSpooled(t *testing.T) {
-	sink := &recSink{}
-	e := startEdge(t, testConfig(t), sink)
+func TestWillIsSpooled(t *testing.T) { eachSink(t, testWillIsSpooled) }
+
+func testWillIsSpooled(t *testing.T, sink *recSink, s Sink) {
+	e := startEdge(t, testConfig(t), s)
 	c := dialRaw(t, e.Addr())
 	c.connect(4, "panel-9", "site/panel-9/alarm/offline", "gone")
 	c.Close() // no DISCONNECT: the will goes out

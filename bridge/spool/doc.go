@@ -9,10 +9,15 @@
 //	<dir>/telemetry/   everything else: evicted oldest first when the disk
 //	                   budget is full, or when older than MaxAge
 //
-// Each Append writes one RecordBatch v2 per lane: record key = device id,
-// value = payload, headers = the message's headers plus the core topic
-// (fluxo.core_topic), timestamp = receive time. Group commit: concurrent
-// appends (one per device connection) share fsyncs under SyncAlways.
+// Records: key = device id, value = payload, headers = the message's
+// headers plus the core topic (fluxo.core_topic), timestamp = receive
+// time. Each Append writes one RecordBatch v2 per lane. Submit, the
+// asynchronous form the edge uses, encodes the message into the lane's
+// open batch and returns; one goroutine per lane writes every batch filled
+// meanwhile (one CRC and one pwrite each), fsyncs once for all of them
+// under SyncAlways, and then reports to each message's done function, in
+// submission order. Concurrent Appends share fsyncs too (group commit in
+// core/commitlog).
 //
 // Accounting: every accepted message ends in exactly one counter —
 // delivered (Release after the core acknowledged it), evicted (budget),

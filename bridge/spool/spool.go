@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -114,9 +113,10 @@ func (c *Config) Validate() error {
 // (released after an acknowledgement), evicted (budget), expired (MaxAge),
 // or still spooled.
 type Spool struct {
-	cfg   Config
-	log   zerolog.Logger
-	lanes [numLanes]*commitlog.Log
+	cfg       Config
+	log       zerolog.Logger
+	lanes     [numLanes]*commitlog.Log
+	appenders [numLanes]*appender // Submit's group commit, one goroutine each
 
 	budgetMu sync.Mutex   // serializes budget checks and evictions
 	pending  atomic.Int64 // bytes admitted but not yet appended
@@ -154,10 +154,9 @@ func Open(dir string, cfg Config) (*Spool, error) {
 		lc.MaxIndexBytes = 1 << 20
 		lc.Now = cfg.Now
 		lc.Logger = cfg.Logger.With().Str("lane", l.String()).Logger()
-		switch cfg.Sync {
-		case SyncAlways:
-			lc.FlushBatches = 1
-		case SyncBatch:
+		// SyncAlways: Append and the appenders fsync themselves, once
+		// per call or round, not the log once per batch.
+		if cfg.Sync == SyncBatch {
 			lc.FlushInterval = cfg.SyncInterval
 		}
 		log, err := commitlog.Open(filepath.Join(dir, l.String()), lc)
@@ -167,6 +166,11 @@ func Open(dir string, cfg Config) (*Spool, error) {
 		}
 		s.lanes[l] = log
 	}
+	for l := range s.appenders {
+		a := newAppender(s, Lane(l))
+		s.appenders[l] = a
+		go a.run()
+	}
 	s.wg.Add(1)
 	go s.maintain()
 	return s, nil
@@ -174,7 +178,9 @@ func Open(dir string, cfg Config) (*Spool, error) {
 
 // Append stores messages and returns once they are as durable as the sync
 // policy promises. Either all are stored or none: ErrFull when the budget
-// cannot make room, ErrTooLarge for an oversized message.
+// cannot make room, ErrTooLarge for an oversized message. Submit is the
+// asynchronous form for one message, and shares writes and fsyncs with
+// other messages.
 func (s *Spool) Append(msgs ...Message) error {
 	var batches [numLanes][]kmsg.Record
 	var first [numLanes]time.Time
@@ -218,14 +224,11 @@ func (s *Spool) Append(msgs ...Message) error {
 			continue
 		}
 		res, err := s.lanes[l].Append(bufs[l])
+		if err == nil && s.cfg.Sync == SyncAlways {
+			err = s.lanes[l].Sync()
+		}
 		if err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				return fmt.Errorf("%w: disk full: %v", ErrFull, err)
-			}
-			if errors.Is(err, commitlog.ErrClosed) {
-				return ErrClosed
-			}
-			return fmt.Errorf("spool: lane %s: %w", Lane(l), err)
+			return s.appendError(Lane(l), err)
 		}
 		s.acctMu.Lock()
 		s.lanes[l].SetHighWatermark(res.LastOffset + 1)
@@ -318,21 +321,34 @@ func (s *Spool) Read(lane Lane, offset int64, maxBytes int) ([]Record, int64, er
 	if err != nil {
 		return nil, offset, err
 	}
-	defer v.Release()
+	// One copy of the stored batches, which the records' slices share,
+	// instead of a copy of every key, value and header.
+	data := append([]byte(nil), v.Data...)
+	vnext := v.Next
+	v.Release()
 	var out []Record
+	var hdrs []kmsg.Header // shared backing of the records' headers
+	var topic string       // the last topic seen, so equal ones share the string
 	var derr error
-	err = commitlog.Batches(v.Data, func(b commitlog.Batch, raw []byte) bool {
+	err = commitlog.Batches(data, func(b commitlog.Batch, raw []byte) bool {
 		derr = commitlog.Records(b, raw, func(off, ts int64, r *kmsg.Record) bool {
 			if off < offset {
 				return true
 			}
-			rec := Record{Offset: off, Key: clone(r.Key), Value: clone(r.Value), Time: time.UnixMilli(ts)}
+			rec := Record{Offset: off, Key: r.Key, Value: r.Value, Time: time.UnixMilli(ts)}
+			start := len(hdrs)
 			for _, h := range r.Headers {
 				if h.Key == topicHeader {
-					rec.Topic = string(h.Value)
+					if string(h.Value) != topic {
+						topic = string(h.Value)
+					}
+					rec.Topic = topic
 					continue
 				}
-				rec.Headers = append(rec.Headers, kmsg.Header{Key: h.Key, Value: clone(h.Value)})
+				hdrs = append(hdrs, h)
+			}
+			if len(hdrs) > start {
+				rec.Headers = hdrs[start:len(hdrs):len(hdrs)]
 			}
 			out = append(out, rec)
 			return true
@@ -346,17 +362,10 @@ func (s *Spool) Read(lane Lane, offset int64, maxBytes int) ([]Record, int64, er
 		return nil, offset, fmt.Errorf("spool: lane %s: %w", lane, err)
 	}
 	next := offset
-	if len(v.Data) > 0 {
-		next = v.Next
+	if len(data) > 0 {
+		next = vnext
 	}
 	return out, next, nil
-}
-
-func clone(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return append([]byte(nil), b...)
 }
 
 // Wait blocks until a record at offset exists in the lane, or ctx ends.
@@ -454,8 +463,12 @@ func (s *Spool) expire(now time.Time) {
 	}
 }
 
-// Close stops maintenance and closes both lanes, flushing them.
+// Close writes what was submitted, stops maintenance and closes both
+// lanes, flushing them.
 func (s *Spool) Close() error {
+	for _, a := range s.appenders {
+		a.close()
+	}
 	close(s.quit)
 	s.wg.Wait()
 	return s.closeLanes()

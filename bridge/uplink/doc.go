@@ -6,13 +6,19 @@
 // and sends one window at a time:
 //
 //  1. read up to MaxBatchBytes of records from the lane (telemetry lingers
-//     for a fuller window; alarms do not);
+//     for a fuller window, 1 s by default, unless a full window is already
+//     there, as after an outage; alarms do not linger);
 //  2. place each record on a partition with Kafka's default partitioner
 //     (murmur2 of the key, so a device's records stay in order on one
 //     partition), give each partition's batch the next sequence numbers,
 //     and save this plan (uplink-<lane>.state, one fdatasync);
 //  3. build one RecordBatch v2 per partition, records compressed with
-//     snappy, and produce them with acks=all to the partition leaders;
+//     snappy, and produce them with acks=all to the partition leaders.
+//     Telemetry records are grouped by key inside the batch (a stable
+//     sort: each device's records keep their order, and are next to each
+//     other so that snappy finds their repeats); across devices, records
+//     of one window are not in the order the edge received them. Alarms
+//     keep the spool's order;
 //  4. once every batch is acknowledged, release the window from the spool.
 //
 // After a crash the saved plan is sent again byte for byte equivalent —

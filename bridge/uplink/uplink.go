@@ -1,10 +1,12 @@
 package uplink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -59,7 +61,7 @@ func DefaultConfig() Config {
 	return Config{
 		Brokers:          []string{"127.0.0.1:9092"},
 		ClientID:         "fluxo-edge",
-		Linger:           100 * time.Millisecond,
+		Linger:           time.Second,
 		MaxBatchBytes:    512 << 10,
 		Compress:         true,
 		LiveFirstBacklog: 10000,
@@ -114,6 +116,9 @@ type LaneStats struct {
 	Retries, NewProducers int64
 	LastAck               time.Time
 	Backlog               int64 // records spooled and not yet acknowledged
+	// Latency is, per acknowledged record, the time from the edge
+	// receiving it to the core acknowledging it.
+	Latency Latency
 }
 
 // CompressionRatio is raw bytes per byte sent (1 when nothing was sent).
@@ -137,6 +142,7 @@ type lane struct {
 
 	connected                                         atomic.Bool
 	batches, records, raw, sent, retries, newProducer atomic.Int64
+	latency                                           latencyHist
 	lastAck                                           atomic.Int64
 	partitions                                        map[string]int32 // cached partition counts
 	leaderOf                                          map[string]int32 // cached leader per "topic/partition"
@@ -214,6 +220,7 @@ func (u *Uplink) Stats() []LaneStats {
 			RawBytes: l.raw.Load(), SentBytes: l.sent.Load(),
 			Retries: l.retries.Load(), NewProducers: l.newProducer.Load(),
 			Backlog: u.sp.End(l.id) - u.sp.Start(l.id),
+			Latency: l.latency.snapshot(),
 		}
 		if t := l.lastAck.Load(); t > 0 {
 			s.LastAck = time.UnixMilli(t)
@@ -429,10 +436,10 @@ func (l *lane) plan(ctx context.Context) (*window, []spool.Record, error) {
 	if err := l.u.sp.Wait(ctx, l.id, from); err != nil {
 		return nil, nil, nil
 	}
-	if l.id == spool.Telemetry && l.u.cfg.Linger > 0 {
+	if l.id == spool.Telemetry && l.u.cfg.Linger > 0 && !l.windowFull(from) {
 		// Linger for a fuller batch, unless one is already there.
 		deadline := time.Now().Add(l.u.cfg.Linger)
-		for time.Now().Before(deadline) && l.u.sp.End(l.id)-from < 1000 {
+		for time.Now().Before(deadline) && l.u.sp.End(l.id)-from < 5000 {
 			wctx, cancel := context.WithDeadline(ctx, deadline)
 			l.u.sp.Wait(wctx, l.id, l.u.sp.End(l.id))
 			cancel()
@@ -446,6 +453,14 @@ func (l *lane) plan(ctx context.Context) (*window, []spool.Record, error) {
 		return nil, nil, err
 	}
 	return l.planWindow(ctx, recs, streamInOrder)
+}
+
+// windowFull reports whether the lane already holds more than one window
+// from offset from (MaxBatchBytes of records): a backlog is sent at once,
+// lingering is for a window that is not full yet.
+func (l *lane) windowFull(from int64) bool {
+	_, next, err := l.u.sp.Read(l.id, from, l.u.cfg.MaxBatchBytes)
+	return err == nil && next < l.u.sp.End(l.id)
 }
 
 // planWindow places the records of a window, gives each partition's batch
@@ -564,6 +579,15 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 	var raw, sent int64
 	for _, tp := range order {
 		rs := byTP[tp]
+		if l.id == spool.Telemetry {
+			// Each device's records next to each other, in their order:
+			// at a fleet's pace a window holds a record or a few per
+			// device, and snappy only finds the repeats (topic, headers,
+			// JSON keys and slowly changing values) close together. The
+			// sort is stable and the same window always sorts the same,
+			// so a resent batch is the same batch.
+			slices.SortStableFunc(rs, func(a, b spool.Record) int { return bytes.Compare(a.Key, b.Key) })
+		}
 		topic, p := splitTP(tp)
 		batch, n := encodeBatch(rs, l.st.ProducerID, l.st.ProducerEpoch, w.Seqs[tp], l.u.cfg.Compress)
 		raw += int64(n)
@@ -637,6 +661,10 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 	}
 	l.batches.Add(int64(len(order)))
 	l.records.Add(int64(len(recs)))
+	now := time.Now()
+	for i := range recs {
+		l.latency.observe(now.Sub(recs[i].Time))
+	}
 	l.raw.Add(raw)
 	l.sent.Add(sent)
 	return nil

@@ -1,0 +1,400 @@
+package edge
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Asynchronous acknowledgements.
+//
+// With an AsyncSink, OnPublish submits a QoS 1 message and returns at
+// once, so mochi goes on to write the PUBACK and to read the connection's
+// next publish while the spool writes and fsyncs. The PUBACK must still
+// not reach the device before the message is stored, and mochi has no way
+// to defer it (a hook can only let it go or replace it; mochi writes it
+// as soon as OnPublish returns, server.go lines 941-963). So the edge sits
+// under mochi instead: every connection mochi serves is an ackConn, which
+// parses the packets mochi writes (the fixed header and packet id are
+// enough) and holds each PUBACK that OnPublish registered until the spool
+// reports the message stored, with everything mochi wrote after it queued
+// behind it, in order. mochi's own state (inflight, Receive Maximum, DUP
+// handling, retained messages, delivery to local subscribers) is
+// untouched.
+//
+// QoS 2 is not held this way: mochi keeps an inbound QoS 2 publish's
+// PUBREC as inflight session state, persisted by the bolt store and
+// resent by mochi itself on a reconnect, so OnPublish waits for the
+// spool before mochi records it (the PUBREC then passes through, behind
+// any held PUBACK).
+//
+// When the spool fails a message whose PUBACK is held, the success PUBACK
+// is not sent: on MQTT 5 a PUBACK with the failure reason code goes out in
+// its place (same position in the stream), on MQTT 3.1.1 the connection
+// is closed.
+const (
+	// maxHeldBytes bounds what one connection queues behind held
+	// acknowledgements; mochi's writes to it then wait.
+	maxHeldBytes = 1 << 20
+	// closeFlushTimeout bounds how long a closed connection keeps
+	// writing what it held (acknowledgements whose fsync is under way).
+	closeFlushTimeout = 2 * time.Second
+)
+
+// heldAck is the PUBACK of one QoS 1 publish, held until its spool
+// append is done.
+type heldAck struct {
+	c    *ackConn
+	cl   *mqtt.Client
+	id   uint16
+	err  error       // the Sink's answer; written before done is set
+	done atomic.Bool // the Sink answered
+}
+
+// finish is the Submit callback: it records the outcome and wakes the
+// connection's flusher. It does not block.
+func (h *heldAck) finish(err error) {
+	h.err = err
+	h.done.Store(true)
+	select {
+	case h.c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// outItem is a run of packets mochi wrote; ack, when set, is held.
+type outItem struct {
+	b   []byte
+	ack *heldAck
+}
+
+// ackConn is a connection under mochi that holds acknowledgements back.
+// mochi's reader, writer and any goroutine publishing to the client call
+// Write (mochi serializes them with the client's lock); the flusher
+// goroutine, started when something is held, writes the queue out.
+type ackConn struct {
+	net.Conn
+	e *Edge
+
+	kick   chan struct{} // capacity 1: a held acknowledgement finished
+	closed chan struct{} // closed by Close
+
+	mu       sync.Mutex
+	space    sync.Cond  // signalled when the queue shrinks or the connection fails; waited on by Write
+	expect   []*heldAck // registered by OnPublish, not yet written by mochi, in order
+	queue    []outItem  // written by mochi, not yet on the wire, in order
+	queued   int        // bytes in queue
+	flushing bool       // the flusher runs; only it writes to Conn
+	closing  bool       // Close was called
+	err      error      // sticky: the connection failed or was closed
+	partial  []byte     // an incomplete packet from the last Write
+	scratch  []byte     // the flusher's write buffer
+}
+
+func newAckConn(c net.Conn, e *Edge) *ackConn {
+	a := &ackConn{Conn: c, e: e, kick: make(chan struct{}, 1), closed: make(chan struct{})}
+	a.space.L = &a.mu
+	return a
+}
+
+// hold registers the PUBACK mochi is about to write for a QoS 1 publish;
+// called by OnPublish before it submits the message.
+func (c *ackConn) hold(cl *mqtt.Client, id uint16) *heldAck {
+	h := &heldAck{c: c, cl: cl, id: id}
+	c.mu.Lock()
+	c.expect = append(c.expect, h)
+	c.mu.Unlock()
+	return h
+}
+
+// unhold withdraws a registration whose message was refused at once.
+func (c *ackConn) unhold(h *heldAck) {
+	c.mu.Lock()
+	for i, x := range c.expect {
+		if x == h {
+			c.expect = append(c.expect[:i], c.expect[i+1:]...)
+			break
+		}
+	}
+	c.mu.Unlock()
+}
+
+// match returns the held acknowledgement registered for a PUBACK with
+// this id, or nil. Registrations before it are dropped: mochi writes
+// acknowledgements in the order OnPublish saw the publishes, so an older
+// one it did not write (its write failed) never will be. Called with mu
+// held.
+func (c *ackConn) match(id uint16) *heldAck {
+	for i, h := range c.expect {
+		if h.id == id {
+			clear(c.expect[:i+1])
+			c.expect = c.expect[i+1:]
+			if len(c.expect) == 0 {
+				c.expect = c.expect[:0:0]
+			}
+			return h
+		}
+	}
+	return nil
+}
+
+// Write takes packets from mochi. It writes them at once when nothing is
+// held, and queues them otherwise; it waits while too much is queued.
+func (c *ackConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.queued > maxHeldBytes && c.err == nil {
+		c.space.Wait()
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	data := b
+	if len(c.partial) > 0 {
+		data = append(c.partial, b...)
+		c.partial = nil
+	}
+	// Split data into runs of packets, cutting before and after each
+	// acknowledgement that is held.
+	var items []outItem
+	start, p := 0, 0
+	for p < len(data) {
+		n, hl, ok := packetLen(data[p:])
+		if !ok {
+			break
+		}
+		typ := data[p] >> 4
+		if typ == packets.Puback && n >= hl+2 && len(c.expect) > 0 {
+			id := uint16(data[p+hl])<<8 | uint16(data[p+hl+1])
+			if h := c.match(id); h != nil && (!h.done.Load() || h.err != nil) {
+				if p > start {
+					items = append(items, outItem{b: data[start:p]})
+				}
+				items = append(items, outItem{b: data[p : p+n], ack: h})
+				start = p + n
+			}
+		}
+		p += n
+	}
+	if p < len(data) {
+		// mochi writes whole packets; keep a partial one for the next Write.
+		c.partial = append([]byte(nil), data[p:]...)
+	}
+	if p > start {
+		items = append(items, outItem{b: data[start:p]})
+	}
+	if len(items) == 0 {
+		return len(b), nil
+	}
+	if len(c.queue) == 0 && !c.flushing && items[0].ack == nil && len(items) == 1 {
+		// Nothing held: write through, as mochi would.
+		if _, err := c.Conn.Write(items[0].b); err != nil {
+			c.err = err
+			return 0, err
+		}
+		return len(b), nil
+	}
+	for _, it := range items {
+		it.b = bytes.Clone(it.b)
+		c.queue = append(c.queue, it)
+		c.queued += len(it.b)
+	}
+	if !c.flushing {
+		c.flushing = true
+		go c.flush()
+	}
+	return len(b), nil
+}
+
+// packetLen returns the length of the MQTT packet at the start of b and
+// of its fixed header, or false if b does not hold all of it.
+func packetLen(b []byte) (n, header int, ok bool) {
+	rem, hl := 0, 1
+	for shift := 0; ; shift += 7 {
+		if hl >= len(b) || hl > 4 {
+			return 0, 0, false
+		}
+		c := b[hl]
+		hl++
+		rem |= int(c&0x7f) << shift
+		if c < 0x80 {
+			break
+		}
+	}
+	if hl+rem > len(b) {
+		return 0, 0, false
+	}
+	return hl + rem, hl, true
+}
+
+// flush writes the queue out, waiting at each held acknowledgement for its
+// outcome, until the queue is empty.
+func (c *ackConn) flush() {
+	var deadline <-chan time.Time
+	closed := c.closed
+	for {
+		c.mu.Lock()
+		out := c.scratch[:0]
+		var failed *heldAck
+		i := 0
+		for ; i < len(c.queue); i++ {
+			it := c.queue[i]
+			if it.ack != nil {
+				if !it.ack.done.Load() {
+					break
+				}
+				if it.ack.err != nil {
+					failed = it.ack
+					i++
+					break
+				}
+			}
+			out = append(out, it.b...)
+			c.queued -= len(it.b)
+		}
+		if failed != nil {
+			c.queued -= len(c.queue[i-1].b)
+		}
+		clear(c.queue[:i])
+		c.queue = c.queue[i:]
+		if len(c.queue) == 0 {
+			c.queue = nil
+		}
+		if c.err != nil {
+			c.dropLocked()
+			c.mu.Unlock()
+			return
+		}
+		if failed != nil {
+			out = c.refusal(out, failed)
+		}
+		if len(out) == 0 && failed == nil {
+			if len(c.queue) == 0 {
+				c.flushing = false
+				closing := c.closing
+				if closing {
+					c.err = net.ErrClosed
+				}
+				c.space.Broadcast()
+				c.mu.Unlock()
+				if closing {
+					c.Conn.Close()
+				}
+				return
+			}
+			closing := c.closing
+			c.mu.Unlock()
+			if closing && deadline == nil {
+				deadline = time.After(closeFlushTimeout)
+			}
+			select {
+			case <-c.kick:
+			case <-closed:
+				closed = nil // from now on the deadline applies
+			case <-deadline:
+				c.fail(errors.New("edge: held acknowledgements not finished in time"))
+			}
+			continue
+		}
+		c.space.Broadcast()
+		c.mu.Unlock()
+		if len(out) > 0 {
+			if _, err := c.Conn.Write(out); err != nil {
+				c.fail(err)
+				continue
+			}
+		}
+		if cap(out) <= 64<<10 {
+			c.scratch = out[:0]
+		}
+		if failed != nil && failed.cl.Properties.ProtocolVersion < 5 {
+			// MQTT 3.1.1 has no negative acknowledgement.
+			c.fail(errSpoolRefused)
+			failed.cl.Stop(spoolCode(failed.err))
+		}
+	}
+}
+
+var errSpoolRefused = errors.New("edge: the spool refused a publish")
+
+// refusal handles a held PUBACK whose message the spool did not take,
+// called by the flusher with mu held: on MQTT 5 it appends the failure
+// PUBACK to out; on MQTT 3.1.1 it appends nothing (the caller closes the
+// connection).
+func (c *ackConn) refusal(out []byte, h *heldAck) []byte {
+	e := c.e
+	code := spoolCode(h.err)
+	e.metrics.spoolFailures[1].Inc()
+	e.plog.Warn().Err(h.err).Str("client", h.cl.ID).Uint8("qos", 1).Uint8("reason_code", code.Code).
+		Msg("publish refused: spool append failed")
+	if h.cl.Properties.ProtocolVersion < 5 {
+		return out
+	}
+	ack := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Puback},
+		PacketID:        h.id,
+		ReasonCode:      code.Code,
+		Properties:      packets.Properties{ReasonString: code.Reason},
+		ProtocolVersion: 5,
+	}
+	ack.Mods.MaxSize = h.cl.Properties.Props.MaximumPacketSize
+	if h.cl.Properties.Props.RequestProblemInfoFlag && h.cl.Properties.Props.RequestProblemInfo == 0 {
+		ack.Mods.DisallowProblemInfo = true
+	}
+	var buf bytes.Buffer
+	if err := ack.PubackEncode(&buf); err != nil {
+		return out
+	}
+	return append(out, buf.Bytes()...)
+}
+
+// fail marks the connection failed, drops the queue and closes it.
+func (c *ackConn) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.dropLocked()
+	c.mu.Unlock()
+	c.Conn.Close()
+}
+
+// dropLocked empties the queue and stops the flusher's duty. Called with
+// mu held.
+func (c *ackConn) dropLocked() {
+	c.queue, c.queued, c.expect = nil, 0, nil
+	c.flushing = false
+	c.space.Broadcast()
+}
+
+// Close stops reading at once but lets the flusher write what it holds
+// (acknowledgements whose fsync is under way, and whatever mochi wrote
+// after them, such as a DISCONNECT), for at most closeFlushTimeout; the
+// connection is closed after that.
+func (c *ackConn) Close() error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closing = true
+	close(c.closed)
+	if !c.flushing || c.err != nil {
+		if c.err == nil {
+			c.err = net.ErrClosed
+		}
+		c.space.Broadcast()
+		c.mu.Unlock()
+		return c.Conn.Close()
+	}
+	c.mu.Unlock()
+	_ = c.Conn.SetReadDeadline(time.Now())
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+	return nil
+}
