@@ -309,7 +309,16 @@ func TestCompose(t *testing.T) {
 			}
 		}
 	}
-	for service, want := range map[string]string{"core": "fluxo core", "edge": "fluxo edge", "devices": "fluxo devices"} {
+	var cores []string // the core services, by name
+	for _, name := range sortedKeys(runs) {
+		if runs[name] == "fluxo core" {
+			cores = append(cores, name)
+		}
+	}
+	if len(cores) != 3 {
+		t.Errorf("docker/compose.yaml: got core services %v, want three (a cluster)", cores)
+	}
+	for service, want := range map[string]string{"edge": "fluxo edge", "devices": "fluxo devices"} {
 		if got := runs[service]; got != want {
 			t.Errorf("docker/compose.yaml: service %s runs %q, want %q", service, got, want)
 		}
@@ -323,41 +332,97 @@ func TestCompose(t *testing.T) {
 		return
 	}
 
-	// The pieces point at each other.
-	core, edge, devices := flags["core"], flags["edge"], flags["devices"]
-	kafkaPort := port(t, "core --kafka-addr", core["kafka-addr"])
-	if got, want := core["kafka-advertise"], fmt.Sprintf("core:%d", kafkaPort); got != want {
-		t.Errorf("core --kafka-advertise: got %q, want %q (the name the other containers reach it by)", got, want)
+	// The brokers form one cluster: distinct node ids and volumes, each
+	// advertising its service name for Kafka and Raft, all joining the
+	// Serf addresses of all, waiting for all to bootstrap.
+	var kafkaAddrs, serfAddrs, httpTargets []string
+	ids := make(map[string]bool)
+	volumes := make(map[string]string)
+	for _, name := range cores {
+		f := flags[name]
+		where := "docker/compose.yaml: service " + name
+		kafkaPort := port(t, where+" --kafka-addr", f["kafka-addr"])
+		serfPort := port(t, where+" --serf-addr", f["serf-addr"])
+		if got, want := f["kafka-advertise"], fmt.Sprintf("%s:%d", name, kafkaPort); got != want {
+			t.Errorf("%s: --kafka-advertise got %q, want %q (the name the other containers reach it by)", where, got, want)
+		}
+		if got, want := f["raft-advertise"], fmt.Sprintf("%s:%d", name, port(t, where+" --raft-addr", f["raft-addr"])); got != want {
+			t.Errorf("%s: --raft-advertise got %q, want %q", where, got, want)
+		}
+		if adv := f["serf-advertise"]; adv != "" {
+			if host, _, err := net.SplitHostPort(adv); err != nil || net.ParseIP(host) == nil {
+				t.Errorf("%s: --serf-advertise got %q, want none or an IP address (memberlist takes no name)", where, adv)
+			}
+		}
+		if ids[f["node-id"]] || f["node-id"] == "" {
+			t.Errorf("%s: --node-id got %q, want one of its own", where, f["node-id"])
+		}
+		ids[f["node-id"]] = true
+		if got, want := f["bootstrap-expect"], strconv.Itoa(len(cores)); got != want {
+			t.Errorf("%s: --bootstrap-expect got %q, want %s (the core services)", where, got, want)
+		}
+		for _, v := range p.Services[name].Volumes {
+			if v.Type != types.VolumeTypeVolume {
+				continue
+			}
+			if other, ok := volumes[v.Source]; ok {
+				t.Errorf("%s: volume %s: got it shared with %s, want one per broker", where, v.Source, other)
+			}
+			volumes[v.Source] = name
+		}
+		kafkaAddrs = append(kafkaAddrs, fmt.Sprintf("%s:%d", name, kafkaPort))
+		serfAddrs = append(serfAddrs, fmt.Sprintf("%s:%d", name, serfPort))
+		httpTargets = append(httpTargets, fmt.Sprintf("%s:%d", name, port(t, where+" --http-addr", f["http-addr"])))
 	}
-	if got, want := edge["core"], fmt.Sprintf("core:%d", kafkaPort); got != want {
-		t.Errorf("edge --core: got %q, want %q", got, want)
+	sameSet := func(a string, b []string) bool {
+		got := strings.Split(a, ",")
+		slices.Sort(got)
+		return slices.Equal(got, b)
+	}
+	for _, name := range cores {
+		if got := flags[name]["join"]; !sameSet(got, serfAddrs) {
+			t.Errorf("docker/compose.yaml: service %s: --join got %q, want the Serf addresses of the three, %v", name, got, serfAddrs)
+		}
+	}
+
+	// The pieces point at each other.
+	edge, devices := flags["edge"], flags["devices"]
+	if got := edge["core"]; !sameSet(got, kafkaAddrs) {
+		t.Errorf("edge --core: got %q, want the brokers %v", got, kafkaAddrs)
 	}
 	if got, want := devices["broker"], fmt.Sprintf("tcp://edge:%d", port(t, "edge --mqtt-addr", edge["mqtt-addr"])); got != want {
 		t.Errorf("devices --broker: got %q, want %q", got, want)
 	}
-	for service, want := range map[string]int{"core": 8080, "edge": 8081} {
+	for _, service := range append([]string{"edge"}, cores...) {
+		want := map[string]int{"edge": 8081}[service]
+		if want == 0 {
+			want = 8080
+		}
 		if got := port(t, service+" --http-addr", flags[service]["http-addr"]); got != want {
 			t.Errorf("%s --http-addr: port got %d, want %d", service, got, want)
 		}
 	}
 	for _, s := range []string{"alarm-consumer"} {
-		if got, want := flags[s]["brokers"], fmt.Sprintf("core:%d", kafkaPort); got != want {
-			t.Errorf("%s --brokers: got %q, want %q", s, got, want)
+		if got := flags[s]["brokers"]; !sameSet(got, kafkaAddrs) {
+			t.Errorf("%s --brokers: got %q, want the brokers %v", s, got, kafkaAddrs)
 		}
 	}
 
-	// Prometheus scrapes the services by their names and HTTP ports.
-	httpTargets := map[string]string{
-		"fluxo-core": fmt.Sprintf("core:%d", port(t, "core --http-addr", core["http-addr"])),
-		"fluxo-edge": fmt.Sprintf("edge:%d", port(t, "edge --http-addr", edge["http-addr"])),
+	// Prometheus scrapes the services by their names and HTTP ports: every
+	// broker, so that one down is seen.
+	wantTargets := map[string][]string{
+		"fluxo-core": httpTargets,
+		"fluxo-edge": {fmt.Sprintf("edge:%d", port(t, "edge --http-addr", edge["http-addr"]))},
 	}
-	for job, want := range httpTargets {
+	for job, want := range wantTargets {
 		var got []string
 		for _, g := range scrapeTargets(t, job) {
 			got = append(got, g.Targets...)
 		}
-		if !slices.Contains(got, want) {
-			t.Errorf("monitoring/prometheus.yml job %s: targets got %v, want %s (compose)", job, got, want)
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				t.Errorf("monitoring/prometheus.yml job %s: targets got %v, want %s (compose)", job, got, w)
+			}
 		}
 	}
 

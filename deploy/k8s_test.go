@@ -143,6 +143,17 @@ func (m manifests) configMap(name string) *corev1.ConfigMap {
 	return nil
 }
 
+// statefulSet returns the StatefulSet of a podTemplates key ("StatefulSet
+// fluxo-core"), or nil.
+func (m manifests) statefulSet(key string) *appsv1.StatefulSet {
+	for _, s := range m.statefulSets {
+		if "StatefulSet "+s.Name == key {
+			return s
+		}
+	}
+	return nil
+}
+
 func (m manifests) service(name string) *corev1.Service {
 	for _, s := range m.services {
 		if s.Name == name {
@@ -187,6 +198,8 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("PodDisruptionBudget %s: selector %v: got no match for the core's pods %v, want one", m.pdbs[0].Name, got, sts.Spec.Template.Labels)
 	}
 
+	checkCoreCluster(t, m, sts, headless)
+
 	// Every workload: its selector picks its pods; probes, ports, volumes
 	// and security as the image and fluxo expect.
 	for name, pt := range m.podTemplates() {
@@ -213,6 +226,9 @@ func TestKubernetesManifests(t *testing.T) {
 			for _, p := range svc.Spec.Ports {
 				if containerPort(pt.Spec.Containers[0], p.TargetPort.StrVal) == 0 {
 					t.Errorf("Service %s: port %s: got targetPort %q, want a port named in %s's container", svc.Name, p.Name, p.TargetPort.String(), name)
+				}
+				if got, want := protocol(p.Protocol), containerProtocol(pt.Spec.Containers[0], p.TargetPort.StrVal); got != want {
+					t.Errorf("Service %s: port %s: got protocol %s, want %s as its target port in %s", svc.Name, p.Name, got, want, name)
 				}
 			}
 		}
@@ -247,6 +263,147 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if key != "users.yaml" {
 		t.Errorf("k8s/kustomization.yaml: secret key got %q, want users.yaml", key)
+	}
+}
+
+// protocol is p, TCP when unset (the API's default).
+func protocol(p corev1.Protocol) corev1.Protocol {
+	if p == "" {
+		return corev1.ProtocolTCP
+	}
+	return p
+}
+
+// containerProtocol returns the protocol of a container's port named name.
+func containerProtocol(c corev1.Container, name string) corev1.Protocol {
+	for _, p := range c.Ports {
+		if p.Name == name {
+			return protocol(p.Protocol)
+		}
+	}
+	return ""
+}
+
+// envRef matches a $(VAR) reference in a container's environment value.
+var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+
+// checkCoreCluster checks that the core's StatefulSet makes its replicas one
+// cluster: each broker's node id from its pod index, Kafka and Raft
+// advertised by its stable name, Serf by its IP (memberlist takes no name),
+// every broker joining the stable names of all, bootstrap-expect the number
+// of replicas, the Serf (TCP and UDP) and Raft ports open in the pod and the
+// headless Service, and a disruption budget that keeps a Raft quorum.
+func checkCoreCluster(t *testing.T, m manifests, sts *appsv1.StatefulSet, headless *corev1.Service) {
+	t.Helper()
+	name := "StatefulSet " + sts.Name
+	c := sts.Spec.Template.Spec.Containers[0]
+	values := podConfig(t, name, &sts.Spec.Template, m)
+	replicas := int32(1)
+	if sts.Spec.Replicas != nil {
+		replicas = *sts.Spec.Replicas
+	}
+	if replicas != 3 {
+		t.Errorf("%s: replicas got %d, want 3", name, replicas)
+	}
+	if got, want := valueString(values["bootstrap-expect"]), strconv.Itoa(int(replicas)); got != want {
+		t.Errorf("%s: bootstrap-expect got %q, want %s (the replicas)", name, got, want)
+	}
+	if sts.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
+		t.Errorf("%s: podManagementPolicy got %q, want Parallel (with OrderedReady, pod 0 waits for the others to be ready, which it must be first)", name, sts.Spec.PodManagementPolicy)
+	}
+	if headless != nil && !headless.Spec.PublishNotReadyAddresses {
+		t.Errorf("Service %s: got publishNotReadyAddresses false, want true (brokers join each other by name before they are ready)", headless.Name)
+	}
+
+	// The environment: references to variables defined before, the
+	// downward API where the value comes from the pod.
+	fields := make(map[string]string) // variable → fieldRef path
+	defined := make(map[string]bool)
+	env := make(map[string]string)
+	for _, e := range c.Env {
+		for _, ref := range envRef.FindAllStringSubmatch(e.Value, -1) {
+			if !defined[ref[1]] {
+				t.Errorf("%s: env %s: got a reference to $(%s), want a variable defined before it (Kubernetes leaves others as they are)", name, e.Name, ref[1])
+			}
+		}
+		defined[e.Name] = true
+		env[e.Name] = e.Value
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			fields[e.Name] = e.ValueFrom.FieldRef.FieldPath
+		}
+	}
+	if got, want := fields["FLUXO_NODE_ID"], "metadata.labels['apps.kubernetes.io/pod-index']"; got != want {
+		t.Errorf("%s: FLUXO_NODE_ID got fieldRef %q, want %q (the pod index: the image has no shell to compute it)", name, got, want)
+	}
+	var podName, podNamespace, podIP string
+	for v, path := range fields {
+		switch path {
+		case "metadata.name":
+			podName = v
+		case "metadata.namespace":
+			podNamespace = v
+		case "status.podIP":
+			podIP = v
+		}
+	}
+	if podName == "" || podNamespace == "" || podIP == "" {
+		t.Fatalf("%s: got no variables for the pod's name, namespace and IP (downward API), want them", name)
+	}
+	stable := fmt.Sprintf("$(%s).%s.$(%s).svc.cluster.local", podName, sts.Spec.ServiceName, podNamespace)
+	kafkaPort := port(t, name+" kafka-addr", valueString(values["kafka-addr"]))
+	serfPort := port(t, name+" serf-addr", valueString(values["serf-addr"]))
+	raftPort := port(t, name+" raft-addr", valueString(values["raft-addr"]))
+	for flag, want := range map[string]string{
+		"kafka-advertise": fmt.Sprintf("%s:%d", stable, kafkaPort),
+		"raft-advertise":  fmt.Sprintf("%s:%d", stable, raftPort),
+		"serf-advertise":  fmt.Sprintf("$(%s):%d", podIP, serfPort),
+	} {
+		if got := env[envName(flag)]; got != want {
+			t.Errorf("%s: %s got %q, want %q", name, envName(flag), got, want)
+		}
+	}
+	var join []string
+	for i := range int(replicas) {
+		join = append(join, fmt.Sprintf("%s-%d.%s.$(%s).svc.cluster.local:%d", sts.Name, i, sts.Spec.ServiceName, podNamespace, serfPort))
+	}
+	if got, want := env["FLUXO_JOIN"], strings.Join(join, ","); got != want {
+		t.Errorf("%s: FLUXO_JOIN got %q, want %q (the Serf addresses of every replica)", name, got, want)
+	}
+
+	// The ports, in the pod and the headless Service.
+	byPort := make(map[string]bool)
+	for _, p := range c.Ports {
+		byPort[fmt.Sprintf("%d/%s", p.ContainerPort, protocol(p.Protocol))] = true
+	}
+	for _, want := range []string{
+		fmt.Sprintf("%d/TCP", serfPort), fmt.Sprintf("%d/UDP", serfPort), fmt.Sprintf("%d/TCP", raftPort),
+	} {
+		if !byPort[want] {
+			t.Errorf("%s: got no container port %s, want it (Serf gossips over TCP and UDP, Raft over TCP)", name, want)
+		}
+	}
+	if headless != nil {
+		svcPorts := make(map[string]bool)
+		for _, p := range headless.Spec.Ports {
+			svcPorts[fmt.Sprintf("%d/%s", containerPort(c, p.TargetPort.StrVal), protocol(p.Protocol))] = true
+		}
+		for _, want := range []string{fmt.Sprintf("%d/TCP", serfPort), fmt.Sprintf("%d/UDP", serfPort), fmt.Sprintf("%d/TCP", raftPort)} {
+			if !svcPorts[want] {
+				t.Errorf("Service %s: got no port for %s, want one", headless.Name, want)
+			}
+		}
+	}
+
+	// A voluntary disruption keeps a majority.
+	for _, pdb := range m.pdbs {
+		mu := pdb.Spec.MaxUnavailable
+		if mu == nil || mu.IntValue() != 1 {
+			t.Errorf("PodDisruptionBudget %s: maxUnavailable got %v, want 1", pdb.Name, mu)
+			continue
+		}
+		if left := replicas - int32(mu.IntValue()); left <= replicas/2 {
+			t.Errorf("PodDisruptionBudget %s: got %d of %d brokers left in a disruption, want a majority", pdb.Name, left, replicas)
+		}
 	}
 }
 

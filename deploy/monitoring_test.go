@@ -227,7 +227,8 @@ func TestAlertRules(t *testing.T) {
 			names[r.Alert] = true
 		}
 	}
-	for _, want := range []string{"FluxoEdgeUplinkDown", "FluxoEdgeSpoolNearlyFull", "FluxoEdgeEvicting", "FluxoConsumerLagGrowing", "FluxoBrokerDown"} {
+	for _, want := range []string{"FluxoEdgeUplinkDown", "FluxoEdgeSpoolNearlyFull", "FluxoEdgeEvicting", "FluxoConsumerLagGrowing", "FluxoBrokerDown",
+		"FluxoBrokerFailed", "FluxoNoController", "FluxoUnderReplicatedPartitions"} {
 		if !names[want] {
 			t.Errorf("monitoring/alerts.yml: got no alert %s, want it", want)
 		}
@@ -325,6 +326,12 @@ func TestDashboard(t *testing.T) {
 		"fluxo_core_partitions",                       // partitions
 		"fluxo_kafka_request_duration_seconds_bucket", // request latency per API
 		"fluxo_core_consumer_group_lag",               // consumer lag
+		"fluxo_core_partitions_led",                   // partitions led per broker
+		"fluxo_core_under_replicated_partitions",      // under-replicated partitions
+		"fluxo_core_isr_shrinks_total",                // ISR shrinks
+		"fluxo_cluster_raft_state",                    // Raft role per broker
+		"fluxo_cluster_is_controller",                 // the controller
+		"fluxo_cluster_members",                       // Serf members by status
 	} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("%s: got no query on %s, want one", dashboardFile, want)

@@ -21,6 +21,10 @@ type launch struct {
 	args  []string // after the binary name, config paths made local
 	env   []string // FLUXO_* variables with a plain value
 	users string   // the users file shipped with it, if any (deploy/-relative)
+	// cluster names the brokers that form one cluster and start together
+	// (a StatefulSet's replicas, the compose file's core services); empty
+	// for a process that runs alone.
+	cluster string
 }
 
 // launches returns how deploy/ starts core and edge processes: the systemd
@@ -73,7 +77,20 @@ func launches(t *testing.T) []launch {
 			_, file, _ := strings.Cut(k.SecretGenerator[0].Files[0], "=")
 			l.users = "k8s/" + file
 		}
-		out = append(out, l)
+		sts := m.statefulSet(name)
+		if sts == nil || sts.Spec.Replicas == nil || *sts.Spec.Replicas <= 1 {
+			out = append(out, l)
+			continue
+		}
+		// A StatefulSet's pods: the kubelet gives each its index as
+		// FLUXO_NODE_ID (downward API), as the test does here.
+		for i := range int(*sts.Spec.Replicas) {
+			r := l
+			r.where = fmt.Sprintf("%s pod %d", l.where, i)
+			r.cluster = l.where
+			r.env = append(append([]string(nil), l.env...), fmt.Sprintf("FLUXO_NODE_ID=%d", i))
+			out = append(out, r)
+		}
 	}
 
 	// In a container, the image's FLUXO_* variables apply too.
@@ -85,9 +102,14 @@ func launches(t *testing.T) []launch {
 		}
 	}
 	p := loadCompose(t)
-	for _, role := range []string{"core", "edge"} {
-		s, ok := p.Services[role]
-		if !ok {
+	for _, name := range sortedKeys(p.Services) {
+		s := p.Services[name]
+		if !isFluxoService(s) {
+			continue
+		}
+		cmd, _ := commandTree(t).resolve(s.Command)
+		role := strings.TrimPrefix(cmd.path, "fluxo ")
+		if role != "core" && role != "edge" {
 			continue
 		}
 		env := append([]string(nil), imageEnv...)
@@ -96,7 +118,11 @@ func launches(t *testing.T) []launch {
 				env = append(env, k+"="+*v)
 			}
 		}
-		out = append(out, launch{where: "compose service " + role, role: role, args: s.Command, env: env})
+		l := launch{where: "compose service " + name, role: role, args: s.Command, env: env}
+		if role == "core" && flagValues(cmd, s.Command)["join"] != "" {
+			l.cluster = "compose"
+		}
+		out = append(out, l)
 	}
 	out = append(out, launch{where: "Dockerfile CMD", role: "core", args: img.cmd, env: imageEnv})
 	return out
@@ -104,12 +130,14 @@ func launches(t *testing.T) []launch {
 
 // process is a running fluxo.
 type process struct {
-	name string
-	cmd  *exec.Cmd
-	pid  int // fluxo's: the command's, or its child's under a wrapper
-	log  string
-	done chan struct{}
-	err  error // once done is closed
+	name    string
+	cmd     *exec.Cmd
+	args    []string // fluxo's
+	pid     int      // fluxo's: the command's, or its child's under a wrapper once ready
+	wrapped bool     // pid is still the wrapper's
+	log     string
+	done    chan struct{}
+	err     error // once done is closed
 }
 
 // freePort returns a TCP port free on 127.0.0.1 a moment ago.
@@ -139,6 +167,15 @@ func startTraced(t *testing.T, name, httpAddr, strace, traceFile string, args ..
 
 func start(t *testing.T, name, httpAddr string, env, wrapper []string, args ...string) *process {
 	t.Helper()
+	p := spawn(t, name, env, wrapper, args...)
+	p.waitReady(t, httpAddr, 20*time.Second)
+	return p
+}
+
+// spawn starts fluxo with args (under wrapper, if any) without waiting for
+// it. The process is killed at the end of the test if still running.
+func spawn(t *testing.T, name string, env, wrapper []string, args ...string) *process {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -152,7 +189,7 @@ func start(t *testing.T, name, httpAddr string, env, wrapper []string, args ...s
 		logFile.Close()
 		t.Fatalf("%s: %v", name, err)
 	}
-	p := &process{name: name, cmd: cmd, pid: cmd.Process.Pid, log: logPath, done: make(chan struct{})}
+	p := &process{name: name, cmd: cmd, pid: cmd.Process.Pid, log: logPath, done: make(chan struct{}), args: args, wrapped: wrapper != nil}
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
@@ -167,12 +204,18 @@ func start(t *testing.T, name, httpAddr string, env, wrapper []string, args ...s
 			<-p.done
 		}
 	})
+	return p
+}
 
-	deadline := time.Now().Add(20 * time.Second)
+// waitReady waits until http://httpAddr/readyz answers 200, at most
+// timeout, and then finds fluxo's pid under a wrapper.
+func (p *process) waitReady(t *testing.T, httpAddr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		select {
 		case <-p.done:
-			t.Fatalf("%s: exited before it was ready: %v\nfluxo %s\n%s", name, p.err, strings.Join(args, " "), p.output())
+			t.Fatalf("%s: exited before it was ready: %v\nfluxo %s\n%s", p.name, p.err, strings.Join(p.args, " "), p.output())
 		default:
 		}
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
@@ -183,22 +226,22 @@ func start(t *testing.T, name, httpAddr string, env, wrapper []string, args ...s
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: /readyz on %s: got %v, want 200 within 20s\n%s", name, httpAddr, err, p.output())
+			t.Fatalf("%s: /readyz on %s: got %v, want 200 within %v\n%s", p.name, httpAddr, err, timeout, p.output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if wrapper != nil {
+	if p.wrapped {
 		// fluxo is the wrapper's child: signals go to it.
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.pid, p.pid))
 		f := strings.Fields(string(b))
 		if err != nil || len(f) != 1 {
-			t.Fatalf("%s: cannot find fluxo under %s: %v %q", name, wrapper[0], err, b)
+			t.Fatalf("%s: cannot find fluxo under its wrapper: %v %q", p.name, err, b)
 		}
 		if p.pid, err = strconv.Atoi(f[0]); err != nil {
 			t.Fatal(err)
 		}
+		p.wrapped = false
 	}
-	return p
 }
 
 func (p *process) output() string {
@@ -247,8 +290,11 @@ func (l launch) localArgs(t *testing.T, dir string, a addrs, core, users string)
 	args = append(args, "--http-addr", a.http, "--shutdown-timeout", "5s")
 	switch l.role {
 	case "core":
-		args = append(args, "--data-dir", filepath.Join(dir, "core"), "--kafka-addr", a.kafka, "--kafka-advertise", a.kafka,
-			"--serf-addr", a.serf, "--raft-addr", a.raft)
+		// The cluster's addresses too: the names of a compose network or
+		// of a Kubernetes namespace do not resolve here. --join is set
+		// by the caller for a cluster (given twice, it would add up).
+		args = append(withoutFlag(args, "join"), "--data-dir", filepath.Join(dir, "core"), "--kafka-addr", a.kafka, "--kafka-advertise", a.kafka,
+			"--serf-addr", a.serf, "--serf-advertise", a.serf, "--raft-addr", a.raft, "--raft-advertise", a.raft)
 	case "edge":
 		args = append(args, "--mqtt-addr", a.mqtt, "--spool-dir", filepath.Join(dir, "spool"), "--core", core)
 		if users != "" {
@@ -290,9 +336,16 @@ func deviceUsers(t *testing.T, shipped string) (path, user, password string) {
 
 // Every core and edge that deploy/ describes starts with its settings (on
 // loopback, in a temporary folder), becomes ready and stops cleanly on
-// SIGTERM.
+// SIGTERM. The brokers of a cluster (a StatefulSet's replicas, the compose
+// file's core services) start together, each joining the others, form the
+// cluster they describe and stop together.
 func TestProcessesStart(t *testing.T) {
+	clusters := make(map[string][]launch)
 	for _, l := range launches(t) {
+		if l.cluster != "" {
+			clusters[l.cluster] = append(clusters[l.cluster], l)
+			continue
+		}
 		t.Run(l.where, func(t *testing.T) {
 			t.Parallel()
 			a := newAddrs(t)
@@ -302,6 +355,14 @@ func TestProcessesStart(t *testing.T) {
 			}
 			p := startFluxo(t, l.where, a.http, l.env, l.localArgs(t, t.TempDir(), a, fmt.Sprintf("127.0.0.1:%d", freePort(t)), users)...)
 			p.stop(t)
+		})
+	}
+	for name, ls := range clusters {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := startCluster(t, ls, nil)
+			c.check(t)
+			c.stop(t)
 		})
 	}
 }
