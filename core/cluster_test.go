@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -500,4 +502,72 @@ func TestClusterCoordinatorFailover(t *testing.T) {
 	}
 	produce(t, tc.client(), "events", "b", 30)
 	consume(30)
+}
+
+// TestClusterReassignWhileWriting: a partition with one replica moves to
+// two other brokers (AlterPartitionReassignments, as `fluxo topic
+// reassign` sends it) while an acks=all producer keeps writing: the new
+// replicas copy the log, the old one is dropped with its data, and every
+// acknowledged record is there.
+func TestClusterReassignWhileWriting(t *testing.T) {
+	tc := startCluster(t, 3)
+	adm := kadm.NewClient(tc.client())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "moves"); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitState("the topic on every node", func(st *cluster.State) bool { return st.Topics["moves"] != nil })
+	ps, _ := tc.nodes[0].Broker().State().Partition("moves", 0)
+	from := ps.Replicas[0]
+	var target []int32
+	for id := int32(1); id <= 3; id++ {
+		if id != from {
+			target = append(target, id)
+		}
+	}
+	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()))
+	produce(t, cl, "moves", "a", 200)
+
+	done := make(chan struct{})
+	var acked atomic.Int64
+	go func() {
+		defer close(done)
+		for i := 0; i < 300; i++ {
+			r := &kgo.Record{Topic: "moves", Value: []byte(fmt.Sprintf("b-%d", i))}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Errorf("produce during the move: %v", err)
+				return
+			}
+			acked.Add(1)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	var req kadm.AlterPartitionAssignmentsReq
+	req.Assign("moves", 0, target)
+	resps, err := adm.AlterPartitionAssignments(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resps.Each(func(r kadm.AlterPartitionAssignmentsResponse) {
+		if r.Err != nil {
+			t.Fatalf("reassign: %v", r.Err)
+		}
+	})
+	tc.waitState("the partition on its new replicas, both in sync", func(st *cluster.State) bool {
+		p, _ := st.Partition("moves", 0)
+		return slices.Equal(p.Replicas, target) && len(p.ISR) == 2
+	})
+	<-done
+	if acked.Load() != 300 {
+		t.Fatalf("acked %d of 300 writes during the move", acked.Load())
+	}
+	got := tc.readAll("moves", 500)[0]
+	if len(got) != 500 {
+		t.Fatalf("read %d records, want 500", len(got))
+	}
+	if _, err := os.Stat(filepath.Join(tc.cfgs[from-1].DataDir, "moves-0")); !os.IsNotExist(err) {
+		t.Errorf("broker %d still has the partition's data: %v", from, err)
+	}
+	tc.waitLogEnds("moves", 0, 500)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +50,28 @@ func TestClusterCommands(t *testing.T) {
 	code, _, stderr = fluxo(t, ctx, "", "cluster", "remove", "x", "--http", node.HTTPAddr())
 	if code == 0 || !strings.Contains(stderr, "NODE-ID") {
 		t.Errorf("remove x: got exit %d, stderr %q; want a usage error", code, stderr)
+	}
+}
+
+func TestParseReplicas(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []int32
+		ok   bool
+	}{
+		{"1,2,3", []int32{1, 2, 3}, true},
+		{" 4 , 2", []int32{4, 2}, true},
+		{"0", []int32{0}, true},
+		{"", nil, false},
+		{"1,,2", nil, false},
+		{"1,1", nil, false},
+		{"-1", nil, false},
+		{"a", nil, false},
+	}
+	for _, tt := range tests {
+		got, err := parseReplicas(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && !slices.Equal(got, tt.want)) {
+			t.Errorf("parseReplicas(%q): got %v, %v; want %v, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
 	}
 }

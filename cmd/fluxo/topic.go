@@ -23,7 +23,7 @@ func init() { register(newTopicCmd) }
 func newTopicCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "topic",
-		Short: "Create, list, describe and delete topics",
+		Short: "Create, list, describe, delete and reassign topics",
 		Long: `Manage the topics of a fluxo core cluster, or of any Kafka-compatible
 cluster, over the Kafka protocol.
 
@@ -34,6 +34,7 @@ any topic failed.`,
   fluxo topic list
   fluxo topic describe telemetry alarms
   fluxo topic delete telemetry
+  fluxo topic reassign telemetry --replicas 2,3,4
   fluxo topic list --brokers core-1:9092,core-2:9092`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
@@ -44,6 +45,7 @@ any topic failed.`,
 		newTopicListCmd(brokers),
 		newTopicDescribeCmd(brokers),
 		newTopicDeleteCmd(brokers),
+		newTopicReassignCmd(brokers),
 	)
 	return c
 }

@@ -139,6 +139,9 @@ type Broker struct {
 
 	isrShrinks, isrExpands atomic.Int64
 
+	rmu         sync.Mutex         // guards reassigning
+	reassigning map[string][]int32 // topic/partition -> target replicas
+
 	ctx    context.Context // cancelled by Close; parent of async work
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -158,7 +161,7 @@ func Open(cfg Config, meta Metadata) (*Broker, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{cfg: cfg, log: cfg.Logger, meta: meta, topics: map[string]*Topic{}, changed: make(chan struct{}),
-		fetchers: map[int32]*fetcher{}, following: map[*Partition]int32{}, ctx: ctx, cancel: cancel}
+		fetchers: map[int32]*fetcher{}, following: map[*Partition]int32{}, reassigning: map[string][]int32{}, ctx: ctx, cancel: cancel}
 	st, ch := meta.Watch()
 	b.apply(st)
 	b.wg.Add(3)

@@ -63,6 +63,8 @@ func (s *Server) registerHandlers() {
 	s.handle(kmsg.DescribeConfigs, 0, 4, s.handleDescribeConfigs)
 	s.handle(kmsg.CreatePartitions, 0, 3, s.handleCreatePartitions)
 	s.handle(kmsg.IncrementalAlterConfigs, 0, 1, s.handleIncrementalAlterConfigs)
+	s.handle(kmsg.AlterPartitionAssignments, 0, 1, s.handleAlterPartitionReassignments)
+	s.handle(kmsg.ListPartitionReassignments, 0, 0, s.handleListPartitionReassignments)
 	if s.cfg.Groups == nil {
 		return
 	}
