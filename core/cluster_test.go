@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,19 +19,6 @@ import (
 	"github.com/fluxo-io/fluxo/core/cluster"
 	"github.com/fluxo-io/fluxo/core/commitlog"
 )
-
-// freePort returns a loopback address whose port was free a moment ago.
-// A restarted node must come back on the same Raft and Serf addresses, so
-// the test picks them instead of letting each start pick its own.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // testTimers are cluster.FastTimers slowed down 2.5 times: these tests
 // move records as well as metadata, on two cores shared with the rest of
@@ -58,32 +44,50 @@ type testCluster struct {
 func startCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
 	tc := &testCluster{t: t, dir: t.TempDir(), nodes: make([]*Node, n)}
-	serf := make([]string, n)
-	for i := range n {
-		serf[i] = freePort(t)
-	}
+	// Each node binds port 0 and joins the ones created before it; its
+	// bound addresses go back into its config, so a restart comes back
+	// on the same Raft and Serf addresses (no port picked in advance that
+	// another test could take meanwhile).
+	var serf []string
+	nodes := make([]*Node, n)
 	for i := range n {
 		cfg := DefaultConfig()
 		cfg.NodeID = int32(i + 1)
 		cfg.DataDir = filepath.Join(tc.dir, fmt.Sprintf("node-%d", i+1))
-		cfg.KafkaAddr = freePort(t)
+		cfg.KafkaAddr = "127.0.0.1:0"
 		cfg.HTTPAddr = ""
-		cfg.Cluster.SerfAddr = serf[i]
-		cfg.Cluster.RaftAddr = freePort(t)
+		cfg.Cluster.SerfAddr = "127.0.0.1:0"
+		cfg.Cluster.RaftAddr = "127.0.0.1:0"
 		cfg.Cluster.Join = slices.Clone(serf)
 		cfg.Cluster.BootstrapExpect = n
 		cfg.Cluster.Timers = testTimers()
 		cfg.Broker.ReplicaLagMax = 2 * time.Second
 		cfg.Broker.ReplicaFetchWait = 100 * time.Millisecond
 		cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Int("node", i+1).Logger()
+		nd, err := New(cfg)
+		if err != nil {
+			t.Fatalf("node %d: New: %v", i+1, err)
+		}
+		nodes[i] = nd
+		cfg.KafkaAddr = nd.KafkaAddr()
+		cfg.Cluster.SerfAddr = nd.cluster.SerfAddr()
+		cfg.Cluster.RaftAddr = nd.cluster.RaftAddr()
+		serf = append(serf, cfg.Cluster.SerfAddr)
 		tc.cfgs = append(tc.cfgs, cfg)
 	}
+	for i := range tc.cfgs {
+		tc.cfgs[i].Cluster.Join = slices.Clone(serf)
+	}
 	var wg sync.WaitGroup
-	for i := range n {
+	for i, nd := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tc.start(i)
+			if err := nd.Start(); err != nil {
+				t.Errorf("node %d: Start: %v", i+1, err)
+				return
+			}
+			tc.nodes[i] = nd
 		}()
 	}
 	wg.Wait()
@@ -570,4 +574,71 @@ func TestClusterReassignWhileWriting(t *testing.T) {
 		t.Errorf("broker %d still has the partition's data: %v", from, err)
 	}
 	tc.waitLogEnds("moves", 0, 500)
+}
+
+// TestClusterLastReplicaStanding is KIP-966's case with real brokers: of a
+// partition's three replicas two stop (cleanly), leaving the leader alone
+// in the ISR, then the leader crashes and comes back having lost the tail
+// of its log (a power cut before the fsync). The replica that stopped
+// last had every acknowledged record: it must lead, and the crashed
+// leader must copy the records back rather than the cluster keep its
+// shorter log. Five brokers, so Raft keeps a majority throughout.
+func TestClusterLastReplicaStanding(t *testing.T) {
+	tc := startCluster(t, 5)
+	adm := kadm.NewClient(tc.client())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "lrs"); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitState("the topic on every node", func(st *cluster.State) bool { return st.Topics["lrs"] != nil })
+	produce(t, tc.client(kgo.RequiredAcks(kgo.AllISRAcks())), "lrs", "a", 100)
+	ps, _ := tc.nodes[0].Broker().State().Partition("lrs", 0)
+	leader := ps.Leader
+	var followers []int32
+	for _, r := range ps.Replicas {
+		if r != leader {
+			followers = append(followers, r)
+		}
+	}
+	tc.waitLogEnds("lrs", 0, 100)
+	stop := func(id int32) {
+		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer scancel()
+		if err := tc.nodes[id-1].Shutdown(sctx); err != nil {
+			t.Fatalf("stop broker %d: %v", id, err)
+		}
+		tc.nodes[id-1] = nil
+	}
+	stop(followers[0])
+	stop(followers[1])
+	tc.waitState("the leader alone in the ISR, the last follower eligible", func(st *cluster.State) bool {
+		p, _ := st.Partition("lrs", 0)
+		return p.Leader == leader && slices.Equal(p.ISR, []int32{leader}) && slices.Equal(p.ELR, []int32{followers[1]})
+	})
+
+	tc.crash(int(leader - 1))
+	l, err := commitlog.Open(filepath.Join(tc.cfgs[leader-1].DataDir, "lrs-0"), commitlog.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.TruncateTo(50); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	tc.start(int(leader - 1))
+	tc.waitState("the partition offline: the crashed leader may not lead", func(st *cluster.State) bool {
+		p, _ := st.Partition("lrs", 0)
+		return st.Brokers[leader].Unclean && !st.Brokers[leader].Fenced && p.Leader == cluster.NoLeader
+	})
+	tc.start(int(followers[1] - 1))
+	tc.waitState("the eligible replica leading", func(st *cluster.State) bool {
+		p, _ := st.Partition("lrs", 0)
+		return p.Leader == followers[1]
+	})
+	got := tc.readAll("lrs", 100)[0]
+	if len(got) != 100 || got[99] != "a-99" {
+		t.Fatalf("read %d records (last %q), want the 100 acknowledged", len(got), got[len(got)-1])
+	}
+	tc.waitLogEnds("lrs", 0, 100)
 }

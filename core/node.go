@@ -114,9 +114,18 @@ func New(cfg Config) (*Node, error) {
 		ln.Close()
 		return nil, err
 	}
+	unclean, err := startMarker(cfg.DataDir)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	cc := cfg.Cluster
 	cc.NodeID = cfg.NodeID
 	cc.DataDir = filepath.Join(cfg.DataDir, "cluster")
+	cc.Unclean = unclean
+	if unclean {
+		cfg.Logger.Warn().Msg("starting after a crash: this broker's logs may have lost an unsynced tail")
+	}
 	cc.KafkaAddr = advertised
 	cc.Logger = cfg.Logger
 	cc.Registerer = reg
@@ -302,8 +311,55 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if kerr != nil && !errors.Is(kerr, kafka.ErrServerClosed) {
 		return kerr
 	}
+	if berr == nil {
+		// Every log is flushed and closed: the next start is clean.
+		berr = writeMarker(n.cfg.DataDir)
+	}
 	n.log.Info().Msg("core node stopped")
 	return berr
+}
+
+// cleanMarker is the file a clean shutdown leaves in the data directory,
+// after every log is flushed; a start without it (and with data) follows
+// a crash.
+const cleanMarker = "clean-shutdown"
+
+// startMarker reports whether this start follows a crash, and removes the
+// marker so that the next start finds none unless this run ends cleanly.
+func startMarker(dataDir string) (unclean bool, err error) {
+	path := filepath.Join(dataDir, cleanMarker)
+	if _, err := os.Stat(path); err == nil {
+		if err := os.Remove(path); err != nil {
+			return false, fmt.Errorf("core: %w", err)
+		}
+		return false, nil
+	}
+	// A fresh data directory has nothing to lose.
+	if _, err := os.Stat(filepath.Join(dataDir, "cluster")); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return true, nil
+}
+
+func writeMarker(dataDir string) error {
+	f, err := os.Create(filepath.Join(dataDir, cleanMarker))
+	if err == nil {
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		var d *os.File
+		if d, err = os.Open(dataDir); err == nil {
+			err = d.Sync()
+			d.Close()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("core: cannot mark the shutdown clean: %w", err)
+	}
+	return nil
 }
 
 // crash stops the node the way a killed process stops: no leave, no

@@ -246,7 +246,7 @@ func (b *Broker) apply(st *cluster.State) {
 	b.mu.Unlock()
 
 	for _, r := range roles {
-		follow := r.p.setAssignment(r.ps, minInsync(r.ts))
+		follow := r.p.setAssignment(r.ps, cluster.MinInsync(r.ts))
 		if b.cfg.OnRole != nil {
 			b.cfg.OnRole(r.p, r.ps.Leader == me, r.ps.LeaderEpoch)
 		}
@@ -267,20 +267,6 @@ func (b *Broker) apply(st *cluster.State) {
 			b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("cannot remove partition data")
 		}
 	}
-}
-
-// minInsync is the topic's min.insync.replicas: its config, else 2 when it
-// has three replicas or more, else 1.
-func minInsync(ts *cluster.TopicState) int {
-	if v, ok := ts.Configs["min.insync.replicas"]; ok {
-		if n, err := strconv.Atoi(v); err == nil && n > 0 {
-			return n
-		}
-	}
-	if len(ts.Partitions) > 0 && len(ts.Partitions[0].Replicas) >= 3 {
-		return 2
-	}
-	return 1
 }
 
 func (b *Broker) reconfigure(t *Topic, ts *cluster.TopicState) {

@@ -56,6 +56,11 @@ type Config struct {
 	// SerfKey is the gossip encryption key (16, 24 or 32 bytes, AES); nil
 	// gossips in clear. Members with different keys cannot join.
 	SerfKey []byte
+	// Unclean tells the controller that this run follows a crash rather
+	// than a clean shutdown: the logs may have lost an unsynced tail, so
+	// the broker does not lead a partition that a replica with every
+	// acknowledged record can lead (KIP-966; see PartitionState.ELR).
+	Unclean bool
 	// Timers are the failure detection and Raft timings.
 	Timers Timers
 	// Registerer receives the metrics (see the package doc); nil: none.

@@ -440,6 +440,12 @@ func (c AlterPartition) apply(t *txn) (Result, error) {
 		}
 	}
 	p.ISR = slices.Clone(c.ISR)
+	for _, r := range p.ISR {
+		p.ELR = without(p.ELR, r)
+	}
+	if len(p.ISR) >= MinInsync(t.s.Topics[c.Topic]) {
+		p.ELR = nil
+	}
 	p.PartitionEpoch++
 	t.setPartition(c.Topic, int(c.Partition), p)
 	return Result{Partition: p}, nil
@@ -447,19 +453,71 @@ func (c AlterPartition) apply(t *txn) (Result, error) {
 
 func (c RegisterBroker) apply(t *txn) (Result, error) {
 	info := c.Info
+	id := info.ID
+	if old, ok := t.s.Brokers[id]; ok && info.Unclean && !old.Fenced {
+		// Back from a crash before it was noticed: its last term ended
+		// as a failure does, so it is fenced first (leadership and ISR
+		// places go to replicas that kept every record).
+		if err := fence(t, id); err != nil {
+			return Result{}, err
+		}
+	}
 	info.Fenced = false
-	t.s.Brokers[info.ID] = info
+	t.s.Brokers[id] = info
 	for _, name := range sortedTopics(t.s) {
 		for i, p := range t.s.Topics[name].Partitions {
-			if p.Leader == NoLeader && p.InISR(info.ID) {
-				p.Leader = info.ID
-				p.LeaderEpoch++
+			changed := false
+			if info.Unclean && slices.Contains(p.ELR, id) {
+				// Its log may be short: no longer eligible (KIP-966).
+				p.ELR = without(p.ELR, id)
+				changed = true
+			}
+			if p.Leader == NoLeader {
+				switch {
+				case p.InISR(id) && info.Unclean && len(p.ISR) == 1 && len(p.ELR) > 0:
+					// The last ISR member came back from a crash, and
+					// replicas that had every acknowledged record exist:
+					// one of them leads when it is back, not this one.
+					// Until one is back the partition has no leader.
+					if e := electLeader(t, p.Replicas, p.ELR); e != NoLeader {
+						p.Leader, p.ISR, p.ELR = e, []int32{e}, without(p.ELR, e)
+						p.LeaderEpoch++
+					} else {
+						p.ISR = nil
+					}
+					changed = true
+				case p.InISR(id):
+					p.Leader = id
+					p.LeaderEpoch++
+					changed = true
+				case len(p.ISR) == 0 && slices.Contains(p.ELR, id):
+					p.Leader, p.ISR, p.ELR = id, []int32{id}, without(p.ELR, id)
+					p.LeaderEpoch++
+					changed = true
+				case len(p.ISR) == 0 && len(p.ELR) == 0 && slices.Contains(p.Replicas, id):
+					// Every eligible replica was removed for good: this
+					// one is the best left.
+					p.Leader, p.ISR = id, []int32{id}
+					p.LeaderEpoch++
+					changed = true
+				}
+			}
+			if changed {
 				p.PartitionEpoch++
 				t.setPartition(name, i, p)
 			}
 		}
 	}
 	return Result{}, nil
+}
+
+// without returns ids without id, as a new slice.
+func without(ids []int32, id int32) []int32 {
+	out := slices.DeleteFunc(slices.Clone(ids), func(r int32) bool { return r == id })
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 func (c FenceBroker) apply(t *txn) (Result, error) {
@@ -482,14 +540,28 @@ func fence(t *txn, id int32) error {
 	b.Fenced = true
 	t.s.Brokers[id] = b
 	for _, name := range sortedTopics(t.s) {
-		for i, p := range t.s.Topics[name].Partitions {
+		ts := t.s.Topics[name]
+		minISR := MinInsync(ts)
+		for i, p := range ts.Partitions {
 			changed := false
 			if p.InISR(id) && len(p.ISR) > 1 {
-				p.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return r == id })
+				p.ISR = without(p.ISR, id)
+				if len(p.ISR) < minISR {
+					// Out of an ISR now too small to commit: it has every
+					// committed record and may lead later (KIP-966).
+					p.ELR = append(slices.Clone(p.ELR), id)
+				}
 				changed = true
 			}
 			if p.Leader == id {
 				p.Leader = electLeader(t, p.Replicas, p.ISR)
+				if p.Leader == NoLeader && len(p.ISR) == 1 && p.ISR[0] == id {
+					// The last ISR member failed: an eligible replica
+					// leads if one runs, and the failed one joins them.
+					if e := electLeader(t, p.Replicas, p.ELR); e != NoLeader {
+						p.Leader, p.ISR, p.ELR = e, []int32{e}, append(without(p.ELR, e), id)
+					}
+				}
 				p.LeaderEpoch++
 				changed = true
 			}

@@ -86,7 +86,7 @@ func (c *Cluster) reconcileMembers(failedSince, absentSince map[int32]time.Time)
 		case m.Status == serf.StatusAlive && m.Tags[tagLeaving] == "":
 			delete(failedSince, info.ID)
 			alive = append(alive, info)
-			if !live || reg.KafkaAddr != info.KafkaAddr || reg.RaftAddr != info.RaftAddr || reg.SerfAddr != info.SerfAddr {
+			if !live || reg.KafkaAddr != info.KafkaAddr || reg.RaftAddr != info.RaftAddr || reg.SerfAddr != info.SerfAddr || reg.Unclean != info.Unclean {
 				c.decide(RegisterBroker{Info: info}, info.ID, "registering broker")
 			}
 		case m.Status == serf.StatusFailed:

@@ -321,9 +321,12 @@ func TestRegisterBrokerElectsLeaderless(t *testing.T) {
 	// 2 then 1 fail: partition 1's leader moves to 1, then both end
 	// leaderless with 1 as the last ISR member.
 	s = mustApply(t, s, FenceBroker{ID: 2}, FenceBroker{ID: 1})
+	// With 2 fenced the ISR fell below min.insync.replicas (2 of 3
+	// replicas): 2 became an eligible leader replica.
+	elr := func(p PartitionState) PartitionState { p.ELR = ids(2); return p }
 	for i, want := range []PartitionState{
-		part(ids(1, 2, 3), ids(1), NoLeader, 1, 2),
-		part(ids(2, 1, 3), ids(1), NoLeader, 2, 2),
+		elr(part(ids(1, 2, 3), ids(1), NoLeader, 1, 2)),
+		elr(part(ids(2, 1, 3), ids(1), NoLeader, 2, 2)),
 	} {
 		if got, _ := s.Partition("t", int32(i)); !reflect.DeepEqual(got, want) {
 			t.Fatalf("partition %d after fencing: got %+v, want %+v", i, got, want)
@@ -340,8 +343,8 @@ func TestRegisterBrokerElectsLeaderless(t *testing.T) {
 	// 1 comes back: it leads both again.
 	s = mustApply(t, s, RegisterBroker{Info: BrokerInfo{ID: 1}})
 	for i, want := range []PartitionState{
-		part(ids(1, 2, 3), ids(1), 1, 2, 3),
-		part(ids(2, 1, 3), ids(1), 1, 3, 3),
+		elr(part(ids(1, 2, 3), ids(1), 1, 2, 3)),
+		elr(part(ids(2, 1, 3), ids(1), 1, 3, 3)),
 	} {
 		if got, _ := s.Partition("t", int32(i)); !reflect.DeepEqual(got, want) {
 			t.Fatalf("partition %d after register: got %+v, want %+v", i, got, want)
@@ -513,5 +516,86 @@ func TestFSMApplySnapshotRestore(t *testing.T) {
 	}
 	if got := cloneState(t, s); !reflect.DeepEqual(got, s) {
 		t.Fatalf("after snapshot and restore: got %+v, want %+v", got, s)
+	}
+}
+
+// TestLastReplicaStandingUnclean is KIP-966's case: the ISR shrinks to
+// one broker as the others fail, then that last member fails too and
+// comes back from a crash, possibly with a shorter log. A replica that
+// left the ISR with every committed record leads instead; the crashed
+// one leads only when no such replica exists.
+func TestLastReplicaStandingUnclean(t *testing.T) {
+	base := withTopic(brokers(t, 1, 2, 3), part(ids(1, 2, 3), ids(1, 2, 3), 1, 0, 0))
+	// 3 then 2 fail: 3 leaves an ISR still at min.insync.replicas (2),
+	// 2 leaves it below: only 2 is eligible.
+	s := mustApply(t, base, FenceBroker{ID: 3}, FenceBroker{ID: 2})
+	p, _ := s.Partition("t", 0)
+	if !reflect.DeepEqual(p.ISR, ids(1)) || !reflect.DeepEqual(p.ELR, ids(2)) || p.Leader != 1 {
+		t.Fatalf("after 3 and 2 failed: got %+v, want leader 1, ISR [1], ELR [2]", p)
+	}
+	// 1 fails: nobody eligible runs, so it stays the last ISR member.
+	s = mustApply(t, s, FenceBroker{ID: 1})
+	p, _ = s.Partition("t", 0)
+	if p.Leader != NoLeader || !reflect.DeepEqual(p.ISR, ids(1)) {
+		t.Fatalf("after 1 failed: got %+v, want no leader, ISR [1]", p)
+	}
+
+	t.Run("crashed last member back first", func(t *testing.T) {
+		s := mustApply(t, s, RegisterBroker{Info: BrokerInfo{ID: 1, Unclean: true}})
+		p, _ := s.Partition("t", 0)
+		if p.Leader != NoLeader || len(p.ISR) != 0 || !reflect.DeepEqual(p.ELR, ids(2)) {
+			t.Fatalf("got %+v, want no leader until 2 is back, 1 not eligible", p)
+		}
+		s = mustApply(t, s, RegisterBroker{Info: BrokerInfo{ID: 2}})
+		p, _ = s.Partition("t", 0)
+		if p.Leader != 2 || !reflect.DeepEqual(p.ISR, ids(2)) {
+			t.Fatalf("got %+v, want 2 leading alone", p)
+		}
+	})
+	t.Run("eligible replica back first", func(t *testing.T) {
+		s := mustApply(t, s, RegisterBroker{Info: BrokerInfo{ID: 2}}, RegisterBroker{Info: BrokerInfo{ID: 1, Unclean: true}})
+		p, _ := s.Partition("t", 0)
+		if p.Leader != 2 || !reflect.DeepEqual(p.ISR, ids(2)) || slices.Contains(p.ELR, 1) {
+			t.Fatalf("got %+v, want 2 leading alone and 1 not eligible", p)
+		}
+	})
+	t.Run("clean restart", func(t *testing.T) {
+		s := mustApply(t, s, RegisterBroker{Info: BrokerInfo{ID: 1}})
+		p, _ := s.Partition("t", 0)
+		if p.Leader != 1 {
+			t.Fatalf("got %+v, want 1 leading again: its log is whole", p)
+		}
+	})
+	t.Run("no eligible replica", func(t *testing.T) {
+		// One replica only: after a crash it is all there is.
+		s := withTopic(brokers(t, 1), part(ids(1), ids(1), 1, 0, 0))
+		s = mustApply(t, s, FenceBroker{ID: 1}, RegisterBroker{Info: BrokerInfo{ID: 1, Unclean: true}})
+		if p, _ := s.Partition("t", 0); p.Leader != 1 {
+			t.Fatalf("got %+v, want 1 leading", p)
+		}
+	})
+	t.Run("ISR whole again clears the eligible", func(t *testing.T) {
+		s := mustApply(t, s, RegisterBroker{Info: BrokerInfo{ID: 1}}, RegisterBroker{Info: BrokerInfo{ID: 2}})
+		p, _ := s.Partition("t", 0)
+		s = mustApply(t, s, AlterPartition{Topic: "t", Partition: 0, Broker: 1, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, ISR: ids(1, 2)})
+		if p, _ := s.Partition("t", 0); len(p.ELR) != 0 {
+			t.Fatalf("got %+v, want no eligible replicas once the ISR is at min.insync.replicas", p)
+		}
+	})
+}
+
+// TestUncleanRestartOfUnnoticedLeader: a leader that crashed and came back
+// before Serf noticed registers as unclean: it is fenced first, so the
+// partition moves to a replica that kept every record, and the crashed
+// one rejoins as a follower.
+func TestUncleanRestartOfUnnoticedLeader(t *testing.T) {
+	s := withTopic(brokers(t, 1, 2, 3), part(ids(1, 2, 3), ids(1, 2, 3), 1, 0, 0))
+	s = mustApply(t, s, RegisterBroker{Info: BrokerInfo{ID: 1, Unclean: true}})
+	p, _ := s.Partition("t", 0)
+	if p.Leader != 2 || p.InISR(1) || p.LeaderEpoch != 1 {
+		t.Fatalf("got %+v, want 2 leading at epoch 1 and 1 out of the ISR", p)
+	}
+	if b := s.Brokers[1]; b.Fenced || !b.Unclean {
+		t.Fatalf("got %+v, want 1 registered, unfenced, marked unclean", b)
 	}
 }

@@ -17,6 +17,7 @@ const (
 	tagKafka   = "kafka"   // advertised Kafka address
 	tagRaft    = "raft"    // advertised Raft address
 	tagLeaving = "leaving" // "1" once Leave started: never register it again
+	tagUnclean = "unclean" // "1" when this run followed a crash (Config.Unclean)
 )
 
 // maxTags is memberlist's limit on a member's metadata, which holds the
@@ -24,11 +25,15 @@ const (
 const maxTags = memberlist.MetaMaxSize
 
 func (c *Config) tags(raftAddr string) map[string]string {
-	return map[string]string{
+	tags := map[string]string{
 		tagID:    strconv.Itoa(int(c.NodeID)),
 		tagKafka: c.KafkaAddr,
 		tagRaft:  raftAddr,
 	}
+	if c.Unclean {
+		tags[tagUnclean] = "1"
+	}
+	return tags
 }
 
 // validateTags checks an upper bound of the encoded size (serf encodes a
@@ -143,6 +148,7 @@ func parseMember(m serf.Member) (BrokerInfo, bool) {
 		KafkaAddr: m.Tags[tagKafka],
 		RaftAddr:  m.Tags[tagRaft],
 		SerfAddr:  net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))),
+		Unclean:   m.Tags[tagUnclean] == "1",
 	}, true
 }
 

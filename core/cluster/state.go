@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"slices"
+	"strconv"
 )
 
 // State is the cluster metadata as of one Raft index: the brokers, the
@@ -37,6 +38,11 @@ type BrokerInfo struct {
 	// gone: it leads nothing and is out of every ISR (except where it was
 	// the last member).
 	Fenced bool `json:"fenced"`
+	// Unclean is true when the broker's current run followed a crash
+	// rather than a clean shutdown: its logs may have lost an unsynced
+	// tail, so it must not lead a partition another replica can lead with
+	// every acknowledged record (KIP-966).
+	Unclean bool `json:"unclean,omitempty"`
 }
 
 // TopicState is a topic and its partitions.
@@ -62,6 +68,26 @@ type PartitionState struct {
 	// state (leader, ISR or replicas); AlterPartition compares it so a
 	// stale ISR change is refused.
 	PartitionEpoch int32 `json:"partition_epoch"`
+	// ELR, the eligible leader replicas (KIP-966): replicas fenced out of
+	// an ISR that was then below min.insync.replicas. They had every
+	// record below the high watermark, and acks=all commits nothing more
+	// until the ISR is whole again, so they may lead when no ISR member
+	// can. Empty whenever the ISR reaches min.insync.replicas.
+	ELR []int32 `json:"elr,omitempty"`
+}
+
+// MinInsync is the topic's min.insync.replicas: its config, else 2 when
+// its partitions have three replicas or more, else 1.
+func MinInsync(ts *TopicState) int {
+	if v, ok := ts.Configs["min.insync.replicas"]; ok {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			return n
+		}
+	}
+	if len(ts.Partitions) > 0 && len(ts.Partitions[0].Replicas) >= 3 {
+		return 2
+	}
+	return 1
 }
 
 // NoLeader is PartitionState.Leader when no replica can lead.
