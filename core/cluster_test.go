@@ -249,7 +249,11 @@ func TestClusterReplicationAndFailover(t *testing.T) {
 
 	tc.start(int(victim - 1))
 	tc.waitState("every ISR whole again", func(st *cluster.State) bool {
-		for _, ps := range st.Topics["orders"].Partitions {
+		ts := st.Topics["orders"]
+		if ts == nil {
+			return false // a restarted node still replaying its Raft log
+		}
+		for _, ps := range ts.Partitions {
 			if len(ps.ISR) != 3 {
 				return false
 			}

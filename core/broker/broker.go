@@ -240,9 +240,6 @@ func (b *Broker) apply(st *cluster.State) {
 		}
 	}
 	b.topics = topics
-	b.st = st
-	close(b.changed)
-	b.changed = make(chan struct{})
 	b.mu.Unlock()
 
 	for _, r := range roles {
@@ -267,6 +264,13 @@ func (b *Broker) apply(st *cluster.State) {
 			b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("cannot remove partition data")
 		}
 	}
+	// Published last: whoever waits for this state (CreateTopic, acks=all
+	// waiters) finds every replica in its role.
+	b.mu.Lock()
+	b.st = st
+	close(b.changed)
+	b.changed = make(chan struct{})
+	b.mu.Unlock()
 }
 
 func (b *Broker) reconfigure(t *Topic, ts *cluster.TopicState) {
