@@ -184,9 +184,9 @@ func runCluster(ctx context.Context, o options, stdout, stderr io.Writer) (err e
 	}
 
 	if o.kills > 0 {
-		fr, err := runFailover(ctx, c, o, stderr)
-		if err != nil {
-			return fmt.Errorf("failover: %w", err)
+		fr, ferr := runFailover(ctx, c, o, stderr)
+		if ferr != nil {
+			return fmt.Errorf("failover: %w", ferr)
 		}
 		printFailoverTable(stdout, o, fr)
 		if fr.lost > 0 || fr.dup > 0 {
