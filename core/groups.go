@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unicode/utf16"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -144,8 +145,11 @@ func (r *groupRouter) apply(rc roleChange) {
 func (r *groupRouter) partitionFor(g string) int32 {
 	var h int32
 	for _, c := range g { // Java's String.hashCode over UTF-16 units
-		for _, u := range utf16Units(c) {
-			h = 31*h + int32(u)
+		if c >= 0x10000 {
+			hi, lo := utf16.EncodeRune(c)
+			h = 31*(31*h+hi) + lo
+		} else {
+			h = 31*h + c
 		}
 	}
 	if h == -1<<31 {
@@ -155,14 +159,6 @@ func (r *groupRouter) partitionFor(g string) int32 {
 		h = -h
 	}
 	return h % r.partitions
-}
-
-func utf16Units(c rune) []uint16 {
-	if c < 0x10000 {
-		return []uint16{uint16(c)}
-	}
-	c -= 0x10000
-	return []uint16{uint16(0xD800 + (c>>10)&0x3FF), uint16(0xDC00 + c&0x3FF)}
 }
 
 // Coordinator implements kafka.Groups.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,9 +78,6 @@ closes every log.`,
 				}
 				cfg.Cluster.SerfKey = key
 			}
-			if cfg.KafkaAdvertise == "" {
-				cfg.KafkaAdvertise = advertiseFor(cfg.KafkaAddr)
-			}
 			node, err := core.New(cfg)
 			if err != nil {
 				return err
@@ -124,18 +119,4 @@ closes every log.`,
 	f.DurationVar(&cfg.Kafka.IdleTimeout, "idle-timeout", cfg.Kafka.IdleTimeout, "close connections idle this long")
 	f.DurationVar(&shutdownWait, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	return c
-}
-
-// advertiseFor is the address to give clients for a listen address: the
-// address itself, or this host's name when it listens on all addresses.
-func advertiseFor(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil || (host != "" && host != "0.0.0.0" && host != "::") {
-		return ""
-	}
-	name, err := os.Hostname()
-	if err != nil {
-		return ""
-	}
-	return net.JoinHostPort(name, port)
 }

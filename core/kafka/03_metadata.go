@@ -145,12 +145,7 @@ func (s *Server) advertised() (string, int32) {
 			addr = a.String()
 		}
 	}
-	host, portStr, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr, 9092
-	}
-	port, _ := strconv.Atoi(portStr)
-	return host, int32(port)
+	return splitHostPort(addr)
 }
 
 // leaderPartition returns the partition if this broker leads it, else the

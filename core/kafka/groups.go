@@ -137,39 +137,52 @@ func (s *Server) handleOffsetFetch(ctx context.Context, _ *Conn, kreq kmsg.Reque
 	}
 	// v8+: one answer per group, each from its own coordinator.
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-	for _, g := range req.Groups {
-		c := s.cfg.Groups.Coordinator(g.Group)
-		if c == nil {
+	resp.Groups = perGroup(s, req.Groups,
+		func(g kmsg.OffsetFetchRequestGroup) string { return g.Group },
+		func(c *group.Coordinator, g kmsg.OffsetFetchRequestGroup) []kmsg.OffsetFetchResponseGroup {
+			sub := *req
+			sub.Groups = []kmsg.OffsetFetchRequestGroup{g}
+			return c.OffsetFetch(ctx, &sub).Groups
+		},
+		func(g string) kmsg.OffsetFetchResponseGroup {
 			rg := kmsg.NewOffsetFetchResponseGroup()
-			rg.Group = g.Group
-			rg.ErrorCode = kerr.NotCoordinator.Code
-			resp.Groups = append(resp.Groups, rg)
-			continue
-		}
-		sub := *req
-		sub.Groups = []kmsg.OffsetFetchRequestGroup{g}
-		r := c.OffsetFetch(ctx, &sub)
-		resp.Groups = append(resp.Groups, r.Groups...)
-	}
+			rg.Group, rg.ErrorCode = g, kerr.NotCoordinator.Code
+			return rg
+		})
 	return resp, nil
 }
+
+// perGroup answers the groups of a request that names several, each from
+// its own coordinator (ask, given the group alone), or with refuse's
+// NOT_COORDINATOR entry when this broker does not coordinate it.
+func perGroup[R, G any](s *Server, groups []R, name func(R) string, ask func(*group.Coordinator, R) []G, refuse func(string) G) []G {
+	var out []G
+	for _, g := range groups {
+		if c := s.cfg.Groups.Coordinator(name(g)); c != nil {
+			out = append(out, ask(c, g)...)
+		} else {
+			out = append(out, refuse(name(g)))
+		}
+	}
+	return out
+}
+
+func groupName(g string) string { return g }
 
 func (s *Server) handleDescribeGroups(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
-	for _, g := range req.Groups {
-		c := s.cfg.Groups.Coordinator(g)
-		if c == nil {
+	resp.Groups = perGroup(s, req.Groups, groupName,
+		func(c *group.Coordinator, g string) []kmsg.DescribeGroupsResponseGroup {
+			sub := *req
+			sub.Groups = []string{g}
+			return c.DescribeGroups(ctx, &sub).Groups
+		},
+		func(g string) kmsg.DescribeGroupsResponseGroup {
 			rg := kmsg.NewDescribeGroupsResponseGroup()
-			rg.Group = g
-			rg.ErrorCode = kerr.NotCoordinator.Code
-			resp.Groups = append(resp.Groups, rg)
-			continue
-		}
-		sub := *req
-		sub.Groups = []string{g}
-		resp.Groups = append(resp.Groups, c.DescribeGroups(ctx, &sub).Groups...)
-	}
+			rg.Group, rg.ErrorCode = g, kerr.NotCoordinator.Code
+			return rg
+		})
 	return resp, nil
 }
 
@@ -189,18 +202,16 @@ func (s *Server) handleListGroups(ctx context.Context, _ *Conn, kreq kmsg.Reques
 func (s *Server) handleDeleteGroups(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	for _, g := range req.Groups {
-		c := s.cfg.Groups.Coordinator(g)
-		if c == nil {
+	resp.Groups = perGroup(s, req.Groups, groupName,
+		func(c *group.Coordinator, g string) []kmsg.DeleteGroupsResponseGroup {
+			sub := *req
+			sub.Groups = []string{g}
+			return c.DeleteGroups(ctx, &sub).Groups
+		},
+		func(g string) kmsg.DeleteGroupsResponseGroup {
 			rg := kmsg.NewDeleteGroupsResponseGroup()
-			rg.Group = g
-			rg.ErrorCode = kerr.NotCoordinator.Code
-			resp.Groups = append(resp.Groups, rg)
-			continue
-		}
-		sub := *req
-		sub.Groups = []string{g}
-		resp.Groups = append(resp.Groups, c.DeleteGroups(ctx, &sub).Groups...)
-	}
+			rg.Group, rg.ErrorCode = g, kerr.NotCoordinator.Code
+			return rg
+		})
 	return resp, nil
 }
