@@ -11,15 +11,20 @@
 //  2. place each record on a partition with Kafka's default partitioner
 //     (murmur2 of the key, so a device's records stay in order on one
 //     partition), give each partition's batch the next sequence numbers,
-//     and save this plan (uplink-<lane>.state, one fdatasync);
+//     and write this plan (uplink-<lane>.state);
 //  3. build one RecordBatch v2 per partition, records compressed with
 //     snappy, and produce them with acks=all to the partition leaders.
+//     The plan is fdatasynced before the send, or, for an alarm window
+//     that directly follows the last durable plan on the same partition
+//     counts, while the window is on its way (see overlapSync: after a
+//     power cut the next plan is then the same window again);
 //     Telemetry records are grouped by key inside the batch (a stable
 //     sort: each device's records keep their order, and are next to each
 //     other so that snappy finds their repeats); across devices, records
 //     of one window are not in the order the edge received them. Alarms
 //     keep the spool's order;
-//  4. once every batch is acknowledged, release the window from the spool.
+//  4. once every batch is acknowledged and the plan is durable, release
+//     the window from the spool.
 //
 // After a crash the saved plan is sent again byte for byte equivalent —
 // same producer id, epoch, sequences and records — so the broker

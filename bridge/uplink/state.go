@@ -60,9 +60,10 @@ type window struct {
 // and loading takes the valid slot with the higher seq, so a torn write
 // leaves the previous state in the other slot.
 type stateFile struct {
-	f    *os.File
-	seq  uint64
-	slot int64 // size of a slot
+	f       *os.File
+	seq     uint64 // of the last synced state
+	slot    int64  // size of a slot
+	written bool   // a state was written after it and is not synced yet
 }
 
 const stateSlot = 256 << 10
@@ -113,8 +114,19 @@ func (sf *stateFile) readSlot(i int64) (uint64, []byte, bool) {
 	return seq, data, true
 }
 
-// save writes st to the slot not holding the current state, and fdatasyncs.
+// save writes st and fdatasyncs it.
 func (sf *stateFile) save(st *laneState) error {
+	if err := sf.write(st); err != nil {
+		return err
+	}
+	return sf.sync()
+}
+
+// write writes st to the slot not holding the last synced state, without
+// syncing it: until sync returns nil, loading may find the previous state.
+// A write after a failed sync goes to the same slot again, so the synced
+// state is never overwritten by one that is not.
+func (sf *stateFile) write(st *laneState) error {
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -131,10 +143,20 @@ func (sf *stateFile) save(st *laneState) error {
 	if _, err := sf.f.WriteAt(buf, int64(seq%2)*sf.slot); err != nil {
 		return fmt.Errorf("uplink: cannot save state: %w", err)
 	}
+	sf.written = true
+	return nil
+}
+
+// sync makes the last write durable.
+func (sf *stateFile) sync() error {
+	if !sf.written {
+		return nil
+	}
 	if err := fdatasync(sf.f); err != nil {
 		return fmt.Errorf("uplink: cannot sync state: %w", err)
 	}
-	sf.seq = seq
+	sf.seq++
+	sf.written = false
 	return nil
 }
 

@@ -139,6 +139,12 @@ type lane struct {
 
 	liveTurn bool // live-first: the next window comes from the live stream
 	resumed  bool // st.Window was loaded from disk, not planned in this run
+	// synced is the last plan known durable (loaded, or synced in this
+	// run); nil when the durable state has no window. pinned holds the
+	// partition counts of the loaded plan, which the first plan of this
+	// run must use (see overlapSync).
+	synced *window
+	pinned map[string]int32
 
 	connected                                         atomic.Bool
 	batches, records, raw, sent, retries, newProducer atomic.Int64
@@ -180,6 +186,9 @@ func New(cfg Config, sp *spool.Spool) (*Uplink, error) {
 		}
 		u.lanes[id] = &lane{u: u, id: id, cl: cl, state: sf, st: st, resumed: st.Window != nil, partitions: map[string]int32{}, leaderOf: map[string]int32{},
 			log: cfg.Logger.With().Str("lane", id.String()).Logger()}
+		if w := st.Window; w != nil {
+			u.lanes[id].synced, u.lanes[id].pinned = w, w.Partitions
+		}
 	}
 	return u, nil
 }
@@ -290,9 +299,12 @@ func (l *lane) step(ctx context.Context) error {
 			l.advance(w)
 		} else {
 			// Planned in this run and never acknowledged (or it would
-			// be cleared): the budget evicted its records. The core
-			// has not seen these sequences, so they are not used up.
-			l.st.Window = nil
+			// be cleared): the budget evicted its records. A send that
+			// failed may still have reached the core, so its sequences
+			// cannot go to other records: start a new producer.
+			l.log.Warn().Int64("from", w.From).Int64("to", w.To).Msg("window evicted before it was acknowledged; starting a new producer")
+			l.st.ProducerID, l.st.Window = -1, nil
+			return nil
 		}
 		w = nil
 	}
@@ -307,7 +319,26 @@ func (l *lane) step(ctx context.Context) error {
 	if err != nil || w == nil {
 		return err
 	}
-	err = l.send(ctx, w, recs)
+	// The plan is written, and synced before it is sent, or (overlapSync)
+	// while it is on its way; either way the window is released only once
+	// its plan is durable.
+	if !l.overlapSync(w) {
+		if err := l.state.sync(); err != nil {
+			return err
+		}
+		l.synced = w
+		err = l.send(ctx, w, recs)
+	} else {
+		synced := make(chan error, 1)
+		go func() { synced <- l.state.sync() }()
+		err = l.send(ctx, w, recs)
+		serr := <-synced
+		if serr == nil {
+			l.synced = w
+		} else if err == nil {
+			err = serr
+		}
+	}
 	if errors.Is(err, errNewProducer) {
 		// The core forgot us (or fenced us). Start a new producer and
 		// send the window again under it: at-least-once for this window.
@@ -329,6 +360,33 @@ func (l *lane) step(ctx context.Context) error {
 	l.connected.Store(true)
 	l.lastAck.Store(time.Now().UnixMilli())
 	return nil
+}
+
+// overlapSync reports whether the plan of w, written and not synced yet,
+// may be fdatasynced while w is being sent, which takes the fsync off an
+// alarm's way to the core. Only on the alarm lane (no eviction, no
+// expiry, no live-first) and only for a window that directly follows the
+// last durable plan, placed on the same partition counts. Then a power
+// cut before the sync leaves that previous plan on disk and w's records
+// in the spool (released only after the sync), so the next run's first
+// plan starts at w.From with w's sequences and partition counts (pinned)
+// over the same records (the uplink reads only what the spool made
+// durable): each of its batches is either one of w's — same records,
+// sequences and count, acknowledged as a duplicate — or differs from it
+// in its last sequence, which the core refuses as out of order (a new
+// producer: at least once). Never other records passed off as ones the
+// core has.
+func (l *lane) overlapSync(w *window) bool {
+	s := l.synced
+	if l.id != spool.Alarm || s == nil || s == w || s.Stream != streamInOrder || w.Stream != streamInOrder || w.From != s.To+1 {
+		return false
+	}
+	for t, n := range w.Partitions {
+		if s.Partitions[t] != n {
+			return false
+		}
+	}
+	return true
 }
 
 // advance moves the partitions' next sequences past an acknowledged window.
@@ -356,6 +414,7 @@ func (l *lane) initProducer(ctx context.Context) error {
 	}
 	l.st.ProducerID, l.st.ProducerEpoch = resp.ProducerID, resp.ProducerEpoch
 	l.st.Seqs = map[string]int32{}
+	l.synced, l.pinned = nil, nil
 	l.newProducer.Add(1)
 	l.log.Info().Int64("producer_id", resp.ProducerID).Int16("epoch", resp.ProducerEpoch).Msg("new producer")
 	return l.state.save(&l.st)
@@ -464,7 +523,8 @@ func (l *lane) windowFull(from int64) bool {
 }
 
 // planWindow places the records of a window, gives each partition's batch
-// its sequences, and saves the plan before anything is sent.
+// its sequences, and writes the plan before anything is sent (step syncs
+// it while the window is on its way).
 func (l *lane) planWindow(ctx context.Context, recs []spool.Record, stream string) (*window, []spool.Record, error) {
 	topics := map[string]bool{}
 	for _, r := range recs {
@@ -477,7 +537,11 @@ func (l *lane) planWindow(ctx context.Context, recs []spool.Record, stream strin
 		Partitions: map[string]int32{}, Seqs: map[string]int32{}, Counts: map[string]int{}}
 	for t := range topics {
 		w.Partitions[t] = l.partitions[t]
+		if n, ok := l.pinned[t]; ok {
+			w.Partitions[t] = n
+		}
 	}
+	l.pinned = nil
 	for _, r := range recs {
 		tp := tpKey(r.Topic, partitionFor(r.Key, w.Partitions[r.Topic]))
 		if _, ok := w.Seqs[tp]; !ok {
@@ -486,7 +550,7 @@ func (l *lane) planWindow(ctx context.Context, recs []spool.Record, stream strin
 		w.Counts[tp]++
 	}
 	l.st.Window = w
-	if err := l.state.save(&l.st); err != nil {
+	if err := l.state.write(&l.st); err != nil {
 		return nil, nil, err
 	}
 	return w, recs, nil
@@ -631,17 +695,22 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 		err error
 	}
 	results := make(chan result, len(reqs))
+	produce := func(leader int32, req *kmsg.ProduceRequest) {
+		rctx, cancel := context.WithTimeout(ctx, l.u.cfg.RequestTimeout)
+		defer cancel()
+		kresp, err := l.cl.Broker(int(leader)).Request(rctx, req)
+		if err != nil {
+			results <- result{fmt.Errorf("uplink: produce to broker %d: %w", leader, err)}
+			return
+		}
+		results <- result{checkProduce(kresp.(*kmsg.ProduceResponse))}
+	}
 	for leader, req := range reqs {
-		go func() {
-			rctx, cancel := context.WithTimeout(ctx, l.u.cfg.RequestTimeout)
-			defer cancel()
-			kresp, err := l.cl.Broker(int(leader)).Request(rctx, req)
-			if err != nil {
-				results <- result{fmt.Errorf("uplink: produce to broker %d: %w", leader, err)}
-				return
-			}
-			results <- result{checkProduce(kresp.(*kmsg.ProduceResponse))}
-		}()
+		if len(reqs) == 1 {
+			produce(leader, req) // no goroutine to wake on the way
+		} else {
+			go produce(leader, req)
+		}
 	}
 	var errs []error
 	for range reqs {
