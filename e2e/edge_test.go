@@ -385,12 +385,20 @@ func checkOnce(t *testing.T, d *mqttDevice, seqs []int, allowed map[int]int) {
 // drained, every acknowledged message is in the core, and a message is
 // there twice only if its device resent it: it was pending (published, not
 // acknowledged) at a kill. The uplink itself makes no duplicates across
-// crashes.
+// crashes. Under --spool-sync always and never: with never the spool and
+// the uplink's state live in the page cache, which a killed process does
+// not lose.
 func TestEdgeCrash(t *testing.T) {
+	for _, sync := range []string{"always", "never"} {
+		t.Run(sync, func(t *testing.T) { testEdgeCrash(t, sync) })
+	}
+}
+
+func testEdgeCrash(t *testing.T, sync string) {
 	const kills = 10
 	bin := buildFluxo(t)
 	core := startCoreProc(t, bin)
-	edge := startEdgeProc(t, bin, core.kafka)
+	edge := startEdgeProc(t, bin, core.kafka, "--spool-sync", sync)
 
 	var devs []*mqttDevice
 	for i := range 4 {

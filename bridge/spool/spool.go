@@ -373,6 +373,9 @@ func (s *Spool) Wait(ctx context.Context, lane Lane, offset int64) error {
 	return s.lanes[lane].Wait(ctx, offset)
 }
 
+// SyncPolicy is the spool's durability policy.
+func (s *Spool) SyncPolicy() SyncPolicy { return s.cfg.Sync }
+
 // MaxBytes is the spool's disk budget.
 func (s *Spool) MaxBytes() int64 { return s.cfg.MaxBytes }
 

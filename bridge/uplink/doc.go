@@ -32,7 +32,9 @@
 //
 // Guarantee against fluxo core: no loss and no duplicates across edge
 // crashes, as long as the core keeps the producer's state (it rebuilds it
-// from the log on restart). Against Apache Kafka or Redpanda the same holds
+// from the log on restart). Over a spool with SyncNever the plans are not
+// fdatasynced either, and carry the boot id: after a reboot the lane
+// starts a new producer, and what is still spooled goes at least once. Against Apache Kafka or Redpanda the same holds
 // while the cluster remembers the producer id (Kafka expires idle producer
 // ids after transactional.id.expiration.ms / producer.id.expiration.ms,
 // one day by default, and keeps only the last five batches per partition);

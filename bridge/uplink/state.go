@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"strings"
 )
 
 // laneState is what a lane's producer must remember across an edge crash
@@ -19,6 +20,9 @@ type laneState struct {
 	Seqs          map[string]int32 `json:"next_sequences"` // "topic/partition" → next sequence
 	Window        *window          `json:"window,omitempty"`
 	Live          *liveState       `json:"live,omitempty"` // set while draining live-first
+	// BootID is the machine's boot id when the state was written without
+	// fdatasync (a SyncNever spool); empty when it was synced.
+	BootID string `json:"boot_id,omitempty"`
 }
 
 // liveState tracks a live-first drain: fresh records from Start on are
@@ -64,6 +68,35 @@ type stateFile struct {
 	seq     uint64 // of the last synced state
 	slot    int64  // size of a slot
 	written bool   // a state was written after it and is not synced yet
+	// boot, when set, is the machine's boot id: states are written with
+	// it and never fdatasynced (see unsynced).
+	boot string
+}
+
+// bootID returns the machine's boot id, new at every boot, or "" where
+// there is none to read.
+var bootID = func() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// unsynced makes the file keep states in the page cache only, as a
+// SyncNever spool keeps records: they survive a crash of the process,
+// which is all such a spool promises. A state written so carries the boot
+// id; loaded after the machine restarted (stale) it may be older than
+// what was sent, and the lane must start over with a new producer. Without
+// a boot id to tell, states stay fdatasynced.
+func (sf *stateFile) unsynced() {
+	sf.boot = bootID()
+}
+
+// stale reports whether a loaded state was written unsynced before the
+// machine last started.
+func stale(st laneState) bool {
+	return st.BootID != "" && st.BootID != bootID()
 }
 
 const stateSlot = 256 << 10
@@ -127,6 +160,7 @@ func (sf *stateFile) save(st *laneState) error {
 // A write after a failed sync goes to the same slot again, so the synced
 // state is never overwritten by one that is not.
 func (sf *stateFile) write(st *laneState) error {
+	st.BootID = sf.boot
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -152,7 +186,9 @@ func (sf *stateFile) sync() error {
 	if !sf.written {
 		return nil
 	}
-	if err := fdatasync(sf.f); err != nil {
+	if sf.boot != "" {
+		// Page cache only (unsynced).
+	} else if err := fdatasync(sf.f); err != nil {
 		return fmt.Errorf("uplink: cannot sync state: %w", err)
 	}
 	sf.seq++

@@ -169,6 +169,14 @@ func New(cfg Config, sp *spool.Spool) (*Uplink, error) {
 			u.Close()
 			return nil, err
 		}
+		if stale(st) {
+			cfg.Logger.Warn().Str("lane", id.String()).Int64("producer_id", st.ProducerID).
+				Msg("the machine restarted since the uplink state was written to the page cache (--spool-sync never): starting a new producer; what is still spooled is sent at least once")
+			st = laneState{ProducerID: -1, ProducerEpoch: -1, Seqs: map[string]int32{}}
+		}
+		if sp.SyncPolicy() == spool.SyncNever {
+			sf.unsynced()
+		}
 		// One client (so one connection per broker) per lane: an alarm
 		// never waits behind a large telemetry request.
 		cl, err := kgo.NewClient(

@@ -50,8 +50,10 @@ device level of {fleet}/{device}/{stream}, or the client id). Default rules:
 
 Spool durability (--spool-sync): always = fsync before the acknowledgement
 (survives a power cut; devices share fsyncs), batch = fsync every
---spool-sync-interval, never = the page cache (survives a crash of the edge
-process, not of the machine).
+--spool-sync-interval, never = the page cache, the uplink's producer state
+included (survives a crash of the edge process, not of the machine; after a
+reboot the uplink starts a new producer and sends what is spooled at least
+once).
 
 Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 'fluxo edge passwd') unless --allow-anonymous is given.`,
