@@ -46,8 +46,8 @@ const (
 	laneAlarm     = 1
 )
 
-// runLatency starts a consumer of the core topics alarms and telemetry at
-// their end, connects the devices to the edge and has each publish every
+// runLatency starts a consumer of each core topic, alarms and telemetry,
+// at its end, connects the devices to the edge and has each publish every
 // devices/rate seconds (first at a random phase), waiting for each PUBACK
 // before its next message. Every payload carries its send time (ts_ns);
 // the consumer subtracts it from the time it reads the record (one
@@ -66,50 +66,60 @@ func runLatency(ctx context.Context, t target, coreAddr string, s latencySpec) (
 	var consumerErr error
 	var alarmsSeen atomic.Int64
 	if coreAddr != "" {
-		cl, err := kgo.NewClient(
-			kgo.SeedBrokers(coreAddr),
-			kgo.ConsumeTopics("alarms", "telemetry"),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
-			kgo.FetchMaxWait(time.Second),
-		)
-		if err != nil {
-			return res, err
-		}
-		defer cl.Close()
+		// One consumer per topic, as an alarm monitor and a telemetry
+		// backend would be: an alarm is not decoded behind a second's
+		// telemetry batch.
+		var errMu sync.Mutex
 		cctx, stopConsumer := context.WithCancel(ctx)
 		var cwg sync.WaitGroup
-		cwg.Go(func() {
-			for cctx.Err() == nil {
-				fs := cl.PollFetches(cctx)
-				now := time.Now().UnixNano()
-				fs.EachError(func(topic string, p int32, err error) {
-					if !errors.Is(err, context.Canceled) && consumerErr == nil {
-						consumerErr = fmt.Errorf("consume %s/%d: %w", topic, p, err)
-					}
-				})
-				fs.EachRecord(func(r *kgo.Record) {
-					// Alarms carry their send time in ns, telemetry (as
-					// devices send it) in ms only.
-					ts, alarm := tsNs(r.Value), r.Topic == "alarms"
-					if !alarm {
-						ts = tsMs(r.Value) * 1e6
-					}
-					if ts < from.Load() || ts >= to.Load() && to.Load() != 0 {
-						return
-					}
-					d := time.Duration(now - ts)
-					if alarm {
-						res.alarmE2E.Record(d)
-						alarmsSeen.Add(1)
-					} else {
-						res.telemetryE2E.Record(d)
-						if len(res.telemetry) < maxKeptRecords {
-							res.telemetry = append(res.telemetry, r)
-						}
-					}
-				})
+		for _, topic := range []string{"alarms", "telemetry"} {
+			cl, err := kgo.NewClient(
+				kgo.SeedBrokers(coreAddr),
+				kgo.ConsumeTopics(topic),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
+				kgo.FetchMaxWait(time.Second),
+			)
+			if err != nil {
+				stopConsumer()
+				cwg.Wait()
+				return res, err
 			}
-		})
+			defer cl.Close()
+			cwg.Go(func() {
+				for cctx.Err() == nil {
+					fs := cl.PollFetches(cctx)
+					now := time.Now().UnixNano()
+					fs.EachError(func(topic string, p int32, err error) {
+						errMu.Lock()
+						defer errMu.Unlock()
+						if !errors.Is(err, context.Canceled) && consumerErr == nil {
+							consumerErr = fmt.Errorf("consume %s/%d: %w", topic, p, err)
+						}
+					})
+					fs.EachRecord(func(r *kgo.Record) {
+						// Alarms carry their send time in ns, telemetry (as
+						// devices send it) in ms only.
+						ts, alarm := tsNs(r.Value), r.Topic == "alarms"
+						if !alarm {
+							ts = tsMs(r.Value) * 1e6
+						}
+						if ts < from.Load() || ts >= to.Load() && to.Load() != 0 {
+							return
+						}
+						d := time.Duration(now - ts)
+						if alarm {
+							res.alarmE2E.Record(d)
+							alarmsSeen.Add(1)
+						} else {
+							res.telemetryE2E.Record(d)
+							if len(res.telemetry) < maxKeptRecords {
+								res.telemetry = append(res.telemetry, r)
+							}
+						}
+					})
+				}
+			})
+		}
 		stopped := false
 		stop := func() {
 			if !stopped {

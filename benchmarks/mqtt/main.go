@@ -22,11 +22,12 @@
 //     package's CarTelemetry shape, about 155 B), then, once the uplink
 //     has delivered everything, the uplink's bytes from /metrics against
 //     the payload bytes published.
-//   - latency: for --spool-sync never and always, -latency-devices devices
+//   - latency: for --spool-sync never and always (those of them in
+//     -targets, and the bare mochi server if there), -latency-devices devices
 //     publish -latency-rate messages per second in total at QoS 1, a share
 //     -alarm-share of them alarms on cars/{device}/alarm/engine-overheat
 //     (core topic alarms), the rest telemetry on cars/{device}/telemetry;
-//     a franz-go consumer of the core reads both topics and measures
+//     a franz-go consumer of the core per topic reads it and measures
 //     device → consumer latency from the send time in each payload. The
 //     uplink's compression of that traffic is read from /metrics
 //     afterwards. The same devices against the bare mochi server give the
@@ -86,6 +87,7 @@ type options struct {
 	latencyRate     float64
 	alarmShare      float64
 	latencyDuration time.Duration
+	latencyRounds   int
 	dir             string
 	fluxo           string
 	mosquitto       string
@@ -119,6 +121,7 @@ func main() {
 	flag.Float64Var(&o.latencyRate, "latency-rate", 1000, "messages per second of all devices together in the latency phase")
 	flag.Float64Var(&o.alarmShare, "alarm-share", 0.05, "fraction of the latency phase's messages that are alarms")
 	flag.DurationVar(&o.latencyDuration, "latency-duration", 30*time.Second, "timed window of each latency run")
+	flag.IntVar(&o.latencyRounds, "latency-rounds", 1, "times the latency phase runs each edge target (each run is a row)")
 	flag.StringVar(&o.dir, "dir", os.TempDir(), "parent of the temporary directory holding the core's data, the spools and Mosquitto's configuration")
 	flag.StringVar(&o.fluxo, "fluxo", "", "fluxo binary to run (default: build ./cmd/fluxo into the temporary directory)")
 	flag.StringVar(&o.mosquitto, "mosquitto", "/usr/sbin/mosquitto", "Mosquitto binary")
@@ -168,8 +171,8 @@ func (o *options) parse(targets, qos, phases string) error {
 		}
 	}
 	switch {
-	case o.publishers < 1 || o.inflight < 1 || o.rounds < 1 || o.latencyDevices < 1:
-		return fmt.Errorf("-publishers, -inflight, -rounds and -latency-devices must be at least 1")
+	case o.publishers < 1 || o.inflight < 1 || o.rounds < 1 || o.latencyDevices < 1 || o.latencyRounds < 1:
+		return fmt.Errorf("-publishers, -inflight, -rounds, -latency-devices and -latency-rounds must be at least 1")
 	case o.duration <= 0 || o.latencyDuration <= 0 || o.warmup < 0:
 		return fmt.Errorf("-duration and -latency-duration must be positive")
 	case o.payloadBytes < 1 || o.payloadBytes > 256<<10-1024:
@@ -190,6 +193,7 @@ type report struct {
 	json        *loadResult
 	compression []compressionResult
 	latency     []latencyRun
+	floors      *floors
 	killed      []string // targets that did not stop on SIGTERM
 }
 
@@ -284,9 +288,24 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		}
 	}
 	if o.has("latency") {
-		for _, name := range []string{targetMochi, targetEdgeNever, targetEdgeAlways} {
-			if err := b.latencyRun(ctx, &rep, name); err != nil {
+		if slices.Contains(o.targets, targetMochi) {
+			if err := b.latencyRun(ctx, &rep, targetMochi); err != nil {
 				return err
+			}
+		}
+		if slices.Contains(o.targets, targetEdgeNever) || slices.Contains(o.targets, targetEdgeAlways) {
+			if err := b.measureFloors(ctx, &rep); err != nil {
+				return err
+			}
+		}
+		for range o.latencyRounds {
+			for _, name := range []string{targetEdgeNever, targetEdgeAlways} {
+				if !slices.Contains(o.targets, name) {
+					continue
+				}
+				if err := b.latencyRun(ctx, &rep, name); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -452,6 +471,32 @@ func (b *bench) jsonRun(ctx context.Context, rep *report) error {
 		return fmt.Errorf("json: %w", err)
 	}
 	rep.json = &r
+	return nil
+}
+
+// measureFloors measures, with the core and nothing else running, the
+// latency of the Kafka hop (franz-go → core → franz-go) and of an fdatasync
+// in the spools' file system, at the alarm rate for at most 10 s each.
+func (b *bench) measureFloors(ctx context.Context, rep *report) error {
+	sleep(ctx, b.o.settle)
+	rate := b.o.latencyRate * b.o.alarmShare
+	if rate <= 0 {
+		rate = 50
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	n := max(100, int(min(b.o.latencyDuration, 10*time.Second)/interval))
+	fmt.Fprintf(b.stderr, "floors: %d records franz-go → core → franz-go, %d fdatasyncs, one every %v\n", n, n, interval)
+	kafka, err := measureKafkaFloor(ctx, b.core.kafkaAddr, n, interval)
+	if err != nil {
+		return err
+	}
+	fsync, err := measureFsyncFloor(ctx, b.root, n, interval)
+	if err != nil {
+		return err
+	}
+	rep.floors = &floors{kafka: kafka, fsync: fsync}
+	fmt.Fprintf(b.stderr, "  kafka hop p50 %v p99 %v; fdatasync p50 %v p99 %v\n",
+		kafka.Quantile(0.5), kafka.Quantile(0.99), fsync.Quantile(0.5), fsync.Quantile(0.99))
 	return nil
 }
 
