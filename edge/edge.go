@@ -84,6 +84,7 @@ type Edge struct {
 	tlsConf  *tls.Config
 
 	closing atomic.Bool // set first thing in Close
+	gate    connGate    // closed before mochi's Close
 
 	mu        sync.RWMutex // guards the fields below; Publish holds it shared
 	started   bool
@@ -211,7 +212,7 @@ func (e *Edge) Start() error {
 		specs = append(specs, spec{e.cfg.WSAddr, newWSListener(listenerWS, e.cfg.WSAddr)})
 	}
 	for _, s := range specs {
-		l := &guarded{Listener: s.l, onPanic: e.connPanic}
+		l := &guarded{Listener: s.l, onPanic: e.connPanic, gate: &e.gate}
 		if e.async != nil {
 			l.wrap = func(c net.Conn) net.Conn { return newAckConn(c, e) }
 		}
@@ -255,6 +256,7 @@ func (e *Edge) Close() error {
 		return nil
 	}
 	e.closed = true
+	e.gate.close()
 	err := e.srv.Close()
 	e.metrics.unregister()
 	if e.started {

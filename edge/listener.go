@@ -32,13 +32,70 @@ type guarded struct {
 	listeners.Listener
 	onPanic func(listener string, c net.Conn, v any)
 	wrap    func(net.Conn) net.Conn
+	gate    *connGate
 }
+
+// connGate stands between accepted connections and mochi while the edge
+// closes. mochi registers a connection (ClientsWg.Add, in attachClient)
+// on the connection's own goroutine, and its Close waits on that
+// WaitGroup: an Add racing the Wait is a misuse of sync.WaitGroup (Wait
+// may return with a client still starting, or panic). So the edge closes
+// the gate before mochi's Close: connections accepted after it are closed
+// without reaching mochi, and Close waits for those already on their way
+// until mochi first reads from them, which it does after its Add.
+type connGate struct {
+	mu       sync.Mutex
+	closed   bool
+	starting sync.WaitGroup // Add only under mu while open
+}
+
+// enter admits a connection, or reports false once the gate is closed.
+func (g *connGate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.starting.Add(1)
+	return true
+}
+
+// close refuses new connections and waits for the admitted ones to be
+// registered with mochi (or to have ended).
+func (g *connGate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.starting.Wait()
+}
+
+// firstRead calls started before the first Read of its connection.
+type firstRead struct {
+	net.Conn
+	once    sync.Once
+	started func()
+}
+
+func (c *firstRead) Read(b []byte) (int, error) {
+	c.once.Do(c.started)
+	return c.Conn.Read(b)
+}
+
+// errClosing refuses a connection accepted while the edge closes.
+var errClosing = errors.New("edge: closing")
 
 // Serve serves the wrapped listener with a recovering establish callback.
 func (g *guarded) Serve(establish listeners.EstablishFn) {
 	g.Listener.Serve(func(id string, c net.Conn) (err error) {
+		if !g.gate.enter() {
+			c.Close()
+			return errClosing
+		}
+		fr := &firstRead{Conn: c, started: g.gate.starting.Done}
+		defer fr.once.Do(fr.started) // mochi never read it
+		c = fr
 		if g.wrap != nil {
-			c = g.wrap(c)
+			c = g.wrap(c) // outside firstRead: the hook finds its ackConn
 		}
 		defer func() {
 			if v := recover(); v != nil {
