@@ -220,8 +220,13 @@ func (n *Node) Start() error {
 	// a restart. Clients and followers wait in the listen backlog.
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ReadyTimeout)
 	defer cancel()
+	// And the broker's roles: it applies states on its own goroutine,
+	// after recovering its logs, and may still hold an older state (one
+	// naming it leader at an old epoch) when the metadata has caught up.
 	if err := n.cluster.WaitReady(ctx); err != nil {
 		n.log.Warn().Err(err).Msg("cluster metadata not ready yet, serving anyway")
+	} else if err := n.broker.WaitApplied(ctx, n.cluster.State().Index); err != nil {
+		n.log.Warn().Err(err).Msg("broker roles not applied yet, serving anyway")
 	} else if err := broker.ImportLegacyMetadata(ctx, n.cfg.DataDir, n.cluster); err != nil {
 		n.log.Error().Err(err).Msg("cannot import the single-node metadata")
 	}

@@ -384,6 +384,12 @@ func (b *Broker) metaChanged() <-chan struct{} {
 	return b.changed
 }
 
+// WaitApplied waits until this broker has applied the metadata up to
+// Raft index index: its replicas are in the roles that state gives them.
+func (b *Broker) WaitApplied(ctx context.Context, index uint64) error {
+	return b.waitState(ctx, func(st *cluster.State) bool { return st.Index >= index })
+}
+
 // waitState waits until the applied metadata satisfies ok.
 func (b *Broker) waitState(ctx context.Context, ok func(*cluster.State) bool) error {
 	for {
