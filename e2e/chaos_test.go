@@ -85,6 +85,7 @@ type ackLog struct {
 	mu     sync.Mutex
 	acked  map[string]int32 // value -> partition
 	last   map[int32]time.Time
+	end    map[int32]int64 // partition -> highest acknowledged offset + 1
 	failed int
 }
 
@@ -97,6 +98,7 @@ func (a *ackLog) ack(r *kgo.Record, err error) {
 	}
 	a.acked[string(r.Value)] = r.Partition
 	a.last[r.Partition] = time.Now()
+	a.end[r.Partition] = max(a.end[r.Partition], r.Offset+1)
 }
 
 // firstAckAfter waits until partition p has an ack after since and
@@ -144,7 +146,7 @@ func TestChaosKillLeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	acks := &ackLog{acked: map[string]int32{}, last: map[int32]time.Time{}}
+	acks := &ackLog{acked: map[string]int32{}, last: map[int32]time.Time{}, end: map[int32]int64{}}
 	const producers = 2
 	stop := make(chan struct{})
 	var pwg sync.WaitGroup
@@ -235,12 +237,41 @@ func TestChaosKillLeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rd.Close()
-	lctx, lcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Every acknowledged record is below its partition's high watermark
+	// on the leader that acknowledged it; a leader elected since may
+	// learn the followers' log ends (and so its high watermark) a moment
+	// later. Read once every partition's end has come up to the highest
+	// acknowledged offset; one that does not within a minute lost records.
+	lctx, lcancel := context.WithTimeout(context.Background(), time.Minute)
 	defer lcancel()
-	ends, err := kadm.NewClient(rd).ListEndOffsets(lctx, topic)
-	if err != nil {
-		t.Fatal(err)
+	radm := kadm.NewClient(rd)
+	var ends kadm.ListedOffsets
+	settle := time.Now()
+	for {
+		ends, err = radm.ListEndOffsets(lctx, topic)
+		if err != nil && lctx.Err() != nil {
+			t.Fatalf("list end offsets: %v", err)
+		}
+		behind := ""
+		if err == nil {
+			acks.mu.Lock()
+			ends.Each(func(o kadm.ListedOffset) {
+				if o.Err != nil || o.Offset < acks.end[o.Partition] {
+					behind += fmt.Sprintf(" %d: end %d (%v), acknowledged up to %d;", o.Partition, o.Offset, o.Err, acks.end[o.Partition])
+				}
+			})
+			acks.mu.Unlock()
+		}
+		if err == nil && behind == "" {
+			break
+		}
+		if lctx.Err() != nil {
+			t.Errorf("after a minute, partitions behind their acknowledged records:%s", behind)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
+	t.Logf("end offsets reached the acknowledged ones %v after the producers stopped", time.Since(settle).Round(time.Millisecond))
 	total := int64(0)
 	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
 	seen := map[string]int{}
