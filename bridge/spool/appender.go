@@ -84,15 +84,9 @@ func newAppender(s *Spool, lane Lane) *appender {
 // otherwise) are stored in that order within their lane, and their done
 // functions are called in that order.
 func (s *Spool) Submit(m Message, done func(error)) error {
-	n := len(m.Key) + len(m.Value) + len(m.Topic)
-	for _, h := range m.Headers {
-		n += len(h.Key) + len(h.Value)
-	}
-	if n > s.cfg.MaxMessageBytes {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, s.cfg.MaxMessageBytes)
-	}
-	if m.Lane >= numLanes {
-		return fmt.Errorf("spool: unknown lane %d", m.Lane)
+	n, err := s.check(m)
+	if err != nil {
+		return err
 	}
 	a := s.appenders[m.Lane]
 	size := int64(n) + 32

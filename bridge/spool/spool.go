@@ -176,6 +176,22 @@ func Open(dir string, cfg Config) (*Spool, error) {
 	return s, nil
 }
 
+// check refuses a message that is too large or names no lane, and
+// returns its size (key, value, topic and headers).
+func (s *Spool) check(m Message) (int, error) {
+	n := len(m.Key) + len(m.Value) + len(m.Topic)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	if n > s.cfg.MaxMessageBytes {
+		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, s.cfg.MaxMessageBytes)
+	}
+	if m.Lane >= numLanes {
+		return 0, fmt.Errorf("spool: unknown lane %d", m.Lane)
+	}
+	return n, nil
+}
+
 // Append stores messages and returns once they are as durable as the sync
 // policy promises. Either all are stored or none: ErrFull when the budget
 // cannot make room, ErrTooLarge for an oversized message. Submit is the
@@ -186,15 +202,9 @@ func (s *Spool) Append(msgs ...Message) error {
 	var first [numLanes]time.Time
 	var size int64
 	for _, m := range msgs {
-		n := len(m.Key) + len(m.Value) + len(m.Topic)
-		for _, h := range m.Headers {
-			n += len(h.Key) + len(h.Value)
-		}
-		if n > s.cfg.MaxMessageBytes {
-			return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, s.cfg.MaxMessageBytes)
-		}
-		if m.Lane >= numLanes {
-			return fmt.Errorf("spool: unknown lane %d", m.Lane)
+		n, err := s.check(m)
+		if err != nil {
+			return err
 		}
 		if len(batches[m.Lane]) == 0 {
 			first[m.Lane] = m.Time

@@ -232,13 +232,7 @@ func TestResendAfterCrash(t *testing.T) {
 
 	u := newUplink(t, sp, dir, node.KafkaAddr())
 	l := u.lanes[spool.Telemetry]
-	if err := l.initProducer(ctx); err != nil {
-		t.Fatal(err)
-	}
-	w, recs, err := l.plan(ctx)
-	if err != nil || w == nil {
-		t.Fatalf("plan: %v", err)
-	}
+	w, recs := planFirst(t, ctx, l)
 	if err := l.send(ctx, w, recs); err != nil {
 		t.Fatal(err)
 	}
@@ -477,6 +471,19 @@ func TestPowerCutBeforeOverlappedSync(t *testing.T) {
 	}
 }
 
+// planFirst starts the lane's producer and plans its first window.
+func planFirst(t *testing.T, ctx context.Context, l *lane) (*window, []spool.Record) {
+	t.Helper()
+	if err := l.initProducer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w, recs, err := l.plan(ctx)
+	if err != nil || w == nil {
+		t.Fatalf("plan: %v", err)
+	}
+	return w, recs
+}
+
 func newClient(t *testing.T, addr string) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
@@ -523,13 +530,7 @@ func TestEvictedInFlightWindow(t *testing.T) {
 	ctx := context.Background()
 	u := newUplink(t, sp, dir, node.KafkaAddr())
 	l := u.lanes[spool.Telemetry]
-	if err := l.initProducer(ctx); err != nil {
-		t.Fatal(err)
-	}
-	w, recs, err := l.plan(ctx)
-	if err != nil || w == nil {
-		t.Fatalf("plan: %v", err)
-	}
+	w, recs := planFirst(t, ctx, l)
 	if err := l.state.sync(); err != nil {
 		t.Fatal(err)
 	}

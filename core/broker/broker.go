@@ -340,8 +340,16 @@ func (b *Broker) unfollow(p *Partition) {
 
 // watchLag shrinks ISRs of led partitions whose followers fall behind.
 func (b *Broker) watchLag() {
+	b.everyPartition(max(b.cfg.ReplicaLagMax/4, 50*time.Millisecond), func(now time.Time, p *Partition) {
+		p.checkLag(now, b.cfg.ReplicaLagMax)
+	})
+}
+
+// everyPartition calls fn for each hosted partition every d, until the
+// broker closes. Run it as a goroutine Close waits for.
+func (b *Broker) everyPartition(d time.Duration, fn func(now time.Time, p *Partition)) {
 	defer b.wg.Done()
-	t := time.NewTicker(max(b.cfg.ReplicaLagMax/4, 50*time.Millisecond))
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -351,7 +359,7 @@ func (b *Broker) watchLag() {
 			for _, tp := range b.Topics() {
 				for _, p := range tp.Partitions {
 					if p != nil {
-						p.checkLag(now, b.cfg.ReplicaLagMax)
+						fn(now, p)
 					}
 				}
 			}
@@ -622,26 +630,11 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 }
 
 func (b *Broker) maintain() {
-	defer b.wg.Done()
-	t := time.NewTicker(b.cfg.MaintainInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case now := <-t.C:
-			for _, tp := range b.Topics() {
-				for _, p := range tp.Partitions {
-					if p == nil {
-						continue
-					}
-					if err := p.log.Maintain(now); err != nil && !errors.Is(err, commitlog.ErrClosed) {
-						b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("maintenance failed")
-					}
-				}
-			}
+	b.everyPartition(b.cfg.MaintainInterval, func(now time.Time, p *Partition) {
+		if err := p.log.Maintain(now); err != nil && !errors.Is(err, commitlog.ErrClosed) {
+			b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("maintenance failed")
 		}
-	}
+	})
 }
 
 // Close stops following the metadata and replicating, then closes every
