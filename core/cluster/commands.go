@@ -290,6 +290,8 @@ func newTxn(old *State) *txn {
 		Brokers:        maps.Clone(old.Brokers),
 		Topics:         maps.Clone(old.Topics),
 		NextProducerID: old.NextProducerID,
+		Users:          old.Users, // commands that change it copy it first
+		ACLs:           old.ACLs,  // likewise
 	}
 	if s.Brokers == nil {
 		s.Brokers = map[int32]BrokerInfo{}

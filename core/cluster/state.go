@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"errors"
+
+	"github.com/fluxo-io/fluxo/core/acl"
 	"slices"
 	"strconv"
 )
@@ -26,6 +28,22 @@ type State struct {
 	Topics map[string]*TopicState `json:"topics"`
 	// NextProducerID is the first producer id not handed out yet.
 	NextProducerID int64 `json:"next_producer_id"`
+	// Users are the SCRAM users: user name → mechanism ("SCRAM-SHA-256",
+	// "SCRAM-SHA-512") → credential. Managed with Kafka's
+	// AlterUserScramCredentials; PLAIN checks passwords against them too.
+	Users map[string]map[string]ScramCredential `json:"users,omitempty"`
+	// ACLs are the cluster's access control bindings (Kafka's CreateAcls),
+	// checked by the authorizer on every request when it is on.
+	ACLs []acl.Binding `json:"acls,omitempty"`
+}
+
+// ScramCredential is one user's credential for one SCRAM mechanism, as
+// RFC 5802 has a server keep it: never the password itself.
+type ScramCredential struct {
+	Salt       []byte `json:"salt"`
+	StoredKey  []byte `json:"stored_key"`
+	ServerKey  []byte `json:"server_key"`
+	Iterations int    `json:"iterations"`
 }
 
 // BrokerInfo is a registered broker.
