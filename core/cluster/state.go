@@ -2,10 +2,10 @@ package cluster
 
 import (
 	"errors"
-
-	"github.com/fluxo-io/fluxo/core/acl"
 	"slices"
 	"strconv"
+
+	"github.com/fluxo-io/fluxo/core/acl"
 )
 
 // State is the cluster metadata as of one Raft index: the brokers, the
