@@ -361,13 +361,45 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	return pk, nil
 }
 
-// OnPacketEncode tells MQTT 5 clients the Maximum Packet Size in a
-// successful CONNACK (mochi enforces the limit but does not announce it).
+// OnPacketEncode mends what mochi writes to MQTT 5 clients:
+//
+//   - a successful CONNACK announces the Maximum Packet Size (mochi
+//     enforces the limit but does not announce it);
+//   - PUBACK, PUBREC, PUBREL and PUBCOMP carry only the reason code and,
+//     on a failure, a reason string. mochi builds them from the publish's
+//     properties, echoing its user properties back, and then answers a
+//     QoS 1 publish with reason code 0x01, the SUBACK code "granted QoS
+//     1", which is not a PUBACK reason code (MQTT 5 §3.4.2.1: 0x00, 0x10,
+//     0x80 and up). It encodes that code only when properties follow, so
+//     a publish with user properties got a PUBACK that MQTT.js rejects
+//     ("Invalid puback reason code") and Paho Python asserts on; without
+//     properties the code was left out and read as success (mochi issue
+//     #474).
 func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if pk.FixedHeader.Type == packets.Connack && cl.Properties.ProtocolVersion == 5 && pk.ReasonCode < packets.ErrUnspecifiedError.Code {
-		pk.Properties.MaximumPacketSize = h.e.cfg.MaxPacketSize
+	if cl.Properties.ProtocolVersion != 5 {
+		return pk
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		if pk.ReasonCode < packets.ErrUnspecifiedError.Code {
+			pk.Properties.MaximumPacketSize = h.e.cfg.MaxPacketSize
+		}
+	case packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp:
+		pk.Properties = ackProperties(pk.ReasonCode, pk.Properties.ReasonString)
+		if pk.ReasonCode < packets.ErrUnspecifiedError.Code && pk.ReasonCode != packets.CodeNoMatchingSubscribers.Code {
+			pk.ReasonCode = packets.CodeSuccess.Code
+		}
 	}
 	return pk
+}
+
+// ackProperties are the only properties an acknowledgement of a publish
+// carries: a reason string with a failure code.
+func ackProperties(code byte, reason string) packets.Properties {
+	if code < packets.ErrUnspecifiedError.Code {
+		return packets.Properties{}
+	}
+	return packets.Properties{ReasonString: reason}
 }
 
 // message builds the spool message of a publish. The header values share
