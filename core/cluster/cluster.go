@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -38,9 +39,15 @@ type Config struct {
 	// an unspecified address such as 0.0.0.0).
 	SerfAdvertise string
 	RaftAdvertise string
-	// KafkaAddr is this broker's advertised Kafka address, carried in the
+	// KafkaAddr is this broker's advertised Kafka address on the
+	// inter-broker listener (followers fetch from it), carried in the
 	// Serf tags and registered in the State.
 	KafkaAddr string
+	// KafkaListeners are the advertised addresses of every Kafka listener
+	// by listener name (Kafka's advertised.listeners), so that Metadata
+	// gives a client the addresses of the listener it connected on. Empty:
+	// KafkaAddr alone, on every listener.
+	KafkaListeners map[string]string
 	// Join lists Serf addresses of other members. Open joins them in the
 	// background, retrying with backoff until one answers or the Cluster
 	// is closed. Empty: start alone and wait to be joined.
@@ -538,7 +545,7 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 		}
 		if caughtUp {
 			missing = "registration"
-			if b, ok := s.Brokers[c.cfg.NodeID]; ok && !b.Fenced && b.KafkaAddr == c.cfg.KafkaAddr && b.RaftAddr == c.raftAddr && b.SerfAddr == c.serfAddr {
+			if b, ok := s.Brokers[c.cfg.NodeID]; ok && !b.Fenced && b.KafkaAddr == c.cfg.KafkaAddr && maps.Equal(b.Listeners, c.cfg.KafkaListeners) && b.RaftAddr == c.raftAddr && b.SerfAddr == c.serfAddr {
 				return nil
 			}
 		}

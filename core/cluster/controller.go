@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"maps"
 	"strconv"
 	"time"
 
@@ -86,7 +87,7 @@ func (c *Cluster) reconcileMembers(failedSince, absentSince map[int32]time.Time)
 		case m.Status == serf.StatusAlive && m.Tags[tagLeaving] == "":
 			delete(failedSince, info.ID)
 			alive = append(alive, info)
-			if !live || reg.KafkaAddr != info.KafkaAddr || reg.RaftAddr != info.RaftAddr || reg.SerfAddr != info.SerfAddr || reg.Unclean != info.Unclean {
+			if !live || reg.KafkaAddr != info.KafkaAddr || !maps.Equal(reg.Listeners, info.Listeners) || reg.RaftAddr != info.RaftAddr || reg.SerfAddr != info.SerfAddr || reg.Unclean != info.Unclean {
 				c.decide(RegisterBroker{Info: info}, info.ID, "registering broker")
 			}
 		case m.Status == serf.StatusFailed:

@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -14,7 +16,8 @@ import (
 // Serf tags of a fluxo member.
 const (
 	tagID      = "id"      // node id, decimal
-	tagKafka   = "kafka"   // advertised Kafka address
+	tagKafka   = "kafka"   // advertised Kafka address (inter-broker listener)
+	tagListen  = "listen"  // advertised listeners, NAME://HOST:PORT,... (only with more than one)
 	tagRaft    = "raft"    // advertised Raft address
 	tagLeaving = "leaving" // "1" once Leave started: never register it again
 	tagUnclean = "unclean" // "1" when this run followed a crash (Config.Unclean)
@@ -32,6 +35,9 @@ func (c *Config) tags(raftAddr string) map[string]string {
 	}
 	if c.Unclean {
 		tags[tagUnclean] = "1"
+	}
+	if len(c.KafkaListeners) > 0 {
+		tags[tagListen] = formatListeners(c.KafkaListeners)
 	}
 	return tags
 }
@@ -146,6 +152,7 @@ func parseMember(m serf.Member) (BrokerInfo, bool) {
 	return BrokerInfo{
 		ID:        int32(id),
 		KafkaAddr: m.Tags[tagKafka],
+		Listeners: parseListeners(m.Tags[tagListen]),
 		RaftAddr:  m.Tags[tagRaft],
 		SerfAddr:  net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))),
 		Unclean:   m.Tags[tagUnclean] == "1",
@@ -203,4 +210,38 @@ func (c *Cluster) joinLoop() {
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
+}
+
+// formatListeners writes listeners as NAME://HOST:PORT,... sorted by name.
+func formatListeners(ls map[string]string) string {
+	names := slices.Sorted(maps.Keys(ls))
+	var b strings.Builder
+	for i, name := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(name + "://" + ls[name])
+	}
+	return b.String()
+}
+
+// parseListeners reverses formatListeners; entries that do not parse are
+// skipped (a member's tags are not ours to trust blindly), and nil is
+// returned when none is left.
+func parseListeners(s string) map[string]string {
+	var out map[string]string
+	for _, e := range strings.Split(s, ",") {
+		name, addr, ok := strings.Cut(e, "://")
+		if !ok || name == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = addr
+	}
+	return out
 }

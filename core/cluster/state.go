@@ -49,9 +49,12 @@ type ScramCredential struct {
 // BrokerInfo is a registered broker.
 type BrokerInfo struct {
 	ID        int32  `json:"id"`
-	KafkaAddr string `json:"kafka_addr"` // advertised host:port for clients
-	RaftAddr  string `json:"raft_addr"`
-	SerfAddr  string `json:"serf_addr"`
+	KafkaAddr string `json:"kafka_addr"` // advertised host:port on the inter-broker listener
+	// Listeners are the advertised host:port of each Kafka listener by
+	// name; empty for a broker with one listener (KafkaAddr serves all).
+	Listeners map[string]string `json:"listeners,omitempty"`
+	RaftAddr  string            `json:"raft_addr"`
+	SerfAddr  string            `json:"serf_addr"`
 	// Fenced is true while the controller considers the broker failed or
 	// gone: it leads nothing and is out of every ISR (except where it was
 	// the last member).
@@ -149,3 +152,14 @@ var (
 	ErrNoController      = errors.New("cluster: no controller")
 	ErrUnknownOutcome    = errors.New("cluster: outcome unknown (leadership lost while applying)")
 )
+
+// Endpoint returns the address clients on listener reach broker b at: its
+// address on that listener, or KafkaAddr when b registered no listener
+// names (a broker with a single listener).
+func (b BrokerInfo) Endpoint(listener string) (string, bool) {
+	if len(b.Listeners) == 0 {
+		return b.KafkaAddr, b.KafkaAddr != ""
+	}
+	addr, ok := b.Listeners[listener]
+	return addr, ok
+}
