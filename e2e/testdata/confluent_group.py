@@ -48,6 +48,8 @@ def main():
     ap.add_argument("--records", type=int, default=10000)
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds for the whole run")
+    ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                    help="librdkafka property for every client (security.protocol, sasl.*, ssl.*)")
     args = ap.parse_args()
 
     deadline = time.monotonic() + args.timeout
@@ -65,6 +67,9 @@ def main():
 
 def base_config(args):
     conf = {"bootstrap.servers": args.bootstrap}
+    for kv in args.config:
+        key, _, value = kv.partition("=")
+        conf[key] = value
     debug = os.environ.get("RDKAFKA_DEBUG")
     if debug:
         conf["debug"] = debug

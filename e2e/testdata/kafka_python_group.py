@@ -70,6 +70,8 @@ def main():
     ap.add_argument("--api-version", default="2.4.0",
                     help="broker version the clients assume, as 2.4.0; 'auto' lets them probe it")
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds for the whole run")
+    ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                    help="keyword argument for every client (security_protocol, sasl_*, ssl_*)")
     args = ap.parse_args()
     if args.api_version == "auto":
         args.api_version = None
@@ -135,6 +137,9 @@ def client_config(args, name):
     conf = {"bootstrap_servers": args.bootstrap, "client_id": name, "request_timeout_ms": 15000}
     if args.api_version is not None:
         conf["api_version"] = args.api_version
+    for kv in args.config:
+        key, _, value = kv.partition("=")
+        conf[key] = value
     return conf
 
 
