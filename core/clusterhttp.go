@@ -3,10 +3,13 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sort"
-	"strconv"
 	"time"
+
+	"github.com/fluxo-io/fluxo/core/cluster"
+	"github.com/fluxo-io/fluxo/core/kafka"
 )
 
 // MemberStatus is one broker as `GET /cluster/members` reports it.
@@ -30,43 +33,46 @@ type ClusterStatus struct {
 // clusterRoutes are the cluster's HTTP endpoints on the ops listener:
 //
 //	GET  /cluster/members        ClusterStatus as JSON
-//	POST /cluster/remove?node=N  removes broker N for good (it must be
-//	                             stopped); 200 when done
+//
+// Removing a broker is a Kafka request (UnregisterBroker, see
+// unregisterBroker), so that it goes through the Kafka listener's
+// authentication and ACLs.
 func (n *Node) clusterRoutes() map[string]http.Handler {
 	return map[string]http.Handler{
 		"GET /cluster/members": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			json.NewEncoder(w).Encode(n.ClusterStatus())
 		}),
-		"POST /cluster/remove": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			id, err := strconv.ParseInt(r.URL.Query().Get("node"), 10, 32)
-			if err != nil {
-				http.Error(w, "node: want a broker id", http.StatusBadRequest)
-				return
-			}
-			if !n.knows(int32(id)) {
-				http.Error(w, "no broker "+strconv.Itoa(int(id))+" in this cluster", http.StatusNotFound)
-				return
-			}
-			ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-			defer cancel()
-			if err := n.cluster.Remove(ctx, int32(id)); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			w.Write([]byte("removed\n"))
-		}),
 	}
+}
+
+// unregisterRemoveTimeout bounds one removal.
+const unregisterRemoveTimeout = 30 * time.Second
+
+// unregisterBroker serves UnregisterBroker: it removes broker id for good
+// (Cluster.Remove), if the cluster knows it; an id nobody knows is the
+// operator's typo (kafka.ErrBrokerNotRegistered), and this broker cannot
+// remove itself (kafka.ErrUnregisterRefused).
+func unregisterBroker(ctx context.Context, cl *cluster.Cluster, id int32) error {
+	if !knows(cl, id) {
+		return fmt.Errorf("core: broker %d: %w", id, kafka.ErrBrokerNotRegistered)
+	}
+	if id == cl.NodeID() {
+		return fmt.Errorf("core: broker %d is this broker: stop it and send the request to another one: %w", id, kafka.ErrUnregisterRefused)
+	}
+	ctx, cancel := context.WithTimeout(ctx, unregisterRemoveTimeout)
+	defer cancel()
+	return cl.Remove(ctx, id)
 }
 
 // knows reports whether the metadata or Serf knows broker id. Removal is
 // idempotent in the cluster (a removal cut short can be repeated); here an
 // id nobody knows is the operator's typo.
-func (n *Node) knows(id int32) bool {
-	if _, ok := n.cluster.State().Brokers[id]; ok {
+func knows(cl *cluster.Cluster, id int32) bool {
+	if _, ok := cl.State().Brokers[id]; ok {
 		return true
 	}
-	for _, m := range n.cluster.Members() {
+	for _, m := range cl.Members() {
 		if m.ID == id {
 			return true
 		}

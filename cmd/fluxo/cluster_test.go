@@ -12,7 +12,7 @@ import (
 
 // TestClusterCommands: `fluxo cluster members` lists a running broker as
 // alive, the Raft leader and the controller; `fluxo cluster remove` of an
-// unknown broker fails with the broker's answer.
+// unknown broker, or of the broker asked, fails with the broker's answer.
 func TestClusterCommands(t *testing.T) {
 	cfg := core.DefaultConfig()
 	cfg.DataDir = t.TempDir()
@@ -43,11 +43,15 @@ func TestClusterCommands(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	code, _, stderr := fluxo(t, ctx, "", "cluster", "remove", "9", "--http", node.HTTPAddr())
-	if code == 0 || !strings.Contains(stderr, "404") {
-		t.Errorf("remove of an unknown broker: got exit %d, stderr %q; want a failure naming 404", code, stderr)
+	code, _, stderr := fluxo(t, ctx, "", "cluster", "remove", "9", "--brokers", node.KafkaAddr())
+	if code == 0 || !strings.Contains(stderr, "BROKER_ID_NOT_REGISTERED") {
+		t.Errorf("remove of an unknown broker: got exit %d, stderr %q; want a failure naming BROKER_ID_NOT_REGISTERED", code, stderr)
 	}
-	code, _, stderr = fluxo(t, ctx, "", "cluster", "remove", "x", "--http", node.HTTPAddr())
+	code, _, stderr = fluxo(t, ctx, "", "cluster", "remove", "4", "--brokers", node.KafkaAddr())
+	if code == 0 || !strings.Contains(stderr, "INVALID_REQUEST") {
+		t.Errorf("remove of the broker asked: got exit %d, stderr %q; want a failure naming INVALID_REQUEST", code, stderr)
+	}
+	code, _, stderr = fluxo(t, ctx, "", "cluster", "remove", "x", "--brokers", node.KafkaAddr())
 	if code == 0 || !strings.Contains(stderr, "NODE-ID") {
 		t.Errorf("remove x: got exit %d, stderr %q; want a usage error", code, stderr)
 	}

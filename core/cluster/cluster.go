@@ -61,8 +61,16 @@ type Config struct {
 	// voter by the controller once it is alive in Serf.
 	BootstrapExpect int
 	// SerfKey is the gossip encryption key (16, 24 or 32 bytes, AES); nil
-	// gossips in clear. Members with different keys cannot join.
+	// gossips in clear. Members with different keys cannot join. Once
+	// the keyring has been changed (Keys), DataDir/serf.keyring holds it
+	// and takes precedence over SerfKey at the next start.
 	SerfKey []byte
+	// TLS, if set, requires mutual TLS on the Raft port, for Raft streams
+	// and forwarding RPCs alike: a peer must present a certificate signed
+	// by TLS.CAs, and this node dials with TLS.Certificate. Nil: plaintext
+	// (fit only for loopback or a trusted network: anyone who reaches the
+	// port can change the metadata).
+	TLS *TLS
 	// Unclean tells the controller that this run follows a crash rather
 	// than a clean shutdown: the logs may have lost an unsynced tail, so
 	// the broker does not lead a partition that a replica with every
@@ -188,6 +196,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster: bootstrap expect %d: want >= 0", c.BootstrapExpect)
 	case c.SerfKey != nil && len(c.SerfKey) != 16 && len(c.SerfKey) != 24 && len(c.SerfKey) != 32:
 		return fmt.Errorf("cluster: serf key of %d bytes: want 16, 24 or 32", len(c.SerfKey))
+	case c.TLS != nil && c.TLS.validate() != nil:
+		return c.TLS.validate()
 	case t.RaftHeartbeat <= 0 || t.RaftElection < t.RaftHeartbeat || t.RaftLeaderLease <= 0 ||
 		t.RaftLeaderLease > t.RaftHeartbeat || t.RaftCommit <= 0:
 		return errors.New("cluster: raft timers: want heartbeat > 0, election >= heartbeat, 0 < lease <= heartbeat, commit > 0")
@@ -243,6 +253,7 @@ type Cluster struct {
 	raftAddr string // advertised
 	serfAddr string // advertised, after binding
 
+	tls   *tlsState // nil: plaintext Raft port
 	mux   *mux
 	layer *raftLayer
 	trans *raft.NetworkTransport
@@ -255,7 +266,9 @@ type Cluster struct {
 	reconcile  chan struct{} // 1-buffered "reconcile needed" signal
 	leaderKick chan raft.Observation
 
-	metrics *metrics
+	metrics   *metrics               // registered collector; nil without Config.Registerer
+	rejected  *prometheus.CounterVec // Raft port connections refused, by reason
+	keyErrors prometheus.Counter     // memberlist lines reporting a gossip key mismatch
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -291,6 +304,20 @@ func Open(cfg Config) (*Cluster, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 		quit:       ctx.Done(),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxo_cluster_rpc_rejected_total",
+			Help: "Connections to the Raft port refused before any frame was read, by reason.",
+		}, []string{"reason"}),
+		keyErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fluxo_cluster_serf_key_errors_total",
+			Help: "Gossip messages or syncs refused because a member uses another Serf key, or none.",
+		}),
+	}
+	for _, r := range []string{rejectNotTLS, rejectNoCertificate, rejectBadCert, rejectHandshake, rejectUnknownType} {
+		c.rejected.WithLabelValues(r)
+	}
+	if cfg.TLS != nil {
+		c.tls = newTLSState(cfg.TLS)
 	}
 	if cfg.Registerer != nil {
 		c.metrics = newMetrics(c)
@@ -320,7 +347,7 @@ func (c *Cluster) open() error {
 		ln.Close()
 		return err
 	}
-	c.mux = newMux(ln, c.serveRPC, c.log)
+	c.mux = newMux(ln, c.serveRPC, c.tls, func(reason string) { c.rejected.WithLabelValues(reason).Inc() }, c.log)
 	c.layer = &raftLayer{m: c.mux, addr: advertisedAddr(c.raftAddr), closed: make(chan struct{})}
 	hasState, err := c.openRaft()
 	if err != nil {

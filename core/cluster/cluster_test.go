@@ -506,6 +506,28 @@ func TestSerfKey(t *testing.T) {
 	if m := memberOf(a, 3); m.ID != 0 {
 		t.Fatalf("got member %+v, want none", m)
 	}
+	// The refusals are counted, on the member refusing and on the one
+	// refused.
+	waitFor(t, 10*time.Second, "key errors counted", func() bool {
+		return testutil.ToFloat64(a.keyErrors) > 0 && testutil.ToFloat64(c.keyErrors) > 0 && testutil.ToFloat64(d.keyErrors) > 0
+	})
+	if got := testutil.ToFloat64(b.keyErrors); got != 0 {
+		t.Fatalf("got %v key errors on a member with the right key, want 0", got)
+	}
+}
+
+func TestIsKeyError(t *testing.T) {
+	for line, want := range map[string]bool{
+		"memberlist: Decrypt packet failed: no installed keys could decrypt the message from=127.0.0.1:1":     true,
+		"memberlist: Failed to read remote state: Encryption is configured but remote state is not encrypted": true,
+		"memberlist: Push/Pull with x failed: remote state is encrypted and encryption is not configured":     true,
+		"memberlist: Failed to encrypt local state: boom":                                                     false,
+		"serf: EventMemberJoin: fluxo-2 127.0.0.1":                                                            false,
+	} {
+		if got := isKeyError(line); got != want {
+			t.Errorf("isKeyError(%q): got %v, want %v", line, got, want)
+		}
+	}
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -26,7 +26,7 @@
 //
 // A failed node is not a removed node: nothing is removed from Raft or
 // from State.Brokers automatically. Cluster.Remove (`fluxo cluster
-// remove`) does that.
+// remove`, Kafka's UnregisterBroker) does that.
 //
 // Each member's Serf node name is "fluxo-<id>" and its tags are id, kafka
 // (the advertised Kafka address), raft (the advertised Raft address) and,
@@ -83,7 +83,9 @@
 //	+-------------+----------------------------------------------------+
 //
 // ops: apply (type and body are an encoded command), status (answers
-// {"status":{"has_state","applied_index","leader"}}), remove-server (id).
+// {"status":{"has_state","applied_index","leader"}}), remove-server (id),
+// keys (key_op list|install|use|remove and key, base64; answers
+// {"keyring":{...}}, a KeyringStatus: see Keyring).
 // code is empty on success, one per sentinel error (so errors.Is works
 // across a forward), not_controller when the server no longer leads (the
 // caller retries with the new leader), or other with the text. Frames are
@@ -91,6 +93,32 @@
 // failed before it was fully written is retried; one that failed after is
 // ErrUnknownOutcome, as is a leadership loss while the command was in
 // flight.
+//
+// # Mutual TLS on the Raft port
+//
+// With Config.TLS set, every connection to the Raft port, Raft stream or
+// RPC, is TLS (1.2 or later) with client certificates required: the
+// handshake runs on the connection's own goroutine, under the same 5 s
+// deadline as the first byte, before anything is read. A peer whose
+// certificate does not chain to the cluster CA (or that sends none, or
+// speaks plaintext) is refused, logged at warn with its address, and
+// counted. Dialing (Raft and RPC) presents this node's certificate and
+// verifies the server's chain against the CA pool, with no host name:
+// membership is the CA's signature, so any certificate the cluster CA
+// signed is a member, whatever address it was dialed at. The framing
+// inside the TLS stream is unchanged. ReloadTLS swaps the certificate and
+// pool for later handshakes. Without TLS the port is plaintext, and
+// anyone who reaches it can change the metadata: keep it on loopback or a
+// trusted network.
+//
+// # Gossip keys
+//
+// Config.SerfKey encrypts gossip. Keyring (Cluster.Keys, RemoteKeys)
+// rotates keys on every member through Serf's key queries; Serf rewrites
+// DataDir/serf.keyring (a JSON array of base64 keys, primary first) after
+// each change, and a restart reads it back in preference to SerfKey. A
+// member gossiping with another key, or none, never joins; memberlist's
+// lines saying so are logged at error ("serf key mismatch") and counted.
 //
 // # Timers and the failover arithmetic
 //
@@ -129,6 +157,9 @@
 //	fluxo_cluster_members{status="alive|leaving|left|failed"}            fluxo members Serf knows
 //	fluxo_cluster_brokers{state="live|fenced"}                           registered brokers in the State
 //	fluxo_cluster_leader_elections_total                                 partition leader changes applied here
+//	fluxo_cluster_rpc_rejected_total{reason="not_tls|no_certificate|bad_certificate|handshake|unknown_type"}
+//	                                                                     Raft port connections refused before any frame
+//	fluxo_cluster_serf_key_errors_total                                  gossip refused for a key mismatch
 //
 // # Logging
 //

@@ -20,6 +20,12 @@ import (
 // serf and memberlist prefix their lines with [DEBUG], [INFO], [WARN] or
 // [ERR]; [INFO] stays info (serf's member joins and failures), a line
 // without a prefix is info.
+//
+// A line saying that a member gossips with another key, or without
+// encryption against an encrypted member (isKeyError), is logged at error
+// whatever its level, as "serf key mismatch" with the line in detail,
+// and counted (fluxo_cluster_serf_key_errors_total): such a member never
+// joins, and memberlist alone would say so among its debug lines.
 
 // hclogAdapter is an hclog.Logger writing to zerolog.
 type hclogAdapter struct {
@@ -156,9 +162,9 @@ func (h *hclogAdapter) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
 }
 
 // newStdLogger returns a *log.Logger (what serf and memberlist take) that
-// writes to l.
-func newStdLogger(l zerolog.Logger, component string) *log.Logger {
-	return log.New(&stdlogWriter{log: l, component: component}, "", 0)
+// writes to l; keyError, if not nil, is called for each key mismatch line.
+func newStdLogger(l zerolog.Logger, component string, keyError func()) *log.Logger {
+	return log.New(&stdlogWriter{log: l, component: component, keyError: keyError}, "", 0)
 }
 
 // stdlogWriter turns "[LEVEL] origin: message" lines into zerolog events.
@@ -166,6 +172,28 @@ func newStdLogger(l zerolog.Logger, component string) *log.Logger {
 type stdlogWriter struct {
 	log       zerolog.Logger
 	component string
+	keyError  func() // may be nil
+}
+
+// keyErrorLines are what memberlist says (in errors it logs, whatever
+// their level and wording around them) when the other side encrypts with
+// a key this member lacks, or one side does not encrypt at all. Matched
+// lowercased: older versions capitalise them.
+var keyErrorLines = []string{
+	"no installed keys could decrypt the message",
+	"encryption is configured but remote state is not encrypted",
+	"remote state is encrypted and encryption is not configured",
+}
+
+// isKeyError reports whether a memberlist line reports a key mismatch.
+func isKeyError(line string) bool {
+	l := strings.ToLower(line)
+	for _, k := range keyErrorLines {
+		if strings.Contains(l, k) {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *stdlogWriter) Write(p []byte) (int, error) {
@@ -187,6 +215,13 @@ func (w *stdlogWriter) Write(p []byte) (int, error) {
 	component := w.component
 	if i := strings.Index(line, ": "); i > 0 && !strings.ContainsAny(line[:i], " =") {
 		component, line = line[:i], line[i+2:]
+	}
+	if isKeyError(line) {
+		if w.keyError != nil {
+			w.keyError()
+		}
+		w.log.Error().Str("component", component).Str("detail", line).Msg("serf key mismatch: a member gossips with another key or none")
+		return len(p), nil
 	}
 	w.log.WithLevel(level).Str("component", component).Msg(line)
 	return len(p), nil

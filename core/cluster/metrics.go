@@ -41,6 +41,8 @@ func (m *metrics) leaderChanges(n int) { m.elections.Add(float64(n)) }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.elections.Describe(ch)
+	m.c.rejected.Describe(ch)
+	m.c.keyErrors.Describe(ch)
 	ch <- m.raftState
 	ch <- m.isController
 	ch <- m.members
@@ -49,6 +51,8 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.elections.Collect(ch)
+	m.c.rejected.Collect(ch)
+	m.c.keyErrors.Collect(ch)
 	state := m.c.raft.State()
 	for _, s := range []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown} {
 		ch <- prometheus.MustNewConstMetric(m.raftState, prometheus.GaugeValue, b2f(s == state), raftStateName(s))

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,8 @@ type mux struct {
 	ln     net.Listener
 	raftCh chan net.Conn // to raftLayer.Accept
 	rpc    func(net.Conn)
+	tls    *tlsState // nil: plaintext
+	reject func(reason string)
 	log    zerolog.Logger
 	quit   chan struct{}
 	wg     sync.WaitGroup // the accept loop and one goroutine per connection being routed or served
@@ -48,8 +51,11 @@ type mux struct {
 	closed bool
 }
 
-func newMux(ln net.Listener, rpc func(net.Conn), log zerolog.Logger) *mux {
-	m := &mux{ln: ln, raftCh: make(chan net.Conn), rpc: rpc, log: log, quit: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+// newMux serves ln. With ts set, every connection must complete a mutual
+// TLS handshake before its first byte is read; reject counts the
+// connections refused, by reason.
+func newMux(ln net.Listener, rpc func(net.Conn), ts *tlsState, reject func(reason string), log zerolog.Logger) *mux {
+	m := &mux{ln: ln, raftCh: make(chan net.Conn), rpc: rpc, tls: ts, reject: reject, log: log, quit: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 	m.wg.Add(1)
 	go m.serve()
 	return m
@@ -102,15 +108,29 @@ func (m *mux) untrack(c net.Conn) {
 	m.mu.Unlock()
 }
 
-func (m *mux) route(c *trackedConn) {
+// route runs on the connection's own goroutine: the TLS handshake (with
+// a deadline) and the first byte are read here, never in the accept loop.
+func (m *mux) route(tc *trackedConn) {
 	defer m.wg.Done()
+	var c net.Conn = tc
+	c.SetDeadline(time.Now().Add(handshakeTimeout))
+	if m.tls != nil {
+		tlsConn := tls.Server(tc, m.tls.serverConfig())
+		if err := tlsConn.Handshake(); err != nil {
+			reason := rejectReason(err)
+			m.log.Warn().Err(err).Str("client", tc.RemoteAddr().String()).Str("reason", reason).Msg("raft port connection refused")
+			m.reject(reason)
+			tc.Close()
+			return
+		}
+		c = tlsConn
+	}
 	var b [1]byte
-	c.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	if _, err := io.ReadFull(c, b[:]); err != nil {
 		c.Close()
 		return
 	}
-	c.SetReadDeadline(time.Time{})
+	c.SetDeadline(time.Time{})
 	switch b[0] {
 	case connRaft:
 		select {
@@ -122,7 +142,8 @@ func (m *mux) route(c *trackedConn) {
 		m.rpc(c)
 		c.Close()
 	default:
-		m.log.Debug().Str("client", c.RemoteAddr().String()).Msg("unknown connection type")
+		m.log.Warn().Str("client", c.RemoteAddr().String()).Uint8("type", b[0]).Msg("raft port connection refused: unknown connection type")
+		m.reject(rejectUnknownType)
 		c.Close()
 	}
 }
@@ -188,7 +209,7 @@ func (l *raftLayer) Close() error {
 func (l *raftLayer) Addr() net.Addr { return l.addr }
 
 func (l *raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", string(addr), timeout)
+	c, err := dialConn(context.Background(), string(addr), l.m.tls, time.Now().Add(timeout))
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +233,7 @@ const (
 	opApply        = "apply"
 	opStatus       = "status"
 	opRemoveServer = "remove-server"
+	opKeys         = "keys"
 )
 
 // rpcRequest is one forwarded request.
@@ -223,6 +245,10 @@ type rpcRequest struct {
 	Body json.RawMessage `json:"body,omitempty"`
 	// ID is the server to remove (opRemoveServer).
 	ID int32 `json:"id,omitempty"`
+	// KeyOp (list, install, use, remove) and Key (raw, base64 in the
+	// JSON) are a keyring operation (opKeys).
+	KeyOp string `json:"key_op,omitempty"`
+	Key   []byte `json:"key,omitempty"`
 	// TimeoutMs is how long the caller waits.
 	TimeoutMs int64 `json:"timeout_ms,omitempty"`
 }
@@ -234,6 +260,8 @@ type rpcResponse struct {
 	Code   string     `json:"code,omitempty"`
 	Error  string     `json:"error,omitempty"`
 	Status *rpcStatus `json:"status,omitempty"`
+	// Keyring answers opKeys.
+	Keyring *KeyringStatus `json:"keyring,omitempty"`
 }
 
 type rpcStatus struct {
@@ -333,14 +361,19 @@ func readFrame(r io.Reader, v any) error {
 // call sends one request to the Raft address addr and returns the
 // response. An error wrapping errNotSent means nothing reached the server.
 func (c *Cluster) call(ctx context.Context, addr string, req rpcRequest) (rpcResponse, error) {
+	return call(ctx, addr, c.tls, req)
+}
+
+// call sends one request to the Raft address addr, over TLS when ts is
+// set.
+func call(ctx context.Context, addr string, ts *tlsState, req rpcRequest) (rpcResponse, error) {
 	var resp rpcResponse
 	deadline := time.Now().Add(rpcTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	req.TimeoutMs = max(1, time.Until(deadline).Milliseconds())
-	d := net.Dialer{Timeout: dialTimeout, Deadline: deadline}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := dialConn(ctx, addr, ts, deadline)
 	if err != nil {
 		return resp, fmt.Errorf("%w: %w", errNotSent, err)
 	}
@@ -390,6 +423,17 @@ func (c *Cluster) serveRPC(conn net.Conn) {
 		}
 	case opRemoveServer:
 		resp.Code, resp.Error = codeOf(c.removeServerLocal(ctx, req.ID))
+	case opKeys:
+		var err error
+		if req.KeyOp != keyList {
+			err = checkKey(req.Key)
+		}
+		if err == nil {
+			var st KeyringStatus
+			st, err = c.keyOp(req.KeyOp, req.Key)
+			resp.Keyring = &st
+		}
+		resp.Code, resp.Error = codeOf(err)
 	default:
 		resp.Code, resp.Error = codeOther, "unknown op "+req.Op
 	}

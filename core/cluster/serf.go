@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,12 +99,12 @@ func (c *Cluster) openSerf() error {
 	// SuspicionMaxTimeoutMult times the minimum; 2 keeps a 2- or 3-member
 	// cluster's detection within the arithmetic of the package doc.
 	ml.SuspicionMaxTimeoutMult = 2
-	ml.Logger = newStdLogger(c.log, "memberlist")
-	if c.cfg.SerfKey != nil {
-		kr, err := memberlist.NewKeyring(nil, c.cfg.SerfKey)
-		if err != nil {
-			return fmt.Errorf("cluster: serf key: %w", err)
-		}
+	ml.Logger = newStdLogger(c.log, "memberlist", c.keyErrors.Inc)
+	kr, err := c.loadKeyring()
+	if err != nil {
+		return err
+	}
+	if kr != nil {
 		ml.Keyring = kr
 	}
 
@@ -113,8 +114,13 @@ func (c *Cluster) openSerf() error {
 	sc.Tags = c.cfg.tags(c.raftAddr)
 	sc.EventCh = c.serfEvents
 	sc.MemberlistConfig = ml
-	sc.Logger = newStdLogger(c.log, "serf")
+	sc.Logger = newStdLogger(c.log, "serf", c.keyErrors.Inc)
 	sc.LogOutput = nil
+	if kr != nil {
+		// Serf rewrites it after each key operation, so that an
+		// installed key survives a restart (loadKeyring reads it).
+		sc.KeyringFile = filepath.Join(c.cfg.DataDir, keyringFile)
+	}
 	sc.ReapInterval = t.SerfReapInterval
 	sc.ReconnectTimeout = t.SerfReconnectTimeout
 	sc.TombstoneTimeout = t.SerfReconnectTimeout

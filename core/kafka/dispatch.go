@@ -65,6 +65,9 @@ func (s *Server) registerHandlers() {
 	s.handle(kmsg.IncrementalAlterConfigs, 0, 1, s.handleIncrementalAlterConfigs)
 	s.handle(kmsg.AlterPartitionAssignments, 0, 1, s.handleAlterPartitionReassignments)
 	s.handle(kmsg.ListPartitionReassignments, 0, 0, s.handleListPartitionReassignments)
+	if s.cfg.UnregisterBroker != nil {
+		s.handle(kmsg.UnregisterBroker, 0, kmsg.NewPtrUnregisterBrokerRequest().MaxVersion(), s.handleUnregisterBroker)
+	}
 	if s.cfg.Groups == nil {
 		return
 	}

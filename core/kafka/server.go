@@ -90,6 +90,13 @@ type Config struct {
 	// APIs unregistered.
 	Groups Groups
 
+	// UnregisterBroker removes broker id from the cluster for good
+	// (UnregisterBroker, API key 64). Nil leaves the API unregistered. It
+	// returns an error wrapping ErrBrokerNotRegistered for an id the
+	// cluster does not know and ErrUnregisterRefused for a removal that
+	// cannot be done as asked.
+	UnregisterBroker func(ctx context.Context, id int32) error
+
 	// Logger receives the server's logs. The zero value logs nothing.
 	Logger zerolog.Logger
 
