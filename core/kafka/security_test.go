@@ -6,7 +6,10 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -399,5 +402,61 @@ func TestCertReload(t *testing.T) {
 	cl := kclient(t, addr, kgo.DialTLSConfig(forceCert(next.clientTLS(), oldClient)))
 	if err := cl.Ping(ctxT(t)); err == nil {
 		t.Fatalf("ping with a certificate of the old CA: got nil error, want a failure")
+	}
+}
+
+// TestTLSHandshakeTimeout: a client that opens a TCP connection to a TLS
+// listener and never handshakes is closed after HandshakeTimeout, and
+// meanwhile the listener accepts and serves others.
+func TestTLSHandshakeTimeout(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.HandshakeTimeout = 100 * time.Millisecond
+	s := startServer(t, cfg, nil)
+	ts := newTLSServer(t)
+	tc, _ := ts.listenerTLS(t, ClientAuthNone)
+	addr := startListener(t, s, Listener{Name: "SSL", Protocol: SSL, TLS: tc})
+
+	nc, err := net.DialTimeout("tcp", addr, waitFor)
+	if err != nil {
+		t.Fatalf("dial: got %v, want nil", err)
+	}
+	defer nc.Close()
+	silent := &rawConn{t: t, nc: nc}
+	dialAddr(t, addr, ts.clientTLS()).apiVersions()
+	silent.expectClosed()
+	eventually(t, "handshake timeout counted", func() bool {
+		return value(t, s.metrics.tlsHandshakeFailures.WithLabelValues("SSL")) >= 1
+	})
+}
+
+// TestMetadataPerListener: Metadata and FindCoordinator give a client
+// this broker's address on the listener it came on.
+func TestMetadataPerListener(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Broker = openBroker(t)
+	cfg.Advertised = "plain.example:19092"
+	s := startServer(t, cfg, nil)
+	client := startListener(t, s, Listener{Name: "CLIENT", Protocol: Plaintext, Advertised: "client.example:29092"})
+	internal := startListener(t, s, Listener{Name: "INTERNAL", Protocol: Plaintext})
+
+	for _, tc := range []struct {
+		addr string
+		want string
+	}{
+		{s.Addr().String(), "plain.example:19092"},
+		{client, "client.example:29092"},
+		{internal, internal},
+	} {
+		c := dialAddr(t, tc.addr, nil)
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = 12
+		resp := c.roundTrip(req).(*kmsg.MetadataResponse)
+		if len(resp.Brokers) != 1 {
+			t.Fatalf("metadata via %s: got %d brokers, want 1", tc.addr, len(resp.Brokers))
+		}
+		b := resp.Brokers[0]
+		if got := net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))); got != tc.want {
+			t.Fatalf("metadata via %s: got broker at %s, want %s", tc.addr, got, tc.want)
+		}
 	}
 }
