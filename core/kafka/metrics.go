@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"listener", "mechanism"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxo_kafka_auth_failures_total",
-			Help: "Failed authentications, by listener and mechanism (SSL for a refused client certificate, PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).",
+			Help: "Failed authentications, by listener and mechanism (SSL for a refused client certificate, PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, unsupported for a disabled mechanism).",
 		}, []string{"listener", "mechanism"}),
 		tlsHandshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxo_kafka_tls_handshake_failures_total",
