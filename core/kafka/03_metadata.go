@@ -18,9 +18,10 @@ import (
 //
 // Behavior:
 //   - Brokers: every registered broker the controller has not fenced, at
-//     its advertised Kafka address (this broker always, at
-//     Config.Advertised or its listener address); the controller is the
-//     Raft leader.
+//     its address on the listener the client connected to (this broker
+//     always, at the listener's Advertised or bound address; others as
+//     Config.BrokerEndpoint gives them, left out when it has none, or at
+//     their KafkaAddr without it); the controller is the Raft leader.
 //   - Topics: all when the request names none (a null list; in v0, which
 //     has no null, an empty one); otherwise the named ones, auto-created
 //     when the request allows it (always before v4) and the broker
@@ -29,13 +30,12 @@ import (
 //     replicas, ISR, and the fenced replicas as offline;
 //     LEADER_NOT_AVAILABLE while no replica can lead.
 //   - Authorized operations are not computed (left at "not requested").
-func (s *Server) handleMetadata(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleMetadata(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	b := s.cfg.Broker
-	host, port := s.advertised()
 	rb := kmsg.NewMetadataResponseBroker()
-	rb.NodeID, rb.Host, rb.Port = b.NodeID(), host, port
+	rb.NodeID, rb.Host, rb.Port = b.NodeID(), cc.l.host, cc.l.port
 	resp.Brokers = append(resp.Brokers, rb)
 	st := b.State()
 	fenced := map[int32]bool{}
@@ -48,7 +48,15 @@ func (s *Server) handleMetadata(ctx context.Context, _ *Conn, kreq kmsg.Request)
 		if id == b.NodeID() {
 			continue
 		}
-		h, p, err := net.SplitHostPort(bi.KafkaAddr)
+		addr := bi.KafkaAddr
+		if s.cfg.BrokerEndpoint != nil {
+			a, ok := s.cfg.BrokerEndpoint(id, cc.l.Name)
+			if !ok {
+				continue
+			}
+			addr = a
+		}
+		h, p, err := net.SplitHostPort(addr)
 		if err != nil {
 			continue
 		}
@@ -135,17 +143,6 @@ func sortedBrokers(st *cluster.State) []int32 {
 	}
 	slices.Sort(ids)
 	return ids
-}
-
-// advertised is the host and port clients are told to connect to.
-func (s *Server) advertised() (string, int32) {
-	addr := s.cfg.Advertised
-	if addr == "" {
-		if a := s.Addr(); a != nil {
-			addr = a.String()
-		}
-	}
-	return splitHostPort(addr)
 }
 
 // leaderPartition returns the partition if this broker leads it, else the

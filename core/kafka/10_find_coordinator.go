@@ -15,8 +15,10 @@ import (
 // names: the leader of the group's __consumer_offsets partition (v4+:
 // for every key of the batch); COORDINATOR_NOT_AVAILABLE while that
 // partition has no leader. Transaction coordinators are not offered:
-// COORDINATOR_NOT_AVAILABLE, as transactions are not supported.
-func (s *Server) handleFindCoordinator(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+// COORDINATOR_NOT_AVAILABLE, as transactions are not supported. The
+// coordinator's address is the one on the client's listener, as in
+// Metadata; COORDINATOR_NOT_AVAILABLE when it has none there.
+func (s *Server) handleFindCoordinator(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	find := func(key string) (int32, string, int32, int16) {
@@ -26,6 +28,20 @@ func (s *Server) handleFindCoordinator(ctx context.Context, _ *Conn, kreq kmsg.R
 		node, addr, code := s.cfg.Groups.Find(ctx, key)
 		if code != 0 {
 			return -1, "", -1, code
+		}
+		self := s.cfg.NodeID
+		if s.cfg.Broker != nil {
+			self = s.cfg.Broker.NodeID()
+		}
+		switch {
+		case node == self:
+			return node, cc.l.host, cc.l.port, 0
+		case s.cfg.BrokerEndpoint != nil:
+			a, ok := s.cfg.BrokerEndpoint(node, cc.l.Name)
+			if !ok {
+				return -1, "", -1, kerr.CoordinatorNotAvailable.Code
+			}
+			addr = a
 		}
 		host, port := splitHostPort(addr)
 		return node, host, port, 0

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,7 +29,8 @@ const maxKeptWriteBuffer = 64 << 10
 // locking and must only be called from a handler.
 type Conn struct {
 	s      *Server
-	nc     net.Conn
+	nc     net.Conn           // a *tls.Conn on SSL and SASL_SSL listeners
+	l      *boundListener     // the listener the connection came on
 	log    zerolog.Logger     // carries the client address
 	ctx    context.Context    // handlers' context; cancelled on close
 	cancel context.CancelFunc // cancels ctx
@@ -39,6 +41,10 @@ type Conn struct {
 	hdr           RequestHeader // the request being handled
 	authenticated bool
 	principal     string
+	sasl          saslSession // the SASL exchange after a handshake, until it ends
+	saslMechanism string      // the mechanism of the last SaslHandshake
+	saslRaw       bool        // after SaslHandshake v0: frames are bare SASL tokens
+	closeAfter    bool        // close the connection once the response is written
 	lenBuf        [4]byte
 	wbuf          []byte
 	rbuf          []byte   // the last Produce frame, reused for the next read
@@ -58,11 +64,15 @@ func (c *Conn) runAfter() {
 	c.after = c.after[:0]
 }
 
-func newConn(s *Server, nc net.Conn) *Conn {
+func newConn(s *Server, nc net.Conn, bl *boundListener) *Conn {
+	if bl.TLS != nil {
+		nc = tls.Server(nc, bl.TLS) // the handshake runs in serve
+	}
 	c := &Conn{
 		s:   s,
 		nc:  nc,
-		log: s.log.With().Str("client", nc.RemoteAddr().String()).Logger(),
+		l:   bl,
+		log: s.log.With().Str("client", nc.RemoteAddr().String()).Str("listener", bl.Name).Logger(),
 	}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	return c
@@ -77,16 +87,22 @@ func (c *Conn) Header() RequestHeader { return c.hdr }
 // Logger is the connection's logger; it carries the client address.
 func (c *Conn) Logger() zerolog.Logger { return c.log }
 
-// Authenticated reports whether a handler called SetAuthenticated on this
-// connection.
+// Listener is the listener the connection came on.
+func (c *Conn) Listener() Listener { return c.l.Listener }
+
+// Authenticated reports whether the connection is authenticated: always
+// on PLAINTEXT and SSL listeners, after a successful SASL exchange on
+// SASL_PLAINTEXT and SASL_SSL ones.
 func (c *Conn) Authenticated() bool { return c.authenticated }
 
-// Principal is the name given to SetAuthenticated, or "".
+// Principal is the Kafka principal of an authenticated connection, or "":
+// User:ANONYMOUS on PLAINTEXT, and on SSL without a client certificate;
+// User:<certificate subject in RFC 2253 form> on SSL with a verified
+// client certificate; User:<name> after SASL.
 func (c *Conn) Principal() string { return c.principal }
 
 // SetAuthenticated marks the connection authenticated as principal, which
-// opens every API to it when Config.RequireAuthentication is set. A SASL
-// handler calls it once the exchange succeeds.
+// on a SASL listener opens every API to it.
 func (c *Conn) SetAuthenticated(principal string) {
 	c.authenticated = true
 	c.principal = principal
@@ -108,6 +124,9 @@ func (c *Conn) serve() {
 	defer c.close()
 
 	c.log.Debug().Msg("connection opened")
+	if !c.secure() {
+		return
+	}
 	for {
 		if !c.setBusy(false) {
 			return
@@ -179,7 +198,8 @@ func (c *Conn) readFrame() (frame []byte, release func(), err error) {
 		return nil, nil, err
 	}
 	size := binary.BigEndian.Uint32(c.lenBuf[:])
-	if size < minFrameBytes || uint64(size) > uint64(c.s.cfg.MaxRequestBytes) {
+	if (size < minFrameBytes && !c.saslRaw) || uint64(size) > uint64(c.s.cfg.MaxRequestBytes) {
+		// A bare SASL token (after SaslHandshake v0) may be short.
 		return nil, nil, &frameSizeError{size: size, max: c.s.cfg.MaxRequestBytes}
 	}
 

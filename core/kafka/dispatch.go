@@ -45,6 +45,10 @@ type handler struct {
 // advertises exactly these keys and version ranges.
 func (s *Server) registerHandlers() {
 	s.handle(kmsg.ApiVersions, 0, kmsg.NewPtrApiVersionsRequest().MaxVersion(), s.handleApiVersions)
+	if len(s.cfg.SASLMechanisms) > 0 {
+		s.handle(kmsg.SASLHandshake, 0, 1, s.handleSASLHandshake)
+		s.handle(kmsg.SASLAuthenticate, 0, 2, s.handleSASLAuthenticate)
+	}
 	if s.cfg.Broker == nil {
 		return
 	}
@@ -157,6 +161,9 @@ const (
 // returns false when the connection must be closed.
 func (c *Conn) handleFrame(frame []byte) bool {
 	s := c.s
+	if c.saslRaw {
+		return c.handleRawSASL(frame)
+	}
 	hdr, req, body, err := readHeader(frame)
 	c.hdr = hdr
 	if err != nil {
@@ -172,7 +179,8 @@ func (c *Conn) handleFrame(frame []byte) bool {
 	api := kmsg.NameForKey(hdr.Key)
 	s.metrics.requests.WithLabelValues(api).Inc()
 
-	if s.cfg.RequireAuthentication && !c.authenticated && !allowedBeforeAuth(hdr.Key) {
+	// Only SASL listeners' connections start unauthenticated.
+	if !c.authenticated && !allowedBeforeAuth(hdr.Key) {
 		s.metrics.requestErrors.WithLabelValues(reasonUnauthenticated).Inc()
 		c.logRequest(c.log.Warn(), hdr).Msg("request before authentication, closing connection")
 		return false
@@ -206,7 +214,7 @@ func (c *Conn) handleFrame(frame []byte) bool {
 		c.logRequest(c.log.Error(), hdr).Msg("handler returned no response or one of another key or version, closing connection")
 		return false
 	}
-	return c.reply(hdr, resp)
+	return c.reply(hdr, resp) && !c.closeAfter
 }
 
 // reply writes resp to the client; false means the connection is broken.

@@ -228,24 +228,22 @@ func TestHandlerContract(t *testing.T) {
 	}
 }
 
+// TestAuthenticationGate: on a SASL listener, only ApiVersions,
+// SaslHandshake and SaslAuthenticate pass before authentication; any
+// other request closes the connection, as Kafka does.
 func TestAuthenticationGate(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.RequireAuthentication = true
 	principals := make(chan string, 1)
-	s, _ := startServerWithMetrics(t, cfg, func(s *Server) {
+	s, _ := startServerWithMetrics(t, saslConfig(t), func(s *Server) {
 		registerHeartbeat(s)
-		s.handle(kmsg.SASLAuthenticate, 0, 2, func(_ context.Context, cc *Conn, req kmsg.Request) (kmsg.Response, error) {
-			cc.SetAuthenticated(string(req.(*kmsg.SASLAuthenticateRequest).SASLAuthBytes))
-			return req.ResponseKind(), nil
-		})
 		s.handle(kmsg.SyncGroup, 0, 5, func(_ context.Context, cc *Conn, req kmsg.Request) (kmsg.Response, error) {
 			principals <- cc.Principal()
 			return req.ResponseKind(), nil
 		})
 	})
+	addr := startListener(t, s, Listener{Name: "CLIENT", Protocol: SASLPlaintext})
 
 	t.Run("before authentication", func(t *testing.T) {
-		c := dial(t, s)
+		c := dialAddr(t, addr, nil)
 		c.apiVersions()
 		c.send(kmsg.NewPtrHeartbeatRequest())
 		c.expectClosed()
@@ -254,22 +252,37 @@ func TestAuthenticationGate(t *testing.T) {
 		}
 	})
 	t.Run("unknown key before authentication", func(t *testing.T) {
-		c := dial(t, s)
+		c := dialAddr(t, addr, nil)
 		c.write(frame(header(9999, 0, 1, false)))
 		c.expectClosed()
 	})
 	t.Run("after authentication", func(t *testing.T) {
-		c := dial(t, s)
+		c := dialAddr(t, addr, nil)
 		c.apiVersions()
+		hs := kmsg.NewPtrSASLHandshakeRequest()
+		hs.Version = 1
+		hs.Mechanism = MechanismPlain
+		if got := c.roundTrip(hs).(*kmsg.SASLHandshakeResponse).ErrorCode; got != 0 {
+			t.Fatalf("SaslHandshake error code: got %d, want 0", got)
+		}
 		auth := kmsg.NewPtrSASLAuthenticateRequest()
-		auth.SASLAuthBytes = []byte("alice")
-		c.roundTrip(auth)
+		auth.SASLAuthBytes = []byte("\x00alice\x00alice-secret")
+		if got := c.roundTrip(auth).(*kmsg.SASLAuthenticateResponse).ErrorCode; got != 0 {
+			t.Fatalf("SaslAuthenticate error code: got %d, want 0", got)
+		}
 		hb := kmsg.NewPtrHeartbeatRequest()
 		hb.Version = 2
 		c.roundTrip(hb)
 		c.roundTrip(kmsg.NewPtrSyncGroupRequest())
-		if principal := <-principals; principal != "alice" {
-			t.Fatalf("principal: got %q, want %q", principal, "alice")
+		if principal := <-principals; principal != "User:alice" {
+			t.Fatalf("principal: got %q, want %q", principal, "User:alice")
+		}
+	})
+	t.Run("plaintext listener is anonymous", func(t *testing.T) {
+		c := dial(t, s)
+		c.roundTrip(kmsg.NewPtrSyncGroupRequest())
+		if principal := <-principals; principal != principalAnonymous {
+			t.Fatalf("principal: got %q, want %q", principal, principalAnonymous)
 		}
 	})
 }

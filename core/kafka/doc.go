@@ -50,14 +50,40 @@
 //   - otherwise the handler's response, or a closed connection if the
 //     handler returns an error. Kafka error codes travel in responses.
 //
-// With Config.RequireAuthentication, a connection may send only
-// ApiVersions, SaslHandshake and SaslAuthenticate until a handler calls
-// Conn.SetAuthenticated; anything else closes it, as Kafka does during the
-// SASL exchange. No SASL mechanism is served yet.
+// On a SASL listener a connection may send only ApiVersions,
+// SaslHandshake and SaslAuthenticate until SASL succeeds; anything else
+// closes it, as Kafka does during the SASL exchange (see Security).
 //
 // Every closed connection is logged with the client address and, when a
 // header was read, the api key, version and correlation id. The broker
 // itself never stops for a client's bytes.
+//
+// # Security
+//
+// The server serves any number of listeners (ServeListener, StartListener),
+// each with a name and one of Kafka's security protocols; Start and Serve
+// serve one PLAINTEXT listener named PLAINTEXT. ParseListeners reads
+// Kafka's listeners syntax.
+//
+//   - PLAINTEXT: every connection is User:ANONYMOUS.
+//   - SSL: TLS (ServerTLS, with ssl.client.auth none, requested or
+//     required); a verified client certificate makes the connection
+//     User:<subject in RFC 2253 form> ("User:CN=edge-1,OU=fleet,O=acme"),
+//     as Kafka's default ssl.principal.mapping.rules, otherwise
+//     User:ANONYMOUS. CertReloader.Reload swaps the certificate and CA for
+//     new connections without a restart.
+//   - SASL_PLAINTEXT, SASL_SSL: SaslHandshake v1 then SaslAuthenticate
+//     (or, after SaslHandshake v0, bare length-prefixed tokens, Kafka's
+//     legacy flow) with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, as
+//     Config.SASLMechanisms enables; the connection becomes User:<name>.
+//     SCRAM credentials come from Config.Credentials, and PLAIN checks its
+//     password against them. A failed authentication is answered
+//     SASL_AUTHENTICATION_FAILED and the connection closed. There is no
+//     re-authentication (KIP-368): SessionLifetimeMillis is 0.
+//
+// The TLS handshake runs on the connection's goroutine, bounded by
+// Config.HandshakeTimeout, never in the accept loop. Metadata and
+// FindCoordinator give each client the addresses on its own listener.
 //
 // # Limits
 //
@@ -74,6 +100,10 @@
 //
 // With Config.Registerer set: fluxo_kafka_requests_total{api},
 // fluxo_kafka_request_duration_seconds{api}, fluxo_kafka_connections,
-// fluxo_kafka_connections_rejected_total and
-// fluxo_kafka_request_errors_total{reason}.
+// fluxo_kafka_connections_rejected_total,
+// fluxo_kafka_request_errors_total{reason},
+// fluxo_kafka_auth_successes_total{listener,mechanism},
+// fluxo_kafka_auth_failures_total{listener,mechanism} (mechanism SSL for
+// client certificates, "unsupported" for a handshake naming a disabled
+// mechanism) and fluxo_kafka_tls_handshake_failures_total{listener}.
 package kafka

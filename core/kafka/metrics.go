@@ -11,11 +11,14 @@ import (
 // the code that updates them has no nil checks; they are registered only
 // when Config.Registerer is set.
 type metrics struct {
-	requests            *prometheus.CounterVec   // by api
-	duration            *prometheus.HistogramVec // by api
-	connections         prometheus.Gauge
-	connectionsRejected prometheus.Counter
-	requestErrors       *prometheus.CounterVec // by reason
+	requests             *prometheus.CounterVec   // by api
+	duration             *prometheus.HistogramVec // by api
+	connections          prometheus.Gauge
+	connectionsRejected  prometheus.Counter
+	requestErrors        *prometheus.CounterVec // by reason
+	authSuccesses        *prometheus.CounterVec // by listener, mechanism
+	authFailures         *prometheus.CounterVec // by listener, mechanism
+	tlsHandshakeFailures *prometheus.CounterVec // by listener
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -41,6 +44,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "fluxo_kafka_request_errors_total",
 			Help: "Requests that were not served normally, by reason: malformed, oversized, unsupported, unauthenticated, handler.",
 		}, []string{"reason"}),
+		authSuccesses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxo_kafka_auth_successes_total",
+			Help: "Connections authenticated, by listener and mechanism (SSL for a client certificate, PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).",
+		}, []string{"listener", "mechanism"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxo_kafka_auth_failures_total",
+			Help: "Failed authentications, by listener and mechanism (SSL for a refused client certificate, PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, unsupported for a disabled mechanism).",
+		}, []string{"listener", "mechanism"}),
+		tlsHandshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxo_kafka_tls_handshake_failures_total",
+			Help: "TLS handshakes that failed or timed out, by listener.",
+		}, []string{"listener"}),
 	}
 	for _, r := range []string{reasonMalformed, reasonOversized, reasonUnsupported, reasonUnauthenticated, reasonHandler} {
 		m.requestErrors.WithLabelValues(r)
@@ -48,7 +63,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.connectionsRejected, m.requestErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.connectionsRejected, m.requestErrors, m.authSuccesses, m.authFailures, m.tlsHandshakeFailures} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

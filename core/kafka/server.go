@@ -66,17 +66,36 @@ type Config struct {
 	// reading one frame and writing one response may stall.
 	IdleTimeout time.Duration
 
-	// RequireAuthentication lets only ApiVersions, SaslHandshake and
-	// SaslAuthenticate through on a connection until a handler marks it
-	// authenticated with Conn.SetAuthenticated; any other request closes
-	// the connection, as Kafka does during the SASL exchange. No SASL
-	// mechanism is served yet, so turning it on today leaves clients
-	// nothing but ApiVersions.
-	RequireAuthentication bool
-
 	// Advertised is the host:port Metadata gives clients for this broker
-	// (Kafka's advertised.listeners). Empty: the listener's address.
+	// on the listener Start and Serve open, named PLAINTEXT (Kafka's
+	// advertised.listeners). Empty: the listener's address. Listeners
+	// served with ServeListener carry their own.
 	Advertised string
+
+	// Listener security (TLS and SASL). Each listener's protocol and TLS
+	// configuration are given to ServeListener; these are shared by all.
+
+	// HandshakeTimeout bounds a connection's TLS handshake, done on the
+	// connection's own goroutine. Zero: IdleTimeout.
+	HandshakeTimeout time.Duration
+
+	// SASLMechanisms are the SASL mechanisms SASL_PLAINTEXT and SASL_SSL
+	// listeners offer (Kafka's sasl.enabled.mechanisms): PLAIN,
+	// SCRAM-SHA-256, SCRAM-SHA-512. Empty: no SASL, and ServeListener
+	// refuses SASL listeners.
+	SASLMechanisms []string
+
+	// Credentials looks users up for SASL; required when SASLMechanisms
+	// is not empty. PLAIN checks passwords against the same SCRAM
+	// credentials.
+	Credentials Credentials
+
+	// BrokerEndpoint, if set, gives another broker's host:port on the
+	// listener named listener, for Metadata and FindCoordinator answers
+	// to a client of that listener; ok false leaves the broker out (or,
+	// for a coordinator, answers COORDINATOR_NOT_AVAILABLE). Nil: every
+	// broker's cluster.BrokerInfo.KafkaAddr, whatever the listener.
+	BrokerEndpoint func(id int32, listener string) (hostport string, ok bool)
 
 	// Broker holds the topics and partitions the data APIs serve. Nil
 	// leaves only ApiVersions registered.
@@ -115,6 +134,7 @@ func DefaultConfig() Config {
 		MaxInFlightBytes: 512 << 20,
 		MaxConnections:   10000,
 		IdleTimeout:      10 * time.Minute,
+		HandshakeTimeout: 10 * time.Second,
 		Logger:           zerolog.Nop(),
 	}
 }
@@ -134,8 +154,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kafka: max connections %d is not positive", c.MaxConnections)
 	case c.IdleTimeout <= 0:
 		return fmt.Errorf("kafka: idle timeout %s is not positive", c.IdleTimeout)
+	case c.HandshakeTimeout < 0:
+		return fmt.Errorf("kafka: tls handshake timeout %s is negative", c.HandshakeTimeout)
 	}
-	return nil
+	return validateSASL(c.SASLMechanisms, c.Credentials)
 }
 
 // Server serves the Kafka wire protocol. Create it with New, run it with
@@ -197,36 +219,98 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Start listens on Config.Addr and serves it in the background until
-// Shutdown. It returns once the listener is open; Addr then reports it.
+// Start listens on Config.Addr and serves it in the background as a
+// PLAINTEXT listener named PLAINTEXT until Shutdown. It returns once the
+// listener is open; Addr then reports it.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
+	_, err := s.StartListener(s.cfg.Addr, s.plaintextListener())
+	return err
+}
+
+// StartListener listens on addr (host:port) and serves l there in the
+// background until Shutdown. It returns the bound address once the
+// listener is open. A listener that fails later is logged at error level.
+func (s *Server) StartListener(addr string, l Listener) (net.Addr, error) {
+	bl, err := s.bind(l)
 	if err != nil {
-		return fmt.Errorf("kafka: cannot listen: %w", err)
+		return nil, err
 	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: listener %s: cannot listen: %w", l.Name, err)
+	}
+	bl.setBound(ln.Addr())
 	if err := s.track(ln); err != nil {
 		ln.Close()
-		return err
+		return nil, err
 	}
 	go func() {
 		defer s.wg.Done()
-		if err := s.acceptLoop(ln); err != nil && !errors.Is(err, ErrServerClosed) {
-			s.log.Error().Err(err).Str("addr", ln.Addr().String()).Msg("listener failed")
+		if err := s.acceptLoop(ln, bl); err != nil && !errors.Is(err, ErrServerClosed) {
+			s.log.Error().Err(err).Str("listener", l.Name).Str("addr", ln.Addr().String()).Msg("listener failed")
 		}
 	}()
-	return nil
+	return ln.Addr(), nil
 }
 
-// Serve accepts connections on ln and serves each in its own goroutine
-// until Shutdown or a permanent accept error. It closes ln before
-// returning, and returns ErrServerClosed after Shutdown.
+// Serve accepts connections on ln as a PLAINTEXT listener named
+// PLAINTEXT, advertised at Config.Advertised, and serves each in its own
+// goroutine until Shutdown or a permanent accept error. It closes ln
+// before returning, and returns ErrServerClosed after Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.ServeListener(ln, s.plaintextListener())
+}
+
+// ServeListener is Serve for listener l: connections on ln are secured
+// as l.Protocol says, and Metadata tells their clients l's addresses. A
+// TLS handshake runs on the connection's goroutine, bounded by
+// Config.HandshakeTimeout. It returns an error at once if l cannot be
+// served (no TLS configuration for SSL, no SASL mechanism for SASL).
+func (s *Server) ServeListener(ln net.Listener, l Listener) error {
+	bl, err := s.bind(l)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	bl.setBound(ln.Addr())
 	if err := s.track(ln); err != nil {
 		ln.Close()
 		return err
 	}
 	defer s.wg.Done()
-	return s.acceptLoop(ln)
+	return s.acceptLoop(ln, bl)
+}
+
+// plaintextListener is the listener Start and Serve serve.
+func (s *Server) plaintextListener() Listener {
+	return Listener{Name: "PLAINTEXT", Protocol: Plaintext, Advertised: s.cfg.Advertised}
+}
+
+// bind checks that l can be served by s.
+func (s *Server) bind(l Listener) (*boundListener, error) {
+	if err := l.validate(); err != nil {
+		return nil, err
+	}
+	if l.Protocol.SASL() && len(s.cfg.SASLMechanisms) == 0 {
+		return nil, fmt.Errorf("kafka: listener %s: %s needs SASL mechanisms in the config", l.Name, l.Protocol)
+	}
+	return &boundListener{Listener: l}, nil
+}
+
+// boundListener is a Listener being served, with the address Metadata
+// gives for this broker on it.
+type boundListener struct {
+	Listener
+	host string // written by setBound before the accept loop starts
+	port int32
+}
+
+func (bl *boundListener) setBound(addr net.Addr) {
+	a := bl.Advertised
+	if a == "" {
+		a = addr.String()
+	}
+	bl.host, bl.port = splitHostPort(a)
 }
 
 // track registers ln so that Shutdown closes it and freezes the handler
@@ -256,7 +340,7 @@ func (s *Server) Addr() net.Addr {
 	return s.listeners[0].Addr()
 }
 
-func (s *Server) acceptLoop(ln net.Listener) error {
+func (s *Server) acceptLoop(ln net.Listener, bl *boundListener) error {
 	defer func() {
 		s.mu.Lock()
 		s.listeners = slices.DeleteFunc(s.listeners, func(l net.Listener) bool { return l == ln })
@@ -290,13 +374,13 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 			return fmt.Errorf("kafka: accept: %w", err)
 		}
 		backoff = 0
-		s.admit(nc)
+		s.admit(nc, bl)
 	}
 }
 
 // admit starts serving nc, or closes it when the server is full or
 // shutting down.
-func (s *Server) admit(nc net.Conn) {
+func (s *Server) admit(nc net.Conn, bl *boundListener) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -310,7 +394,7 @@ func (s *Server) admit(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	c := newConn(s, nc)
+	c := newConn(s, nc, bl)
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
