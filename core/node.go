@@ -173,6 +173,7 @@ func New(cfg Config) (*Node, error) {
 	kc.Broker = b
 	kc.ControllerID = cl.ControllerID
 	kc.Groups = groups
+	kc.Metadata = cl
 	kc.Logger = cfg.Logger
 	kc.Registerer = reg
 	ks, err := kafka.New(kc)

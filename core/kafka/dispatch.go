@@ -45,6 +45,7 @@ type handler struct {
 // advertises exactly these keys and version ranges.
 func (s *Server) registerHandlers() {
 	s.handle(kmsg.ApiVersions, 0, kmsg.NewPtrApiVersionsRequest().MaxVersion(), s.handleApiVersions)
+	s.registerSecurityHandlers()
 	if s.cfg.Broker == nil {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fluxo-io/fluxo/core/acl"
 	"github.com/fluxo-io/fluxo/core/broker"
 	"math"
 	"net"
@@ -89,6 +90,13 @@ type Config struct {
 	// Groups finds the consumer group coordinators; nil leaves the group
 	// APIs unregistered.
 	Groups Groups
+
+	// Metadata is the cluster metadata the security APIs (SCRAM users and
+	// ACLs) read and change; nil leaves those APIs unregistered.
+	Metadata Metadata
+
+	// Authorizer: nil: authorization off (every request allowed).
+	Authorizer *acl.Authorizer
 
 	// Logger receives the server's logs. The zero value logs nothing.
 	Logger zerolog.Logger
