@@ -9,7 +9,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 	"github.com/xdg-go/scram"
 
 	"github.com/fluxo-io/fluxo/core/acl"
@@ -393,6 +395,25 @@ func TestACLs(t *testing.T) {
 	ctx = ctxT(t)
 	if got := describe(all()); !slices.Equal(got, want) {
 		t.Fatalf("after restart: got %v, want %v", got, want)
+	}
+
+	// v0 knows only literal patterns: a v0 filter sees the literal ACLs.
+	old := client(t, node, kgo.MaxVersions(kversion.V1_0_0()))
+	req := kmsg.NewPtrDescribeACLsRequest()
+	req.ResourceType, req.Operation, req.PermissionType = kmsg.ACLResourceTypeAny, kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	v0, err := req.RequestWith(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotV0 []aclKey
+	for _, r := range v0.Resources {
+		for _, a := range r.ACLs {
+			gotV0 = append(gotV0, aclKey{r.ResourceType, r.ResourceName, r.ResourcePatternType, a.Principal, a.Host, a.Operation, a.PermissionType})
+		}
+	}
+	sortKeys(gotV0)
+	if want := sorted(readOrders, denyBob, readGroup); v0.Version != 0 || v0.ErrorCode != 0 || !slices.Equal(gotV0, want) {
+		t.Fatalf("describe v%d: got %v (error %d), want v0 and %v", v0.Version, gotV0, v0.ErrorCode, want)
 	}
 
 	// Without an authorizer, Kafka answers SECURITY_DISABLED.
