@@ -174,6 +174,7 @@ func New(cfg Config) (*Node, error) {
 	kc.ControllerID = cl.ControllerID
 	kc.Groups = groups
 	kc.UnregisterBroker = func(ctx context.Context, id int32) error { return unregisterBroker(ctx, cl, id) }
+	kc.Metadata = cl
 	kc.Logger = cfg.Logger
 	kc.Registerer = reg
 	ks, err := kafka.New(kc)

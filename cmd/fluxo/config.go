@@ -42,6 +42,11 @@ const (
 	helpFlag   = "help"
 )
 
+// commandEnv are FLUXO_ variables a command reads itself, secrets that
+// must not be flags (FLUXO_USER_PASSWORD); applyConfig does not warn about
+// them.
+var commandEnv = map[string]bool{}
+
 // envName returns the environment variable that sets the flag named flag:
 // data-dir is FLUXO_DATA_DIR.
 func envName(flag string) string {
@@ -74,7 +79,7 @@ func applyConfig(cmd *cobra.Command) (unknownEnv []string, err error) {
 		known[envName(name)] = true
 	}
 	for _, name := range ke.Keys() {
-		if !known[name] {
+		if !known[name] && !commandEnv[name] {
 			unknownEnv = append(unknownEnv, name)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"hash/fnv"
 	"maps"
 	"slices"
+
+	"github.com/fluxo-io/fluxo/core/acl"
 )
 
 // Command is one change to the cluster metadata, proposed with
@@ -28,6 +30,9 @@ type Result struct {
 	// Partition is the partition's new state after AlterPartition or
 	// ReassignPartition.
 	Partition PartitionState `json:"partition"`
+	// Deleted holds, for each filter of a DeleteACLs in order, the
+	// bindings it removed.
+	Deleted [][]acl.Binding `json:"deleted,omitempty"`
 }
 
 // ErrInvalidCommand is returned for a command that is malformed in itself
@@ -49,6 +54,10 @@ const (
 	kindFenceBroker         commandKind = 8
 	kindRemoveBroker        commandKind = 9
 	kindReassignPartition   commandKind = 10
+	kindUpsertScram         commandKind = 11
+	kindDeleteScram         commandKind = 12
+	kindCreateACLs          commandKind = 13
+	kindDeleteACLs          commandKind = 14
 )
 
 func (k commandKind) String() string {
@@ -73,12 +82,28 @@ func (k commandKind) String() string {
 		return "remove-broker"
 	case kindReassignPartition:
 		return "reassign-partition"
+	case kindUpsertScram:
+		return "upsert-scram-credential"
+	case kindDeleteScram:
+		return "delete-scram-credential"
+	case kindCreateACLs:
+		return "create-acls"
+	case kindDeleteACLs:
+		return "delete-acls"
 	}
 	return fmt.Sprintf("command-%d", uint8(k))
 }
 
 // encodeCommand is the command's kind byte followed by its JSON body.
+// A command whose JSON would not decode to itself (an ACL command with an
+// UNKNOWN enum, which JSON carries as a name that does not parse back) is
+// refused here with its validation error, before it reaches a log.
 func encodeCommand(c Command) ([]byte, error) {
+	if v, ok := c.(interface{ validate() error }); ok {
+		if err := v.validate(); err != nil {
+			return nil, err
+		}
+	}
 	body, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: cannot encode %s: %w", c.kind(), err)
@@ -115,8 +140,21 @@ func decodeCommand(b []byte) (Command, error) {
 		c, err = decodeAs[RemoveBroker](body)
 	case kindReassignPartition:
 		c, err = decodeAs[ReassignPartition](body)
+	case kindUpsertScram:
+		c, err = decodeAs[UpsertScramCredential](body)
+	case kindDeleteScram:
+		c, err = decodeAs[DeleteScramCredential](body)
+	case kindCreateACLs:
+		c, err = decodeAs[CreateACLs](body)
+	case kindDeleteACLs:
+		c, err = decodeAs[DeleteACLs](body)
 	default:
 		return nil, fmt.Errorf("cluster: unknown command type %d", b[0])
+	}
+	if err == nil {
+		if v, ok := c.(interface{ validate() error }); ok {
+			err = v.validate()
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster: cannot decode %s: %w", k, err)
@@ -234,16 +272,20 @@ type ReassignPartition struct {
 	Replicas  []int32 `json:"replicas"`
 }
 
-func (CreateTopic) kind() commandKind         { return kindCreateTopic }
-func (DeleteTopic) kind() commandKind         { return kindDeleteTopic }
-func (CreatePartitions) kind() commandKind    { return kindCreatePartitions }
-func (SetConfigs) kind() commandKind          { return kindSetConfigs }
-func (AllocateProducerIDs) kind() commandKind { return kindAllocateProducerIDs }
-func (AlterPartition) kind() commandKind      { return kindAlterPartition }
-func (RegisterBroker) kind() commandKind      { return kindRegisterBroker }
-func (FenceBroker) kind() commandKind         { return kindFenceBroker }
-func (RemoveBroker) kind() commandKind        { return kindRemoveBroker }
-func (ReassignPartition) kind() commandKind   { return kindReassignPartition }
+func (CreateTopic) kind() commandKind           { return kindCreateTopic }
+func (DeleteTopic) kind() commandKind           { return kindDeleteTopic }
+func (CreatePartitions) kind() commandKind      { return kindCreatePartitions }
+func (SetConfigs) kind() commandKind            { return kindSetConfigs }
+func (AllocateProducerIDs) kind() commandKind   { return kindAllocateProducerIDs }
+func (AlterPartition) kind() commandKind        { return kindAlterPartition }
+func (RegisterBroker) kind() commandKind        { return kindRegisterBroker }
+func (FenceBroker) kind() commandKind           { return kindFenceBroker }
+func (RemoveBroker) kind() commandKind          { return kindRemoveBroker }
+func (ReassignPartition) kind() commandKind     { return kindReassignPartition }
+func (UpsertScramCredential) kind() commandKind { return kindUpsertScram }
+func (DeleteScramCredential) kind() commandKind { return kindDeleteScram }
+func (CreateACLs) kind() commandKind            { return kindCreateACLs }
+func (DeleteACLs) kind() commandKind            { return kindDeleteACLs }
 
 // NewState returns the empty state a cluster starts from.
 func NewState() *State {
@@ -625,4 +667,167 @@ func (c ReassignPartition) apply(t *txn) (Result, error) {
 // the order today; keeping it fixed keeps it so).
 func sortedTopics(s *State) []string {
 	return slices.Sorted(maps.Keys(s.Topics))
+}
+
+// SCRAM mechanisms and their iteration bounds, as Kafka has them.
+const (
+	ScramSHA256 = "SCRAM-SHA-256"
+	ScramSHA512 = "SCRAM-SHA-512"
+	// MinScramIterations and MaxScramIterations bound a credential's
+	// iteration count (Kafka's ScramMechanism.minIterations for both
+	// mechanisms, and its fixed maximum).
+	MinScramIterations = 4096
+	MaxScramIterations = 16384
+)
+
+// UpsertScramCredential sets User's credential for Mechanism (ScramSHA256
+// or ScramSHA512), replacing any it had. Errors: ErrInvalidCommand (empty
+// user), ErrUnsupportedMechanism, ErrInvalidCredential (iterations outside
+// [MinScramIterations, MaxScramIterations], or an empty salt or key).
+type UpsertScramCredential struct {
+	User       string          `json:"user"`
+	Mechanism  string          `json:"mechanism"`
+	Credential ScramCredential `json:"credential"`
+}
+
+// DeleteScramCredential removes User's credential for Mechanism; a user
+// left without credentials is removed. Errors: ErrInvalidCommand (empty
+// user), ErrUnsupportedMechanism, ErrUnknownCredential (none stored).
+type DeleteScramCredential struct {
+	User      string `json:"user"`
+	Mechanism string `json:"mechanism"`
+}
+
+// CreateACLs adds bindings; one equal to a stored binding (or to an
+// earlier one of the same command) is not stored twice. Every binding must
+// pass acl.Binding.Validate, else nothing is stored and the error wraps
+// acl.ErrInvalid.
+type CreateACLs struct {
+	Bindings []acl.Binding `json:"bindings"`
+}
+
+// DeleteACLs removes every binding matching any of Filters.
+// Result.Deleted[i] lists, in stored order, the bindings Filters[i]
+// matched; a binding matched by several filters is listed under each and
+// removed once, as Kafka does. Every filter must pass acl.Filter.Validate,
+// else nothing is removed and the error wraps acl.ErrInvalid.
+type DeleteACLs struct {
+	Filters []acl.Filter `json:"filters"`
+}
+
+// ValidScramMechanism reports whether m is a SCRAM mechanism users can
+// have credentials for.
+func ValidScramMechanism(m string) bool { return m == ScramSHA256 || m == ScramSHA512 }
+
+func (c UpsertScramCredential) apply(t *txn) (Result, error) {
+	cred := c.Credential
+	switch {
+	case c.User == "":
+		return Result{}, ErrInvalidCommand
+	case !ValidScramMechanism(c.Mechanism):
+		return Result{}, ErrUnsupportedMechanism
+	case cred.Iterations < MinScramIterations || cred.Iterations > MaxScramIterations:
+		return Result{}, ErrInvalidCredential
+	case len(cred.Salt) == 0 || len(cred.StoredKey) == 0 || len(cred.ServerKey) == 0:
+		return Result{}, ErrInvalidCredential
+	}
+	users := maps.Clone(t.s.Users)
+	if users == nil {
+		users = map[string]map[string]ScramCredential{}
+	}
+	mechs := maps.Clone(users[c.User])
+	if mechs == nil {
+		mechs = map[string]ScramCredential{}
+	}
+	mechs[c.Mechanism] = ScramCredential{
+		Salt:       slices.Clone(cred.Salt),
+		StoredKey:  slices.Clone(cred.StoredKey),
+		ServerKey:  slices.Clone(cred.ServerKey),
+		Iterations: cred.Iterations,
+	}
+	users[c.User] = mechs
+	t.s.Users = users
+	return Result{}, nil
+}
+
+func (c DeleteScramCredential) apply(t *txn) (Result, error) {
+	switch {
+	case c.User == "":
+		return Result{}, ErrInvalidCommand
+	case !ValidScramMechanism(c.Mechanism):
+		return Result{}, ErrUnsupportedMechanism
+	}
+	if _, ok := t.s.Users[c.User][c.Mechanism]; !ok {
+		return Result{}, ErrUnknownCredential
+	}
+	users := maps.Clone(t.s.Users)
+	mechs := maps.Clone(users[c.User])
+	delete(mechs, c.Mechanism)
+	if len(mechs) == 0 {
+		delete(users, c.User) // a user is there only with a credential
+	} else {
+		users[c.User] = mechs
+	}
+	if len(users) == 0 {
+		users = nil // as a snapshot restores it
+	}
+	t.s.Users = users
+	return Result{}, nil
+}
+
+func (c CreateACLs) validate() error {
+	for _, b := range c.Bindings {
+		if err := b.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c CreateACLs) apply(t *txn) (Result, error) {
+	if err := c.validate(); err != nil {
+		return Result{}, err
+	}
+	acls := slices.Clone(t.s.ACLs)
+	for _, b := range c.Bindings {
+		if !slices.Contains(acls, b) {
+			acls = append(acls, b)
+		}
+	}
+	if len(acls) == 0 {
+		acls = nil // as a snapshot restores it
+	}
+	t.s.ACLs = acls
+	return Result{}, nil
+}
+
+func (c DeleteACLs) validate() error {
+	for _, f := range c.Filters {
+		if err := f.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c DeleteACLs) apply(t *txn) (Result, error) {
+	if err := c.validate(); err != nil {
+		return Result{}, err
+	}
+	deleted := make([][]acl.Binding, len(c.Filters))
+	var keep []acl.Binding
+	for _, b := range t.s.ACLs {
+		matched := false
+		for i, f := range c.Filters {
+			if f.Matches(b) {
+				deleted[i] = append(deleted[i], b)
+				matched = true
+			}
+		}
+		if !matched {
+			keep = append(keep, b)
+		}
+	}
+	t.s.ACLs = keep
+	return Result{Deleted: deleted}, nil
 }

@@ -42,7 +42,9 @@
 // publishes nothing. The rules of each command are on its type:
 // CreateTopic, DeleteTopic, CreatePartitions, SetConfigs,
 // AllocateProducerIDs, AlterPartition, RegisterBroker, FenceBroker,
-// RemoveBroker, ReassignPartition.
+// RemoveBroker, ReassignPartition; and for security, UpsertScramCredential,
+// DeleteScramCredential, CreateACLs, DeleteACLs (the SCRAM users and ACL
+// bindings Kafka's admin APIs manage).
 //
 // # Encoding
 //
@@ -54,7 +56,9 @@
 //	+------+-------------------------------------------+
 //	type: 1 CreateTopic, 2 DeleteTopic, 3 CreatePartitions, 4 SetConfigs,
 //	      5 AllocateProducerIDs, 6 AlterPartition, 7 RegisterBroker,
-//	      8 FenceBroker, 9 RemoveBroker, 10 ReassignPartition
+//	      8 FenceBroker, 9 RemoveBroker, 10 ReassignPartition,
+//	      11 UpsertScramCredential, 12 DeleteScramCredential,
+//	      13 CreateACLs, 14 DeleteACLs
 //
 // The numbers are stored in every node's log: never renumber them. A
 // snapshot is the JSON of the State. Raft's own state is in

@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/core/acl"
 )
 
 // brokers returns a state with brokers ids registered and unfenced.
@@ -414,6 +417,12 @@ func TestCommandEncoding(t *testing.T) {
 		FenceBroker{ID: 1},
 		RemoveBroker{ID: 1},
 		ReassignPartition{Topic: "a", Partition: 1, Replicas: ids(1, 2)},
+		UpsertScramCredential{User: "u", Mechanism: ScramSHA512, Credential: ScramCredential{Salt: []byte{1}, StoredKey: []byte{2}, ServerKey: []byte{3}, Iterations: 4096}},
+		DeleteScramCredential{User: "u", Mechanism: ScramSHA256},
+		CreateACLs{Bindings: []acl.Binding{{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: "t", PatternType: kmsg.ACLResourcePatternTypePrefixed,
+			Principal: "User:u", Host: "*", Operation: kmsg.ACLOperationRead, Permission: kmsg.ACLPermissionTypeAllow}}},
+		DeleteACLs{Filters: []acl.Filter{{ResourceType: kmsg.ACLResourceTypeAny, ResourceName: str("t"), PatternType: kmsg.ACLResourcePatternTypeMatch,
+			Principal: str("User:u"), Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}}},
 	}
 	for _, c := range cmds {
 		b, err := encodeCommand(c)
@@ -425,7 +434,10 @@ func TestCommandEncoding(t *testing.T) {
 			t.Fatalf("got %#v, %v, want %#v", got, err, c)
 		}
 	}
-	for _, b := range [][]byte{nil, {0}, {99, '{', '}'}, {1, '['}} {
+	if _, err := encodeCommand(CreateACLs{Bindings: []acl.Binding{{}}}); !errors.Is(err, acl.ErrInvalid) {
+		t.Fatalf("encoding an invalid binding: got %v, want acl.ErrInvalid", err)
+	}
+	for _, b := range [][]byte{nil, {0}, {99, '{', '}'}, {1, '['}, []byte("\x0d{\"bindings\":[{}]}")} {
 		if _, err := decodeCommand(b); err == nil {
 			t.Fatalf("decoding %q: got nil error, want one", b)
 		}
@@ -437,6 +449,9 @@ func TestCommandEncoding(t *testing.T) {
 func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte{1, '{', '}'})
 	f.Add([]byte(`` + "\x06" + `{"topic":"a","isr":[1,2]}`))
+	f.Add([]byte(`` + "\x0b" + `{"user":"u","mechanism":"SCRAM-SHA-256","credential":{"salt":"AQ==","iterations":4096}}`))
+	f.Add([]byte(`` + "\x0e" + `{"filters":[{"ResourceType":"TOPIC","PatternType":"MATCH","ResourceName":"t","Operation":"ANY","Permission":"ALLOW"}]}`))
+	f.Add([]byte(`` + "\x0d" + `{"bindings":[{}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCommand(b)
 		if err != nil {
@@ -486,6 +501,8 @@ func TestFSMApplySnapshotRestore(t *testing.T) {
 		CreateTopic{Name: "a", Partitions: 4, ReplicationFactor: 2, ID: [16]byte{9}, Configs: map[string]string{"c": "d"}},
 		AllocateProducerIDs{N: 7},
 		FenceBroker{ID: 1},
+		UpsertScramCredential{User: "u", Mechanism: ScramSHA256, Credential: cred(4096)},
+		CreateACLs{Bindings: []acl.Binding{binding(kmsg.ACLResourceTypeGroup, "g", kmsg.ACLResourcePatternTypePrefixed, "User:u", kmsg.ACLOperationRead, kmsg.ACLPermissionTypeDeny)}},
 	}
 	for i, c := range cmds {
 		b, _ := encodeCommand(c)
@@ -508,8 +525,8 @@ func TestFSMApplySnapshotRestore(t *testing.T) {
 		t.Fatalf("the first state changed: %+v", s0)
 	}
 	s := f.State()
-	if s.Index != 14 {
-		t.Fatalf("got index %d, want 14", s.Index)
+	if s.Index != 16 {
+		t.Fatalf("got index %d, want 16", s.Index)
 	}
 	if leaderChanges != 2 {
 		t.Fatalf("got %d leader changes, want 2 (broker 1 led 2 of 4 partitions)", leaderChanges)

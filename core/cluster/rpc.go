@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/rs/zerolog"
+
+	"github.com/fluxo-io/fluxo/core/acl"
 )
 
 // First byte of every connection to the Raft port.
@@ -279,22 +281,26 @@ const (
 
 // errorCodes are the errors that cross a forward as themselves.
 var errorCodes = map[string]error{
-	"topic_exists":         ErrTopicExists,
-	"unknown_topic":        ErrUnknownTopic,
-	"replication_factor":   ErrReplicationFactor,
-	"invalid_partitions":   ErrInvalidPartitions,
-	"fenced_leader_epoch":  ErrFencedLeaderEpoch,
-	"invalid_update":       ErrInvalidUpdate,
-	"not_leader":           ErrNotLeader,
-	"unknown_broker":       ErrUnknownBroker,
-	"no_controller":        ErrNoController,
-	"unknown_outcome":      ErrUnknownOutcome,
-	"invalid_command":      ErrInvalidCommand,
-	"closed":               ErrClosed,
-	"cannot_remove_self":   errRemoveSelf,
-	"unknown_raft_server":  errUnknownServer,
-	"leadership_transfer":  raft.ErrLeadershipTransferInProgress,
-	"raft_enqueue_timeout": raft.ErrEnqueueTimeout,
+	"topic_exists":          ErrTopicExists,
+	"unknown_topic":         ErrUnknownTopic,
+	"replication_factor":    ErrReplicationFactor,
+	"invalid_partitions":    ErrInvalidPartitions,
+	"fenced_leader_epoch":   ErrFencedLeaderEpoch,
+	"invalid_update":        ErrInvalidUpdate,
+	"not_leader":            ErrNotLeader,
+	"unknown_broker":        ErrUnknownBroker,
+	"no_controller":         ErrNoController,
+	"unknown_outcome":       ErrUnknownOutcome,
+	"invalid_command":       ErrInvalidCommand,
+	"unknown_credential":    ErrUnknownCredential,
+	"unsupported_mechanism": ErrUnsupportedMechanism,
+	"invalid_credential":    ErrInvalidCredential,
+	"invalid_acl":           acl.ErrInvalid,
+	"closed":                ErrClosed,
+	"cannot_remove_self":    errRemoveSelf,
+	"unknown_raft_server":   errUnknownServer,
+	"leadership_transfer":   raft.ErrLeadershipTransferInProgress,
+	"raft_enqueue_timeout":  raft.ErrEnqueueTimeout,
 }
 
 func codeOf(err error) (string, string) {

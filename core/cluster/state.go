@@ -135,6 +135,13 @@ func (s *State) Live() []int32 {
 	return ids
 }
 
+// ScramCredential returns user's credential for mechanism
+// ("SCRAM-SHA-256" or "SCRAM-SHA-512"), if it has one.
+func (s *State) ScramCredential(user, mechanism string) (ScramCredential, bool) {
+	c, ok := s.Users[user][mechanism]
+	return c, ok
+}
+
 // InISR reports whether id is in the partition's ISR.
 func (p PartitionState) InISR(id int32) bool { return slices.Contains(p.ISR, id) }
 
@@ -151,6 +158,13 @@ var (
 	ErrUnknownBroker     = errors.New("cluster: unknown broker")
 	ErrNoController      = errors.New("cluster: no controller")
 	ErrUnknownOutcome    = errors.New("cluster: outcome unknown (leadership lost while applying)")
+	// ErrUnknownCredential: the user has no credential for the mechanism.
+	ErrUnknownCredential = errors.New("cluster: unknown scram credential")
+	// ErrUnsupportedMechanism: not SCRAM-SHA-256 or SCRAM-SHA-512.
+	ErrUnsupportedMechanism = errors.New("cluster: unsupported scram mechanism")
+	// ErrInvalidCredential: iterations out of bounds, or an empty salt or
+	// key.
+	ErrInvalidCredential = errors.New("cluster: unacceptable scram credential")
 )
 
 // Endpoint returns the address clients on listener reach broker b at: its

@@ -49,6 +49,7 @@ func (s *Server) registerHandlers() {
 		s.handle(kmsg.SASLHandshake, 0, 1, s.handleSASLHandshake)
 		s.handle(kmsg.SASLAuthenticate, 0, 2, s.handleSASLAuthenticate)
 	}
+	s.registerSecurityHandlers()
 	if s.cfg.Broker == nil {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fluxo-io/fluxo/core/acl"
 	"github.com/fluxo-io/fluxo/core/broker"
 	"math"
 	"net"
@@ -115,6 +116,13 @@ type Config struct {
 	// cluster does not know and ErrUnregisterRefused for a removal that
 	// cannot be done as asked.
 	UnregisterBroker func(ctx context.Context, id int32) error
+
+	// Metadata is the cluster metadata the security APIs (SCRAM users and
+	// ACLs) read and change; nil leaves those APIs unregistered.
+	Metadata Metadata
+
+	// Authorizer: nil: authorization off (every request allowed).
+	Authorizer *acl.Authorizer
 
 	// Logger receives the server's logs. The zero value logs nothing.
 	Logger zerolog.Logger
