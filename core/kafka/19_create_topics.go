@@ -19,8 +19,10 @@ import (
 //     the replicas; manual replica assignments are INVALID_REQUEST.
 //   - Configs: the topic configs in broker.TopicConfigs; anything else,
 //     or a bad value, is INVALID_CONFIG.
-//   - TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS.
-//   - ValidateOnly checks without creating.
+//   - TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS
+//     (also above the broker's MaxPartitionsPerTopic), POLICY_VIOLATION
+//     when a broker would host more than MaxPartitionsPerBroker replicas.
+//   - ValidateOnly makes every check without creating.
 func (s *Server) handleCreateTopics(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
@@ -55,8 +57,8 @@ func (s *Server) handleCreateTopics(ctx context.Context, _ *Conn, kreq kmsg.Requ
 				break
 			}
 			if req.ValidateOnly {
-				if err := b.ValidateTopicConfigs(configs); err != nil {
-					fail(kerr.InvalidConfig.Code, err.Error())
+				if err := b.ValidateNewTopic(rt.Topic, rt.NumPartitions, rt.ReplicationFactor, configs); err != nil {
+					fail(topicChangeError(err), err.Error())
 				}
 				break
 			}
@@ -64,12 +66,8 @@ func (s *Server) handleCreateTopics(ctx context.Context, _ *Conn, kreq kmsg.Requ
 			switch {
 			case errors.Is(err, broker.ErrTopicExists):
 				fail(kerr.TopicAlreadyExists.Code, "topic "+rt.Topic+" already exists")
-			case errors.Is(err, broker.ErrInvalidReplication):
-				fail(kerr.InvalidReplicationFactor.Code, err.Error())
-			case errors.Is(err, broker.ErrInvalidConfig):
-				fail(kerr.InvalidConfig.Code, err.Error())
 			case err != nil:
-				fail(kerr.KafkaStorageError.Code, err.Error())
+				fail(topicChangeError(err), err.Error())
 			default:
 				st.TopicID = t.Meta.ID
 				st.NumPartitions = t.Meta.Partitions
@@ -79,4 +77,24 @@ func (s *Server) handleCreateTopics(ctx context.Context, _ *Conn, kreq kmsg.Requ
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
+}
+
+// topicChangeError is the Kafka error code for an error of the broker's
+// topic creation and growth.
+func topicChangeError(err error) int16 {
+	switch {
+	case errors.Is(err, broker.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, broker.ErrUnknownTopic):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, broker.ErrInvalidPartitions):
+		return kerr.InvalidPartitions.Code
+	case errors.Is(err, broker.ErrInvalidReplication):
+		return kerr.InvalidReplicationFactor.Code
+	case errors.Is(err, broker.ErrInvalidConfig):
+		return kerr.InvalidConfig.Code
+	case errors.Is(err, broker.ErrPolicyViolation):
+		return kerr.PolicyViolation.Code
+	}
+	return kerr.KafkaStorageError.Code
 }
