@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/fluxo-io/fluxo/core/acl"
 	"github.com/fluxo-io/fluxo/core/broker"
 )
 
@@ -23,10 +24,13 @@ import (
 //     (also above the broker's MaxPartitionsPerTopic), POLICY_VIOLATION
 //     when a broker would host more than MaxPartitionsPerBroker replicas.
 //   - ValidateOnly makes every check without creating.
-func (s *Server) handleCreateTopics(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+//   - Authorization (authz.go): CREATE on the cluster or on the topic,
+//     else TOPIC_AUTHORIZATION_FAILED, validate-only requests included.
+func (s *Server) handleCreateTopics(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	b := s.cfg.Broker
+	clusterCreate := s.allows(cc, kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, acl.ClusterName)
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := kmsg.NewCreateTopicsResponseTopic()
@@ -43,6 +47,8 @@ func (s *Server) handleCreateTopics(ctx context.Context, _ *Conn, kreq kmsg.Requ
 			}
 		}
 		switch {
+		case !clusterCreate && !s.authorized(cc, kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, rt.Topic):
+			fail(kerr.TopicAuthorizationFailed.Code, "not authorized to create topic "+rt.Topic)
 		case broker.ValidateTopicName(rt.Topic) != nil:
 			fail(kerr.InvalidTopicException.Code, broker.ValidateTopicName(rt.Topic).Error())
 		case rt.NumPartitions == 0 || rt.NumPartitions < -1:

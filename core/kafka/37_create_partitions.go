@@ -14,8 +14,9 @@ import (
 // MaxPartitionsPerTopic; POLICY_VIOLATION when a broker would host more
 // than MaxPartitionsPerBroker replicas; UNKNOWN_TOPIC_OR_PARTITION for an
 // unknown topic; manual assignments are INVALID_REQUEST on a single node.
-// ValidateOnly makes every check without creating.
-func (s *Server) handleCreatePartitions(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+// ValidateOnly makes every check without creating. Authorization
+// (authz.go): ALTER on the topic, else TOPIC_AUTHORIZATION_FAILED.
+func (s *Server) handleCreatePartitions(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	for i := range req.Topics {
@@ -23,6 +24,11 @@ func (s *Server) handleCreatePartitions(ctx context.Context, _ *Conn, kreq kmsg.
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
 		var err error
+		if !s.authorized(cc, kmsg.ACLOperationAlter, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		if len(rt.Assignment) > 0 {
 			st.ErrorCode = kerr.InvalidRequest.Code
 			msg := "manual partition assignment is not supported"

@@ -16,6 +16,7 @@ type metrics struct {
 	connections         prometheus.Gauge
 	connectionsRejected prometheus.Counter
 	requestErrors       *prometheus.CounterVec // by reason
+	authzDenied         *prometheus.CounterVec // by api, resource_type, operation
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -41,6 +42,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "fluxo_kafka_request_errors_total",
 			Help: "Requests that were not served normally, by reason: malformed, oversized, unsupported, unauthenticated, handler.",
 		}, []string{"reason"}),
+		authzDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxo_kafka_authorization_denied_total",
+			Help: "Authorization checks refused, by API, ACL resource type and operation.",
+		}, []string{"api", "resource_type", "operation"}),
 	}
 	for _, r := range []string{reasonMalformed, reasonOversized, reasonUnsupported, reasonUnauthenticated, reasonHandler} {
 		m.requestErrors.WithLabelValues(r)
@@ -48,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.connectionsRejected, m.requestErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.connectionsRejected, m.requestErrors, m.authzDenied} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

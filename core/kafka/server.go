@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fluxo-io/fluxo/core/broker"
 	"math"
 	"net"
 	"slices"
@@ -16,6 +15,9 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/fluxo-io/fluxo/core/acl"
+	"github.com/fluxo-io/fluxo/core/broker"
 )
 
 // ErrServerClosed is returned by Serve and Start once Shutdown has been
@@ -73,6 +75,22 @@ type Config struct {
 	// mechanism is served yet, so turning it on today leaves clients
 	// nothing but ApiVersions.
 	RequireAuthentication bool
+
+	// Authorizer decides, with ACLs, whether a connection's principal
+	// may perform each request (see authz.go for the rules). nil:
+	// authorization off, every request allowed.
+	Authorizer *acl.Authorizer
+
+	// ACLs returns the cluster's ACL bindings as of now; it is called on
+	// every check, so it must be cheap and safe for concurrent use. nil:
+	// no bindings (only super users pass an Authorizer).
+	ACLs func() []acl.Binding
+
+	// Principal is how a listener without authentication names its
+	// clients: called once per connection as it opens, its answer (for
+	// example "User:CN=edge-1,O=acme") is the connection's principal
+	// until authentication replaces it. nil: User:ANONYMOUS.
+	Principal func(net.Conn) string
 
 	// Advertised is the host:port Metadata gives clients for this broker
 	// (Kafka's advertised.listeners). Empty: the listener's address.
@@ -304,6 +322,9 @@ func (s *Server) admit(nc net.Conn) {
 		return
 	}
 	c := newConn(s, nc)
+	if s.cfg.Principal != nil {
+		c.principal = s.cfg.Principal(nc)
+	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
