@@ -89,7 +89,8 @@ type Config struct {
 	// Principal is how a listener without authentication names its
 	// clients: called once per connection as it opens, its answer (for
 	// example "User:CN=edge-1,O=acme") is the connection's principal
-	// until authentication replaces it. nil: User:ANONYMOUS.
+	// until authentication replaces it. nil: User:ANONYMOUS. It runs on
+	// the accept loop: it must return promptly.
 	Principal func(net.Conn) string
 
 	// Advertised is the host:port Metadata gives clients for this broker
@@ -308,6 +309,10 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 // admit starts serving nc, or closes it when the server is full or
 // shutting down.
 func (s *Server) admit(nc net.Conn) {
+	var principal string
+	if s.cfg.Principal != nil {
+		principal = s.cfg.Principal(nc)
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -322,9 +327,7 @@ func (s *Server) admit(nc net.Conn) {
 		return
 	}
 	c := newConn(s, nc)
-	if s.cfg.Principal != nil {
-		c.principal = s.cfg.Principal(nc)
-	}
+	c.principal = principal
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
