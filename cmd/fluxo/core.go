@@ -109,6 +109,8 @@ closes every log.`,
 	f.DurationVar(&cfg.Broker.ReplicaLagMax, "replica-lag-max", cfg.Broker.ReplicaLagMax, "drop a follower from the ISR after it has not caught up for this long (replica.lag.time.max.ms)")
 	f.BoolVar(&cfg.Broker.AutoCreateTopics, "auto-create-topics", true, "create unknown topics on first produce or metadata request")
 	f.Int32Var(&cfg.Broker.DefaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
+	f.Int32Var(&cfg.Broker.MaxPartitionsPerTopic, "max-partitions-per-topic", cfg.Broker.MaxPartitionsPerTopic, "refuse topics of more partitions (INVALID_PARTITIONS)")
+	f.Int32Var(&cfg.Broker.MaxPartitionsPerBroker, "max-partitions-per-broker", cfg.Broker.MaxPartitionsPerBroker, "refuse creations that would put more partition replicas on a broker (max.broker.partitions; POLICY_VIOLATION)")
 	f.Int64Var(&cfg.Broker.Log.SegmentBytes, "segment-bytes", cfg.Broker.Log.SegmentBytes, "roll segments at this size (topics may override with segment.bytes)")
 	f.DurationVar(&retention, "retention", 7*24*time.Hour, "delete segments older than this (0: keep forever; topics may override with retention.ms)")
 	f.Int64Var(&cfg.Broker.Log.RetentionBytes, "retention-bytes", -1, "delete the oldest segments while a partition is larger (-1: no limit)")

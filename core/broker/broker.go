@@ -39,6 +39,15 @@ type Config struct {
 	// topics and of requests that leave it to the broker; 0 or less:
 	// min(3, live brokers).
 	DefaultReplicationFactor int16
+	// MaxPartitionsPerTopic is the most partitions a topic may have; a
+	// CreateTopics or CreatePartitions asking for more is refused
+	// (INVALID_PARTITIONS), validate-only requests included.
+	MaxPartitionsPerTopic int32
+	// MaxPartitionsPerBroker is the most partition replicas one broker
+	// may host (Kafka's max.broker.partitions, KIP-578): a topic or
+	// partition creation that would place more on a broker is refused
+	// (POLICY_VIOLATION). Replicas already hosted are never removed.
+	MaxPartitionsPerBroker int32
 	// ReplicaLagMax drops a follower from the ISR when it has not caught
 	// up with the leader for this long (replica.lag.time.max.ms).
 	ReplicaLagMax time.Duration
@@ -62,14 +71,16 @@ type Config struct {
 // DefaultConfig returns a configuration with Kafka's defaults.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:           "data",
-		AutoCreateTopics:  true,
-		DefaultPartitions: 1,
-		ReplicaLagMax:     10 * time.Second,
-		ReplicaFetchWait:  500 * time.Millisecond,
-		Log:               commitlog.DefaultConfig(),
-		MaintainInterval:  10 * time.Second,
-		Logger:            zerolog.Nop(),
+		DataDir:                "data",
+		AutoCreateTopics:       true,
+		DefaultPartitions:      1,
+		MaxPartitionsPerTopic:  10000,
+		MaxPartitionsPerBroker: 4000,
+		ReplicaLagMax:          10 * time.Second,
+		ReplicaFetchWait:       500 * time.Millisecond,
+		Log:                    commitlog.DefaultConfig(),
+		MaintainInterval:       10 * time.Second,
+		Logger:                 zerolog.Nop(),
 	}
 }
 
@@ -80,6 +91,12 @@ func (c *Config) Validate() error {
 		return errors.New("broker: DataDir is empty")
 	case c.DefaultPartitions < 1:
 		return fmt.Errorf("broker: DefaultPartitions %d must be at least 1", c.DefaultPartitions)
+	case c.MaxPartitionsPerTopic < 1:
+		return fmt.Errorf("broker: MaxPartitionsPerTopic %d must be at least 1", c.MaxPartitionsPerTopic)
+	case c.DefaultPartitions > c.MaxPartitionsPerTopic:
+		return fmt.Errorf("broker: DefaultPartitions %d is above MaxPartitionsPerTopic %d", c.DefaultPartitions, c.MaxPartitionsPerTopic)
+	case c.MaxPartitionsPerBroker < 1:
+		return fmt.Errorf("broker: MaxPartitionsPerBroker %d must be at least 1", c.MaxPartitionsPerBroker)
 	case c.MaintainInterval <= 0:
 		return fmt.Errorf("broker: MaintainInterval %v must be positive", c.MaintainInterval)
 	case c.ReplicaLagMax <= 0:
@@ -511,20 +528,13 @@ const applyTimeout = 15 * time.Second
 
 // CreateTopic creates a topic with partitions partitions and rf replicas
 // (0 or less: the defaults) and the given configs, and returns it once
-// this broker has applied the change.
+// this broker has applied the change. It first checks what
+// ValidateNewTopic checks.
 func (b *Broker) CreateTopic(ctx context.Context, name string, partitions int32, rf int16, configs map[string]string) (*Topic, error) {
-	if err := ValidateTopicName(name); err != nil {
+	if err := b.ValidateNewTopic(name, partitions, rf, configs); err != nil {
 		return nil, err
 	}
-	if partitions <= 0 {
-		partitions = b.cfg.DefaultPartitions
-	}
-	if rf <= 0 {
-		rf = b.cfg.DefaultReplicationFactor
-	}
-	if err := b.ValidateTopicConfigs(configs); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
-	}
+	partitions, rf = b.topicDefaults(partitions, rf)
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
 	cmd := cluster.CreateTopic{Name: name, Partitions: partitions, ReplicationFactor: rf, Configs: configs}
@@ -741,7 +751,9 @@ func durationMs(d time.Duration) int64 {
 	return d.Milliseconds()
 }
 
-// CreatePartitions grows a topic to total partitions.
+// CreatePartitions grows a topic to total partitions, within
+// MaxPartitionsPerTopic and MaxPartitionsPerBroker; validateOnly checks
+// without changing anything.
 func (b *Broker) CreatePartitions(ctx context.Context, name string, total int32, validateOnly bool) error {
 	t, ok := b.Topic(name)
 	if !ok {
@@ -749,6 +761,16 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, total int32,
 	}
 	if total <= t.Meta.Partitions {
 		return fmt.Errorf("%w: topic %s has %d partitions, cannot go to %d", ErrInvalidPartitions, name, t.Meta.Partitions, total)
+	}
+	if err := b.checkTopicPartitions(name, total); err != nil {
+		return err
+	}
+	rf := 1
+	if len(t.State.Partitions) > 0 {
+		rf = len(t.State.Partitions[0].Replicas)
+	}
+	if err := b.checkBrokerPartitions(b.State(), name, t.Meta.Partitions, total, rf); err != nil {
+		return err
 	}
 	if validateOnly {
 		return nil

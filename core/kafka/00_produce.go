@@ -33,7 +33,10 @@ import (
 //     moves meanwhile.
 //   - Transactions are not supported: a request with a transactional id
 //     gets INVALID_REQUEST for every partition.
-func (s *Server) handleProduce(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+//   - Authorization (authz.go): WRITE on each topic, else
+//     TOPIC_AUTHORIZATION_FAILED; a transactional id needs WRITE on it,
+//     else TRANSACTIONAL_ID_AUTHORIZATION_FAILED everywhere.
+func (s *Server) handleProduce(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	type pending struct {
@@ -42,11 +45,22 @@ func (s *Server) handleProduce(ctx context.Context, _ *Conn, kreq kmsg.Request) 
 		i, j int // the response topic and partition
 	}
 	var waits []pending
+	txnDenied := req.TransactionID != nil &&
+		!s.authorized(cc, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID)
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
-		topic, terr := s.produceTopic(ctx, rt.Topic)
+		var topic *broker.Topic
+		var terr int16
+		switch {
+		case txnDenied:
+			terr = kerr.TransactionalIDAuthorizationFailed.Code
+		case !s.authorized(cc, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, rt.Topic):
+			terr = kerr.TopicAuthorizationFailed.Code
+		default:
+			topic, terr = s.produceTopic(ctx, cc, rt.Topic)
+		}
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
 			sp := kmsg.NewProduceResponseTopicPartition()
@@ -55,10 +69,10 @@ func (s *Server) handleProduce(ctx context.Context, _ *Conn, kreq kmsg.Request) 
 			sp.LogAppendTime = -1
 			sp.LogStartOffset = -1
 			switch {
-			case req.TransactionID != nil:
-				sp.ErrorCode = kerr.InvalidRequest.Code
 			case terr != 0:
 				sp.ErrorCode = terr
+			case req.TransactionID != nil:
+				sp.ErrorCode = kerr.InvalidRequest.Code
 			case rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case topic.Partitions[rp.Partition] == nil:
@@ -99,8 +113,12 @@ func (s *Server) handleProduce(ctx context.Context, _ *Conn, kreq kmsg.Request) 
 }
 
 // produceTopic finds or auto-creates a topic, returning a Kafka error code
-// when neither works.
-func (s *Server) produceTopic(ctx context.Context, name string) (*broker.Topic, int16) {
+// when neither works. Auto-creation needs CREATE on the cluster or the
+// topic; without it the topic is unknown.
+func (s *Server) produceTopic(ctx context.Context, cc *Conn, name string) (*broker.Topic, int16) {
+	if _, ok := s.cfg.Broker.Topic(name); !ok && s.cfg.Broker.AutoCreate() && !s.mayCreateTopic(cc, name) {
+		return nil, kerr.UnknownTopicOrPartition.Code
+	}
 	t, err := s.cfg.Broker.EnsureTopic(ctx, name)
 	switch {
 	case err == nil:

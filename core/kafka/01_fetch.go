@@ -35,6 +35,9 @@ import (
 //   - No fetch sessions (KIP-227): the session id is always 0, which tells
 //     clients to send full fetches.
 //   - Last stable offset = high watermark (no transactions).
+//   - Authorization (authz.go): READ on each topic, else
+//     TOPIC_AUTHORIZATION_FAILED; a follower needs CLUSTER_ACTION on the
+//     cluster, else every partition gets TOPIC_AUTHORIZATION_FAILED.
 func (s *Server) handleFetch(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FetchRequest)
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
@@ -43,6 +46,7 @@ func (s *Server) handleFetch(ctx context.Context, cc *Conn, kreq kmsg.Request) (
 	// The response carries views of the mapped segments, not copies; they
 	// are released once the response is written.
 	var views []commitlog.View
+	denied := s.fetchDenied(cc, req)
 	answer := func(resp *kmsg.FetchResponse) (kmsg.Response, error) {
 		s.noteFetched(req, resp)
 		cc.AfterResponse(func() {
@@ -53,7 +57,7 @@ func (s *Server) handleFetch(ctx context.Context, cc *Conn, kreq kmsg.Request) (
 		return resp, nil
 	}
 	for {
-		resp, n, chans, final := s.fetchOnce(req, &views)
+		resp, n, chans, final := s.fetchOnce(req, denied, &views)
 		if final || n >= int(req.MinBytes) || n > 0 && req.MinBytes <= 0 || len(chans) == 0 {
 			return answer(resp)
 		}
@@ -73,7 +77,7 @@ func (s *Server) handleFetch(ctx context.Context, cc *Conn, kreq kmsg.Request) (
 		}
 		switch i, _, _ := reflect.Select(cases); i {
 		case 0, 1, 2:
-			resp, _, _, _ = s.fetchOnce(req, &views)
+			resp, _, _, _ = s.fetchOnce(req, denied, &views)
 			return answer(resp)
 		}
 	}
@@ -83,7 +87,7 @@ func (s *Server) handleFetch(ctx context.Context, cc *Conn, kreq kmsg.Request) (
 // record bytes gathered, the channels that signal new data on the
 // requested partitions (taken before reading, so no advance is missed),
 // and final=true when an error must be reported at once.
-func (s *Server) fetchOnce(req *kmsg.FetchRequest, views *[]commitlog.View) (*kmsg.FetchResponse, int, []<-chan struct{}, bool) {
+func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, views *[]commitlog.View) (*kmsg.FetchResponse, int, []<-chan struct{}, bool) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	budget := int(req.MaxBytes)
 	if req.Version < 3 || budget <= 0 {
@@ -105,6 +109,12 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, views *[]commitlog.View) (*km
 			// when it is null.
 			sp.RecordBatches = []byte{}
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			if denied[rt.Topic] {
+				// Not final: the authorized partitions may still wait.
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			replica := req.ReplicaID >= 0
 			p, code := s.leaderPartition(rt.Topic, rp.Partition)
 			if code == 0 && replica {
@@ -173,6 +183,36 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, views *[]commitlog.View) (*km
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, total, chans, final
+}
+
+// fetchDenied returns the requested topics the connection may not read:
+// for a consumer, those without READ; for a follower (replica id >= 0)
+// without CLUSTER_ACTION on the cluster, every one, as Kafka answers
+// TOPIC_AUTHORIZATION_FAILED on every partition then.
+func (s *Server) fetchDenied(cc *Conn, req *kmsg.FetchRequest) map[string]bool {
+	if s.cfg.Authorizer == nil {
+		return nil
+	}
+	denied := map[string]bool{}
+	if req.ReplicaID >= 0 {
+		if !s.authorizeCluster(cc, kmsg.ACLOperationClusterAction) {
+			for _, t := range req.Topics {
+				denied[t.Topic] = true
+			}
+		}
+		return denied
+	}
+	seen := map[string]bool{}
+	for _, t := range req.Topics {
+		if seen[t.Topic] {
+			continue
+		}
+		seen[t.Topic] = true
+		if !s.authorized(cc, kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, t.Topic) {
+			denied[t.Topic] = true
+		}
+	}
+	return denied
 }
 
 // noteFetched counts the bytes and records a fetch response serves.

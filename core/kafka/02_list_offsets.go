@@ -17,11 +17,16 @@ import (
 //   - -3 (the offset of the largest timestamp, v7+) is answered with
 //     UNSUPPORTED_VERSION for that partition.
 //   - UNKNOWN_TOPIC_OR_PARTITION for unknown partitions.
-func (s *Server) handleListOffsets(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+//   - Authorization (authz.go): DESCRIBE on each topic, else
+//     TOPIC_AUTHORIZATION_FAILED; a replica id >= 0 needs CLUSTER_ACTION,
+//     else CLUSTER_AUTHORIZATION_FAILED.
+func (s *Server) handleListOffsets(_ context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	deny := s.offsetsAuthz(cc, req.ReplicaID)
 	for i := range req.Topics {
 		rt := &req.Topics[i]
+		denied := deny(rt.Topic)
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
 		for j := range rt.Partitions {
@@ -30,6 +35,9 @@ func (s *Server) handleListOffsets(_ context.Context, _ *Conn, kreq kmsg.Request
 			sp.Partition = rp.Partition
 			sp.Offset, sp.Timestamp = -1, -1
 			p, code := s.leaderPartition(rt.Topic, rp.Partition)
+			if denied != 0 {
+				code = denied
+			}
 			if code != 0 {
 				sp.ErrorCode = code
 				st.Partitions = append(st.Partitions, sp)

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/fluxo-io/fluxo/core/acl"
 	"github.com/fluxo-io/fluxo/core/broker"
 	"github.com/fluxo-io/fluxo/core/cluster"
 )
@@ -29,7 +30,11 @@ import (
 //   - Each partition as the cluster metadata has it: leader, leader epoch,
 //     replicas, ISR, and the fenced replicas as offline;
 //     LEADER_NOT_AVAILABLE while no replica can lead.
-//   - Authorized operations are not computed (left at "not requested").
+//   - Authorization (authz.go): only the topics the principal may
+//     DESCRIBE are listed; a named one it may not gets
+//     TOPIC_AUTHORIZATION_FAILED, as does one to auto-create without
+//     CREATE on the cluster or the topic. The authorized operations of
+//     the cluster (v8-v10) and topics (v8+) are filled when asked.
 func (s *Server) handleMetadata(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
@@ -77,21 +82,45 @@ func (s *Server) handleMetadata(ctx context.Context, cc *Conn, kreq kmsg.Request
 		id := s.cfg.ClusterID
 		resp.ClusterID = &id
 	}
+	if req.Version >= 8 && req.Version <= 10 && req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = 0
+		if s.authorizeCluster(cc, kmsg.ACLOperationDescribe) {
+			resp.AuthorizedOperations = s.authorizedOperations(cc, kmsg.ACLResourceTypeCluster, acl.ClusterName)
+		}
+	}
 	var topics []*broker.Topic
 	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
-		topics = b.Topics()
+		for _, t := range b.Topics() {
+			if s.allows(cc, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.Meta.Name) {
+				topics = append(topics, t)
+			}
+		}
 	}
 	for _, rt := range req.Topics {
 		if rt.Topic == nil {
 			continue
 		}
 		name := *rt.Topic
+		refuse := func() {
+			st := kmsg.NewMetadataResponseTopic()
+			st.Topic = &name
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+		}
+		if !s.authorized(cc, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, name) {
+			refuse()
+			continue
+		}
 		var t *broker.Topic
 		var err error
-		if req.AllowAutoTopicCreation || req.Version < 4 {
-			t, err = b.EnsureTopic(ctx, name)
-		} else if tt, ok := b.Topic(name); ok {
+		autoCreate := req.AllowAutoTopicCreation || req.Version < 4
+		if tt, ok := b.Topic(name); ok {
 			t = tt
+		} else if autoCreate && b.AutoCreate() && !s.mayCreateTopic(cc, name) {
+			refuse()
+			continue
+		} else if autoCreate {
+			t, err = b.EnsureTopic(ctx, name)
 		} else {
 			err = broker.ErrUnknownTopic
 		}
@@ -113,6 +142,9 @@ func (s *Server) handleMetadata(ctx context.Context, cc *Conn, kreq kmsg.Request
 		st.Topic = &name
 		st.TopicID = t.Meta.ID
 		st.IsInternal = broker.IsInternalTopic(name)
+		if req.Version >= 8 && req.IncludeTopicAuthorizedOperations {
+			st.AuthorizedOperations = s.authorizedOperations(cc, kmsg.ACLResourceTypeTopic, name)
+		}
 		for i, ps := range t.State.Partitions {
 			sp := kmsg.NewMetadataResponseTopicPartition()
 			sp.Partition = int32(i)

@@ -18,10 +18,23 @@ import (
 // COORDINATOR_NOT_AVAILABLE, as transactions are not supported. The
 // coordinator's address is the one on the client's listener, as in
 // Metadata; COORDINATOR_NOT_AVAILABLE when it has none there.
+// Authorization (authz.go): DESCRIBE on the group, else
+// GROUP_AUTHORIZATION_FAILED; on the transactional id, else
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
 func (s *Server) handleFindCoordinator(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	find := func(key string) (int32, string, int32, int16) {
+		switch req.CoordinatorType {
+		case 0:
+			if !s.authorized(cc, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, key) {
+				return -1, "", -1, kerr.GroupAuthorizationFailed.Code
+			}
+		case 1:
+			if !s.authorized(cc, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTransactionalId, key) {
+				return -1, "", -1, kerr.TransactionalIDAuthorizationFailed.Code
+			}
+		}
 		if req.CoordinatorType != 0 {
 			return -1, "", -1, kerr.CoordinatorNotAvailable.Code
 		}

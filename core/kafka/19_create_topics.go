@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/fluxo-io/fluxo/core/acl"
 	"github.com/fluxo-io/fluxo/core/broker"
 )
 
@@ -19,12 +20,17 @@ import (
 //     the replicas; manual replica assignments are INVALID_REQUEST.
 //   - Configs: the topic configs in broker.TopicConfigs; anything else,
 //     or a bad value, is INVALID_CONFIG.
-//   - TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS.
-//   - ValidateOnly checks without creating.
-func (s *Server) handleCreateTopics(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+//   - TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS
+//     (also above the broker's MaxPartitionsPerTopic), POLICY_VIOLATION
+//     when a broker would host more than MaxPartitionsPerBroker replicas.
+//   - ValidateOnly makes every check without creating.
+//   - Authorization (authz.go): CREATE on the cluster or on the topic,
+//     else TOPIC_AUTHORIZATION_FAILED, validate-only requests included.
+func (s *Server) handleCreateTopics(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	b := s.cfg.Broker
+	clusterCreate := s.allows(cc, kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, acl.ClusterName)
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := kmsg.NewCreateTopicsResponseTopic()
@@ -41,6 +47,8 @@ func (s *Server) handleCreateTopics(ctx context.Context, _ *Conn, kreq kmsg.Requ
 			}
 		}
 		switch {
+		case !clusterCreate && !s.authorized(cc, kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, rt.Topic):
+			fail(kerr.TopicAuthorizationFailed.Code, "not authorized to create topic "+rt.Topic)
 		case broker.ValidateTopicName(rt.Topic) != nil:
 			fail(kerr.InvalidTopicException.Code, broker.ValidateTopicName(rt.Topic).Error())
 		case rt.NumPartitions == 0 || rt.NumPartitions < -1:
@@ -55,8 +63,8 @@ func (s *Server) handleCreateTopics(ctx context.Context, _ *Conn, kreq kmsg.Requ
 				break
 			}
 			if req.ValidateOnly {
-				if err := b.ValidateTopicConfigs(configs); err != nil {
-					fail(kerr.InvalidConfig.Code, err.Error())
+				if err := b.ValidateNewTopic(rt.Topic, rt.NumPartitions, rt.ReplicationFactor, configs); err != nil {
+					fail(topicChangeError(err), err.Error())
 				}
 				break
 			}
@@ -64,12 +72,8 @@ func (s *Server) handleCreateTopics(ctx context.Context, _ *Conn, kreq kmsg.Requ
 			switch {
 			case errors.Is(err, broker.ErrTopicExists):
 				fail(kerr.TopicAlreadyExists.Code, "topic "+rt.Topic+" already exists")
-			case errors.Is(err, broker.ErrInvalidReplication):
-				fail(kerr.InvalidReplicationFactor.Code, err.Error())
-			case errors.Is(err, broker.ErrInvalidConfig):
-				fail(kerr.InvalidConfig.Code, err.Error())
 			case err != nil:
-				fail(kerr.KafkaStorageError.Code, err.Error())
+				fail(topicChangeError(err), err.Error())
 			default:
 				st.TopicID = t.Meta.ID
 				st.NumPartitions = t.Meta.Partitions
@@ -79,4 +83,24 @@ func (s *Server) handleCreateTopics(ctx context.Context, _ *Conn, kreq kmsg.Requ
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
+}
+
+// topicChangeError is the Kafka error code for an error of the broker's
+// topic creation and growth.
+func topicChangeError(err error) int16 {
+	switch {
+	case errors.Is(err, broker.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, broker.ErrUnknownTopic):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, broker.ErrInvalidPartitions):
+		return kerr.InvalidPartitions.Code
+	case errors.Is(err, broker.ErrInvalidReplication):
+		return kerr.InvalidReplicationFactor.Code
+	case errors.Is(err, broker.ErrInvalidConfig):
+		return kerr.InvalidConfig.Code
+	case errors.Is(err, broker.ErrPolicyViolation):
+		return kerr.PolicyViolation.Code
+	}
+	return kerr.KafkaStorageError.Code
 }

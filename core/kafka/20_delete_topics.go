@@ -13,8 +13,9 @@ import (
 // DeleteTopics v1-v5 (topics by name).
 //
 // Behavior: deletes each topic and its data; UNKNOWN_TOPIC_OR_PARTITION
-// for a topic that does not exist.
-func (s *Server) handleDeleteTopics(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+// for a topic that does not exist; TOPIC_AUTHORIZATION_FAILED without
+// DELETE on the topic (authz.go).
+func (s *Server) handleDeleteTopics(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	names := req.TopicNames
@@ -32,6 +33,11 @@ func (s *Server) handleDeleteTopics(ctx context.Context, _ *Conn, kreq kmsg.Requ
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		n := name
 		st.Topic = &n
+		if !s.authorized(cc, kmsg.ACLOperationDelete, kmsg.ACLResourceTypeTopic, name) {
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		switch err := s.cfg.Broker.DeleteTopic(ctx, name); {
 		case errors.Is(err, broker.ErrUnknownTopic):
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code

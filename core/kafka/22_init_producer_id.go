@@ -5,6 +5,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/core/acl"
 )
 
 // InitProducerID v0-v4, for idempotent producers.
@@ -17,12 +19,24 @@ import (
 //     overflow, a new id.
 //   - A transactional id gets INVALID_REQUEST: transactions are not
 //     supported.
-func (s *Server) handleInitProducerID(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+//   - Authorization (authz.go): IDEMPOTENT_WRITE on the cluster or WRITE
+//     on any topic (KIP-679), else CLUSTER_AUTHORIZATION_FAILED; a
+//     transactional id without WRITE on it gets
+//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+func (s *Server) handleInitProducerID(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.InitProducerIDRequest)
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
 		resp.ErrorCode = kerr.InvalidRequest.Code
+		if !s.authorized(cc, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionalID) {
+			resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		}
+		return resp, nil
+	}
+	if !s.allows(cc, kmsg.ACLOperationIdempotentWrite, kmsg.ACLResourceTypeCluster, acl.ClusterName) &&
+		!s.authorizedOnAny(cc, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return resp, nil
 	}
 	if req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < 32766 {

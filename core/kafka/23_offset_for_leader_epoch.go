@@ -14,12 +14,16 @@ import (
 // Behavior: the current epoch ends at the log end; an epoch older than any
 // the log holds answers epoch -1 and offset -1; FENCED_LEADER_EPOCH /
 // UNKNOWN_LEADER_EPOCH when the caller's current leader epoch (v2+) is
-// older / newer than the partition's.
-func (s *Server) handleOffsetForLeaderEpoch(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+// older / newer than the partition's. Authorization (authz.go): DESCRIBE
+// on each topic, else TOPIC_AUTHORIZATION_FAILED; a follower (replica id
+// >= 0) needs CLUSTER_ACTION, else CLUSTER_AUTHORIZATION_FAILED.
+func (s *Server) handleOffsetForLeaderEpoch(_ context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	deny := s.offsetsAuthz(cc, req.ReplicaID)
 	for i := range req.Topics {
 		rt := &req.Topics[i]
+		denied := deny(rt.Topic)
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
 		for j := range rt.Partitions {
@@ -28,6 +32,9 @@ func (s *Server) handleOffsetForLeaderEpoch(_ context.Context, _ *Conn, kreq kms
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
 			p, code := s.leaderPartition(rt.Topic, rp.Partition)
+			if denied != 0 {
+				code = denied
+			}
 			if code != 0 {
 				sp.ErrorCode = code
 				st.Partitions = append(st.Partitions, sp)

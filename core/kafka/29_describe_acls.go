@@ -21,7 +21,7 @@ import (
 //     permission: INVALID_REQUEST.
 //   - The bindings come back grouped by resource pattern, in the order
 //     they were created.
-func (s *Server) handleDescribeACLs(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleDescribeACLs(_ context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeACLsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeACLsResponse)
 	fail := func(code int16, msg string) (kmsg.Response, error) {
@@ -31,6 +31,9 @@ func (s *Server) handleDescribeACLs(_ context.Context, _ *Conn, kreq kmsg.Reques
 	}
 	if s.cfg.Authorizer == nil {
 		return fail(kerr.SecurityDisabled.Code, "no authorizer is configured")
+	}
+	if !s.authorizeCluster(cc, kmsg.ACLOperationDescribe) {
+		return fail(kerr.ClusterAuthorizationFailed.Code, "DESCRIBE on the cluster is required")
 	}
 	pattern := req.ResourcePatternType
 	if req.Version == 0 {

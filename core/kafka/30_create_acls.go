@@ -21,7 +21,7 @@ import (
 //     INVALID_REQUEST. v0 creations are LITERAL.
 //   - The valid creations are stored together, in one metadata command;
 //     one equal to a stored binding is not stored twice and succeeds.
-func (s *Server) handleCreateACLs(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleCreateACLs(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreateACLsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateACLsResponse)
 	results := make([]kmsg.CreateACLsResponseResult, len(req.Creations))
@@ -31,10 +31,15 @@ func (s *Server) handleCreateACLs(ctx context.Context, _ *Conn, kreq kmsg.Reques
 	}
 	var valid []int
 	var bindings []acl.Binding
+	allowed := s.cfg.Authorizer == nil || s.authorizeCluster(cc, kmsg.ACLOperationAlter)
 	for i, c := range req.Creations {
 		results[i] = kmsg.NewCreateACLsResponseResult()
 		if s.cfg.Authorizer == nil {
 			fail(i, kerr.SecurityDisabled.Code, "no authorizer is configured")
+			continue
+		}
+		if !allowed {
+			fail(i, kerr.ClusterAuthorizationFailed.Code, "ALTER on the cluster is required")
 			continue
 		}
 		b := acl.Binding{

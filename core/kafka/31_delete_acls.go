@@ -21,7 +21,7 @@ import (
 //   - Each result lists the bindings its filter matched (as DescribeAcls
 //     selects them), all removed in one metadata command; a binding
 //     matched by several filters is listed under each.
-func (s *Server) handleDeleteACLs(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleDeleteACLs(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteACLsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteACLsResponse)
 	results := make([]kmsg.DeleteACLsResponseResult, len(req.Filters))
@@ -31,10 +31,15 @@ func (s *Server) handleDeleteACLs(ctx context.Context, _ *Conn, kreq kmsg.Reques
 	}
 	var valid []int
 	var filters []acl.Filter
+	allowed := s.cfg.Authorizer == nil || s.authorizeCluster(cc, kmsg.ACLOperationAlter)
 	for i, rf := range req.Filters {
 		results[i] = kmsg.NewDeleteACLsResponseResult()
 		if s.cfg.Authorizer == nil {
 			fail(i, kerr.SecurityDisabled.Code, "no authorizer is configured")
+			continue
+		}
+		if !allowed {
+			fail(i, kerr.ClusterAuthorizationFailed.Code, "ALTER on the cluster is required")
 			continue
 		}
 		f := acl.Filter{

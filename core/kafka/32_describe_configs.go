@@ -21,7 +21,10 @@ import (
 //     read-only (STATIC_BROKER_CONFIG).
 //   - Other resource types: INVALID_REQUEST.
 //   - No synonyms or documentation.
-func (s *Server) handleDescribeConfigs(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+//   - Authorization (authz.go): DESCRIBE_CONFIGS on the topic, else
+//     TOPIC_AUTHORIZATION_FAILED; on the cluster for the broker, else
+//     CLUSTER_AUTHORIZATION_FAILED.
+func (s *Server) handleDescribeConfigs(_ context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	b := s.cfg.Broker
@@ -41,6 +44,10 @@ func (s *Server) handleDescribeConfigs(_ context.Context, _ *Conn, kreq kmsg.Req
 		}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
+			if !s.authorized(cc, kmsg.ACLOperationDescribeConfigs, kmsg.ACLResourceTypeTopic, rr.ResourceName) {
+				sr.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				break
+			}
 			vals, err := b.DescribeTopicConfigs(rr.ResourceName)
 			if err != nil {
 				sr.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -60,6 +67,10 @@ func (s *Server) handleDescribeConfigs(_ context.Context, _ *Conn, kreq kmsg.Req
 				add(v.Name, v.Value, v.Set, false, src, typ)
 			}
 		case kmsg.ConfigResourceTypeBroker:
+			if !s.authorizeCluster(cc, kmsg.ACLOperationDescribeConfigs) {
+				sr.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+				break
+			}
 			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(b.NodeID())) {
 				sr.ErrorCode = kerr.InvalidRequest.Code
 				break

@@ -20,7 +20,10 @@ import (
 //     INVALID_CONFIG; UNKNOWN_TOPIC_OR_PARTITION for an unknown topic.
 //   - ValidateOnly checks without changing anything.
 //   - Broker configs are static: INVALID_REQUEST.
-func (s *Server) handleIncrementalAlterConfigs(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+//   - Authorization (authz.go): ALTER_CONFIGS on the topic, else
+//     TOPIC_AUTHORIZATION_FAILED; on the cluster for the broker, else
+//     CLUSTER_AUTHORIZATION_FAILED.
+func (s *Server) handleIncrementalAlterConfigs(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	b := s.cfg.Broker
@@ -31,6 +34,16 @@ func (s *Server) handleIncrementalAlterConfigs(ctx context.Context, _ *Conn, kre
 		fail := func(code int16, msg string) {
 			sr.ErrorCode = code
 			sr.ErrorMessage = &msg
+		}
+		switch {
+		case rr.ResourceType == kmsg.ConfigResourceTypeTopic && !s.authorized(cc, kmsg.ACLOperationAlterConfigs, kmsg.ACLResourceTypeTopic, rr.ResourceName):
+			fail(kerr.TopicAuthorizationFailed.Code, "not authorized to alter the configs of topic "+rr.ResourceName)
+		case rr.ResourceType == kmsg.ConfigResourceTypeBroker && !s.authorizeCluster(cc, kmsg.ACLOperationAlterConfigs):
+			fail(kerr.ClusterAuthorizationFailed.Code, "not authorized to alter broker configs")
+		}
+		if sr.ErrorCode != 0 {
+			resp.Resources = append(resp.Resources, sr)
+			continue
 		}
 		if rr.ResourceType != kmsg.ConfigResourceTypeTopic {
 			fail(kerr.InvalidRequest.Code, "only topic configs can be altered; broker configs are static")

@@ -26,8 +26,13 @@ import (
 //   - UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT (empty,
 //     duplicates, unknown brokers); v1's AllowReplicationFactorChange
 //     false refuses a list of another length with INVALID_REPLICATION_FACTOR.
-func (s *Server) handleAlterPartitionReassignments(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+//   - Authorization (authz.go): ALTER on the cluster, else
+//     CLUSTER_AUTHORIZATION_FAILED for the whole request.
+func (s *Server) handleAlterPartitionReassignments(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.AlterPartitionAssignmentsRequest)
+	if !s.authorizeCluster(cc, kmsg.ACLOperationAlter) {
+		return errorResponse(req, kerr.ClusterAuthorizationFailed.Code, "not authorized to reassign partitions"), nil
+	}
 	resp := req.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
 	b := s.cfg.Broker
 	for _, t := range req.Topics {
@@ -69,9 +74,13 @@ func (s *Server) handleAlterPartitionReassignments(ctx context.Context, _ *Conn,
 
 // ListPartitionReassignments v0 (KIP-455): the reassignments this broker
 // drives (the controller, where admin clients send them), with the
-// replicas being added and removed.
-func (s *Server) handleListPartitionReassignments(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+// replicas being added and removed. Authorization (authz.go): DESCRIBE on
+// the cluster, else CLUSTER_AUTHORIZATION_FAILED.
+func (s *Server) handleListPartitionReassignments(_ context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ListPartitionReassignmentsRequest)
+	if !s.authorizeCluster(cc, kmsg.ACLOperationDescribe) {
+		return errorResponse(req, kerr.ClusterAuthorizationFailed.Code, "not authorized to describe the cluster"), nil
+	}
 	resp := req.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
 	b := s.cfg.Broker
 	want := func(topic string, p int32) bool {

@@ -20,9 +20,15 @@ import (
 //   - Each user's credentials are its mechanisms (1 SCRAM-SHA-256, 2
 //     SCRAM-SHA-512) and iteration counts; salts and keys never leave
 //     the cluster.
-func (s *Server) handleDescribeUserSCRAMCredentials(_ context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleDescribeUserSCRAMCredentials(_ context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeUserSCRAMCredentialsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	if !s.authorizeCluster(cc, kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		msg := "DESCRIBE on the cluster is required"
+		resp.ErrorMessage = &msg
+		return resp, nil
+	}
 	state := s.cfg.Metadata.State()
 	var names []string
 	if len(req.Users) == 0 {

@@ -26,7 +26,7 @@ import (
 //   - Deleting a credential the user does not have: RESOURCE_NOT_FOUND.
 //   - Each user's change is its own metadata command: one user's error
 //     does not stop the others.
-func (s *Server) handleAlterUserSCRAMCredentials(ctx context.Context, _ *Conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleAlterUserSCRAMCredentials(ctx context.Context, cc *Conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.AlterUserSCRAMCredentialsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
 
@@ -47,6 +47,15 @@ func (s *Server) handleAlterUserSCRAMCredentials(ctx context.Context, _ *Conn, k
 		c := &change{user: user, cmd: cmd, code: code, msg: msg}
 		byUser[user] = c
 		changes = append(changes, c)
+	}
+	if !s.authorizeCluster(cc, kmsg.ACLOperationAlter) {
+		for _, d := range req.Deletions {
+			add(d.Name, nil, kerr.ClusterAuthorizationFailed.Code, "ALTER on the cluster is required")
+		}
+		for _, u := range req.Upsertions {
+			add(u.Name, nil, kerr.ClusterAuthorizationFailed.Code, "ALTER on the cluster is required")
+		}
+		req.Deletions, req.Upsertions = nil, nil
 	}
 	for _, d := range req.Deletions {
 		mech := scramMechanismName(d.Mechanism)

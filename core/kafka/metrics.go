@@ -19,6 +19,7 @@ type metrics struct {
 	authSuccesses        *prometheus.CounterVec // by listener, mechanism
 	authFailures         *prometheus.CounterVec // by listener, mechanism
 	tlsHandshakeFailures *prometheus.CounterVec // by listener
+	authzDenied          *prometheus.CounterVec // by api, resource_type, operation
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -56,6 +57,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "fluxo_kafka_tls_handshake_failures_total",
 			Help: "TLS handshakes that failed or timed out, by listener.",
 		}, []string{"listener"}),
+		authzDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxo_kafka_authorization_denied_total",
+			Help: "Authorization checks refused, by API, ACL resource type and operation.",
+		}, []string{"api", "resource_type", "operation"}),
 	}
 	for _, r := range []string{reasonMalformed, reasonOversized, reasonUnsupported, reasonUnauthenticated, reasonHandler} {
 		m.requestErrors.WithLabelValues(r)
@@ -63,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.connectionsRejected, m.requestErrors, m.authSuccesses, m.authFailures, m.tlsHandshakeFailures} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.connectionsRejected, m.requestErrors, m.authSuccesses, m.authFailures, m.tlsHandshakeFailures, m.authzDenied} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -24,7 +24,11 @@ func (c *Conn) secure() bool {
 	tc, ok := c.nc.(*tls.Conn)
 	if !ok {
 		if !c.l.Protocol.SASL() {
-			c.SetAuthenticated(principalAnonymous)
+			p := principalAnonymous
+			if c.principal != "" { // named by Config.Principal
+				p = c.principal
+			}
+			c.SetAuthenticated(p)
 		}
 		return true
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fluxo-io/fluxo/core/acl"
-	"github.com/fluxo-io/fluxo/core/broker"
 	"math"
 	"net"
 	"slices"
@@ -17,6 +15,9 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/fluxo-io/fluxo/core/acl"
+	"github.com/fluxo-io/fluxo/core/broker"
 )
 
 // ErrServerClosed is returned by Serve and Start once Shutdown has been
@@ -66,6 +67,18 @@ type Config struct {
 	// long (Kafka's connections.max.idle.ms). It also bounds how long
 	// reading one frame and writing one response may stall.
 	IdleTimeout time.Duration
+
+	// ACLs returns the cluster's ACL bindings as of now; it is called on
+	// every check, so it must be cheap and safe for concurrent use. nil:
+	// no bindings (only super users pass an Authorizer).
+	ACLs func() []acl.Binding
+
+	// Principal is how a listener without authentication names its
+	// clients: called once per connection as it opens, its answer (for
+	// example "User:CN=edge-1,O=acme") is the connection's principal
+	// until authentication replaces it. nil: User:ANONYMOUS. It runs on
+	// the accept loop: it must return promptly.
+	Principal func(net.Conn) string
 
 	// Advertised is the host:port Metadata gives clients for this broker
 	// on the listener Start and Serve open, named PLAINTEXT (Kafka's
@@ -389,6 +402,10 @@ func (s *Server) acceptLoop(ln net.Listener, bl *boundListener) error {
 // admit starts serving nc, or closes it when the server is full or
 // shutting down.
 func (s *Server) admit(nc net.Conn, bl *boundListener) {
+	var principal string
+	if s.cfg.Principal != nil {
+		principal = s.cfg.Principal(nc)
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -403,6 +420,7 @@ func (s *Server) admit(nc net.Conn, bl *boundListener) {
 		return
 	}
 	c := newConn(s, nc, bl)
+	c.principal = principal
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
