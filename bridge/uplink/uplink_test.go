@@ -68,16 +68,34 @@ func openSpool(t *testing.T, dir string) *spool.Spool {
 	return s
 }
 
-func newUplink(t *testing.T, sp *spool.Spool, stateDir, addr string) *Uplink {
-	t.Helper()
+// Shrunk timers of testConfig.
+const (
+	testRetryBackoff = 20 * time.Millisecond
+	testParkBackoff  = 20 * time.Millisecond
+)
+
+// testConfig is an uplink to addr with its timers shrunk for tests.
+func testConfig(stateDir, addr string) Config {
 	cfg := DefaultConfig()
 	cfg.Brokers = []string{addr}
 	cfg.StateDir = stateDir
 	cfg.Linger = 5 * time.Millisecond
-	cfg.RetryBackoff = 20 * time.Millisecond
+	cfg.RetryBackoff = testRetryBackoff
 	cfg.MaxRetryBackoff = 200 * time.Millisecond
+	cfg.ParkBackoff = testParkBackoff
+	cfg.MaxParkBackoff = 100 * time.Millisecond
 	cfg.RequestTimeout = 5 * time.Second
 	cfg.MaxBatchBytes = 16 << 10 // several windows
+	return cfg
+}
+
+func newUplink(t *testing.T, sp *spool.Spool, stateDir, addr string) *Uplink {
+	t.Helper()
+	return newUplinkConfig(t, sp, testConfig(stateDir, addr))
+}
+
+func newUplinkConfig(t *testing.T, sp *spool.Spool, cfg Config) *Uplink {
+	t.Helper()
 	u, err := New(cfg, sp)
 	if err != nil {
 		t.Fatal(err)
