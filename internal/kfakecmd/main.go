@@ -37,7 +37,7 @@ func (t *topics) String() string { return "" }
 
 func (t *topics) Set(v string) error {
 	name, parts, ok := strings.Cut(v, ":")
-	n, err := strconv.Atoi(parts)
+	n, err := strconv.ParseInt(parts, 10, 32)
 	if !ok || name == "" || err != nil || n <= 0 {
 		return fmt.Errorf("got %q, want NAME:PARTITIONS", v)
 	}
