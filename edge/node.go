@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -217,9 +219,11 @@ func (n *Node) Start() error {
 	return nil
 }
 
-// readyz: ready once the spool is open and MQTT is served; the uplink's
-// state is reported but not required (the edge keeps accepting while the
-// core is away).
+// readyz: ready once the spool is open and MQTT is served, and while no
+// uplink lane is parked on a permanent error (an ACL, a missing topic, a
+// credential: the edge would spool forever without someone acting). A
+// core that is merely away is reported but does not make the edge
+// unready: it keeps accepting and catches up.
 func (n *Node) readyz(w http.ResponseWriter) bool {
 	n.mu.Lock()
 	ready := n.started && !n.stopped
@@ -228,15 +232,29 @@ func (n *Node) readyz(w http.ResponseWriter) bool {
 		fmt.Fprintln(w, "not ready")
 		return false
 	}
-	fmt.Fprintln(w, "ready")
-	for _, s := range n.uplink.Stats() {
+	stats := n.uplink.Stats()
+	var parked []string
+	for _, s := range stats {
+		if s.Parked {
+			parked = append(parked, fmt.Sprintf("%s (%s)", s.Lane, s.ParkReason))
+		}
+	}
+	if len(parked) > 0 {
+		fmt.Fprintf(w, "not ready: uplink parked: %s\n", strings.Join(parked, ", "))
+	} else {
+		fmt.Fprintln(w, "ready")
+	}
+	for _, s := range stats {
 		state := "down"
-		if s.Connected {
+		switch {
+		case s.Parked:
+			state = fmt.Sprintf("parked since %s on %s: %s", s.ParkedSince.UTC().Format(time.RFC3339), s.ParkReason, s.ParkError)
+		case s.Connected:
 			state = "up"
 		}
 		fmt.Fprintf(w, "uplink %s: %s, backlog %d\n", s.Lane, state, s.Backlog)
 	}
-	return true
+	return len(parked) == 0
 }
 
 // MQTTAddr is the bound MQTT TCP address.
@@ -316,6 +334,7 @@ var (
 	descUpUp         = prometheus.NewDesc("fluxo_edge_uplink_connected", "1 when the lane's last send to the core succeeded.", []string{"lane"}, nil)
 	descUpLag        = prometheus.NewDesc("fluxo_edge_uplink_lag_records", "Records accepted and not yet acknowledged by the core.", []string{"lane"}, nil)
 	descUpRetries    = prometheus.NewDesc("fluxo_edge_uplink_retries_total", "Failed sends, retried.", []string{"lane"}, nil)
+	descUpParked     = prometheus.NewDesc("fluxo_edge_uplink_parked", "1 while the lane is parked on a permanent error (reason: the Kafka error code), probing until it is fixed; 0 with reason none otherwise.", []string{"lane", "reason"}, nil)
 	descUpLastAck    = prometheus.NewDesc("fluxo_edge_uplink_last_ack_timestamp_seconds", "When the core last acknowledged a batch.", []string{"lane"}, nil)
 	descUpLatency    = prometheus.NewDesc("fluxo_edge_uplink_latency_seconds", "Per record, from the edge receiving it to the core acknowledging it (alarms: the device-to-core latency but for the device's own hop).", []string{"lane"}, nil)
 	descDown         = prometheus.NewDesc("fluxo_edge_downlink_commands_total", "Commands from the core by outcome: delivered, undeliverable.", []string{"outcome"}, nil)
@@ -323,7 +342,7 @@ var (
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSpoolBytes, descSpoolMax, descSpoolRecords, descMessages, descUpBatches, descUpRecords,
-		descUpRaw, descUpSent, descUpRatio, descUpUp, descUpLag, descUpRetries, descUpLastAck, descUpLatency, descDown} {
+		descUpRaw, descUpSent, descUpRatio, descUpUp, descUpLag, descUpRetries, descUpParked, descUpLastAck, descUpLatency, descDown} {
 		ch <- d
 	}
 }
@@ -356,6 +375,11 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descUpUp, gauge, up, l)
 		ch <- prometheus.MustNewConstMetric(descUpLag, gauge, float64(s.Backlog), l)
 		ch <- prometheus.MustNewConstMetric(descUpRetries, counter, float64(s.Retries), l)
+		if s.Parked {
+			ch <- prometheus.MustNewConstMetric(descUpParked, gauge, 1, l, s.ParkReason)
+		} else {
+			ch <- prometheus.MustNewConstMetric(descUpParked, gauge, 0, l, "none")
+		}
 		if !s.LastAck.IsZero() {
 			ch <- prometheus.MustNewConstMetric(descUpLastAck, gauge, float64(s.LastAck.UnixMilli())/1000, l)
 		}

@@ -21,6 +21,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fluxo-io/fluxo/internal/logadapt"
 )
 
 // Publisher hands a message to the MQTT server (the edge's inline client).
@@ -82,6 +84,7 @@ func New(cfg Config, pub Publisher, resolve Resolver) (*Downlink, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
+		kgo.WithLogger(logadapt.Kgo(cfg.Logger, kgo.LogLevelWarn)),
 		kgo.ConsumerGroup(cfg.Group),
 		// Static membership (KIP-345): a restarted edge takes its place
 		// in the group at once instead of waiting out the session of the
@@ -100,7 +103,9 @@ func New(cfg Config, pub Publisher, resolve Resolver) (*Downlink, error) {
 }
 
 // Run delivers commands until ctx ends, then commits and leaves the group.
-func (d *Downlink) Run(ctx context.Context) error {
+// Failures do not end it: fetch and commit errors are logged (franz-go
+// retries them), a failed publish is retried.
+func (d *Downlink) Run(ctx context.Context) {
 	defer d.cl.Close()
 	for {
 		fs := d.cl.PollFetches(ctx)
@@ -130,7 +135,6 @@ func (d *Downlink) Run(ctx context.Context) error {
 			cancel()
 		}
 	}
-	return nil
 }
 
 // deliver publishes one command; false means retry.

@@ -87,8 +87,8 @@ func TestCommandsReachDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- d.Run(ctx) }()
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
 	p, err := kgo.NewClient(kgo.SeedBrokers(node.KafkaAddr()), kgo.AllowAutoTopicCreation())

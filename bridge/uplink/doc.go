@@ -42,4 +42,37 @@
 // OUT_OF_ORDER_SEQUENCE_NUMBER), the uplink takes a new producer id and
 // sends the window again: at-least-once for that one window, logged and
 // counted as a new producer.
+//
+// # Kafka versions
+//
+// The uplink builds its own Produce requests (kmsg) and lets franz-go
+// negotiate the version with each broker, so it speaks whatever the
+// cluster advertises. Produce v13 (KIP-516, Apache Kafka 4.x) names
+// topics by id instead of name: every request carries both, the name and
+// the topic id learned from the metadata cache (Metadata v10+ returns
+// ids), and a request for a topic whose id is unknown (an older broker,
+// or one without ids, as fluxo core before v13) is capped at v12, the
+// last version that names topics — franz-go's own producer makes the same
+// choice. A topic id that goes stale (the topic deleted and created
+// again: UNKNOWN_TOPIC_ID) empties the metadata cache and the window is
+// sent again with the new id; the new topic does not know the producer,
+// so that window goes under a new producer id (at least once).
+//
+// # Failures
+//
+// Errors are classified once (classify): a transient one (leader moved,
+// broker restarting, timeout, network) is retried with RetryBackoff
+// doubling to MaxRetryBackoff; a lost or fenced producer starts a new one;
+// a permanent one (TOPIC_AUTHORIZATION_FAILED, SASL_AUTHENTICATION_FAILED,
+// INVALID_RECORD, MESSAGE_TOO_LARGE, UNSUPPORTED_VERSION, a TLS
+// certificate that does not verify, a topic still unknown after
+// UnknownTopicTimeout, ...) parks the lane: one error log line, the state
+// in LaneStats (Parked, ParkReason) for /metrics and /readyz, and a probe
+// every ParkBackoff, doubling to MaxParkBackoff, instead of a retry per
+// send. A probe is the same step as any send — the saved plan sent again
+// as it is, same producer and sequences — so once the cause is fixed (the
+// topic created, the ACL granted) the lane resumes with one info line,
+// nothing lost and nothing written twice. MESSAGE_TOO_LARGE parks even
+// for a batch of several records: lower MaxBatchBytes below the topic's
+// max.message.bytes.
 package uplink

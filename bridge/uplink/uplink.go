@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-io/fluxo/bridge/spool"
+	"github.com/fluxo-io/fluxo/internal/logadapt"
 )
 
 // Config configures an Uplink.
@@ -52,6 +53,14 @@ type Config struct {
 	RetryBackoff, MaxRetryBackoff time.Duration
 	// RequestTimeout bounds one produce round trip.
 	RequestTimeout time.Duration
+	// ParkBackoff is how long a parked lane (a permanent error: an ACL, a
+	// missing topic, a credential, a size limit) waits before it probes
+	// again; the wait doubles up to MaxParkBackoff while the cause lasts.
+	ParkBackoff, MaxParkBackoff time.Duration
+	// UnknownTopicTimeout is how long a topic may stay unknown to the
+	// cluster (not created, auto-creation off or refused) before the lane
+	// parks instead of retrying.
+	UnknownTopicTimeout time.Duration
 	// Logger receives uplink events. Zero value: no logs.
 	Logger zerolog.Logger
 }
@@ -68,7 +77,12 @@ func DefaultConfig() Config {
 		RetryBackoff:     100 * time.Millisecond,
 		MaxRetryBackoff:  5 * time.Second,
 		RequestTimeout:   30 * time.Second,
-		Logger:           zerolog.Nop(),
+		ParkBackoff:      5 * time.Second,
+		MaxParkBackoff:   30 * time.Second,
+		// Auto-creation answers at once; a topic still unknown after this
+		// long will not appear by itself.
+		UnknownTopicTimeout: 30 * time.Second,
+		Logger:              zerolog.Nop(),
 	}
 }
 
@@ -85,6 +99,10 @@ func (c *Config) Validate() error {
 		return errors.New("uplink: bad retry backoff")
 	case c.RequestTimeout <= 0:
 		return errors.New("uplink: RequestTimeout must be positive")
+	case c.ParkBackoff <= 0 || c.MaxParkBackoff < c.ParkBackoff:
+		return errors.New("uplink: bad park backoff")
+	case c.UnknownTopicTimeout < 0:
+		return errors.New("uplink: negative UnknownTopicTimeout")
 	case c.LiveFirst && c.LiveFirstBacklog <= 0:
 		return errors.New("uplink: LiveFirstBacklog must be positive")
 	case c.Linger < 0 || c.MaxBytesPerSec < 0:
@@ -119,6 +137,15 @@ type LaneStats struct {
 	// Latency is, per acknowledged record, the time from the edge
 	// receiving it to the core acknowledging it.
 	Latency Latency
+	// Parked is set while the lane holds on a permanent error (see
+	// classify): it probes again every ParkBackoff..MaxParkBackoff and
+	// resumes, with nothing lost, once the cause is fixed.
+	Parked bool
+	// ParkReason names the cause (a Kafka error code such as
+	// TOPIC_AUTHORIZATION_FAILED, or TLS_CERTIFICATE), ParkError is the
+	// full error, ParkedSince when the lane parked. Empty when not parked.
+	ParkReason, ParkError string
+	ParkedSince           time.Time
 }
 
 // CompressionRatio is raw bytes per byte sent (1 when nothing was sent).
@@ -150,8 +177,19 @@ type lane struct {
 	batches, records, raw, sent, retries, newProducer atomic.Int64
 	latency                                           latencyHist
 	lastAck                                           atomic.Int64
-	partitions                                        map[string]int32 // cached partition counts
-	leaderOf                                          map[string]int32 // cached leader per "topic/partition"
+	partitions                                        map[string]int32    // cached partition counts
+	leaderOf                                          map[string]int32    // cached leader per "topic/partition"
+	topicIDs                                          map[string][16]byte // cached topic ids (Metadata v10+), if the cluster has them
+	unknownSince                                      time.Time           // since when a topic is unknown to the cluster; zero if none
+
+	parkMu sync.Mutex // guards park; the lane's goroutine writes, Stats reads
+	park   parkState
+}
+
+// parkState is a lane's parked state; the zero value is not parked.
+type parkState struct {
+	reason, err string
+	since       time.Time
 }
 
 // New builds an uplink over the spool; Run starts it.
@@ -182,6 +220,7 @@ func New(cfg Config, sp *spool.Spool) (*Uplink, error) {
 		cl, err := kgo.NewClient(
 			kgo.SeedBrokers(cfg.Brokers...),
 			kgo.ClientID(cfg.ClientID+"-"+id.String()),
+			kgo.WithLogger(logadapt.Kgo(cfg.Logger.With().Str("lane", id.String()).Logger(), kgo.LogLevelWarn)),
 			kgo.RequiredAcks(kgo.AllISRAcks()),
 			kgo.RequestTimeoutOverhead(cfg.RequestTimeout),
 			kgo.RetryBackoffFn(func(int) time.Duration { return cfg.RetryBackoff }),
@@ -192,7 +231,7 @@ func New(cfg Config, sp *spool.Spool) (*Uplink, error) {
 			u.Close()
 			return nil, err
 		}
-		u.lanes[id] = &lane{u: u, id: id, cl: cl, state: sf, st: st, resumed: st.Window != nil, partitions: map[string]int32{}, leaderOf: map[string]int32{},
+		u.lanes[id] = &lane{u: u, id: id, cl: cl, state: sf, st: st, resumed: st.Window != nil, partitions: map[string]int32{}, leaderOf: map[string]int32{}, topicIDs: map[string][16]byte{},
 			log: cfg.Logger.With().Str("lane", id.String()).Logger()}
 		if w := st.Window; w != nil {
 			u.lanes[id].synced, u.lanes[id].pinned = w, w.Partitions
@@ -201,19 +240,19 @@ func New(cfg Config, sp *spool.Spool) (*Uplink, error) {
 	return u, nil
 }
 
-// Run forwards both lanes until ctx ends.
-func (u *Uplink) Run(ctx context.Context) error {
+// Run forwards both lanes until ctx ends. Failures do not end it: a
+// transient one is retried with backoff, a permanent one parks the lane
+// (LaneStats.Parked) until a probe succeeds.
+func (u *Uplink) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	errs := make([]error, len(u.lanes))
-	for i, l := range u.lanes {
+	for _, l := range u.lanes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = l.run(ctx)
+			l.run(ctx)
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // Close releases the Kafka clients and state files. Call it after Run
@@ -239,6 +278,12 @@ func (u *Uplink) Stats() []LaneStats {
 			Backlog: u.sp.End(l.id) - u.sp.Start(l.id),
 			Latency: l.latency.snapshot(),
 		}
+		l.parkMu.Lock()
+		p := l.park
+		l.parkMu.Unlock()
+		if p.reason != "" {
+			s.Parked, s.ParkReason, s.ParkError, s.ParkedSince = true, p.reason, p.err, p.since
+		}
 		if t := l.lastAck.Load(); t > 0 {
 			s.LastAck = time.UnixMilli(t)
 		}
@@ -251,12 +296,13 @@ func (u *Uplink) Stats() []LaneStats {
 // the lane must start over with a new producer id.
 var errNewProducer = errors.New("uplink: producer state lost")
 
-func (l *lane) run(ctx context.Context) error {
+func (l *lane) run(ctx context.Context) {
 	backoff := l.u.cfg.RetryBackoff
+	probe := l.u.cfg.ParkBackoff
 	for ctx.Err() == nil {
 		err := l.step(ctx)
 		if err == nil {
-			backoff = l.u.cfg.RetryBackoff
+			backoff, probe = l.u.cfg.RetryBackoff, l.u.cfg.ParkBackoff
 			continue
 		}
 		if ctx.Err() != nil {
@@ -264,14 +310,81 @@ func (l *lane) run(ctx context.Context) error {
 		}
 		l.connected.Store(false)
 		l.retries.Add(1)
-		l.log.Warn().Err(err).Dur("backoff", backoff).Msg("uplink send failed, retrying")
+		var wait time.Duration
+		if pe := l.permanent(err); pe != nil {
+			l.parkOn(pe)
+		}
+		if l.isParked() {
+			// One error line when the lane parks (parkOn); the probes
+			// that fail after it are not news.
+			wait, probe = probe, min(2*probe, l.u.cfg.MaxParkBackoff)
+			l.log.Debug().Err(err).Dur("backoff", wait).Msg("uplink lane still parked")
+		} else {
+			wait, backoff = backoff, min(2*backoff, l.u.cfg.MaxRetryBackoff)
+			l.log.Warn().Err(err).Dur("backoff", wait).Msg("uplink send failed, retrying")
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, l.u.cfg.MaxRetryBackoff)
+	}
+}
+
+// permanent returns the permanent error in err, if any: one classify
+// found, or a topic unknown to the cluster for UnknownTopicTimeout.
+func (l *lane) permanent(err error) *permanentError {
+	if errors.Is(err, errNewProducer) {
+		return nil
+	}
+	var pe *permanentError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		now := time.Now()
+		if l.unknownSince.IsZero() {
+			l.unknownSince = now
+		}
+		if now.Sub(l.unknownSince) >= l.u.cfg.UnknownTopicTimeout {
+			return &permanentError{reason: kerr.UnknownTopicOrPartition.Message, err: err}
+		}
 	}
 	return nil
+}
+
+// parkOn parks the lane on a permanent error, with one error log line;
+// a parked lane whose reason changes logs again.
+func (l *lane) parkOn(pe *permanentError) {
+	l.parkMu.Lock()
+	was := l.park.reason
+	l.park.reason, l.park.err = pe.reason, pe.Error()
+	if was == "" {
+		l.park.since = time.Now()
+	}
+	l.parkMu.Unlock()
+	if was != pe.reason {
+		l.log.Error().Err(pe).Str("reason", pe.reason).Dur("probe", l.u.cfg.ParkBackoff).
+			Msg("uplink lane parked on a permanent error; records stay spooled until the cause is fixed")
+	}
+}
+
+func (l *lane) isParked() bool {
+	l.parkMu.Lock()
+	defer l.parkMu.Unlock()
+	return l.park.reason != ""
+}
+
+// resume clears the parked state after a successful send, with one info
+// log line.
+func (l *lane) resume() {
+	l.unknownSince = time.Time{}
+	l.parkMu.Lock()
+	p := l.park
+	l.park = parkState{}
+	l.parkMu.Unlock()
+	if p.reason != "" {
+		l.log.Info().Str("reason", p.reason).Dur("parked", time.Since(p.since)).Msg("uplink lane resumed")
+	}
 }
 
 // step sends one window: the saved one if there is one, else a new one.
@@ -367,6 +480,7 @@ func (l *lane) step(ctx context.Context) error {
 	}
 	l.connected.Store(true)
 	l.lastAck.Store(time.Now().UnixMilli())
+	l.resume()
 	return nil
 }
 
@@ -415,10 +529,10 @@ func (l *lane) initProducer(ctx context.Context) error {
 	defer cancel()
 	resp, err := req.RequestWith(ctx, l.cl)
 	if err != nil {
-		return fmt.Errorf("uplink: InitProducerID: %w", err)
+		return judged(fmt.Errorf("uplink: InitProducerID: %w", err))
 	}
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return fmt.Errorf("uplink: InitProducerID: %w", err)
+		return judged(fmt.Errorf("uplink: InitProducerID: %w", err))
 	}
 	l.st.ProducerID, l.st.ProducerEpoch = resp.ProducerID, resp.ProducerEpoch
 	l.st.Seqs = map[string]int32{}
@@ -591,8 +705,9 @@ func (l *lane) readWindow(w *window) ([]spool.Record, error) {
 func tpKey(topic string, p int32) string { return topic + "/" + strconv.Itoa(int(p)) }
 
 // learnTopics fetches the metadata of the topics not cached yet (creating
-// them where the cluster allows it): their partition counts and each
-// partition's leader. The cache lives until a send fails.
+// them where the cluster allows it): their partition counts, each
+// partition's leader and, from clusters that have them (Metadata v10+),
+// their topic ids. The cache lives until a send fails.
 func (l *lane) learnTopics(ctx context.Context, topics map[string]bool) error {
 	req := kmsg.NewPtrMetadataRequest()
 	req.AllowAutoTopicCreation = true
@@ -611,16 +726,24 @@ func (l *lane) learnTopics(ctx context.Context, topics map[string]bool) error {
 	defer cancel()
 	resp, err := req.RequestWith(ctx, l.cl)
 	if err != nil {
-		return fmt.Errorf("uplink: metadata: %w", err)
+		return judged(fmt.Errorf("uplink: metadata: %w", err))
 	}
 	for _, t := range resp.Topics {
 		if t.Topic == nil {
 			continue
 		}
-		if err := kerr.ErrorForCode(t.ErrorCode); err != nil || len(t.Partitions) == 0 {
-			return fmt.Errorf("uplink: topic %s: %v", *t.Topic, err)
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return judged(fmt.Errorf("uplink: topic %s: %w", *t.Topic, err))
+		}
+		if len(t.Partitions) == 0 {
+			return fmt.Errorf("uplink: topic %s: no partitions yet", *t.Topic)
 		}
 		l.partitions[*t.Topic] = int32(len(t.Partitions))
+		if t.TopicID != ([16]byte{}) {
+			l.topicIDs[*t.Topic] = t.TopicID
+		} else {
+			delete(l.topicIDs, *t.Topic)
+		}
 		for _, p := range t.Partitions {
 			if p.Leader >= 0 {
 				l.leaderOf[tpKey(*t.Topic, p.Partition)] = p.Leader
@@ -687,7 +810,9 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 		if rt == nil {
 			req.Topics = append(req.Topics, kmsg.NewProduceRequestTopic())
 			rt = &req.Topics[len(req.Topics)-1]
-			rt.Topic = topic
+			// Both the name (Produce v0-v12) and the id (v13+, which
+			// names topics by id only): kgo negotiates the version.
+			rt.Topic, rt.TopicID = topic, l.topicIDs[topic]
 		}
 		rp := kmsg.NewProduceRequestTopicPartition()
 		rp.Partition = p
@@ -706,12 +831,12 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 	produce := func(leader int32, req *kmsg.ProduceRequest) {
 		rctx, cancel := context.WithTimeout(ctx, l.u.cfg.RequestTimeout)
 		defer cancel()
-		kresp, err := l.cl.Broker(int(leader)).Request(rctx, req)
+		kresp, err := l.cl.Broker(int(leader)).Request(rctx, produceRequest(req))
 		if err != nil {
-			results <- result{fmt.Errorf("uplink: produce to broker %d: %w", leader, err)}
+			results <- result{judged(fmt.Errorf("uplink: produce to broker %d: %w", leader, err))}
 			return
 		}
-		results <- result{checkProduce(kresp.(*kmsg.ProduceResponse))}
+		results <- result{checkProduce(req, kresp.(*kmsg.ProduceResponse))}
 	}
 	for leader, req := range reqs {
 		if len(reqs) == 1 {
@@ -750,6 +875,27 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 func (l *lane) partitionsStale() {
 	l.partitions = map[string]int32{}
 	l.leaderOf = map[string]int32{}
+	l.topicIDs = map[string][16]byte{}
+}
+
+// namedProduce is a ProduceRequest kgo may send at v12 at most, the last
+// version that names topics: for a request with a topic whose id the
+// cluster did not give (Metadata below v10, or a broker without ids).
+type namedProduce struct{ *kmsg.ProduceRequest }
+
+// MaxVersion caps kgo's version negotiation.
+func (namedProduce) MaxVersion() int16 { return 12 }
+
+// produceRequest returns req as is when every topic carries its id (kgo
+// then negotiates up to the newest version both sides know), or capped at
+// v12 otherwise.
+func produceRequest(req *kmsg.ProduceRequest) kmsg.Request {
+	for _, t := range req.Topics {
+		if t.TopicID == ([16]byte{}) {
+			return namedProduce{req}
+		}
+	}
+	return req
 }
 
 func splitTP(tp string) (string, int32) {
@@ -780,22 +926,42 @@ func (l *lane) leaders(ctx context.Context, w *window) (map[string]int32, error)
 	return l.leaderOf, nil
 }
 
-// checkProduce turns a produce response into nil (every batch stored, or
-// already stored: a duplicate), errNewProducer, or a retriable error.
-func checkProduce(resp *kmsg.ProduceResponse) error {
+// checkProduce turns the response to req into nil (every batch stored,
+// or already stored: a duplicate), an error wrapping errNewProducer, a
+// *permanentError, or a retriable error (see classify). A response to
+// v13+ names topics by id only: the request maps them back to names.
+func checkProduce(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) error {
+	names := map[[16]byte]string{}
+	for _, t := range req.Topics {
+		names[t.TopicID] = t.Topic
+	}
 	var errs []error
+	var perm *permanentError
 	for _, t := range resp.Topics {
+		topic := t.Topic
+		if topic == "" {
+			topic = names[t.TopicID]
+		}
 		for _, p := range t.Partitions {
 			err := kerr.ErrorForCode(p.ErrorCode)
-			switch {
-			case err == nil, errors.Is(err, kerr.DuplicateSequenceNumber):
-			case errors.Is(err, kerr.OutOfOrderSequenceNumber), errors.Is(err, kerr.UnknownProducerID),
-				errors.Is(err, kerr.InvalidProducerEpoch), errors.Is(err, kerr.ProducerFenced):
-				return fmt.Errorf("%w: %s/%d: %v", errNewProducer, t.Topic, p.Partition, err)
-			default:
-				errs = append(errs, fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err))
+			if err == nil || errors.Is(err, kerr.DuplicateSequenceNumber) {
+				continue
 			}
+			err = judged(fmt.Errorf("uplink: %s/%d: %w", topic, p.Partition, err))
+			switch {
+			case errors.Is(err, errNewProducer):
+				return err
+			case errors.As(err, new(*permanentError)):
+				if perm == nil {
+					perm = err.(*permanentError)
+				}
+			}
+			errs = append(errs, err)
 		}
+	}
+	if perm != nil {
+		// One permanent failure parks the lane, whatever else failed.
+		return &permanentError{reason: perm.reason, err: errors.Join(errs...)}
 	}
 	return errors.Join(errs...)
 }

@@ -68,16 +68,34 @@ func openSpool(t *testing.T, dir string) *spool.Spool {
 	return s
 }
 
-func newUplink(t *testing.T, sp *spool.Spool, stateDir, addr string) *Uplink {
-	t.Helper()
+// Shrunk timers of testConfig.
+const (
+	testRetryBackoff = 20 * time.Millisecond
+	testParkBackoff  = 20 * time.Millisecond
+)
+
+// testConfig is an uplink to addr with its timers shrunk for tests.
+func testConfig(stateDir, addr string) Config {
 	cfg := DefaultConfig()
 	cfg.Brokers = []string{addr}
 	cfg.StateDir = stateDir
 	cfg.Linger = 5 * time.Millisecond
-	cfg.RetryBackoff = 20 * time.Millisecond
+	cfg.RetryBackoff = testRetryBackoff
 	cfg.MaxRetryBackoff = 200 * time.Millisecond
+	cfg.ParkBackoff = testParkBackoff
+	cfg.MaxParkBackoff = 100 * time.Millisecond
 	cfg.RequestTimeout = 5 * time.Second
 	cfg.MaxBatchBytes = 16 << 10 // several windows
+	return cfg
+}
+
+func newUplink(t *testing.T, sp *spool.Spool, stateDir, addr string) *Uplink {
+	t.Helper()
+	return newUplinkConfig(t, sp, testConfig(stateDir, addr))
+}
+
+func newUplinkConfig(t *testing.T, sp *spool.Spool, cfg Config) *Uplink {
+	t.Helper()
 	u, err := New(cfg, sp)
 	if err != nil {
 		t.Fatal(err)
@@ -171,8 +189,8 @@ func TestForwardsEverythingOnce(t *testing.T) {
 	tel, alarms := spoolMessages(t, sp, 20, 50, 0)
 	u := newUplink(t, sp, dir, node.KafkaAddr())
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- u.Run(ctx) }()
+	done := make(chan struct{})
+	go func() { u.Run(ctx); close(done) }()
 	waitDrained(t, sp)
 	cancel()
 	<-done
@@ -206,8 +224,8 @@ func TestCoreDownThenUp(t *testing.T) {
 	u := newUplink(t, sp, dir, addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan error)
-	go func() { done <- u.Run(ctx) }()
+	done := make(chan struct{})
+	go func() { u.Run(ctx); close(done) }()
 	tel, alarms := spoolMessages(t, sp, 5, 40, 0)
 	time.Sleep(300 * time.Millisecond) // let the uplink fail a few times
 	node := startCore(t, t.TempDir(), addr)
@@ -248,8 +266,8 @@ func TestResendAfterCrash(t *testing.T) {
 
 	u3 := newUplink(t, sp, dir, node.KafkaAddr())
 	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- u3.Run(rctx) }()
+	done := make(chan struct{})
+	go func() { u3.Run(rctx); close(done) }()
 	waitDrained(t, sp)
 	cancel()
 	<-done
@@ -312,8 +330,8 @@ func TestLiveFirst(t *testing.T) {
 	}
 	fresh, _ := spoolMessages(t, sp, 4, 20, 1000)
 	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- u.Run(rctx) }()
+	done := make(chan struct{})
+	go func() { u.Run(rctx); close(done) }()
 	waitDrained(t, sp)
 	cancel()
 	<-done
@@ -428,8 +446,8 @@ func TestPowerCutBeforeOverlappedSync(t *testing.T) {
 
 	u2 := newUplink(t, sp, dir, node.KafkaAddr())
 	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- u2.Run(rctx) }()
+	done := make(chan struct{})
+	go func() { u2.Run(rctx); close(done) }()
 	waitDrained(t, sp)
 	cancel()
 	<-done
@@ -544,8 +562,8 @@ func TestEvictedInFlightWindow(t *testing.T) {
 	spooled := sp.End(spool.Telemetry) - sp.Start(spool.Telemetry)
 
 	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- u.Run(rctx) }()
+	done := make(chan struct{})
+	go func() { u.Run(rctx); close(done) }()
 	waitDrained(t, sp)
 	cancel()
 	<-done

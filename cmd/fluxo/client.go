@@ -7,15 +7,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fluxo-io/fluxo/internal/logadapt"
 )
 
 // The Kafka client commands (fluxo topic, produce, consume) share what is in
-// this file: the --brokers flag, how a franz-go client is built, and the
-// adapter that sends franz-go's log lines to the command's logger.
+// this file: the --brokers flag and how a franz-go client is built (its log
+// lines go to the command's logger through internal/logadapt).
 
 const (
 	defaultBrokers = "127.0.0.1:9092"
@@ -58,58 +59,13 @@ func newClient(cmd *cobra.Command, brokers []string, opts ...kgo.Opt) (*kgo.Clie
 		kgo.SeedBrokers(seeds...),
 		kgo.DialTimeout(clientDialTimeout),
 		kgo.ClientID(clientID),
-		kgo.WithLogger(kgoLogger{log: logger(cmd), level: kgo.LogLevelWarn}),
+		kgo.WithLogger(logadapt.Kgo(logger(cmd), kgo.LogLevelWarn)),
 	}, opts...)
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create kafka client: %w", err)
 	}
 	return cl, nil
-}
-
-// kgoLogger adapts a zerolog.Logger to kgo.Logger. franz-go logs a constant
-// message with key/value pairs, which become fields.
-type kgoLogger struct {
-	log   zerolog.Logger
-	level kgo.LogLevel // the most verbose level franz-go is asked to log at
-}
-
-func (l kgoLogger) Level() kgo.LogLevel { return l.level }
-
-func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	var ev *zerolog.Event
-	switch level {
-	case kgo.LogLevelError:
-		ev = l.log.Error()
-	case kgo.LogLevelWarn:
-		ev = l.log.Warn()
-	case kgo.LogLevelInfo:
-		ev = l.log.Info()
-	case kgo.LogLevelDebug:
-		ev = l.log.Debug()
-	default:
-		return
-	}
-	for i := 0; i+1 < len(keyvals); i += 2 {
-		key, ok := keyvals[i].(string)
-		if !ok {
-			key = fmt.Sprint(keyvals[i])
-		}
-		switch v := keyvals[i+1].(type) {
-		case error:
-			ev = ev.AnErr(key, v)
-		case string:
-			ev = ev.Str(key, v)
-		case fmt.Stringer:
-			ev = ev.Stringer(key, v)
-		default:
-			ev = ev.Interface(key, v)
-		}
-	}
-	if len(keyvals)%2 == 1 {
-		ev = ev.Interface("extra", keyvals[len(keyvals)-1])
-	}
-	ev.Str("component", "kgo").Msg(msg)
 }
 
 // topicError formats a broker's answer for one topic as
