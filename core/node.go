@@ -6,6 +6,7 @@ package core
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
+	"github.com/fluxo-io/fluxo/core/acl"
 	"github.com/fluxo-io/fluxo/core/broker"
 	"github.com/fluxo-io/fluxo/core/cluster"
 	"github.com/fluxo-io/fluxo/core/group"
@@ -36,6 +38,22 @@ type Config struct {
 	// KafkaAdvertise is the address Metadata gives clients; empty: the
 	// listen address, or this host's name when listening on all addresses.
 	KafkaAdvertise string
+	// Listeners are the Kafka listeners, each with its name and security
+	// protocol (Kafka's listeners); KafkaAddr and KafkaAdvertise are the
+	// shorthand for one PLAINTEXT listener, used when this is empty.
+	Listeners []kafka.ListenerAddr
+	// AdvertisedListeners are the host:port Metadata gives clients of
+	// each listener, by name (Kafka's advertised.listeners); a listener
+	// missing here is advertised as KafkaAdvertise is by default.
+	AdvertisedListeners map[string]string
+	// InterBrokerListener names the listener followers fetch from; its
+	// address is the one the cluster registers for this broker. Empty:
+	// the first listener. It is PLAINTEXT or SSL: brokers prove who they
+	// are to each other with their certificates (Broker.ReplicaTLS).
+	InterBrokerListener string
+	// KafkaTLS is the server TLS configuration of the SSL and SASL_SSL
+	// listeners (kafka.ServerTLS builds it, reloadable).
+	KafkaTLS *tls.Config
 	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables it.
 	HTTPAddr string
 	// ClusterID is reported by Metadata.
@@ -84,18 +102,20 @@ func DefaultConfig() Config {
 
 // Node is a running core node.
 type Node struct {
-	cfg      Config
-	log      zerolog.Logger
-	reg      *prometheus.Registry
-	broker   *broker.Broker
-	cluster  *cluster.Cluster
-	kafka    *kafka.Server
-	kafkaLn  net.Listener
-	groups   *groupRouter
-	http     *opshttp.Server
-	ready    bool
-	mu       sync.Mutex
-	shutdown bool
+	cfg       Config
+	log       zerolog.Logger
+	reg       *prometheus.Registry
+	broker    *broker.Broker
+	cluster   *cluster.Cluster
+	kafka     *kafka.Server
+	kafkaLns  []kafkaListener // in the configured order
+	failed    chan error      // a listener's fatal error, once
+	groups    *groupRouter
+	http      *opshttp.Server
+	ready     bool
+	listenErr error // guarded by mu: a Kafka listener died
+	mu        sync.Mutex
+	shutdown  bool
 }
 
 // New opens the node's data (recovering every partition log), joins the
@@ -103,17 +123,14 @@ type Node struct {
 func New(cfg Config) (*Node, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// The Kafka listener comes first: its address goes into the cluster
-	// membership, and port 0 is only known once bound.
-	ln, err := net.Listen("tcp", cfg.KafkaAddr)
+	// The Kafka listeners come first: their addresses go into the
+	// cluster membership, and port 0 is only known once bound.
+	lns, inter, err := listen(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("core: cannot listen: %w", err)
-	}
-	advertised, err := advertise(cfg.KafkaAdvertise, ln.Addr().String())
-	if err != nil {
-		ln.Close()
 		return nil, err
 	}
+	ln := closeAll(lns)
+	advertised := lns[inter].l.Advertised
 	unclean, err := startMarker(cfg.DataDir)
 	if err != nil {
 		ln.Close()
@@ -127,6 +144,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger.Warn().Msg("starting after a crash: this broker's logs may have lost an unsynced tail")
 	}
 	cc.KafkaAddr = advertised
+	cc.KafkaListeners = endpoints(cfg, lns)
 	cc.Logger = cfg.Logger
 	cc.Registerer = reg
 	if cc.SerfAddr == "" {
@@ -175,6 +193,9 @@ func New(cfg Config) (*Node, error) {
 	kc.Groups = groups
 	kc.UnregisterBroker = func(ctx context.Context, id int32) error { return unregisterBroker(ctx, cl, id) }
 	kc.Metadata = cl
+	kc.Credentials = scramStore{cl}
+	kc.BrokerEndpoint = brokerEndpoint(cl)
+	kc.ACLs = func() []acl.Binding { return cl.State().ACLs }
 	kc.Logger = cfg.Logger
 	kc.Registerer = reg
 	ks, err := kafka.New(kc)
@@ -183,7 +204,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	reg.MustRegister(newBrokerCollector(b, groups.Local))
-	return &Node{cfg: cfg, log: cfg.Logger, reg: reg, broker: b, cluster: cl, kafka: ks, kafkaLn: ln, groups: groups}, nil
+	return &Node{cfg: cfg, log: cfg.Logger, reg: reg, broker: b, cluster: cl, kafka: ks, kafkaLns: lns, failed: make(chan error, 1), groups: groups}, nil
 }
 
 // advertise returns the Kafka address clients are given: the configured
@@ -232,7 +253,9 @@ func (n *Node) Start() error {
 	} else if err := broker.ImportLegacyMetadata(ctx, n.cfg.DataDir, n.cluster); err != nil {
 		n.log.Error().Err(err).Msg("cannot import the single-node metadata")
 	}
-	go n.kafka.Serve(n.kafkaLn)
+	for _, kl := range n.kafkaLns {
+		go n.serveKafka(kl)
+	}
 	n.mu.Lock()
 	n.ready = true
 	n.mu.Unlock()
@@ -245,7 +268,12 @@ func (n *Node) Start() error {
 func (n *Node) readyz(w http.ResponseWriter) bool {
 	n.mu.Lock()
 	ready := n.ready && !n.shutdown
+	lerr := n.listenErr
 	n.mu.Unlock()
+	if lerr != nil {
+		fmt.Fprintln(w, "not ready:", lerr)
+		return false
+	}
 	if !ready {
 		fmt.Fprintln(w, "not ready")
 		return false
@@ -264,7 +292,7 @@ func (n *Node) readyz(w http.ResponseWriter) bool {
 
 // KafkaAddr is the address the Kafka listener is bound to.
 func (n *Node) KafkaAddr() string {
-	return n.kafkaLn.Addr().String()
+	return n.kafkaLns[0].ln.Addr().String()
 }
 
 // HTTPAddr is the address the HTTP listener is bound to ("" if none).

@@ -21,6 +21,7 @@ func newCoreCmd() *cobra.Command {
 		flushInterval time.Duration
 		shutdownWait  time.Duration
 		serfKey       string
+		security      coreSecurityFlags
 	)
 	c := &cobra.Command{
 		Use:   "core",
@@ -78,6 +79,10 @@ closes every log.`,
 				}
 				cfg.Cluster.SerfKey = key
 			}
+			reload, err := security.apply(&cfg, cmd.Flags().Changed("kafka-addr"))
+			if err != nil {
+				return err
+			}
 			node, err := core.New(cfg)
 			if err != nil {
 				return err
@@ -86,10 +91,20 @@ closes every log.`,
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "fluxo core: Kafka on %s, HTTP on %s, data in %s\n", node.KafkaAddr(), node.HTTPAddr(), cfg.DataDir)
-			<-cmd.Context().Done()
+			rctx, stopReload := context.WithCancel(cmd.Context())
+			go reload.run(rctx, node, log)
+			var failed error
+			select {
+			case <-cmd.Context().Done():
+			case failed = <-node.Failed():
+			}
+			stopReload()
 			ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
 			defer cancel()
-			return node.Shutdown(ctx)
+			if err := node.Shutdown(ctx); err != nil && failed == nil {
+				return err
+			}
+			return failed
 		},
 	}
 	f := c.Flags()
@@ -120,5 +135,6 @@ closes every log.`,
 	f.IntVar(&cfg.Kafka.MaxConnections, "max-connections", cfg.Kafka.MaxConnections, "client connections served at once")
 	f.DurationVar(&cfg.Kafka.IdleTimeout, "idle-timeout", cfg.Kafka.IdleTimeout, "close connections idle this long")
 	f.DurationVar(&shutdownWait, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	security.add(f)
 	return c
 }

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -27,6 +28,11 @@ type Config struct {
 	// DataDir holds one directory per hosted partition, named
 	// <topic>-<partition> as Kafka names them.
 	DataDir string
+	// ReplicaTLS, if set, secures the followers' connections to their
+	// leaders (the inter-broker listener is SSL): the broker's own
+	// certificate, which names it to the leaders' authorizer, and the CA
+	// it trusts. Nil: plaintext.
+	ReplicaTLS *tls.Config
 	// NodeID is this broker's id.
 	NodeID int32
 	// AutoCreateTopics creates unknown topics on first produce or metadata

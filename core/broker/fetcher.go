@@ -41,13 +41,17 @@ type fetchState struct {
 }
 
 func newFetcher(b *Broker, leader int32, addr string) (*fetcher, error) {
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(addr),
-		kgo.ClientID("fluxo-replica-"+strconv.Itoa(int(b.NodeID()))),
-		kgo.DialTimeout(2*time.Second),
+		kgo.ClientID("fluxo-replica-" + strconv.Itoa(int(b.NodeID()))),
+		kgo.DialTimeout(2 * time.Second),
 		kgo.RequestRetries(0),
 		kgo.WithLogger(nil),
-	)
+	}
+	if b.cfg.ReplicaTLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(b.cfg.ReplicaTLS.Clone()))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}
