@@ -3,76 +3,107 @@ package core
 import (
 	"context"
 	"errors"
-	"net"
+	"fmt"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/fluxo-io/fluxo/core/acl"
+	"github.com/fluxo-io/fluxo/core/kafka"
 )
 
-// authzNode is a core node with authorization on, super user User:admin,
-// whose bindings a test sets at will, and whose clients each connect as
-// the principal the test names (the node's Principal hook looks the
-// client's address up).
+// authzNode is a core node with authorization on: a PLAINTEXT listener
+// whose anonymous clients are the super user (how a site bootstraps its
+// first users and ACLs), and a SASL_PLAINTEXT one where each client
+// authenticates with SCRAM as the principal a test names. Bindings are
+// set through CreateAcls and DeleteAcls.
 type authzNode struct {
 	*Node
-	bindings atomic.Pointer[[]acl.Binding]
+	admin *kgo.Client // anonymous, on the PLAINTEXT listener: a super user
 
-	mu         sync.Mutex
-	named      *sync.Cond        // signalled when principals grows
-	principals map[string]string // client address -> principal
+	mu    sync.Mutex
+	users map[string]bool // SCRAM users created so far
 }
 
-const admin = "User:admin"
+// admin is the super user: anonymous on the PLAINTEXT listener.
+const admin = acl.Anonymous
 
 func startAuthzNode(t *testing.T) *authzNode {
 	t.Helper()
-	a := &authzNode{principals: map[string]string{}}
-	a.named = sync.NewCond(&a.mu)
-	a.set()
+	a := &authzNode{users: map[string]bool{}}
 	a.Node = startNodeWith(t, func(c *Config) {
-		c.Kafka.Authorizer = acl.NewAuthorizer([]string{admin})
-		c.Kafka.ACLs = func() []acl.Binding { return *a.bindings.Load() }
-		c.Kafka.Principal = func(nc net.Conn) string {
-			// The server may accept the connection before the
-			// client's dialer has recorded it: wait for it.
-			a.mu.Lock()
-			defer a.mu.Unlock()
-			for {
-				if p, ok := a.principals[nc.RemoteAddr().String()]; ok {
-					return p
-				}
-				a.named.Wait()
-			}
+		c.Listeners = []kafka.ListenerAddr{
+			{Name: "PLAINTEXT", Protocol: kafka.Plaintext, Addr: "127.0.0.1:0"},
+			{Name: "SASL_PLAINTEXT", Protocol: kafka.SASLPlaintext, Addr: "127.0.0.1:0"},
 		}
+		c.Kafka.SASLMechanisms = []string{kafka.MechanismScramSHA256}
+		c.Kafka.Authorizer = acl.NewAuthorizer([]string{admin})
 	})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(a.KafkaListenerAddr("PLAINTEXT")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	a.admin = cl
 	return a
 }
 
-// set replaces the cluster's bindings.
-func (a *authzNode) set(bs ...acl.Binding) { a.bindings.Store(&bs) }
+// set replaces the cluster's bindings with bs.
+func (a *authzNode) set(bs ...acl.Binding) {
+	ctx := context.Background()
+	del := kmsg.NewPtrDeleteACLsRequest()
+	f := kmsg.NewDeleteACLsRequestFilter()
+	f.ResourceType, f.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+	f.Operation, f.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	del.Filters = append(del.Filters, f)
+	if resp, err := del.RequestWith(ctx, a.admin); err != nil || resp.Results[0].ErrorCode != 0 {
+		panic(fmt.Sprintf("delete every ACL: %v %v", err, resp))
+	}
+	for _, b := range bs {
+		req := kmsg.NewPtrCreateACLsRequest()
+		c := kmsg.NewCreateACLsRequestCreation()
+		c.ResourceType, c.ResourceName, c.ResourcePatternType = b.ResourceType, b.ResourceName, b.PatternType
+		c.Principal, c.Host, c.Operation, c.PermissionType = b.Principal, b.Host, b.Operation, b.Permission
+		req.Creations = append(req.Creations, c)
+		resp, err := req.RequestWith(ctx, a.admin)
+		if err == nil && resp.Results[0].ErrorCode != 0 {
+			err = kerr.ErrorForCode(resp.Results[0].ErrorCode)
+		}
+		if err != nil {
+			panic(fmt.Sprintf("create ACL %v: %v", b, err))
+		}
+	}
+}
 
-// client returns a client whose connections carry principal.
+// client returns a client authenticated as principal: the super user on
+// the PLAINTEXT listener, any other User:name with SCRAM (the user is
+// created on first use, its password its name).
 func (a *authzNode) client(t *testing.T, principal string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	var d net.Dialer
-	dial := func(ctx context.Context, network, host string) (net.Conn, error) {
-		nc, err := d.DialContext(ctx, network, host)
-		if err == nil {
-			a.mu.Lock()
-			a.principals[nc.LocalAddr().String()] = principal
-			a.named.Broadcast()
-			a.mu.Unlock()
+	base := []kgo.Opt{kgo.SeedBrokers(a.KafkaListenerAddr("PLAINTEXT"))}
+	if principal != admin {
+		name := strings.TrimPrefix(principal, "User:")
+		a.mu.Lock()
+		if !a.users[name] {
+			_, err := kadm.NewClient(a.admin).AlterUserSCRAMs(ctxT(t), nil,
+				[]kadm.UpsertSCRAM{{User: name, Mechanism: kadm.ScramSha256, Iterations: 4096, Password: name}})
+			if err != nil {
+				a.mu.Unlock()
+				t.Fatalf("add user %s: got error %v, want nil", name, err)
+			}
+			a.users[name] = true
 		}
-		return nc, err
+		a.mu.Unlock()
+		base = []kgo.Opt{kgo.SeedBrokers(a.KafkaListenerAddr("SASL_PLAINTEXT")),
+			kgo.SASL(scram.Auth{User: name, Pass: name}.AsSha256Mechanism())}
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(a.KafkaAddr()), kgo.Dialer(dial)}, opts...)...)
+	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("kgo.NewClient: got error %v, want nil", err)
 	}

@@ -43,6 +43,13 @@ type testCluster struct {
 
 func startCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
+	return startClusterWith(t, n, nil)
+}
+
+// startClusterWith starts n nodes like startCluster, letting edit change
+// each node's configuration first (listeners, security).
+func startClusterWith(t *testing.T, n int, edit func(i int, cfg *Config)) *testCluster {
+	t.Helper()
 	tc := &testCluster{t: t, dir: t.TempDir(), nodes: make([]*Node, n)}
 	// Each node binds port 0 and joins the ones created before it; its
 	// bound addresses go back into its config, so a restart comes back
@@ -64,12 +71,19 @@ func startCluster(t *testing.T, n int) *testCluster {
 		cfg.Broker.ReplicaLagMax = 2 * time.Second
 		cfg.Broker.ReplicaFetchWait = 100 * time.Millisecond
 		cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Int("node", i+1).Logger()
+		if edit != nil {
+			edit(i, &cfg)
+		}
 		nd, err := New(cfg)
 		if err != nil {
 			t.Fatalf("node %d: New: %v", i+1, err)
 		}
 		nodes[i] = nd
 		cfg.KafkaAddr = nd.KafkaAddr()
+		cfg.Listeners = slices.Clone(cfg.Listeners)
+		for j := range cfg.Listeners {
+			cfg.Listeners[j].Addr = nd.KafkaListenerAddr(cfg.Listeners[j].Name)
+		}
 		cfg.Cluster.SerfAddr = nd.cluster.SerfAddr()
 		cfg.Cluster.RaftAddr = nd.cluster.RaftAddr()
 		serf = append(serf, cfg.Cluster.SerfAddr)

@@ -24,11 +24,7 @@ func (c *Conn) secure() bool {
 	tc, ok := c.nc.(*tls.Conn)
 	if !ok {
 		if !c.l.Protocol.SASL() {
-			p := principalAnonymous
-			if c.principal != "" { // named by Config.Principal
-				p = c.principal
-			}
-			c.SetAuthenticated(p)
+			c.SetAuthenticated(principalAnonymous)
 		}
 		return true
 	}

@@ -73,13 +73,6 @@ type Config struct {
 	// no bindings (only super users pass an Authorizer).
 	ACLs func() []acl.Binding
 
-	// Principal is how a listener without authentication names its
-	// clients: called once per connection as it opens, its answer (for
-	// example "User:CN=edge-1,O=acme") is the connection's principal
-	// until authentication replaces it. nil: User:ANONYMOUS. It runs on
-	// the accept loop: it must return promptly.
-	Principal func(net.Conn) string
-
 	// Advertised is the host:port Metadata gives clients for this broker
 	// on the listener Start and Serve open, named PLAINTEXT (Kafka's
 	// advertised.listeners). Empty: the listener's address. Listeners
@@ -402,10 +395,6 @@ func (s *Server) acceptLoop(ln net.Listener, bl *boundListener) error {
 // admit starts serving nc, or closes it when the server is full or
 // shutting down.
 func (s *Server) admit(nc net.Conn, bl *boundListener) {
-	var principal string
-	if s.cfg.Principal != nil {
-		principal = s.cfg.Principal(nc)
-	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -420,7 +409,6 @@ func (s *Server) admit(nc net.Conn, bl *boundListener) {
 		return
 	}
 	c := newConn(s, nc, bl)
-	c.principal = principal
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()

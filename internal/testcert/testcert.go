@@ -60,10 +60,22 @@ func NewCA(t testing.TB, cn string) *CA {
 // names), with subject CN hosts[0].
 func (ca *CA) Server(t testing.TB, hosts ...string) Pair {
 	t.Helper()
-	tmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: hosts[0]},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
+	return ca.issue(t, hostTemplate(hosts, x509.ExtKeyUsageServerAuth))
+}
+
+// Client issues a client certificate with subject.
+// Broker issues a certificate like Server's that also authenticates its
+// holder as a client (both extended key usages), as a broker's does: it
+// serves its listeners and connects to the other brokers with it.
+func (ca *CA) Broker(t testing.TB, hosts ...string) Pair {
+	t.Helper()
+	return ca.issue(t, hostTemplate(hosts, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth))
+}
+
+// hostTemplate names hosts[0] as subject and every host as an IP or DNS
+// subject alternative name.
+func hostTemplate(hosts []string, usage ...x509.ExtKeyUsage) *x509.Certificate {
+	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: hosts[0]}, ExtKeyUsage: usage}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
@@ -71,10 +83,9 @@ func (ca *CA) Server(t testing.TB, hosts ...string) Pair {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	return ca.issue(t, tmpl)
+	return tmpl
 }
 
-// Client issues a client certificate with subject.
 func (ca *CA) Client(t testing.TB, subject pkix.Name) Pair {
 	t.Helper()
 	return ca.issue(t, &x509.Certificate{
