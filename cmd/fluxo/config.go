@@ -42,6 +42,10 @@ const (
 	helpFlag   = "help"
 )
 
+// envOnly are the FLUXO_ variables read directly rather than through a
+// flag: the passwords that must not be flags (see clientsec.go).
+var envOnly = []string{saslPasswordEnv, coreSASLPasswordEnv}
+
 // envName returns the environment variable that sets the flag named flag:
 // data-dir is FLUXO_DATA_DIR.
 func envName(flag string) string {
@@ -72,6 +76,9 @@ func applyConfig(cmd *cobra.Command) (unknownEnv []string, err error) {
 	known := make(map[string]bool)
 	for name := range flagsFor(cmd.Root()) {
 		known[envName(name)] = true
+	}
+	for _, name := range envOnly {
+		known[name] = true
 	}
 	for _, name := range ke.Keys() {
 		if !known[name] {
