@@ -70,7 +70,7 @@ func newClient(cmd *cobra.Command, brokers []string, opts ...kgo.Opt) (*kgo.Clie
 		kgo.DialTimeout(clientDialTimeout),
 		kgo.ClientID(clientID),
 		kgo.WithLogger(kgoLogger{log: logger(cmd), level: kgo.LogLevelWarn}),
-	}, sec.opts()...), opts...)
+	}, sec.opts(logger(cmd))...), opts...)
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create kafka client: %w", err)

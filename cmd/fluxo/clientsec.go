@@ -5,14 +5,19 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -107,16 +112,38 @@ type clientSecurity struct {
 	Brokers []string
 }
 
-// opts returns the franz-go options that apply sec.
-func (sec clientSecurity) opts() []kgo.Opt {
+// opts returns the franz-go options that apply sec, logging a refused
+// SASL authentication to log.
+func (sec clientSecurity) opts(log zerolog.Logger) []kgo.Opt {
 	var opts []kgo.Opt
 	if sec.TLS != nil {
 		opts = append(opts, kgo.DialTLSConfig(sec.TLS))
 	}
 	if sec.SASL != nil {
-		opts = append(opts, kgo.SASL(sec.SASL))
+		opts = append(opts, kgo.SASL(sec.SASL), kgo.WithHooks(&saslClosedHook{log: log, mech: sec.SASL.Name()}))
 	}
 	return opts
+}
+
+// saslClosedHook logs, once, when a broker closes the connection while
+// the client authenticates: Kafka before SaslAuthenticate v1 (and some
+// brokers still) refuse credentials that way, and the request that needed
+// the connection then fails with a bare EOF.
+type saslClosedHook struct {
+	log  zerolog.Logger
+	mech string
+	once sync.Once
+}
+
+// OnBrokerRead implements kgo.HookBrokerRead.
+func (h *saslClosedHook) OnBrokerRead(meta kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if err == nil || (key != kmsg.SASLAuthenticate.Int16() && key != kmsg.SASLHandshake.Int16()) {
+		return
+	}
+	h.once.Do(func() {
+		h.log.Error().Err(err).Str("broker", net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port)))).Str("mechanism", h.mech).
+			Msg("sasl: the broker closed the connection during authentication: check the user, the password and the mechanism")
+	})
 }
 
 // clientSecurityOf returns the security of s's flags in cmd, reading the
