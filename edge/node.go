@@ -28,7 +28,8 @@ type NodeConfig struct {
 	Spool    spool.Config
 	Uplink   uplink.Config // Brokers, batching, cap; StateDir is the spool dir
 	// Downlink consumes commands for devices when set; its Brokers
-	// default to the uplink's.
+	// default to the uplink's, and so do its TLS and SASL when it has
+	// neither.
 	Downlink *downlink.Config
 	// HTTPAddr serves /healthz, /readyz and /metrics; empty: off.
 	HTTPAddr string
@@ -106,6 +107,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		dc := *cfg.Downlink
 		if len(dc.Brokers) == 0 || (len(dc.Brokers) == 1 && dc.Brokers[0] == downlink.DefaultConfig().Brokers[0]) {
 			dc.Brokers = uc.Brokers
+		}
+		if dc.TLS == nil && dc.SASL == nil {
+			dc.TLS, dc.SASL = uc.TLS, uc.SASL
 		}
 		if dc.Group == downlink.DefaultConfig().Group {
 			dc.Group = "fluxo-edge-" + cfg.Edge.EdgeID + "-downlink"

@@ -13,6 +13,7 @@ package downlink
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/fluxo-io/fluxo/internal/logadapt"
 )
@@ -49,6 +51,12 @@ type Config struct {
 	Topic    string // core topic with commands (default "commands")
 	Group    string // consumer group; one per edge, so every edge sees every command
 	ClientID string
+	// TLS, when set, encrypts the connections to the brokers (and
+	// presents a client certificate if it has one). Nil: plaintext.
+	TLS *tls.Config
+	// SASL, when set, authenticates each connection (PLAIN, SCRAM).
+	// Nil: no SASL.
+	SASL sasl.Mechanism
 	// Logger receives downlink events. Zero value: no logs.
 	Logger zerolog.Logger
 }
@@ -81,7 +89,7 @@ func New(cfg Config, pub Publisher, resolve Resolver) (*Downlink, error) {
 	if len(cfg.Brokers) == 0 || cfg.Topic == "" || cfg.Group == "" {
 		return nil, errors.New("downlink: brokers, topic and group are required")
 	}
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.WithLogger(logadapt.Kgo(cfg.Logger, kgo.LogLevelWarn)),
@@ -95,7 +103,14 @@ func New(cfg Config, pub Publisher, resolve Resolver) (*Downlink, error) {
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
-	)
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(cfg.TLS))
+	}
+	if cfg.SASL != nil {
+		opts = append(opts, kgo.SASL(cfg.SASL))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package uplink
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/internal/logadapt"
@@ -28,6 +30,12 @@ type Config struct {
 	Brokers []string
 	// ClientID names the edge to the core.
 	ClientID string
+	// TLS, when set, encrypts the connections to the brokers (and
+	// presents a client certificate if it has one). Nil: plaintext.
+	TLS *tls.Config
+	// SASL, when set, authenticates each connection (PLAIN, SCRAM).
+	// Nil: no SASL.
+	SASL sasl.Mechanism
 	// StateDir keeps each lane's producer state (next to the spool).
 	StateDir string
 	// Linger is how long the telemetry lane waits to fill a batch. The
@@ -109,6 +117,18 @@ func (c *Config) Validate() error {
 		return errors.New("uplink: negative linger or rate")
 	}
 	return nil
+}
+
+// securityOpts returns the client options for TLS and SASL.
+func (c *Config) securityOpts() []kgo.Opt {
+	var opts []kgo.Opt
+	if c.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(c.TLS))
+	}
+	if c.SASL != nil {
+		opts = append(opts, kgo.SASL(c.SASL))
+	}
+	return opts
 }
 
 // Uplink forwards the spool to the core: per lane, an idempotent producer
@@ -217,7 +237,7 @@ func New(cfg Config, sp *spool.Spool) (*Uplink, error) {
 		}
 		// One client (so one connection per broker) per lane: an alarm
 		// never waits behind a large telemetry request.
-		cl, err := kgo.NewClient(
+		cl, err := kgo.NewClient(append(cfg.securityOpts(),
 			kgo.SeedBrokers(cfg.Brokers...),
 			kgo.ClientID(cfg.ClientID+"-"+id.String()),
 			kgo.WithLogger(logadapt.Kgo(cfg.Logger.With().Str("lane", id.String()).Logger(), kgo.LogLevelWarn)),
@@ -225,7 +245,7 @@ func New(cfg Config, sp *spool.Spool) (*Uplink, error) {
 			kgo.RequestTimeoutOverhead(cfg.RequestTimeout),
 			kgo.RetryBackoffFn(func(int) time.Duration { return cfg.RetryBackoff }),
 			kgo.RequestRetries(0),
-		)
+		)...)
 		if err != nil {
 			sf.close()
 			u.Close()

@@ -88,6 +88,13 @@ A message no route matches is acknowledged and dropped (and counted).
 --shared-group G subscribes as $share/G/FILTER, so that several bridges (each
 with its own --client-id and --spool-dir) share the messages.
 
+The connections to the core are plaintext unless TLS (--core-tls-ca, and
+--core-tls-cert/--core-tls-key for mutual TLS) or SASL (--core-sasl-mechanism
+PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 with --core-sasl-user) is set, or
+--client-config names a librdkafka/Java properties file (as kcat -F takes;
+flags win over it). The SASL password is never a flag: it comes from
+--core-sasl-password-file, else from FLUXO_CORE_SASL_PASSWORD.
+
 /healthz, /readyz (ready while subscribed to the source) and /metrics are
 served on --http-addr. SIGTERM or Ctrl-C disconnects from the source (what was
 spooled is acknowledged first), stops the uplink (what the core has not
@@ -107,7 +114,7 @@ acknowledged stays spooled for the next start) and closes the spool.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger(cmd)
 			var err error
-			if err = fwd.apply(&cfg.Spool); err != nil {
+			if err = fwd.apply(cmd, &cfg.Spool, &cfg.Uplink); err != nil {
 				return err
 			}
 			if len(routes) > 0 {

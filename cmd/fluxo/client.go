@@ -34,18 +34,29 @@ const (
 	clientID = "fluxo-cli"
 )
 
-// brokersFlag adds the persistent --brokers flag to c and returns where its
-// value lands.
+// brokersFlag adds the persistent --brokers flag to c, with the flags that
+// secure the connections (--tls-ca, --tls-cert, --tls-key, --sasl-mechanism,
+// --sasl-user, --sasl-password-file, --client-config; see clientsec.go), and
+// returns where the value of --brokers lands. newClient applies them all.
 func brokersFlag(c *cobra.Command) *[]string {
 	brokers := new([]string)
 	c.PersistentFlags().StringSliceVar(brokers, "brokers", []string{defaultBrokers},
-		"seed brokers to bootstrap from, HOST:PORT[,HOST:PORT...]")
+		"seed brokers to bootstrap from, HOST:PORT[,HOST:PORT...]; not given: bootstrap.servers of --client-config if it has one")
+	cliSec.add(c.PersistentFlags())
 	return brokers
 }
 
-// newClient returns a franz-go client bootstrapped from brokers, logging to
-// the command's logger at warn level, with opts applied after the defaults.
+// newClient returns a franz-go client bootstrapped from brokers, secured as
+// the command's TLS and SASL flags say, logging to the command's logger at
+// warn level, with opts applied after the defaults.
 func newClient(cmd *cobra.Command, brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
+	sec, err := clientSecurityOf(cmd, cliSec)
+	if err != nil {
+		return nil, err
+	}
+	if sec.Brokers != nil {
+		brokers = sec.Brokers
+	}
 	var seeds []string
 	for _, b := range brokers {
 		if b = strings.TrimSpace(b); b != "" {
@@ -55,12 +66,12 @@ func newClient(cmd *cobra.Command, brokers []string, opts ...kgo.Opt) (*kgo.Clie
 	if len(seeds) == 0 {
 		return nil, errors.New("--brokers: got no broker, want HOST:PORT[,HOST:PORT...]")
 	}
-	all := append([]kgo.Opt{
+	all := append(append([]kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.DialTimeout(clientDialTimeout),
 		kgo.ClientID(clientID),
 		kgo.WithLogger(logadapt.Kgo(logger(cmd), kgo.LogLevelWarn)),
-	}, opts...)
+	}, sec.opts(logger(cmd))...), opts...)
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create kafka client: %w", err)

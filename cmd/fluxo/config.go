@@ -47,6 +47,10 @@ const (
 // them.
 var commandEnv = map[string]bool{}
 
+// envOnly are the FLUXO_ variables read directly rather than through a
+// flag: the passwords that must not be flags (see clientsec.go).
+var envOnly = []string{saslPasswordEnv, coreSASLPasswordEnv}
+
 // envName returns the environment variable that sets the flag named flag:
 // data-dir is FLUXO_DATA_DIR.
 func envName(flag string) string {
@@ -77,6 +81,9 @@ func applyConfig(cmd *cobra.Command) (unknownEnv []string, err error) {
 	known := make(map[string]bool)
 	for name := range flagsFor(cmd.Root()) {
 		known[envName(name)] = true
+	}
+	for _, name := range envOnly {
+		known[name] = true
 	}
 	for _, name := range ke.Keys() {
 		if !known[name] && !commandEnv[name] {

@@ -67,7 +67,9 @@ topic, partition, offset, timestamp, key, value and headers (key and value
 are null for a null key or value; bytes that are not UTF-8 are replaced).
 
 The command runs until interrupted (Ctrl-C exits 0), until --count records
-were printed, or until --timeout passed without a new record.`,
+were printed, or until --timeout passed without a new record.
+
+` + clientSecHelp,
 		Example: `  fluxo consume telemetry
   fluxo consume telemetry --from-beginning --count 10
   fluxo consume telemetry --group dashboards --format '%p/%o %k=%v\n'

@@ -55,6 +55,13 @@ included (survives a crash of the edge process, not of the machine; after a
 reboot the uplink starts a new producer and sends what is spooled at least
 once).
 
+The connections to the core are plaintext unless TLS (--core-tls-ca, and
+--core-tls-cert/--core-tls-key for mutual TLS) or SASL (--core-sasl-mechanism
+PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 with --core-sasl-user) is set, or
+--client-config names a librdkafka/Java properties file (as kcat -F takes;
+flags win over it). The SASL password is never a flag: it comes from
+--core-sasl-password-file, else from FLUXO_CORE_SASL_PASSWORD.
+
 Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 'fluxo edge passwd') unless --allow-anonymous is given.`,
 		Example: `  # anonymous devices, forwarding to a core on this machine
@@ -72,7 +79,7 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 			log := logger(cmd)
 			cfg.Logger = log
 			var err error
-			if err = fwd.apply(&cfg.Spool); err != nil {
+			if err = fwd.apply(cmd, &cfg.Spool, &cfg.Uplink); err != nil {
 				return err
 			}
 			switch drain {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/fluxo-io/fluxo/bridge/spool"
@@ -20,19 +21,29 @@ func (ff *forwardFlags) add(f *pflag.FlagSet, spoolDir *string, dirHelp string, 
 	f.DurationVar(&sc.SyncInterval, "spool-sync-interval", sc.SyncInterval, "fsync period of --spool-sync batch")
 	f.Int64Var(&sc.MaxBytes, "spool-max-bytes", sc.MaxBytes, "spool disk budget; when full the oldest telemetry is evicted, alarms never")
 	f.DurationVar(&sc.MaxAge, "spool-max-age", 0, "expire undelivered telemetry older than this (0: never)")
-	f.StringSliceVar(&uc.Brokers, "core", uc.Brokers, "core (or Kafka) brokers, comma separated")
+	f.StringSliceVar(&uc.Brokers, "core", uc.Brokers, "core (or Kafka) brokers, comma separated; not given: bootstrap.servers of --client-config if it has one")
+	coreSec.add(f)
 	f.DurationVar(&uc.Linger, "linger", uc.Linger, "how long telemetry waits to fill a batch (alarms never wait)")
 	f.IntVar(&uc.MaxBatchBytes, "batch-bytes", uc.MaxBatchBytes, "records per send, in bytes before compression")
 	f.BoolVar(&uc.Compress, "compress", true, "snappy-compress batches")
 	f.Int64Var(&uc.MaxBytesPerSec, "uplink-max-bytes-per-sec", 0, "cap on bytes sent to the core per second (0: none); alarms go first")
 }
 
-// apply sets what needs parsing once the flags are read.
-func (ff *forwardFlags) apply(sc *spool.Config) error {
+// apply sets what needs parsing once the flags of cmd are read: the spool's
+// sync policy, and the TLS, SASL and brokers of the uplink.
+func (ff *forwardFlags) apply(cmd *cobra.Command, sc *spool.Config, uc *uplink.Config) error {
 	p, err := spool.ParseSyncPolicy(ff.syncPolicy)
 	if err != nil {
 		return err
 	}
 	sc.Sync = p
+	sec, err := clientSecurityOf(cmd, coreSec)
+	if err != nil {
+		return err
+	}
+	uc.TLS, uc.SASL = sec.TLS, sec.SASL
+	if sec.Brokers != nil {
+		uc.Brokers = sec.Brokers
+	}
 	return nil
 }

@@ -68,11 +68,16 @@ failed, for instance when no broker can be reached.
 
 At the end of the input, or on Ctrl-C (lines already read are still
 delivered), a summary line goes to standard error: records acknowledged,
-their bytes (keys and values), partitions written to and time taken.`,
+their bytes (keys and values), partitions written to and time taken.
+
+` + clientSecHelp,
 		Example: `  echo '{"temp": 21.5}' | fluxo produce telemetry
   printf 'car-7:{"speed": 88}\ncar-9:{"speed": 42}\n' | fluxo produce telemetry --key-separator :
   fluxo produce alarms --key panel-3 --header source=cli --header fleet=north < alarms.jsonl
-  seq 1000 | fluxo produce numbers --acks 1 --partition 0`,
+  seq 1000 | fluxo produce numbers --acks 1 --partition 0
+  FLUXO_SASL_PASSWORD=secret fluxo produce telemetry --brokers core-1:9093 --tls-ca ca.pem \
+    --sasl-mechanism SCRAM-SHA-512 --sasl-user ops < lines.txt
+  fluxo produce telemetry --client-config kcat.conf < lines.txt`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runProduce(cmd, args[0], o)

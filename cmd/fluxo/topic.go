@@ -29,7 +29,9 @@ cluster, over the Kafka protocol.
 
 Errors are reported per topic, with the Kafka error code the broker answered
 ("topic telemetry: TOPIC_ALREADY_EXISTS: ..."); the command exits non-zero if
-any topic failed.`,
+any topic failed.
+
+` + clientSecHelp,
 		Example: `  fluxo topic create telemetry --partitions 6
   fluxo topic list
   fluxo topic describe telemetry alarms
