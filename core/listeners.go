@@ -30,7 +30,16 @@ func listen(cfg Config) (_ []kafkaListener, inter int, err error) {
 	}
 	interName := cfg.InterBrokerListener
 	if interName == "" {
-		interName = addrs[0].Name
+		// The first listener brokers can use: SASL is for clients.
+		for _, a := range addrs {
+			if !a.Protocol.SASL() {
+				interName = a.Name
+				break
+			}
+		}
+		if interName == "" {
+			return nil, 0, fmt.Errorf("core: no listener for the other brokers: add an SSL (or PLAINTEXT) listener, the inter-broker listener")
+		}
 	}
 	inter = -1
 	for i, a := range addrs {

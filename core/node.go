@@ -48,8 +48,9 @@ type Config struct {
 	AdvertisedListeners map[string]string
 	// InterBrokerListener names the listener followers fetch from; its
 	// address is the one the cluster registers for this broker. Empty:
-	// the first listener. It is PLAINTEXT or SSL: brokers prove who they
-	// are to each other with their certificates (Broker.ReplicaTLS).
+	// the first PLAINTEXT or SSL listener. It is PLAINTEXT or SSL:
+	// brokers prove who they are to each other with their certificates
+	// (Broker.ReplicaTLS).
 	InterBrokerListener string
 	// KafkaTLS is the server TLS configuration of the SSL and SASL_SSL
 	// listeners (kafka.ServerTLS builds it, reloadable).

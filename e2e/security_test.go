@@ -292,7 +292,8 @@ func TestSecureLinks(t *testing.T) {
 
 		carol := scramClient(t, core.saslSSL, p.tlsConfig(t, ""), "SCRAM-SHA-512", "carol", carolPass)
 		// Produce without Write.
-		res := carol.ProduceSync(ctx, &kgo.Record{Topic: "sec-carol", Value: []byte("x")})
+		plainCarol := scramClient(t, core.saslSSL, p.tlsConfig(t, ""), "SCRAM-SHA-512", "carol", carolPass, kgo.DisableIdempotentWrite())
+		res := plainCarol.ProduceSync(ctx, &kgo.Record{Topic: "sec-carol", Value: []byte("x")})
 		if err := res.FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 			t.Errorf("produce without Write: got %v, want TOPIC_AUTHORIZATION_FAILED", err)
 		}

@@ -37,7 +37,7 @@ type coreSecurityFlags struct {
 func (sf *coreSecurityFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&sf.listeners, "listeners", "", "Kafka listeners, NAME://HOST:PORT,... with PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL as names (Kafka's listeners; default: PLAINTEXT on --kafka-addr)")
 	f.StringVar(&sf.advertisedListeners, "advertised-listeners", "", "addresses given to clients per listener, NAME://HOST:PORT,... (Kafka's advertised.listeners; default: each listener's address)")
-	f.StringVar(&sf.interBroker, "inter-broker-listener", "", "listener followers replicate from: PLAINTEXT or SSL, whose client certificate is this broker's (default: the first listener)")
+	f.StringVar(&sf.interBroker, "inter-broker-listener", "", "listener followers replicate from: PLAINTEXT or SSL, whose client certificate is this broker's (default: the first PLAINTEXT or SSL listener)")
 	f.StringVar(&sf.tlsCert, "tls-cert", "", "PEM certificate of the SSL and SASL_SSL listeners (also this broker's client certificate towards other brokers); SIGHUP reloads it")
 	f.StringVar(&sf.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&sf.tlsCA, "tls-ca", "", "PEM CA certificates that client certificates must chain to (and that other brokers' certificates are checked against)")

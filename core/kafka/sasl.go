@@ -6,6 +6,7 @@ import (
 	"crypto/pbkdf2"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash"
@@ -73,9 +74,11 @@ func (s *Server) newSASLSession(mechanism string) saslSession {
 	case MechanismPlain:
 		return &plainSession{creds: s.cfg.Credentials}
 	case MechanismScramSHA256:
-		return &scramSession{conv: newScramServer(scram.SHA256, mechanism, s.cfg.Credentials).NewConversation()}
+		return &scramSession{conv: newScramServer(scram.SHA256, mechanism, s.cfg.Credentials).NewConversation(),
+			hash: sha256.New, mechanism: mechanism, creds: s.cfg.Credentials}
 	case MechanismScramSHA512:
-		return &scramSession{conv: newScramServer(scram.SHA512, mechanism, s.cfg.Credentials).NewConversation()}
+		return &scramSession{conv: newScramServer(scram.SHA512, mechanism, s.cfg.Credentials).NewConversation(),
+			hash: sha512.New, mechanism: mechanism, creds: s.cfg.Credentials}
 	}
 	panic(fmt.Sprintf("kafka: sasl: mechanism %q not validated", mechanism))
 }
@@ -171,13 +174,37 @@ func newScramServer(h scram.HashGeneratorFcn, mechanism string, creds Credential
 }
 
 // scramSession is a SCRAM exchange (RFC 5802): client-first, then
-// client-final, each answered by the server.
+// client-final, each answered by the server. xdg-go/scram runs it, but
+// for one quirk of librdkafka that Kafka accepts (see librdkafkaFinal).
 type scramSession struct {
-	conv *scram.ServerConversation
+	conv      *scram.ServerConversation
+	hash      func() hash.Hash
+	mechanism string
+	creds     Credentials
+
+	// The exchange so far, kept for librdkafkaFinal.
+	clientFirstBare string
+	serverFirst     string
+	nonce           string // the server-first nonce: client's + server's
+	name            string // set once librdkafkaFinal authenticated
 }
 
 func (s *scramSession) step(token []byte) ([]byte, bool, error) {
-	reply, err := s.conv.Step(string(token))
+	msg := string(token)
+	if s.serverFirst != "" {
+		if reply, done, ok, err := s.librdkafkaFinal(msg); ok {
+			return reply, done, err
+		}
+	}
+	reply, err := s.conv.Step(msg)
+	if err == nil && s.serverFirst == "" {
+		// Kept to check the client-final message against.
+		if _, bare, ok := strings.Cut(strings.TrimPrefix(msg, "n,"), ","); ok {
+			s.clientFirstBare = bare
+		}
+		s.serverFirst = reply
+		s.nonce = scramAttr(reply, 'r')
+	}
 	if err != nil {
 		if strings.HasPrefix(reply, "e=invalid-proof") || strings.HasPrefix(reply, "e=unknown-user") {
 			return nil, false, fmt.Errorf("scram: %w", errBadCredentials)
@@ -187,4 +214,66 @@ func (s *scramSession) step(token []byte) ([]byte, bool, error) {
 	return []byte(reply), s.conv.Done() && s.conv.Valid(), nil
 }
 
-func (s *scramSession) user() string { return s.conv.Username() }
+func (s *scramSession) user() string {
+	if s.name != "" {
+		return s.name
+	}
+	return s.conv.Username()
+}
+
+// librdkafkaFinal verifies a client-final message whose nonce is the
+// client's nonce followed by the whole server-first nonce, which is what
+// librdkafka (kcat, confluent-kafka, every client on it) sends: RFC 5802
+// wants the server-first nonce alone, and xdg-go/scram refuses anything
+// else, but Apache Kafka only checks that the nonce ends with its own and
+// verifies the proof over the message as sent. So does this, for that
+// shape only (ok false: any other message is xdg-go/scram's to judge):
+//
+//	AuthMessage     = client-first-bare "," server-first "," client-final-without-proof
+//	ClientSignature = HMAC(StoredKey, AuthMessage)
+//	ClientKey       = proof XOR ClientSignature; H(ClientKey) must be StoredKey
+//	ServerSignature = HMAC(ServerKey, AuthMessage), sent back as v=
+func (s *scramSession) librdkafkaFinal(msg string) (reply []byte, done, ok bool, err error) {
+	got := scramAttr(msg, 'r')
+	if s.nonce == "" || got == s.nonce || !strings.HasSuffix(got, s.nonce) {
+		return nil, false, false, nil
+	}
+	i := strings.LastIndex(msg, ",p=")
+	if i < 0 {
+		return nil, false, true, errors.New("scram: client-final message without a proof")
+	}
+	proof, perr := base64.StdEncoding.DecodeString(msg[i+len(",p="):])
+	name := s.conv.Username()
+	sc, found := s.creds.ScramCredentials(name, s.mechanism)
+	if perr != nil || !found || len(proof) != s.hash().Size() {
+		return nil, false, true, fmt.Errorf("scram: %w", errBadCredentials)
+	}
+	authMessage := s.clientFirstBare + "," + s.serverFirst + "," + msg[:i]
+	mac := func(key []byte, m string) []byte {
+		h := hmac.New(s.hash, key)
+		h.Write([]byte(m))
+		return h.Sum(nil)
+	}
+	clientKey := mac(sc.StoredKey, authMessage)
+	for j := range clientKey {
+		clientKey[j] ^= proof[j]
+	}
+	h := s.hash()
+	h.Write(clientKey)
+	if !hmac.Equal(h.Sum(nil), sc.StoredKey) {
+		return nil, false, true, fmt.Errorf("scram: %w", errBadCredentials)
+	}
+	s.name = name
+	return []byte("v=" + base64.StdEncoding.EncodeToString(mac(sc.ServerKey, authMessage))), true, true, nil
+}
+
+// scramAttr returns the value of attribute key in a SCRAM message
+// ("r=...,s=...,i=..."), or "".
+func scramAttr(msg string, key byte) string {
+	for _, f := range strings.Split(msg, ",") {
+		if len(f) >= 2 && f[0] == key && f[1] == '=' {
+			return f[2:]
+		}
+	}
+	return ""
+}
