@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,10 +380,21 @@ func groupRoundTrip(t *testing.T, admin, cl *kgo.Client, topic string, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if _, err := kadm.NewClient(admin).CreateTopic(ctx, 3, 1, nil, topic); err != nil {
+		t.Fatalf("create %s: %v", topic, err)
+	}
+	var produceErr atomic.Value
 	for i := range n {
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(i % 7)), Value: []byte(strconv.Itoa(i))}, nil)
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(i % 7)), Value: []byte(strconv.Itoa(i))}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				produceErr.Store(err)
+			}
+		})
 	}
 	if err := cl.Flush(ctx); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	if err, _ := produceErr.Load().(error); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
 	cons, err := kgo.NewClient(append(cl.Opts(), kgo.ConsumerGroup(topic), kgo.ConsumeTopics(topic),
