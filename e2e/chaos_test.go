@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/fluxo-io/fluxo/core/commitlog"
 )
@@ -44,6 +46,13 @@ func chaosKills(t *testing.T) int {
 // the default Serf and Raft timers, and stops them when the test ends.
 func startCoreCluster(t *testing.T, bin string, n int) []*coreProc {
 	t.Helper()
+	return startCoreClusterWith(t, bin, n, func(c *coreProc) []string { return []string{"--kafka-addr", c.kafka} })
+}
+
+// startCoreClusterWith is startCoreCluster with the Kafka listener flags
+// that listeners gives each broker (c.kafka is its client address).
+func startCoreClusterWith(t *testing.T, bin string, n int, listeners func(c *coreProc) []string) []*coreProc {
+	t.Helper()
 	serf := make([]string, n)
 	for i := range serf {
 		serf[i] = freeAddr(t)
@@ -53,10 +62,11 @@ func startCoreCluster(t *testing.T, bin string, n int) []*coreProc {
 		c := &coreProc{fluxoProc: &fluxoProc{name: fmt.Sprintf("fluxo core %d", i+1), bin: bin, history: &syncBuffer{}}, dataDir: t.TempDir()}
 		c.kafka, c.http = freeAddr(t), freeAddr(t)
 		c.args = []string{"core", "--node-id", strconv.Itoa(i + 1), "--data-dir", c.dataDir,
-			"--kafka-addr", c.kafka, "--http-addr", c.http,
+			"--http-addr", c.http,
 			"--serf-addr", serf[i], "--raft-addr", freeAddr(t),
 			"--join", strings.Join(serf, ","), "--bootstrap-expect", strconv.Itoa(n),
 			"--auto-create-topics=false", "--log-level", "info"}
+		c.args = append(c.args, listeners(c)...)
 		c.ready = fmt.Sprintf("fluxo core: Kafka on %s, HTTP on %s", c.kafka, c.http)
 		procs[i] = c
 		t.Cleanup(func() { c.stopAtEnd(t) })
@@ -117,7 +127,9 @@ func (a *ackLog) firstAckAfter(p int32, since time.Time, limit time.Duration) (t
 	return 0, false
 }
 
-// TestChaosKillLeaders: three fluxo core processes; idempotent acks=all
+// TestChaosKillLeaders: three fluxo core processes, secured as a site
+// runs them (mutual TLS between brokers, SASL_SSL SCRAM for clients, the
+// authorizer on); idempotent acks=all
 // producers write without pause to a topic with 6 partitions and 3
 // replicas while a consumer group reads it; the leader of a random
 // partition is killed with SIGKILL and restarted, again and again. In the
@@ -126,7 +138,7 @@ func (a *ackLog) firstAckAfter(p int32, since time.Time, limit time.Duration) (t
 func TestChaosKillLeaders(t *testing.T) {
 	kills := chaosKills(t)
 	bin := buildFluxo(t)
-	procs := startCoreCluster(t, bin, 3)
+	procs, sec := startSecureCoreCluster(t, bin, 3)
 	seeds := func() []string {
 		var out []string
 		for _, c := range procs {
@@ -134,7 +146,7 @@ func TestChaosKillLeaders(t *testing.T) {
 		}
 		return out
 	}
-	adm, err := kgo.NewClient(kgo.SeedBrokers(seeds()...))
+	adm, err := kgo.NewClient(sec.opts(kgo.SeedBrokers(seeds()...))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +164,7 @@ func TestChaosKillLeaders(t *testing.T) {
 	var pwg sync.WaitGroup
 	var sent atomic.Int64
 	for pi := range producers {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds()...), kgo.ProducerLinger(5*time.Millisecond))
+		cl, err := kgo.NewClient(sec.opts(kgo.SeedBrokers(seeds()...), kgo.ProducerLinger(5*time.Millisecond))...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,8 +192,8 @@ func TestChaosKillLeaders(t *testing.T) {
 	var consumed atomic.Int64
 	gctx, gcancel := context.WithCancel(context.Background())
 	defer gcancel()
-	group, err := kgo.NewClient(kgo.SeedBrokers(seeds()...), kgo.ConsumerGroup("chaos-readers"), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	group, err := kgo.NewClient(sec.opts(kgo.SeedBrokers(seeds()...), kgo.ConsumerGroup("chaos-readers"), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +244,7 @@ func TestChaosKillLeaders(t *testing.T) {
 	want := len(acks.acked)
 	failed := acks.failed
 	acks.mu.Unlock()
-	rd, err := kgo.NewClient(kgo.SeedBrokers(seeds()...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	rd, err := kgo.NewClient(sec.opts(kgo.SeedBrokers(seeds()...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,4 +475,86 @@ func TestStoppedLeaderDoesNotAcknowledge(t *testing.T) {
 	if !slices.Equal(vals, []string{"before", "after"}) {
 		t.Fatalf("got %v, want [before after]", vals)
 	}
+}
+
+// clusterSecurity is what a client of a secured cluster needs: the TLS
+// configuration trusting the site's CA and its SCRAM credentials.
+type clusterSecurity struct {
+	tls        *tls.Config
+	user, pass string
+}
+
+// opts returns the client options of a SCRAM-SHA-512 user over TLS
+// followed by opts.
+func (s clusterSecurity) opts(opts ...kgo.Opt) []kgo.Opt {
+	return append([]kgo.Opt{kgo.DialTLSConfig(s.tls.Clone()),
+		kgo.SASL(scram.Auth{User: s.user, Pass: s.pass}.AsSha512Mechanism())}, opts...)
+}
+
+// startSecureCoreCluster starts n brokers as a site runs them: TLS
+// between brokers (an SSL inter-broker listener, the Raft port on mutual
+// TLS, the brokers super users by their certificate), SASL_SSL for
+// clients, the authorizer on; certificates made with fluxo tls. It adds
+// a SCRAM user that may write and read the topic chaos and read the group
+// chaos-readers, and returns the brokers (kafka: their SASL_SSL address)
+// with what that user's clients need.
+func startSecureCoreCluster(t *testing.T, bin string, n int) ([]*coreProc, clusterSecurity) {
+	t.Helper()
+	p := makePKI(t, bin, "broker", secAdmin)
+	cert, key := p.cert("broker")
+	internal := map[*coreProc]string{}
+	procs := startCoreClusterWith(t, bin, n, func(c *coreProc) []string {
+		internal[c] = freeAddr(t)
+		return []string{"--listeners", "SASL_SSL://" + c.kafka + ",SSL://" + internal[c],
+			"--tls-cert", cert, "--tls-key", key, "--tls-ca", p.ca(), "--tls-client-auth", "requested",
+			"--sasl-mechanisms", "SCRAM-SHA-512", "--authorizer", "--super-users", "User:CN=broker;User:CN=" + secAdmin,
+			"--cluster-tls-cert", cert, "--cluster-tls-key", key, "--cluster-tls-ca", p.ca()}
+	})
+	sec := clusterSecurity{tls: p.tlsConfig(t, ""), user: "chaos", pass: "chaos-secret"}
+	admin, err := kgo.NewClient(kgo.SeedBrokers(internal[procs[0]]), kgo.DialTLSConfig(p.tlsConfig(t, secAdmin)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(admin)
+	if _, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: sec.user, Mechanism: kadm.ScramSha512, Iterations: 4096, Password: sec.pass}}); err != nil {
+		t.Fatalf("add user %s: %v", sec.user, err)
+	}
+	acls := kadm.NewACLs().Allow("User:"+sec.user).Topics("chaos").Groups("chaos-readers").
+		Operations(kmsg.ACLOperationAll).ResourcePatternType(kadm.ACLPatternLiteral)
+	res, err := adm.CreateACLs(ctx, acls)
+	if err == nil {
+		for _, r := range res {
+			if r.Err != nil {
+				err = r.Err
+			}
+		}
+	}
+	if err != nil {
+		t.Fatalf("ACLs for %s: %v", sec.user, err)
+	}
+	// Every broker applies the metadata on its own: wait until each
+	// knows the user and its ACLs before clients pick one at random.
+	for _, c := range procs {
+		one, err := kgo.NewClient(kgo.SeedBrokers(internal[c]), kgo.DialTLSConfig(p.tlsConfig(t, secAdmin)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			users, uerr := kadm.NewClient(one).DescribeUserSCRAMs(ctx, sec.user)
+			described, aerr := kadm.NewClient(one).DescribeACLs(ctx, kadm.NewACLs().Allow("User:"+sec.user).AllowHosts().AnyResource().Operations(kmsg.ACLOperationAny).ResourcePatternType(kadm.ACLPatternAny))
+			if uerr == nil && users.Error() == nil && aerr == nil && len(described) == 1 && len(described[0].Described) == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: user %s and its 2 ACLs not there after 20s: %v %v %v", c.name, sec.user, uerr, aerr, described)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		one.Close()
+	}
+	return procs, sec
 }
