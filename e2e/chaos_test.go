@@ -522,7 +522,7 @@ func startSecureCoreCluster(t *testing.T, bin string, n int) ([]*coreProc, clust
 	if _, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: sec.user, Mechanism: kadm.ScramSha512, Iterations: 4096, Password: sec.pass}}); err != nil {
 		t.Fatalf("add user %s: %v", sec.user, err)
 	}
-	acls := kadm.NewACLs().Allow("User:"+sec.user).Topics("chaos").Groups("chaos-readers").
+	acls := kadm.NewACLs().Allow("User:" + sec.user).Topics("chaos").Groups("chaos-readers").
 		Operations(kmsg.ACLOperationAll).ResourcePatternType(kadm.ACLPatternLiteral)
 	res, err := adm.CreateACLs(ctx, acls)
 	if err == nil {
