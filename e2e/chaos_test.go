@@ -138,7 +138,9 @@ func (a *ackLog) firstAckAfter(p int32, since time.Time, limit time.Duration) (t
 func TestChaosKillLeaders(t *testing.T) {
 	kills := chaosKills(t)
 	bin := buildFluxo(t)
-	procs, sec := startSecureCoreCluster(t, bin, 3)
+	site := startSecureSite(t, bin, 3)
+	procs := site.procs
+	sec := site.addUser(t, "chaos", "chaos-secret", []string{"chaos"}, []string{"chaos-readers"})
 	seeds := func() []string {
 		var out []string
 		for _, c := range procs {
@@ -489,72 +491,4 @@ type clusterSecurity struct {
 func (s clusterSecurity) opts(opts ...kgo.Opt) []kgo.Opt {
 	return append([]kgo.Opt{kgo.DialTLSConfig(s.tls.Clone()),
 		kgo.SASL(scram.Auth{User: s.user, Pass: s.pass}.AsSha512Mechanism())}, opts...)
-}
-
-// startSecureCoreCluster starts n brokers as a site runs them: TLS
-// between brokers (an SSL inter-broker listener, the Raft port on mutual
-// TLS, the brokers super users by their certificate), SASL_SSL for
-// clients, the authorizer on; certificates made with fluxo tls. It adds
-// a SCRAM user that may write and read the topic chaos and read the group
-// chaos-readers, and returns the brokers (kafka: their SASL_SSL address)
-// with what that user's clients need.
-func startSecureCoreCluster(t *testing.T, bin string, n int) ([]*coreProc, clusterSecurity) {
-	t.Helper()
-	p := makePKI(t, bin, "broker", secAdmin)
-	cert, key := p.cert("broker")
-	internal := map[*coreProc]string{}
-	procs := startCoreClusterWith(t, bin, n, func(c *coreProc) []string {
-		internal[c] = freeAddr(t)
-		return []string{"--listeners", "SASL_SSL://" + c.kafka + ",SSL://" + internal[c],
-			"--tls-cert", cert, "--tls-key", key, "--tls-ca", p.ca(), "--tls-client-auth", "requested",
-			"--sasl-mechanisms", "SCRAM-SHA-512", "--authorizer", "--super-users", "User:CN=broker;User:CN=" + secAdmin,
-			"--cluster-tls-cert", cert, "--cluster-tls-key", key, "--cluster-tls-ca", p.ca()}
-	})
-	sec := clusterSecurity{tls: p.tlsConfig(t, ""), user: "chaos", pass: "chaos-secret"}
-	admin, err := kgo.NewClient(kgo.SeedBrokers(internal[procs[0]]), kgo.DialTLSConfig(p.tlsConfig(t, secAdmin)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(admin)
-	if _, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: sec.user, Mechanism: kadm.ScramSha512, Iterations: 4096, Password: sec.pass}}); err != nil {
-		t.Fatalf("add user %s: %v", sec.user, err)
-	}
-	acls := kadm.NewACLs().Allow("User:" + sec.user).Topics("chaos").Groups("chaos-readers").
-		Operations(kmsg.ACLOperationAll).ResourcePatternType(kadm.ACLPatternLiteral)
-	res, err := adm.CreateACLs(ctx, acls)
-	if err == nil {
-		for _, r := range res {
-			if r.Err != nil {
-				err = r.Err
-			}
-		}
-	}
-	if err != nil {
-		t.Fatalf("ACLs for %s: %v", sec.user, err)
-	}
-	// Every broker applies the metadata on its own: wait until each
-	// knows the user and its ACLs before clients pick one at random.
-	for _, c := range procs {
-		one, err := kgo.NewClient(kgo.SeedBrokers(internal[c]), kgo.DialTLSConfig(p.tlsConfig(t, secAdmin)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			users, uerr := kadm.NewClient(one).DescribeUserSCRAMs(ctx, sec.user)
-			described, aerr := kadm.NewClient(one).DescribeACLs(ctx, kadm.NewACLs().Allow("User:"+sec.user).AllowHosts().AnyResource().Operations(kmsg.ACLOperationAny).ResourcePatternType(kadm.ACLPatternAny))
-			if uerr == nil && users.Error() == nil && aerr == nil && len(described) == 1 && len(described[0].Described) == 2 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: user %s and its 2 ACLs not there after 20s: %v %v %v", c.name, sec.user, uerr, aerr, described)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		one.Close()
-	}
-	return procs, sec
 }
