@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/fluxo-io/fluxo/bridge/route"
 )
 
 // Config configures an Edge.
@@ -41,8 +43,8 @@ type Config struct {
 	AllowAnonymous bool
 
 	// Routes map MQTT topics to core topics, first match wins (default:
-	// DefaultRoutes). A publish that no route matches is refused.
-	Routes []Route
+	// route.DefaultRoutes). A publish that no route matches is refused.
+	Routes []route.Route
 
 	// StateDir keeps persistent sessions, their subscriptions and queued
 	// messages, and retained messages across restarts (StateDir/mqtt.db).
@@ -98,7 +100,7 @@ func DefaultConfig() Config {
 	return Config{
 		MQTTAddr:         DefaultMQTTAddr,
 		EdgeID:           host,
-		Routes:           DefaultRoutes(),
+		Routes:           route.DefaultRoutes(),
 		MaxPacketSize:    DefaultMaxPacketSize,
 		MaxSessionExpiry: DefaultMaxSessionExpiry,
 		MaxMessageExpiry: DefaultMaxMessageExpiry,

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/fluxo-io/fluxo/bridge/route"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -26,7 +28,7 @@ func TestConfigValidate(t *testing.T) {
 		{"tls without cert", func(c *Config) { c.TLSAddr = "127.0.0.1:8883" }},
 		{"cert without tls", func(c *Config) { c.TLSCertFile = "c.pem" }},
 		{"no routes", func(c *Config) { c.Routes = nil }},
-		{"bad route", func(c *Config) { c.Routes = []Route{{Filter: "#", Topic: "no spaces"}} }},
+		{"bad route", func(c *Config) { c.Routes = []route.Route{{Filter: "#", Topic: "no spaces"}} }},
 		{"tiny packets", func(c *Config) { c.MaxPacketSize = 10 }},
 		{"no session expiry", func(c *Config) { c.MaxSessionExpiry = 0 }},
 		{"huge session expiry", func(c *Config) { c.MaxSessionExpiry = 200 * 365 * 24 * time.Hour }},

@@ -8,8 +8,9 @@
 //
 //	device ──MQTT 3.1.1/5 (TCP, TLS, WebSocket)──▶ mochi ──▶ hook: auth, ACL, route ──▶ Sink (Append, or Submit) ──▶ PUBACK/PUBREC
 //
-// Every device publish that passes the ACL is routed (first matching Route
-// wins, see DefaultRoutes) and becomes one spool.Message:
+// Every device publish that passes the ACL is routed by package
+// bridge/route (first matching route.Route wins, see route.DefaultRoutes),
+// as at the bridge, and becomes one spool.Message:
 //
 //	Lane     the route's lane (alarm or telemetry)
 //	Topic    the route's core topic

@@ -21,6 +21,7 @@ import (
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 )
 
@@ -77,7 +78,7 @@ type Edge struct {
 	log      zerolog.Logger
 	plog     zerolog.Logger // sampled, for events that may come per message
 	srv      *mqtt.Server
-	router   router
+	router   *route.Router
 	users    atomic.Pointer[Users] // nil without a users file
 	metrics  *metrics
 	store    *store // nil without StateDir
@@ -106,7 +107,7 @@ func New(cfg Config, sink Sink) (*Edge, error) {
 		cfg:    cfg,
 		sink:   sink,
 		log:    cfg.Logger.With().Str("component", "edge").Logger(),
-		router: router{routes: append([]Route(nil), cfg.Routes...)},
+		router: route.NewRouter(cfg.Routes, cfg.EdgeID),
 	}
 	e.plog = e.log.Sample(&zerolog.BurstSampler{Burst: 20, Period: time.Second})
 	e.async, _ = sink.(AsyncSink)

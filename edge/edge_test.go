@@ -10,6 +10,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 )
 
@@ -41,18 +42,18 @@ func testPublishReachesSink(t *testing.T, sink *recSink, s Sink) {
 		if string(m.Value) != "v"+strconv.Itoa(q) {
 			t.Errorf("qos %d: value got %q, want v%d", q, m.Value, q)
 		}
-		if got := header(m, HeaderQoS); got != strconv.Itoa(q) {
-			t.Errorf("qos %d: %s header got %q, want %d", q, HeaderQoS, got, q)
+		if got := header(m, route.HeaderQoS); got != strconv.Itoa(q) {
+			t.Errorf("qos %d: %s header got %q, want %d", q, route.HeaderQoS, got, q)
 		}
-		if got := header(m, HeaderEdgeID); got != "edge-test" {
-			t.Errorf("%s header got %q, want edge-test", HeaderEdgeID, got)
+		if got := header(m, route.HeaderEdgeID); got != "edge-test" {
+			t.Errorf("%s header got %q, want edge-test", route.HeaderEdgeID, got)
 		}
-		if got := header(m, HeaderClient); got != "client-1" {
-			t.Errorf("%s header got %q, want client-1", HeaderClient, got)
+		if got := header(m, route.HeaderClient); got != "client-1" {
+			t.Errorf("%s header got %q, want client-1", route.HeaderClient, got)
 		}
-		ms, err := strconv.ParseInt(header(m, HeaderReceivedMS), 10, 64)
+		ms, err := strconv.ParseInt(header(m, route.HeaderReceivedMS), 10, 64)
 		if err != nil || ms != m.Time.UnixMilli() || m.Time.Before(before.Truncate(time.Millisecond)) {
-			t.Errorf("%s header got %q (%v), want the receive time %v in unix ms", HeaderReceivedMS, header(m, HeaderReceivedMS), err, m.Time)
+			t.Errorf("%s header got %q (%v), want the receive time %v in unix ms", route.HeaderReceivedMS, header(m, route.HeaderReceivedMS), err, m.Time)
 		}
 	}
 	for q := range 3 {
@@ -115,12 +116,12 @@ func TestUserPropertiesBecomeHeaders(t *testing.T) {
 	}
 	n := 0
 	for _, h := range m.Headers {
-		if h.Key == HeaderEdgeID {
+		if h.Key == route.HeaderEdgeID {
 			n++
 		}
 	}
-	if n != 1 || header(m, HeaderEdgeID) != "edge-test" {
-		t.Errorf("edge.id headers: got %d (%q), want only the edge's", n, header(m, HeaderEdgeID))
+	if n != 1 || header(m, route.HeaderEdgeID) != "edge-test" {
+		t.Errorf("edge.id headers: got %d (%q), want only the edge's", n, header(m, route.HeaderEdgeID))
 	}
 }
 
@@ -225,7 +226,7 @@ func testUnroutedRefused(t *testing.T, sink *recSink, s Sink) {
 	reg := prometheus.NewRegistry()
 	cfg := testConfig(t)
 	cfg.Registerer = reg
-	cfg.Routes = []Route{{Filter: "fleet/#", Topic: "fleet"}}
+	cfg.Routes = []route.Route{{Filter: "fleet/#", Topic: "fleet"}}
 	e := startEdge(t, cfg, s)
 	c := mustConnect5(t, e.Addr(), &paho5.Connect{ClientID: "v5", CleanStart: true})
 	pr, _ := c.Publish(ctxWait(t), &paho5.Publish{Topic: "elsewhere/x", QoS: 1, Payload: []byte("x")})
@@ -338,7 +339,7 @@ func TestACLPublishAndSubscribe(t *testing.T) {
 	}
 	msgs := sink.waitMsgs(t, 2)
 	for _, m := range msgs {
-		if h := header(m, HeaderTopic); h != "fleet/dev-1/t" && h != "clients/cli-9/out" {
+		if h := header(m, route.HeaderTopic); h != "fleet/dev-1/t" && h != "clients/cli-9/out" {
 			t.Errorf("sink holds a denied publish on %s", h)
 		}
 	}

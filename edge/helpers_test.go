@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 )
 
@@ -73,7 +74,7 @@ func (s *recSink) waitMsgs(t *testing.T, n int) []spool.Message {
 func byMQTTTopic(t *testing.T, msgs []spool.Message, topic string) spool.Message {
 	t.Helper()
 	for _, m := range msgs {
-		if header(m, HeaderTopic) == topic {
+		if header(m, route.HeaderTopic) == topic {
 			return m
 		}
 	}

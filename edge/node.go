@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fluxo-io/fluxo/bridge/downlink"
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/bridge/uplink"
 	"github.com/fluxo-io/fluxo/internal/opshttp"
@@ -147,7 +148,7 @@ func (s learningSink) Submit(m spool.Message, done func(error)) error {
 
 func (s learningSink) learn(m spool.Message) {
 	for _, h := range m.Headers {
-		if h.Key == HeaderTopic {
+		if h.Key == route.HeaderTopic {
 			// {fleet}/{device}/...: no allocation unless it is new.
 			t := h.Value
 			i := bytes.IndexByte(t, '/')

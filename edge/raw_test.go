@@ -13,6 +13,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/fluxo-io/fluxo/bridge/route"
 )
 
 // Raw MQTT packets, written by hand so the tests can send what no client
@@ -269,7 +271,7 @@ func testWillIsSpooled(t *testing.T, sink *recSink, s Sink) {
 	if m.Topic != "alarms" || string(m.Key) != "panel-9" || string(m.Value) != "gone" {
 		t.Errorf("got %s key %q value %q, want alarms key panel-9 value gone", m.Topic, m.Key, m.Value)
 	}
-	if header(m, HeaderWill) != "1" || header(m, HeaderQoS) != "1" || header(m, HeaderTopic) != "site/panel-9/alarm/offline" {
+	if header(m, route.HeaderWill) != "1" || header(m, route.HeaderQoS) != "1" || header(m, route.HeaderTopic) != "site/panel-9/alarm/offline" {
 		t.Errorf("headers: got %v, want will=1 qos=1 topic=site/panel-9/alarm/offline", m.Headers)
 	}
 }

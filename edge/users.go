@@ -12,6 +12,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fluxo-io/fluxo/bridge/route"
 )
 
 // The users file is YAML:
@@ -44,7 +46,7 @@ type ACL struct {
 // CanPublish reports whether a client may publish on topic.
 func (a ACL) CanPublish(topic, username, clientID string) bool {
 	for _, f := range a.Publish {
-		if f, ok := expand(f, username, clientID); ok && MatchFilter(f, topic) {
+		if f, ok := expand(f, username, clientID); ok && route.MatchFilter(f, topic) {
 			return true
 		}
 	}
@@ -58,7 +60,7 @@ func (a ACL) CanPublish(topic, username, clientID string) bool {
 func (a ACL) CanSubscribe(filter, username, clientID string) bool {
 	filter = stripShare(filter)
 	for _, f := range a.Subscribe {
-		if f, ok := expand(f, username, clientID); ok && filterCovers(f, filter) {
+		if f, ok := expand(f, username, clientID); ok && route.Covers(f, filter) {
 			return true
 		}
 	}
@@ -132,7 +134,7 @@ func ParseUsers(b []byte) (*Users, error) {
 			return nil, fmt.Errorf("user %q: password is not a bcrypt hash (set it with fluxo edge passwd): %w", usr.Username, err)
 		}
 		for _, f := range append(append([]string(nil), usr.ACL.Publish...), usr.ACL.Subscribe...) {
-			if !ValidFilter(f) {
+			if !route.ValidFilter(f) {
 				return nil, fmt.Errorf("user %q: invalid acl filter %q", usr.Username, f)
 			}
 		}

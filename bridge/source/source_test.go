@@ -21,8 +21,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
-	"github.com/fluxo-io/fluxo/edge"
 )
 
 // wait is the generous deadline of every wait in these tests; nothing
@@ -136,7 +136,7 @@ func testConfig(t *testing.T, url string) Config {
 
 // runSubscriber runs a subscriber until the test ends or stop is called,
 // and waits until it is subscribed.
-func runSubscriber(t *testing.T, cfg Config, sink edge.Sink) (s *Subscriber, stop func()) {
+func runSubscriber(t *testing.T, cfg Config, sink Sink) (s *Subscriber, stop func()) {
 	t.Helper()
 	s, err := New(cfg, sink)
 	if err != nil {
@@ -311,22 +311,22 @@ func TestBridgeToSpool(t *testing.T) {
 			t.Errorf("record %q: got core topic %q key %q, want %q and %q", r.Value, r.Topic, r.Key, c.topic, c.key)
 		}
 		want := map[string]string{
-			edge.HeaderTopic:  c.mqttTopic,
-			edge.HeaderQoS:    c.qos,
-			edge.HeaderEdgeID: "bridge-7",
+			route.HeaderTopic:  c.mqttTopic,
+			route.HeaderQoS:    c.qos,
+			route.HeaderEdgeID: "bridge-7",
 		}
 		for k, v := range want {
 			if got, _ := header(r.Headers, k); got != v {
 				t.Errorf("record %q: header %s: got %q, want %q", r.Value, k, got, v)
 			}
 		}
-		ms, _ := header(r.Headers, edge.HeaderReceivedMS)
+		ms, _ := header(r.Headers, route.HeaderReceivedMS)
 		got, err := strconv.ParseInt(ms, 10, 64)
 		if err != nil || got < start.UnixMilli() || got > time.Now().UnixMilli() {
-			t.Errorf("record %q: header %s: got %q, want a unix time in ms since the test began", r.Value, edge.HeaderReceivedMS, ms)
+			t.Errorf("record %q: header %s: got %q, want a unix time in ms since the test began", r.Value, route.HeaderReceivedMS, ms)
 		}
-		if v, ok := header(r.Headers, edge.HeaderClient); ok {
-			t.Errorf("record %q: header %s: got %q, want none (the publisher's client id is not known to a subscriber)", r.Value, edge.HeaderClient, v)
+		if v, ok := header(r.Headers, route.HeaderClient); ok {
+			t.Errorf("record %q: header %s: got %q, want none (the publisher's client id is not known to a subscriber)", r.Value, route.HeaderClient, v)
 		}
 		if len(r.Headers) != 4 {
 			t.Errorf("record %q: got %d headers %v, want 4", r.Value, len(r.Headers), r.Headers)
@@ -357,8 +357,8 @@ func TestQoS2(t *testing.T) {
 		t.Fatalf("spooled records: got %d, want 2", len(recs))
 	}
 	for i, want := range []string{"2", "1"} {
-		if got, _ := header(recs[i].Headers, edge.HeaderQoS); got != want {
-			t.Errorf("record %q: header %s: got %q, want %q", recs[i].Value, edge.HeaderQoS, got, want)
+		if got, _ := header(recs[i].Headers, route.HeaderQoS); got != want {
+			t.Errorf("record %q: header %s: got %q, want %q", recs[i].Value, route.HeaderQoS, got, want)
 		}
 	}
 }
@@ -369,7 +369,7 @@ func TestUnrouted(t *testing.T) {
 	b := startBroker(t)
 	sp := openSpool(t, t.TempDir())
 	cfg := testConfig(t, b.url)
-	cfg.Routes = []edge.Route{{Filter: "+/+/alarm/#", Topic: "alarms", Lane: spool.Alarm}}
+	cfg.Routes = []route.Route{{Filter: "+/+/alarm/#", Topic: "alarms", Lane: spool.Alarm}}
 	s, _ := runSubscriber(t, cfg, sp)
 	pub := publisher(t, b.url)
 
@@ -585,7 +585,7 @@ func TestConfigValidate(t *testing.T) {
 		{"password alone", func(c *Config) { c.Password = "x" }, "needs a username"},
 		{"bad group", func(c *Config) { c.SharedGroup = "a/b" }, "shared group"},
 		{"no routes", func(c *Config) { c.Routes = nil }, "no routes"},
-		{"bad route", func(c *Config) { c.Routes = []edge.Route{{Filter: "#", Topic: "a b"}} }, "not allowed"},
+		{"bad route", func(c *Config) { c.Routes = []route.Route{{Filter: "#", Topic: "a b"}} }, "not allowed"},
 		{"keepalive", func(c *Config) { c.KeepAlive = time.Millisecond }, "keep-alive"},
 		{"backoff", func(c *Config) { c.MaxRetryBackoff = c.RetryBackoff / 2 }, "backoff"},
 		{"batch", func(c *Config) { c.MaxBatch = 0 }, "MaxBatch"},
@@ -614,7 +614,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New with zero settings: got %v, want nil", err)
 	}
-	if c := s.Config(); c.ClientID != d.ClientID || len(c.Routes) != len(edge.DefaultRoutes()) || c.MaxBatch != DefaultMaxBatch {
+	if c := s.Config(); c.ClientID != d.ClientID || len(c.Routes) != len(route.DefaultRoutes()) || c.MaxBatch != DefaultMaxBatch {
 		t.Errorf("zero settings: got client id %q, %d routes, MaxBatch %d; want the defaults", c.ClientID, len(c.Routes), c.MaxBatch)
 	}
 	if _, err := New(DefaultConfig(), nil); err == nil {
@@ -670,7 +670,7 @@ func (s *recSink) Append(msgs ...spool.Message) error {
 func TestProcessAcksAfterAppend(t *testing.T) {
 	sink := &recSink{}
 	cfg := DefaultConfig()
-	cfg.Routes = []edge.Route{{Filter: "site/+/temp", Topic: "telemetry"}}
+	cfg.Routes = []route.Route{{Filter: "site/+/temp", Topic: "telemetry"}}
 	s, err := New(cfg, sink)
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/source"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/bridge/uplink"
@@ -120,7 +121,7 @@ acknowledged stays spooled for the next start) and closes the spool.`,
 			if len(routes) > 0 {
 				cfg.Source.Routes = nil
 				for _, r := range routes {
-					rt, err := edge.ParseRoute(r)
+					rt, err := route.ParseRoute(r)
 					if err != nil {
 						return err
 					}

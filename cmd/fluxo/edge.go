@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/edge"
 )
 
@@ -92,7 +93,7 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 			if len(routes) > 0 {
 				cfg.Edge.Routes = nil
 				for _, r := range routes {
-					rt, err := edge.ParseRoute(r)
+					rt, err := route.ParseRoute(r)
 					if err != nil {
 						return err
 					}
