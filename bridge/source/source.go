@@ -191,7 +191,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 			if s.connects.Add(1) > 1 {
 				s.log.Info().Str("source", s.cfg.Source).Str("client", s.cfg.ClientID).Msg("reconnected to source")
 			} else {
-				s.log.Info().Str("source", s.cfg.Source).Str("client", s.cfg.ClientID).Strs("filters", s.filterList()).Msg("subscribed to source")
+				s.log.Info().Str("source", s.cfg.Source).Str("client", s.cfg.ClientID).Strs("filters", s.Subscriptions()).Msg("subscribed to source")
 			}
 			s.connected.Store(true)
 			select {
@@ -435,8 +435,9 @@ func (s *Subscriber) Connected() bool { return s.connected.Load() }
 // Config returns the configuration in use, defaults filled in.
 func (s *Subscriber) Config() Config { return s.cfg }
 
-// filterList returns the subscriptions as sent, for logs.
-func (s *Subscriber) filterList() []string {
+// Subscriptions returns the filters as subscribed: with the $share/
+// prefix when a shared group is set.
+func (s *Subscriber) Subscriptions() []string {
 	out := make([]string, 0, len(s.cfg.Filters))
 	for _, f := range s.cfg.Filters {
 		out = append(out, s.cfg.subscription(f))

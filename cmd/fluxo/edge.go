@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/edge"
 )
 
@@ -91,13 +90,8 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 				return fmt.Errorf("--drain %q: want in-order or live-first", drain)
 			}
 			if len(routes) > 0 {
-				cfg.Edge.Routes = nil
-				for _, r := range routes {
-					rt, err := route.ParseRoute(r)
-					if err != nil {
-						return err
-					}
-					cfg.Edge.Routes = append(cfg.Edge.Routes, rt)
+				if cfg.Edge.Routes, err = parseRoutes(routes); err != nil {
+					return err
 				}
 			}
 			if cfg.Edge.StateDir == "" {
