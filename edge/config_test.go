@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"crypto/tls"
 	"errors"
 	"testing"
 	"time"
@@ -26,7 +27,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no listener", func(c *Config) { c.MQTTAddr = "" }},
 		{"bad address", func(c *Config) { c.MQTTAddr = "localhost" }},
 		{"tls without cert", func(c *Config) { c.TLSAddr = "127.0.0.1:8883" }},
-		{"cert without tls", func(c *Config) { c.TLSCertFile = "c.pem" }},
+		{"tls without address", func(c *Config) { c.TLS = &tls.Config{} }},
+		{"tls without cert", func(c *Config) { c.TLSAddr = "127.0.0.1:8883"; c.TLS = &tls.Config{} }},
 		{"no routes", func(c *Config) { c.Routes = nil }},
 		{"bad route", func(c *Config) { c.Routes = []route.Route{{Filter: "#", Topic: "no spaces"}} }},
 		{"tiny packets", func(c *Config) { c.MaxPacketSize = 10 }},

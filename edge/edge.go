@@ -93,8 +93,8 @@ type Edge struct {
 	listeners []listeners.Listener
 }
 
-// New builds an edge: it loads the users file, opens the state database
-// and registers the metrics. Start opens the listeners.
+// New builds an edge: it opens the state database and registers the
+// metrics. Start opens the listeners.
 func New(cfg Config, sink Sink) (*Edge, error) {
 	if sink == nil {
 		return nil, errors.New("edge: nil sink")
@@ -113,22 +113,17 @@ func New(cfg Config, sink Sink) (*Edge, error) {
 	e.async, _ = sink.(AsyncSink)
 	e.qos0Done = e.qos0Failed
 
-	if cfg.UsersFile != "" {
-		u, err := LoadUsers(cfg.UsersFile)
-		if err != nil {
-			return nil, err
+	if cfg.Users != nil {
+		if cfg.Users.Len() == 0 && !cfg.AllowAnonymous {
+			e.log.Warn().Msg("users list no user: no device can connect")
 		}
-		if u.Len() == 0 && !cfg.AllowAnonymous {
-			e.log.Warn().Str("file", cfg.UsersFile).Msg("users file lists no user: no device can connect")
-		}
-		e.users.Store(u)
+		e.users.Store(cfg.Users)
 	}
-	if cfg.TLSAddr != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("edge: cannot load TLS certificate: %w", err)
+	if cfg.TLS != nil {
+		e.tlsConf = cfg.TLS.Clone()
+		if e.tlsConf.MinVersion < tls.VersionTLS12 {
+			e.tlsConf.MinVersion = tls.VersionTLS12
 		}
-		e.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
 	caps := mqtt.NewDefaultServerCapabilities()
@@ -287,19 +282,16 @@ func (e *Edge) Publish(topic string, payload []byte, qos byte, retain bool) erro
 	return e.srv.Publish(topic, payload, retain, qos)
 }
 
-// ReloadUsers reads the users file again. Connected clients keep their
-// connection; their next publish or subscription is checked against the
-// new file.
-func (e *Edge) ReloadUsers() error {
-	if e.cfg.UsersFile == "" {
-		return errors.New("edge: no users file configured")
-	}
-	u, err := LoadUsers(e.cfg.UsersFile)
-	if err != nil {
-		return err
+// SetUsers replaces the users (Config.Users), for a users file read
+// again. Connected clients keep their connection; their next publish or
+// subscription is checked against the new users. u must not be nil: an
+// edge started with users keeps checking against some.
+func (e *Edge) SetUsers(u *Users) error {
+	if u == nil {
+		return errors.New("edge: nil users")
 	}
 	e.users.Store(u)
-	e.log.Info().Str("file", e.cfg.UsersFile).Int("users", u.Len()).Msg("users reloaded")
+	e.log.Info().Int("users", u.Len()).Msg("users replaced")
 	return nil
 }
 

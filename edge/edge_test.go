@@ -251,7 +251,7 @@ func TestAuthentication(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.AllowAnonymous = false
 	cfg.Registerer = reg
-	cfg.UsersFile = usersFile(t, User{Username: "dev-1", Password: hash(t, "secret"), ACL: DefaultUserACL()})
+	cfg.Users = testUsers(t, User{Username: "dev-1", Password: hash(t, "secret"), ACL: DefaultUserACL()})
 	e := startEdge(t, cfg, sink)
 	broker := tcpURL(e.Addr())
 
@@ -307,7 +307,7 @@ func TestACLPublishAndSubscribe(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.AllowAnonymous = false
 	cfg.Registerer = reg
-	cfg.UsersFile = usersFile(t, User{
+	cfg.Users = testUsers(t, User{
 		Username: "dev-1", Password: hash(t, "pw"),
 		ACL: ACL{Publish: []string{"+/%u/#", "clients/%c/out"}, Subscribe: []string{"+/%u/cmd/#", "clients/%c/in"}},
 	})
@@ -630,10 +630,10 @@ func TestMaxClients(t *testing.T) {
 	}
 }
 
-func TestReloadUsers(t *testing.T) {
+func TestSetUsers(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.AllowAnonymous = false
-	cfg.UsersFile = usersFile(t, User{Username: "dev-1", Password: hash(t, "pw"), ACL: DefaultUserACL()})
+	cfg.Users = testUsers(t, User{Username: "dev-1", Password: hash(t, "pw"), ACL: DefaultUserACL()})
 	e := startEdge(t, cfg, &recSink{})
 	login := func(user, pw string) func(*paho.ClientOptions) {
 		return func(o *paho.ClientOptions) { o.SetUsername(user).SetPassword(pw) }
@@ -641,11 +641,20 @@ func TestReloadUsers(t *testing.T) {
 	if _, err := connect3(t, tcpURL(e.Addr()), "c2", login("dev-2", "pw2")); err == nil {
 		t.Fatal("dev-2 connected before being added")
 	}
-	if err := SetPassword(cfg.UsersFile, "dev-2", "pw2"); err != nil {
+	doc := []byte("users:\n  - username: dev-1\n    password: \"" + hash(t, "pw") + "\"\n")
+	doc, err := SetPassword(doc, "dev-2", "pw2")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.ReloadUsers(); err != nil {
+	users, err := ParseUsers(doc)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if err := e.SetUsers(users); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetUsers(nil); err == nil {
+		t.Errorf("SetUsers(nil): got no error, want one (nil would let every device in)")
 	}
 	mustConnect3(t, tcpURL(e.Addr()), "c2", login("dev-2", "pw2"))
 	mustConnect3(t, tcpURL(e.Addr()), "c1", login("dev-1", "pw"))

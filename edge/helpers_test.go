@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -151,8 +149,8 @@ func startEdge(t *testing.T, cfg Config, sink Sink) *Edge {
 	return e
 }
 
-// usersFile writes a users file and returns its path.
-func usersFile(t *testing.T, users ...User) string {
+// testUsers returns the users, as read from a users file.
+func testUsers(t *testing.T, users ...User) *Users {
 	t.Helper()
 	var b bytes.Buffer
 	b.WriteString("users:\n")
@@ -160,11 +158,11 @@ func usersFile(t *testing.T, users ...User) string {
 		fmt.Fprintf(&b, "  - username: %q\n    password: %q\n    acl:\n      publish: %s\n      subscribe: %s\n",
 			u.Username, u.Password, yamlList(u.ACL.Publish), yamlList(u.ACL.Subscribe))
 	}
-	path := filepath.Join(t.TempDir(), "users.yaml")
-	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
+	us, err := ParseUsers(b.Bytes())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.Bytes())
 	}
-	return path
+	return us
 }
 
 func yamlList(vs []string) string {
