@@ -23,6 +23,7 @@ import (
 
 	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
+	"github.com/fluxo-io/fluxo/internal/logadapt"
 )
 
 // Sink takes the messages the edge accepts. It is the seam between the
@@ -143,7 +144,7 @@ func New(cfg Config, sink Sink) (*Edge, error) {
 	e.srv = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		InlineClient:           true,
-		Logger:                 newSlogLogger(cfg.Logger),
+		Logger:                 logadapt.Mochi(cfg.Logger),
 		SysTopicResendInterval: 60,
 	})
 

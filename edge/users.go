@@ -292,4 +292,3 @@ func flowSeq(vs []string) *yaml.Node {
 	}
 	return n
 }
-
