@@ -12,6 +12,7 @@ import (
 
 	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 func TestPublishReachesSink(t *testing.T) { eachSink(t, testPublishReachesSink) }
@@ -147,7 +148,7 @@ func testSpoolFullMQTT5(t *testing.T, sink *recSink, s Sink) {
 	if _, err := c.Publish(ctxWait(t), &paho5.Publish{Topic: "fleet/dev/t", QoS: 0, Payload: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the qos 0 failure", func() bool {
+	testutil.Eventually(t, "the qos 0 failure", func() bool {
 		return metricValue(t, reg, "fluxo_edge_spool_failures_total", map[string]string{"qos": "0"}) == 1
 	})
 	for _, q := range []string{"1", "2"} {
@@ -431,7 +432,7 @@ func TestDownlinkToOfflineSessionMQTT5(t *testing.T) {
 	if err := c.Disconnect(&paho5.Disconnect{ReasonCode: 0}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the session to go offline", func() bool {
+	testutil.Eventually(t, "the session to go offline", func() bool {
 		cl, ok := e.srv.Clients.Get("car-5")
 		return ok && cl.Closed()
 	})
@@ -439,7 +440,7 @@ func TestDownlinkToOfflineSessionMQTT5(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2 := mustConnect5(t, e.Addr(), cp(false))
-	waitFor(t, "the queued command", func() bool { return len(c2.messages()) == 1 })
+	testutil.Eventually(t, "the queued command", func() bool { return len(c2.messages()) == 1 })
 	m := c2.messages()[0]
 	if m.Topic != "fleet/car-5/cmd/unlock" || string(m.Payload) != "now" || m.QoS != 1 {
 		t.Errorf("got %s %q qos %d, want fleet/car-5/cmd/unlock \"now\" qos 1", m.Topic, m.Payload, m.QoS)
@@ -476,7 +477,7 @@ func TestPersistentSessionAcrossRestart(t *testing.T) {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
 	c1.Disconnect(100)
-	waitFor(t, "the session to go offline", func() bool {
+	testutil.Eventually(t, "the session to go offline", func() bool {
 		cl, ok := e1.srv.Clients.Get("dev-1")
 		return ok && cl.Closed()
 	})
@@ -520,7 +521,7 @@ func TestPersistentSessionAcrossRestart(t *testing.T) {
 	}
 
 	// Once acknowledged, the delivered messages leave the store too.
-	waitFor(t, "the device's acknowledgements", func() bool {
+	testutil.Eventually(t, "the device's acknowledgements", func() bool {
 		cl, ok := e2.srv.Clients.Get("dev-1")
 		return ok && cl.State.Inflight.Len() == 0
 	})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // wait is the generous deadline of every wait in these tests; nothing
@@ -64,7 +65,7 @@ func (s *recSink) callCount() int {
 // waitMsgs waits until the sink holds n messages and returns them.
 func (s *recSink) waitMsgs(t *testing.T, n int) []spool.Message {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d messages in the sink", n), func() bool { return len(s.all()) >= n })
+	testutil.Eventually(t, fmt.Sprintf("%d messages in the sink", n), func() bool { return len(s.all()) >= n })
 	return s.all()
 }
 
@@ -87,17 +88,6 @@ func header(m spool.Message, key string) string {
 		}
 	}
 	return ""
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // syncBuffer collects the logs of a test, shown if it fails.

@@ -65,7 +65,7 @@ func TestNodeParkedUplink(t *testing.T) {
 	base := "http://" + n.HTTPAddr()
 	var code int
 	var body string
-	waitFor(t, "/readyz to answer 503", func() bool {
+	testutil.Eventually(t, "/readyz to answer 503", func() bool {
 		code, body = testutil.HTTPGet(t, base+"/readyz")
 		return code == http.StatusServiceUnavailable
 	})
@@ -85,7 +85,7 @@ func TestNodeParkedUplink(t *testing.T) {
 	if err := c.CreateTopic("telemetry", 2, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "/readyz to answer 200", func() bool {
+	testutil.Eventually(t, "/readyz to answer 200", func() bool {
 		code, body = testutil.HTTPGet(t, base+"/readyz")
 		return code == http.StatusOK
 	})
@@ -93,7 +93,7 @@ func TestNodeParkedUplink(t *testing.T) {
 	if want := `fluxo_edge_uplink_parked{lane="telemetry",reason="none"} 0`; !strings.Contains(metrics, want) {
 		t.Errorf("/metrics after resume: got no %q", want)
 	}
-	waitFor(t, "the spool to drain", func() bool {
+	testutil.Eventually(t, "the spool to drain", func() bool {
 		return n.Spool().Start(spool.Telemetry) == n.Spool().End(spool.Telemetry)
 	})
 

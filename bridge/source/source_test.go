@@ -23,6 +23,7 @@ import (
 
 	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // wait is the generous deadline of every wait in these tests; nothing
@@ -160,7 +161,7 @@ func runSubscriber(t *testing.T, cfg Config, sink Sink) (s *Subscriber, stop fun
 		})
 	}
 	t.Cleanup(stop)
-	waitFor(t, "subscribed", s.Connected)
+	testutil.Eventually(t, "subscribed", s.Connected)
 	return s, stop
 }
 
@@ -195,17 +196,6 @@ func spooled(t *testing.T, sp *spool.Spool, lane spool.Lane) []spool.Record {
 		off = next
 	}
 	return out
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func header(hs []kmsg.Header, key string) (string, bool) {
@@ -268,7 +258,7 @@ func TestBridgeToSpool(t *testing.T) {
 	publish(t, pub, "depot1/c-03/cmd/reply", 1, "ok")
 	publish(t, pub, "loose/topic", 1, "no device level")
 
-	waitFor(t, "all messages spooled", func() bool { return s.Stats().Spooled == 2*n+3 })
+	testutil.Eventually(t, "all messages spooled", func() bool { return s.Stats().Spooled == 2*n+3 })
 
 	tele := spooled(t, sp, spool.Telemetry)
 	alarm := spooled(t, sp, spool.Alarm)
@@ -336,7 +326,7 @@ func TestBridgeToSpool(t *testing.T) {
 	if st.Received != 2*n+3 || st.Unrouted != 0 || st.Failed != 0 || st.Redelivered != 0 {
 		t.Errorf("stats: got %+v, want %d received, none unrouted, failed or redelivered", st, 2*n+3)
 	}
-	waitFor(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
+	testutil.Eventually(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
 }
 
 // TestQoS2: a subscription at QoS 2 spools a QoS 2 message once, and the
@@ -350,8 +340,8 @@ func TestQoS2(t *testing.T) {
 	pub := publisher(t, b.url)
 	publish(t, pub, "depot1/s-01/temp", 2, "exactly")
 	publish(t, pub, "depot1/s-01/temp", 1, "at least")
-	waitFor(t, "two messages spooled", func() bool { return s.Stats().Spooled == 2 })
-	waitFor(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
+	testutil.Eventually(t, "two messages spooled", func() bool { return s.Stats().Spooled == 2 })
+	testutil.Eventually(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
 	recs := spooled(t, sp, spool.Telemetry)
 	if len(recs) != 2 {
 		t.Fatalf("spooled records: got %d, want 2", len(recs))
@@ -375,8 +365,8 @@ func TestUnrouted(t *testing.T) {
 
 	publish(t, pub, "depot1/s-01/temp", 1, "unrouted")
 	publish(t, pub, "depot1/p-01/alarm/door", 1, "routed")
-	waitFor(t, "one spooled, one unrouted", func() bool { st := s.Stats(); return st.Spooled == 1 && st.Unrouted == 1 })
-	waitFor(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
+	testutil.Eventually(t, "one spooled, one unrouted", func() bool { st := s.Stats(); return st.Spooled == 1 && st.Unrouted == 1 })
+	testutil.Eventually(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
 	if tele := spooled(t, sp, spool.Telemetry); len(tele) != 0 {
 		t.Errorf("telemetry records: got %d, want 0", len(tele))
 	}
@@ -398,23 +388,23 @@ func TestSinkFailureRedelivery(t *testing.T) {
 	pub := publisher(t, b.url)
 
 	publish(t, pub, "depot1/s-01/temp", 1, "before")
-	waitFor(t, "the first message spooled", func() bool { return s.Stats().Spooled == 1 })
+	testutil.Eventually(t, "the first message spooled", func() bool { return s.Stats().Spooled == 1 })
 
 	sink.setErr(fmt.Errorf("%w: test", spool.ErrFull))
 	const n = 20
 	for i := range n {
 		publish(t, pub, "depot1/s-01/temp", 1, "during-"+strconv.Itoa(i))
 	}
-	waitFor(t, "several refused appends", func() bool { return sink.callCount() >= 3 && s.Stats().Reconnects >= 2 })
+	testutil.Eventually(t, "several refused appends", func() bool { return sink.callCount() >= 3 && s.Stats().Reconnects >= 2 })
 	// Unacknowledged, the messages stay in the bridge's session.
-	waitFor(t, "the broker holding the messages", func() bool { return b.inflight(cfg.ClientID) == n })
+	testutil.Eventually(t, "the broker holding the messages", func() bool { return b.inflight(cfg.ClientID) == n })
 	if got := s.Stats().Spooled; got != 1 {
 		t.Fatalf("spooled while the sink refuses: got %d, want 1", got)
 	}
 
 	sink.setErr(nil)
-	waitFor(t, "all messages spooled", func() bool { return s.Stats().Spooled == n+1 })
-	waitFor(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
+	testutil.Eventually(t, "all messages spooled", func() bool { return s.Stats().Spooled == n+1 })
+	testutil.Eventually(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
 
 	recs := spooled(t, sink.sp, spool.Telemetry)
 	var got []string
@@ -455,16 +445,16 @@ func TestSessionKeptAcrossRestart(t *testing.T) {
 	for i := range 10 {
 		publish(t, pub, "depot1/s-01/temp", 1, "first-"+strconv.Itoa(i))
 	}
-	waitFor(t, "first messages spooled", func() bool { return s.Stats().Spooled == 10 })
+	testutil.Eventually(t, "first messages spooled", func() bool { return s.Stats().Spooled == 10 })
 	stop()
 
 	for i := range 10 {
 		publish(t, pub, "depot1/s-01/temp", 1, "away-"+strconv.Itoa(i))
 	}
-	waitFor(t, "10 messages held in the stopped bridge's session", func() bool { return b.inflight(cfg.ClientID) == 10 })
+	testutil.Eventually(t, "10 messages held in the stopped bridge's session", func() bool { return b.inflight(cfg.ClientID) == 10 })
 
 	s2, _ := runSubscriber(t, cfg, sp)
-	waitFor(t, "messages published while away spooled", func() bool { return s2.Stats().Spooled == 10 })
+	testutil.Eventually(t, "messages published while away spooled", func() bool { return s2.Stats().Spooled == 10 })
 	var got []string
 	for _, r := range spooled(t, sp, spool.Telemetry) {
 		got = append(got, string(r.Value))
@@ -507,7 +497,7 @@ func TestSharedSubscription(t *testing.T) {
 	for i := range n {
 		publish(t, pub, "depot1/s-"+strconv.Itoa(i%4)+"/temp", 1, strconv.Itoa(i))
 	}
-	waitFor(t, "all messages spooled", func() bool { return subs[0].Stats().Spooled+subs[1].Stats().Spooled == n })
+	testutil.Eventually(t, "all messages spooled", func() bool { return subs[0].Stats().Spooled+subs[1].Stats().Spooled == n })
 	var got []string
 	for _, r := range spooled(t, sp, spool.Telemetry) {
 		got = append(got, string(r.Value))
@@ -534,7 +524,7 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	cfg := testConfig(t, b.url)
 	s, _ := runSubscriber(t, cfg, sp)
 	b.close()
-	waitFor(t, "the connection lost", func() bool { return !s.Connected() })
+	testutil.Eventually(t, "the connection lost", func() bool { return !s.Connected() })
 
 	b2 := &broker{}
 	b2.srv = mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -552,10 +542,10 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	}
 	t.Cleanup(b2.close)
 
-	waitFor(t, "reconnected and subscribed", func() bool { return s.Connected() && len(b2.subscriptions()) == 1 })
+	testutil.Eventually(t, "reconnected and subscribed", func() bool { return s.Connected() && len(b2.subscriptions()) == 1 })
 	pub := publisher(t, b.url)
 	publish(t, pub, "depot1/s-01/temp", 1, "after")
-	waitFor(t, "the message spooled", func() bool { return s.Stats().Spooled == 1 })
+	testutil.Eventually(t, "the message spooled", func() bool { return s.Stats().Spooled == 1 })
 	if st := s.Stats(); st.Reconnects < 1 {
 		t.Errorf("reconnects: got %d, want at least 1", st.Reconnects)
 	}
