@@ -16,6 +16,8 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // testBroker is a bare mochi MQTT server that lets every client in.
@@ -110,7 +112,7 @@ func (w *watcher) messages() []received {
 // a generous deadline.
 func (w *watcher) waitFor(t *testing.T, n int64) []received {
 	t.Helper()
-	waitUntil(t, func() bool { return int64(len(w.messages())) >= n }, "watcher to see %d messages", n)
+	testutil.Eventually(t, fmt.Sprintf("watcher to see %d messages", n), func() bool { return int64(len(w.messages())) >= n })
 	return w.messages()
 }
 
@@ -120,19 +122,6 @@ func (w *watcher) publish(t *testing.T, topic, payload string) {
 	tok := w.client.Publish(topic, 1, false, payload)
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("cannot publish to %s: %v", topic, tok.Error())
-	}
-}
-
-// waitUntil polls cond until it holds, or fails the test after 15 s: a
-// deadline for a broken test, not a timing assertion.
-func waitUntil(t *testing.T, cond func() bool, what string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for "+what, args...)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

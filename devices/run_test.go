@@ -18,6 +18,8 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // schemas lists the fields of the message on each stream of each kind:
@@ -245,7 +247,7 @@ func TestRunCommands(t *testing.T) {
 		st, err := Run(ctx, cfg, live.observe)
 		done <- result{st, err}
 	}()
-	waitUntil(t, func() bool { return live.get().Connected == 5 }, "5 devices to connect")
+	testutil.Eventually(t, "5 devices to connect", func() bool { return live.get().Connected == 5 })
 
 	commands := []struct {
 		kind            Kind
@@ -321,10 +323,10 @@ func TestRunReconnects(t *testing.T) {
 		st, err := Run(ctx, cfg, live.observe)
 		done <- result{st, err}
 	}()
-	waitUntil(t, func() bool { return live.get().Acked >= 10 }, "10 acknowledged messages")
+	testutil.Eventually(t, "10 acknowledged messages", func() bool { return live.get().Acked >= 10 })
 
 	b.close()
-	waitUntil(t, func() bool { return live.get().Online == 0 }, "the devices to notice the broker is gone")
+	testutil.Eventually(t, "the devices to notice the broker is gone", func() bool { return live.get().Online == 0 })
 	before := live.get()
 	lastSeq := make(map[string]uint64) // per device, on the first broker
 	for dev, seqs := range seqsByDevice(t, w1.messages()) {
@@ -333,9 +335,9 @@ func TestRunReconnects(t *testing.T) {
 
 	b2 := startBroker(t, addr)
 	w := watch(t, b2.url(), "+/+/telemetry")
-	waitUntil(t, func() bool { return live.get().Reconnects >= 3 }, "3 reconnects")
+	testutil.Eventually(t, "3 reconnects", func() bool { return live.get().Reconnects >= 3 })
 	after := live.get()
-	waitUntil(t, func() bool { return live.get().Acked >= after.Acked+20 }, "20 more acknowledged messages")
+	testutil.Eventually(t, "20 more acknowledged messages", func() bool { return live.get().Acked >= after.Acked+20 })
 	msgs := w.waitFor(t, 3)
 
 	// The devices subscribed again on the new broker, which knew nothing
@@ -424,7 +426,7 @@ func TestRunStopsWithContext(t *testing.T) {
 		t.Errorf("got sent %d, acked %d, want at least 5, all acknowledged", st.Sent, st.Acked)
 	}
 	// The devices disconnected: the broker has no client left.
-	waitUntil(t, func() bool { return atomic.LoadInt64(&b.srv.Info.ClientsConnected) == 0 }, "the devices to disconnect")
+	testutil.Eventually(t, "the devices to disconnect", func() bool { return atomic.LoadInt64(&b.srv.Info.ClientsConnected) == 0 })
 }
 
 func TestRunWebsocket(t *testing.T) {

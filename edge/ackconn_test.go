@@ -12,6 +12,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fluxo-io/fluxo/bridge/spool"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // asyncSink is a recSink that is also an AsyncSink. Submit answers through
@@ -47,7 +48,7 @@ func (s *asyncSink) Submit(m spool.Message, done func(error)) error {
 func (s *asyncSink) waitHeld(t *testing.T, n int) []submitted {
 	t.Helper()
 	var out []submitted
-	waitFor(t, fmt.Sprintf("%d submitted messages", n), func() bool {
+	testutil.Eventually(t, fmt.Sprintf("%d submitted messages", n), func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		out = append(out[:0], s.held...)
@@ -213,7 +214,9 @@ func TestAsyncFailureMQTT311(t *testing.T) {
 	sink.release(2, nil)
 	sink.release(0, nil)
 	c.expectAck(0x40, 1, -1)
-	c.waitClosed()
+	if got := c.waitClosed(); len(got) != 0 {
+		t.Fatalf("after the failed publish: got packets %#x before the close, want none (no PUBACK for 2 nor 3)", got)
+	}
 }
 
 func TestPacketLen(t *testing.T) {

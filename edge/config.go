@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/fluxo-io/fluxo/bridge/route"
 )
 
 // Config configures an Edge.
@@ -19,10 +22,12 @@ type Config struct {
 	// disables the listener.
 	MQTTAddr string
 	// TLSAddr is the MQTT-over-TLS listener's address; empty disables it.
-	// It needs TLSCertFile and TLSKeyFile (PEM).
-	TLSAddr     string
-	TLSCertFile string
-	TLSKeyFile  string
+	// It needs TLS.
+	TLSAddr string
+	// TLS is the TLS listener's server configuration, with its
+	// certificate (Certificates or GetCertificate). The edge uses a copy
+	// with at least TLS 1.2.
+	TLS *tls.Config
 	// WSAddr is the MQTT-over-WebSocket listener's address (any path,
 	// subprotocol "mqtt"); empty disables it.
 	WSAddr string
@@ -31,18 +36,18 @@ type Config struct {
 	// (default: the host name).
 	EdgeID string
 
-	// UsersFile is the YAML file of device users, bcrypt passwords and
-	// ACLs (see users.go). Read once at start; Edge.ReloadUsers reads it
-	// again.
-	UsersFile string
+	// Users are the device users, bcrypt passwords and ACLs (see
+	// users.go; ParseUsers reads a users file). Edge.SetUsers replaces
+	// them while the edge runs.
+	Users *Users
 	// AllowAnonymous lets clients connect without a username, with full
-	// access. With a UsersFile too, clients that send a username are
-	// still checked against it. With neither, New refuses to start.
+	// access. With Users too, clients that send a username are still
+	// checked against them. With neither, New refuses to start.
 	AllowAnonymous bool
 
 	// Routes map MQTT topics to core topics, first match wins (default:
-	// DefaultRoutes). A publish that no route matches is refused.
-	Routes []Route
+	// route.DefaultRoutes). A publish that no route matches is refused.
+	Routes []route.Route
 
 	// StateDir keeps persistent sessions, their subscriptions and queued
 	// messages, and retained messages across restarts (StateDir/mqtt.db).
@@ -92,13 +97,13 @@ const (
 
 // DefaultConfig returns a configuration that listens on 127.0.0.1:1883
 // with the default routes and limits. It has no authentication: set
-// UsersFile or AllowAnonymous.
+// Users or AllowAnonymous.
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
 		MQTTAddr:         DefaultMQTTAddr,
 		EdgeID:           host,
-		Routes:           DefaultRoutes(),
+		Routes:           route.DefaultRoutes(),
 		MaxPacketSize:    DefaultMaxPacketSize,
 		MaxSessionExpiry: DefaultMaxSessionExpiry,
 		MaxMessageExpiry: DefaultMaxMessageExpiry,
@@ -108,8 +113,8 @@ func DefaultConfig() Config {
 	}
 }
 
-// ErrNoAuth is returned by Validate when neither a users file nor
-// anonymous access is configured.
+// ErrNoAuth is returned by Validate when neither users nor anonymous
+// access are configured.
 var ErrNoAuth = errors.New("edge: no device authentication configured: set a users file (--users FILE) or allow anonymous access (--allow-anonymous)")
 
 // Validate checks the configuration. Zero limits are errors here; New
@@ -126,16 +131,16 @@ func (c Config) Validate() error {
 			return fmt.Errorf("edge: %s address %q: %w", a.name, a.addr, err)
 		}
 	}
-	if c.TLSAddr != "" && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
-		return errors.New("edge: the TLS listener needs a certificate file and a key file")
+	if c.TLSAddr != "" && (c.TLS == nil || len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil && c.TLS.GetConfigForClient == nil) {
+		return errors.New("edge: the TLS listener needs a certificate and its key")
 	}
-	if c.TLSAddr == "" && (c.TLSCertFile != "" || c.TLSKeyFile != "") {
-		return errors.New("edge: a TLS certificate or key is set but no TLS address")
+	if c.TLSAddr == "" && c.TLS != nil {
+		return errors.New("edge: a TLS configuration is set but no TLS address")
 	}
 	if c.EdgeID == "" {
 		return errors.New("edge: empty edge id")
 	}
-	if c.UsersFile == "" && !c.AllowAnonymous {
+	if c.Users == nil && !c.AllowAnonymous {
 		return ErrNoAuth
 	}
 	if len(c.Routes) == 0 {

@@ -1,9 +1,12 @@
 package edge
 
 import (
+	"crypto/tls"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/fluxo-io/fluxo/bridge/route"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -24,9 +27,10 @@ func TestConfigValidate(t *testing.T) {
 		{"no listener", func(c *Config) { c.MQTTAddr = "" }},
 		{"bad address", func(c *Config) { c.MQTTAddr = "localhost" }},
 		{"tls without cert", func(c *Config) { c.TLSAddr = "127.0.0.1:8883" }},
-		{"cert without tls", func(c *Config) { c.TLSCertFile = "c.pem" }},
+		{"tls without address", func(c *Config) { c.TLS = &tls.Config{} }},
+		{"tls without cert", func(c *Config) { c.TLSAddr = "127.0.0.1:8883"; c.TLS = &tls.Config{} }},
 		{"no routes", func(c *Config) { c.Routes = nil }},
-		{"bad route", func(c *Config) { c.Routes = []Route{{Filter: "#", Topic: "no spaces"}} }},
+		{"bad route", func(c *Config) { c.Routes = []route.Route{{Filter: "#", Topic: "no spaces"}} }},
 		{"tiny packets", func(c *Config) { c.MaxPacketSize = 10 }},
 		{"no session expiry", func(c *Config) { c.MaxSessionExpiry = 0 }},
 		{"huge session expiry", func(c *Config) { c.MaxSessionExpiry = 200 * 365 * 24 * time.Hour }},

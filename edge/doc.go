@@ -8,8 +8,9 @@
 //
 //	device ──MQTT 3.1.1/5 (TCP, TLS, WebSocket)──▶ mochi ──▶ hook: auth, ACL, route ──▶ Sink (Append, or Submit) ──▶ PUBACK/PUBREC
 //
-// Every device publish that passes the ACL is routed (first matching Route
-// wins, see DefaultRoutes) and becomes one spool.Message:
+// Every device publish that passes the ACL is routed by package
+// bridge/route (first matching route.Route wins, see route.DefaultRoutes),
+// as at the bridge, and becomes one spool.Message:
 //
 //	Lane     the route's lane (alarm or telemetry)
 //	Topic    the route's core topic
@@ -101,10 +102,12 @@
 //
 // # Devices and ACLs
 //
-// Devices authenticate against a YAML users file (see users.go) holding
-// bcrypt hashes and, per user, the topic filters it may publish on and
-// subscribe to, with %u (username) and %c (client id) placeholders.
-// SetPassword adds users and changes passwords. With AllowAnonymous,
+// Devices authenticate against Config.Users, read from a YAML users file
+// (ParseUsers; see users.go) holding bcrypt hashes and, per user, the
+// topic filters it may publish on and subscribe to, with %u (username)
+// and %c (client id) placeholders. SetPassword adds users and changes
+// passwords in a users file's contents; reading and writing the file is
+// the caller's (fluxo edge passwd). With AllowAnonymous,
 // clients without a username connect with full access. One of the two is
 // required. The edge is the only authenticating mochi hook: mochi ORs auth
 // hooks, so adding mochi's allow-all hook next to it would open every

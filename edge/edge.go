@@ -21,7 +21,9 @@ import (
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
+	"github.com/fluxo-io/fluxo/internal/logadapt"
 )
 
 // Sink takes the messages the edge accepts. It is the seam between the
@@ -77,7 +79,7 @@ type Edge struct {
 	log      zerolog.Logger
 	plog     zerolog.Logger // sampled, for events that may come per message
 	srv      *mqtt.Server
-	router   router
+	router   *route.Router
 	users    atomic.Pointer[Users] // nil without a users file
 	metrics  *metrics
 	store    *store // nil without StateDir
@@ -92,8 +94,8 @@ type Edge struct {
 	listeners []listeners.Listener
 }
 
-// New builds an edge: it loads the users file, opens the state database
-// and registers the metrics. Start opens the listeners.
+// New builds an edge: it opens the state database and registers the
+// metrics. Start opens the listeners.
 func New(cfg Config, sink Sink) (*Edge, error) {
 	if sink == nil {
 		return nil, errors.New("edge: nil sink")
@@ -106,28 +108,23 @@ func New(cfg Config, sink Sink) (*Edge, error) {
 		cfg:    cfg,
 		sink:   sink,
 		log:    cfg.Logger.With().Str("component", "edge").Logger(),
-		router: router{routes: append([]Route(nil), cfg.Routes...)},
+		router: route.NewRouter(cfg.Routes, cfg.EdgeID),
 	}
 	e.plog = e.log.Sample(&zerolog.BurstSampler{Burst: 20, Period: time.Second})
 	e.async, _ = sink.(AsyncSink)
 	e.qos0Done = e.qos0Failed
 
-	if cfg.UsersFile != "" {
-		u, err := LoadUsers(cfg.UsersFile)
-		if err != nil {
-			return nil, err
+	if cfg.Users != nil {
+		if cfg.Users.Len() == 0 && !cfg.AllowAnonymous {
+			e.log.Warn().Msg("users list no user: no device can connect")
 		}
-		if u.Len() == 0 && !cfg.AllowAnonymous {
-			e.log.Warn().Str("file", cfg.UsersFile).Msg("users file lists no user: no device can connect")
-		}
-		e.users.Store(u)
+		e.users.Store(cfg.Users)
 	}
-	if cfg.TLSAddr != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("edge: cannot load TLS certificate: %w", err)
+	if cfg.TLS != nil {
+		e.tlsConf = cfg.TLS.Clone()
+		if e.tlsConf.MinVersion < tls.VersionTLS12 {
+			e.tlsConf.MinVersion = tls.VersionTLS12
 		}
-		e.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
 	caps := mqtt.NewDefaultServerCapabilities()
@@ -147,7 +144,7 @@ func New(cfg Config, sink Sink) (*Edge, error) {
 	e.srv = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		InlineClient:           true,
-		Logger:                 newSlogLogger(cfg.Logger),
+		Logger:                 logadapt.Mochi(cfg.Logger),
 		SysTopicResendInterval: 60,
 	})
 
@@ -286,19 +283,16 @@ func (e *Edge) Publish(topic string, payload []byte, qos byte, retain bool) erro
 	return e.srv.Publish(topic, payload, retain, qos)
 }
 
-// ReloadUsers reads the users file again. Connected clients keep their
-// connection; their next publish or subscription is checked against the
-// new file.
-func (e *Edge) ReloadUsers() error {
-	if e.cfg.UsersFile == "" {
-		return errors.New("edge: no users file configured")
-	}
-	u, err := LoadUsers(e.cfg.UsersFile)
-	if err != nil {
-		return err
+// SetUsers replaces the users (Config.Users), for a users file read
+// again. Connected clients keep their connection; their next publish or
+// subscription is checked against the new users. u must not be nil: an
+// edge started with users keeps checking against some.
+func (e *Edge) SetUsers(u *Users) error {
+	if u == nil {
+		return errors.New("edge: nil users")
 	}
 	e.users.Store(u)
-	e.log.Info().Str("file", e.cfg.UsersFile).Int("users", u.Len()).Msg("users reloaded")
+	e.log.Info().Int("users", u.Len()).Msg("users replaced")
 	return nil
 }
 

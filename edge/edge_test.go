@@ -10,7 +10,9 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 func TestPublishReachesSink(t *testing.T) { eachSink(t, testPublishReachesSink) }
@@ -41,18 +43,18 @@ func testPublishReachesSink(t *testing.T, sink *recSink, s Sink) {
 		if string(m.Value) != "v"+strconv.Itoa(q) {
 			t.Errorf("qos %d: value got %q, want v%d", q, m.Value, q)
 		}
-		if got := header(m, HeaderQoS); got != strconv.Itoa(q) {
-			t.Errorf("qos %d: %s header got %q, want %d", q, HeaderQoS, got, q)
+		if got := header(m, route.HeaderQoS); got != strconv.Itoa(q) {
+			t.Errorf("qos %d: %s header got %q, want %d", q, route.HeaderQoS, got, q)
 		}
-		if got := header(m, HeaderEdgeID); got != "edge-test" {
-			t.Errorf("%s header got %q, want edge-test", HeaderEdgeID, got)
+		if got := header(m, route.HeaderEdgeID); got != "edge-test" {
+			t.Errorf("%s header got %q, want edge-test", route.HeaderEdgeID, got)
 		}
-		if got := header(m, HeaderClient); got != "client-1" {
-			t.Errorf("%s header got %q, want client-1", HeaderClient, got)
+		if got := header(m, route.HeaderClient); got != "client-1" {
+			t.Errorf("%s header got %q, want client-1", route.HeaderClient, got)
 		}
-		ms, err := strconv.ParseInt(header(m, HeaderReceivedMS), 10, 64)
+		ms, err := strconv.ParseInt(header(m, route.HeaderReceivedMS), 10, 64)
 		if err != nil || ms != m.Time.UnixMilli() || m.Time.Before(before.Truncate(time.Millisecond)) {
-			t.Errorf("%s header got %q (%v), want the receive time %v in unix ms", HeaderReceivedMS, header(m, HeaderReceivedMS), err, m.Time)
+			t.Errorf("%s header got %q (%v), want the receive time %v in unix ms", route.HeaderReceivedMS, header(m, route.HeaderReceivedMS), err, m.Time)
 		}
 	}
 	for q := range 3 {
@@ -115,12 +117,12 @@ func TestUserPropertiesBecomeHeaders(t *testing.T) {
 	}
 	n := 0
 	for _, h := range m.Headers {
-		if h.Key == HeaderEdgeID {
+		if h.Key == route.HeaderEdgeID {
 			n++
 		}
 	}
-	if n != 1 || header(m, HeaderEdgeID) != "edge-test" {
-		t.Errorf("edge.id headers: got %d (%q), want only the edge's", n, header(m, HeaderEdgeID))
+	if n != 1 || header(m, route.HeaderEdgeID) != "edge-test" {
+		t.Errorf("edge.id headers: got %d (%q), want only the edge's", n, header(m, route.HeaderEdgeID))
 	}
 }
 
@@ -146,7 +148,7 @@ func testSpoolFullMQTT5(t *testing.T, sink *recSink, s Sink) {
 	if _, err := c.Publish(ctxWait(t), &paho5.Publish{Topic: "fleet/dev/t", QoS: 0, Payload: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the qos 0 failure", func() bool {
+	testutil.Eventually(t, "the qos 0 failure", func() bool {
 		return metricValue(t, reg, "fluxo_edge_spool_failures_total", map[string]string{"qos": "0"}) == 1
 	})
 	for _, q := range []string{"1", "2"} {
@@ -225,7 +227,7 @@ func testUnroutedRefused(t *testing.T, sink *recSink, s Sink) {
 	reg := prometheus.NewRegistry()
 	cfg := testConfig(t)
 	cfg.Registerer = reg
-	cfg.Routes = []Route{{Filter: "fleet/#", Topic: "fleet"}}
+	cfg.Routes = []route.Route{{Filter: "fleet/#", Topic: "fleet"}}
 	e := startEdge(t, cfg, s)
 	c := mustConnect5(t, e.Addr(), &paho5.Connect{ClientID: "v5", CleanStart: true})
 	pr, _ := c.Publish(ctxWait(t), &paho5.Publish{Topic: "elsewhere/x", QoS: 1, Payload: []byte("x")})
@@ -250,7 +252,7 @@ func TestAuthentication(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.AllowAnonymous = false
 	cfg.Registerer = reg
-	cfg.UsersFile = usersFile(t, User{Username: "dev-1", Password: hash(t, "secret"), ACL: DefaultUserACL()})
+	cfg.Users = testUsers(t, User{Username: "dev-1", Password: hash(t, "secret"), ACL: DefaultUserACL()})
 	e := startEdge(t, cfg, sink)
 	broker := tcpURL(e.Addr())
 
@@ -306,7 +308,7 @@ func TestACLPublishAndSubscribe(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.AllowAnonymous = false
 	cfg.Registerer = reg
-	cfg.UsersFile = usersFile(t, User{
+	cfg.Users = testUsers(t, User{
 		Username: "dev-1", Password: hash(t, "pw"),
 		ACL: ACL{Publish: []string{"+/%u/#", "clients/%c/out"}, Subscribe: []string{"+/%u/cmd/#", "clients/%c/in"}},
 	})
@@ -338,7 +340,7 @@ func TestACLPublishAndSubscribe(t *testing.T) {
 	}
 	msgs := sink.waitMsgs(t, 2)
 	for _, m := range msgs {
-		if h := header(m, HeaderTopic); h != "fleet/dev-1/t" && h != "clients/cli-9/out" {
+		if h := header(m, route.HeaderTopic); h != "fleet/dev-1/t" && h != "clients/cli-9/out" {
 			t.Errorf("sink holds a denied publish on %s", h)
 		}
 	}
@@ -430,7 +432,7 @@ func TestDownlinkToOfflineSessionMQTT5(t *testing.T) {
 	if err := c.Disconnect(&paho5.Disconnect{ReasonCode: 0}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the session to go offline", func() bool {
+	testutil.Eventually(t, "the session to go offline", func() bool {
 		cl, ok := e.srv.Clients.Get("car-5")
 		return ok && cl.Closed()
 	})
@@ -438,7 +440,7 @@ func TestDownlinkToOfflineSessionMQTT5(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2 := mustConnect5(t, e.Addr(), cp(false))
-	waitFor(t, "the queued command", func() bool { return len(c2.messages()) == 1 })
+	testutil.Eventually(t, "the queued command", func() bool { return len(c2.messages()) == 1 })
 	m := c2.messages()[0]
 	if m.Topic != "fleet/car-5/cmd/unlock" || string(m.Payload) != "now" || m.QoS != 1 {
 		t.Errorf("got %s %q qos %d, want fleet/car-5/cmd/unlock \"now\" qos 1", m.Topic, m.Payload, m.QoS)
@@ -475,7 +477,7 @@ func TestPersistentSessionAcrossRestart(t *testing.T) {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
 	c1.Disconnect(100)
-	waitFor(t, "the session to go offline", func() bool {
+	testutil.Eventually(t, "the session to go offline", func() bool {
 		cl, ok := e1.srv.Clients.Get("dev-1")
 		return ok && cl.Closed()
 	})
@@ -519,7 +521,7 @@ func TestPersistentSessionAcrossRestart(t *testing.T) {
 	}
 
 	// Once acknowledged, the delivered messages leave the store too.
-	waitFor(t, "the device's acknowledgements", func() bool {
+	testutil.Eventually(t, "the device's acknowledgements", func() bool {
 		cl, ok := e2.srv.Clients.Get("dev-1")
 		return ok && cl.State.Inflight.Len() == 0
 	})
@@ -629,10 +631,10 @@ func TestMaxClients(t *testing.T) {
 	}
 }
 
-func TestReloadUsers(t *testing.T) {
+func TestSetUsers(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.AllowAnonymous = false
-	cfg.UsersFile = usersFile(t, User{Username: "dev-1", Password: hash(t, "pw"), ACL: DefaultUserACL()})
+	cfg.Users = testUsers(t, User{Username: "dev-1", Password: hash(t, "pw"), ACL: DefaultUserACL()})
 	e := startEdge(t, cfg, &recSink{})
 	login := func(user, pw string) func(*paho.ClientOptions) {
 		return func(o *paho.ClientOptions) { o.SetUsername(user).SetPassword(pw) }
@@ -640,11 +642,20 @@ func TestReloadUsers(t *testing.T) {
 	if _, err := connect3(t, tcpURL(e.Addr()), "c2", login("dev-2", "pw2")); err == nil {
 		t.Fatal("dev-2 connected before being added")
 	}
-	if err := SetPassword(cfg.UsersFile, "dev-2", "pw2"); err != nil {
+	doc := []byte("users:\n  - username: dev-1\n    password: \"" + hash(t, "pw") + "\"\n")
+	doc, err := SetPassword(doc, "dev-2", "pw2")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.ReloadUsers(); err != nil {
+	users, err := ParseUsers(doc)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if err := e.SetUsers(users); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetUsers(nil); err == nil {
+		t.Errorf("SetUsers(nil): got no error, want one (nil would let every device in)")
 	}
 	mustConnect3(t, tcpURL(e.Addr()), "c2", login("dev-2", "pw2"))
 	mustConnect3(t, tcpURL(e.Addr()), "c1", login("dev-1", "pw"))

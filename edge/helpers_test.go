@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // wait is the generous deadline of every wait in these tests; nothing
@@ -65,7 +65,7 @@ func (s *recSink) callCount() int {
 // waitMsgs waits until the sink holds n messages and returns them.
 func (s *recSink) waitMsgs(t *testing.T, n int) []spool.Message {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d messages in the sink", n), func() bool { return len(s.all()) >= n })
+	testutil.Eventually(t, fmt.Sprintf("%d messages in the sink", n), func() bool { return len(s.all()) >= n })
 	return s.all()
 }
 
@@ -73,7 +73,7 @@ func (s *recSink) waitMsgs(t *testing.T, n int) []spool.Message {
 func byMQTTTopic(t *testing.T, msgs []spool.Message, topic string) spool.Message {
 	t.Helper()
 	for _, m := range msgs {
-		if header(m, HeaderTopic) == topic {
+		if header(m, route.HeaderTopic) == topic {
 			return m
 		}
 	}
@@ -88,17 +88,6 @@ func header(m spool.Message, key string) string {
 		}
 	}
 	return ""
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // syncBuffer collects the logs of a test, shown if it fails.
@@ -150,8 +139,8 @@ func startEdge(t *testing.T, cfg Config, sink Sink) *Edge {
 	return e
 }
 
-// usersFile writes a users file and returns its path.
-func usersFile(t *testing.T, users ...User) string {
+// testUsers returns the users, as read from a users file.
+func testUsers(t *testing.T, users ...User) *Users {
 	t.Helper()
 	var b bytes.Buffer
 	b.WriteString("users:\n")
@@ -159,11 +148,11 @@ func usersFile(t *testing.T, users ...User) string {
 		fmt.Fprintf(&b, "  - username: %q\n    password: %q\n    acl:\n      publish: %s\n      subscribe: %s\n",
 			u.Username, u.Password, yamlList(u.ACL.Publish), yamlList(u.ACL.Subscribe))
 	}
-	path := filepath.Join(t.TempDir(), "users.yaml")
-	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
+	us, err := ParseUsers(b.Bytes())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.Bytes())
 	}
-	return path
+	return us
 }
 
 func yamlList(vs []string) string {

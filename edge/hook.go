@@ -2,27 +2,13 @@ package edge
 
 import (
 	"errors"
-	"strconv"
-	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
-)
-
-// Record headers set by the edge. User properties of an MQTT 5 publish
-// follow them as further headers, except those whose key starts with
-// "mqtt." or "edge." (reserved, so a device cannot forge them).
-const (
-	HeaderTopic      = "mqtt.topic"       // MQTT topic the device published on
-	HeaderQoS        = "mqtt.qos"         // QoS of the publish, "0", "1" or "2"
-	HeaderClient     = "mqtt.client"      // MQTT client id of the publisher
-	HeaderWill       = "mqtt.will"        // "1" on a will message
-	HeaderEdgeID     = "edge.id"          // Config.EdgeID
-	HeaderReceivedMS = "edge.received_ms" // receive time, unix milliseconds
 )
 
 // hook is the edge's mochi hook: authentication (OnConnect), ACLs
@@ -208,13 +194,12 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	qos := pk.FixedHeader.Qos
 	e.metrics.publishes[qosIndex(qos)].Inc()
 
-	r, key, ok := e.router.route(pk.TopicName, cl.ID)
+	msg, ok := e.router.Message(publish(cl, pk, now, false))
 	if !ok {
 		e.metrics.unrouted.Inc()
 		e.plog.Warn().Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Uint8("qos", qos).Msg("publish refused: no route")
 		return pk, e.refusePublish(cl, pk, packets.ErrTopicNameInvalid)
 	}
-	msg := e.message(r, key, cl.ID, pk.TopicName, pk.Payload, qos, pk.Properties.User, now, false)
 	var err error
 	ac, _ := cl.Net.Conn.(*ackConn)
 	switch {
@@ -240,7 +225,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		e.metrics.spoolFailures[qosIndex(qos)].Inc()
 		code := spoolCode(err)
 		e.plog.Warn().Err(err).Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).
-			Str("topic", r.Topic).Uint8("qos", qos).Uint8("reason_code", code.Code).Msg("publish refused: spool append failed")
+			Str("topic", msg.Topic).Uint8("qos", qos).Uint8("reason_code", code.Code).Msg("publish refused: spool append failed")
 		return pk, e.refusePublish(cl, pk, code)
 	}
 	return pk, nil
@@ -325,20 +310,19 @@ func (h *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	}
 	e := h.e
 	qos := pk.FixedHeader.Qos
-	r, key, ok := e.router.route(pk.TopicName, cl.ID)
+	msg, ok := e.router.Message(publish(cl, pk, time.Now(), true))
 	if !ok {
 		e.metrics.unrouted.Inc()
 		e.plog.Warn().Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Msg("will dropped: no route")
 		return
 	}
-	msg := e.message(r, key, cl.ID, pk.TopicName, pk.Payload, qos, pk.Properties.User, time.Now(), true)
 	var err error
 	if e.async != nil {
 		// Behind the client's publishes still being stored, in order.
 		err = e.async.Submit(msg, func(err error) {
 			if err != nil {
 				e.metrics.spoolFailures[qosIndex(qos)].Inc()
-				e.plog.Warn().Err(err).Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Str("topic", r.Topic).Msg("will dropped: spool append failed")
+				e.plog.Warn().Err(err).Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Str("topic", msg.Topic).Msg("will dropped: spool append failed")
 			}
 		})
 	} else {
@@ -346,7 +330,7 @@ func (h *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	}
 	if err != nil {
 		e.metrics.spoolFailures[qosIndex(qos)].Inc()
-		e.plog.Warn().Err(err).Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Str("topic", r.Topic).Msg("will dropped: spool append failed")
+		e.plog.Warn().Err(err).Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Str("topic", msg.Topic).Msg("will dropped: spool append failed")
 	}
 }
 
@@ -402,55 +386,24 @@ func ackProperties(code byte, reason string) packets.Properties {
 	return packets.Properties{ReasonString: reason}
 }
 
-// message builds the spool message of a publish. The header values share
-// one allocation. mqtt.client is left out when it equals the key (devices
-// that connect with their device id): the key says it already.
-func (e *Edge) message(r Route, key, clientID, topic string, payload []byte, qos byte,
-	user []packets.UserProperty, now time.Time, will bool) spool.Message {
-	ms := now.UnixMilli()
-	n := len(topic) + 1 + len(key) + len(clientID) + len(e.cfg.EdgeID) + 20 + 1 // 20: a unix ms time, 1: "1" of a will
-	for _, p := range user {
-		n += len(p.Val)
+// publish is the route.Publish of an MQTT publish (or will) by cl.
+func publish(cl *mqtt.Client, pk packets.Packet, now time.Time, will bool) route.Publish {
+	p := route.Publish{
+		Topic:    pk.TopicName,
+		Payload:  pk.Payload,
+		QoS:      pk.FixedHeader.Qos,
+		ClientID: cl.ID,
+		Will:     will,
+		Received: now,
 	}
-	arena := make([]byte, 0, n)
-	add := func(s string) []byte {
-		start := len(arena)
-		arena = append(arena, s...)
-		return arena[start:len(arena):len(arena)]
-	}
-	hs := make([]kmsg.Header, 0, 6+len(user))
-	hs = append(hs,
-		kmsg.Header{Key: HeaderTopic, Value: add(topic)},
-		kmsg.Header{Key: HeaderQoS, Value: add(qosDigits[min(qos, 2)])},
-	)
-	if clientID != key {
-		hs = append(hs, kmsg.Header{Key: HeaderClient, Value: add(clientID)})
-	}
-	hs = append(hs, kmsg.Header{Key: HeaderEdgeID, Value: add(e.cfg.EdgeID)})
-	start := len(arena)
-	arena = strconv.AppendInt(arena, ms, 10)
-	hs = append(hs, kmsg.Header{Key: HeaderReceivedMS, Value: arena[start:len(arena):len(arena)]})
-	if will {
-		hs = append(hs, kmsg.Header{Key: HeaderWill, Value: add("1")})
-	}
-	for _, p := range user {
-		if strings.HasPrefix(p.Key, "mqtt.") || strings.HasPrefix(p.Key, "edge.") {
-			continue
+	if n := len(pk.Properties.User); n > 0 {
+		p.User = make([]route.Property, n)
+		for i, u := range pk.Properties.User {
+			p.User[i] = route.Property{Key: u.Key, Val: u.Val}
 		}
-		hs = append(hs, kmsg.Header{Key: p.Key, Value: add(p.Val)})
 	}
-	keyb := add(key)
-	return spool.Message{
-		Lane:    r.Lane,
-		Topic:   r.Topic,
-		Key:     keyb,
-		Value:   payload,
-		Headers: hs,
-		Time:    now,
-	}
+	return p
 }
-
-var qosDigits = [3]string{"0", "1", "2"}
 
 // deny logs and counts a refusal.
 func (e *Edge) deny(reason string, cl *mqtt.Client, topic string, code packets.Code) {

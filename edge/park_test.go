@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,22 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fluxo-io/fluxo/bridge/spool"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
-
-// get returns the status and body of an HTTP GET.
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
 
 // TestNodeParkedUplink: the core (kfake, auto-creation off) has no
 // telemetry topic: the uplink's telemetry lane parks, /readyz answers 503
@@ -80,14 +65,14 @@ func TestNodeParkedUplink(t *testing.T) {
 	base := "http://" + n.HTTPAddr()
 	var code int
 	var body string
-	waitFor(t, "/readyz to answer 503", func() bool {
-		code, body = get(t, base+"/readyz")
+	testutil.Eventually(t, "/readyz to answer 503", func() bool {
+		code, body = testutil.HTTPGet(t, base+"/readyz")
 		return code == http.StatusServiceUnavailable
 	})
 	if want := "uplink parked: telemetry (UNKNOWN_TOPIC_OR_PARTITION)"; !strings.Contains(body, want) {
 		t.Errorf("/readyz: got %q, want it to contain %q", body, want)
 	}
-	_, metrics := get(t, base+"/metrics")
+	_, metrics := testutil.HTTPGet(t, base+"/metrics")
 	for _, want := range []string{
 		`fluxo_edge_uplink_parked{lane="telemetry",reason="UNKNOWN_TOPIC_OR_PARTITION"} 1`,
 		`fluxo_edge_uplink_parked{lane="alarm",reason="none"} 0`,
@@ -100,15 +85,15 @@ func TestNodeParkedUplink(t *testing.T) {
 	if err := c.CreateTopic("telemetry", 2, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "/readyz to answer 200", func() bool {
-		code, body = get(t, base+"/readyz")
+	testutil.Eventually(t, "/readyz to answer 200", func() bool {
+		code, body = testutil.HTTPGet(t, base+"/readyz")
 		return code == http.StatusOK
 	})
-	_, metrics = get(t, base+"/metrics")
+	_, metrics = testutil.HTTPGet(t, base+"/metrics")
 	if want := `fluxo_edge_uplink_parked{lane="telemetry",reason="none"} 0`; !strings.Contains(metrics, want) {
 		t.Errorf("/metrics after resume: got no %q", want)
 	}
-	waitFor(t, "the spool to drain", func() bool {
+	testutil.Eventually(t, "the spool to drain", func() bool {
 		return n.Spool().Start(spool.Telemetry) == n.Spool().End(spool.Telemetry)
 	})
 

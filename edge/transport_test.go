@@ -7,12 +7,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"math/big"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -57,12 +54,11 @@ func TestWebSocketListener(t *testing.T) {
 }
 
 func TestTLSListener(t *testing.T) {
-	certFile, keyFile, pool := selfSigned(t)
+	cert, pool := selfSigned(t)
 	sink := &recSink{}
 	cfg := testConfig(t)
 	cfg.TLSAddr = "127.0.0.1:0"
-	cfg.TLSCertFile = certFile
-	cfg.TLSKeyFile = keyFile
+	cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	e := startEdge(t, cfg, sink)
 	u := (&url.URL{Scheme: "ssl", Host: e.TLSAddr()}).String()
 	c := mustConnect3(t, u, "tls-client", func(o *paho.ClientOptions) {
@@ -88,7 +84,7 @@ func TestTLSListener(t *testing.T) {
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and returns
 // the PEM files and a pool that trusts it.
-func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+func selfSigned(t *testing.T) (cert tls.Certificate, pool *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -109,24 +105,11 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile = filepath.Join(dir, "cert.pem")
-	keyFile = filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }

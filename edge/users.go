@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fluxo-io/fluxo/bridge/route"
 )
 
 // The users file is YAML:
@@ -44,7 +44,7 @@ type ACL struct {
 // CanPublish reports whether a client may publish on topic.
 func (a ACL) CanPublish(topic, username, clientID string) bool {
 	for _, f := range a.Publish {
-		if f, ok := expand(f, username, clientID); ok && MatchFilter(f, topic) {
+		if f, ok := expand(f, username, clientID); ok && route.MatchFilter(f, topic) {
 			return true
 		}
 	}
@@ -58,7 +58,7 @@ func (a ACL) CanPublish(topic, username, clientID string) bool {
 func (a ACL) CanSubscribe(filter, username, clientID string) bool {
 	filter = stripShare(filter)
 	for _, f := range a.Subscribe {
-		if f, ok := expand(f, username, clientID); ok && filterCovers(f, filter) {
+		if f, ok := expand(f, username, clientID); ok && route.Covers(f, filter) {
 			return true
 		}
 	}
@@ -96,19 +96,6 @@ type usersDoc struct {
 	Users []User `yaml:"users"`
 }
 
-// LoadUsers reads and checks a users file.
-func LoadUsers(path string) (*Users, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("edge: cannot read users file: %w", err)
-	}
-	u, err := ParseUsers(b)
-	if err != nil {
-		return nil, fmt.Errorf("edge: users file %s: %w", path, err)
-	}
-	return u, nil
-}
-
 // ParseUsers parses and checks the content of a users file: unknown
 // fields, duplicate or empty usernames, passwords that are not bcrypt
 // hashes and malformed filters are errors.
@@ -132,7 +119,7 @@ func ParseUsers(b []byte) (*Users, error) {
 			return nil, fmt.Errorf("user %q: password is not a bcrypt hash (set it with fluxo edge passwd): %w", usr.Username, err)
 		}
 		for _, f := range append(append([]string(nil), usr.ACL.Publish...), usr.ACL.Subscribe...) {
-			if !ValidFilter(f) {
+			if !route.ValidFilter(f) {
 				return nil, fmt.Errorf("user %q: invalid acl filter %q", usr.Username, f)
 			}
 		}
@@ -186,55 +173,42 @@ func DefaultUserACL() ACL {
 	}
 }
 
-// SetPassword sets the bcrypt hash of a user's password in a users file.
-// The file is created (mode 0600) when missing; a user not yet in it is
-// added with DefaultUserACL. Other users, their ACLs and the file's
-// comments are kept. The file is replaced atomically (written to a
-// temporary file in the same directory, synced, renamed).
-func SetPassword(path, username, password string) error {
+// SetPassword returns the users file doc (YAML; nil or empty for a new
+// file) with username's password set to a bcrypt hash of password: the
+// user's entry is updated, or added with DefaultUserACL. Comments, other
+// users and ACLs are kept. The result is checked with ParseUsers. Reading
+// and writing the file is the caller's.
+func SetPassword(doc []byte, username, password string) ([]byte, error) {
 	if username == "" || strings.ContainsAny(username, "\x00\n\r") {
-		return fmt.Errorf("edge: invalid username %q", username)
+		return nil, fmt.Errorf("edge: invalid username %q", username)
 	}
 	if password == "" {
-		return errors.New("edge: empty password")
+		return nil, errors.New("edge: empty password")
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), passwordCost)
 	if err != nil {
-		return fmt.Errorf("edge: cannot hash password: %w", err)
+		return nil, fmt.Errorf("edge: cannot hash password: %w", err)
 	}
-
-	mode := os.FileMode(0o600)
-	var doc yaml.Node
-	old, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		if err := yaml.Unmarshal(old, &doc); err != nil {
-			return fmt.Errorf("edge: users file %s: %w", path, err)
-		}
-		if fi, err := os.Stat(path); err == nil {
-			mode = fi.Mode().Perm()
-		}
-	case errors.Is(err, os.ErrNotExist):
-	default:
-		return fmt.Errorf("edge: cannot read users file: %w", err)
+	var root yaml.Node
+	if err := yaml.Unmarshal(doc, &root); err != nil {
+		return nil, fmt.Errorf("edge: users file: %w", err)
 	}
-
-	if err := setPasswordNode(&doc, username, string(hash)); err != nil {
-		return fmt.Errorf("edge: users file %s: %w", path, err)
+	if err := setPasswordNode(&root, username, string(hash)); err != nil {
+		return nil, fmt.Errorf("edge: users file: %w", err)
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return fmt.Errorf("edge: cannot encode users file: %w", err)
+	if err := enc.Encode(&root); err != nil {
+		return nil, fmt.Errorf("edge: cannot encode users file: %w", err)
 	}
 	if err := enc.Close(); err != nil {
-		return fmt.Errorf("edge: cannot encode users file: %w", err)
+		return nil, fmt.Errorf("edge: cannot encode users file: %w", err)
 	}
 	if _, err := ParseUsers(buf.Bytes()); err != nil {
-		return fmt.Errorf("edge: users file %s: %w", path, err)
+		return nil, fmt.Errorf("edge: users file: %w", err)
 	}
-	return writeFileAtomic(path, buf.Bytes(), mode)
+	return buf.Bytes(), nil
 }
 
 // setPasswordNode edits the YAML document in place.
@@ -317,39 +291,4 @@ func flowSeq(vs []string) *yaml.Node {
 		n.Content = append(n.Content, s)
 	}
 	return n
-}
-
-// writeFileAtomic replaces path with data: temporary file in the same
-// directory, fsync, rename, fsync of the directory.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("edge: cannot write users file: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op once renamed
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("edge: cannot write users file: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("edge: cannot write users file: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("edge: cannot write users file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("edge: cannot write users file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("edge: cannot write users file: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }

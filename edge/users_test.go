@@ -1,8 +1,6 @@
 package edge
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -117,22 +115,14 @@ func TestParseUsers(t *testing.T) {
 }
 
 func TestSetPassword(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "users.yaml")
-
-	// Creates the file.
-	if err := SetPassword(path, "dev-1", "one"); err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(path)
+	// A new file.
+	doc, err := SetPassword(nil, "dev-1", "one")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("mode: got %v, want 0600", fi.Mode().Perm())
-	}
-	u, err := LoadUsers(path)
+	u, err := ParseUsers(doc)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, doc)
 	}
 	usr, ok := u.Authenticate("dev-1", []byte("one"))
 	if !ok {
@@ -144,39 +134,29 @@ func TestSetPassword(t *testing.T) {
 
 	// An edited file keeps its comments, other users and ACLs.
 	h := hash(t, "two")
-	doc := "# devices of site A\nusers:\n  - username: dev-1 # the first\n    password: \"" + mustRead(t, path, "dev-1") + "\"\n" +
-		"  - username: panel\n    password: \"" + h + "\"\n    acl:\n      publish: [\"site/#\"]\n      subscribe: [\"site/cmd/#\"]\n"
-	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+	doc = []byte("# devices of site A\nusers:\n  - username: dev-1 # the first\n    password: \"" + usr.Password + "\"\n" +
+		"  - username: panel\n    password: \"" + h + "\"\n    acl:\n      publish: [\"site/#\"]\n      subscribe: [\"site/cmd/#\"]\n")
+	if doc, err = SetPassword(doc, "dev-1", "uno"); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(path, 0o640); err != nil {
+	if doc, err = SetPassword(doc, "dev-2", "dos"); err != nil {
 		t.Fatal(err)
 	}
-	if err := SetPassword(path, "dev-1", "uno"); err != nil {
-		t.Fatal(err)
-	}
-	if err := SetPassword(path, "dev-2", "dos"); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := os.ReadFile(path)
 	for _, want := range []string{"# devices of site A", "# the first", "site/cmd/#"} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("rewritten file lost %q:\n%s", want, b)
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("rewritten file lost %q:\n%s", want, doc)
 		}
 	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
-		t.Errorf("mode: got %v, want 0640 (kept)", fi.Mode().Perm())
-	}
-	u, err = LoadUsers(path)
+	u, err = ParseUsers(doc)
 	if err != nil {
-		t.Fatalf("%v\n%s", err, b)
+		t.Fatalf("%v\n%s", err, doc)
 	}
 	if u.Len() != 3 {
-		t.Fatalf("got %d users, want 3:\n%s", u.Len(), b)
+		t.Fatalf("got %d users, want 3:\n%s", u.Len(), doc)
 	}
 	for _, c := range []struct{ user, pw string }{{"dev-1", "uno"}, {"panel", "two"}, {"dev-2", "dos"}} {
 		if _, ok := u.Authenticate(c.user, []byte(c.pw)); !ok {
-			t.Errorf("%s/%s: got refused, want accepted:\n%s", c.user, c.pw, b)
+			t.Errorf("%s/%s: got refused, want accepted:\n%s", c.user, c.pw, doc)
 		}
 	}
 	if _, ok := u.Authenticate("dev-1", []byte("one")); ok {
@@ -186,28 +166,14 @@ func TestSetPassword(t *testing.T) {
 	if len(panel.ACL.Publish) != 1 || panel.ACL.Publish[0] != "site/#" {
 		t.Errorf("panel ACL: got %+v, want publish [site/#]", panel.ACL)
 	}
-	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
-		t.Errorf("directory: got %d entries, want only the users file", len(entries))
-	}
 
-	if err := SetPassword(path, "", "x"); err == nil {
+	if _, err := SetPassword(doc, "", "x"); err == nil {
 		t.Errorf("empty username: got no error")
 	}
-	if err := SetPassword(path, "x", ""); err == nil {
+	if _, err := SetPassword(doc, "x", ""); err == nil {
 		t.Errorf("empty password: got no error")
 	}
-}
-
-// mustRead returns the password hash of user in a users file.
-func mustRead(t *testing.T, path, user string) string {
-	t.Helper()
-	u, err := LoadUsers(path)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := SetPassword([]byte("users: 3\n"), "x", "y"); err == nil {
+		t.Errorf("users not a list: got no error")
 	}
-	usr, ok := u.Lookup(user)
-	if !ok {
-		t.Fatalf("no user %s", user)
-	}
-	return usr.Password
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fluxo-io/fluxo/core"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 type mochiPublisher struct{ s *mqtt.Server }
@@ -115,7 +116,7 @@ func TestCommandsReachDevices(t *testing.T) {
 		t.Fatal("the online device got no command")
 	}
 	// The offline device reconnects and gets its queued command.
-	waitFor(t, func() bool { return d.Stats().Delivered == 2 && d.Stats().Undeliverable == 1 })
+	testutil.Eventually(t, "2 commands delivered, 1 undeliverable", func() bool { return d.Stats().Delivered == 2 && d.Stats().Undeliverable == 1 })
 	back := device(t, addr, "s-0002", false, got)
 	defer back.Disconnect(100)
 	select {
@@ -125,16 +126,5 @@ func TestCommandsReachDevices(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the reconnected device got no queued command")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

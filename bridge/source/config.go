@@ -11,7 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/fluxo-io/fluxo/edge"
+	"github.com/fluxo-io/fluxo/bridge/route"
 )
 
 // Config configures a Subscriber.
@@ -48,9 +48,9 @@ type Config struct {
 	// roots, no client certificate).
 	TLS *tls.Config
 	// Routes map MQTT topics to core topics, first match wins, as at the
-	// edge (default: edge.DefaultRoutes()). A message no route matches is
+	// edge (default: route.DefaultRoutes()). A message no route matches is
 	// acknowledged, counted and dropped.
-	Routes []edge.Route
+	Routes []route.Route
 	// BridgeID goes in the edge.id header of every record (default: the
 	// host name).
 	BridgeID string
@@ -92,7 +92,7 @@ func DefaultConfig() Config {
 		Filters:         []string{"#"},
 		QoS:             DefaultQoS,
 		ClientID:        defaultClientID(host),
-		Routes:          edge.DefaultRoutes(),
+		Routes:          route.DefaultRoutes(),
 		BridgeID:        host,
 		KeepAlive:       DefaultKeepAlive,
 		ConnectTimeout:  DefaultConnectTimeout,
@@ -171,7 +171,7 @@ func (c Config) Validate() error {
 	}
 	seen := make(map[string]bool, len(c.Filters))
 	for _, f := range c.Filters {
-		if !edge.ValidFilter(f) {
+		if !route.ValidFilter(f) {
 			return fmt.Errorf("source: invalid topic filter %q", f)
 		}
 		if strings.HasPrefix(f, "$share/") {

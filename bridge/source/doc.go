@@ -8,10 +8,10 @@
 //
 //	devices ──MQTT──▶ site broker ──MQTT, QoS 1, persistent session──▶ Subscriber ──route──▶ Sink.Append ──▶ PUBACK to the broker
 //
-// Each message is routed like a device publish at the edge (edge.Route,
-// first match wins; default edge.DefaultRoutes) and becomes one
-// spool.Message built by edge.RouteMessage, so records from a bridge and
-// from an edge look the same:
+// Each message is routed like a device publish at the edge (route.Route,
+// first match wins; default route.DefaultRoutes) and becomes one
+// spool.Message built by route.Router.Message, as at the edge, so records
+// from a bridge and from an edge look the same:
 //
 //	Lane     the route's lane (alarm or telemetry)
 //	Topic    the route's core topic

@@ -10,20 +10,29 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
-	"github.com/fluxo-io/fluxo/edge"
 )
+
+// Sink takes the messages the subscriber receives: the spool, or a
+// forwarder's. Append is called from one goroutine at a time and returns
+// nil only once every message is stored; the subscriber acknowledges them
+// to the broker only then. It may keep the messages but must not modify
+// them.
+type Sink interface {
+	Append(msgs ...spool.Message) error
+}
 
 // Subscriber subscribes to a third-party MQTT broker and appends what it
 // receives to a Sink, acknowledging each message to the broker only once
 // the Sink has stored it. Build it with New, run it with Run.
 type Subscriber struct {
-	cfg  Config
-	sink edge.Sink
-	log  zerolog.Logger
-	plog zerolog.Logger // sampled, for events that may come per message
+	cfg    Config
+	sink   Sink
+	router *route.Router
+	log    zerolog.Logger
+	plog   zerolog.Logger // sampled, for events that may come per message
 
 	subs map[string]byte // subscriptions as sent: filter (with $share/) → QoS
 
@@ -111,7 +120,7 @@ type Stats struct {
 
 // New checks the configuration (zero settings take their defaults, except
 // QoS) and builds a Subscriber; Run connects it.
-func New(cfg Config, sink edge.Sink) (*Subscriber, error) {
+func New(cfg Config, sink Sink) (*Subscriber, error) {
 	if sink == nil {
 		return nil, errors.New("source: nil sink")
 	}
@@ -120,13 +129,14 @@ func New(cfg Config, sink edge.Sink) (*Subscriber, error) {
 		return nil, err
 	}
 	cfg.Filters = append([]string(nil), cfg.Filters...)
-	cfg.Routes = append([]edge.Route(nil), cfg.Routes...)
+	cfg.Routes = append([]route.Route(nil), cfg.Routes...)
 	s := &Subscriber{
-		cfg:   cfg,
-		sink:  sink,
-		log:   cfg.Logger.With().Str("component", "source").Logger(),
-		subs:  make(map[string]byte, len(cfg.Filters)),
-		queue: make(chan item, cfg.MaxBatch),
+		cfg:    cfg,
+		sink:   sink,
+		router: route.NewRouter(cfg.Routes, cfg.BridgeID),
+		log:    cfg.Logger.With().Str("component", "source").Logger(),
+		subs:   make(map[string]byte, len(cfg.Filters)),
+		queue:  make(chan item, cfg.MaxBatch),
 	}
 	s.plog = s.log.Sample(&zerolog.BurstSampler{Burst: 20, Period: time.Second})
 	for _, f := range cfg.Filters {
@@ -137,7 +147,7 @@ func New(cfg Config, sink edge.Sink) (*Subscriber, error) {
 
 // Run builds a Subscriber and runs it until ctx is done (see
 // Subscriber.Run).
-func Run(ctx context.Context, cfg Config, sink edge.Sink) error {
+func Run(ctx context.Context, cfg Config, sink Sink) error {
 	s, err := New(cfg, sink)
 	if err != nil {
 		return err
@@ -181,7 +191,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 			if s.connects.Add(1) > 1 {
 				s.log.Info().Str("source", s.cfg.Source).Str("client", s.cfg.ClientID).Msg("reconnected to source")
 			} else {
-				s.log.Info().Str("source", s.cfg.Source).Str("client", s.cfg.ClientID).Strs("filters", s.filterList()).Msg("subscribed to source")
+				s.log.Info().Str("source", s.cfg.Source).Str("client", s.cfg.ClientID).Strs("filters", s.Subscriptions()).Msg("subscribed to source")
 			}
 			s.connected.Store(true)
 			select {
@@ -368,13 +378,18 @@ func (s *Subscriber) process(batch []item, msgs []spool.Message) []spool.Message
 	var unrouted int64
 	for _, it := range live {
 		m := it.m
-		msg, ok := edge.RouteMessage(s.cfg.Routes, s.cfg.BridgeID, s.cfg.ClientID, m.Topic(), m.Payload(), m.Qos(), it.at)
+		// The publisher's client id is not known: the bridge's keys
+		// messages whose topic has no device level, and no mqtt.client
+		// header is written.
+		msg, ok := s.router.Message(route.Publish{
+			Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(),
+			ClientID: s.cfg.ClientID, Relayed: true, Received: it.at,
+		})
 		if !ok {
 			unrouted++
 			s.plog.Warn().Str("mqtt_topic", m.Topic()).Uint8("qos", m.Qos()).Msg("message dropped: no route")
 			continue
 		}
-		msg.Headers = dropHeader(msg.Headers, edge.HeaderClient)
 		msgs = append(msgs, msg)
 	}
 	if len(msgs) > 0 {
@@ -400,17 +415,6 @@ func (s *Subscriber) process(batch []item, msgs []spool.Message) []spool.Message
 	return msgs
 }
 
-// dropHeader removes the headers named key, in place.
-func dropHeader(hs []kmsg.Header, key string) []kmsg.Header {
-	out := hs[:0]
-	for _, h := range hs {
-		if h.Key != key {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
 // Stats returns the subscriber's counters.
 func (s *Subscriber) Stats() Stats {
 	return Stats{
@@ -431,8 +435,9 @@ func (s *Subscriber) Connected() bool { return s.connected.Load() }
 // Config returns the configuration in use, defaults filled in.
 func (s *Subscriber) Config() Config { return s.cfg }
 
-// filterList returns the subscriptions as sent, for logs.
-func (s *Subscriber) filterList() []string {
+// Subscriptions returns the filters as subscribed: with the $share/
+// prefix when a shared group is set.
+func (s *Subscriber) Subscriptions() []string {
 	out := make([]string, 0, len(s.cfg.Filters))
 	for _, f := range s.cfg.Filters {
 		out = append(out, s.cfg.subscription(f))

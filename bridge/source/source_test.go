@@ -21,8 +21,9 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
-	"github.com/fluxo-io/fluxo/edge"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // wait is the generous deadline of every wait in these tests; nothing
@@ -136,7 +137,7 @@ func testConfig(t *testing.T, url string) Config {
 
 // runSubscriber runs a subscriber until the test ends or stop is called,
 // and waits until it is subscribed.
-func runSubscriber(t *testing.T, cfg Config, sink edge.Sink) (s *Subscriber, stop func()) {
+func runSubscriber(t *testing.T, cfg Config, sink Sink) (s *Subscriber, stop func()) {
 	t.Helper()
 	s, err := New(cfg, sink)
 	if err != nil {
@@ -160,7 +161,7 @@ func runSubscriber(t *testing.T, cfg Config, sink edge.Sink) (s *Subscriber, sto
 		})
 	}
 	t.Cleanup(stop)
-	waitFor(t, "subscribed", s.Connected)
+	testutil.Eventually(t, "subscribed", s.Connected)
 	return s, stop
 }
 
@@ -195,17 +196,6 @@ func spooled(t *testing.T, sp *spool.Spool, lane spool.Lane) []spool.Record {
 		off = next
 	}
 	return out
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func header(hs []kmsg.Header, key string) (string, bool) {
@@ -268,7 +258,7 @@ func TestBridgeToSpool(t *testing.T) {
 	publish(t, pub, "depot1/c-03/cmd/reply", 1, "ok")
 	publish(t, pub, "loose/topic", 1, "no device level")
 
-	waitFor(t, "all messages spooled", func() bool { return s.Stats().Spooled == 2*n+3 })
+	testutil.Eventually(t, "all messages spooled", func() bool { return s.Stats().Spooled == 2*n+3 })
 
 	tele := spooled(t, sp, spool.Telemetry)
 	alarm := spooled(t, sp, spool.Alarm)
@@ -311,22 +301,22 @@ func TestBridgeToSpool(t *testing.T) {
 			t.Errorf("record %q: got core topic %q key %q, want %q and %q", r.Value, r.Topic, r.Key, c.topic, c.key)
 		}
 		want := map[string]string{
-			edge.HeaderTopic:  c.mqttTopic,
-			edge.HeaderQoS:    c.qos,
-			edge.HeaderEdgeID: "bridge-7",
+			route.HeaderTopic:  c.mqttTopic,
+			route.HeaderQoS:    c.qos,
+			route.HeaderEdgeID: "bridge-7",
 		}
 		for k, v := range want {
 			if got, _ := header(r.Headers, k); got != v {
 				t.Errorf("record %q: header %s: got %q, want %q", r.Value, k, got, v)
 			}
 		}
-		ms, _ := header(r.Headers, edge.HeaderReceivedMS)
+		ms, _ := header(r.Headers, route.HeaderReceivedMS)
 		got, err := strconv.ParseInt(ms, 10, 64)
 		if err != nil || got < start.UnixMilli() || got > time.Now().UnixMilli() {
-			t.Errorf("record %q: header %s: got %q, want a unix time in ms since the test began", r.Value, edge.HeaderReceivedMS, ms)
+			t.Errorf("record %q: header %s: got %q, want a unix time in ms since the test began", r.Value, route.HeaderReceivedMS, ms)
 		}
-		if v, ok := header(r.Headers, edge.HeaderClient); ok {
-			t.Errorf("record %q: header %s: got %q, want none (the publisher's client id is not known to a subscriber)", r.Value, edge.HeaderClient, v)
+		if v, ok := header(r.Headers, route.HeaderClient); ok {
+			t.Errorf("record %q: header %s: got %q, want none (the publisher's client id is not known to a subscriber)", r.Value, route.HeaderClient, v)
 		}
 		if len(r.Headers) != 4 {
 			t.Errorf("record %q: got %d headers %v, want 4", r.Value, len(r.Headers), r.Headers)
@@ -336,7 +326,7 @@ func TestBridgeToSpool(t *testing.T) {
 	if st.Received != 2*n+3 || st.Unrouted != 0 || st.Failed != 0 || st.Redelivered != 0 {
 		t.Errorf("stats: got %+v, want %d received, none unrouted, failed or redelivered", st, 2*n+3)
 	}
-	waitFor(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
+	testutil.Eventually(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
 }
 
 // TestQoS2: a subscription at QoS 2 spools a QoS 2 message once, and the
@@ -350,15 +340,15 @@ func TestQoS2(t *testing.T) {
 	pub := publisher(t, b.url)
 	publish(t, pub, "depot1/s-01/temp", 2, "exactly")
 	publish(t, pub, "depot1/s-01/temp", 1, "at least")
-	waitFor(t, "two messages spooled", func() bool { return s.Stats().Spooled == 2 })
-	waitFor(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
+	testutil.Eventually(t, "two messages spooled", func() bool { return s.Stats().Spooled == 2 })
+	testutil.Eventually(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
 	recs := spooled(t, sp, spool.Telemetry)
 	if len(recs) != 2 {
 		t.Fatalf("spooled records: got %d, want 2", len(recs))
 	}
 	for i, want := range []string{"2", "1"} {
-		if got, _ := header(recs[i].Headers, edge.HeaderQoS); got != want {
-			t.Errorf("record %q: header %s: got %q, want %q", recs[i].Value, edge.HeaderQoS, got, want)
+		if got, _ := header(recs[i].Headers, route.HeaderQoS); got != want {
+			t.Errorf("record %q: header %s: got %q, want %q", recs[i].Value, route.HeaderQoS, got, want)
 		}
 	}
 }
@@ -369,14 +359,14 @@ func TestUnrouted(t *testing.T) {
 	b := startBroker(t)
 	sp := openSpool(t, t.TempDir())
 	cfg := testConfig(t, b.url)
-	cfg.Routes = []edge.Route{{Filter: "+/+/alarm/#", Topic: "alarms", Lane: spool.Alarm}}
+	cfg.Routes = []route.Route{{Filter: "+/+/alarm/#", Topic: "alarms", Lane: spool.Alarm}}
 	s, _ := runSubscriber(t, cfg, sp)
 	pub := publisher(t, b.url)
 
 	publish(t, pub, "depot1/s-01/temp", 1, "unrouted")
 	publish(t, pub, "depot1/p-01/alarm/door", 1, "routed")
-	waitFor(t, "one spooled, one unrouted", func() bool { st := s.Stats(); return st.Spooled == 1 && st.Unrouted == 1 })
-	waitFor(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
+	testutil.Eventually(t, "one spooled, one unrouted", func() bool { st := s.Stats(); return st.Spooled == 1 && st.Unrouted == 1 })
+	testutil.Eventually(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
 	if tele := spooled(t, sp, spool.Telemetry); len(tele) != 0 {
 		t.Errorf("telemetry records: got %d, want 0", len(tele))
 	}
@@ -398,23 +388,23 @@ func TestSinkFailureRedelivery(t *testing.T) {
 	pub := publisher(t, b.url)
 
 	publish(t, pub, "depot1/s-01/temp", 1, "before")
-	waitFor(t, "the first message spooled", func() bool { return s.Stats().Spooled == 1 })
+	testutil.Eventually(t, "the first message spooled", func() bool { return s.Stats().Spooled == 1 })
 
 	sink.setErr(fmt.Errorf("%w: test", spool.ErrFull))
 	const n = 20
 	for i := range n {
 		publish(t, pub, "depot1/s-01/temp", 1, "during-"+strconv.Itoa(i))
 	}
-	waitFor(t, "several refused appends", func() bool { return sink.callCount() >= 3 && s.Stats().Reconnects >= 2 })
+	testutil.Eventually(t, "several refused appends", func() bool { return sink.callCount() >= 3 && s.Stats().Reconnects >= 2 })
 	// Unacknowledged, the messages stay in the bridge's session.
-	waitFor(t, "the broker holding the messages", func() bool { return b.inflight(cfg.ClientID) == n })
+	testutil.Eventually(t, "the broker holding the messages", func() bool { return b.inflight(cfg.ClientID) == n })
 	if got := s.Stats().Spooled; got != 1 {
 		t.Fatalf("spooled while the sink refuses: got %d, want 1", got)
 	}
 
 	sink.setErr(nil)
-	waitFor(t, "all messages spooled", func() bool { return s.Stats().Spooled == n+1 })
-	waitFor(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
+	testutil.Eventually(t, "all messages spooled", func() bool { return s.Stats().Spooled == n+1 })
+	testutil.Eventually(t, "no message unacknowledged at the broker", func() bool { return b.inflight(cfg.ClientID) == 0 })
 
 	recs := spooled(t, sink.sp, spool.Telemetry)
 	var got []string
@@ -455,16 +445,16 @@ func TestSessionKeptAcrossRestart(t *testing.T) {
 	for i := range 10 {
 		publish(t, pub, "depot1/s-01/temp", 1, "first-"+strconv.Itoa(i))
 	}
-	waitFor(t, "first messages spooled", func() bool { return s.Stats().Spooled == 10 })
+	testutil.Eventually(t, "first messages spooled", func() bool { return s.Stats().Spooled == 10 })
 	stop()
 
 	for i := range 10 {
 		publish(t, pub, "depot1/s-01/temp", 1, "away-"+strconv.Itoa(i))
 	}
-	waitFor(t, "10 messages held in the stopped bridge's session", func() bool { return b.inflight(cfg.ClientID) == 10 })
+	testutil.Eventually(t, "10 messages held in the stopped bridge's session", func() bool { return b.inflight(cfg.ClientID) == 10 })
 
 	s2, _ := runSubscriber(t, cfg, sp)
-	waitFor(t, "messages published while away spooled", func() bool { return s2.Stats().Spooled == 10 })
+	testutil.Eventually(t, "messages published while away spooled", func() bool { return s2.Stats().Spooled == 10 })
 	var got []string
 	for _, r := range spooled(t, sp, spool.Telemetry) {
 		got = append(got, string(r.Value))
@@ -507,7 +497,7 @@ func TestSharedSubscription(t *testing.T) {
 	for i := range n {
 		publish(t, pub, "depot1/s-"+strconv.Itoa(i%4)+"/temp", 1, strconv.Itoa(i))
 	}
-	waitFor(t, "all messages spooled", func() bool { return subs[0].Stats().Spooled+subs[1].Stats().Spooled == n })
+	testutil.Eventually(t, "all messages spooled", func() bool { return subs[0].Stats().Spooled+subs[1].Stats().Spooled == n })
 	var got []string
 	for _, r := range spooled(t, sp, spool.Telemetry) {
 		got = append(got, string(r.Value))
@@ -534,7 +524,7 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	cfg := testConfig(t, b.url)
 	s, _ := runSubscriber(t, cfg, sp)
 	b.close()
-	waitFor(t, "the connection lost", func() bool { return !s.Connected() })
+	testutil.Eventually(t, "the connection lost", func() bool { return !s.Connected() })
 
 	b2 := &broker{}
 	b2.srv = mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -552,10 +542,10 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	}
 	t.Cleanup(b2.close)
 
-	waitFor(t, "reconnected and subscribed", func() bool { return s.Connected() && len(b2.subscriptions()) == 1 })
+	testutil.Eventually(t, "reconnected and subscribed", func() bool { return s.Connected() && len(b2.subscriptions()) == 1 })
 	pub := publisher(t, b.url)
 	publish(t, pub, "depot1/s-01/temp", 1, "after")
-	waitFor(t, "the message spooled", func() bool { return s.Stats().Spooled == 1 })
+	testutil.Eventually(t, "the message spooled", func() bool { return s.Stats().Spooled == 1 })
 	if st := s.Stats(); st.Reconnects < 1 {
 		t.Errorf("reconnects: got %d, want at least 1", st.Reconnects)
 	}
@@ -585,7 +575,7 @@ func TestConfigValidate(t *testing.T) {
 		{"password alone", func(c *Config) { c.Password = "x" }, "needs a username"},
 		{"bad group", func(c *Config) { c.SharedGroup = "a/b" }, "shared group"},
 		{"no routes", func(c *Config) { c.Routes = nil }, "no routes"},
-		{"bad route", func(c *Config) { c.Routes = []edge.Route{{Filter: "#", Topic: "a b"}} }, "not allowed"},
+		{"bad route", func(c *Config) { c.Routes = []route.Route{{Filter: "#", Topic: "a b"}} }, "not allowed"},
 		{"keepalive", func(c *Config) { c.KeepAlive = time.Millisecond }, "keep-alive"},
 		{"backoff", func(c *Config) { c.MaxRetryBackoff = c.RetryBackoff / 2 }, "backoff"},
 		{"batch", func(c *Config) { c.MaxBatch = 0 }, "MaxBatch"},
@@ -614,7 +604,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New with zero settings: got %v, want nil", err)
 	}
-	if c := s.Config(); c.ClientID != d.ClientID || len(c.Routes) != len(edge.DefaultRoutes()) || c.MaxBatch != DefaultMaxBatch {
+	if c := s.Config(); c.ClientID != d.ClientID || len(c.Routes) != len(route.DefaultRoutes()) || c.MaxBatch != DefaultMaxBatch {
 		t.Errorf("zero settings: got client id %q, %d routes, MaxBatch %d; want the defaults", c.ClientID, len(c.Routes), c.MaxBatch)
 	}
 	if _, err := New(DefaultConfig(), nil); err == nil {
@@ -670,7 +660,7 @@ func (s *recSink) Append(msgs ...spool.Message) error {
 func TestProcessAcksAfterAppend(t *testing.T) {
 	sink := &recSink{}
 	cfg := DefaultConfig()
-	cfg.Routes = []edge.Route{{Filter: "site/+/temp", Topic: "telemetry"}}
+	cfg.Routes = []route.Route{{Filter: "site/+/temp", Topic: "telemetry"}}
 	s, err := New(cfg, sink)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package uplink
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-io/fluxo/bridge/spool"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // startKfake runs franz-go's fake Kafka cluster in process: three brokers
@@ -95,17 +97,12 @@ func TestKfakeTopicRecreated(t *testing.T) {
 // its stats.
 func waitParked(t *testing.T, u *Uplink, id spool.Lane, want bool) LaneStats {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		s := u.Stats()[id]
-		if s.Parked == want {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lane %s: got parked=%v (%s), want parked=%v", id, s.Parked, s.ParkError, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var s LaneStats
+	testutil.Eventually(t, fmt.Sprintf("lane %s parked=%v", id, want), func() bool {
+		s = u.Stats()[id]
+		return s.Parked == want
+	})
+	return s
 }
 
 // TestParkUnknownTopic: the telemetry topic does not exist and cannot be

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/core"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // TestMurmur2MatchesKafka: records land on the partition franz-go's
@@ -173,13 +174,9 @@ func consume(t *testing.T, addr, topic string, want int) {
 
 func waitDrained(t *testing.T, sp *spool.Spool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for sp.Start(spool.Telemetry) < sp.End(spool.Telemetry) || sp.Start(spool.Alarm) < sp.End(spool.Alarm) {
-		if time.Now().After(deadline) {
-			t.Fatalf("spool not drained: telemetry %d/%d, alarms %d/%d", sp.Start(spool.Telemetry), sp.End(spool.Telemetry), sp.Start(spool.Alarm), sp.End(spool.Alarm))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the spool drained", func() bool {
+		return sp.Start(spool.Telemetry) >= sp.End(spool.Telemetry) && sp.Start(spool.Alarm) >= sp.End(spool.Alarm)
+	})
 }
 
 func TestForwardsEverythingOnce(t *testing.T) {

@@ -7,54 +7,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/fluxo-io/fluxo/bridge/source"
-	"github.com/fluxo-io/fluxo/bridge/spool"
-	"github.com/fluxo-io/fluxo/bridge/uplink"
-	"github.com/fluxo-io/fluxo/edge"
-	"github.com/fluxo-io/fluxo/internal/opshttp"
+	"github.com/fluxo-io/fluxo/bridge"
 )
 
 func init() { register(newBridgeCmd) }
 
-// bridgeConfig is what fluxo bridge wires together.
-type bridgeConfig struct {
-	Source   source.Config
-	SpoolDir string
-	Spool    spool.Config
-	Uplink   uplink.Config // StateDir is the spool dir
-	HTTPAddr string        // /healthz, /readyz, /metrics; empty: off
-	// ShutdownWait bounds the stop of the source and the uplink.
-	ShutdownWait time.Duration
-}
-
-// defaultBridgeHTTPAddr is next to the core's 8080 and the edge's 8081.
-const defaultBridgeHTTPAddr = "127.0.0.1:8082"
-
 func newBridgeCmd() *cobra.Command {
-	cfg := bridgeConfig{
-		Source:       source.DefaultConfig(),
-		Spool:        spool.DefaultConfig(),
-		Uplink:       uplink.DefaultConfig(),
-		HTTPAddr:     defaultBridgeHTTPAddr,
-		ShutdownWait: 30 * time.Second,
-	}
+	cfg := bridge.DefaultConfig()
 	var (
 		routes                 []string
 		fwd                    forwardFlags
 		caFile, certFile, keyF string
 		insecure               bool
+		shutdownWait           time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "bridge",
@@ -112,19 +83,14 @@ acknowledged stays spooled for the next start) and closes the spool.`,
   fluxo bridge --source tcp://emqx:1883 --shared-group fluxo --client-id bridge-b --spool-dir /srv/b`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := logger(cmd)
+			cfg.Logger = logger(cmd)
 			var err error
 			if err = fwd.apply(cmd, &cfg.Spool, &cfg.Uplink); err != nil {
 				return err
 			}
 			if len(routes) > 0 {
-				cfg.Source.Routes = nil
-				for _, r := range routes {
-					rt, err := edge.ParseRoute(r)
-					if err != nil {
-						return err
-					}
-					cfg.Source.Routes = append(cfg.Source.Routes, rt)
+				if cfg.Source.Routes, err = parseRoutes(routes); err != nil {
+					return err
 				}
 			}
 			if !cmd.Flags().Changed("client-id") && cmd.Flags().Changed("bridge-id") {
@@ -133,7 +99,7 @@ acknowledged stays spooled for the next start) and closes the spool.`,
 			if cfg.Source.TLS, err = sourceTLS(caFile, certFile, keyF, insecure); err != nil {
 				return err
 			}
-			return runBridge(cmd.Context(), cfg, log, cmd.ErrOrStderr())
+			return runBridge(cmd.Context(), cfg, shutdownWait, cmd.ErrOrStderr())
 		},
 	}
 	f := c.Flags()
@@ -153,7 +119,7 @@ acknowledged stays spooled for the next start) and closes the spool.`,
 	f.StringArrayVar(&routes, "route", nil, "routing rule FILTER=TOPIC[,lane=alarm|telemetry][,key=device|clientid] (repeatable; replaces the defaults)")
 	fwd.add(f, &cfg.SpoolDir, "spool directory (also keeps the uplink's producer state)", &cfg.Spool, &cfg.Uplink)
 	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP listen address for /healthz, /readyz and /metrics (empty: off)")
-	f.DurationVar(&cfg.ShutdownWait, "shutdown-timeout", cfg.ShutdownWait, "how long SIGTERM waits for the source and in-flight sends")
+	f.DurationVar(&shutdownWait, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for the source and in-flight sends")
 	return c
 }
 
@@ -188,149 +154,22 @@ func sourceTLS(caFile, certFile, keyFile string, insecure bool) (*tls.Config, er
 	return tc, nil
 }
 
-// runBridge opens the spool, starts the uplink, the subscriber and HTTP,
-// and runs until ctx is done; then it stops them in that order and logs
-// the accounting.
-func runBridge(ctx context.Context, cfg bridgeConfig, log zerolog.Logger, out io.Writer) error {
-	if err := cfg.Source.Validate(); err != nil { // before the spool dir is made
-		return err
-	}
-	sc := cfg.Spool
-	sc.Logger = log.With().Str("part", "spool").Logger()
-	sp, err := spool.Open(cfg.SpoolDir, sc)
+// runBridge builds and starts a bridge node, and runs it until ctx is
+// done; the node then stops within shutdownWait.
+func runBridge(ctx context.Context, cfg bridge.Config, shutdownWait time.Duration, out io.Writer) error {
+	node, err := bridge.NewNode(cfg)
 	if err != nil {
 		return err
 	}
-	uc := cfg.Uplink
-	uc.StateDir = cfg.SpoolDir
-	uc.Logger = log.With().Str("part", "uplink").Logger()
-	if uc.ClientID == "" || uc.ClientID == uplink.DefaultConfig().ClientID {
-		uc.ClientID = "fluxo-bridge-" + cfg.Source.BridgeID
-	}
-	up, err := uplink.New(uc, sp)
-	if err != nil {
-		sp.Close()
+	if err := node.Start(); err != nil {
 		return err
 	}
-	srcCfg := cfg.Source
-	srcCfg.Logger = log.With().Str("part", "source").Logger()
-	sub, err := source.New(srcCfg, sp)
-	if err != nil {
-		up.Close()
-		sp.Close()
-		return err
-	}
-	srcCfg = sub.Config()
-
-	var stopped atomic.Bool
-	var httpSrv *opshttp.Server
-	httpAddr := ""
-	if cfg.HTTPAddr != "" {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-			edge.NewSpoolCollector(sp, up), sub.Collector())
-		httpSrv, err = opshttp.Start(cfg.HTTPAddr, reg, func(w http.ResponseWriter) bool {
-			return bridgeReadyz(w, srcCfg.Source, sub, up, stopped.Load())
-		})
-		if err != nil {
-			up.Close()
-			sp.Close()
-			return fmt.Errorf("bridge: %w", err)
-		}
-		httpAddr = httpSrv.Addr()
-	}
-
-	srcCtx, stopSource := context.WithCancel(context.Background())
-	upCtx, stopUplink := context.WithCancel(context.Background())
-	defer stopSource()
-	defer stopUplink()
-	var srcWG, upWG sync.WaitGroup
-	upWG.Add(1)
-	go func() {
-		defer upWG.Done()
-		up.Run(upCtx)
-	}()
-	srcWG.Add(1)
-	go func() {
-		defer srcWG.Done()
-		sub.Run(srcCtx)
-	}()
-
-	subs := make([]string, len(srcCfg.Filters))
-	for i, f := range srcCfg.Filters {
-		subs[i] = f
-		if srcCfg.SharedGroup != "" {
-			subs[i] = "$share/" + srcCfg.SharedGroup + "/" + f
-		}
-	}
-	log.Info().Str("source", srcCfg.Source).Strs("filters", subs).Str("client", srcCfg.ClientID).Str("http", httpAddr).
-		Strs("core", uc.Brokers).Str("spool", cfg.SpoolDir).Str("sync", sc.Sync.String()).Msg("bridge started")
+	sc, fc := node.Subscriber().Config(), node.Forwarder().Config()
 	fmt.Fprintf(out, "fluxo bridge: source %s (%s), HTTP on %s, spool in %s (sync %s), core %s\n",
-		srcCfg.Source, strings.Join(subs, " "), httpAddr, cfg.SpoolDir, sc.Sync, strings.Join(uc.Brokers, ","))
-
+		sc.Source, strings.Join(node.Subscriber().Subscriptions(), " "), node.HTTPAddr(), fc.SpoolDir, fc.Spool.Sync,
+		strings.Join(fc.Uplink.Brokers, ","))
 	<-ctx.Done()
-	stopped.Store(true)
-	timeout := time.NewTimer(cfg.ShutdownWait)
-	defer timeout.Stop()
-	var errs []error
-	// The source first: its last appends are acknowledged to the broker
-	// before it disconnects. Then the uplink: what the core has not
-	// acknowledged stays spooled for the next start.
-	stopSource()
-	if !waitGroup(&srcWG, timeout.C) {
-		errs = append(errs, errors.New("bridge: the source did not stop in time"))
-	}
-	stopUplink()
-	if !waitGroup(&upWG, timeout.C) {
-		errs = append(errs, errors.New("bridge: the uplink did not stop in time"))
-	}
-	up.Close()
-	if httpSrv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		httpSrv.Shutdown(sctx)
-		cancel()
-	}
-	st := sub.Stats()
-	log.Info().Int64("received", st.Received).Int64("redelivered", st.Redelivered).Int64("spooled", st.Spooled).
-		Int64("unrouted", st.Unrouted).Int64("failed", st.Failed).Int64("discarded", st.Discarded).
-		Int64("reconnects", st.Reconnects).Msg("source accounting")
-	for _, s := range sp.Stats() {
-		log.Info().Str("lane", s.Lane.String()).Int64("accepted", s.Accepted).Int64("delivered", s.Delivered).
-			Int64("evicted", s.Evicted).Int64("expired", s.Expired).Int64("spooled", s.Spool).Msg("spool accounting")
-	}
-	errs = append(errs, sp.Close())
-	return errors.Join(errs...)
-}
-
-// waitGroup waits for wg, or until timeout fires; it reports whether wg
-// finished.
-func waitGroup(wg *sync.WaitGroup, timeout <-chan time.Time) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-timeout:
-		return false
-	}
-}
-
-// bridgeReadyz: ready while subscribed to the source; the uplink's state
-// is reported but not required (the bridge keeps spooling while the core
-// is away).
-func bridgeReadyz(w http.ResponseWriter, src string, sub *source.Subscriber, up *uplink.Uplink, stopped bool) bool {
-	if stopped || !sub.Connected() {
-		fmt.Fprintln(w, "not ready: not subscribed to "+src)
-		return false
-	}
-	fmt.Fprintln(w, "ready")
-	fmt.Fprintf(w, "source %s: up\n", src)
-	for _, s := range up.Stats() {
-		state := "down"
-		if s.Connected {
-			state = "up"
-		}
-		fmt.Fprintf(w, "uplink %s: %s, backlog %d\n", s.Lane, state, s.Backlog)
-	}
-	return true
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+	defer cancel()
+	return node.Shutdown(sctx)
 }

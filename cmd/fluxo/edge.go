@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,6 +27,9 @@ func newEdgeCmd() *cobra.Command {
 		drain        string
 		downlinkOn   bool
 		shutdownWait time.Duration
+		tlsCert      string
+		tlsKey       string
+		usersFile    string
 	)
 	c := &cobra.Command{
 		Use:   "edge",
@@ -90,13 +95,16 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 				return fmt.Errorf("--drain %q: want in-order or live-first", drain)
 			}
 			if len(routes) > 0 {
-				cfg.Edge.Routes = nil
-				for _, r := range routes {
-					rt, err := edge.ParseRoute(r)
-					if err != nil {
-						return err
-					}
-					cfg.Edge.Routes = append(cfg.Edge.Routes, rt)
+				if cfg.Edge.Routes, err = parseRoutes(routes); err != nil {
+					return err
+				}
+			}
+			if cfg.Edge.TLS, err = edgeTLS(tlsCert, tlsKey); err != nil {
+				return err
+			}
+			if usersFile != "" {
+				if cfg.Edge.Users, err = loadUsers(usersFile); err != nil {
+					return err
 				}
 			}
 			if cfg.Edge.StateDir == "" {
@@ -126,11 +134,11 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 	f := c.Flags()
 	f.StringVar(&cfg.Edge.MQTTAddr, "mqtt-addr", cfg.Edge.MQTTAddr, "MQTT TCP listen address")
 	f.StringVar(&cfg.Edge.TLSAddr, "mqtt-tls-addr", "", "MQTT over TLS listen address (needs --tls-cert and --tls-key)")
-	f.StringVar(&cfg.Edge.TLSCertFile, "tls-cert", "", "TLS certificate file (PEM)")
-	f.StringVar(&cfg.Edge.TLSKeyFile, "tls-key", "", "TLS key file (PEM)")
+	f.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
+	f.StringVar(&tlsKey, "tls-key", "", "TLS key file (PEM)")
 	f.StringVar(&cfg.Edge.WSAddr, "ws-addr", "", "MQTT over WebSocket listen address (optional)")
 	f.StringVar(&cfg.Edge.EdgeID, "edge-id", cfg.Edge.EdgeID, "this edge's id, in every record's edge.id header")
-	f.StringVar(&cfg.Edge.UsersFile, "users", "", "users file (YAML: username, bcrypt password, ACL)")
+	f.StringVar(&usersFile, "users", "", "users file (YAML: username, bcrypt password, ACL)")
 	f.BoolVar(&cfg.Edge.AllowAnonymous, "allow-anonymous", false, "let devices connect without credentials")
 	f.StringArrayVar(&routes, "route", nil, "routing rule FILTER=TOPIC[,lane=alarm|telemetry][,key=device|clientid] (repeatable; replaces the defaults)")
 	f.Uint32Var(&cfg.Edge.MaxPacketSize, "max-packet-size", cfg.Edge.MaxPacketSize, "largest MQTT packet accepted, in bytes")
@@ -163,7 +171,7 @@ subscribe under {fleet}/USER/...: edit its acl in the file to change that.`,
 			if err != nil {
 				return err
 			}
-			if err := edge.SetPassword(args[0], args[1], pw); err != nil {
+			if err := setPassword(args[0], args[1], pw); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "password set for %s in %s\n", args[1], args[0])
@@ -206,4 +214,90 @@ func readPassword(cmd *cobra.Command, fromStdin bool) (string, error) {
 		return "", fmt.Errorf("empty password")
 	}
 	return line, nil
+}
+
+// edgeTLS loads the certificate of the MQTT TLS listener; nil when
+// neither file is given (edge.Config.Validate then refuses a TLS address).
+func edgeTLS(certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// loadUsers reads and checks a users file.
+func loadUsers(path string) (*edge.Users, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--users: %w", err)
+	}
+	u, err := edge.ParseUsers(b)
+	if err != nil {
+		return nil, fmt.Errorf("--users: %s: %w", path, err)
+	}
+	return u, nil
+}
+
+// setPassword sets a user's password in a users file, created (mode
+// 0600) when missing; the file keeps its mode, comments, other users and
+// ACLs, and is replaced atomically.
+func setPassword(path, username, password string) error {
+	mode := os.FileMode(0o600)
+	doc, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if fi, err := os.Stat(path); err == nil {
+			mode = fi.Mode().Perm()
+		}
+	case errors.Is(err, os.ErrNotExist):
+	default:
+		return fmt.Errorf("cannot read users file: %w", err)
+	}
+	doc, err = edge.SetPassword(doc, username, password)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return writeFileAtomic(path, doc, mode)
+}
+
+// writeFileAtomic replaces path with data: temporary file in the same
+// directory, fsync, rename, fsync of the directory.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op once renamed
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/bridge/uplink"
 )
@@ -46,4 +47,17 @@ func (ff *forwardFlags) apply(cmd *cobra.Command, sc *spool.Config, uc *uplink.C
 		uc.Brokers = sec.Brokers
 	}
 	return nil
+}
+
+// parseRoutes parses the --route flags of fluxo edge and fluxo bridge.
+func parseRoutes(flags []string) ([]route.Route, error) {
+	routes := make([]route.Route, 0, len(flags))
+	for _, f := range flags {
+		r, err := route.ParseRoute(f)
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, r)
+	}
+	return routes, nil
 }

@@ -1,6 +1,6 @@
 // Package logadapt adapts the loggers of the libraries fluxo embeds to
 // zerolog, so that every part logs through the zerolog.Logger it was
-// given: franz-go's kgo.Logger here.
+// given: franz-go's kgo.Logger (kgo.go) and mochi-mqtt's slog.Logger (slog.go).
 package logadapt
 
 import (

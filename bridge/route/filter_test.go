@@ -1,4 +1,4 @@
-package edge
+package route
 
 import "testing"
 
@@ -73,8 +73,8 @@ func TestFilterCovers(t *testing.T) {
 		{"$SYS/#", "$SYS/+", true},
 	}
 	for _, tt := range tests {
-		if got := filterCovers(tt.acl, tt.sub); got != tt.want {
-			t.Errorf("filterCovers(%q, %q): got %v, want %v", tt.acl, tt.sub, got, tt.want)
+		if got := Covers(tt.acl, tt.sub); got != tt.want {
+			t.Errorf("Covers(%q, %q): got %v, want %v", tt.acl, tt.sub, got, tt.want)
 		}
 	}
 }
@@ -100,21 +100,6 @@ func TestValidFilter(t *testing.T) {
 	for _, tt := range tests {
 		if got := ValidFilter(tt.f); got != tt.want {
 			t.Errorf("ValidFilter(%q): got %v, want %v", tt.f, got, tt.want)
-		}
-	}
-}
-
-func TestStripShare(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"$share/g/a/b", "a/b"},
-		{"$SHARE/g/#", "#"},
-		{"$share/g", "$share/g"},
-		{"a/b", "a/b"},
-		{"$sharex/g/a", "$sharex/g/a"},
-	}
-	for _, tt := range tests {
-		if got := stripShare(tt.in); got != tt.want {
-			t.Errorf("stripShare(%q): got %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

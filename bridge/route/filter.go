@@ -1,4 +1,4 @@
-package edge
+package route
 
 import "strings"
 
@@ -39,23 +39,17 @@ func ValidFilter(s string) bool {
 	return true
 }
 
-// validTopicName reports whether s may be published to: not empty, no
-// wildcard, no NUL.
-func validTopicName(s string) bool {
-	return s != "" && !strings.ContainsAny(s, "+#\x00")
-}
-
-// filterCovers reports whether every topic the subscription filter sub can
+// Covers reports whether every topic the subscription filter sub can
 // match is also matched by the filter acl: sub may itself contain
 // wildcards, which acl must then cover with wildcards of its own ("a/+"
 // covers "a/b" and "a/+", not "a/#"). For a topic name (no wildcards) it is
 // the same as MatchFilter.
-func filterCovers(acl, sub string) bool {
+func Covers(acl, sub string) bool {
 	return covers(strings.Split(acl, "/"), strings.Split(sub, "/"), false)
 }
 
 // covers implements MatchFilter (literal: wildcards in t are plain
-// strings) and filterCovers (wildcards in t are wildcards).
+// strings) and Covers (wildcards in t are wildcards).
 func covers(f, t []string, literal bool) bool {
 	dollar := len(t) > 0 && strings.HasPrefix(t[0], "$")
 	for i, fl := range f {
@@ -78,22 +72,4 @@ func covers(f, t []string, literal bool) bool {
 		}
 	}
 	return len(f) == len(t)
-}
-
-// sharePrefix is the first level of an MQTT 5 shared subscription,
-// "$share/{group}/{filter}".
-const sharePrefix = "$share/"
-
-// stripShare returns the filter of a shared subscription without its
-// "$share/{group}/" prefix, and any other filter unchanged.
-func stripShare(filter string) string {
-	if len(filter) < len(sharePrefix) || !strings.EqualFold(filter[:len(sharePrefix)], sharePrefix) {
-		return filter
-	}
-	rest := filter[len(sharePrefix):]
-	i := strings.IndexByte(rest, '/')
-	if i < 0 {
-		return filter
-	}
-	return rest[i+1:]
 }

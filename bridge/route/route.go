@@ -1,4 +1,4 @@
-package edge
+package route
 
 import (
 	"errors"
@@ -38,7 +38,7 @@ func ParseKeySource(s string) (KeySource, error) {
 	case "clientid":
 		return KeyClientID, nil
 	}
-	return 0, fmt.Errorf("edge: unknown key source %q: want device or clientid", s)
+	return 0, fmt.Errorf("route: unknown key source %q: want device or clientid", s)
 }
 
 // Route maps the MQTT topics matched by Filter to a core topic. Routes are
@@ -82,12 +82,12 @@ options:
 		case strings.HasPrefix(p, "lane=") && lane == "":
 			lane = strings.TrimPrefix(p, "lane=")
 			if lane == "" {
-				return r, fmt.Errorf("edge: route %q: empty lane", s)
+				return r, fmt.Errorf("route: route %q: empty lane", s)
 			}
 		case strings.HasPrefix(p, "key=") && key == "":
 			key = strings.TrimPrefix(p, "key=")
 			if key == "" {
-				return r, fmt.Errorf("edge: route %q: empty key", s)
+				return r, fmt.Errorf("route: route %q: empty key", s)
 			}
 		default:
 			break options
@@ -97,20 +97,20 @@ options:
 	head := strings.Join(parts[:n], ",")
 	eq := strings.LastIndexByte(head, '=')
 	if eq < 0 {
-		return r, fmt.Errorf("edge: route %q: want FILTER=TOPIC[,lane=alarm|telemetry][,key=device|clientid]", s)
+		return r, fmt.Errorf("route: route %q: want FILTER=TOPIC[,lane=alarm|telemetry][,key=device|clientid]", s)
 	}
 	r.Filter, r.Topic = head[:eq], head[eq+1:]
 	if lane != "" {
 		l, err := spool.ParseLane(lane)
 		if err != nil {
-			return Route{}, fmt.Errorf("edge: route %q: %w", s, err)
+			return Route{}, fmt.Errorf("route: route %q: %w", s, err)
 		}
 		r.Lane = l
 	}
 	if key != "" {
 		k, err := ParseKeySource(key)
 		if err != nil {
-			return Route{}, fmt.Errorf("edge: route %q: %w", s, err)
+			return Route{}, fmt.Errorf("route: route %q: %w", s, err)
 		}
 		r.Key = k
 	}
@@ -143,16 +143,16 @@ func (r *Route) UnmarshalText(b []byte) error {
 // characters of [a-zA-Z0-9._-], not "." or ".."), the lane and the key.
 func (r Route) Validate() error {
 	if !ValidFilter(r.Filter) {
-		return fmt.Errorf("edge: route %q: invalid topic filter %q", r.String(), r.Filter)
+		return fmt.Errorf("route: route %q: invalid topic filter %q", r.String(), r.Filter)
 	}
 	if err := validCoreTopic(r.Topic); err != nil {
-		return fmt.Errorf("edge: route %q: %w", r.String(), err)
+		return fmt.Errorf("route: route %q: %w", r.String(), err)
 	}
 	if r.Lane != spool.Telemetry && r.Lane != spool.Alarm {
-		return fmt.Errorf("edge: route %q: unknown lane %d", r.String(), r.Lane)
+		return fmt.Errorf("route: route %q: unknown lane %d", r.String(), r.Lane)
 	}
 	if r.Key != KeyDevice && r.Key != KeyClientID {
-		return fmt.Errorf("edge: route %q: unknown key source %d", r.String(), r.Key)
+		return fmt.Errorf("route: route %q: unknown key source %d", r.String(), r.Key)
 	}
 	return nil
 }
@@ -175,15 +175,28 @@ func validCoreTopic(t string) error {
 	return nil
 }
 
-// router holds the routes in order; it is immutable once built.
-type router struct {
+// Router maps MQTT messages to records: it picks the first route whose
+// filter matches the topic and builds the spool message (see Message).
+// It is immutable once built and safe for concurrent use.
+type Router struct {
 	routes []Route
+	origin string // the edge.id header
 }
 
-// route returns the first route matching the MQTT topic and the record
+// NewRouter returns a router over a copy of routes (tried in order) that
+// names origin (the edge's or the bridge's id) in the edge.id header of
+// every record. The routes are not validated here: see Route.Validate.
+func NewRouter(routes []Route, origin string) *Router {
+	return &Router{routes: append([]Route(nil), routes...), origin: origin}
+}
+
+// Routes returns the routes, in order. The caller must not modify them.
+func (rt *Router) Routes() []Route { return rt.routes }
+
+// Match returns the first route matching the MQTT topic and the record
 // key for a message published on it by clientID; ok is false when no
 // route matches.
-func (rt *router) route(topic, clientID string) (r Route, key string, ok bool) {
+func (rt *Router) Match(topic, clientID string) (r Route, key string, ok bool) {
 	for _, r := range rt.routes {
 		if MatchFilter(r.Filter, topic) {
 			return r, recordKey(r.Key, topic, clientID), true

@@ -1,4 +1,4 @@
-package edge
+package route
 
 import (
 	"testing"
@@ -70,7 +70,7 @@ func TestRouteUnmarshalText(t *testing.T) {
 }
 
 func TestDefaultRouting(t *testing.T) {
-	rt := router{routes: DefaultRoutes()}
+	rt := NewRouter(DefaultRoutes(), "e1")
 	tests := []struct {
 		topic, client string
 		wantTopic     string
@@ -89,34 +89,34 @@ func TestDefaultRouting(t *testing.T) {
 		{"/car-7/temp", "c1", "telemetry", spool.Telemetry, "car-7"},
 	}
 	for _, tt := range tests {
-		r, key, ok := rt.route(tt.topic, tt.client)
+		r, key, ok := rt.Match(tt.topic, tt.client)
 		if !ok {
-			t.Errorf("route(%q): no route, want %s", tt.topic, tt.wantTopic)
+			t.Errorf("Match(%q): no route, want %s", tt.topic, tt.wantTopic)
 			continue
 		}
 		if r.Topic != tt.wantTopic || r.Lane != tt.wantLane || key != tt.wantKey {
-			t.Errorf("route(%q): got %s/%s key %q, want %s/%s key %q", tt.topic, r.Topic, r.Lane, key, tt.wantTopic, tt.wantLane, tt.wantKey)
+			t.Errorf("Match(%q): got %s/%s key %q, want %s/%s key %q", tt.topic, r.Topic, r.Lane, key, tt.wantTopic, tt.wantLane, tt.wantKey)
 		}
 	}
-	if _, _, ok := rt.route("$SYS/x", "c1"); ok {
-		t.Errorf("route($SYS/x): got a route, want none ('#' does not match $-topics)")
+	if _, _, ok := rt.Match("$SYS/x", "c1"); ok {
+		t.Errorf("Match($SYS/x): got a route, want none ('#' does not match $-topics)")
 	}
 }
 
 func TestRoutingFirstMatchAndClientKey(t *testing.T) {
-	rt := router{routes: []Route{
+	rt := NewRouter([]Route{
 		{Filter: "site/+/door", Topic: "doors", Key: KeyClientID},
 		{Filter: "site/#", Topic: "site"},
-	}}
-	r, key, ok := rt.route("site/lobby/door", "panel-3")
+	}, "e1")
+	r, key, ok := rt.Match("site/lobby/door", "panel-3")
 	if !ok || r.Topic != "doors" || key != "panel-3" {
 		t.Fatalf("got %v %q %v, want doors keyed by client id panel-3", r.Topic, key, ok)
 	}
-	r, key, ok = rt.route("site/lobby/temp", "panel-3")
+	r, key, ok = rt.Match("site/lobby/temp", "panel-3")
 	if !ok || r.Topic != "site" || key != "lobby" {
 		t.Fatalf("got %v %q %v, want site keyed by lobby", r.Topic, key, ok)
 	}
-	if _, _, ok := rt.route("other/x/y", "panel-3"); ok {
+	if _, _, ok := rt.Match("other/x/y", "panel-3"); ok {
 		t.Fatalf("got a route for other/x/y, want none")
 	}
 }

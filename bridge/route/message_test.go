@@ -1,0 +1,79 @@
+package route
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/bridge/spool"
+)
+
+func headers(hs []kmsg.Header) [][2]string {
+	out := make([][2]string, len(hs))
+	for i, h := range hs {
+		out[i] = [2]string{h.Key, string(h.Value)}
+	}
+	return out
+}
+
+func TestMessage(t *testing.T) {
+	rt := NewRouter(DefaultRoutes(), "edge-1")
+	now := time.UnixMilli(1700000000123)
+	tests := []struct {
+		name        string
+		p           Publish
+		wantTopic   string
+		wantLane    spool.Lane
+		wantKey     string
+		wantHeaders [][2]string
+	}{
+		{
+			name:      "device publish keyed by device, client is the key",
+			p:         Publish{Topic: "f/car-7/gps", Payload: []byte("x"), QoS: 1, ClientID: "car-7", Received: now},
+			wantTopic: "telemetry", wantLane: spool.Telemetry, wantKey: "car-7",
+			wantHeaders: [][2]string{{HeaderTopic, "f/car-7/gps"}, {HeaderQoS, "1"}, {HeaderEdgeID, "edge-1"}, {HeaderReceivedMS, "1700000000123"}},
+		},
+		{
+			name:      "client differs from the key",
+			p:         Publish{Topic: "f/car-7/alarm/fire", QoS: 2, ClientID: "gw-1", Received: now},
+			wantTopic: "alarms", wantLane: spool.Alarm, wantKey: "car-7",
+			wantHeaders: [][2]string{{HeaderTopic, "f/car-7/alarm/fire"}, {HeaderQoS, "2"}, {HeaderClient, "gw-1"}, {HeaderEdgeID, "edge-1"}, {HeaderReceivedMS, "1700000000123"}},
+		},
+		{
+			name:      "relayed: no client header, client id still the fallback key",
+			p:         Publish{Topic: "hello", QoS: 0, ClientID: "bridge-a", Relayed: true, Received: now},
+			wantTopic: "telemetry", wantLane: spool.Telemetry, wantKey: "bridge-a",
+			wantHeaders: [][2]string{{HeaderTopic, "hello"}, {HeaderQoS, "0"}, {HeaderEdgeID, "edge-1"}, {HeaderReceivedMS, "1700000000123"}},
+		},
+		{
+			name: "will with user properties, reserved ones dropped",
+			p: Publish{Topic: "f/d/status", QoS: 1, ClientID: "d", Will: true, Received: now,
+				User: []Property{{"site", "north"}, {"mqtt.topic", "forged"}, {"edge.id", "forged"}, {"unit", "C"}}},
+			wantTopic: "telemetry", wantLane: spool.Telemetry, wantKey: "d",
+			wantHeaders: [][2]string{{HeaderTopic, "f/d/status"}, {HeaderQoS, "1"}, {HeaderEdgeID, "edge-1"}, {HeaderReceivedMS, "1700000000123"},
+				{HeaderWill, "1"}, {"site", "north"}, {"unit", "C"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, ok := rt.Message(tt.p)
+			if !ok {
+				t.Fatalf("got no route, want %s", tt.wantTopic)
+			}
+			if m.Topic != tt.wantTopic || m.Lane != tt.wantLane || string(m.Key) != tt.wantKey {
+				t.Errorf("got %s/%s key %q, want %s/%s key %q", m.Topic, m.Lane, m.Key, tt.wantTopic, tt.wantLane, tt.wantKey)
+			}
+			if got := headers(m.Headers); !reflect.DeepEqual(got, tt.wantHeaders) {
+				t.Errorf("got headers %q, want %q", got, tt.wantHeaders)
+			}
+			if !m.Time.Equal(now) || string(m.Value) != string(tt.p.Payload) {
+				t.Errorf("got time %v value %q, want %v %q", m.Time, m.Value, now, tt.p.Payload)
+			}
+		})
+	}
+	if _, ok := rt.Message(Publish{Topic: "$SYS/x", ClientID: "c"}); ok {
+		t.Errorf("Message($SYS/x): got a route, want none")
+	}
+}
