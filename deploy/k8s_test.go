@@ -355,8 +355,8 @@ func checkCoreCluster(t *testing.T, m manifests, sts *appsv1.StatefulSet, headle
 	raftPort := port(t, name+" raft-addr", valueString(values["raft-addr"]))
 	for flag, want := range map[string]string{
 		"advertised-listeners": fmt.Sprintf("SSL://%s:%d", stable, kafkaPort),
-		"raft-advertise":  fmt.Sprintf("%s:%d", stable, raftPort),
-		"serf-advertise":  fmt.Sprintf("$(%s):%d", podIP, serfPort),
+		"raft-advertise":       fmt.Sprintf("%s:%d", stable, raftPort),
+		"serf-advertise":       fmt.Sprintf("$(%s):%d", podIP, serfPort),
 	} {
 		if got := env[envName(flag)]; got != want {
 			t.Errorf("%s: %s got %q, want %q", name, envName(flag), got, want)
