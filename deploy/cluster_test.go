@@ -43,6 +43,7 @@ type testCluster struct {
 	name  string
 	nodes []*process
 	addrs []addrs
+	tls   string // the folder of the cluster's CA and certificates
 }
 
 // startCluster starts the brokers ls describe together, each on its own
@@ -50,7 +51,7 @@ type testCluster struct {
 // ready. With traces, broker i runs under strace writing traces[i].
 func startCluster(t *testing.T, ls []launch, traces []string) *testCluster {
 	t.Helper()
-	c := &testCluster{name: ls[0].cluster}
+	c := &testCluster{name: ls[0].cluster, tls: t.TempDir()}
 	var join []string
 	for range ls {
 		a := newAddrs(t)
@@ -65,6 +66,7 @@ func startCluster(t *testing.T, ls []launch, traces []string) *testCluster {
 		}
 	}
 	for i, l := range ls {
+		l = l.withTLS(t, c.tls)
 		// Leaving takes up to Serf's broadcast timeout (5s) when the
 		// others have gone first: give the shutdown more than that.
 		args := append(l.localArgs(t, t.TempDir(), c.addrs[i], "", ""), "--join", strings.Join(join, ","), "--shutdown-timeout", "20s")
@@ -167,8 +169,9 @@ var serverAddr = regexp.MustCompile(`10\.0\.0\.1([1-9])`)
 // threeServers returns the settings of systemd/core.yaml for server i of
 // three, made as its comments say: the lines between the "cluster of three"
 // marks uncommented in place of the single-node ones, node-id i and the
-// server's own address in serf-addr and raft-addr, a gossip key in place
-// of KEY.
+// server's own address in serf-addr and raft-addr, its own name (core1,
+// core2, core3) in its certificate's files and advertised listener, a
+// gossip key in place of KEY.
 func threeServers(t *testing.T, gossipKey string) [][]byte {
 	t.Helper()
 	text := string(readFile(t, "systemd/core.yaml"))
@@ -219,6 +222,10 @@ func threeServers(t *testing.T, gossipKey string) [][]byte {
 				line = regexp.MustCompile(`node-id: \d+`).ReplaceAllString(line, fmt.Sprintf("node-id: %d", i))
 			case strings.HasPrefix(trimmed, "serf-addr:"), strings.HasPrefix(trimmed, "raft-addr:"):
 				line = serverAddr.ReplaceAllString(line, fmt.Sprintf("10.0.0.1%d", i))
+			case strings.HasPrefix(trimmed, "advertised-listeners:"), strings.HasPrefix(trimmed, "tls-cert:"), strings.HasPrefix(trimmed, "tls-key:"),
+				strings.HasPrefix(trimmed, "cluster-tls-cert:"), strings.HasPrefix(trimmed, "cluster-tls-key:"):
+				// Each server its own name and certificate.
+				line = strings.ReplaceAll(line, "core1", fmt.Sprintf("core%d", i))
 			}
 			lines = append(lines, line)
 		}

@@ -111,8 +111,8 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("VOLUME: got %v, want %s", img.volumes, imageDataDir)
 	}
 	slices.Sort(img.expose)
-	if got, want := strings.Join(img.expose, " "), "1883 8080 8081 9092"; got != want {
-		t.Errorf("EXPOSE: got %q, want %q (MQTT, core HTTP, edge HTTP, Kafka)", got, want)
+	if got, want := strings.Join(img.expose, " "), "1883 8080 8081 9092 9093"; got != want {
+		t.Errorf("EXPOSE: got %q, want %q (MQTT, core HTTP, edge HTTP, Kafka, Kafka over TLS)", got, want)
 	}
 	if len(img.entrypoint) != 1 || img.copies[img.entrypoint[0]] == "" {
 		t.Errorf("ENTRYPOINT: got %q, want the binary COPY'd from the build stage (copied: %v)", img.entrypoint, sortedKeys(img.copies))
@@ -304,9 +304,15 @@ func TestCompose(t *testing.T) {
 		runs[name] = cmd.path
 		flags[name] = flagValues(cmd, s.Command)
 		for _, v := range s.Volumes {
-			if v.Type == types.VolumeTypeVolume && v.Target != imageDataDir {
-				t.Errorf("%s: volume %s: got it mounted at %s, want %s (the image's VOLUME)", where, v.Source, v.Target, imageDataDir)
+			if v.Type == types.VolumeTypeVolume && v.Target != imageDataDir && v.Target != shippedTLSDir {
+				t.Errorf("%s: volume %s: got it mounted at %s, want %s (the image's VOLUME) or %s (certificates)", where, v.Source, v.Target, imageDataDir, shippedTLSDir)
 			}
+			if v.Target == shippedTLSDir && !v.ReadOnly {
+				t.Errorf("%s: volume %s at %s: got it writable, want it read-only (only the certs service writes it)", where, v.Source, v.Target)
+			}
+		}
+		if refs := certNames(strings.Join(s.Command, " ")); len(refs) > 0 && !mountsTLS(s) {
+			t.Errorf("%s: names certificates %v, got no volume at %s, want the certs service's", where, refs, shippedTLSDir)
 		}
 	}
 	var cores []string // the core services, by name
@@ -334,17 +340,42 @@ func TestCompose(t *testing.T) {
 
 	// The brokers form one cluster: distinct node ids and volumes, each
 	// advertising its service name for Kafka and Raft, all joining the
-	// Serf addresses of all, waiting for all to bootstrap.
+	// Serf addresses of all, waiting for all to bootstrap. Kafka is TLS
+	// only, with client certificates, ACLs and the brokers (by their
+	// certificates) super users; Raft is mutual TLS.
 	var kafkaAddrs, serfAddrs, httpTargets []string
 	ids := make(map[string]bool)
 	volumes := make(map[string]string)
 	for _, name := range cores {
 		f := flags[name]
 		where := "docker/compose.yaml: service " + name
-		kafkaPort := port(t, where+" --kafka-addr", f["kafka-addr"])
+		kafkaPort := sslListenerPort(t, where+" --listeners", f["listeners"])
 		serfPort := port(t, where+" --serf-addr", f["serf-addr"])
-		if got, want := f["kafka-advertise"], fmt.Sprintf("%s:%d", name, kafkaPort); got != want {
-			t.Errorf("%s: --kafka-advertise got %q, want %q (the name the other containers reach it by)", where, got, want)
+		if got, want := f["advertised-listeners"], fmt.Sprintf("SSL://%s:%d", name, kafkaPort); got != want {
+			t.Errorf("%s: --advertised-listeners got %q, want %q (the name the other containers reach it by)", where, got, want)
+		}
+		if f["kafka-addr"] != "" {
+			t.Errorf("%s: --kafka-addr got %q, want none (a plaintext listener)", where, f["kafka-addr"])
+		}
+		for flag, want := range map[string]string{
+			"inter-broker-listener": "SSL",
+			"tls-client-auth":       "required",
+			"authorizer":            "true",
+			"tls-cert":              shippedTLSDir + "/" + name + ".pem",
+			"tls-key":               shippedTLSDir + "/" + name + "-key.pem",
+			"tls-ca":                shippedTLSDir + "/ca.pem",
+			"cluster-tls-cert":      shippedTLSDir + "/" + name + ".pem",
+			"cluster-tls-key":       shippedTLSDir + "/" + name + "-key.pem",
+			"cluster-tls-ca":        shippedTLSDir + "/ca.pem",
+		} {
+			if got := f[flag]; got != want {
+				t.Errorf("%s: --%s got %q, want %q", where, flag, got, want)
+			}
+		}
+		for _, other := range cores {
+			if !slices.Contains(strings.Split(f["super-users"], ";"), "User:CN="+other) {
+				t.Errorf("%s: --super-users got %q, want User:CN=%s among them (brokers replicate as themselves)", where, f["super-users"], other)
+			}
 		}
 		if got, want := f["raft-advertise"], fmt.Sprintf("%s:%d", name, port(t, where+" --raft-addr", f["raft-addr"])); got != want {
 			t.Errorf("%s: --raft-advertise got %q, want %q", where, got, want)
@@ -362,7 +393,7 @@ func TestCompose(t *testing.T) {
 			t.Errorf("%s: --bootstrap-expect got %q, want %s (the core services)", where, got, want)
 		}
 		for _, v := range p.Services[name].Volumes {
-			if v.Type != types.VolumeTypeVolume {
+			if v.Type != types.VolumeTypeVolume || v.Target != imageDataDir {
 				continue
 			}
 			if other, ok := volumes[v.Source]; ok {
@@ -390,6 +421,9 @@ func TestCompose(t *testing.T) {
 	if got := edge["core"]; !sameSet(got, kafkaAddrs) {
 		t.Errorf("edge --core: got %q, want the brokers %v", got, kafkaAddrs)
 	}
+	if edge["core-tls-ca"] != shippedTLSDir+"/ca.pem" || edge["core-tls-cert"] == "" || edge["core-tls-key"] == "" {
+		t.Errorf("edge: got --core-tls-ca %q, --core-tls-cert %q, --core-tls-key %q, want the CA and its client certificate", edge["core-tls-ca"], edge["core-tls-cert"], edge["core-tls-key"])
+	}
 	if got, want := devices["broker"], fmt.Sprintf("tcp://edge:%d", port(t, "edge --mqtt-addr", edge["mqtt-addr"])); got != want {
 		t.Errorf("devices --broker: got %q, want %q", got, want)
 	}
@@ -405,6 +439,9 @@ func TestCompose(t *testing.T) {
 	for _, s := range []string{"alarm-consumer"} {
 		if got := flags[s]["brokers"]; !sameSet(got, kafkaAddrs) {
 			t.Errorf("%s --brokers: got %q, want the brokers %v", s, got, kafkaAddrs)
+		}
+		if flags[s]["tls-ca"] != shippedTLSDir+"/ca.pem" || flags[s]["tls-cert"] == "" {
+			t.Errorf("%s: got --tls-ca %q and --tls-cert %q, want the CA and its client certificate", s, flags[s]["tls-ca"], flags[s]["tls-cert"])
 		}
 	}
 
@@ -475,4 +512,27 @@ func TestCompose(t *testing.T) {
 	if len(ds.Datasources) == 0 || ds.Datasources[0].URL != "http://prometheus:9090" {
 		t.Errorf("grafana data source: got %+v, want url http://prometheus:9090 (the compose service)", ds.Datasources)
 	}
+}
+
+// mountsTLS reports whether a compose service mounts a volume at
+// shippedTLSDir.
+func mountsTLS(s types.ServiceConfig) bool {
+	for _, v := range s.Volumes {
+		if v.Type == types.VolumeTypeVolume && v.Target == shippedTLSDir {
+			return true
+		}
+	}
+	return false
+}
+
+// sslListenerPort returns the port of listeners, which must be one SSL
+// listener: deploy/ ships no plaintext Kafka listener.
+func sslListenerPort(t *testing.T, where, listeners string) int {
+	t.Helper()
+	name, addr, ok := strings.Cut(listeners, "://")
+	if !ok || name != "SSL" || strings.Contains(addr, ",") {
+		t.Errorf("%s: got %q, want one SSL listener, SSL://HOST:PORT", where, listeners)
+		return 0
+	}
+	return port(t, where, addr)
 }

@@ -350,13 +350,13 @@ func checkCoreCluster(t *testing.T, m manifests, sts *appsv1.StatefulSet, headle
 		t.Fatalf("%s: got no variables for the pod's name, namespace and IP (downward API), want them", name)
 	}
 	stable := fmt.Sprintf("$(%s).%s.$(%s).svc.cluster.local", podName, sts.Spec.ServiceName, podNamespace)
-	kafkaPort := port(t, name+" kafka-addr", valueString(values["kafka-addr"]))
+	kafkaPort := sslListenerPort(t, name+" listeners", valueString(values["listeners"]))
 	serfPort := port(t, name+" serf-addr", valueString(values["serf-addr"]))
 	raftPort := port(t, name+" raft-addr", valueString(values["raft-addr"]))
 	for flag, want := range map[string]string{
-		"kafka-advertise": fmt.Sprintf("%s:%d", stable, kafkaPort),
-		"raft-advertise":  fmt.Sprintf("%s:%d", stable, raftPort),
-		"serf-advertise":  fmt.Sprintf("$(%s):%d", podIP, serfPort),
+		"advertised-listeners": fmt.Sprintf("SSL://%s:%d", stable, kafkaPort),
+		"raft-advertise":       fmt.Sprintf("%s:%d", stable, raftPort),
+		"serf-advertise":       fmt.Sprintf("$(%s):%d", podIP, serfPort),
 	} {
 		if got := env[envName(flag)]; got != want {
 			t.Errorf("%s: %s got %q, want %q", name, envName(flag), got, want)
@@ -484,10 +484,33 @@ func checkPod(t *testing.T, name string, pt *corev1.PodTemplateSpec, m manifests
 	if got, want := pt.Annotations["prometheus.io/port"], strconv.Itoa(int(httpPort)); got != want {
 		t.Errorf("%s: annotation prometheus.io/port got %q, want %q", name, got, want)
 	}
-	other := map[string]string{"core": "kafka-addr", "edge": "mqtt-addr"}[role]
 	portName := map[string]string{"core": "kafka", "edge": "mqtt"}[role]
-	if addr, _ := values[other].(string); addr == "" || port(t, name+" "+other, addr) != int(containerPort(c, portName)) {
-		t.Errorf("%s: %s got %v, want the container port named %s (%d)", name, other, values[other], portName, containerPort(c, portName))
+	if role == "core" {
+		if p := sslListenerPort(t, name+" listeners", valueString(values["listeners"])); p != int(containerPort(c, portName)) {
+			t.Errorf("%s: listeners got %v, want the container port named %s (%d)", name, values["listeners"], portName, containerPort(c, portName))
+		}
+		for flag, want := range map[string]string{"inter-broker-listener": "SSL", "tls-client-auth": "required", "authorizer": "true"} {
+			if got := valueString(values[flag]); got != want {
+				t.Errorf("%s: %s got %q, want %q", name, flag, got, want)
+			}
+		}
+		if values["cluster-tls-cert"] == nil || values["cluster-tls-ca"] == nil {
+			t.Errorf("%s: got no cluster-tls-cert and cluster-tls-ca, want the Raft port's mutual TLS", name)
+		}
+		certs := certNames(valueString(values["tls-cert"]))
+		if len(certs) != 1 || !strings.Contains(valueString(values["super-users"]), "User:CN="+certs[0]) {
+			t.Errorf("%s: super-users got %v, want the brokers' certificate's principal (%v) among them", name, values["super-users"], certs)
+		}
+	} else if addr, _ := values["mqtt-addr"].(string); addr == "" || port(t, name+" mqtt-addr", addr) != int(containerPort(c, portName)) {
+		t.Errorf("%s: mqtt-addr got %v, want the container port named %s (%d)", name, values["mqtt-addr"], portName, containerPort(c, portName))
+	}
+
+	// Every certificate and key the settings name is a file of a Secret
+	// projected where they read it, readable by the group only.
+	for _, m := range tlsRef.FindAllStringSubmatch(fmt.Sprint(values), -1) {
+		if !secretFile(pt, m[0]) {
+			t.Errorf("%s: names %s, got no Secret item projected there, want one", name, m[0])
+		}
 	}
 
 	// Data under the volume mounted at the image's data folder.
@@ -605,4 +628,40 @@ func TestKustomize(t *testing.T) {
 	if got, want := len(m.all()), len(files.all())+1; got != want {
 		t.Errorf("kubectl kustomize deploy/k8s: got %d objects, want %d (the files' and the generated secret)", got, want)
 	}
+}
+
+// secretFile reports whether the file at path in a pod's container comes
+// from a Secret's item of a projected volume mounted above it, with a mode
+// that lets only the owner and the group (fsGroup) read it.
+func secretFile(pt *corev1.PodTemplateSpec, file string) bool {
+	for _, vm := range pt.Spec.Containers[0].VolumeMounts {
+		rel, ok := strings.CutPrefix(file, vm.MountPath+"/")
+		if !ok {
+			continue
+		}
+		for _, v := range pt.Spec.Volumes {
+			if v.Name != vm.Name || v.Projected == nil {
+				continue
+			}
+			mode := int32(0o644)
+			if v.Projected.DefaultMode != nil {
+				mode = *v.Projected.DefaultMode
+			}
+			for _, s := range v.Projected.Sources {
+				if s.Secret == nil {
+					continue
+				}
+				for _, it := range s.Secret.Items {
+					m := mode
+					if it.Mode != nil {
+						m = *it.Mode
+					}
+					if it.Path == rel && m&0o007 == 0 {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
 }

@@ -105,10 +105,22 @@ func TestMetricsExist(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
+	// The certificates the settings name, from one CA; the admin's too,
+	// to add the edge's ACLs and read as a super user.
+	edgeCerts := certNames(edgeLaunch.settingsText(t))
+	if len(edgeCerts) != 1 {
+		t.Fatalf("systemd edge: got certificates %v, want its client certificate", edgeCerts)
+	}
+	coreLaunch, edgeLaunch = coreLaunch.withTLS(t, dir), edgeLaunch.withTLS(t, dir)
 	coreAddrs, edgeAddrs := newAddrs(t), newAddrs(t)
 	coreArgs := coreLaunch.localArgs(t, dir, coreAddrs, "", "")
 	users, user, password := deviceUsers(t, edgeLaunch.users)
 	edgeArgs := edgeLaunch.localArgs(t, dir, edgeAddrs, coreAddrs.kafka, users)
+
+	site := &testCluster{name: "systemd", addrs: []addrs{coreAddrs}, tls: dir}
+	admin := site.clientFlags(t, "admin")
+	// The edge's ACLs, added as the admin once the core runs.
+	grant := func() { grantEdge(t, admin, "User:CN="+edgeCerts[0]) }
 
 	// Where strace and systemd-analyze are installed, the processes run
 	// traced, and what they did is checked against the units' sandbox.
@@ -119,10 +131,12 @@ func TestMetricsExist(t *testing.T) {
 	coreTrace, edgeTrace := filepath.Join(dir, "core.trace"), filepath.Join(dir, "edge.trace")
 	if traced {
 		core = startTraced(t, "core", coreAddrs.http, strace, coreTrace, coreArgs...)
+		grant()
 		edge = startTraced(t, "edge", edgeAddrs.http, strace, edgeTrace, edgeArgs...)
 	} else {
 		t.Log("strace or systemd-analyze not installed: not checking the units' system call filter")
 		core = startFluxo(t, "core", coreAddrs.http, nil, coreArgs...)
+		grant()
 		edge = startFluxo(t, "edge", edgeAddrs.http, nil, edgeArgs...)
 	}
 
@@ -133,8 +147,8 @@ func TestMetricsExist(t *testing.T) {
 		t.Fatalf("fluxo devices: %v\n%s\nedge:\n%s", err, out, edge.output())
 	}
 	for topic, count := range map[string]string{"telemetry": "5", "alarms": "1"} {
-		consume := exec.Command(fluxoBin, "consume", topic, "--brokers", coreAddrs.kafka, "--group", "deploy-test",
-			"--from-beginning", "--count", count, "--timeout", "20s")
+		consume := exec.Command(fluxoBin, append(append([]string{"consume", topic}, admin...), "--group", "deploy-test",
+			"--from-beginning", "--count", count, "--timeout", "20s")...)
 		if out, err := consume.CombinedOutput(); err != nil {
 			t.Fatalf("fluxo consume %s --group deploy-test: %v\n%s\ncore:\n%s\nedge:\n%s", topic, err, out, core.output(), edge.output())
 		}

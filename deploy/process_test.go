@@ -293,8 +293,16 @@ func (l launch) localArgs(t *testing.T, dir string, a addrs, core, users string)
 		// The cluster's addresses too: the names of a compose network or
 		// of a Kubernetes namespace do not resolve here. --join is set
 		// by the caller for a cluster (given twice, it would add up).
-		args = append(withoutFlag(args, "join"), "--data-dir", filepath.Join(dir, "core"), "--kafka-addr", a.kafka, "--kafka-advertise", a.kafka,
+		// Settings with Kafka listeners get their one SSL listener
+		// here; the others their plaintext --kafka-addr.
+		args = append(withoutFlag(args, "join"), "--data-dir", filepath.Join(dir, "core"),
 			"--serf-addr", a.serf, "--serf-advertise", a.serf, "--raft-addr", a.raft, "--raft-advertise", a.raft)
+		if l.usesListeners(t) {
+			args = append(withoutFlag(withoutFlag(args, "listeners"), "advertised-listeners"),
+				"--listeners", "SSL://"+a.kafka, "--advertised-listeners", "SSL://"+a.kafka)
+		} else {
+			args = append(args, "--kafka-addr", a.kafka, "--kafka-advertise", a.kafka)
+		}
 	case "edge":
 		args = append(args, "--mqtt-addr", a.mqtt, "--spool-dir", filepath.Join(dir, "spool"), "--core", core)
 		if users != "" {
@@ -336,9 +344,12 @@ func deviceUsers(t *testing.T, shipped string) (path, user, password string) {
 
 // Every core and edge that deploy/ describes starts with its settings (on
 // loopback, in a temporary folder), becomes ready and stops cleanly on
-// SIGTERM. The brokers of a cluster (a StatefulSet's replicas, the compose
-// file's core services) start together, each joining the others, form the
-// cluster they describe and stop together.
+// SIGTERM, with the certificates its settings name made by fluxo tls. The
+// brokers of a cluster (a StatefulSet's replicas, the compose file's core
+// services) start together, each joining the others, form the cluster they
+// describe, secured as described (TLS only, client certificates, ACLs): an
+// edge of the same files forwards through TLS, and clients without a
+// certificate or an ACL are refused. Then they stop together.
 func TestProcessesStart(t *testing.T) {
 	clusters := make(map[string][]launch)
 	for _, l := range launches(t) {
@@ -348,6 +359,7 @@ func TestProcessesStart(t *testing.T) {
 		}
 		t.Run(l.where, func(t *testing.T) {
 			t.Parallel()
+			l := l.withTLS(t, t.TempDir())
 			a := newAddrs(t)
 			var users string
 			if l.users != "" {
@@ -362,6 +374,16 @@ func TestProcessesStart(t *testing.T) {
 			t.Parallel()
 			c := startCluster(t, ls, nil)
 			c.check(t)
+			switch {
+			case name == "compose":
+				secureCompose(t, c)
+			case strings.HasPrefix(name, "k8s "):
+				names := certNames(ls[0].settingsText(t))
+				if len(names) != 1 {
+					t.Fatalf("%s: got certificates %v, want the brokers' one", name, names)
+				}
+				secureK8s(t, c, names[0])
+			}
 			c.stop(t)
 		})
 	}

@@ -278,6 +278,7 @@ func TestInstallScript(t *testing.T) {
 		"etc/fluxo/core.yaml":                   0o640,
 		"etc/fluxo/users.yaml":                  0o640,
 		"etc/fluxo":                             fs.ModeDir | fs.ModeSetgid | 0o750,
+		"etc/fluxo/tls":                         fs.ModeDir | fs.ModeSetgid | 0o750,
 		"var/lib/fluxo":                         fs.ModeDir | 0o750,
 	} {
 		fi, err := os.Stat(filepath.Join(dest, path))
@@ -340,7 +341,7 @@ if [[ -d /run/systemd ]]; then mount --bind "$s/run-systemd" /run/systemd; fi
 "$install" -b "$bin" edge core
 "$install" -b "$bin" edge core
 echo "user: $(id -un fluxo):$(id -gn fluxo)"
-stat -c '%U:%G %a %n' /etc/fluxo /etc/fluxo/*.yaml /var/lib/fluxo /usr/local/bin/fluxo
+stat -c '%U:%G %a %n' /etc/fluxo /etc/fluxo/tls /etc/fluxo/*.yaml /var/lib/fluxo /usr/local/bin/fluxo
 echo secret | /usr/local/bin/fluxo edge passwd --stdin /etc/fluxo/users.yaml s-0001 >/dev/null
 stat -c 'after passwd: %U:%G %a %n' /etc/fluxo/users.yaml
 `
@@ -353,6 +354,7 @@ stat -c 'after passwd: %U:%G %a %n' /etc/fluxo/users.yaml
 	for _, want := range []string{
 		"user: fluxo:fluxo",
 		"root:fluxo 2750 /etc/fluxo\n",
+		"root:fluxo 2750 /etc/fluxo/tls\n",
 		"root:fluxo 640 /etc/fluxo/edge.yaml",
 		"root:fluxo 640 /etc/fluxo/core.yaml",
 		"root:fluxo 640 /etc/fluxo/users.yaml",

@@ -11,8 +11,10 @@
 #
 #   - the system user and group "fluxo" (no login, no home) are created if
 #     missing;
-#   - /etc/fluxo (root:fluxo, 2750) and /var/lib/fluxo (fluxo:fluxo, 0750) are
-#     created if missing;
+#   - /etc/fluxo and /etc/fluxo/tls (root:fluxo, 2750) and /var/lib/fluxo
+#     (fluxo:fluxo, 0750) are created if missing; put the certificates in
+#     /etc/fluxo/tls (made with "fluxo tls", see deploy/README.md), keys
+#     0640 so that only root writes and the group fluxo reads them;
 #   - the binary (/usr/local/bin/fluxo) and the units
 #     (/etc/systemd/system/fluxo-ROLE.service) are installed, or replaced when
 #     they differ from the ones given: change a unit with a drop-in
@@ -168,6 +170,7 @@ fi
 make_dir 0755 root:root /usr/local/bin
 make_dir 0755 root:root /etc/systemd/system
 make_dir 2750 root:fluxo /etc/fluxo
+make_dir 2750 root:fluxo /etc/fluxo/tls
 make_dir 0750 fluxo:fluxo /var/lib/fluxo
 
 install_file 0755 root:root "$binary" /usr/local/bin/fluxo
