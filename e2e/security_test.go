@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -464,4 +465,62 @@ func kcatRoundTrip(t *testing.T, admin *kgo.Client, addr, topic string, sec ...s
 		t.Fatalf("kcat group consumer: got %d distinct lines, want %d", len(lines), n)
 	}
 	checkCommitted(t, admin, topic, topic, n)
+}
+
+// SIGHUP reloads the listeners' certificate: a new connection is served
+// with the new one, the process keeps running, and a broken file keeps
+// the old certificate in use.
+func TestCertReloadSIGHUP(t *testing.T) {
+	bin := buildFluxo(t)
+	p := makePKI(t, bin, "broker", secAdmin)
+	core := startSecureCore(t, bin, p)
+	peerCN := func() string {
+		t.Helper()
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", core.ssl, p.tlsConfig(t, secAdmin))
+		if err != nil {
+			t.Fatalf("dial %s: %v", core.ssl, err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if cn := peerCN(); cn != "broker" {
+		t.Fatalf("certificate before reload: got CN %q, want broker", cn)
+	}
+	run(t, 30*time.Second, nil, bin, "tls", "cert", "create", "--server", "--name", "broker-2",
+		"--ip", "127.0.0.1", "--dir", p.dir)
+	cert, key := p.cert("broker")
+	for src, dst := range map[string]string{p.certFile("broker-2"): cert, p.keyFile("broker-2"): key} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := core.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for peerCN() != "broker-2" {
+		if time.Now().After(deadline) {
+			t.Fatalf("certificate after SIGHUP: got CN %q, want broker-2\n%s", peerCN(), core.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A key that does not match: refused, the current certificate stays.
+	if err := os.WriteFile(key, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	core.cmd.Process.Signal(syscall.SIGHUP)
+	deadline = time.Now().Add(10 * time.Second)
+	for !strings.Contains(core.logs.String(), "cannot reload the kafka listeners' certificate") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error logged for a broken key after SIGHUP\n%s", core.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if cn := peerCN(); cn != "broker-2" || !core.running() {
+		t.Fatalf("after a failed reload: got CN %q, running %v; want broker-2, running", cn, core.running())
+	}
 }
