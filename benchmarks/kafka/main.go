@@ -19,6 +19,14 @@
 // with the broker idle. The broker is stopped with SIGTERM at the end, and
 // the whole run is bounded by -timeout.
 //
+// With -security (security.go) it starts one core with two listeners,
+// PLAINTEXT and SASL_SSL (SCRAM-SHA-512 over TLS, the authorizer checking
+// the SCRAM user's ACLs), creates the SCRAM user, and runs one scenario
+// (acks=all, one partition by default) -rounds times over each listener,
+// alternating PLAINTEXT and SASL_SSL, so that each SASL_SSL run is
+// compared with the PLAINTEXT run next to it; the table gives each ratio
+// and their median and range.
+//
 // With -cluster it runs a cluster instead (cluster.go, failover.go): three
 // `fluxo core` processes joined into one cluster with the default Serf and
 // Raft timers, each with its own ports and data directory. The same
@@ -35,6 +43,7 @@
 //	go run ./benchmarks/kafka
 //	go run ./benchmarks/kafka -duration 5s -baseline 2s
 //	go run ./benchmarks/kafka -in-process -cpuprofile cpu.out -scenarios p1-acks1
+//	go run ./benchmarks/kafka -security -duration 10s -settle 5s -rounds 3
 //	go run ./benchmarks/kafka -cluster
 //	go run ./benchmarks/kafka -cluster -cluster-scenarios= -metadata-min-age 250ms
 package main
@@ -80,6 +89,10 @@ type options struct {
 	failoverRate      int
 	metadataMinAge    time.Duration
 	clientLog         bool
+
+	security         bool
+	securityScenario string
+	rounds           int
 }
 
 func main() {
@@ -104,6 +117,9 @@ func main() {
 	flag.IntVar(&o.failoverRate, "failover-rate", 2000, "with -cluster: records per second the failover test's producer sends")
 	flag.DurationVar(&o.metadataMinAge, "metadata-min-age", 0, "with -cluster: kgo.MetadataMinAge of the failover test's producer (0: kgo's default, 5s)")
 	flag.BoolVar(&o.clientLog, "client-log", false, "with -cluster: log what the failover test's producer does (kgo, info level) to stderr")
+	flag.BoolVar(&o.security, "security", false, "instead of the single-node scenarios and the baseline, run -security-scenario -rounds times over each of two listeners of one core, PLAINTEXT and SASL_SSL (SCRAM-SHA-512, ACLs), alternating, and compare them")
+	flag.StringVar(&o.securityScenario, "security-scenario", "p1-acksall", "with -security: the scenario run over both listeners")
+	flag.IntVar(&o.rounds, "rounds", 3, "with -security: rounds, each a PLAINTEXT run then a SASL_SSL run")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -135,6 +151,9 @@ func parseScenarios(s string) ([]scenario, error) {
 func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	if o.cluster {
 		return runCluster(ctx, o, stdout, stderr)
+	}
+	if o.security {
+		return runSecurity(ctx, o, stdout, stderr)
 	}
 	scenarios, err := parseScenarios(o.scenarios)
 	if err != nil {

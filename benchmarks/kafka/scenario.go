@@ -79,10 +79,23 @@ func (h *batchHook) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int3
 	h.records.Add(int64(m.NumRecords))
 }
 
+// endpoint is where a scenario's producer and consumer connect: seed
+// brokers and the options that go with them (TLS, SASL).
+type endpoint struct {
+	seeds []string
+	opts  []kgo.Opt
+}
+
 // runScenario creates the topic, waits until every broker in seeds has
 // it with all its replicas in sync, produces to it, reads it all back and
 // deletes it (so the disk holds one scenario's data at a time).
 func runScenario(ctx context.Context, seeds []string, topic string, s scenario, lim limits, pool []byte, valueSize int) (result, error) {
+	return runScenarioVia(ctx, seeds, endpoint{seeds: seeds}, topic, s, lim, pool, valueSize)
+}
+
+// runScenarioVia is runScenario with the producer and the consumer on ep,
+// while the topic is created, checked and deleted through seeds.
+func runScenarioVia(ctx context.Context, seeds []string, ep endpoint, topic string, s scenario, lim limits, pool []byte, valueSize int) (result, error) {
 	res := result{scenario: s, latency: new(hist.Hist)}
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
@@ -106,7 +119,7 @@ func runScenario(ctx context.Context, seeds []string, topic string, s scenario, 
 	if err := waitTopic(ctx, seeds, topic, s.partitions, int(s.replicationFactor())); err != nil {
 		return res, err
 	}
-	if err := produce(ctx, seeds, topic, s, lim, pool, valueSize, &res); err != nil {
+	if err := produce(ctx, ep, topic, s, lim, pool, valueSize, &res); err != nil {
 		return res, fmt.Errorf("produce: %w", err)
 	}
 	ends, err := adm.ListEndOffsets(ctx, topic)
@@ -115,7 +128,7 @@ func runScenario(ctx context.Context, seeds []string, topic string, s scenario, 
 	}
 	var want int64
 	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
-	if err := consume(ctx, seeds, topic, want, &res); err != nil {
+	if err := consume(ctx, ep, topic, want, &res); err != nil {
 		return res, fmt.Errorf("consume: %w", err)
 	}
 	return res, nil
@@ -123,16 +136,17 @@ func runScenario(ctx context.Context, seeds []string, topic string, s scenario, 
 
 // produce runs the warm-up, then produces records until the limits are
 // reached, and waits for every acknowledgement.
-func produce(ctx context.Context, seeds []string, topic string, s scenario, lim limits, pool []byte, valueSize int, res *result) error {
+func produce(ctx context.Context, ep endpoint, topic string, s scenario, lim limits, pool []byte, valueSize int, res *result) error {
 	hook := new(batchHook)
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(seeds...),
+		kgo.SeedBrokers(ep.seeds...),
 		kgo.DefaultProduceTopic(topic),
 		// The values are random, so compression could only cost time;
 		// the baseline's batches are uncompressed too.
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.WithHooks(hook),
 	}
+	opts = append(opts, ep.opts...)
 	if !s.acksAll {
 		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
 	}
@@ -206,15 +220,15 @@ func produce(ctx context.Context, seeds []string, topic string, s scenario, lim 
 
 // consume reads the topic from the start with a direct (groupless)
 // consumer until it has seen want records.
-func consume(ctx context.Context, seeds []string, topic string, want int64, res *result) error {
+func consume(ctx context.Context, ep endpoint, topic string, want int64, res *result) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	start := time.Now()
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(seeds...),
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(ep.seeds...),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)
+	}, ep.opts...)...)
 	if err != nil {
 		return err
 	}

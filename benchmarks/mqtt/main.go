@@ -32,6 +32,14 @@
 //     uplink's compression of that traffic is read from /metrics
 //     afterwards. The same devices against the bare mochi server give the
 //     PUBACK latency this machine and client manage without the edge.
+//   - uplink (not in the default -phases): the edge's uplink
+//     (bridge/uplink, in this process) drains a spool holding
+//     -uplink-records car telemetry records to a `fluxo core` process of
+//     its own that has two listeners, PLAINTEXT and SASL_SSL
+//     (SCRAM-SHA-512 over TLS, the SCRAM user's ACLs checked); each of
+//     -uplink-rounds rounds drains a freshly filled spool over PLAINTEXT,
+//     then over SASL_SSL, and each SASL_SSL drain's records/s is divided
+//     by the PLAINTEXT drain's of its round (uplinksec.go).
 //
 // Everything listens on 127.0.0.1 ports that were free at start; data
 // goes to a temporary directory that is removed at the end. Every process
@@ -45,6 +53,7 @@
 //	go run ./benchmarks/mqtt -phases throughput -qos 1 -rounds 3
 //	go run ./benchmarks/mqtt -in-process -cpuprofile cpu.out -phases throughput -targets edge-always -qos 1
 //	go run ./benchmarks/mqtt -in-process -trace trace.out -phases latency
+//	go run ./benchmarks/mqtt -phases uplink -uplink-rounds 3
 //
 // With -in-process the edge runs in this process (edge.NewNode, built as
 // `fluxo edge --allow-anonymous` builds it), so that -cpuprofile and
@@ -95,6 +104,11 @@ type options struct {
 	cpuprofile      string
 	trace           string
 	timeout         time.Duration
+
+	uplinkRecords    int
+	uplinkRounds     int
+	uplinkLinger     time.Duration
+	uplinkPartitions int32
 }
 
 func main() {
@@ -129,7 +143,13 @@ func main() {
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of all phases to this file")
 	flag.StringVar(&o.trace, "trace", "", "write a Go execution trace of all phases to this file (go tool trace; with -in-process it shows where the edge's goroutines wait)")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
+	flag.IntVar(&o.uplinkRecords, "uplink-records", 1000000, "uplink phase: telemetry records in the spool each drain sends")
+	flag.IntVar(&o.uplinkRounds, "uplink-rounds", 3, "uplink phase: rounds, each a PLAINTEXT drain then a SASL_SSL drain")
+	flag.DurationVar(&o.uplinkLinger, "uplink-linger", 5*time.Millisecond, "uplink phase: the uplink's telemetry linger (a full backlog does not wait for it; only the last window does)")
+	var uplinkPartitions int
+	flag.IntVar(&uplinkPartitions, "uplink-partitions", 1, "uplink phase: partitions of the core's telemetry topic")
 	flag.Parse()
+	o.uplinkPartitions = int32(uplinkPartitions)
 
 	err := o.parse(targets, qos, phases)
 	if err == nil {
@@ -164,7 +184,7 @@ func (o *options) parse(targets, qos, phases string) error {
 	}
 	for p := range strings.SplitSeq(phases, ",") {
 		switch p {
-		case "throughput", "json", "latency":
+		case "throughput", "json", "latency", "uplink":
 			o.phases = append(o.phases, p)
 		default:
 			return fmt.Errorf("-phases: unknown phase %q", p)
@@ -173,6 +193,8 @@ func (o *options) parse(targets, qos, phases string) error {
 	switch {
 	case o.publishers < 1 || o.inflight < 1 || o.rounds < 1 || o.latencyDevices < 1 || o.latencyRounds < 1:
 		return fmt.Errorf("-publishers, -inflight, -rounds, -latency-devices and -latency-rounds must be at least 1")
+	case o.uplinkRecords < 1 || o.uplinkRounds < 1 || o.uplinkPartitions < 1 || o.uplinkLinger < 0:
+		return fmt.Errorf("-uplink-records, -uplink-rounds and -uplink-partitions must be at least 1, -uplink-linger not negative")
 	case o.duration <= 0 || o.latencyDuration <= 0 || o.warmup < 0:
 		return fmt.Errorf("-duration and -latency-duration must be positive")
 	case o.payloadBytes < 1 || o.payloadBytes > 256<<10-1024:
@@ -194,6 +216,7 @@ type report struct {
 	compression []compressionResult
 	latency     []latencyRun
 	floors      *floors
+	uplink      []uplinkDrain
 	killed      []string // targets that did not stop on SIGTERM
 }
 
@@ -230,6 +253,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 	var core *coreProc
 	bin := o.fluxo
+	if bin == "" && o.has("uplink") && !needCore {
+		fmt.Fprintln(stderr, "building cmd/fluxo")
+		if bin, err = harness.BuildFluxo(ctx, root); err != nil {
+			return err
+		}
+	}
 	if needCore {
 		if bin == "" {
 			fmt.Fprintln(stderr, "building cmd/fluxo")
@@ -307,6 +336,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 					return err
 				}
 			}
+		}
+	}
+	if o.has("uplink") {
+		if err := b.uplinkRun(ctx, &rep); err != nil {
+			return err
 		}
 	}
 	if o.cpuprofile != "" {

@@ -86,6 +86,11 @@ func startCore(ctx context.Context, bin, dataDir string) (*coreProc, error) {
 }
 
 func createTopics(ctx context.Context, addr string, topics []string) error {
+	return createTopicsN(ctx, addr, 1, topics)
+}
+
+// createTopicsN creates topics with partitions partitions each.
+func createTopicsN(ctx context.Context, addr string, partitions int32, topics []string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
 		return err
@@ -93,7 +98,7 @@ func createTopics(ctx context.Context, addr string, topics []string) error {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopics(ctx, 1, 1, nil, topics...)
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, partitions, 1, nil, topics...)
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}
