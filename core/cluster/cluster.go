@@ -675,8 +675,17 @@ func (c *Cluster) Remove(ctx context.Context, id int32) error {
 	if id == c.cfg.NodeID {
 		return errRemoveSelf
 	}
-	if _, err := c.Apply(ctx, RemoveBroker{ID: id}); err != nil && !errors.Is(err, ErrUnknownBroker) {
-		return err
+	// RemoveBroker is idempotent (a second one finds no broker), so an
+	// apply whose outcome a leadership change hid is simply applied again.
+	for {
+		_, err := c.Apply(ctx, RemoveBroker{ID: id})
+		if errors.Is(err, ErrUnknownOutcome) && ctx.Err() == nil {
+			continue
+		}
+		if err != nil && !errors.Is(err, ErrUnknownBroker) {
+			return err
+		}
+		break
 	}
 	err := c.retry(ctx, func() error {
 		if c.raft.State() == raft.Leader {
