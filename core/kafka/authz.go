@@ -202,7 +202,6 @@ func (s *Server) noteDenied(cc *Conn, op kmsg.ACLOperation, rt kmsg.ACLResourceT
 		Msg("authorization denied")
 }
 
-
 // offsetsAuthz returns the check of ListOffsets and OffsetForLeaderEpoch:
 // the error code for a topic's partitions (0: allowed). A replica (id >=
 // 0) needs CLUSTER_ACTION on the cluster (CLUSTER_AUTHORIZATION_FAILED);
