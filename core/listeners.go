@@ -165,8 +165,6 @@ func (s listenerSet) Close() {
 	}
 }
 
-func closeAll(lns []kafkaListener) listenerSet { return listenerSet(lns) }
-
 // serveKafka serves one listener until Shutdown. A listener that fails
 // otherwise (its accept cannot go on) is fatal, as a dead port must not
 // hide behind a healthy /readyz: the error is logged, /readyz fails and

@@ -130,11 +130,10 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln := closeAll(lns)
 	advertised := lns[inter].l.Advertised
 	unclean, err := startMarker(cfg.DataDir)
 	if err != nil {
-		ln.Close()
+		listenerSet(lns).Close()
 		return nil, err
 	}
 	cc := cfg.Cluster
@@ -159,7 +158,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	cl, err := cluster.Open(cc)
 	if err != nil {
-		ln.Close()
+		listenerSet(lns).Close()
 		return nil, err
 	}
 	gc := cfg.Group
@@ -174,14 +173,14 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		groups.close()
 		cl.Close()
-		ln.Close()
+		listenerSet(lns).Close()
 		return nil, err
 	}
 	undo := func() {
 		groups.close()
 		b.Close()
 		cl.Close()
-		ln.Close()
+		listenerSet(lns).Close()
 	}
 	groups.b = b
 	kc := cfg.Kafka
