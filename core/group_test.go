@@ -12,6 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fluxo-io/fluxo/core/cluster"
 )
 
 // member is one franz-go group consumer and the partitions it holds.
@@ -95,6 +97,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestConsumerGroupRebalanceAndRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := DefaultConfig()
+	cfg.Cluster.Timers = cluster.FastTimers() // not a test of timing: elect at once
 	cfg.DataDir = dir
 	cfg.KafkaAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/fluxo-io/fluxo/core/cluster"
 )
 
 // These tests run sarama, a Kafka client written independently of
@@ -434,6 +436,7 @@ func TestSaramaConsumerGroup(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			saramaLog(t)
 			cfg := DefaultConfig()
+			cfg.Cluster.Timers = cluster.FastTimers() // not a test of timing: elect at once
 			cfg.DataDir = t.TempDir()
 			cfg.KafkaAddr = "127.0.0.1:0"
 			cfg.HTTPAddr = ""
