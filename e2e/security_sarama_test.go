@@ -32,7 +32,7 @@ func (s *saramaSCRAM) Begin(user, pass, authzID string) error {
 }
 
 func (s *saramaSCRAM) Step(challenge string) (string, error) { return s.conv.Step(challenge) }
-func (s *saramaSCRAM) Done() bool                           { return s.conv.Done() }
+func (s *saramaSCRAM) Done() bool                            { return s.conv.Done() }
 
 // saramaGroup marks every record it reads and signals once it has n
 // distinct ones.
