@@ -95,6 +95,19 @@ func ledPartition(t *testing.T) (*Broker, *localMeta, *Partition) {
 	}
 }
 
+// soloPartition is the one partition of a topic on a broker on a real
+// single-node cluster: it leads at epoch 0, alone in its ISR.
+func soloPartition(t *testing.T) *Partition {
+	t.Helper()
+	b := openTestBroker(t, t.TempDir())
+	t.Cleanup(func() { b.Close() })
+	tp, err := b.CreateTopic(context.Background(), "t", 1, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tp.Partitions[0]
+}
+
 // records is a batch of n records without a producer id.
 func records(n int) []byte { return idemBatch(-1, -1, -1, n) }
 
@@ -229,13 +242,7 @@ func TestTruncateByLeaderEpoch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := openTestBroker(t, t.TempDir())
-			defer b.Close()
-			tp, err := b.CreateTopic(context.Background(), "t", 1, 0, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := tp.Partitions[0]
+			p := soloPartition(t)
 			// Epoch 0: offsets 0-2 and 3-4, committed (the only replica);
 			// the producer's sequences follow its offsets.
 			for _, seq := range []int32{0, 3} {
@@ -284,13 +291,7 @@ func TestTruncateByLeaderEpoch(t *testing.T) {
 // five batches (Kafka's in-flight limit with idempotence), not older; and
 // sequences wrap at MaxInt32.
 func TestSequenceWindow(t *testing.T) {
-	b := openTestBroker(t, t.TempDir())
-	defer b.Close()
-	tp, err := b.CreateTopic(context.Background(), "t", 1, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := tp.Partitions[0]
+	p := soloPartition(t)
 	for seq := int32(0); seq < 6; seq++ {
 		if res := p.Append(idemBatch(9, 0, seq, 1), 1); res.Code != 0 {
 			t.Fatalf("sequence %d: got code %d (%v), want 0", seq, res.Code, res.Err)
