@@ -202,19 +202,6 @@ func (s *Server) noteDenied(cc *Conn, op kmsg.ACLOperation, rt kmsg.ACLResourceT
 		Msg("authorization denied")
 }
 
-// authzCode is the error code of a refused check on a resource type.
-func authzCode(rt kmsg.ACLResourceType) int16 {
-	switch rt {
-	case kmsg.ACLResourceTypeTopic:
-		return kerr.TopicAuthorizationFailed.Code
-	case kmsg.ACLResourceTypeGroup:
-		return kerr.GroupAuthorizationFailed.Code
-	case kmsg.ACLResourceTypeTransactionalId:
-		return kerr.TransactionalIDAuthorizationFailed.Code
-	}
-	return kerr.ClusterAuthorizationFailed.Code
-}
-
 // offsetsAuthz returns the check of ListOffsets and OffsetForLeaderEpoch:
 // the error code for a topic's partitions (0: allowed). A replica (id >=
 // 0) needs CLUSTER_ACTION on the cluster (CLUSTER_AUTHORIZATION_FAILED);

@@ -38,7 +38,11 @@ func newUsers(t testing.TB, userPass ...string) users {
 			}
 			salt := make([]byte, 16)
 			rand.Read(salt)
-			u[user][mech] = cl.GetStoredCredentials(scram.KeyFactors{Salt: string(salt), Iters: 4096})
+			creds, err := cl.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: 4096})
+			if err != nil {
+				t.Fatalf("scram credentials: got %v, want nil", err)
+			}
+			u[user][mech] = creds
 		}
 	}
 	return u
