@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fluxo-io/fluxo/core"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 func TestBridgeHelp(t *testing.T) {
@@ -154,7 +155,7 @@ func TestIntegrationBridge(t *testing.T) {
 	}()
 	started := regexp.MustCompile(`fluxo bridge: source \S+ \(depot/#\), HTTP on (127\.0\.0\.1:\d+),`)
 	var httpAddr string
-	bridgeWait(t, "the bridge's start line", func() bool {
+	testutil.Eventually(t, "the bridge's start line", func() bool {
 		if m := started.FindStringSubmatch(stderr.String()); m != nil {
 			httpAddr = m[1]
 			return true
@@ -166,7 +167,7 @@ func TestIntegrationBridge(t *testing.T) {
 		}
 		return false
 	})
-	bridgeWait(t, "/readyz 200", func() bool {
+	testutil.Eventually(t, "/readyz 200", func() bool {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
 		if err != nil {
 			return false
@@ -253,16 +254,5 @@ func TestIntegrationBridge(t *testing.T) {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr: got no %q, want it:\n%s", want, stderr.String())
 		}
-	}
-}
-
-func bridgeWait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
