@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +45,24 @@ func shutdownListener(port int) bool {
 	return false
 }
 
+// lockedBuffer is a bytes.Buffer safe for concurrent writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // TestCoreExitsWhenKafkaListenerFails: `fluxo core` whose Kafka listener
 // can no longer accept logs the error and exits non-zero, instead of
 // running on with a dead port.
@@ -61,11 +81,15 @@ func TestCoreExitsWhenKafkaListenerFails(t *testing.T) {
 		stderr string
 	}
 	done := make(chan result, 1)
+	dir := t.TempDir()
 	go func() {
-		code, _, stderr := fluxo(t, ctx, "", "core", "--node-id", "1", "--data-dir", t.TempDir(),
-			"--kafka-addr", "127.0.0.1:"+strconv.Itoa(port), "--http-addr", "127.0.0.1:0",
-			"--serf-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0")
-		done <- result{code, stderr}
+		// The node's parts log from several goroutines, as to a real
+		// stderr: the buffer takes them one at a time.
+		var stdout, stderr lockedBuffer
+		code := run(ctx, []string{"core", "--node-id", "1", "--data-dir", dir,
+			"--kafka-addr", "127.0.0.1:" + strconv.Itoa(port), "--http-addr", "127.0.0.1:0",
+			"--serf-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0"}, &stdout, &stderr)
+		done <- result{code, stderr.String()}
 	}()
 	testutil.Eventually(t, "the Kafka listener to be found and shut down", func() bool { return shutdownListener(port) })
 	var res result
