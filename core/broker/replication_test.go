@@ -237,6 +237,7 @@ func TestTruncateByLeaderEpoch(t *testing.T) {
 		{"leader has all of epoch 1 and more", 1, 20, 9, []commitlog.EpochEntry{{Epoch: 0, StartOffset: 0}, {Epoch: 1, StartOffset: 5}}},
 		{"leader never saw epoch 1: its epoch 0 ends at 5", 0, 5, 5, []commitlog.EpochEntry{{Epoch: 0, StartOffset: 0}}},
 		{"leader's epoch 0 ends earlier", 0, 3, 3, []commitlog.EpochEntry{{Epoch: 0, StartOffset: 0}}},
+		{"leader's epoch 0 runs past where this replica's ended", 0, 7, 5, []commitlog.EpochEntry{{Epoch: 0, StartOffset: 0}}},
 		{"leader knows no epoch: cut to the high watermark", -1, -1, 5, []commitlog.EpochEntry{{Epoch: 0, StartOffset: 0}}},
 		{"leader's epoch 1 ends where this replica's does", 1, 9, 9, []commitlog.EpochEntry{{Epoch: 0, StartOffset: 0}, {Epoch: 1, StartOffset: 5}}},
 	}
