@@ -21,6 +21,8 @@ BENCH_PKGS ?= ./...
 BENCH      ?= .
 DEMO_ARGS  ?=
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Every Go module in the tree: the root and deploy/ (its own module).
+MODULES    := . deploy
 
 .PHONY: help build demo test e2e chaos fuzz bench lint pi tidy-check clean
 
@@ -96,10 +98,14 @@ dist: pi ## pi, plus dist/fluxo-linux-amd64 and dist/SHA256SUMS (check with: cd 
 deploy-test: pi ## test deploy/ (its own module): Pi binaries, units, manifests, dashboards and alerts against real processes
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
 
-tidy-check: ## fail if go mod tidy would change go.mod or go.sum (files are left untouched)
-	@if ! $(GO) mod tidy -diff; then \
-		echo "tidy-check: go.mod/go.sum are not tidy; run 'go mod tidy' and commit the result"; exit 1; \
-	fi
+tidy-check: ## fail if go mod tidy would change go.mod or go.sum of any module (the root, deploy/); files are left untouched
+	@status=0; \
+	for dir in $(MODULES); do \
+		if ! (cd "$$dir" && $(GO) mod tidy -diff); then \
+			echo "tidy-check: $$dir/go.mod or go.sum is not tidy; run 'cd $$dir && go mod tidy' and commit the result"; status=1; \
+		fi; \
+	done; \
+	exit $$status
 
 clean: ## remove bin/ and dist/
 	rm -rf bin dist

@@ -18,6 +18,7 @@ import (
 
 	"github.com/fluxo-io/fluxo/core/cluster"
 	"github.com/fluxo-io/fluxo/core/commitlog"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // testTimers are cluster.FastTimers slowed down 2.5 times: these tests
@@ -162,22 +163,14 @@ func (tc *testCluster) client(opts ...kgo.Opt) *kgo.Client {
 // waitState waits until every running node's metadata satisfies ok.
 func (tc *testCluster) waitState(what string, ok func(*cluster.State) bool) {
 	tc.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		all := true
+	testutil.EventuallyWithin(tc.t, 30*time.Second, what, func() bool {
 		for _, n := range tc.nodes {
 			if n != nil && !ok(n.Broker().State()) {
-				all = false
+				return false
 			}
 		}
-		if all {
-			return
-		}
-		if time.Now().After(deadline) {
-			tc.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return true
+	})
 }
 
 // produce writes n records keyed k-0..k-(n-1) with acks=all and an
@@ -387,8 +380,7 @@ func testTruncatesDivergentReplica(t *testing.T, later int32) {
 // log end end.
 func (tc *testCluster) waitLogEnds(topic string, partition int32, end int64) {
 	tc.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testutil.EventuallyNoError(tc.t, fmt.Sprintf("%s-%d", topic, partition), func() error {
 		var ends []int64
 		for _, n := range tc.nodes {
 			if n == nil {
@@ -399,13 +391,10 @@ func (tc *testCluster) waitLogEnds(topic string, partition int32, end int64) {
 			}
 		}
 		if len(ends) > 0 && !slices.ContainsFunc(ends, func(e int64) bool { return e != end }) {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			tc.t.Fatalf("%s-%d: log ends %v, want all at %d", topic, partition, ends, end)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("log ends %v, want all at %d", ends, end)
+	})
 }
 
 // TestClusterShrinksLaggingFollower: a follower whose replication stops
@@ -436,17 +425,12 @@ func TestClusterShrinksLaggingFollower(t *testing.T) {
 	tc.nodes[follower-1].Broker().Close()
 	produce(t, cl, "lag", "b", 50)
 	// The stopped broker no longer applies metadata: ask the leader.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		p, _ := leader.Broker().State().Partition("lag", 0)
-		if len(p.ISR) == 2 && !p.InISR(follower) {
-			break
+	testutil.EventuallyNoError(t, "the ISR to shrink", func() error {
+		if p, _ := leader.Broker().State().Partition("lag", 0); len(p.ISR) != 2 || p.InISR(follower) {
+			return fmt.Errorf("ISR still %v, want it without broker %d", p.ISR, follower)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ISR still %v, want it without broker %d", p.ISR, follower)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	st := leader.Broker().State()
 	if b := st.Brokers[follower]; b.Fenced {
 		t.Fatalf("broker %d was fenced: the controller, not the leader, took it out", follower)
@@ -505,23 +489,20 @@ func TestClusterCoordinatorFailover(t *testing.T) {
 	// sharded requests such as OffsetFetch even when it cannot dial it,
 	// and right after the crash FindCoordinator may still name the dead
 	// broker.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testutil.EventuallyNoError(t, "committed offsets after the coordinator died", func() error {
 		cl := tc.client()
 		offs, err := kadm.NewClient(cl).FetchOffsets(ctx, "audit")
 		cl.Close()
+		if err != nil {
+			return err
+		}
 		total := int64(0)
-		if err == nil {
-			offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+		offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+		if total != 90 {
+			return fmt.Errorf("got %d, want 90", total)
 		}
-		if err == nil && total == 90 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("committed offsets after the coordinator died: got %d (%v), want 90", total, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	produce(t, tc.client(), "events", "b", 30)
 	consume(30)
 }

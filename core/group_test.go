@@ -12,6 +12,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fluxo-io/fluxo/core/cluster"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // member is one franz-go group consumer and the partitions it holds.
@@ -77,17 +80,6 @@ func newMember(t *testing.T, node *Node, group, topic string) *member {
 	return m
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestConsumerGroupRebalanceAndRestart: three franz-go members with the
 // cooperative-sticky balancer share six partitions two each; when one
 // leaves the other two take three each; offsets they commit survive a
@@ -95,6 +87,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestConsumerGroupRebalanceAndRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := DefaultConfig()
+	cfg.Cluster.Timers = cluster.FastTimers() // not a test of timing: elect at once
 	cfg.DataDir = dir
 	cfg.KafkaAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
@@ -123,8 +116,8 @@ func TestConsumerGroupRebalanceAndRestart(t *testing.T) {
 	a := newMember(t, node, "dashboard", "readings")
 	b := newMember(t, node, "dashboard", "readings")
 	c := newMember(t, node, "dashboard", "readings")
-	waitFor(t, "2 partitions each", func() bool { return a.count() == 2 && b.count() == 2 && c.count() == 2 })
-	waitFor(t, "600 records consumed", func() bool {
+	testutil.EventuallyWithin(t, 30*time.Second, "2 partitions each", func() bool { return a.count() == 2 && b.count() == 2 && c.count() == 2 })
+	testutil.EventuallyWithin(t, 30*time.Second, "600 records consumed", func() bool {
 		a.mu.Lock()
 		b.mu.Lock()
 		c.mu.Lock()
@@ -139,7 +132,7 @@ func TestConsumerGroupRebalanceAndRestart(t *testing.T) {
 		}
 	}
 	c.cl.Close() // leaves the group
-	waitFor(t, "3 partitions each", func() bool { return a.count() == 3 && b.count() == 3 })
+	testutil.EventuallyWithin(t, 30*time.Second, "3 partitions each", func() bool { return a.count() == 3 && b.count() == 3 })
 	for _, m := range []*member{a, b} {
 		if err := m.cl.CommitUncommittedOffsets(ctx); err != nil {
 			t.Fatal(err)
@@ -162,7 +155,7 @@ func TestConsumerGroupRebalanceAndRestart(t *testing.T) {
 	// __consumer_offsets partition: everything is committed, so it is 0
 	// everywhere.
 	var body string
-	waitFor(t, "the group's lag in /metrics", func() bool {
+	testutil.EventuallyWithin(t, 30*time.Second, "the group's lag in /metrics", func() bool {
 		body = scrape(t, node)
 		return strings.Contains(body, `fluxo_core_consumer_group_lag{group="dashboard",partition="0",topic="readings"} 0`)
 	})

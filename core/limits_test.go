@@ -8,12 +8,15 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/fluxo-io/fluxo/core/cluster"
 )
 
 // startNodeWith starts a node with DefaultConfig changed by edit.
 func startNodeWith(t *testing.T, edit func(*Config)) *Node {
 	t.Helper()
 	cfg := DefaultConfig()
+	cfg.Cluster.Timers = cluster.FastTimers() // not a test of timing: elect at once
 	cfg.DataDir = t.TempDir()
 	cfg.KafkaAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = ""

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fluxo-io/fluxo/core/cluster"
 	"github.com/fluxo-io/fluxo/core/kafka"
+	"github.com/fluxo-io/fluxo/internal/opshttp"
 )
 
 // kafkaListener is one bound Kafka listener.
@@ -167,22 +168,40 @@ func (s listenerSet) Close() {
 
 // serveKafka serves one listener until Shutdown. A listener that fails
 // otherwise (its accept cannot go on) is fatal, as a dead port must not
-// hide behind a healthy /readyz: the error is logged, /readyz fails and
-// Failed delivers it, so that the process stops.
+// hide behind a healthy /readyz: see fail.
 func (n *Node) serveKafka(kl kafkaListener) {
 	err := n.kafka.ServeListener(kl.ln, kl.l)
 	if err == nil || errors.Is(err, kafka.ErrServerClosed) {
 		return
 	}
-	n.log.Error().Err(err).Str("listener", kl.l.Name).Str("addr", kl.ln.Addr().String()).Msg("kafka listener failed")
-	n.mu.Lock()
-	if n.listenErr == nil {
-		n.listenErr = fmt.Errorf("core: kafka listener %s: %w", kl.l.Name, err)
-		n.failed <- n.listenErr
-	}
-	n.mu.Unlock()
+	n.fail(fmt.Errorf("core: kafka listener %s on %s: %w", kl.l.Name, kl.ln.Addr(), err))
 }
 
-// Failed delivers the first fatal error of a listener: the node no longer
-// serves what it should and must be shut down.
+// watchHTTP waits for the HTTP server to stop; a failed listener is fatal
+// (see fail), a Shutdown is not.
+func (n *Node) watchHTTP(hs *opshttp.Server) {
+	defer n.wg.Done()
+	if err, ok := <-hs.Failed(); ok {
+		n.fail(fmt.Errorf("core: http listener: %w", err))
+	}
+}
+
+// fail records the first fatal listener error: it is logged, /readyz
+// fails from then on and Failed delivers it, so that the process stops.
+// An error during shutdown is not a failure.
+func (n *Node) fail(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.shutdown {
+		return
+	}
+	n.log.Error().Err(err).Msg("listener failed")
+	if n.listenErr == nil {
+		n.listenErr = err
+		n.failed <- err
+	}
+}
+
+// Failed delivers the first fatal error of a Kafka or HTTP listener: the
+// node no longer serves what it should and must be shut down.
 func (n *Node) Failed() <-chan error { return n.failed }

@@ -72,7 +72,8 @@ type Config struct {
 	// its partitions' leaders (offsets.topic.num.partitions).
 	OffsetsPartitions int32
 	// ReadyTimeout bounds how long Start waits for the metadata (a Raft
-	// leader and this node's copy caught up) before it serves anyway.
+	// leader and this node's copy caught up) before it returns; the node
+	// serves Kafka only once caught up, in the background if need be.
 	ReadyTimeout time.Duration
 	// Broker and Kafka carry the parts' own settings; New fills in the
 	// fields it owns (data dir, logger, addresses).
@@ -113,10 +114,13 @@ type Node struct {
 	failed    chan error      // a listener's fatal error, once
 	groups    *groupRouter
 	http      *opshttp.Server
-	ready     bool
-	listenErr error // guarded by mu: a Kafka listener died
+	httpLn    net.Listener // http's listener
+	ready     bool         // guarded by mu: caught up, Kafka served
+	listenErr error        // guarded by mu: a Kafka or HTTP listener died
 	mu        sync.Mutex
-	shutdown  bool
+	shutdown  bool               // guarded by mu
+	stopStart context.CancelFunc // ends Start's wait to catch up
+	wg        sync.WaitGroup     // the catch-up and HTTP watch goroutines
 }
 
 // New opens the node's data (recovering every partition log), joins the
@@ -226,41 +230,77 @@ func advertise(configured, bound string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-// Start opens the Kafka and HTTP listeners and serves them in the
-// background.
+// Start serves the HTTP endpoints, then waits until this node has caught
+// up with the cluster metadata and serves Kafka. A node never serves Kafka
+// before that, as a Kafka broker does not: until then its copy of the
+// metadata may still name it leader of partitions it has lost, and it
+// would answer produce and fetch as a stale leader. If it has not caught
+// up within ReadyTimeout, Start returns nil all the same and the node goes
+// on waiting in the background (until Shutdown), its /readyz not ready,
+// clients waiting in the listen backlog.
 func (n *Node) Start() error {
 	// HTTP first: /healthz and /metrics answer while the node waits for
 	// the cluster, and /readyz says it is not ready.
 	if n.cfg.HTTPAddr != "" {
-		hs, err := opshttp.StartWith(n.cfg.HTTPAddr, n.reg, n.readyz, n.clusterRoutes())
+		ln, err := net.Listen("tcp", n.cfg.HTTPAddr)
 		if err != nil {
-			return fmt.Errorf("core: %w", err)
+			return fmt.Errorf("core: cannot listen for HTTP: %w", err)
 		}
-		n.http = hs
+		hs := opshttp.Serve(ln, n.reg, n.readyz, n.clusterRoutes())
+		n.http, n.httpLn = hs, ln
+		n.wg.Add(1)
+		go n.watchHTTP(hs)
 	}
-	// Then the metadata: until this node has caught up with the Raft
-	// log, its copy may still name it leader of partitions it led before
-	// a restart. Clients and followers wait in the listen backlog.
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ReadyTimeout)
-	defer cancel()
-	// And the broker's roles: it applies states on its own goroutine,
-	// after recovering its logs, and may still hold an older state (one
-	// naming it leader at an old epoch) when the metadata has caught up.
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stopStart = cancel
+	served := make(chan struct{})
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer close(served)
+		if n.catchUp(ctx) {
+			n.serve()
+		}
+	}()
+	t := time.NewTimer(n.cfg.ReadyTimeout)
+	defer t.Stop()
+	select {
+	case <-served:
+	case <-t.C:
+		n.log.Warn().Dur("waited", n.cfg.ReadyTimeout).Msg("not caught up with the cluster metadata yet: Kafka is served once it has")
+	}
+	return nil
+}
+
+// catchUp waits until this node's copy of the metadata has caught up
+// with the Raft log and its broker has put its replicas in the roles of
+// that state: a restarted broker's replayed metadata may still name it
+// leader at an old epoch. It reports false when ctx ends first.
+func (n *Node) catchUp(ctx context.Context) bool {
 	if err := n.cluster.WaitReady(ctx); err != nil {
-		n.log.Warn().Err(err).Msg("cluster metadata not ready yet, serving anyway")
-	} else if err := n.broker.WaitApplied(ctx, n.cluster.State().Index); err != nil {
-		n.log.Warn().Err(err).Msg("broker roles not applied yet, serving anyway")
-	} else if err := broker.ImportLegacyMetadata(ctx, n.cfg.DataDir, n.cluster); err != nil {
+		return false
+	}
+	if err := n.broker.WaitApplied(ctx, n.cluster.State().Index); err != nil {
+		return false
+	}
+	if err := broker.ImportLegacyMetadata(ctx, n.cfg.DataDir, n.cluster); err != nil {
 		n.log.Error().Err(err).Msg("cannot import the single-node metadata")
+	}
+	return true
+}
+
+// serve starts serving every Kafka listener, unless shutdown has begun.
+func (n *Node) serve() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.shutdown {
+		return
 	}
 	for _, kl := range n.kafkaLns {
 		go n.serveKafka(kl)
 	}
-	n.mu.Lock()
 	n.ready = true
-	n.mu.Unlock()
 	n.log.Info().Str("kafka", n.KafkaAddr()).Str("http", n.HTTPAddr()).Str("data_dir", n.cfg.DataDir).Msg("core node started")
-	return nil
 }
 
 // readyz: ready once started, with a controller elected and this broker
@@ -317,6 +357,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	n.shutdown = true
 	n.mu.Unlock()
+	if n.stopStart != nil {
+		n.stopStart()
+	}
 	// Groups first: a JoinGroup parked for a rebalance would otherwise keep
 	// the Kafka server's Shutdown waiting; it is answered NOT_COORDINATOR
 	// and the client finds the coordinator again after the restart.
@@ -335,9 +378,13 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.log.Warn().Err(err).Msg("cannot leave the cluster gracefully")
 	}
 	kerr := n.kafka.Shutdown(ctx)
+	// Listeners that were never served (the node had not caught up) are
+	// not the Kafka server's to close.
+	listenerSet(n.kafkaLns).Close()
 	if n.http != nil {
 		n.http.Shutdown(ctx)
 	}
+	n.wg.Wait()
 	berr := n.broker.Close()
 	cerr := n.cluster.Close()
 	if berr == nil {
@@ -403,13 +450,18 @@ func (n *Node) crash() {
 	n.mu.Lock()
 	n.shutdown = true
 	n.mu.Unlock()
+	if n.stopStart != nil {
+		n.stopStart()
+	}
 	n.cluster.Close()
 	n.groups.close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	n.kafka.Shutdown(ctx)
+	listenerSet(n.kafkaLns).Close()
 	if n.http != nil {
 		n.http.Shutdown(ctx)
 	}
+	n.wg.Wait()
 	n.broker.Close()
 }

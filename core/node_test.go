@@ -11,11 +11,14 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fluxo-io/fluxo/core/cluster"
 )
 
 func startNode(t *testing.T, dir string) *Node {
 	t.Helper()
 	cfg := DefaultConfig()
+	cfg.Cluster.Timers = cluster.FastTimers() // not a test of timing: elect at once
 	cfg.DataDir = dir
 	cfg.KafkaAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
@@ -187,5 +190,93 @@ func TestHTTPEndpoints(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Fatalf("%s: got %d %q, want 200 containing %q", path, resp.StatusCode, body, want)
 		}
+	}
+}
+
+// readyz fetches node's /readyz.
+func readyz(t *testing.T, n *Node) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + n.HTTPAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// failed waits for n.Failed to deliver.
+func failed(t *testing.T, n *Node) error {
+	t.Helper()
+	select {
+	case err := <-n.Failed():
+		return err
+	case <-ctxT(t).Done():
+		t.Fatal("got no error from Failed, want the listener's")
+		return nil
+	}
+}
+
+// TestKafkaListenerFailure: a Kafka listener whose accept fails (closed
+// under the server) is fatal: Failed delivers the error and /readyz
+// fails with it.
+func TestKafkaListenerFailure(t *testing.T) {
+	node := startNode(t, t.TempDir())
+	if code, body := readyz(t, node); code != 200 {
+		t.Fatalf("before: got %d %q, want 200", code, body)
+	}
+	node.kafkaLns[0].ln.Close()
+	err := failed(t, node)
+	if err == nil || !strings.Contains(err.Error(), "core: kafka listener PLAINTEXT") {
+		t.Fatalf("got %v, want the PLAINTEXT listener's error", err)
+	}
+	if code, body := readyz(t, node); code != 503 || !strings.Contains(body, "kafka listener PLAINTEXT") {
+		t.Fatalf("after: got %d %q, want 503 naming the listener", code, body)
+	}
+}
+
+// TestHTTPListenerFailure: the HTTP listener failing is as fatal as a
+// Kafka one: Failed delivers the error.
+func TestHTTPListenerFailure(t *testing.T) {
+	node := startNode(t, t.TempDir())
+	node.httpLn.Close()
+	err := failed(t, node)
+	if err == nil || !strings.Contains(err.Error(), "core: http listener") {
+		t.Fatalf("got %v, want the HTTP listener's error", err)
+	}
+}
+
+// TestNoKafkaBeforeCaughtUp: a node that cannot catch up with the
+// metadata (it waits for a second member to bootstrap) returns from Start
+// after ReadyTimeout without serving Kafka, stays not ready, and shuts
+// down cleanly.
+func TestNoKafkaBeforeCaughtUp(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Cluster.Timers = cluster.FastTimers()
+	cfg.DataDir = t.TempDir()
+	cfg.KafkaAddr = "127.0.0.1:0"
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.Cluster.SerfAddr = "127.0.0.1:0"
+	cfg.Cluster.RaftAddr = "127.0.0.1:0"
+	cfg.Cluster.BootstrapExpect = 2
+	cfg.ReadyTimeout = 100 * time.Millisecond
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if code, body := readyz(t, n); code != 503 {
+		t.Fatalf("got %d %q, want 503", code, body)
+	}
+	n.mu.Lock()
+	served := n.ready
+	n.mu.Unlock()
+	if served {
+		t.Fatal("got Kafka served, want it held until the node catches up")
+	}
+	if err := n.Shutdown(ctxT(t)); err != nil {
+		t.Fatalf("Shutdown: got %v, want nil", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/core/cluster"
 )
 
 // TestAcksZero: an acks=0 producer gets no response, and its records are
@@ -80,6 +82,7 @@ func TestLongPollFetch(t *testing.T) {
 // fetch to an unknown topic get UNKNOWN_TOPIC_OR_PARTITION.
 func TestUnknownTopicWithoutAutoCreate(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.Cluster.Timers = cluster.FastTimers() // not a test of timing: elect at once
 	cfg.DataDir = t.TempDir()
 	cfg.KafkaAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = ""

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/fluxo-io/fluxo/core/cluster"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // These tests run sarama, a Kafka client written independently of
@@ -434,6 +437,7 @@ func TestSaramaConsumerGroup(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			saramaLog(t)
 			cfg := DefaultConfig()
+			cfg.Cluster.Timers = cluster.FastTimers() // not a test of timing: elect at once
 			cfg.DataDir = t.TempDir()
 			cfg.KafkaAddr = "127.0.0.1:0"
 			cfg.HTTPAddr = ""
@@ -592,17 +596,15 @@ func saramaEndOffset(addrs []string, topic string, p int32) (int64, error) {
 	return cl.GetOffset(topic, p, sarama.OffsetNewest)
 }
 
-// saramaWait waits up to 30 seconds for cond, then fails with the message
-// what returns.
+// saramaWait waits for cond, then fails with the message what returns.
 func saramaWait(t *testing.T, cond func() bool, what func() string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal(what())
+	testutil.EventuallyNoError(t, "sarama", func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return errors.New(what())
+	})
 }
 
 // TestSaramaClusterAdmin: sarama's ClusterAdmin creates, lists, describes

@@ -454,7 +454,7 @@ func TestStoppedLeaderDoesNotAcknowledge(t *testing.T) {
 		}
 		t.Logf("the frozen former leader answered %v", kerr.ErrorForCode(code))
 	} else {
-		t.Logf("the frozen former leader answered no produce: %v", err)
+		t.Logf("the frozen former leader answered no produce: %v", a.err)
 	}
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("after")}).FirstErr(); err != nil {
 		t.Fatal(err)

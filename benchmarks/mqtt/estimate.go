@@ -8,11 +8,9 @@ import (
 	"github.com/klauspost/compress/s2"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-// batchOverhead is what a RecordBatch v2 adds to its records section
-// (commitlog.HeaderSize): the 61-byte header.
-const batchOverhead = 61
+	"github.com/fluxo-io/fluxo/core/commitlog"
+)
 
 // codecEstimate is what the uplink would send for a sample of records
 // with one choice of codec and headers.
@@ -72,7 +70,7 @@ func estimateCompression(recs []*kgo.Record, perBatch int) ([]codecEstimate, err
 			for start := 0; start < len(recs); start += perBatch {
 				batch := recs[start:min(start+perBatch, len(recs))]
 				body := encodeRecords(batch, lean)
-				e.sent += int64(len(c.compress(body))) + batchOverhead
+				e.sent += int64(len(c.compress(body))) + commitlog.HeaderSize
 				for _, r := range batch {
 					e.payload += int64(len(r.Value))
 				}
@@ -84,7 +82,7 @@ func estimateCompression(recs []*kgo.Record, perBatch int) ([]codecEstimate, err
 }
 
 // encodeRecords is the records section of a batch of recs, as the
-// uplink builds it.
+// uplink builds it (with commitlog's encoder).
 func encodeRecords(recs []*kgo.Record, lean bool) []byte {
 	first := recs[0].Timestamp.UnixMilli()
 	var body []byte
@@ -95,9 +93,7 @@ func encodeRecords(recs []*kgo.Record, lean bool) []byte {
 				hs = append(hs, kmsg.Header{Key: h.Key, Value: h.Value})
 			}
 		}
-		kr := kmsg.Record{Key: r.Key, Value: r.Value, Headers: hs, OffsetDelta: int32(i), TimestampDelta64: r.Timestamp.UnixMilli() - first}
-		kr.Length = int32(len(kr.AppendTo(nil)) - 1)
-		body = kr.AppendTo(body)
+		body = commitlog.AppendRecord(body, int32(i), r.Timestamp.UnixMilli()-first, r.Key, r.Value, hs)
 	}
 	return body
 }

@@ -116,7 +116,7 @@ func (s *Spool) Submit(m Message, done func(error)) error {
 	}
 	before := len(g.buf)
 	th := kmsg.Header{Key: topicHeader, Value: []byte(m.Topic)}
-	g.buf = appendRecord(g.buf, g.n, ts-g.first, m.Key, m.Value, &th, m.Headers)
+	g.buf = commitlog.AppendRecordWithHeader(g.buf, g.n, ts-g.first, m.Key, m.Value, th, m.Headers)
 	g.n++
 	g.maxTS = max(g.maxTS, ts)
 	g.admitted += size
@@ -191,7 +191,7 @@ func (a *appender) write(groups []*group) {
 		if err != nil {
 			continue
 		}
-		FinishBatch(g.buf, 0, g.n, g.first, g.maxTS, -1, -1, -1)
+		commitlog.FinishBatch(g.buf, commitlog.NoProducer(g.first), g.n, g.maxTS)
 		// The batch was encoded here, CRC and all: no need to check it again.
 		var b commitlog.Batch
 		if b, err = commitlog.ParseHeader(g.buf); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-io/fluxo/core"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 func testRecord() *kgo.Record {
@@ -606,23 +607,6 @@ func mustFluxo(t *testing.T, stdin string, args ...string) (stdout, stderr strin
 	return stdout, stderr
 }
 
-// eventually retries check for up to 10 seconds, for state a cluster may
-// apply after it answered (a created topic showing in Metadata).
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func TestIntegrationTopicCommands(t *testing.T) {
 	brokers := "--brokers=" + startBroker(t)
 
@@ -631,7 +615,7 @@ func TestIntegrationTopicCommands(t *testing.T) {
 		t.Errorf("create: got stdout %q, want it to contain %q", stdout, want)
 	}
 
-	eventually(t, "list", func() error {
+	testutil.EventuallyNoError(t, "list", func() error {
 		stdout, _ := mustFluxo(t, "", "topic", "list", brokers)
 		if !regexp.MustCompile(`(?m)^telemetry\s+3\s+1\s*$`).MatchString(stdout) {
 			return fmt.Errorf("got stdout %q, want a line for telemetry with 3 partitions and 1 replica", stdout)
@@ -655,7 +639,7 @@ func TestIntegrationTopicCommands(t *testing.T) {
 	}
 
 	mustFluxo(t, "a\nb\nc\n", "produce", "telemetry", "--partition", "1", brokers)
-	eventually(t, "describe", func() error {
+	testutil.EventuallyNoError(t, "describe", func() error {
 		stdout, _ := mustFluxo(t, "", "topic", "describe", "telemetry", brokers)
 		for _, re := range []string{
 			`(?m)^topic telemetry$`,
@@ -685,7 +669,7 @@ func TestIntegrationTopicCommands(t *testing.T) {
 	if want := "deleted topic telemetry\ndeleted topic alarms\n"; stdout != want {
 		t.Errorf("delete: got stdout %q, want %q", stdout, want)
 	}
-	eventually(t, "list after delete", func() error {
+	testutil.EventuallyNoError(t, "list after delete", func() error {
 		stdout, _ := mustFluxo(t, "", "topic", "list", brokers)
 		if strings.Contains(stdout, "telemetry") || strings.Contains(stdout, "alarms") {
 			return fmt.Errorf("got stdout %q, want neither telemetry nor alarms", stdout)

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-io/fluxo/core/commitlog"
+	"github.com/fluxo-io/fluxo/core/commitlog/crashtest"
 )
 
 type demoOptions struct {
@@ -177,10 +177,17 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "2. SIGKILL after %d records; fsyncs covered offsets below %d\n", wrote, synced)
 
-	cut, flipped, err := demoPowerCut(r, logDir, synced)
+	d, err := crashtest.CutTail(r, logDir, synced, 3)
 	if err != nil {
-		return err
+		return fmt.Errorf("demo: %w", err)
 	}
+	cut := fmt.Sprintf("nothing unsynced in %s; left as is", filepath.Base(d.Region.Path))
+	if d.Kind == crashtest.Cut {
+		g := d.Region
+		cut = fmt.Sprintf("%s cut at byte %d of %d written (the last %d bytes were never fsynced)",
+			filepath.Base(g.Path), d.At, g.Written, g.Written-g.From)
+	}
+	flipped := d.Flipped
 	fmt.Fprintf(out, "3. power cut: %s\n", cut)
 	if flipped > 0 {
 		fmt.Fprintf(out, "   and %d bytes flipped in the unsynced tail\n", flipped)
@@ -205,29 +212,15 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 
 	// Check: every record is valid, offsets are contiguous from 0, and
 	// everything the writer saw fsynced is there.
+	batches, err := crashtest.ReadAll(l)
+	if err != nil {
+		return fmt.Errorf("demo: check failed: %w", err)
+	}
 	var records, next int64
-	for off := l.LogStartOffset(); off < l.HighWatermark(); {
-		v, err := l.Read(off, 1<<20)
-		if err != nil {
-			return err
-		}
-		err = commitlog.Batches(v.Data, func(b commitlog.Batch, raw []byte) bool {
-			if _, err = commitlog.ValidateBatch(raw); err != nil {
-				return false
-			}
-			if b.BaseOffset != next {
-				err = fmt.Errorf("gap: batch at %d, want %d", b.BaseOffset, next)
-				return false
-			}
-			next = b.NextOffset()
-			records += int64(b.NumRecords)
-			return true
-		})
-		off = v.Next
-		v.Release()
-		if err != nil {
-			return fmt.Errorf("demo: check failed: %w", err)
-		}
+	for _, raw := range batches {
+		b, _ := commitlog.ParseHeader(raw)
+		next = b.NextOffset()
+		records += int64(b.NumRecords)
 	}
 	if next < synced {
 		return fmt.Errorf("demo: check failed: %d records readable, but %d were fsynced", next, synced)
@@ -241,58 +234,4 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "6. the next append got offset %d: the log goes on where recovery ended\n", res.FirstOffset)
 	return nil
-}
-
-// demoPowerCut damages what a power cut may damage: bytes after the last
-// fsync. It cuts the newest segment at a random byte past the durable data
-// and flips a few bytes between the cut and the durable data.
-func demoPowerCut(r *rand.Rand, dir string, synced int64) (string, int, error) {
-	logs, err := filepath.Glob(filepath.Join(dir, "*.log"))
-	if err != nil || len(logs) == 0 {
-		return "", 0, fmt.Errorf("demo: no segments in %s", dir)
-	}
-	sort.Strings(logs)
-	path := logs[len(logs)-1]
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", 0, err
-	}
-	// Durable bytes: whole batches ending at or below the synced offset.
-	pos := 0
-	end := 0
-	for pos < len(data) {
-		b, err := commitlog.ParseHeader(data[pos:])
-		if err != nil || b.BaseOffset < 0 {
-			break
-		}
-		if b.NextOffset() <= synced {
-			end = pos + b.Size
-		}
-		pos += b.Size
-	}
-	if pos <= end {
-		return fmt.Sprintf("nothing unsynced in %s; left as is", filepath.Base(path)), 0, nil
-	}
-	at := end + r.IntN(pos-end)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	if err := f.Truncate(int64(at)); err != nil {
-		return "", 0, err
-	}
-	flipped := 0
-	if at > end {
-		for i := 0; i < 3; i++ {
-			p := int64(end + r.IntN(at-end))
-			b := []byte{data[p] ^ byte(1+r.IntN(255))}
-			if _, err := f.WriteAt(b, p); err != nil {
-				return "", 0, err
-			}
-			flipped++
-		}
-	}
-	return fmt.Sprintf("%s cut at byte %d of %d written (the last %d bytes were never fsynced)",
-		filepath.Base(path), at, pos, pos-end), flipped, nil
 }

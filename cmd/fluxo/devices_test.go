@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/fluxo-io/fluxo/devices"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // startMQTT starts a bare mochi MQTT server that lets every client in, on a
@@ -99,13 +101,12 @@ func TestDevicesCommand(t *testing.T) {
 	if sent < 10 || acked != sent {
 		t.Errorf("got sent %d, acknowledged %d, want at least 10, all acknowledged", sent, acked)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for seen() < sent && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := seen(); got != sent {
-		t.Errorf("got %d messages at the broker, want %d (sent)", got, sent)
-	}
+	testutil.EventuallyNoError(t, "every message sent at the broker", func() error {
+		if got := seen(); got != sent {
+			return fmt.Errorf("got %d messages at the broker, want %d (sent)", got, sent)
+		}
+		return nil
+	})
 }
 
 func TestDevicesSummaryOnInterrupt(t *testing.T) {

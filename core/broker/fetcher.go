@@ -245,19 +245,7 @@ func (f *fetcher) truncate(ctx context.Context, items []fetchItem) error {
 				f.refused(p, epoch, rp.ErrorCode)
 				continue
 			}
-			cut := p.log.LogEndOffset()
-			if rp.LeaderEpoch < 0 || rp.EndOffset < 0 {
-				// The leader knows no epoch at or below ours: fall back to
-				// the high watermark; an out-of-range fetch cuts further.
-				cut = p.log.HighWatermark()
-			} else {
-				_, mine := p.log.EndOffsetForEpoch(rp.LeaderEpoch)
-				if mine < 0 {
-					mine = p.log.LogStartOffset()
-				}
-				cut = min(cut, rp.EndOffset, mine)
-			}
-			if err := p.truncateTo(cut); err != nil {
+			if err := p.truncateTo(p.divergence(rp.LeaderEpoch, rp.EndOffset)); err != nil {
 				f.b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("cannot truncate replica")
 				continue
 			}

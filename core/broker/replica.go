@@ -193,6 +193,23 @@ var (
 	errDiverged   = errors.New("broker: replica log diverged from the leader's")
 )
 
+// divergence is where this follower's history stops agreeing with the
+// leader's, from the leader's OffsetForLeaderEpoch answer for the last
+// epoch this replica wrote: leaderEpoch is the largest epoch the leader
+// knows at or below it and endOffset where that epoch ends on the leader
+// (KIP-279). Both -1 (the leader knows no such epoch) falls back to the
+// high watermark; an out-of-range fetch cuts further if need be.
+func (p *Partition) divergence(leaderEpoch int32, endOffset int64) int64 {
+	if leaderEpoch < 0 || endOffset < 0 {
+		return p.log.HighWatermark()
+	}
+	_, mine := p.log.EndOffsetForEpoch(leaderEpoch)
+	if mine < 0 {
+		mine = p.log.LogStartOffset()
+	}
+	return min(p.log.LogEndOffset(), endOffset, mine)
+}
+
 // truncateTo cuts the follower's log at offset (KIP-101/279: to where its
 // history and the leader's agree).
 func (p *Partition) truncateTo(offset int64) error {

@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
+
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // logBuffer collects a test's logs and prints them if the test failed.
@@ -105,18 +107,6 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // startCluster starts n members that bootstrap together and waits until
 // all are ready.
 func startCluster(t *testing.T, n int) []*Cluster {
@@ -138,7 +128,7 @@ func startCluster(t *testing.T, n int) []*Cluster {
 func controllerOf(t *testing.T, nodes []*Cluster) *Cluster {
 	t.Helper()
 	var ctrl *Cluster
-	waitFor(t, 10*time.Second, "one controller", func() bool {
+	testutil.EventuallyWithin(t, 10*time.Second, "one controller", func() bool {
 		ctrl = nil
 		for _, c := range nodes {
 			if c.IsController() {
@@ -158,7 +148,7 @@ func controllerOf(t *testing.T, nodes []*Cluster) *Cluster {
 func sameState(t *testing.T, nodes []*Cluster, what string, cond func(*State) bool) *State {
 	t.Helper()
 	var s *State
-	waitFor(t, 10*time.Second, what, func() bool {
+	testutil.EventuallyWithin(t, 10*time.Second, what, func() bool {
 		s = nodes[0].State()
 		if !cond(s) {
 			return false
@@ -203,10 +193,10 @@ func TestSingleNode(t *testing.T) {
 	if got := c.Members(); len(got) != 1 || got[0].ID != 7 || got[0].Status != "alive" || got[0].RaftRole != "leader" || got[0].KafkaAddr != cfg.KafkaAddr {
 		t.Fatalf("got members %+v, want 7 alive leader", got)
 	}
-	if got := testutil.ToFloat64(mustGauge(t, reg, "fluxo_cluster_is_controller", nil)); got != 1 {
+	if got := promtest.ToFloat64(mustGauge(t, reg, "fluxo_cluster_is_controller", nil)); got != 1 {
 		t.Fatalf("got is_controller %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(mustGauge(t, reg, "fluxo_cluster_brokers", map[string]string{"state": "live"})); got != 1 {
+	if got := promtest.ToFloat64(mustGauge(t, reg, "fluxo_cluster_brokers", map[string]string{"state": "live"})); got != 1 {
 		t.Fatalf("got live brokers %v, want 1", got)
 	}
 	// Fencing an alive broker by hand: the controller registers it again
@@ -217,11 +207,11 @@ func TestSingleNode(t *testing.T) {
 	if got := c.State().Topics["a"].Partitions[0].Leader; got != NoLeader {
 		t.Fatalf("got leader %d after fencing, want none", got)
 	}
-	waitFor(t, 5*time.Second, "broker 7 registered again", func() bool {
+	testutil.EventuallyWithin(t, 5*time.Second, "broker 7 registered again", func() bool {
 		p, _ := c.State().Partition("a", 0)
 		return p.Leader == 7
 	})
-	elections, err := testutil.GatherAndCount(reg, "fluxo_cluster_leader_elections_total")
+	elections, err := promtest.GatherAndCount(reg, "fluxo_cluster_leader_elections_total")
 	if err != nil || elections != 1 {
 		t.Fatalf("got %d series, %v, want the counter", elections, err)
 	}
@@ -450,7 +440,7 @@ func TestLeaveAndRemove(t *testing.T) {
 	}
 	ctrl.Close()
 	newCtrl := controllerOf(t, rest)
-	waitFor(t, 10*time.Second, "the member seen as left", func() bool { return memberOf(newCtrl, cid).Status == "left" })
+	testutil.EventuallyWithin(t, 10*time.Second, "the member seen as left", func() bool { return memberOf(newCtrl, cid).Status == "left" })
 	// A few reconciles later it is still fenced, not registered again.
 	time.Sleep(3 * newCtrl.cfg.Timers.ReconcileInterval)
 	if !newCtrl.State().Brokers[cid].Fenced {
@@ -489,7 +479,7 @@ func TestSerfKey(t *testing.T) {
 	cfgB := testConfig(t, 2, 5, a.SerfAddr())
 	cfgB.SerfKey = key
 	b := open(t, cfgB)
-	waitFor(t, 10*time.Second, "b to join a", func() bool {
+	testutil.EventuallyWithin(t, 10*time.Second, "b to join a", func() bool {
 		return memberOf(a, 2).Status == "alive" && memberOf(b, 1).Status == "alive"
 	})
 	cfgC := testConfig(t, 3, 5)
@@ -508,10 +498,10 @@ func TestSerfKey(t *testing.T) {
 	}
 	// The refusals are counted, on the member refusing and on the one
 	// refused.
-	waitFor(t, 10*time.Second, "key errors counted", func() bool {
-		return testutil.ToFloat64(a.keyErrors) > 0 && testutil.ToFloat64(c.keyErrors) > 0 && testutil.ToFloat64(d.keyErrors) > 0
+	testutil.EventuallyWithin(t, 10*time.Second, "key errors counted", func() bool {
+		return promtest.ToFloat64(a.keyErrors) > 0 && promtest.ToFloat64(c.keyErrors) > 0 && promtest.ToFloat64(d.keyErrors) > 0
 	})
-	if got := testutil.ToFloat64(b.keyErrors); got != 0 {
+	if got := promtest.ToFloat64(b.keyErrors); got != 0 {
 		t.Fatalf("got %v key errors on a member with the right key, want 0", got)
 	}
 }
@@ -568,12 +558,11 @@ func TestCloseStopsGoroutines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
+	testutil.EventuallyNoError(t, "goroutines to end after Close", func() error {
+		if n := runtime.NumGoroutine(); n > before {
 			buf := make([]byte, 1<<20)
-			t.Fatalf("got %d goroutines after Close, want %d:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+			return fmt.Errorf("got %d goroutines, want %d:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // TestKeyRotation: a 2-member cluster rotates its gossip key from A to B
@@ -74,9 +76,9 @@ func TestKeyRotation(t *testing.T) {
 	// A restart with the stale configured key A uses the file's key B and
 	// gossips with a again.
 	b.Close()
-	waitFor(t, 10*time.Second, "b failed", func() bool { return memberOf(a, 2).Status == "failed" })
+	testutil.EventuallyWithin(t, 10*time.Second, "b failed", func() bool { return memberOf(a, 2).Status == "failed" })
 	b = reopen(t, b, a.SerfAddr())
-	waitFor(t, 10*time.Second, "b alive again", func() bool { return memberOf(a, 2).Status == "alive" })
+	testutil.EventuallyWithin(t, 10*time.Second, "b alive again", func() bool { return memberOf(a, 2).Status == "alive" })
 	if err := b.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +86,7 @@ func TestKeyRotation(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(st.Keys, map[string]int{b64B: 2}) {
 		t.Fatalf("list after restart: got %+v, %v, want key B on 2 members", st, err)
 	}
-	if got := testutil.ToFloat64(a.keyErrors); got != 0 {
+	if got := promtest.ToFloat64(a.keyErrors); got != 0 {
 		t.Fatalf("got %v key errors, want 0", got)
 	}
 }

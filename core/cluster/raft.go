@@ -10,13 +10,15 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/fluxo-io/fluxo/internal/logadapt"
 )
 
 // openRaft opens the Raft stores in DataDir, starts Raft on the mux's
 // stream layer and, with BootstrapExpect <= 1 and no existing state,
 // bootstraps a single-server cluster. It reports whether there was state.
 func (c *Cluster) openRaft() (bool, error) {
-	hlog := newHclog(c.log, "raft")
+	hlog := logadapt.Hclog(c.log, "raft")
 	store, err := openBoltStore(filepath.Join(c.cfg.DataDir, "raft.db"))
 	if err != nil {
 		return false, err

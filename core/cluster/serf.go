@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/fluxo-io/fluxo/internal/logadapt"
 )
 
 // Serf tags of a fluxo member.
@@ -99,7 +101,7 @@ func (c *Cluster) openSerf() error {
 	// SuspicionMaxTimeoutMult times the minimum; 2 keeps a 2- or 3-member
 	// cluster's detection within the arithmetic of the package doc.
 	ml.SuspicionMaxTimeoutMult = 2
-	ml.Logger = newStdLogger(c.log, "memberlist", c.keyErrors.Inc)
+	ml.Logger = logadapt.StdLogger(c.log, "memberlist", keyErrorLogger(c.keyErrors.Inc))
 	kr, err := c.loadKeyring()
 	if err != nil {
 		return err
@@ -114,7 +116,7 @@ func (c *Cluster) openSerf() error {
 	sc.Tags = c.cfg.tags(c.raftAddr)
 	sc.EventCh = c.serfEvents
 	sc.MemberlistConfig = ml
-	sc.Logger = newStdLogger(c.log, "serf", c.keyErrors.Inc)
+	sc.Logger = logadapt.StdLogger(c.log, "serf", keyErrorLogger(c.keyErrors.Inc))
 	sc.LogOutput = nil
 	if kr != nil {
 		// Serf rewrites it after each key operation, so that an

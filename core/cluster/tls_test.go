@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // testCA is a certificate authority made for one test.
@@ -174,7 +176,7 @@ func TestTLS(t *testing.T) {
 
 	reg := regs[ctrl.NodeID()]
 	for _, reason := range []string{rejectNotTLS, rejectBadCert, rejectNoCertificate} {
-		waitFor(t, 5*time.Second, "rejection "+reason+" counted", func() bool {
+		testutil.EventuallyWithin(t, 5*time.Second, "rejection "+reason+" counted", func() bool {
 			return labeledCounter(t, reg, "fluxo_cluster_rpc_rejected_total", "reason", reason) >= 1
 		})
 	}

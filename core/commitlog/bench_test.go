@@ -282,3 +282,20 @@ func BenchmarkBaselineMemcpy(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEncodeBatch measures the batch encoder the spool and the uplink
+// use: 100 telemetry-sized records with two headers each, then the header.
+func BenchmarkEncodeBatch(b *testing.B) {
+	val := make([]byte, 200)
+	hs := []kmsg.Header{{Key: "mqtt.topic", Value: []byte("fleet/dev-1/telemetry")}, {Key: "edge.received_ms", Value: []byte("1700000000000")}}
+	buf := make([]byte, HeaderSize, 64<<10)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = buf[:HeaderSize]
+		for i := range 100 {
+			buf = AppendRecord(buf, int32(i), int64(i), []byte("dev-1"), val, hs)
+		}
+		FinishBatch(buf, NoProducer(1_700_000_000_000), 100, 1_700_000_000_099)
+	}
+	b.SetBytes(int64(len(buf)))
+}

@@ -36,6 +36,11 @@
 // leader epoch and magic are outside it, so offsets are assigned and epochs
 // stamped by rewriting those fields, never by re-encoding.
 //
+// This package holds fluxo's one encoder and one parser of the format:
+// AppendRecord, FinishBatch and AppendBatch build batches (the log, the
+// edge's spool, the uplink's Kafka batches and the benchmarks all use
+// them); ParseHeader, ValidateBatch, Batches and Records read them.
+//
 // # .index and .timeindex
 //
 // The offset index holds an 8-byte entry every Config.IndexIntervalBytes of

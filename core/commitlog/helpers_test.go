@@ -92,3 +92,29 @@ func readAll(t testing.TB, l *Log) [][]byte {
 }
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// readAllErr reads every batch of l from its log start to its high
+// watermark.
+func readAllErr(l *Log) ([][]byte, error) {
+	var out [][]byte
+	off := l.LogStartOffset()
+	for off < l.HighWatermark() {
+		v, err := l.Read(off, 1<<20)
+		if err != nil {
+			return nil, fmt.Errorf("read %d: %w", off, err)
+		}
+		if len(v.Data) == 0 {
+			return nil, fmt.Errorf("read %d: empty below the high watermark %d", off, l.HighWatermark())
+		}
+		err = Batches(v.Data, func(_ Batch, raw []byte) bool {
+			out = append(out, append([]byte(nil), raw...))
+			return true
+		})
+		off = v.Next
+		v.Release()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

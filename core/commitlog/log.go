@@ -119,11 +119,57 @@ func Open(dir string, cfg Config) (*Log, error) {
 	return l, nil
 }
 
-// load finds the segments, recovers them and activates the last one.
+// load finds the segments, recovers them and activates the last one, in
+// steps: list the segment files, read the checkpoints, open the segments,
+// scan from the one holding the recovery point, restore the timestamps of
+// the trusted ones, and merge the epoch history.
 func (l *Log) load() error {
+	bases, err := l.listSegments()
+	if err != nil {
+		return err
+	}
+	cp := l.readCheckpoints(len(bases) > 0)
+	l.recovered = RecoveryInfo{RecoveryPoint: cp.recoveryPoint, TornAtOffset: -1}
+	now := l.cfg.Now()
+
+	if len(bases) == 0 {
+		base := max(cp.start, 0)
+		s, err := createSegment(l.dir, base, &l.cfg, now)
+		if err != nil {
+			return fmt.Errorf("commitlog: cannot create segment: %w", err)
+		}
+		l.segs = []*segment{s}
+		l.leo.Store(base)
+		l.logStart.Store(base)
+		return l.finishLoad(nil, base)
+	}
+
+	segs, err := l.openSegments(bases)
+	if err != nil {
+		return err
+	}
+	kept, trusted, scanned, err := l.scanTail(segs, cp.recoveryPoint)
+	if err != nil {
+		return err
+	}
+	if err := restoreTimestamps(kept[:trusted], now); err != nil {
+		return err
+	}
+	l.segs = kept
+	l.leo.Store(kept[len(kept)-1].next.Load())
+	start := max(cp.start, kept[0].base)
+	start = min(start, l.leo.Load())
+	l.logStart.Store(start)
+	return l.finishLoad(mergeEpochs(cp.epochs, scanned, kept[trusted].base), start)
+}
+
+// listSegments returns the base offsets of the segment logs in the
+// directory, in order, removing leftovers on the way: temporary files and
+// index files without their log (an interrupted delete).
+func (l *Log) listSegments() ([]int64, error) {
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
-		return fmt.Errorf("commitlog: %w", err)
+		return nil, fmt.Errorf("commitlog: %w", err)
 	}
 	var bases []int64
 	seen := map[int64]bool{}
@@ -146,7 +192,6 @@ func (l *Log) load() error {
 			seen[base] = true
 		}
 	}
-	// Index files without their log are leftovers of an interrupted delete.
 	for _, e := range entries {
 		stem, ext, _ := strings.Cut(e.Name(), ".")
 		if ext == "index" || ext == "timeindex" {
@@ -156,7 +201,20 @@ func (l *Log) load() error {
 		}
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+	return bases, nil
+}
 
+// checkpoints are what the log's checkpoint files say.
+type checkpoints struct {
+	recoveryPoint int64 // -1: unknown, scan everything
+	start         int64 // the log start offset; 0 when absent
+	epochs        []EpochEntry
+}
+
+// readCheckpoints reads the recovery point, the log start offset and the
+// leader epoch history. Without a readable epoch history a log with data
+// is scanned whole (the recovery point is dropped) to rebuild it.
+func (l *Log) readCheckpoints(haveData bool) checkpoints {
 	rp, rpOK := readOffsetFile(filepath.Join(l.dir, recoveryPointFile))
 	start, _ := readOffsetFile(filepath.Join(l.dir, logStartFile))
 	epochData, epochErr := os.ReadFile(filepath.Join(l.dir, epochFile))
@@ -164,68 +222,63 @@ func (l *Log) load() error {
 	if epochErr == nil {
 		epochs, epochErr = decodeEpochs(epochData)
 	}
-	if epochErr != nil && len(bases) > 0 {
-		// Without the epoch history, rebuild it from a full scan.
+	if epochErr != nil && haveData {
 		l.log.Warn().Err(epochErr).Msg("leader epoch checkpoint unreadable, scanning the whole log")
 		rpOK, epochs = false, nil
 	}
 	if !rpOK {
 		rp = -1
 	}
-	l.recovered = RecoveryInfo{RecoveryPoint: rp, TornAtOffset: -1}
-	now := l.cfg.Now()
+	return checkpoints{recoveryPoint: rp, start: start, epochs: epochs}
+}
 
-	if len(bases) == 0 {
-		base := max(start, 0)
-		s, err := createSegment(l.dir, base, &l.cfg, now)
-		if err != nil {
-			return fmt.Errorf("commitlog: cannot create segment: %w", err)
-		}
-		l.segs = []*segment{s}
-		l.leo.Store(base)
-		l.logStart.Store(base)
-		return l.finishLoad(nil, base)
-	}
-
+// openSegments opens the segments of bases, sealed, each knowing where
+// the next begins.
+func (l *Log) openSegments(bases []int64) ([]*segment, error) {
 	segs := make([]*segment, 0, len(bases))
 	for _, b := range bases {
 		s, err := openSealed(l.dir, b, l.cfg.IndexIntervalBytes)
 		if err != nil {
-			return fmt.Errorf("commitlog: segment %d: %w", b, err)
+			return nil, fmt.Errorf("commitlog: segment %d: %w", b, err)
 		}
 		segs = append(segs, s)
 	}
 	for i := 0; i+1 < len(segs); i++ {
 		segs[i].next.Store(segs[i+1].base)
 	}
-	// k is the segment holding the recovery point: it and all after it are
-	// scanned. Segments before it are trusted and only checked lazily.
+	return segs, nil
+}
+
+// scanTail recovers the segments from the one holding the recovery point
+// rp to the end: segments before it (the first trusted of kept) are
+// trusted and checked lazily; the scanned ones are validated, a torn tail
+// cut, and segments that no longer continue the log dropped. Damage below
+// rp is ErrCorrupt. It returns the segments kept and the epochs the scan
+// found.
+func (l *Log) scanTail(segs []*segment, rp int64) (kept []*segment, trusted int, scanned []EpochEntry, err error) {
 	k := 0
 	for i, s := range segs {
 		if rp >= 0 && s.base <= rp {
 			k = i
 		}
 	}
-	scanFrom := segs[k].base
 	if k > 0 && segs[k].base > rp {
-		return fmt.Errorf("%w: recovery point %d precedes segment %d", ErrCorrupt, rp, segs[k].base)
+		return nil, 0, nil, fmt.Errorf("%w: recovery point %d precedes segment %d", ErrCorrupt, rp, segs[k].base)
 	}
 	want := segs[k].base
-	var kept []*segment
 	kept = append(kept, segs[:k]...)
-	var scanned []EpochEntry
 	for i := k; i < len(segs); i++ {
 		s := segs[i]
 		if s.base != want {
 			if want <= rp {
-				return fmt.Errorf("%w: segment %d follows data ending at offset %d, below the recovery point %d", ErrCorrupt, s.base, want, rp)
+				return nil, 0, nil, fmt.Errorf("%w: segment %d follows data ending at offset %d, below the recovery point %d", ErrCorrupt, s.base, want, rp)
 			}
 			l.dropSegments(segs[i:], "does not continue the log")
 			break
 		}
 		next, cut, err := l.recoverSegment(s, rp, &scanned)
 		if err != nil {
-			return err
+			return nil, 0, nil, err
 		}
 		kept = append(kept, s)
 		want = next
@@ -235,32 +288,34 @@ func (l *Log) load() error {
 		}
 	}
 	if rp > want {
-		return fmt.Errorf("%w: log ends at offset %d, below the recovery point %d", ErrCorrupt, want, rp)
+		return nil, 0, nil, fmt.Errorf("%w: log ends at offset %d, below the recovery point %d", ErrCorrupt, want, rp)
 	}
-	for _, s := range kept[:k] {
+	return kept, k, scanned, nil
+}
+
+// restoreTimestamps sets the largest timestamp of trusted segments from
+// their time index; a damaged one is verified and rebuilt now, so that
+// retention knows the segment's age.
+func restoreTimestamps(segs []*segment, now time.Time) error {
+	for _, s := range segs {
 		if ts := readLastTimeEntry(s.tidxPath); ts >= 0 {
 			s.maxTS.Store(ts)
-		} else {
-			// A damaged time index: verify and rebuild now, so retention
-			// knows the segment's age.
-			r, err := s.acquire(now)
-			if err != nil {
-				return err
-			}
-			r.release()
+			continue
 		}
+		r, err := s.acquire(now)
+		if err != nil {
+			return err
+		}
+		r.release()
 	}
-	l.segs = kept
-	last := kept[len(kept)-1]
-	l.leo.Store(last.next.Load())
-	start = max(start, kept[0].base)
-	start = min(start, l.leo.Load())
-	l.logStart.Store(start)
+	return nil
+}
 
-	// Merge the checkpointed epochs before the scanned range with those
-	// found by the scan.
+// mergeEpochs is the epoch history of a recovered log: the checkpointed
+// entries before scanFrom, then the newer epochs the scan found.
+func mergeEpochs(checkpointed, scanned []EpochEntry, scanFrom int64) []EpochEntry {
 	var merged []EpochEntry
-	for _, e := range epochs {
+	for _, e := range checkpointed {
 		if e.StartOffset < scanFrom {
 			merged = append(merged, e)
 		}
@@ -270,7 +325,7 @@ func (l *Log) load() error {
 			merged = append(merged, e)
 		}
 	}
-	return l.finishLoad(merged, start)
+	return merged
 }
 
 // finishLoad activates the last segment, trims the epoch history to the

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 func TestAppendReadRoundTrip(t *testing.T) {
@@ -476,8 +478,47 @@ func TestConcurrentAppendAndRead(t *testing.T) {
 	if err := <-readErr; err != nil {
 		t.Fatalf("reader: %v", err)
 	}
-	if st := l.Stats(); st.Syncs >= writers*perWriter {
-		t.Logf("no fsync was shared: %d syncs for %d appends", st.Syncs, writers*perWriter)
+}
+
+// TestGroupCommitSharesOneFsync: appenders that need an fsync while one is
+// in flight wait for it and then share the next; here every appender
+// arrives while the first round waits, and one fsync serves them all.
+func TestGroupCommitSharesOneFsync(t *testing.T) {
+	cfg := smallConfig()
+	cfg.FlushBatches = 1
+	l := mustOpen(t, t.TempDir(), cfg)
+	defer l.Close()
+	const writers = 8
+	before := l.Stats().Syncs
+	// Holding syncMu keeps the first round from syncing until every
+	// writer has appended and waits.
+	l.syncMu.Lock()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := l.Append(testBatch(1, 10, 1, "g"))
+			errs <- err
+		}()
+	}
+	testutil.Eventually(t, "every writer to append", func() bool { return l.LogEndOffset() == writers })
+	testutil.Eventually(t, "a round to wait for the fsync", func() bool {
+		l.gcMu.Lock()
+		defer l.gcMu.Unlock()
+		return l.gcRound != nil
+	})
+	l.syncMu.Unlock()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("append: %v", err)
+		}
+	}
+	if got := l.Stats().Syncs - before; got != 1 {
+		t.Fatalf("got %d fsyncs for %d appends, want 1 shared by all", got, writers)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 func TestListAndDescribeGroups(t *testing.T) {
@@ -21,7 +23,7 @@ func TestListAndDescribeGroups(t *testing.T) {
 	q := newMember(t, c, "preparing", "q")
 	wg.Go(func() { q.join() }) // waits for p to rejoin
 	defer func() { p.join(); wg.Wait() }()
-	waitFor(t, "the rebalance", func() bool { return groupState(c, "preparing") == PreparingRebalance })
+	testutil.EventuallyWithin(t, wait, "the rebalance", func() bool { return groupState(c, "preparing") == PreparingRebalance })
 	commitAs(c, 8, "solo", -1, "", "t", 0, 1, "")
 
 	list := func(version int16, states, types []string) string {

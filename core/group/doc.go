@@ -95,6 +95,21 @@
 // timeout from then to heartbeat. Keys of other versions (Kafka's newer
 // group types) are skipped.
 //
+// # Where the group code lives
+//
+// Three layers, each in its own place:
+//
+//   - this package: one coordinator, the groups of one __consumer_offsets
+//     partition (state machine, rebalances, offsets, their records);
+//   - core/group_router.go: placement, which coordinator a group belongs
+//     to (Kafka's hash of the group id over the partitions of
+//     __consumer_offsets), starting and stopping coordinators as this
+//     broker gains and loses their partitions' leadership, and the log a
+//     coordinator writes (its partition, acks=all);
+//   - core/kafka's files 08, 09, 11-16 and 42 (groups.go for what they
+//     share): the protocol, decoding each request, authorizing it, and
+//     calling the coordinator method of the same name.
+//
 // # Concurrency
 //
 // Each group has two locks, taken in this order: appendMu, which makes the

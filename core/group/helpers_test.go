@@ -8,6 +8,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // wait is how long a test waits for an outcome before failing. It is far
@@ -30,18 +32,6 @@ func newTestCoordinator(t *testing.T, cfg Config, log Log) *Coordinator {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// waitFor polls cond until it holds, failing the test after wait.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func codeName(code int16) string {
@@ -308,7 +298,7 @@ func syncAll(t *testing.T, ms ...*tmember) []*kmsg.SyncGroupResponse {
 		wg.Go(func() { resps[i] = m.sync(nil) })
 	}
 	g := leader.c.lookup(leader.group)
-	waitFor(t, "followers to sync", func() bool {
+	testutil.EventuallyWithin(t, wait, "followers to sync", func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		for _, m := range ms {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 func TestOffsetsSurviveRestart(t *testing.T) {
@@ -57,7 +59,7 @@ func TestEmptyGroupAndDeletionSurviveRestart(t *testing.T) {
 	a.commit("t", 0, 1)
 	a.leave()
 	commitAs(c, 8, "gone", -1, "", "t", 0, 1, "")
-	waitFor(t, "the empty group to be stored", func() bool {
+	testutil.EventuallyWithin(t, wait, "the empty group to be stored", func() bool {
 		var gen int32 = -1
 		log.Replay(func(key, value []byte) error {
 			if d, ok, _ := decodeRecord(key, value); ok && !d.isOffset && d.group == "g" && d.meta != nil {
@@ -98,7 +100,7 @@ func TestRestoredMemberExpires(t *testing.T) {
 
 	c = newTestCoordinator(t, testConfig(), log)
 	checkState(t, c, "g", Stable)
-	waitFor(t, "the restored member to expire", func() bool { return groupState(c, "g") == Empty })
+	testutil.EventuallyWithin(t, wait, "the restored member to expire", func() bool { return groupState(c, "g") == Empty })
 }
 
 func TestReplayRejectsCorruptRecord(t *testing.T) {

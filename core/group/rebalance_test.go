@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 func TestJoinMemberIDRequired(t *testing.T) {
@@ -207,7 +209,7 @@ func TestSessionTimeoutRemovesMember(t *testing.T) {
 
 	// a keeps heartbeating; b goes silent.
 	var code int16
-	waitFor(t, "b's session to expire", func() bool {
+	testutil.EventuallyWithin(t, wait, "b's session to expire", func() bool {
 		code = a.heartbeat()
 		return code != 0
 	})
@@ -251,7 +253,7 @@ func TestMissingSyncRemovesMember(t *testing.T) {
 	leader.sync(map[string][]byte{leader.id: []byte("x"), follower.id: []byte("y")})
 	checkState(t, c, "g", Stable)
 	// The follower never syncs: it is removed and the group rebalances.
-	waitFor(t, "the group to rebalance", func() bool { return leader.heartbeat() == kerr.RebalanceInProgress.Code })
+	testutil.EventuallyWithin(t, wait, "the group to rebalance", func() bool { return leader.heartbeat() == kerr.RebalanceInProgress.Code })
 	checkCode(t, "follower heartbeat", follower.heartbeat(), kerr.UnknownMemberID)
 }
 
@@ -295,7 +297,7 @@ func TestCooperativeRejoin(t *testing.T) {
 	var wg sync.WaitGroup
 	var fr *kmsg.JoinGroupResponse
 	wg.Go(func() { fr = follower.join() })
-	waitFor(t, "the rebalance", func() bool { return groupState(c, "g") == PreparingRebalance })
+	testutil.EventuallyWithin(t, wait, "the rebalance", func() bool { return groupState(c, "g") == PreparingRebalance })
 
 	// The leader learns of it by heartbeat; commits of the current
 	// generation still go through while the group prepares.
@@ -329,7 +331,7 @@ func TestCooperativeRejoin(t *testing.T) {
 	// The leader rejoining with the same metadata also rebalances: it may
 	// have seen topics change.
 	wg.Go(func() { leader.join() })
-	waitFor(t, "the leader's rebalance", func() bool { return groupState(c, "g") == PreparingRebalance })
+	testutil.EventuallyWithin(t, wait, "the leader's rebalance", func() bool { return groupState(c, "g") == PreparingRebalance })
 	follower.join()
 	wg.Wait()
 	if leader.gen != gen1+2 {
@@ -402,7 +404,7 @@ func TestInitialRebalanceDelayWaitsForMembers(t *testing.T) {
 	var wg sync.WaitGroup
 	var ar *kmsg.JoinGroupResponse
 	wg.Go(func() { ar = a.join() })
-	waitFor(t, "a to join", func() bool { return groupState(c, "g") == PreparingRebalance })
+	testutil.EventuallyWithin(t, wait, "a to join", func() bool { return groupState(c, "g") == PreparingRebalance })
 	br := b.join()
 	wg.Wait()
 	if ar.Generation != 1 || br.Generation != 1 {
@@ -423,7 +425,7 @@ func TestStaticMemberRestartKeepsAssignment(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { b.join() })
-	waitFor(t, "b to join", func() bool { return groupState(c, "g") == PreparingRebalance })
+	testutil.EventuallyWithin(t, wait, "b to join", func() bool { return groupState(c, "g") == PreparingRebalance })
 	a.join()
 	wg.Wait()
 	syncAll(t, a, b)
@@ -495,7 +497,7 @@ func TestCloseUnblocksJoin(t *testing.T) {
 	m.joinOnce()
 	done := make(chan *kmsg.JoinGroupResponse)
 	go func() { done <- m.joinOnce() }()
-	waitFor(t, "the join to park", func() bool { return groupState(c, "g") == PreparingRebalance })
+	testutil.EventuallyWithin(t, wait, "the join to park", func() bool { return groupState(c, "g") == PreparingRebalance })
 	c.Close()
 	select {
 	case r := <-done:
@@ -522,7 +524,7 @@ func TestCloseUnblocksSync(t *testing.T) {
 	}
 	done := make(chan *kmsg.SyncGroupResponse)
 	go func() { done <- follower.sync(nil) }()
-	waitFor(t, "the sync to park", func() bool {
+	testutil.EventuallyWithin(t, wait, "the sync to park", func() bool {
 		g := c.lookup("g")
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -573,7 +575,7 @@ func TestLeaderLeavingMemberOutGetsEmptyAssignment(t *testing.T) {
 	var wg sync.WaitGroup
 	var fr *kmsg.SyncGroupResponse
 	wg.Go(func() { fr = follower.sync(nil) })
-	waitFor(t, "the follower to sync", func() bool {
+	testutil.EventuallyWithin(t, wait, "the follower to sync", func() bool {
 		g := c.lookup("g")
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -599,7 +601,7 @@ func TestStoreFailureAtSyncRebalances(t *testing.T) {
 	var wg sync.WaitGroup
 	var fr *kmsg.SyncGroupResponse
 	wg.Go(func() { fr = follower.sync(nil) })
-	waitFor(t, "the follower to sync", func() bool {
+	testutil.EventuallyWithin(t, wait, "the follower to sync", func() bool {
 		g := c.lookup("g")
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -656,7 +658,7 @@ func TestChurn(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "the group to empty", func() bool { return groupState(c, "churn") == Empty })
+	testutil.EventuallyWithin(t, wait, "the group to empty", func() bool { return groupState(c, "churn") == Empty })
 }
 
 func TestPendingMemberHoldsRebalanceUntilItExpires(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 func TestStateString(t *testing.T) {
@@ -119,7 +121,7 @@ func TestStateTransitions(t *testing.T) {
 				case "start":
 					m = ms[strings.TrimPrefix(name, "join ")]
 					wg.Go(func() { m.join() })
-					waitFor(t, s.do, func() bool { return groupState(c, "g") == s.want })
+					testutil.EventuallyWithin(t, wait, s.do, func() bool { return groupState(c, "g") == s.want })
 				case "sync":
 					wg.Wait()
 					g := c.lookup("g")
@@ -171,7 +173,7 @@ func TestHeartbeatByState(t *testing.T) {
 	b := newMember(t, c, "g", "b")
 	var wg sync.WaitGroup
 	wg.Go(func() { b.join() })
-	waitFor(t, "the rebalance", func() bool { return groupState(c, "g") == PreparingRebalance })
+	testutil.EventuallyWithin(t, wait, "the rebalance", func() bool { return groupState(c, "g") == PreparingRebalance })
 	checkCode(t, "PreparingRebalance", a.heartbeat(), kerr.RebalanceInProgress)
 	a.join()
 	wg.Wait()

@@ -188,18 +188,6 @@ func (c *rawConn) apiVersions() *kmsg.ApiVersionsResponse {
 	return resp
 }
 
-// eventually polls cond until it holds or waitFor passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still false after %s, want true", what, waitFor)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // value reads a counter's or gauge's current value.
 func value(t *testing.T, m prometheus.Metric) float64 {
 	t.Helper()

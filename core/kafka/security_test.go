@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/fluxo-io/fluxo/internal/testcert"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // tlsServer is a CA and a server certificate it signed for 127.0.0.1.
@@ -266,7 +267,7 @@ func TestPlaintextClientOnTLSListener(t *testing.T) {
 	if err := cl.Ping(ctxT(t)); err == nil {
 		t.Fatalf("plaintext ping of a TLS listener: got nil error, want a failure")
 	}
-	eventually(t, "tls handshake failure counted", func() bool {
+	testutil.EventuallyWithin(t, waitFor, "tls handshake failure counted", func() bool {
 		return value(t, s.metrics.tlsHandshakeFailures.WithLabelValues("SSL")) >= 1
 	})
 	// The same listener serves a TLS client.
@@ -310,7 +311,7 @@ func TestClientCertificates(t *testing.T) {
 		if err := cl.Ping(ctxT(t)); err == nil {
 			t.Fatalf("ping with a foreign certificate: got nil error, want a failure")
 		}
-		eventually(t, "client certificate failure counted", func() bool {
+		testutil.EventuallyWithin(t, waitFor, "client certificate failure counted", func() bool {
 			return value(t, s.metrics.authFailures.WithLabelValues("MTLS", mechanismSSL)) > before
 		})
 	})
@@ -424,7 +425,7 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	silent := &rawConn{t: t, nc: nc}
 	dialAddr(t, addr, ts.clientTLS()).apiVersions()
 	silent.expectClosed()
-	eventually(t, "handshake timeout counted", func() bool {
+	testutil.EventuallyWithin(t, waitFor, "handshake timeout counted", func() bool {
 		return value(t, s.metrics.tlsHandshakeFailures.WithLabelValues("SSL")) >= 1
 	})
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -140,7 +142,7 @@ func TestMaxConnections(t *testing.T) {
 	}
 
 	first.nc.Close()
-	eventually(t, "connection count drops after a client leaves", func() bool {
+	testutil.EventuallyWithin(t, waitFor, "connection count drops after a client leaves", func() bool {
 		return value(t, s.metrics.connections) == 1
 	})
 	dial(t, s).apiVersions()
@@ -221,7 +223,7 @@ func TestShutdownWaitsForInFlightRequest(t *testing.T) {
 	go func() { done <- s.Shutdown(context.Background()) }()
 
 	idle.expectClosed()
-	eventually(t, "listener closed", func() bool {
+	testutil.EventuallyWithin(t, waitFor, "listener closed", func() bool {
 		nc, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return true
@@ -294,7 +296,7 @@ func TestServeOnOwnListener(t *testing.T) {
 	ln := newListener(t)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
-	eventually(t, "server listening", func() bool { return s.Addr() != nil })
+	testutil.EventuallyWithin(t, waitFor, "server listening", func() bool { return s.Addr() != nil })
 
 	cl := newClient(t, s)
 	if _, err := kmsg.NewPtrApiVersionsRequest().RequestWith(context.Background(), cl); err != nil {

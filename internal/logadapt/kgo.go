@@ -1,6 +1,8 @@
 // Package logadapt adapts the loggers of the libraries fluxo embeds to
 // zerolog, so that every part logs through the zerolog.Logger it was
-// given: franz-go's kgo.Logger (kgo.go) and mochi-mqtt's slog.Logger (slog.go).
+// given: franz-go's kgo.Logger (kgo.go), mochi-mqtt's slog.Logger
+// (slog.go), hashicorp's hclog.Logger for raft and the standard
+// *log.Logger serf and memberlist take (hclog.go).
 package logadapt
 
 import (

@@ -5,6 +5,7 @@ package opshttp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,8 +17,9 @@ import (
 
 // Server is a running ops endpoint.
 type Server struct {
-	ln  net.Listener
-	srv *http.Server
+	ln     net.Listener
+	srv    *http.Server
+	failed chan error // the fatal serve error, then closed; closed alone after Shutdown
 }
 
 // Start listens on addr and serves until Shutdown. ready writes the
@@ -33,6 +35,12 @@ func StartWith(addr string, reg *prometheus.Registry, ready func(w http.Response
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen for HTTP: %w", err)
 	}
+	return Serve(ln, reg, ready, routes), nil
+}
+
+// Serve is StartWith on a listener the caller opened; the server closes
+// it on Shutdown.
+func Serve(ln net.Listener, reg *prometheus.Registry, ready func(w http.ResponseWriter) bool, routes map[string]http.Handler) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -46,10 +54,24 @@ func StartWith(addr string, reg *prometheus.Registry, ready func(w http.Response
 	for pattern, h := range routes {
 		mux.Handle(pattern, h)
 	}
-	s := &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
-	go s.srv.Serve(ln)
-	return s, nil
+	s := &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, failed: make(chan error, 1)}
+	go s.serve()
+	return s
 }
+
+// serve runs the HTTP server until Shutdown or until its listener fails.
+func (s *Server) serve() {
+	defer close(s.failed)
+	if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+		s.failed <- fmt.Errorf("opshttp: serving on %s: %w", s.ln.Addr(), err)
+	}
+}
+
+// Failed delivers the error that stopped the server when its listener
+// failed (it can no longer accept connections: the node must fail
+// /readyz, where it can, and stop), then is closed. After Shutdown it is
+// closed without an error: a receive gets ok == false.
+func (s *Server) Failed() <-chan error { return s.failed }
 
 // Addr is the bound address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }

@@ -57,3 +57,35 @@ func TestEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedListener closes the listener under a running server: Failed
+// delivers the accept error, then is closed.
+func TestFailedListener(t *testing.T) {
+	s, err := Start("127.0.0.1:0", prometheus.NewRegistry(), func(http.ResponseWriter) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	s.ln.Close()
+	err, ok := <-s.Failed()
+	if !ok || err == nil || !strings.Contains(err.Error(), "opshttp: serving on") {
+		t.Fatalf("got %v (ok %v), want the serve error", err, ok)
+	}
+	if _, ok := <-s.Failed(); ok {
+		t.Fatalf("got a second value, want Failed closed")
+	}
+}
+
+// TestShutdownIsNotAFailure: after Shutdown, Failed is closed with no error.
+func TestShutdownIsNotAFailure(t *testing.T) {
+	s, err := Start("127.0.0.1:0", prometheus.NewRegistry(), func(http.ResponseWriter) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err, ok := <-s.Failed(); ok {
+		t.Fatalf("got %v, want Failed closed without an error", err)
+	}
+}
