@@ -2,7 +2,6 @@ package logadapt
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -10,23 +9,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/rs/zerolog"
 )
-
-// lines decodes the JSON log lines in buf.
-func lines(t *testing.T, buf *bytes.Buffer) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("got %q, want JSON log lines: %v", buf.String(), err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 func TestHclog(t *testing.T) {
 	var buf bytes.Buffer

@@ -2,32 +2,13 @@ package logadapt
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 )
-
-// lines decodes the JSON log lines written to buf.
-func lines(t *testing.T, buf *bytes.Buffer) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("got %q, want JSON log lines: %v", l, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 func TestMochi(t *testing.T) {
 	var buf bytes.Buffer
