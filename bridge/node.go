@@ -149,6 +149,15 @@ func (n *Node) readyz(w http.ResponseWriter) bool {
 	return n.fwd.Readyz(w, "", "source "+src+": up")
 }
 
+// Failed delivers the error of the HTTP listener if it dies: the node
+// no longer answers probes and must be shut down. Never, without HTTP.
+func (n *Node) Failed() <-chan error {
+	if n.http == nil {
+		return nil
+	}
+	return n.http.Failed()
+}
+
 // HTTPAddr is the bound HTTP address ("" if none).
 func (n *Node) HTTPAddr() string {
 	if n.http == nil {

@@ -141,6 +141,15 @@ func (n *Node) readyz(w http.ResponseWriter) bool {
 // MQTTAddr is the bound MQTT TCP address.
 func (n *Node) MQTTAddr() string { return n.edge.Addr() }
 
+// Failed delivers the error of the HTTP listener if it dies: the node
+// no longer answers probes and must be shut down. Never, without HTTP.
+func (n *Node) Failed() <-chan error {
+	if n.http == nil {
+		return nil
+	}
+	return n.http.Failed()
+}
+
 // HTTPAddr is the bound HTTP address ("" if none).
 func (n *Node) HTTPAddr() string {
 	if n.http == nil {

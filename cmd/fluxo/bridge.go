@@ -168,8 +168,15 @@ func runBridge(ctx context.Context, cfg bridge.Config, shutdownWait time.Duratio
 	fmt.Fprintf(out, "fluxo bridge: source %s (%s), HTTP on %s, spool in %s (sync %s), core %s\n",
 		sc.Source, strings.Join(node.Subscriber().Subscriptions(), " "), node.HTTPAddr(), fc.SpoolDir, fc.Spool.Sync,
 		strings.Join(fc.Uplink.Brokers, ","))
-	<-ctx.Done()
+	var failed error
+	select {
+	case <-ctx.Done():
+	case failed = <-node.Failed():
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
 	defer cancel()
-	return node.Shutdown(sctx)
+	if err := node.Shutdown(sctx); err != nil && failed == nil {
+		return err
+	}
+	return failed
 }

@@ -125,10 +125,18 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "fluxo edge: MQTT on %s, HTTP on %s, spool in %s (sync %s), core %s\n",
 				node.MQTTAddr(), node.HTTPAddr(), cfg.SpoolDir, cfg.Spool.Sync, strings.Join(cfg.Uplink.Brokers, ","))
-			<-cmd.Context().Done()
+			var failed error
+			select {
+			case <-cmd.Context().Done():
+			case failed = <-node.Failed():
+				log.Error().Err(failed).Msg("http listener failed, stopping")
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
 			defer cancel()
-			return node.Shutdown(ctx)
+			if err := node.Shutdown(ctx); err != nil && failed == nil {
+				return err
+			}
+			return failed
 		},
 	}
 	f := c.Flags()
