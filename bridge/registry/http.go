@@ -110,14 +110,18 @@ func (r *Registry) List(q Query, now time.Time) Page {
 	case "id":
 		less = func(a, b *Device) bool { return a.ID < b.ID }
 	case "first_seen":
-		less = func(a, b *Device) bool { return a.FirstSeen.After(b.FirstSeen) || a.FirstSeen.Equal(b.FirstSeen) && a.ID < b.ID }
+		less = func(a, b *Device) bool {
+			return a.FirstSeen.After(b.FirstSeen) || a.FirstSeen.Equal(b.FirstSeen) && a.ID < b.ID
+		}
 	case "messages":
 		less = func(a, b *Device) bool {
 			x, y := a.Messages.Total(), b.Messages.Total()
 			return x > y || x == y && a.ID < b.ID
 		}
 	default:
-		less = func(a, b *Device) bool { return a.LastSeen.After(b.LastSeen) || a.LastSeen.Equal(b.LastSeen) && a.ID < b.ID }
+		less = func(a, b *Device) bool {
+			return a.LastSeen.After(b.LastSeen) || a.LastSeen.Equal(b.LastSeen) && a.ID < b.ID
+		}
 	}
 	sort.Slice(match, func(i, j int) bool {
 		if desc {
