@@ -159,3 +159,11 @@ func (e *Edge) PublishMessage(m downlink.Message) error {
 	}
 	return e.srv.InjectPacket(e.commander, pk)
 }
+
+// HasSubscriber reports whether a session, connected or offline and
+// persistent, is subscribed to topic (the edge's own inline
+// subscriptions aside): a command published there is kept for someone.
+func (e *Edge) HasSubscriber(topic string) bool {
+	subs := e.srv.Topics.Subscribers(topic)
+	return len(subs.Subscriptions) > 0 || len(subs.Shared) > 0
+}

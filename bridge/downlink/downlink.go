@@ -9,7 +9,8 @@
 // or subscribed on). With a registry (the edge), a command goes out only
 // when the device's session has a subscription matching that topic: the
 // device is online, or offline with a persistent session that the MQTT
-// server keeps QoS 1 messages for. Otherwise (a device never seen, or one
+// server keeps QoS 1 messages for; or any session subscribed to it, when
+// the publisher knows them (SubscriberIndex). Otherwise (a device never seen, or one
 // not subscribed yet) the command waits in the registry, persisted and
 // bounded, until the device subscribes or the command expires.
 //
@@ -86,6 +87,15 @@ type Message struct {
 type MessagePublisher interface {
 	Publisher
 	PublishMessage(m Message) error
+}
+
+// SubscriberIndex is a Publisher that knows whether any session (online,
+// or offline and persistent) is subscribed to a topic: the edge is one.
+// With it, a command goes out when someone (the device, or a gateway
+// acting for it) will receive it; without it, when the registry shows the
+// device itself subscribed.
+type SubscriberIndex interface {
+	HasSubscriber(topic string) bool
 }
 
 // Resolver returns the fleet a device belongs to, if known; it is used
@@ -183,6 +193,7 @@ type Downlink struct {
 	log     zerolog.Logger
 	pub     Publisher
 	mpub    MessagePublisher // pub, when it is one
+	subs    SubscriberIndex  // pub, when it is one
 	resolve Resolver
 	reg     *registry.Registry
 	cl      *kgo.Client
@@ -236,7 +247,21 @@ func New(cfg Config, pub Publisher, resolve Resolver) (*Downlink, error) {
 	}
 	d := &Downlink{cfg: cfg, log: cfg.Logger, pub: pub, resolve: resolve, reg: cfg.Registry, cl: cl}
 	d.mpub, _ = pub.(MessagePublisher)
+	d.subs, _ = pub.(SubscriberIndex)
 	return d, nil
+}
+
+// deliverable reports whether a command for device on topic can go out
+// now (see SubscriberIndex).
+func (d *Downlink) deliverable(device, topic string) bool {
+	if topic == "" {
+		return false
+	}
+	if d.subs != nil {
+		return d.subs.HasSubscriber(topic)
+	}
+	dev, known := d.reg.Get(device)
+	return known && dev.Subscribed(topic)
 }
 
 // Run delivers commands until ctx ends, then leaves the group. Failures do
@@ -394,7 +419,7 @@ func (d *Downlink) handle(r *kgo.Record, now time.Time) (st status, ok bool) {
 		}
 		return d.publish(st, c, topic, now)
 	}
-	if dev, known := d.reg.Get(c.device); known && topic != "" && dev.Subscribed(topic) {
+	if d.deliverable(c.device, topic) {
 		return d.publish(st, c, topic, now)
 	}
 	q := registry.Command{ID: c.id, Device: c.device, Topic: c.topic, Payload: c.msg.Payload, Queued: now, Deadline: c.deadline}
@@ -511,8 +536,7 @@ func (d *Downlink) drain(ctx context.Context, now time.Time) {
 			st.Status, st.Reason = registry.StatusExpired, "expired while queued at the edge"
 		} else {
 			topic := d.topicFor(c)
-			dev, known := d.reg.Get(q.Device)
-			if !known || topic == "" || !dev.Subscribed(topic) {
+			if !d.deliverable(q.Device, topic) {
 				continue
 			}
 			var ok bool
