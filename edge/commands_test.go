@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -317,5 +319,57 @@ func TestCommandRequestResponseMQTT5(t *testing.T) {
 	}
 	if d, _ := n.Devices().Get("car-5"); d.Commands.Acked != 1 || d.Commands.Delivered != 1 {
 		t.Errorf("got commands %+v, want 1 delivered and 1 acked", d.Commands)
+	}
+}
+
+// TestReadyzFailsWhileCoreAway: with records waiting and no core, /readyz
+// turns 503 after the core timeout and says which lane and why; /healthz
+// stays 200.
+func TestReadyzFailsWhileCoreAway(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultNodeConfig()
+	cfg.Edge.MQTTAddr = "127.0.0.1:0"
+	cfg.Edge.AllowAnonymous = true
+	cfg.Edge.StateDir = dir + "/mqtt"
+	cfg.SpoolDir = dir
+	cfg.Spool.SegmentBytes = 1 << 20
+	cfg.Spool.MaxBytes = 64 << 20
+	cfg.Spool.MaxMessageBytes = 64 << 10
+	cfg.Uplink.Brokers = []string{"127.0.0.1:1"} // nothing listens there
+	cfg.Uplink.RetryBackoff = 20 * time.Millisecond
+	cfg.Uplink.MaxRetryBackoff = 100 * time.Millisecond
+	cfg.Downlink = nil
+	cfg.CoreTimeout = 300 * time.Millisecond
+	cfg.HTTPAddr = "127.0.0.1:0"
+	n, err := NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + n.HTTPAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/readyz"); code != 200 {
+		t.Fatalf("got %d %q before anything waits, want 200", code, body)
+	}
+	c := mustConnect3(t, tcpURL(n.MQTTAddr()), "car-1", nil)
+	if err := publish3(t, c, "cars/car-1/gps", 1, false, "1"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "/readyz to fail", func() bool { code, _ := get("/readyz"); return code == 503 })
+	if _, body := get("/readyz"); !strings.Contains(body, "core not reached") || !strings.Contains(body, "telemetry") {
+		t.Errorf("got /readyz body %q, want it to name the telemetry lane and the core not reached", body)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("got /healthz %d, want 200 (liveness only)", code)
 	}
 }
