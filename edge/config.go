@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/fluxo-io/fluxo/bridge/registry"
 	"github.com/fluxo-io/fluxo/bridge/route"
 )
 
@@ -76,6 +77,11 @@ type Config struct {
 	// have unacknowledged towards the edge (default 128; MQTT 5 Receive
 	// Maximum).
 	ReceiveMaximum uint16
+
+	// Registry, when set, is fed the devices' connections,
+	// subscriptions and publishes (see bridge/registry), and matches
+	// their answers to commands. Nil: no registry.
+	Registry *registry.Registry
 
 	// Logger receives the edge's logs and mochi's; the zero value
 	// discards them.

@@ -83,7 +83,10 @@ type Edge struct {
 	users    atomic.Pointer[Users] // nil without a users file
 	metrics  *metrics
 	store    *store // nil without StateDir
-	tlsConf  *tls.Config
+	// commander is the inline client PublishMessage publishes commands
+	// through (mochi's own inline client is not exported).
+	commander *mqtt.Client
+	tlsConf   *tls.Config
 
 	closing atomic.Bool // set first thing in Close
 	gate    connGate    // closed before mochi's Close
@@ -160,6 +163,13 @@ func New(cfg Config, sink Sink) (*Edge, error) {
 		m.unregister()
 		return nil, fmt.Errorf("edge: %w", err)
 	}
+	if cfg.Registry != nil {
+		if err := e.srv.AddHook(&devicesHook{e: e, reg: cfg.Registry}, nil); err != nil {
+			m.unregister()
+			return nil, fmt.Errorf("edge: %w", err)
+		}
+	}
+	e.commander = e.srv.NewClient(nil, mqtt.LocalListener, "fluxo-downlink", true)
 	if cfg.StateDir != "" {
 		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 			m.unregister()
@@ -269,11 +279,8 @@ func (e *Edge) Close() error {
 // reconnects (queued up to Config.MaxInflight per client, for at most
 // Config.MaxMessageExpiry). The message does not go to the Sink.
 func (e *Edge) Publish(topic string, payload []byte, qos byte, retain bool) error {
-	if !validTopicName(topic) || strings.HasPrefix(topic, "$") {
-		return fmt.Errorf("edge: cannot publish on %q: not a valid topic name", topic)
-	}
-	if qos > 2 {
-		return fmt.Errorf("edge: invalid qos %d", qos)
+	if err := e.checkPublish(topic, qos); err != nil {
+		return err
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -281,6 +288,17 @@ func (e *Edge) Publish(topic string, payload []byte, qos byte, retain bool) erro
 		return ErrClosed
 	}
 	return e.srv.Publish(topic, payload, retain, qos)
+}
+
+// checkPublish checks the topic and QoS of a message the edge publishes.
+func (e *Edge) checkPublish(topic string, qos byte) error {
+	if !validTopicName(topic) || strings.HasPrefix(topic, "$") {
+		return fmt.Errorf("edge: cannot publish on %q: not a valid topic name", topic)
+	}
+	if qos > 2 {
+		return fmt.Errorf("edge: invalid qos %d", qos)
+	}
+	return nil
 }
 
 // SetUsers replaces the users (Config.Users), for a users file read

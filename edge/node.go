@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/fluxo-io/fluxo/bridge/downlink"
 	"github.com/fluxo-io/fluxo/bridge/forward"
+	"github.com/fluxo-io/fluxo/bridge/registry"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/bridge/uplink"
 	"github.com/fluxo-io/fluxo/internal/opshttp"
@@ -32,10 +35,23 @@ type NodeConfig struct {
 	// take the uplink's, and so do TLS and SASL when it has neither; an
 	// empty Group is fluxo-edge-<edge id>-downlink.
 	Downlink *downlink.Config
-	// HTTPAddr serves /healthz, /readyz and /metrics; empty: off.
+	// Devices configures the device registry (bridge/registry): fed by
+	// the MQTT server, consulted by the downlink, served at /api/devices.
+	// An empty Path is SpoolDir/devices.db. Nil: no registry.
+	Devices *registry.Config
+	// CoreTimeout makes /readyz fail while a lane with records to send
+	// has not reached the core for longer (see
+	// forward.Config.CoreTimeout); zero: never for that reason.
+	CoreTimeout time.Duration
+	// HTTPAddr serves /healthz, /readyz, /metrics and /api/devices;
+	// empty: off.
 	HTTPAddr string
 	Logger   zerolog.Logger
 }
+
+// DefaultCoreTimeout is how long a lane may hold records without reaching
+// the core before /readyz fails.
+const DefaultCoreTimeout = 2 * time.Minute
 
 // DefaultNodeConfig returns an edge on 127.0.0.1:1883 forwarding to a core
 // on 127.0.0.1:9092, with HTTP on 127.0.0.1:8081. The uplink's client id
@@ -46,14 +62,17 @@ func DefaultNodeConfig() NodeConfig {
 	uc.ClientID = ""
 	dl := downlink.DefaultConfig()
 	dl.Brokers, dl.Group = nil, ""
+	dc := registry.DefaultConfig()
 	return NodeConfig{
-		Edge:     DefaultConfig(),
-		SpoolDir: "spool",
-		Spool:    spool.DefaultConfig(),
-		Uplink:   uc,
-		Downlink: &dl,
-		HTTPAddr: "127.0.0.1:8081",
-		Logger:   zerolog.Nop(),
+		Devices:     &dc,
+		CoreTimeout: DefaultCoreTimeout,
+		Edge:        DefaultConfig(),
+		SpoolDir:    "spool",
+		Spool:       spool.DefaultConfig(),
+		Uplink:      uc,
+		Downlink:    &dl,
+		HTTPAddr:    "127.0.0.1:8081",
+		Logger:      zerolog.Nop(),
 	}
 }
 
@@ -64,6 +83,7 @@ type Node struct {
 	reg  *prometheus.Registry
 	fwd  *forward.Forwarder
 	edge *Edge
+	devs *registry.Registry // nil without one
 
 	http *opshttp.Server
 
@@ -78,15 +98,31 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ec := cfg.Edge.withDefaults()
+	if cfg.Devices != nil {
+		dc := *cfg.Devices
+		if dc.Path == "" {
+			dc.Path = filepath.Join(cfg.SpoolDir, "devices.db")
+		}
+		dc.Logger = cfg.Logger.With().Str("part", "registry").Logger()
+		devs, err := registry.Open(dc)
+		if err != nil {
+			return nil, fmt.Errorf("edge: %w", err)
+		}
+		n.devs = devs
+		ec.Registry = devs
+	}
 	fwd, err := forward.New(forward.Config{
-		Name:     "fluxo-edge-" + ec.EdgeID,
-		SpoolDir: cfg.SpoolDir,
-		Spool:    cfg.Spool,
-		Uplink:   cfg.Uplink,
-		Downlink: cfg.Downlink,
-		Logger:   cfg.Logger,
+		Name:        "fluxo-edge-" + ec.EdgeID,
+		SpoolDir:    cfg.SpoolDir,
+		Spool:       cfg.Spool,
+		Uplink:      cfg.Uplink,
+		Downlink:    cfg.Downlink,
+		Registry:    n.devs,
+		CoreTimeout: cfg.CoreTimeout,
+		Logger:      cfg.Logger,
 	})
 	if err != nil {
+		n.closeDevices()
 		return nil, err
 	}
 	n.fwd = fwd
@@ -94,6 +130,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	ec.Registerer = n.reg
 	if n.edge, err = New(ec, fwd); err != nil {
 		fwd.Stop(context.Background())
+		n.closeDevices()
 		return nil, err
 	}
 	n.reg.MustRegister(fwd.Collector())
@@ -110,7 +147,12 @@ func (n *Node) Start() error {
 		return fmt.Errorf("edge: %w", err)
 	}
 	if n.cfg.HTTPAddr != "" {
-		hs, err := opshttp.Start(n.cfg.HTTPAddr, n.reg, n.readyz)
+		var routes map[string]http.Handler
+		if n.devs != nil {
+			h := n.devs.Handler()
+			routes = map[string]http.Handler{"/api/devices": h, "/api/devices/": h}
+		}
+		hs, err := opshttp.StartWith(n.cfg.HTTPAddr, n.reg, n.readyz, routes)
 		if err != nil {
 			n.Shutdown(context.Background())
 			return fmt.Errorf("edge: %w", err)
@@ -188,5 +230,17 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.http != nil {
 		n.http.Shutdown(ctx)
 	}
+	errs = append(errs, n.closeDevices())
 	return errors.Join(errs...)
 }
+
+// closeDevices writes and closes the device registry.
+func (n *Node) closeDevices() error {
+	if n.devs == nil {
+		return nil
+	}
+	return n.devs.Close()
+}
+
+// Devices is the node's device registry; nil without one.
+func (n *Node) Devices() *registry.Registry { return n.devs }

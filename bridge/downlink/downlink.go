@@ -1,22 +1,55 @@
 // Package downlink delivers commands from the core to devices: records on
 // the core topic "commands", keyed by device id, are published over MQTT
-// (QoS 1) to the device's command topic, including to devices offline at
-// the time whose persistent session will receive it when they reconnect.
-// A device's answer, published on {fleet}/{device}/cmd/reply, goes back to
-// the core through the edge's ordinary routing (to "command-acks").
+// (QoS 1) to the device's command topic, and every command is answered
+// with a status record on "command-acks", keyed by the command's id.
 //
-// Delivery is at-least-once: a command's offset is committed only after it
-// was handed to the MQTT server; after an edge crash, uncommitted commands
-// are published again (MQTT QoS 1 is at-least-once as well, so devices
-// tolerate repeats — commands carry an id for that).
+// A command's MQTT topic is the record's mqtt.topic header, else
+// {fleet}/{device}/cmd with the fleet from the record's fleet header or
+// from the device registry (the fleet of the topics the device published
+// or subscribed on). With a registry (the edge), a command goes out only
+// when the device's session has a subscription matching that topic: the
+// device is online, or offline with a persistent session that the MQTT
+// server keeps QoS 1 messages for; or any session subscribed to it, when
+// the publisher knows them (SubscriberIndex). Otherwise (a device never seen, or one
+// not subscribed yet) the command waits in the registry, persisted and
+// bounded, until the device subscribes or the command expires.
+//
+// Statuses (the value's "status", also header command.status):
+//
+//	queued     waiting at the edge for the device
+//	delivered  handed to the device's session
+//	acked      the device answered on the command's response topic
+//	expired    the expiry (header expires_ms, else the record time +
+//	           Config.TTL) passed before delivery
+//	rejected   no topic can be found, or the queue is full
+//
+// A command's offset is committed only once its status record is written
+// (delivered, queued, expired or rejected): no command is dropped
+// silently. Delivery is at-least-once: after a crash, commands whose
+// status was not written are handled again (MQTT QoS 1 is at-least-once as
+// well; commands carry an id for that).
+//
+// MQTT 5: the command's record headers become user properties of the
+// publish, except the mqtt.* and edge.* ones; mqtt.content_type,
+// mqtt.payload_format, mqtt.response_topic, mqtt.correlation_data and
+// mqtt.message_expiry set the matching properties. A command that names a
+// response topic (its correlation data defaults to the command id) is
+// answered by the device with a publish on that topic carrying the same
+// correlation data: that answer lands in command-acks as the command's
+// "acked" status, with the response. MQTT 3.1.1 devices answer on
+// {fleet}/{device}/cmd/reply, which the routing rules send to
+// command-acks as it is.
 package downlink
 
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +57,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 
+	"github.com/fluxo-io/fluxo/bridge/registry"
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/internal/logadapt"
 )
 
@@ -32,17 +67,65 @@ type Publisher interface {
 	Publish(topic string, payload []byte, qos byte, retain bool) error
 }
 
-// Resolver returns the fleet a device belongs to, if known (the edge
-// learns it from the topics the device publishes and subscribes to).
+// Message is a command as published to a device, with its MQTT 5
+// properties (dropped for MQTT 3.1.1 subscribers).
+type Message struct {
+	Topic           string
+	Payload         []byte
+	QoS             byte
+	ContentType     string
+	PayloadFormat   *byte // nil: not set
+	ResponseTopic   string
+	CorrelationData []byte
+	MessageExpiry   uint32 // seconds; 0: none
+	User            []route.Property
+}
+
+// MessagePublisher is a Publisher that can also set MQTT 5 properties
+// (the edge is one). The downlink uses PublishMessage when its publisher
+// has it.
+type MessagePublisher interface {
+	Publisher
+	PublishMessage(m Message) error
+}
+
+// SubscriberIndex is a Publisher that knows whether any session (online,
+// or offline and persistent) is subscribed to a topic: the edge is one.
+// With it, a command goes out when someone (the device, or a gateway
+// acting for it) will receive it; without it, when the registry shows the
+// device itself subscribed.
+type SubscriberIndex interface {
+	HasSubscriber(topic string) bool
+}
+
+// Resolver returns the fleet a device belongs to, if known; it is used
+// without a registry (the bridge learns fleets from the traffic it
+// relays).
 type Resolver func(device string) (fleet string, ok bool)
 
-// Headers a command record may carry to choose its MQTT topic.
+// Headers a command record may carry.
 const (
 	// HeaderTopic names the exact MQTT topic to publish the command on.
 	HeaderTopic = "mqtt.topic"
 	// HeaderFleet names the device's fleet: the command goes to
 	// {fleet}/{device}/cmd.
 	HeaderFleet = "fleet"
+	// HeaderCommandID is the command's id, the key of its status records.
+	// Without it, the "id" field of a JSON object value, else
+	// {topic}-{partition}-{offset}.
+	HeaderCommandID = "command_id"
+	// HeaderExpiresMS is the command's expiry, unix milliseconds.
+	HeaderExpiresMS = "expires_ms"
+	// MQTT 5 properties of the publish.
+	HeaderContentType     = "mqtt.content_type"
+	HeaderPayloadFormat   = "mqtt.payload_format"   // "0" bytes, "1" UTF-8
+	HeaderResponseTopic   = "mqtt.response_topic"   // where the device answers
+	HeaderCorrelationData = "mqtt.correlation_data" // raw bytes
+	HeaderMessageExpiry   = "mqtt.message_expiry"   // seconds
+	// Headers of a status record.
+	HeaderStatus = "command.status"
+	HeaderID     = "command.id"
+	HeaderDevice = "device"
 )
 
 // Config configures the downlink.
@@ -51,6 +134,25 @@ type Config struct {
 	Topic    string // core topic with commands (default "commands")
 	Group    string // consumer group; one per edge, so every edge sees every command
 	ClientID string
+	// AcksTopic receives the status records (default "command-acks").
+	AcksTopic string
+	// TTL is a command's lifetime from its record time when it has no
+	// expires_ms header (default 24h).
+	TTL time.Duration
+	// FromStart makes a new consumer group start at the beginning of
+	// Topic; by default it starts at the end (an edge new to the core
+	// does not replay old commands). A group that committed resumes.
+	FromStart bool
+	// Registry, when set, tells which devices can take a command now and
+	// keeps the others' commands (the edge). Without one, a command goes
+	// out when its topic is known and is rejected otherwise.
+	Registry *registry.Registry
+	// RetryInterval is how often queued commands and failed status
+	// writes are tried again (default 1s); a device subscribing wakes the
+	// queue at once.
+	RetryInterval time.Duration
+	// Origin names this edge or bridge in status records.
+	Origin string
 	// TLS, when set, encrypts the connections to the brokers (and
 	// presents a client certificate if it has one). Nil: plaintext.
 	TLS *tls.Config
@@ -61,16 +163,28 @@ type Config struct {
 	Logger zerolog.Logger
 }
 
+// Defaults.
+const (
+	DefaultTTL           = 24 * time.Hour
+	DefaultAcksTopic     = "command-acks"
+	DefaultRetryInterval = time.Second
+)
+
 // DefaultConfig consumes "commands" from a core on 127.0.0.1:9092.
 func DefaultConfig() Config {
-	return Config{Brokers: []string{"127.0.0.1:9092"}, Topic: "commands", Group: "fluxo-edge-downlink", ClientID: "fluxo-edge-downlink", Logger: zerolog.Nop()}
+	return Config{Brokers: []string{"127.0.0.1:9092"}, Topic: "commands", AcksTopic: DefaultAcksTopic,
+		Group: "fluxo-edge-downlink", ClientID: "fluxo-edge-downlink", TTL: DefaultTTL,
+		RetryInterval: DefaultRetryInterval, Logger: zerolog.Nop()}
 }
 
-// Stats counts the downlink's work.
+// Stats counts the downlink's work, by status written.
 type Stats struct {
 	Delivered     int64 // commands handed to the MQTT server
-	Undeliverable int64 // no topic could be found for the device
-	Errors        int64 // publish failures (retried)
+	Queued        int64 // commands put in the registry's queue
+	Acked         int64 // answers written
+	Expired       int64 // commands past their expiry
+	Undeliverable int64 // rejected: no topic for the device, or queue full
+	Errors        int64 // publish and status write failures (retried)
 }
 
 // Downlink consumes commands and publishes them to devices.
@@ -78,16 +192,32 @@ type Downlink struct {
 	cfg     Config
 	log     zerolog.Logger
 	pub     Publisher
+	mpub    MessagePublisher // pub, when it is one
+	subs    SubscriberIndex  // pub, when it is one
 	resolve Resolver
+	reg     *registry.Registry
 	cl      *kgo.Client
 
-	delivered, undeliverable, errs atomic.Int64
+	delivered, queued, acked, expired, undeliverable, errs atomic.Int64
 }
 
 // New connects a consumer group member; Run consumes.
 func New(cfg Config, pub Publisher, resolve Resolver) (*Downlink, error) {
 	if len(cfg.Brokers) == 0 || cfg.Topic == "" || cfg.Group == "" {
 		return nil, errors.New("downlink: brokers, topic and group are required")
+	}
+	if cfg.AcksTopic == "" {
+		cfg.AcksTopic = DefaultAcksTopic
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = DefaultRetryInterval
+	}
+	reset := kgo.NewOffset().AtEnd()
+	if cfg.FromStart {
+		reset = kgo.NewOffset().AtStart()
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -101,8 +231,9 @@ func New(cfg Config, pub Publisher, resolve Resolver) (*Downlink, error) {
 		kgo.ConsumeTopics(cfg.Topic),
 		kgo.AllowAutoTopicCreation(),
 		kgo.DisableAutoCommit(),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.ConsumeResetOffset(reset),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, kgo.DialTLSConfig(cfg.TLS))
@@ -114,90 +245,410 @@ func New(cfg Config, pub Publisher, resolve Resolver) (*Downlink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Downlink{cfg: cfg, log: cfg.Logger, pub: pub, resolve: resolve, cl: cl}, nil
+	d := &Downlink{cfg: cfg, log: cfg.Logger, pub: pub, resolve: resolve, reg: cfg.Registry, cl: cl}
+	d.mpub, _ = pub.(MessagePublisher)
+	d.subs, _ = pub.(SubscriberIndex)
+	return d, nil
 }
 
-// Run delivers commands until ctx ends, then commits and leaves the group.
-// Failures do not end it: fetch and commit errors are logged (franz-go
-// retries them), a failed publish is retried.
+// deliverable reports whether a command for device on topic can go out
+// now (see SubscriberIndex).
+func (d *Downlink) deliverable(device, topic string) bool {
+	if topic == "" {
+		return false
+	}
+	if d.subs != nil {
+		return d.subs.HasSubscriber(topic)
+	}
+	dev, known := d.reg.Get(device)
+	return known && dev.Subscribed(topic)
+}
+
+// Run delivers commands until ctx ends, then leaves the group. Failures do
+// not end it: fetch and commit errors are logged (franz-go retries them),
+// a failed publish or status write is retried; a command's offset is
+// committed only once its status is written.
 func (d *Downlink) Run(ctx context.Context) {
 	defer d.cl.Close()
+	var wg sync.WaitGroup
+	if d.reg != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.queueLoop(ctx) }()
+	}
+	defer wg.Wait()
 	for {
 		fs := d.cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			break
+			return
 		}
 		fs.EachError(func(t string, p int32, err error) {
 			d.log.Warn().Err(err).Str("topic", t).Int32("partition", p).Msg("commands fetch failed")
 		})
 		var done []*kgo.Record
+		var statuses []status
 		fs.EachRecord(func(r *kgo.Record) {
-			for !d.deliver(r) {
-				// Retry a failed publish until it works or we stop.
-				select {
-				case <-ctx.Done():
+			if ctx.Err() != nil {
+				return
+			}
+			for {
+				st, ok := d.handle(r, time.Now())
+				if ok {
+					statuses = append(statuses, st)
+					done = append(done, r)
 					return
-				case <-time.After(200 * time.Millisecond):
+				}
+				if !sleep(ctx, d.cfg.RetryInterval) {
+					return
 				}
 			}
-			done = append(done, r)
 		})
+		for len(statuses) > 0 && !d.write(ctx, statuses...) {
+			if !sleep(ctx, d.cfg.RetryInterval) {
+				return // not committed: handled again at the next start
+			}
+		}
 		if len(done) > 0 {
 			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			if err := d.cl.CommitRecords(cctx, done...); err != nil {
-				d.log.Warn().Err(err).Msg("cannot commit delivered commands")
+				d.log.Warn().Err(err).Msg("cannot commit handled commands")
 			}
 			cancel()
 		}
 	}
 }
 
-// deliver publishes one command; false means retry.
-func (d *Downlink) deliver(r *kgo.Record) bool {
-	topic, ok := d.topicFor(r)
-	if !ok {
-		d.undeliverable.Add(1)
-		d.log.Warn().Str("device", string(r.Key)).Int64("offset", r.Offset).Msg("no MQTT topic for command: unknown device fleet")
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
 		return true
 	}
-	if err := d.pub.Publish(topic, r.Value, 1, false); err != nil {
+}
+
+// command is a command record, parsed.
+type command struct {
+	id, device string
+	topic      string // explicit (mqtt.topic), else ""
+	fleet      string // from the fleet header, else ""
+	deadline   time.Time
+	msg        Message // without Topic
+}
+
+func parse(r *kgo.Record, ttl time.Duration) command {
+	c := command{device: string(r.Key), deadline: r.Timestamp.Add(ttl)}
+	c.msg.Payload = r.Value
+	c.msg.QoS = 1
+	for _, h := range r.Headers {
+		v := string(h.Value)
+		switch h.Key {
+		case HeaderTopic:
+			if v != "" && !strings.ContainsAny(v, "+#") && !strings.HasPrefix(v, "$") {
+				c.topic = v
+			}
+		case HeaderFleet:
+			c.fleet = v
+		case HeaderCommandID:
+			c.id = v
+		case HeaderExpiresMS:
+			if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+				c.deadline = time.UnixMilli(ms)
+			}
+		case HeaderContentType:
+			c.msg.ContentType = v
+		case HeaderPayloadFormat:
+			if v == "0" || v == "1" {
+				b := v[0] - '0'
+				c.msg.PayloadFormat = &b
+			}
+		case HeaderResponseTopic:
+			if v != "" && !strings.ContainsAny(v, "+#") {
+				c.msg.ResponseTopic = v
+			}
+		case HeaderCorrelationData:
+			c.msg.CorrelationData = h.Value
+		case HeaderMessageExpiry:
+			if s, err := strconv.ParseUint(v, 10, 32); err == nil {
+				c.msg.MessageExpiry = uint32(s)
+			}
+		}
+		if !route.Reserved(h.Key) {
+			c.msg.User = append(c.msg.User, route.Property{Key: h.Key, Val: v})
+		}
+	}
+	if c.id == "" {
+		var obj struct {
+			ID json.RawMessage `json:"id"`
+		}
+		if json.Unmarshal(r.Value, &obj) == nil && len(obj.ID) > 0 {
+			var s string
+			if json.Unmarshal(obj.ID, &s) == nil {
+				c.id = s
+			} else {
+				c.id = string(obj.ID)
+			}
+		}
+	}
+	if c.id == "" {
+		c.id = fmt.Sprintf("%s-%d-%d", r.Topic, r.Partition, r.Offset)
+	}
+	if c.msg.ResponseTopic != "" && c.msg.CorrelationData == nil {
+		c.msg.CorrelationData = []byte(c.id)
+	}
+	return c
+}
+
+// handle decides a command's fate and acts on it (publish or queue); ok
+// false means retry (a publish or the queue's disk failed).
+func (d *Downlink) handle(r *kgo.Record, now time.Time) (st status, ok bool) {
+	c := parse(r, d.cfg.TTL)
+	st = status{ID: c.id, Device: c.device}
+	if c.device == "" || strings.ContainsAny(c.device, "/+#") {
+		return d.reject(st, "no device id in the record key"), true
+	}
+	if !now.Before(c.deadline) {
+		st.Status, st.Reason = registry.StatusExpired, "expired before it reached the edge"
+		return st, true
+	}
+	topic := d.topicFor(c)
+	if d.reg == nil {
+		if topic == "" {
+			return d.reject(st, "unknown device fleet"), true
+		}
+		return d.publish(st, c, topic, now)
+	}
+	if d.deliverable(c.device, topic) {
+		return d.publish(st, c, topic, now)
+	}
+	q := registry.Command{ID: c.id, Device: c.device, Topic: c.topic, Payload: c.msg.Payload, Queued: now, Deadline: c.deadline}
+	for _, h := range r.Headers {
+		q.Headers = append(q.Headers, registry.Header{Key: h.Key, Value: h.Value})
+	}
+	switch err := d.reg.Enqueue(q); {
+	case errors.Is(err, registry.ErrQueueFull):
+		return d.reject(st, "command queue full"), true
+	case err != nil:
+		d.errs.Add(1)
+		d.log.Warn().Err(err).Str("device", c.device).Msg("cannot queue command")
+		return st, false
+	}
+	st.Status, st.Topic = registry.StatusQueued, topic
+	d.log.Debug().Str("device", c.device).Str("command", c.id).Msg("command queued: device cannot take it yet")
+	return st, true
+}
+
+func (d *Downlink) reject(st status, why string) status {
+	st.Status, st.Reason = registry.StatusRejected, why
+	d.log.Warn().Str("device", st.Device).Str("command", st.ID).Str("reason", why).Msg("command rejected")
+	return st
+}
+
+// publish hands c to the MQTT server on topic.
+func (d *Downlink) publish(st status, c command, topic string, now time.Time) (status, bool) {
+	m := c.msg
+	m.Topic = topic
+	if m.MessageExpiry == 0 {
+		// A persistent session offline does not get it past its expiry.
+		m.MessageExpiry = uint32((c.deadline.Sub(now) + time.Second - 1) / time.Second)
+	}
+	if m.ResponseTopic != "" && d.reg != nil {
+		x := registry.Expectation{ID: c.id, Device: c.device, ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData, Deadline: c.deadline}
+		if err := d.reg.Expect(x); err != nil {
+			d.errs.Add(1)
+			d.log.Warn().Err(err).Str("command", c.id).Msg("cannot record the expected answer")
+			return st, false
+		}
+	}
+	var err error
+	if d.mpub != nil {
+		err = d.mpub.PublishMessage(m)
+	} else {
+		err = d.pub.Publish(topic, m.Payload, 1, false)
+	}
+	if err != nil {
 		d.errs.Add(1)
 		d.log.Warn().Err(err).Str("topic", topic).Msg("cannot publish command")
-		return false
+		return st, false
 	}
-	d.delivered.Add(1)
-	d.log.Debug().Str("topic", topic).Int64("offset", r.Offset).Msg("command delivered")
-	return true
+	st.Status, st.Topic = registry.StatusDelivered, topic
+	d.log.Debug().Str("topic", topic).Str("command", c.id).Msg("command delivered")
+	return st, true
 }
 
 // topicFor picks the command's MQTT topic: the record's mqtt.topic header,
-// else {fleet}/{device}/cmd with the fleet from the header or the resolver.
-func (d *Downlink) topicFor(r *kgo.Record) (string, bool) {
-	var fleet string
-	for _, h := range r.Headers {
-		switch h.Key {
-		case HeaderTopic:
-			if t := string(h.Value); t != "" && !strings.ContainsAny(t, "+#") {
-				return t, true
-			}
-		case HeaderFleet:
-			fleet = string(h.Value)
+// else {fleet}/{device}/cmd with the fleet from the header, the registry
+// or the resolver; "" when none is known.
+func (d *Downlink) topicFor(c command) string {
+	if c.topic != "" {
+		return c.topic
+	}
+	fleet := c.fleet
+	if fleet == "" && d.reg != nil {
+		if dev, ok := d.reg.Get(c.device); ok {
+			fleet = dev.Fleet
 		}
 	}
-	dev := string(r.Key)
-	if dev == "" || strings.ContainsAny(dev, "/+#") {
-		return "", false
-	}
 	if fleet == "" && d.resolve != nil {
-		fleet, _ = d.resolve(dev)
+		fleet, _ = d.resolve(c.device)
 	}
-	if fleet == "" || strings.ContainsAny(fleet, "/+#") {
-		return "", false
+	if fleet == "" || strings.ContainsAny(fleet, "/+#") || strings.HasPrefix(fleet, "$") {
+		return ""
 	}
-	return fmt.Sprintf("%s/%s/cmd", fleet, dev), true
+	return fleet + "/" + c.device + "/cmd"
+}
+
+// queueLoop delivers or expires the registry's queued commands when a
+// device connects or subscribes and every RetryInterval, and writes the
+// answers the registry matched.
+func (d *Downlink) queueLoop(ctx context.Context) {
+	t := time.NewTicker(d.cfg.RetryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case a := <-d.reg.Answers():
+			d.answer(ctx, a)
+		case <-d.reg.Wake():
+			d.drain(ctx, time.Now())
+		case <-t.C:
+			now := time.Now()
+			d.drain(ctx, now)
+			for _, x := range d.reg.Expired(now) {
+				d.reg.Forget(x.ID)
+			}
+		}
+	}
+}
+
+// drain goes through the queued commands once.
+func (d *Downlink) drain(ctx context.Context, now time.Time) {
+	for _, q := range d.reg.Pending() {
+		if ctx.Err() != nil {
+			return
+		}
+		c := parse(&kgo.Record{Key: []byte(q.Device), Value: q.Payload, Headers: toHeaders(q.Headers), Timestamp: q.Queued}, d.cfg.TTL)
+		c.id, c.deadline = q.ID, q.Deadline
+		st := status{ID: q.ID, Device: q.Device}
+		if !now.Before(q.Deadline) {
+			st.Status, st.Reason = registry.StatusExpired, "expired while queued at the edge"
+		} else {
+			topic := d.topicFor(c)
+			if !d.deliverable(q.Device, topic) {
+				continue
+			}
+			var ok bool
+			if st, ok = d.publish(st, c, topic, now); !ok {
+				continue
+			}
+		}
+		if !d.write(ctx, st) {
+			continue // tried again later; a delivered command may go out twice
+		}
+		if err := d.reg.Dequeue(q.Device, q.ID); err != nil {
+			d.log.Warn().Err(err).Str("command", q.ID).Msg("cannot remove a handled command from the queue")
+		}
+		d.reg.CountCommand(q.Device, registry.StatusQueued, -1)
+	}
+}
+
+func toHeaders(hs []registry.Header) []kgo.RecordHeader {
+	out := make([]kgo.RecordHeader, len(hs))
+	for i, h := range hs {
+		out[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+	}
+	return out
+}
+
+// answer writes a device's answer as its command's acked status.
+func (d *Downlink) answer(ctx context.Context, a registry.Answer) {
+	st := status{ID: a.ID, Device: a.Device, Status: registry.StatusAcked, Topic: a.ResponseTopic,
+		Client: a.Client, CorrelationData: a.CorrelationData}
+	if json.Valid(a.Payload) {
+		st.Response = json.RawMessage(a.Payload)
+	} else {
+		st.ResponseText = string(a.Payload)
+	}
+	for !d.write(ctx, st) {
+		if !sleep(ctx, d.cfg.RetryInterval) {
+			return
+		}
+	}
+	d.reg.Forget(a.ID)
+}
+
+// status is a status record's value.
+type status struct {
+	ID              string          `json:"id"`
+	Device          string          `json:"device"`
+	Status          registry.Status `json:"status"`
+	Reason          string          `json:"reason,omitempty"`
+	Topic           string          `json:"topic,omitempty"`
+	Origin          string          `json:"edge,omitempty"`
+	AtMS            int64           `json:"at_ms"`
+	Client          string          `json:"client,omitempty"`
+	CorrelationData []byte          `json:"correlation_data,omitempty"`
+	Response        json.RawMessage `json:"response,omitempty"`
+	ResponseText    string          `json:"response_text,omitempty"`
+}
+
+// write produces status records and waits for the core's
+// acknowledgement; false means not all were written.
+func (d *Downlink) write(ctx context.Context, sts ...status) bool {
+	recs := make([]*kgo.Record, 0, len(sts))
+	now := time.Now()
+	for i := range sts {
+		st := &sts[i]
+		st.Origin, st.AtMS = d.cfg.Origin, now.UnixMilli()
+		v, err := json.Marshal(st)
+		if err != nil {
+			panic(fmt.Sprintf("downlink: a status record does not encode: %v", err))
+		}
+		hs := []kgo.RecordHeader{
+			{Key: HeaderStatus, Value: []byte(st.Status)},
+			{Key: HeaderID, Value: []byte(st.ID)},
+			{Key: HeaderDevice, Value: []byte(st.Device)},
+		}
+		if st.CorrelationData != nil {
+			hs = append(hs, kgo.RecordHeader{Key: HeaderCorrelationData, Value: st.CorrelationData})
+		}
+		recs = append(recs, &kgo.Record{Topic: d.cfg.AcksTopic, Key: []byte(st.ID), Value: v, Headers: hs})
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := d.cl.ProduceSync(pctx, recs...).FirstErr(); err != nil {
+		d.errs.Add(1)
+		d.log.Warn().Err(err).Str("topic", d.cfg.AcksTopic).Msg("cannot write command status")
+		return false
+	}
+	for _, st := range sts {
+		d.count(st)
+	}
+	return true
+}
+
+func (d *Downlink) count(st status) {
+	switch st.Status {
+	case registry.StatusDelivered:
+		d.delivered.Add(1)
+	case registry.StatusQueued:
+		d.queued.Add(1)
+	case registry.StatusAcked:
+		d.acked.Add(1)
+	case registry.StatusExpired:
+		d.expired.Add(1)
+	case registry.StatusRejected:
+		d.undeliverable.Add(1)
+	}
+	if d.reg != nil {
+		d.reg.CountCommand(st.Device, st.Status, 1)
+	}
 }
 
 // Stats returns the downlink's counters.
 func (d *Downlink) Stats() Stats {
-	return Stats{Delivered: d.delivered.Load(), Undeliverable: d.undeliverable.Load(), Errors: d.errs.Load()}
+	return Stats{Delivered: d.delivered.Load(), Queued: d.queued.Load(), Acked: d.acked.Load(),
+		Expired: d.expired.Load(), Undeliverable: d.undeliverable.Load(), Errors: d.errs.Load()}
 }

@@ -82,6 +82,7 @@ func TestCommandsReachDevices(t *testing.T) {
 
 	cfg := DefaultConfig()
 	cfg.Brokers = []string{node.KafkaAddr()}
+	cfg.FromStart = true
 	fleets := map[string]string{"c-0001": "cars"}
 	d, err := New(cfg, mochiPublisher{srv}, func(dev string) (string, bool) { f, ok := fleets[dev]; return f, ok })
 	if err != nil {

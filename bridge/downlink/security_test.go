@@ -55,6 +55,7 @@ func TestSecureBrokers(t *testing.T) {
 
 			cfg := DefaultConfig()
 			cfg.Brokers = []string{addr}
+			cfg.FromStart = true
 			cfg.TLS = b.ClientTLS(t, tc.clientCert)
 			cfg.SASL = tc.mech
 			got := make(chanPublisher, 1)

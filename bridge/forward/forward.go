@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fluxo-io/fluxo/bridge/downlink"
+	"github.com/fluxo-io/fluxo/bridge/registry"
 	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/bridge/uplink"
@@ -37,6 +38,16 @@ type Config struct {
 	// uplink's, and so do TLS and SASL when it has neither; an empty
 	// Group takes Name-downlink; an empty ClientID takes the same.
 	Downlink *downlink.Config
+	// Registry, when set, is the device registry the downlink consults
+	// and queues commands in (see downlink.Config.Registry); the input
+	// feeds it. Without one, the downlink learns fleets from the
+	// messages appended.
+	Registry *registry.Registry
+	// CoreTimeout, when positive, makes the forwarder unready (Ready)
+	// while a lane with records to send has not had one acknowledged by
+	// the core for longer (since its last acknowledgement, or since
+	// Start). Zero: a core that is away never makes it unready.
+	CoreTimeout time.Duration
 	// Logger receives the forwarder's logs, and its parts' with a part
 	// field (spool, uplink, downlink); the zero value discards them.
 	Logger zerolog.Logger
@@ -71,9 +82,10 @@ type Forwarder struct {
 	upWG   sync.WaitGroup // the uplink
 	downWG sync.WaitGroup // the downlink
 
-	mu      sync.Mutex // guards started, stopped
-	started bool
-	stopped bool
+	mu        sync.Mutex // guards started, stopped, startedAt
+	started   bool
+	stopped   bool
+	startedAt time.Time
 }
 
 // New opens the spool, recovering what a previous run left in it, and
@@ -115,9 +127,15 @@ func New(cfg Config) (*Forwarder, error) {
 		if dc.ClientID == "" {
 			dc.ClientID = cfg.Name + "-downlink"
 		}
+		if dc.Origin == "" {
+			dc.Origin = cfg.Name
+		}
+		dc.Registry = cfg.Registry
 		dc.Logger = cfg.Logger.With().Str("part", "downlink").Logger()
 		cfg.Downlink = &dc
-		f.fleets = &fleets{m: map[string]string{}}
+		if cfg.Registry == nil {
+			f.fleets = &fleets{m: map[string]string{}}
+		}
 	}
 	f.cfg = cfg
 	return f, nil
@@ -135,7 +153,11 @@ func (f *Forwarder) Start(pub downlink.Publisher) error {
 		if pub == nil {
 			return errors.New("forward: a downlink needs a publisher")
 		}
-		d, err := downlink.New(*f.cfg.Downlink, pub, f.fleets.lookup)
+		var resolve downlink.Resolver
+		if f.fleets != nil {
+			resolve = f.fleets.lookup
+		}
+		d, err := downlink.New(*f.cfg.Downlink, pub, resolve)
 		if err != nil {
 			return fmt.Errorf("forward: %w", err)
 		}
@@ -156,6 +178,7 @@ func (f *Forwarder) Start(pub downlink.Publisher) error {
 		}()
 	}
 	f.started = true
+	f.startedAt = time.Now()
 	return nil
 }
 
@@ -233,19 +256,39 @@ func (f *Forwarder) Submit(m spool.Message, done func(error)) error {
 
 // Ready reports whether the forwarder is ready: no uplink lane is parked
 // on a permanent error (an ACL, a missing topic, a credential: the node
-// would spool forever without someone acting). A core that is merely away
-// does not make it unready: the inputs keep spooling and the uplink
-// catches up. When not ready, why names the parked lanes and their
+// would spool forever without someone acting), and, with a CoreTimeout,
+// no lane has had records waiting without an acknowledgement from the
+// core for longer than that. A core that is away for less does not make
+// it unready: the inputs keep spooling and the uplink catches up. When not ready, why names the parked lanes and their
 // reasons.
 func (f *Forwarder) Ready() (ok bool, why string) {
-	var parked []string
+	var parked, away []string
+	f.mu.Lock()
+	since := f.startedAt
+	f.mu.Unlock()
+	now := time.Now()
 	for _, s := range f.uplink.Stats() {
 		if s.Parked {
 			parked = append(parked, fmt.Sprintf("%s (%s)", s.Lane, s.ParkReason))
+			continue
+		}
+		last := since
+		if s.LastAck.After(last) {
+			last = s.LastAck
+		}
+		if f.cfg.CoreTimeout > 0 && !since.IsZero() && s.Backlog > 0 && now.Sub(last) > f.cfg.CoreTimeout {
+			away = append(away, fmt.Sprintf("%s (%d records waiting, nothing acknowledged for %s)", s.Lane, s.Backlog, now.Sub(last).Round(time.Second)))
 		}
 	}
+	var reasons []string
 	if len(parked) > 0 {
-		return false, "uplink parked: " + strings.Join(parked, ", ")
+		reasons = append(reasons, "uplink parked: "+strings.Join(parked, ", "))
+	}
+	if len(away) > 0 {
+		reasons = append(reasons, fmt.Sprintf("core not reached for more than %s: %s", f.cfg.CoreTimeout, strings.Join(away, ", ")))
+	}
+	if len(reasons) > 0 {
+		return false, strings.Join(reasons, "; ")
 	}
 	return true, ""
 }

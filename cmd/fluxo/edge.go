@@ -26,6 +26,8 @@ func newEdgeCmd() *cobra.Command {
 		fwd          forwardFlags
 		drain        string
 		downlinkOn   bool
+		registryOn   bool
+		commandsFrom string
 		shutdownWait time.Duration
 		tlsCert      string
 		tlsKey       string
@@ -115,6 +117,17 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 			}
 			if !downlinkOn {
 				cfg.Downlink = nil
+			} else {
+				switch commandsFrom {
+				case "end":
+				case "start":
+					cfg.Downlink.FromStart = true
+				default:
+					return fmt.Errorf("--commands-from %q: want start or end", commandsFrom)
+				}
+			}
+			if !registryOn {
+				cfg.Devices = nil
 			}
 			node, err := edge.NewNode(cfg)
 			if err != nil {
@@ -156,7 +169,15 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 	f.Int64Var(&cfg.Uplink.LiveFirstBacklog, "live-first-backlog", cfg.Uplink.LiveFirstBacklog, "telemetry backlog, in records, from which --drain live-first applies")
 	f.BoolVar(&downlinkOn, "downlink", true, "deliver commands from the core topic to devices")
 	f.StringVar(&cfg.Downlink.Topic, "commands-topic", cfg.Downlink.Topic, "core topic with commands for devices")
-	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP listen address for /healthz, /readyz and /metrics (empty: off)")
+	f.StringVar(&cfg.Downlink.AcksTopic, "command-acks-topic", cfg.Downlink.AcksTopic, "core topic for the commands' status records (queued, delivered, acked, expired, rejected) and answers")
+	f.DurationVar(&cfg.Downlink.TTL, "command-ttl", cfg.Downlink.TTL, "a command's lifetime from its record time, unless its expires_ms header says otherwise")
+	f.StringVar(&commandsFrom, "commands-from", "end", "where an edge new to the core starts reading commands: end (only new ones) or start")
+	f.BoolVar(&registryOn, "registry", true, "keep a device registry (spool dir/devices.db), served at /api/devices; commands wait in it for devices not subscribed yet")
+	f.IntVar(&cfg.Devices.MaxDevices, "max-devices", cfg.Devices.MaxDevices, "devices the registry keeps; beyond, the least recently seen is forgotten (counted as evicted)")
+	f.IntVar(&cfg.Devices.MaxPending, "max-queued-commands", cfg.Devices.MaxPending, "commands waiting at the edge for their devices, all devices together; beyond, a command is rejected")
+	f.Int64Var(&cfg.Devices.MaxPendingBytes, "max-queued-command-bytes", cfg.Devices.MaxPendingBytes, "bytes of the commands waiting at the edge; beyond, a command is rejected")
+	f.DurationVar(&cfg.CoreTimeout, "ready-core-timeout", cfg.CoreTimeout, "/readyz fails while a lane has records waiting and has not reached the core for longer (0: never)")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP listen address for /healthz, /readyz, /metrics and /api/devices (empty: off)")
 	f.DurationVar(&shutdownWait, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight sends")
 	c.AddCommand(newEdgePasswdCmd())
 	return c

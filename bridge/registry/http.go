@@ -1,0 +1,222 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Query selects and orders devices for List.
+type Query struct {
+	Fleet string // only this fleet
+	Q     string // substring of the id, client id, username or certificate identity
+	// Sort is last_seen (most recent first; the default), first_seen
+	// (most recent first), id, or messages (most first). A leading "-"
+	// reverses it.
+	Sort   string
+	Limit  int // default 100, at most 10000
+	Offset int
+	// Quiet, when positive, keeps only the devices not seen for longer:
+	// "which devices went quiet".
+	Quiet time.Duration
+	// Connected, when set, keeps only the connected ("true") or
+	// disconnected ("false") devices.
+	Connected *bool
+}
+
+// Page is a page of List's answer.
+type Page struct {
+	Total   int      `json:"total"` // devices matching, all pages
+	Offset  int      `json:"offset"`
+	Limit   int      `json:"limit"`
+	Devices []Device `json:"devices"`
+	Stats   Stats    `json:"registry"`
+}
+
+// Query limits.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 10000
+)
+
+// ParseQuery reads a Query from URL parameters: fleet, q, sort, limit,
+// offset, quiet (a Go duration: 5m) and connected (true or false).
+func ParseQuery(v url.Values) (Query, error) {
+	q := Query{Fleet: v.Get("fleet"), Q: v.Get("q"), Sort: v.Get("sort"), Limit: DefaultLimit}
+	var err error
+	if s := v.Get("limit"); s != "" {
+		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 0 {
+			return q, fmt.Errorf("registry: limit %q: want a count", s)
+		}
+		q.Limit = min(q.Limit, MaxLimit)
+	}
+	if s := v.Get("offset"); s != "" {
+		if q.Offset, err = strconv.Atoi(s); err != nil || q.Offset < 0 {
+			return q, fmt.Errorf("registry: offset %q: want a count", s)
+		}
+	}
+	if s := v.Get("quiet"); s != "" {
+		if q.Quiet, err = time.ParseDuration(s); err != nil {
+			return q, fmt.Errorf("registry: quiet %q: want a duration such as 5m", s)
+		}
+	}
+	if s := v.Get("connected"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return q, fmt.Errorf("registry: connected %q: want true or false", s)
+		}
+		q.Connected = &b
+	}
+	switch strings.TrimPrefix(q.Sort, "-") {
+	case "", "last_seen", "first_seen", "id", "messages":
+	default:
+		return q, fmt.Errorf("registry: sort %q: want last_seen, first_seen, id or messages", q.Sort)
+	}
+	return q, nil
+}
+
+// List returns the devices matching q, sorted and paged.
+func (r *Registry) List(q Query, now time.Time) Page {
+	if q.Limit == 0 && q.Offset == 0 {
+		q.Limit = DefaultLimit
+	}
+	r.mu.Lock()
+	match := make([]*Device, 0, len(r.m))
+	for _, e := range r.m {
+		d := &e.d
+		if q.Fleet != "" && d.Fleet != q.Fleet {
+			continue
+		}
+		if q.Quiet > 0 && now.Sub(d.LastSeen) <= q.Quiet {
+			continue
+		}
+		if q.Connected != nil && d.Connected != *q.Connected {
+			continue
+		}
+		if q.Q != "" && !strings.Contains(d.ID, q.Q) && !strings.Contains(d.ClientID, q.Q) &&
+			!strings.Contains(d.Username, q.Q) && !strings.Contains(d.CertIdentity, q.Q) {
+			continue
+		}
+		match = append(match, d)
+	}
+	key, desc := strings.TrimPrefix(q.Sort, "-"), strings.HasPrefix(q.Sort, "-")
+	var less func(a, b *Device) bool
+	switch key {
+	case "id":
+		less = func(a, b *Device) bool { return a.ID < b.ID }
+	case "first_seen":
+		less = func(a, b *Device) bool {
+			return a.FirstSeen.After(b.FirstSeen) || a.FirstSeen.Equal(b.FirstSeen) && a.ID < b.ID
+		}
+	case "messages":
+		less = func(a, b *Device) bool {
+			x, y := a.Messages.Total(), b.Messages.Total()
+			return x > y || x == y && a.ID < b.ID
+		}
+	default:
+		less = func(a, b *Device) bool {
+			return a.LastSeen.After(b.LastSeen) || a.LastSeen.Equal(b.LastSeen) && a.ID < b.ID
+		}
+	}
+	sort.Slice(match, func(i, j int) bool {
+		if desc {
+			return less(match[j], match[i])
+		}
+		return less(match[i], match[j])
+	})
+	p := Page{Total: len(match), Offset: q.Offset, Limit: q.Limit, Devices: []Device{}}
+	if q.Offset < len(match) {
+		end := min(len(match), q.Offset+q.Limit)
+		for _, d := range match[q.Offset:end] {
+			p.Devices = append(p.Devices, d.clone())
+		}
+	}
+	p.Stats = Stats{Devices: len(r.m), Evicted: r.evicted.Load(), Pending: r.pendN, PendingBytes: r.pendB,
+		Flushes: r.flushes.Load(), FlushErrors: r.flushErrs.Load(), Expectations: len(r.expect), DroppedAnswers: r.dropped.Load()}
+	r.mu.Unlock()
+	return p
+}
+
+// DeviceView is one device as /api/devices/{id} shows it: the device and
+// its queued commands.
+type DeviceView struct {
+	Device
+	Queued []QueuedCommand `json:"queued_commands"`
+}
+
+// QueuedCommand is a command waiting for its device, without its payload.
+type QueuedCommand struct {
+	ID       string    `json:"id"`
+	Bytes    int       `json:"bytes"`
+	Queued   time.Time `json:"queued"`
+	Deadline time.Time `json:"deadline"`
+}
+
+// View returns a device and its queued commands.
+func (r *Registry) View(id string) (DeviceView, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.m[id]
+	q := r.pending[id]
+	if !ok && len(q) == 0 {
+		return DeviceView{}, false
+	}
+	v := DeviceView{Queued: []QueuedCommand{}}
+	if ok {
+		v.Device = e.d.clone()
+	} else {
+		v.Device = Device{ID: id}
+	}
+	for _, c := range q {
+		v.Queued = append(v.Queued, QueuedCommand{ID: c.ID, Bytes: len(c.Payload), Queued: c.Queued, Deadline: c.Deadline})
+	}
+	return v, true
+}
+
+// Handler serves the registry as JSON:
+//
+//	GET /api/devices?fleet=&q=&sort=last_seen&limit=&offset=&quiet=5m&connected=
+//	GET /api/devices/{id}
+//
+// Mount it on both "/api/devices" and "/api/devices/".
+func (r *Registry) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodGet && req.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		id := strings.TrimPrefix(strings.TrimPrefix(req.URL.Path, "/api/devices"), "/")
+		if id == "" {
+			q, err := ParseQuery(req.URL.Query())
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			writeJSON(w, r.List(q, time.Now()))
+			return
+		}
+		if u, err := url.PathUnescape(id); err == nil {
+			id = u
+		}
+		v, ok := r.View(id)
+		if !ok {
+			http.Error(w, "registry: no device "+strconv.Quote(id), http.StatusNotFound)
+			return
+		}
+		writeJSON(w, v)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	enc.Encode(v)
+}

@@ -1,0 +1,228 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fluxo-io/fluxo/bridge/spool"
+)
+
+func open(t *testing.T, path string, max int) *Registry {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Path, cfg.MaxDevices = path, max
+	r, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestEvictionIsCountedAndLeastRecentGoes(t *testing.T) {
+	r := open(t, "", 3)
+	defer r.Close()
+	t0 := time.Unix(1700000000, 0)
+	for i := 0; i < 3; i++ {
+		r.Published(Publish{Device: fmt.Sprintf("d%d", i), Fleet: "f", At: t0.Add(time.Duration(i) * time.Second)})
+	}
+	r.Published(Publish{Device: "d0", At: t0.Add(10 * time.Second)}) // d1 is now the least recent
+	r.Published(Publish{Device: "d9", At: t0.Add(11 * time.Second)})
+	if got := r.Len(); got != 3 {
+		t.Fatalf("got %d devices, want 3", got)
+	}
+	if _, ok := r.Get("d1"); ok {
+		t.Errorf("got d1 kept, want it evicted")
+	}
+	if _, ok := r.Get("d0"); !ok {
+		t.Errorf("got d0 evicted, want it kept (seen recently)")
+	}
+	if got := r.Stats().Evicted; got != 1 {
+		t.Errorf("got %d evicted, want 1", got)
+	}
+}
+
+func TestPersistedAcrossReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "devices.db")
+	r := open(t, path, 100)
+	at := time.UnixMilli(1700000000123)
+	r.Connected(Conn{ClientID: "c-1", Username: "u1", Protocol: 5, Persistent: true, At: at})
+	r.Subscribed("c-1", []string{"cars/c-1/cmd"}, at)
+	r.Published(Publish{Device: "c-1", Fleet: "cars", Topic: "cars/c-1/alarm/fire", Lane: spool.Alarm, Bytes: 7, At: at})
+	r.Published(Publish{Device: "c-1", Fleet: "cars", Topic: "cars/c-1/gps", Lane: spool.Telemetry, Bytes: 3, At: at})
+	if err := r.Enqueue(Command{ID: "k1", Device: "ghost", Payload: []byte("x"), Queued: at, Deadline: at.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Expect(Expectation{ID: "k2", Device: "c-1", ResponseTopic: "r/1", CorrelationData: []byte{1, 2}, Deadline: at.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = open(t, path, 100)
+	defer r.Close()
+	d, ok := r.Get("c-1")
+	if !ok {
+		t.Fatal("got no c-1 after reopening, want it")
+	}
+	if d.Connected || !d.Persistent || d.Fleet != "cars" || d.Username != "u1" || len(d.Subscriptions) != 1 {
+		t.Errorf("got %+v, want disconnected, persistent, fleet cars, user u1, one subscription", d)
+	}
+	if d.Messages.Alarm != 1 || d.Messages.Telemetry != 1 || d.Bytes.Total() != 10 {
+		t.Errorf("got messages %+v bytes %+v, want 1+1 messages and 10 bytes", d.Messages, d.Bytes)
+	}
+	if d.LastAlarm == nil || d.LastAlarm.Topic != "cars/c-1/alarm/fire" {
+		t.Errorf("got last alarm %+v, want cars/c-1/alarm/fire", d.LastAlarm)
+	}
+	if p := r.Pending(); len(p) != 1 || p[0].ID != "k1" || string(p[0].Payload) != "x" {
+		t.Errorf("got pending %+v, want command k1", p)
+	}
+	if !r.Responded("c-1", "r/1", []byte{1, 2}, []byte("ok"), at) {
+		t.Errorf("got the answer unmatched after reopening, want it matched")
+	}
+	a := <-r.Answers()
+	if a.ID != "k2" || string(a.Payload) != "ok" {
+		t.Errorf("got answer %+v, want k2 with ok", a)
+	}
+}
+
+func TestQueueBounded(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxPending, cfg.MaxPendingBytes = 2, 100
+	r, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i, want := range []error{nil, nil, ErrQueueFull} {
+		err := r.Enqueue(Command{ID: fmt.Sprint(i), Device: "d", Payload: []byte("p")})
+		if err != want {
+			t.Errorf("enqueue %d: got %v, want %v", i, err, want)
+		}
+	}
+	if err := r.Enqueue(Command{ID: "big", Device: "e", Payload: make([]byte, 200)}); err != ErrQueueFull {
+		t.Errorf("got %v for a command past the byte cap, want ErrQueueFull", err)
+	}
+	if err := r.Dequeue("d", "0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Enqueue(Command{ID: "3", Device: "d", Payload: []byte("p")}); err != nil {
+		t.Errorf("got %v after a dequeue, want room", err)
+	}
+}
+
+func TestListFilterSortPage(t *testing.T) {
+	r := open(t, "", 100)
+	defer r.Close()
+	now := time.Unix(1700000000, 0)
+	for i := 0; i < 10; i++ {
+		fleet := "cars"
+		if i%2 == 1 {
+			fleet = "sensors"
+		}
+		r.Published(Publish{Device: fmt.Sprintf("d%02d", i), Fleet: fleet, At: now.Add(-time.Duration(i) * time.Minute)})
+	}
+	tests := []struct {
+		query string
+		total int
+		ids   []string
+	}{
+		{"", 10, []string{"d00", "d01", "d02"}},
+		{"fleet=sensors", 5, []string{"d01", "d03", "d05"}},
+		{"quiet=5m&sort=id", 4, []string{"d06", "d07", "d08"}},
+		{"sort=-last_seen&limit=2&offset=1", 10, []string{"d08", "d07"}},
+		{"q=d0&limit=3&offset=9", 10, []string{"d09"}},
+	}
+	for _, tt := range tests {
+		v, _ := url.ParseQuery(tt.query)
+		q, err := ParseQuery(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.query == "" || q.Limit == DefaultLimit {
+			q.Limit = 3
+		}
+		p := r.List(q, now)
+		var ids []string
+		for _, d := range p.Devices {
+			ids = append(ids, d.ID)
+		}
+		if p.Total != tt.total || fmt.Sprint(ids) != fmt.Sprint(tt.ids) {
+			t.Errorf("%q: got total %d ids %v, want %d %v", tt.query, p.Total, ids, tt.total, tt.ids)
+		}
+	}
+}
+
+func TestHandler(t *testing.T) {
+	r := open(t, "", 100)
+	defer r.Close()
+	r.Connected(Conn{ClientID: "a/b", At: time.Now()})
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	tests := []struct {
+		path string
+		code int
+	}{
+		{"/api/devices", 200},
+		{"/api/devices?sort=bogus", 400},
+		{"/api/devices/" + url.PathEscape("a/b"), 200},
+		{"/api/devices/nobody", 404},
+	}
+	for _, tt := range tests {
+		resp, err := http.Get(srv.URL + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.code {
+			t.Errorf("%s: got %d, want %d", tt.path, resp.StatusCode, tt.code)
+		}
+		if tt.code == 200 && tt.path == "/api/devices" && body["total"] != float64(1) {
+			t.Errorf("%s: got total %v, want 1", tt.path, body["total"])
+		}
+	}
+}
+
+// FuzzParseQuery checks that ParseQuery never panics and that what it
+// accepts is within bounds: a limit of at most MaxLimit, no negative
+// offset, a known sort key.
+func FuzzParseQuery(f *testing.F) {
+	for _, s := range []string{"", "fleet=cars&q=x&sort=-id&limit=5&offset=2&quiet=5m&connected=true", "limit=-1", "quiet=x", "sort=messages&limit=999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := url.ParseQuery(s)
+		if err != nil {
+			return
+		}
+		q, err := ParseQuery(v)
+		if err != nil {
+			return
+		}
+		if q.Limit > MaxLimit || q.Limit < 0 || q.Offset < 0 {
+			t.Errorf("got limit %d offset %d, want 0..%d and >= 0", q.Limit, q.Offset, MaxLimit)
+		}
+	})
+}
+
+func BenchmarkPublished(b *testing.B) {
+	r := open(&testing.T{}, filepath.Join(b.TempDir(), "d.db"), DefaultMaxDevices)
+	defer r.Close()
+	devs := make([]string, 10000)
+	for i := range devs {
+		devs[i] = fmt.Sprintf("dev-%05d", i)
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r.Published(Publish{Device: devs[i%len(devs)], Fleet: "f", Topic: "f/x/t", Bytes: 100, At: now})
+	}
+}
