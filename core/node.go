@@ -25,6 +25,7 @@ import (
 	"github.com/fluxo-io/fluxo/core/cluster"
 	"github.com/fluxo-io/fluxo/core/group"
 	"github.com/fluxo-io/fluxo/core/kafka"
+	"github.com/fluxo-io/fluxo/internal/console"
 	"github.com/fluxo-io/fluxo/internal/opshttp"
 )
 
@@ -233,7 +234,7 @@ func (n *Node) Start() error {
 	// HTTP first: /healthz and /metrics answer while the node waits for
 	// the cluster, and /readyz says it is not ready.
 	if n.cfg.HTTPAddr != "" {
-		hs, err := opshttp.StartWith(n.cfg.HTTPAddr, n.reg, n.readyz, n.clusterRoutes())
+		hs, err := opshttp.StartWith(n.cfg.HTTPAddr, n.reg, n.readyz, console.Merge(n.clusterRoutes(), n.consoleRoutes()))
 		if err != nil {
 			return fmt.Errorf("core: %w", err)
 		}

@@ -110,7 +110,7 @@ func (n *Node) Start() error {
 		return fmt.Errorf("edge: %w", err)
 	}
 	if n.cfg.HTTPAddr != "" {
-		hs, err := opshttp.Start(n.cfg.HTTPAddr, n.reg, n.readyz)
+		hs, err := opshttp.StartWith(n.cfg.HTTPAddr, n.reg, n.readyz, n.consoleRoutes())
 		if err != nil {
 			n.Shutdown(context.Background())
 			return fmt.Errorf("edge: %w", err)
