@@ -304,7 +304,7 @@ func TestEdgeSIGHUP(t *testing.T) {
 	// No poll: only SIGHUP reloads.
 	e := startEdgeProc(t, bin, core.kafka, "--users", users, "--users-poll-interval", "1h")
 	connects := func(user, pw string) bool {
-		c := paho.NewClient(paho.NewClientOptions().AddBroker(e.broker()).SetClientID("hup-"+user).
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(e.broker()).SetClientID("hup-" + user).
 			SetUsername(user).SetPassword(pw).SetAutoReconnect(false))
 		tok := c.Connect()
 		if !tok.WaitTimeout(20 * time.Second) {
