@@ -24,7 +24,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Every Go module in the tree: the root and deploy/ (its own module).
 MODULES    := . deploy
 
-.PHONY: help build demo test e2e chaos fuzz bench lint pi tidy-check clean
+.PHONY: help build demo test e2e chaos fuzz bench lint pi tidy-check clean console-screenshots
 
 help: ## show this help
 	@echo "Usage: make TARGET [VAR=value ...]"
@@ -53,6 +53,10 @@ test: ## go vet, all tests, then the race detector on RACE_PKGS
 e2e: ## end-to-end tests (build tag e2e); need the Debian packages .ci/run installs
 	$(GO) vet -tags e2e ./e2e/...
 	$(GO) test -count=1 -tags e2e ./e2e/...
+
+console-screenshots: ## run the console's browser tests (needs chromium) and copy their screenshots to docs/console-*.png
+	mkdir -p docs
+	FLUXO_CONSOLE_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -tags e2e -run 'TestConsole' -v ./e2e/
 
 chaos: ## kill cluster leaders with SIGKILL under acks=all load, CHAOS_KILLS times (default 10), and count loss
 	FLUXO_CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -count=1 -tags e2e -run 'TestChaos' -v ./e2e/

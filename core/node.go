@@ -25,6 +25,7 @@ import (
 	"github.com/fluxo-io/fluxo/core/cluster"
 	"github.com/fluxo-io/fluxo/core/group"
 	"github.com/fluxo-io/fluxo/core/kafka"
+	"github.com/fluxo-io/fluxo/internal/console"
 	"github.com/fluxo-io/fluxo/internal/opshttp"
 )
 
@@ -246,7 +247,7 @@ func (n *Node) Start() error {
 		if err != nil {
 			return fmt.Errorf("core: cannot listen for HTTP: %w", err)
 		}
-		hs := opshttp.Serve(ln, n.reg, n.readyz, n.clusterRoutes())
+		hs := opshttp.Serve(ln, n.reg, n.readyz, console.Merge(n.clusterRoutes(), n.consoleRoutes()))
 		n.http, n.httpLn = hs, ln
 		n.wg.Add(1)
 		go n.watchHTTP(hs)

@@ -119,3 +119,43 @@ func TestUnknownTopicWithoutAutoCreate(t *testing.T) {
 		t.Fatalf("raw produce: got code %d, want UNKNOWN_TOPIC_OR_PARTITION", code)
 	}
 }
+
+// TestFetchDelayMetric: records stamped an hour ago, fetched by a
+// consumer, land in fluxo_core_fetch_delay_seconds for their topic with a
+// delay of about an hour; a replica's fetches are not counted (one node).
+func TestFetchDelayMetric(t *testing.T) {
+	node := startNode(t, t.TempDir())
+	p := client(t, node)
+	old := time.Now().Add(-time.Hour)
+	for i := 0; i < 3; i++ {
+		if err := p.ProduceSync(ctxT(t), &kgo.Record{Topic: "delayed", Value: []byte("v"), Timestamp: old}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consumeAll(t, node, "delayed", 3)
+	mfs, err := node.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var count uint64
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != "fluxo_core_fetch_delay_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "topic" && l.GetValue() == "delayed" {
+					count += m.GetHistogram().GetSampleCount()
+					sum += m.GetHistogram().GetSampleSum()
+				}
+			}
+		}
+	}
+	if count == 0 {
+		t.Fatalf("got no fetch delay observation for topic delayed, want at least 1")
+	}
+	if mean := sum / float64(count); mean < 3590 || mean > 3700 {
+		t.Fatalf("got a mean fetch delay of %.0f s, want about 3600 s", mean)
+	}
+}

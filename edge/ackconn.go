@@ -103,6 +103,9 @@ func newAckConn(c net.Conn, e *Edge) *ackConn {
 	return a
 }
 
+// Unwrap returns the wrapped connection (see peerCertificate).
+func (c *ackConn) Unwrap() net.Conn { return c.Conn }
+
 // hold registers the PUBACK mochi is about to write for a QoS 1 publish;
 // called by OnPublish before it submits the message.
 func (c *ackConn) hold(cl *mqtt.Client, id uint16) *heldAck {

@@ -27,8 +27,17 @@ type Config struct {
 	TLSAddr string
 	// TLS is the TLS listener's server configuration, with its
 	// certificate (Certificates or GetCertificate). The edge uses a copy
-	// with at least TLS 1.2.
+	// with at least TLS 1.2. With ClientCAs (and ClientAuth
+	// VerifyClientCertIfGiven or RequireAndVerifyClientCert), devices
+	// may authenticate with a client certificate: see CertIdentity.
 	TLS *tls.Config
+	// CertIdentity is the name of a verified client certificate that
+	// becomes the device's username (default: the common name). A
+	// device with a certificate is that user: a CONNECT username, if
+	// any, must be the same, and a password, if any, must be the user's.
+	// With a users file the identity must be a user there (one without a
+	// password is certificate only); it gets that user's ACL.
+	CertIdentity CertIdentity
 	// WSAddr is the MQTT-over-WebSocket listener's address (any path,
 	// subprotocol "mqtt"); empty disables it.
 	WSAddr string

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"crypto/x509"
 	"errors"
 	"time"
 
@@ -83,6 +84,30 @@ func (e *Edge) authenticate(username string, password []byte) string {
 	return ""
 }
 
+// authenticateCert checks a CONNECT that came with a verified client
+// certificate: its identity is the username (see Config.CertIdentity).
+// It returns that username and the denial reason, "" to let it connect.
+func (e *Edge) authenticateCert(cert *x509.Certificate, username string, password []byte) (string, string) {
+	id := e.cfg.CertIdentity.name(cert)
+	if id == "" || username != "" && username != id {
+		return id, denyCertificate
+	}
+	users := e.users.Load()
+	if users == nil {
+		return id, ""
+	}
+	if len(password) > 0 {
+		if _, ok := users.Authenticate(id, password); !ok {
+			return id, denyCredentials
+		}
+		return id, ""
+	}
+	if _, ok := users.Lookup(id); !ok {
+		return id, denyCertificate
+	}
+	return id, ""
+}
+
 // OnConnect authenticates the client and checks its will topic. On a
 // refusal it writes the CONNACK itself, so the reason code can be Not
 // authorized as well as Bad username or password, and returns the code,
@@ -94,7 +119,17 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return packets.ErrServerUnavailable
 	}
 	user := string(cl.Properties.Username)
-	if reason := e.authenticate(user, pk.Connect.Password); reason != "" {
+	reason := ""
+	if cert := peerCertificate(cl.Net.Conn); cert != nil {
+		user, reason = e.authenticateCert(cert, user, pk.Connect.Password)
+		if reason == "" {
+			// The identity is the username from here on: ACLs, logs.
+			cl.Properties.Username = []byte(user)
+		}
+	} else {
+		reason = e.authenticate(user, pk.Connect.Password)
+	}
+	if reason != "" {
 		code := packets.ErrBadUsernameOrPassword
 		if reason == denyAnonymous {
 			code = packets.ErrNotAuthorized

@@ -76,6 +76,9 @@ type firstRead struct {
 	started func()
 }
 
+// Unwrap returns the wrapped connection (see peerCertificate).
+func (c *firstRead) Unwrap() net.Conn { return c.Conn }
+
 func (c *firstRead) Read(b []byte) (int, error) {
 	c.once.Do(c.started)
 	return c.Conn.Read(b)

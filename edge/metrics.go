@@ -11,6 +11,7 @@ import (
 const (
 	denyCredentials = "credentials" // unknown user or wrong password
 	denyAnonymous   = "anonymous"   // no username, anonymous access off
+	denyCertificate = "certificate" // a client certificate whose identity is no user, or not the CONNECT's username
 	denyWill        = "will"        // will topic not allowed for the user
 	denyPublish     = "publish"     // publish ACL
 	denySubscribe   = "subscribe"   // subscribe ACL
@@ -53,7 +54,7 @@ func newMetrics(reg prometheus.Registerer, clients, bytesIn func() float64) (*me
 		m.publishes[q] = pub.WithLabelValues(strconv.Itoa(q))
 		m.spoolFailures[q] = fail.WithLabelValues(strconv.Itoa(q))
 	}
-	for _, r := range []string{denyCredentials, denyAnonymous, denyWill, denyPublish, denySubscribe} {
+	for _, r := range []string{denyCredentials, denyAnonymous, denyCertificate, denyWill, denyPublish, denySubscribe} {
 		m.denials.WithLabelValues(r)
 	}
 	if reg == nil {

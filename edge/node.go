@@ -18,6 +18,7 @@ import (
 	"github.com/fluxo-io/fluxo/bridge/registry"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/bridge/uplink"
+	"github.com/fluxo-io/fluxo/internal/console"
 	"github.com/fluxo-io/fluxo/internal/opshttp"
 )
 
@@ -147,10 +148,10 @@ func (n *Node) Start() error {
 		return fmt.Errorf("edge: %w", err)
 	}
 	if n.cfg.HTTPAddr != "" {
-		var routes map[string]http.Handler
+		routes := n.consoleRoutes()
 		if n.devs != nil {
 			h := n.devs.Handler()
-			routes = map[string]http.Handler{"/api/devices": h, "/api/devices/": h}
+			routes = console.Merge(routes, map[string]http.Handler{"/api/devices": h, "/api/devices/": h})
 		}
 		hs, err := opshttp.StartWith(n.cfg.HTTPAddr, n.reg, n.readyz, routes)
 		if err != nil {

@@ -23,6 +23,9 @@ import (
 //	      publish:   ["+/%u/#"]          # filters the user may publish on
 //	      subscribe: ["+/%u/cmd/#"]      # filters the user may subscribe to
 //
+// A user without a password authenticates only with a client certificate
+// (Config.ClientCert): its identity is the username.
+//
 // In ACL filters, %u stands for the username and %c for the client id. A
 // rule whose placeholder would bring a '/', '+' or '#' into the filter (a
 // username or client id containing one, or an empty one) never matches. A
@@ -31,7 +34,7 @@ import (
 // User is one entry of the users file.
 type User struct {
 	Username string `yaml:"username"`
-	Password string `yaml:"password"` // bcrypt hash
+	Password string `yaml:"password,omitempty"` // bcrypt hash; empty: a client certificate only
 	ACL      ACL    `yaml:"acl"`
 }
 
@@ -115,7 +118,7 @@ func ParseUsers(b []byte) (*Users, error) {
 		if _, dup := u.byName[usr.Username]; dup {
 			return nil, fmt.Errorf("user %q: listed twice", usr.Username)
 		}
-		if _, err := bcrypt.Cost([]byte(usr.Password)); err != nil {
+		if _, err := bcrypt.Cost([]byte(usr.Password)); usr.Password != "" && err != nil {
 			return nil, fmt.Errorf("user %q: password is not a bcrypt hash (set it with fluxo edge passwd): %w", usr.Username, err)
 		}
 		for _, f := range append(append([]string(nil), usr.ACL.Publish...), usr.ACL.Subscribe...) {
@@ -137,12 +140,13 @@ func (u *Users) Lookup(username string) (*User, bool) {
 	return usr, ok
 }
 
-// Authenticate checks a username and password. An unknown user costs the
+// Authenticate checks a username and password; a user without a password
+// (certificate only) never authenticates with one. An unknown user costs the
 // same bcrypt comparison as a known one, so the answer time does not tell
 // which usernames exist.
 func (u *Users) Authenticate(username string, password []byte) (*User, bool) {
 	usr, ok := u.byName[username]
-	if !ok {
+	if !ok || usr.Password == "" {
 		_ = bcrypt.CompareHashAndPassword(dummyHash(), password)
 		return nil, false
 	}

@@ -193,8 +193,9 @@ func newDemoView(out io.Writer, o demoFlowOptions, e *edge.Node, c *core.Node) *
 	}
 	v := &demoView{out: out, tty: tty, o: o, edge: e, core: c, start: time.Now(),
 		total: map[string]int{}, last: map[string]int{}, lastAt: time.Now()}
-	fmt.Fprintf(out, "fluxo demo: %d sensors, %d cars, %d panels at %g msg/s → edge %s (metrics http://%s/metrics) → core %s\n\n",
+	fmt.Fprintf(out, "fluxo demo: %d sensors, %d cars, %d panels at %g msg/s → edge %s (metrics http://%s/metrics) → core %s\n",
 		o.sensors, o.cars, o.panels, o.rate, e.MQTTAddr(), e.HTTPAddr(), c.KafkaAddr())
+	fmt.Fprintf(out, "consoles: edge http://%s/  core http://%s/\n\n", e.HTTPAddr(), c.HTTPAddr())
 	return v
 }
 

@@ -72,7 +72,7 @@ func runCoreDemo(ctx context.Context, records int, keep bool, out io.Writer) err
 		return err
 	}
 	defer func() { node.Shutdown(context.Background()) }()
-	fmt.Fprintf(out, "fluxo demo core: a core broker on %s (metrics on http://%s/metrics), data in %s\n\n", node.KafkaAddr(), node.HTTPAddr(), dir)
+	fmt.Fprintf(out, "fluxo demo core: a core broker on %s (metrics on http://%s/metrics, console on http://%s/), data in %s\n\n", node.KafkaAddr(), node.HTTPAddr(), node.HTTPAddr(), dir)
 
 	// 1. Topic and producer.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(node.KafkaAddr()), kgo.ProducerLinger(5*time.Millisecond))

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,6 +35,9 @@ func newEdgeCmd() *cobra.Command {
 		tlsCert      string
 		tlsKey       string
 		usersFile    string
+		usersPoll    time.Duration
+		clientCA     string
+		clientID     string
 	)
 	c := &cobra.Command{
 		Use:   "edge",
@@ -70,7 +76,12 @@ flags win over it). The SASL password is never a flag: it comes from
 --core-sasl-password-file, else from FLUXO_CORE_SASL_PASSWORD.
 
 Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
-'fluxo edge passwd') unless --allow-anonymous is given.`,
+'fluxo edge passwd') unless --allow-anonymous is given. The users file is read
+again on SIGHUP and when it changes; a file that does not load keeps the users
+in use (the log says why). With --mqtt-client-ca, devices on the TLS listener
+may authenticate with a client certificate instead: its common name (or URI
+SAN, --mqtt-client-identity uri) is the username, with or without a password;
+a user listed without a password authenticates by certificate only.`,
 		Example: `  # anonymous devices, forwarding to a core on this machine
   fluxo edge --allow-anonymous
 
@@ -83,6 +94,10 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
   fluxo edge passwd /etc/fluxo/users.yaml sensor-17`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// SIGHUP reloads the users file; it never stops the edge.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			log := logger(cmd)
 			cfg.Logger = log
 			var err error
@@ -103,6 +118,14 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 			}
 			if cfg.Edge.TLS, err = edgeTLS(tlsCert, tlsKey); err != nil {
 				return err
+			}
+			if clientCA != "" {
+				if err := edgeClientCA(cfg.Edge.TLS, clientCA); err != nil {
+					return err
+				}
+			}
+			if cfg.Edge.CertIdentity, err = edge.ParseCertIdentity(clientID); err != nil {
+				return fmt.Errorf("--mqtt-client-identity: %w", err)
 			}
 			if usersFile != "" {
 				if cfg.Edge.Users, err = loadUsers(usersFile); err != nil {
@@ -138,15 +161,30 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "fluxo edge: MQTT on %s, HTTP on %s, spool in %s (sync %s), core %s\n",
 				node.MQTTAddr(), node.HTTPAddr(), cfg.SpoolDir, cfg.Spool.Sync, strings.Join(cfg.Uplink.Brokers, ","))
+			ctx := cmd.Context()
+			if usersFile != "" {
+				go newUsersReloader(usersFile, node.Edge(), log, usersPoll).run(ctx, hup)
+			} else {
+				go func() {
+					for {
+						select {
+						case <-ctx.Done():
+							return
+						case <-hup:
+							log.Info().Msg("sighup: no users file to reload")
+						}
+					}
+				}()
+			}
 			var failed error
 			select {
-			case <-cmd.Context().Done():
+			case <-ctx.Done():
 			case failed = <-node.Failed():
 				log.Error().Err(failed).Msg("http listener failed, stopping")
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
 			defer cancel()
-			if err := node.Shutdown(ctx); err != nil && failed == nil {
+			if err := node.Shutdown(sctx); err != nil && failed == nil {
 				return err
 			}
 			return failed
@@ -159,7 +197,10 @@ Devices must authenticate with --users FILE (bcrypt, per-user ACLs; see
 	f.StringVar(&tlsKey, "tls-key", "", "TLS key file (PEM)")
 	f.StringVar(&cfg.Edge.WSAddr, "ws-addr", "", "MQTT over WebSocket listen address (optional)")
 	f.StringVar(&cfg.Edge.EdgeID, "edge-id", cfg.Edge.EdgeID, "this edge's id, in every record's edge.id header")
-	f.StringVar(&usersFile, "users", "", "users file (YAML: username, bcrypt password, ACL)")
+	f.StringVar(&usersFile, "users", "", "users file (YAML: username, bcrypt password, ACL); read again on SIGHUP and when it changes")
+	f.DurationVar(&usersPoll, "users-poll-interval", 2*time.Second, "how often the users file is checked for changes")
+	f.StringVar(&clientCA, "mqtt-client-ca", "", "CA certificates (PEM) of device client certificates on the MQTT TLS listener: a device with one authenticates as its identity")
+	f.StringVar(&clientID, "mqtt-client-identity", "cn", "which name of a device certificate is its username: cn (subject common name) or uri (first URI SAN)")
 	f.BoolVar(&cfg.Edge.AllowAnonymous, "allow-anonymous", false, "let devices connect without credentials")
 	f.StringArrayVar(&routes, "route", nil, "routing rule FILTER=TOPIC[,lane=alarm|telemetry][,key=device|clientid] (repeatable; replaces the defaults)")
 	f.Uint32Var(&cfg.Edge.MaxPacketSize, "max-packet-size", cfg.Edge.MaxPacketSize, "largest MQTT packet accepted, in bytes")
@@ -259,6 +300,26 @@ func edgeTLS(certFile, keyFile string) (*tls.Config, error) {
 		return nil, fmt.Errorf("--tls-cert: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// edgeClientCA makes the MQTT TLS listener verify device certificates
+// issued by the CAs in file; devices without one still connect with a
+// password.
+func edgeClientCA(tc *tls.Config, file string) error {
+	if tc == nil {
+		return errors.New("--mqtt-client-ca needs the TLS listener (--mqtt-tls-addr, --tls-cert, --tls-key)")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("--mqtt-client-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return fmt.Errorf("--mqtt-client-ca: %s: no PEM certificate", file)
+	}
+	tc.ClientCAs = pool
+	tc.ClientAuth = tls.VerifyClientCertIfGiven
+	return nil
 }
 
 // loadUsers reads and checks a users file.

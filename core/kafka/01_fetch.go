@@ -215,11 +215,15 @@ func (s *Server) fetchDenied(cc *Conn, req *kmsg.FetchRequest) map[string]bool {
 	return denied
 }
 
-// noteFetched counts the bytes and records a fetch response serves.
+// noteFetched counts the bytes and records a fetch response serves, and
+// observes per partition the fetch delay of its newest record: now minus
+// the largest batch max timestamp returned (one observation per partition
+// per fetch, not per record).
 func (s *Server) noteFetched(req *kmsg.FetchRequest, resp *kmsg.FetchResponse) {
 	if req.ReplicaID >= 0 {
 		return // replication, not consumption
 	}
+	now := time.Now().UnixMilli()
 	for i := range resp.Topics {
 		t := &resp.Topics[i]
 		for j := range t.Partitions {
@@ -231,12 +235,25 @@ func (s *Server) noteFetched(req *kmsg.FetchRequest, resp *kmsg.FetchResponse) {
 			if !ok {
 				continue
 			}
-			var recs int64
+			var recs, maxTS int64
 			commitlog.Batches(sp.RecordBatches, func(b commitlog.Batch, _ []byte) bool {
 				recs += int64(b.NumRecords)
+				maxTS = max(maxTS, b.MaxTimestamp)
 				return true
 			})
 			p.NoteFetched(int64(len(sp.RecordBatches)), recs)
+			if maxTS > 0 {
+				s.metrics.fetchDelay.WithLabelValues(t.Topic).Observe(fetchDelay(now, maxTS).Seconds())
+			}
 		}
 	}
+}
+
+// fetchDelay is the delay from a record timestamp (ms) to now (ms); a
+// timestamp in the future (a producer's clock ahead of ours) counts as 0.
+func fetchDelay(nowMs, tsMs int64) time.Duration {
+	if tsMs >= nowMs {
+		return 0
+	}
+	return time.Duration(nowMs-tsMs) * time.Millisecond
 }

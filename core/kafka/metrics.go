@@ -15,11 +15,12 @@ type metrics struct {
 	duration             *prometheus.HistogramVec // by api
 	connections          prometheus.Gauge
 	connectionsRejected  prometheus.Counter
-	requestErrors        *prometheus.CounterVec // by reason
-	authSuccesses        *prometheus.CounterVec // by listener, mechanism
-	authFailures         *prometheus.CounterVec // by listener, mechanism
-	tlsHandshakeFailures *prometheus.CounterVec // by listener
-	authzDenied          *prometheus.CounterVec // by api, resource_type, operation
+	requestErrors        *prometheus.CounterVec   // by reason
+	authSuccesses        *prometheus.CounterVec   // by listener, mechanism
+	authFailures         *prometheus.CounterVec   // by listener, mechanism
+	tlsHandshakeFailures *prometheus.CounterVec   // by listener
+	authzDenied          *prometheus.CounterVec   // by api, resource_type, operation
+	fetchDelay           *prometheus.HistogramVec // by topic
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -61,6 +62,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "fluxo_kafka_authorization_denied_total",
 			Help: "Authorization checks refused, by API, ACL resource type and operation.",
 		}, []string{"api", "resource_type", "operation"}),
+		fetchDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "fluxo_core_fetch_delay_seconds",
+			Help: "Delay from a record's timestamp to the consumer fetch that returns it, by topic: sampled once per partition per fetch, on the newest record returned (the batch's max timestamp).",
+			// 1ms to ~36 min: a live consumer is at the low end, one
+			// catching up after an outage at the high end.
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
+		}, []string{"topic"}),
 	}
 	for _, r := range []string{reasonMalformed, reasonOversized, reasonUnsupported, reasonUnauthenticated, reasonHandler} {
 		m.requestErrors.WithLabelValues(r)
@@ -68,7 +76,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.connectionsRejected, m.requestErrors, m.authSuccesses, m.authFailures, m.tlsHandshakeFailures, m.authzDenied} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.connectionsRejected, m.requestErrors, m.authSuccesses, m.authFailures, m.tlsHandshakeFailures, m.authzDenied, m.fetchDelay} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

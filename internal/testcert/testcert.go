@@ -94,6 +94,14 @@ func (ca *CA) Client(t testing.TB, subject pkix.Name) Pair {
 	})
 }
 
+// ClientCert issues a client certificate from tmpl (subject, URIs,
+// validity; a zero validity is the default one).
+func (ca *CA) ClientCert(t testing.TB, tmpl *x509.Certificate) Pair {
+	t.Helper()
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	return ca.issue(t, tmpl)
+}
+
 // Pool is a cert pool holding only the CA.
 func (ca *CA) Pool() *x509.CertPool {
 	p := x509.NewCertPool()
@@ -114,8 +122,12 @@ func (p Pair) TLS(t testing.TB) tls.Certificate {
 func (ca *CA) issue(t testing.TB, tmpl *x509.Certificate) Pair {
 	key := newKey(t)
 	tmpl.SerialNumber = serial(t)
-	tmpl.NotBefore = time.Now().Add(-time.Hour)
-	tmpl.NotAfter = time.Now().Add(24 * time.Hour)
+	if tmpl.NotBefore.IsZero() {
+		tmpl.NotBefore = time.Now().Add(-time.Hour)
+	}
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotAfter = time.Now().Add(24 * time.Hour)
+	}
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
