@@ -2,6 +2,7 @@ package edge
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -200,6 +201,13 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		e.plog.Warn().Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Uint8("qos", qos).Msg("publish refused: no route")
 		return pk, e.refusePublish(cl, pk, packets.ErrTopicNameInvalid)
 	}
+	if code, ok := e.checkHeaders(msg); !ok {
+		e.metrics.headerRefusals.Inc()
+		e.plog.Warn().Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Uint8("qos", qos).
+			Int("headers", len(msg.Headers)).Int("header_bytes", route.HeadersSize(msg.Headers)).
+			Msg("publish refused: " + code.Reason)
+		return pk, e.refusePublish(cl, pk, code)
+	}
 	var err error
 	ac, _ := cl.Net.Conn.(*ackConn)
 	switch {
@@ -229,6 +237,24 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, e.refusePublish(cl, pk, code)
 	}
 	return pk, nil
+}
+
+// checkHeaders checks a record's headers against Config.MaxHeaders and
+// Config.MaxHeaderBytes. Past them the refusal is 0x83 Implementation
+// specific error with a reason string: MQTT 5 has no PUBACK or PUBREC
+// reason code for too many properties (0x95 Packet too large is a
+// CONNACK and DISCONNECT code, 0x99 Payload format invalid is about the
+// payload; §3.4.2.1).
+func (e *Edge) checkHeaders(msg spool.Message) (packets.Code, bool) {
+	if n := len(msg.Headers); n > e.cfg.MaxHeaders {
+		return packets.Code{Code: packets.ErrImplementationSpecificError.Code,
+			Reason: fmt.Sprintf("too many headers: %d, at most %d", n, e.cfg.MaxHeaders)}, false
+	}
+	if n := route.HeadersSize(msg.Headers); n > e.cfg.MaxHeaderBytes {
+		return packets.Code{Code: packets.ErrImplementationSpecificError.Code,
+			Reason: fmt.Sprintf("headers too large: %d bytes, at most %d", n, e.cfg.MaxHeaderBytes)}, false
+	}
+	return packets.Code{}, true
 }
 
 // submitAndWait submits msg and waits for the sink's answer.
@@ -396,6 +422,12 @@ func publish(cl *mqtt.Client, pk packets.Packet, now time.Time, will bool) route
 		Will:     will,
 		Received: now,
 	}
+	pr := &pk.Properties
+	p.ContentType = pr.ContentType
+	p.PayloadFormat, p.PayloadFormatSet = pr.PayloadFormat, pr.PayloadFormatFlag
+	p.ResponseTopic = pr.ResponseTopic
+	p.CorrelationData = pr.CorrelationData
+	p.Expiry = time.Duration(pr.MessageExpiryInterval) * time.Second
 	if n := len(pk.Properties.User); n > 0 {
 		p.User = make([]route.Property, n)
 		for i, u := range pk.Properties.User {
