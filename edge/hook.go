@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -428,11 +429,9 @@ func publish(cl *mqtt.Client, pk packets.Packet, now time.Time, will bool) route
 	p.ResponseTopic = pr.ResponseTopic
 	p.CorrelationData = pr.CorrelationData
 	p.Expiry = time.Duration(pr.MessageExpiryInterval) * time.Second
-	if n := len(pk.Properties.User); n > 0 {
-		p.User = make([]route.Property, n)
-		for i, u := range pk.Properties.User {
-			p.User[i] = route.Property{Key: u.Key, Val: u.Val}
-		}
+	if us := pk.Properties.User; len(us) > 0 {
+		// The same two strings: a view, not a copy (Message only reads it).
+		p.User = unsafe.Slice((*route.Property)(&us[0]), len(us))
 	}
 	return p
 }

@@ -105,7 +105,29 @@ func (rt *Router) Message(p Publish) (msg spool.Message, ok bool) {
 		arena = append(arena, s...)
 		return arena[start:len(arena):len(arena)]
 	}
-	hs := make([]kmsg.Header, 0, 11+len(p.User))
+	nh := 4 + len(p.User) // topic, qos, edge id, received; user properties (at most)
+	if withClient {
+		nh++
+	}
+	if p.Will {
+		nh++
+	}
+	if p.ContentType != "" {
+		nh++
+	}
+	if p.PayloadFormatSet {
+		nh++
+	}
+	if p.ResponseTopic != "" {
+		nh++
+	}
+	if p.CorrelationData != nil {
+		nh++
+	}
+	if p.Expiry > 0 {
+		nh++
+	}
+	hs := make([]kmsg.Header, 0, nh)
 	hs = append(hs,
 		kmsg.Header{Key: HeaderTopic, Value: add(p.Topic)},
 		kmsg.Header{Key: HeaderQoS, Value: add(qosDigits[min(p.QoS, 2)])},
