@@ -3,6 +3,7 @@ package edge
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -365,12 +366,39 @@ func (h *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 // packet: the edge offers no enhanced authentication (MQTT 5 section
 // 4.12: a protocol error), and in MQTT 3.1.1 the packet type is reserved.
 // mochi would otherwise accept and ignore it.
+//
+// It also refuses a device's publish to a topic starting with "$" (MQTT
+// 5 §4.7.2: such topics are the server's; $SYS is mochi's). mochi alone
+// drops a $SYS publish without acknowledging it, so a QoS 1/2 publisher
+// waits for ever, and lets other $-topics through to the subscribers.
+// The refusal is reason code 0x90 Topic Name invalid with a reason
+// string for MQTT 5 at QoS 1/2; QoS 0 is dropped; MQTT 3.1.1, which has
+// no negative acknowledgement, has its connection closed at QoS 1/2 (see
+// refusePublish). Routes therefore never see $-topics. (An error returned
+// here closes the connection: mochi's read loop ends on it.)
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type == packets.Auth {
+	switch {
+	case pk.FixedHeader.Type == packets.Auth:
 		return pk, packets.ErrRejectPacket
+	case pk.FixedHeader.Type == packets.Publish && !cl.Net.Inline && strings.HasPrefix(pk.TopicName, "$"):
+		e := h.e
+		e.metrics.unrouted.Inc()
+		e.plog.Warn().Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Uint8("qos", pk.FixedHeader.Qos).
+			Msg("publish refused: topic names starting with $ are reserved")
+		err := e.refusePublish(cl, pk, errDollarTopic)
+		if cl.Properties.ProtocolVersion < 5 && pk.FixedHeader.Qos > 0 {
+			return pk, err // closed: an error here ends the read loop
+		}
+		// Answered (or QoS 0): hand mochi a publish it drops unanswered
+		// (processPublish, server.go line 859: no publish to $SYS).
+		pk.TopicName = "$SYS/fluxo/refused"
+		return pk, nil
 	}
 	return pk, nil
 }
+
+// errDollarTopic is the refusal of a publish to a $-topic.
+var errDollarTopic = packets.Code{Code: packets.ErrTopicNameInvalid.Code, Reason: "topic names starting with $ are reserved for the server"}
 
 // OnPacketEncode mends what mochi writes to MQTT 5 clients:
 //
