@@ -86,6 +86,14 @@ type Config struct {
 	// have unacknowledged towards the edge (default 128; MQTT 5 Receive
 	// Maximum).
 	ReceiveMaximum uint16
+	// MaxHeaders is the number of record headers a publish may make,
+	// the edge's own (mqtt.topic, edge.id, ...) included (default 64);
+	// MaxHeaderBytes caps the sum of their keys' and values' lengths
+	// (default 16 KiB). An MQTT 5 publish past either is refused with
+	// reason code 0x83 and a reason string, an MQTT 3.1.1 one (which
+	// can only exceed them with a long topic) by closing the connection.
+	MaxHeaders     int
+	MaxHeaderBytes int
 
 	// Registry, when set, is fed the devices' connections,
 	// subscriptions and publishes (see bridge/registry), and matches
@@ -108,6 +116,8 @@ const (
 	DefaultMaxClients       = 10000
 	DefaultMaxInflight      = 1024
 	DefaultReceiveMaximum   = 128
+	DefaultMaxHeaders       = 64
+	DefaultMaxHeaderBytes   = 16 << 10
 )
 
 // DefaultConfig returns a configuration that listens on 127.0.0.1:1883
@@ -125,8 +135,15 @@ func DefaultConfig() Config {
 		MaxClients:       DefaultMaxClients,
 		MaxInflight:      DefaultMaxInflight,
 		ReceiveMaximum:   DefaultReceiveMaximum,
+		MaxHeaders:       DefaultMaxHeaders,
+		MaxHeaderBytes:   DefaultMaxHeaderBytes,
 	}
 }
+
+// minHeaders is the number of headers the edge itself may write on a
+// record (mqtt.topic, mqtt.qos, mqtt.client, edge.id, edge.received_ms,
+// mqtt.will and the five MQTT 5 property headers).
+const minHeaders = 11
 
 // ErrNoAuth is returned by Validate when neither users nor anonymous
 // access are configured.
@@ -181,6 +198,10 @@ func (c Config) Validate() error {
 		return errors.New("edge: max inflight below 1")
 	case c.ReceiveMaximum < 1:
 		return errors.New("edge: receive maximum below 1")
+	case c.MaxHeaders < minHeaders:
+		return fmt.Errorf("edge: max headers %d below %d (the edge's own headers)", c.MaxHeaders, minHeaders)
+	case c.MaxHeaderBytes < 256:
+		return fmt.Errorf("edge: max header bytes %d below 256", c.MaxHeaderBytes)
 	}
 	return nil
 }
@@ -211,6 +232,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReceiveMaximum == 0 {
 		c.ReceiveMaximum = d.ReceiveMaximum
+	}
+	if c.MaxHeaders == 0 {
+		c.MaxHeaders = d.MaxHeaders
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = d.MaxHeaderBytes
 	}
 	return c
 }

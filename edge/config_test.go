@@ -38,6 +38,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no clients", func(c *Config) { c.MaxClients = 0 }},
 		{"no inflight", func(c *Config) { c.MaxInflight = 0 }},
 		{"no receive maximum", func(c *Config) { c.ReceiveMaximum = 0 }},
+		{"max headers below the edge's own", func(c *Config) { c.MaxHeaders = 10 }},
+		{"max header bytes too small", func(c *Config) { c.MaxHeaderBytes = 100 }},
 		{"no edge id", func(c *Config) { c.EdgeID = "" }},
 	}
 	for _, tt := range tests {

@@ -19,14 +19,30 @@
 //	Time     receive time
 //	Headers  mqtt.topic, mqtt.qos ("0"/"1"/"2"), mqtt.client (only when it
 //	         differs from the key), edge.id, edge.received_ms (unix ms),
-//	         mqtt.will ("1", wills only), then the MQTT 5 user properties
-//	         (keys starting with "mqtt." or "edge." are dropped: reserved
-//	         for the edge)
+//	         mqtt.will ("1", wills only), then the MQTT 5 properties the
+//	         publish has: mqtt.content_type, mqtt.payload_format ("0"/"1"),
+//	         mqtt.response_topic, mqtt.correlation_data (the bytes),
+//	         mqtt.expiry_ms (receive time + Message Expiry Interval, unix
+//	         ms), then the MQTT 5 user properties in the order sent,
+//	         repeated names kept (keys starting with "mqtt." or "edge."
+//	         are dropped: reserved for the edge)
+//
+// A telemetry record still in the spool past its mqtt.expiry_ms is not
+// sent to the core: the uplink drops it and the spool counts it as
+// expired. A publish whose record would have more than Config.MaxHeaders
+// headers (the edge's own included) or more than Config.MaxHeaderBytes of
+// header keys and values is refused (see below).
 //
 // Duplicates are passed on: a QoS 1 publish resent with DUP reaches the
 // Sink again (the core deduplicates by producer sequence). Messages the
-// edge itself publishes (Edge.Publish: commands to devices) and $SYS
-// topics never reach the Sink.
+// edge itself publishes (Edge.Publish: commands to devices) never reach
+// the Sink.
+//
+// Topics starting with "$" are the server's (MQTT 5 §4.7.2): a device's
+// publish to one ($SYS/..., $foo/bar) is refused before routing, so no
+// route ever sees one, and Edge.Publish refuses them too. mochi never
+// matches them with a # or + at the first level: only a subscription to
+// a filter starting with the same $ word receives them ($SYS from mochi).
 //
 // # Acknowledged means spooled
 //
@@ -80,6 +96,8 @@
 //	publish not allowed (ACL)      denials_total{reason=publish}       PUBACK/PUBREC 0x87          QoS 1/2: disconnect; QoS 0: drop
 //	subscribe not allowed (ACL)    denials_total{reason=subscribe}     SUBACK 0x87                 SUBACK 0x80
 //	no route for the topic         unrouted_total                      PUBACK/PUBREC 0x90          QoS 1/2: disconnect; QoS 0: drop
+//	topic starting with $          unrouted_total                      PUBACK/PUBREC 0x90          QoS 1/2: disconnect; QoS 0: drop
+//	past MaxHeaders/MaxHeaderBytes header_refusals_total               PUBACK/PUBREC 0x83          QoS 1/2: disconnect; QoS 0: drop
 //	spool.ErrFull                  spool_failures_total{qos}           PUBACK/PUBREC 0x97          QoS 1/2: disconnect; QoS 0: drop
 //	spool.ErrTooLarge              spool_failures_total{qos}           PUBACK/PUBREC 0x83          QoS 1/2: disconnect; QoS 0: drop
 //	any other Sink error           spool_failures_total{qos}           PUBACK/PUBREC 0x80          QoS 1/2: disconnect; QoS 0: drop
@@ -91,13 +109,17 @@
 // error carries the reason string "message too large for the spool":
 // PUBACK has no "too large" code (0x95 is for whole packets). 0x90 Topic
 // Name invalid is MQTT's "not malformed, but not accepted by this
-// server". Wills are spooled after mochi publishes them; a will the spool
+// server". Too many headers is 0x83 with a reason string naming the
+// limit: a PUBACK has no code for it (0x95 Packet too large is for
+// CONNACK and DISCONNECT, 0x99 Payload format invalid is about the
+// payload). Wills are spooled after mochi publishes them; a will the spool
 // refuses has nobody to be refused to and is only counted and logged.
 // Wills of the clients that Edge.Close disconnects are not spooled.
 //
 // Metrics (with Config.Registerer): fluxo_edge_clients_connected,
 // fluxo_edge_publishes_total{qos}, fluxo_edge_denials_total{reason},
 // fluxo_edge_spool_failures_total{qos}, fluxo_edge_unrouted_total,
+// fluxo_edge_header_refusals_total,
 // fluxo_edge_bytes_received_total (bytes of MQTT packets read).
 //
 // # Devices and ACLs
@@ -131,6 +153,8 @@
 //	MaxClients         10000
 //	MaxInflight        1024 messages queued per client
 //	ReceiveMaximum     128 unacknowledged QoS 1/2 publishes per client
+//	MaxHeaders         64 record headers per publish (--max-headers)
+//	MaxHeaderBytes     16 KiB of header keys and values per publish (--max-header-bytes)
 //	StateDir           none: sessions and retained messages in memory only
 //
 // With StateDir, persistent sessions (3.1.1 clean session off, MQTT 5

@@ -3,7 +3,10 @@ package edge
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
+	"unsafe"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -235,6 +238,13 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		e.plog.Warn().Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Uint8("qos", qos).Msg("publish refused: no route")
 		return pk, e.refusePublish(cl, pk, packets.ErrTopicNameInvalid)
 	}
+	if code, ok := e.checkHeaders(msg); !ok {
+		e.metrics.headerRefusals.Inc()
+		e.plog.Warn().Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Uint8("qos", qos).
+			Int("headers", len(msg.Headers)).Int("header_bytes", route.HeadersSize(msg.Headers)).
+			Msg("publish refused: " + code.Reason)
+		return pk, e.refusePublish(cl, pk, code)
+	}
 	var err error
 	ac, _ := cl.Net.Conn.(*ackConn)
 	switch {
@@ -264,6 +274,24 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, e.refusePublish(cl, pk, code)
 	}
 	return pk, nil
+}
+
+// checkHeaders checks a record's headers against Config.MaxHeaders and
+// Config.MaxHeaderBytes. Past them the refusal is 0x83 Implementation
+// specific error with a reason string: MQTT 5 has no PUBACK or PUBREC
+// reason code for too many properties (0x95 Packet too large is a
+// CONNACK and DISCONNECT code, 0x99 Payload format invalid is about the
+// payload; §3.4.2.1).
+func (e *Edge) checkHeaders(msg spool.Message) (packets.Code, bool) {
+	if n := len(msg.Headers); n > e.cfg.MaxHeaders {
+		return packets.Code{Code: packets.ErrImplementationSpecificError.Code,
+			Reason: fmt.Sprintf("too many headers: %d, at most %d", n, e.cfg.MaxHeaders)}, false
+	}
+	if n := route.HeadersSize(msg.Headers); n > e.cfg.MaxHeaderBytes {
+		return packets.Code{Code: packets.ErrImplementationSpecificError.Code,
+			Reason: fmt.Sprintf("headers too large: %d bytes, at most %d", n, e.cfg.MaxHeaderBytes)}, false
+	}
+	return packets.Code{}, true
 }
 
 // submitAndWait submits msg and waits for the sink's answer.
@@ -373,12 +401,39 @@ func (h *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 // packet: the edge offers no enhanced authentication (MQTT 5 section
 // 4.12: a protocol error), and in MQTT 3.1.1 the packet type is reserved.
 // mochi would otherwise accept and ignore it.
+//
+// It also refuses a device's publish to a topic starting with "$" (MQTT
+// 5 §4.7.2: such topics are the server's; $SYS is mochi's). mochi alone
+// drops a $SYS publish without acknowledging it, so a QoS 1/2 publisher
+// waits for ever, and lets other $-topics through to the subscribers.
+// The refusal is reason code 0x90 Topic Name invalid with a reason
+// string for MQTT 5 at QoS 1/2; QoS 0 is dropped; MQTT 3.1.1, which has
+// no negative acknowledgement, has its connection closed at QoS 1/2 (see
+// refusePublish). Routes therefore never see $-topics. (An error returned
+// here closes the connection: mochi's read loop ends on it.)
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type == packets.Auth {
+	switch {
+	case pk.FixedHeader.Type == packets.Auth:
 		return pk, packets.ErrRejectPacket
+	case pk.FixedHeader.Type == packets.Publish && !cl.Net.Inline && strings.HasPrefix(pk.TopicName, "$"):
+		e := h.e
+		e.metrics.unrouted.Inc()
+		e.plog.Warn().Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Uint8("qos", pk.FixedHeader.Qos).
+			Msg("publish refused: topic names starting with $ are reserved")
+		err := e.refusePublish(cl, pk, errDollarTopic)
+		if cl.Properties.ProtocolVersion < 5 && pk.FixedHeader.Qos > 0 {
+			return pk, err // closed: an error here ends the read loop
+		}
+		// Answered (or QoS 0): hand mochi a publish it drops unanswered
+		// (processPublish, server.go line 859: no publish to $SYS).
+		pk.TopicName = "$SYS/fluxo/refused"
+		return pk, nil
 	}
 	return pk, nil
 }
+
+// errDollarTopic is the refusal of a publish to a $-topic.
+var errDollarTopic = packets.Code{Code: packets.ErrTopicNameInvalid.Code, Reason: "topic names starting with $ are reserved for the server"}
 
 // OnPacketEncode mends what mochi writes to MQTT 5 clients:
 //
@@ -431,11 +486,15 @@ func publish(cl *mqtt.Client, pk packets.Packet, now time.Time, will bool) route
 		Will:     will,
 		Received: now,
 	}
-	if n := len(pk.Properties.User); n > 0 {
-		p.User = make([]route.Property, n)
-		for i, u := range pk.Properties.User {
-			p.User[i] = route.Property{Key: u.Key, Val: u.Val}
-		}
+	pr := &pk.Properties
+	p.ContentType = pr.ContentType
+	p.PayloadFormat, p.PayloadFormatSet = pr.PayloadFormat, pr.PayloadFormatFlag
+	p.ResponseTopic = pr.ResponseTopic
+	p.CorrelationData = pr.CorrelationData
+	p.Expiry = time.Duration(pr.MessageExpiryInterval) * time.Second
+	if us := pk.Properties.User; len(us) > 0 {
+		// The same two strings: a view, not a copy (Message only reads it).
+		p.User = unsafe.Slice((*route.Property)(&us[0]), len(us))
 	}
 	return p
 }

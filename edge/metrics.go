@@ -25,6 +25,9 @@ type metrics struct {
 	spoolFailures [3]prometheus.Counter // by QoS
 	denials       *prometheus.CounterVec
 	unrouted      prometheus.Counter
+	// headerRefusals counts publishes past Config.MaxHeaders or
+	// Config.MaxHeaderBytes.
+	headerRefusals prometheus.Counter
 
 	reg        prometheus.Registerer
 	collectors []prometheus.Collector
@@ -48,6 +51,10 @@ func newMetrics(reg prometheus.Registerer, clients, bytesIn func() float64) (*me
 			Name: "fluxo_edge_unrouted_total",
 			Help: "Publishes refused because no route matched their topic.",
 		}),
+		headerRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fluxo_edge_header_refusals_total",
+			Help: "Publishes refused because their record would have more headers, or more header bytes, than the edge allows.",
+		}),
 		reg: reg,
 	}
 	for q := range 3 {
@@ -61,7 +68,7 @@ func newMetrics(reg prometheus.Registerer, clients, bytesIn func() float64) (*me
 		return m, nil
 	}
 	m.collectors = []prometheus.Collector{
-		pub, fail, m.denials, m.unrouted,
+		pub, fail, m.denials, m.unrouted, m.headerRefusals,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "fluxo_edge_clients_connected",
 			Help: "MQTT clients connected now.",

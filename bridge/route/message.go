@@ -22,6 +22,21 @@ const (
 	HeaderReceivedMS = "edge.received_ms" // receive time, unix milliseconds
 )
 
+// Record headers carrying the MQTT 5 properties of a publish, each only
+// when the publish has the property. The downlink reads the same names to
+// set the properties of a command.
+const (
+	HeaderContentType     = "mqtt.content_type"     // Content Type, as sent
+	HeaderPayloadFormat   = "mqtt.payload_format"   // Payload Format Indicator: "0" bytes, "1" UTF-8
+	HeaderResponseTopic   = "mqtt.response_topic"   // Response Topic, as sent
+	HeaderCorrelationData = "mqtt.correlation_data" // Correlation Data, the bytes as sent
+	// HeaderExpiryMS is the Message Expiry Interval as an absolute
+	// deadline, unix milliseconds (receive time plus the interval): a
+	// telemetry record still spooled past it is dropped (spool outcome
+	// "expired").
+	HeaderExpiryMS = "mqtt.expiry_ms"
+)
+
 // Property is an MQTT 5 user property of a publish.
 type Property struct {
 	Key, Val string
@@ -44,6 +59,14 @@ type Publish struct {
 	Will     bool       // a will message: header mqtt.will "1"
 	User     []Property // MQTT 5 user properties, in order
 	Received time.Time  // receive time: record time and edge.received_ms
+
+	// MQTT 5 properties; zero values are absent properties.
+	ContentType      string
+	PayloadFormat    byte // 0 or 1, written when PayloadFormatSet
+	PayloadFormatSet bool
+	ResponseTopic    string
+	CorrelationData  []byte        // kept as the header value, not copied
+	Expiry           time.Duration // Message Expiry Interval; 0: none
 }
 
 // Message routes p (see Match) and builds its spool message; ok is false
@@ -56,7 +79,10 @@ type Publish struct {
 //	Time     p.Received
 //	Headers  mqtt.topic, mqtt.qos, mqtt.client (unless it is the key or
 //	         p is relayed), edge.id, edge.received_ms, mqtt.will (wills
-//	         only), then the user properties not under mqtt. or edge.
+//	         only), mqtt.content_type, mqtt.payload_format,
+//	         mqtt.response_topic, mqtt.correlation_data, mqtt.expiry_ms
+//	         (each when p has the property), then the user properties
+//	         not under mqtt. or edge., in order, repeated names kept
 //
 // The header values and the key share one allocation.
 func (rt *Router) Message(p Publish) (msg spool.Message, ok bool) {
@@ -69,6 +95,7 @@ func (rt *Router) Message(p Publish) (msg spool.Message, ok bool) {
 	if withClient {
 		n += len(p.ClientID)
 	}
+	n += len(p.ContentType) + 1 + len(p.ResponseTopic) + 20 // 1: payload format, 20: expiry
 	for _, u := range p.User {
 		n += len(u.Val)
 	}
@@ -78,7 +105,29 @@ func (rt *Router) Message(p Publish) (msg spool.Message, ok bool) {
 		arena = append(arena, s...)
 		return arena[start:len(arena):len(arena)]
 	}
-	hs := make([]kmsg.Header, 0, 6+len(p.User))
+	nh := 4 + len(p.User) // topic, qos, edge id, received; user properties (at most)
+	if withClient {
+		nh++
+	}
+	if p.Will {
+		nh++
+	}
+	if p.ContentType != "" {
+		nh++
+	}
+	if p.PayloadFormatSet {
+		nh++
+	}
+	if p.ResponseTopic != "" {
+		nh++
+	}
+	if p.CorrelationData != nil {
+		nh++
+	}
+	if p.Expiry > 0 {
+		nh++
+	}
+	hs := make([]kmsg.Header, 0, nh)
 	hs = append(hs,
 		kmsg.Header{Key: HeaderTopic, Value: add(p.Topic)},
 		kmsg.Header{Key: HeaderQoS, Value: add(qosDigits[min(p.QoS, 2)])},
@@ -92,6 +141,23 @@ func (rt *Router) Message(p Publish) (msg spool.Message, ok bool) {
 	hs = append(hs, kmsg.Header{Key: HeaderReceivedMS, Value: arena[start:len(arena):len(arena)]})
 	if p.Will {
 		hs = append(hs, kmsg.Header{Key: HeaderWill, Value: add("1")})
+	}
+	if p.ContentType != "" {
+		hs = append(hs, kmsg.Header{Key: HeaderContentType, Value: add(p.ContentType)})
+	}
+	if p.PayloadFormatSet {
+		hs = append(hs, kmsg.Header{Key: HeaderPayloadFormat, Value: add(formatDigits[min(p.PayloadFormat, 1)])})
+	}
+	if p.ResponseTopic != "" {
+		hs = append(hs, kmsg.Header{Key: HeaderResponseTopic, Value: add(p.ResponseTopic)})
+	}
+	if p.CorrelationData != nil {
+		hs = append(hs, kmsg.Header{Key: HeaderCorrelationData, Value: p.CorrelationData})
+	}
+	if p.Expiry > 0 {
+		start := len(arena)
+		arena = strconv.AppendInt(arena, p.Received.Add(p.Expiry).UnixMilli(), 10)
+		hs = append(hs, kmsg.Header{Key: HeaderExpiryMS, Value: arena[start:len(arena):len(arena)]})
 	}
 	for _, u := range p.User {
 		if Reserved(u.Key) {
@@ -116,4 +182,33 @@ func Reserved(key string) bool {
 	return strings.HasPrefix(key, "mqtt.") || strings.HasPrefix(key, "edge.")
 }
 
-var qosDigits = [3]string{"0", "1", "2"}
+var (
+	qosDigits    = [3]string{"0", "1", "2"}
+	formatDigits = [2]string{"0", "1"}
+)
+
+// Deadline returns the expiry deadline of a record's headers
+// (HeaderExpiryMS), ok false when it has none or it does not parse.
+func Deadline(hs []kmsg.Header) (deadline time.Time, ok bool) {
+	for i := range hs {
+		if hs[i].Key != HeaderExpiryMS {
+			continue
+		}
+		ms, err := strconv.ParseInt(string(hs[i].Value), 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		return time.UnixMilli(ms), true
+	}
+	return time.Time{}, false
+}
+
+// HeadersSize is the size the headers count against a record's header
+// bytes limit: the sum of their keys' and values' lengths.
+func HeadersSize(hs []kmsg.Header) int {
+	n := 0
+	for i := range hs {
+		n += len(hs[i].Key) + len(hs[i].Value)
+	}
+	return n
+}

@@ -55,6 +55,26 @@ func TestMessage(t *testing.T) {
 			wantHeaders: [][2]string{{HeaderTopic, "f/d/status"}, {HeaderQoS, "1"}, {HeaderEdgeID, "edge-1"}, {HeaderReceivedMS, "1700000000123"},
 				{HeaderWill, "1"}, {"site", "north"}, {"unit", "C"}},
 		},
+		{
+			name: "mqtt 5 properties as fixed headers, before the user properties in order, repeats kept",
+			p: Publish{Topic: "f/d/t", QoS: 1, ClientID: "d", Received: now,
+				ContentType: "application/json", PayloadFormat: 1, PayloadFormatSet: true,
+				ResponseTopic: "f/d/reply", CorrelationData: []byte{0, 1, 0xff}, Expiry: 90 * time.Second,
+				User: []Property{{"b", "2"}, {"a", "1"}, {"b", "3"}, {"mqtt.content_type", "forged"}}},
+			wantTopic: "telemetry", wantLane: spool.Telemetry, wantKey: "d",
+			wantHeaders: [][2]string{{HeaderTopic, "f/d/t"}, {HeaderQoS, "1"}, {HeaderEdgeID, "edge-1"}, {HeaderReceivedMS, "1700000000123"},
+				{HeaderContentType, "application/json"}, {HeaderPayloadFormat, "1"}, {HeaderResponseTopic, "f/d/reply"},
+				{HeaderCorrelationData, "\x00\x01\xff"}, {HeaderExpiryMS, "1700000090123"},
+				{"b", "2"}, {"a", "1"}, {"b", "3"}},
+		},
+		{
+			name: "payload format 0 is written when sent; empty correlation data kept",
+			p: Publish{Topic: "f/d/t", QoS: 0, ClientID: "d", Received: now,
+				PayloadFormatSet: true, CorrelationData: []byte{}},
+			wantTopic: "telemetry", wantLane: spool.Telemetry, wantKey: "d",
+			wantHeaders: [][2]string{{HeaderTopic, "f/d/t"}, {HeaderQoS, "0"}, {HeaderEdgeID, "edge-1"}, {HeaderReceivedMS, "1700000000123"},
+				{HeaderPayloadFormat, "0"}, {HeaderCorrelationData, ""}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,5 +95,31 @@ func TestMessage(t *testing.T) {
 	}
 	if _, ok := rt.Message(Publish{Topic: "$SYS/x", ClientID: "c"}); ok {
 		t.Errorf("Message($SYS/x): got a route, want none")
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	tests := []struct {
+		hs     []kmsg.Header
+		want   int64
+		wantOK bool
+	}{
+		{nil, 0, false},
+		{[]kmsg.Header{{Key: HeaderTopic, Value: []byte("x")}}, 0, false},
+		{[]kmsg.Header{{Key: HeaderTopic, Value: []byte("x")}, {Key: HeaderExpiryMS, Value: []byte("1700000090123")}}, 1700000090123, true},
+		{[]kmsg.Header{{Key: HeaderExpiryMS, Value: []byte("soon")}}, 0, false},
+	}
+	for i, tt := range tests {
+		got, ok := Deadline(tt.hs)
+		if ok != tt.wantOK || (ok && got.UnixMilli() != tt.want) {
+			t.Errorf("%d: got %v %v, want %d %v", i, got.UnixMilli(), ok, tt.want, tt.wantOK)
+		}
+	}
+}
+
+func TestHeadersSize(t *testing.T) {
+	hs := []kmsg.Header{{Key: "ab", Value: []byte("cde")}, {Key: "f", Value: nil}}
+	if got := HeadersSize(hs); got != 6 {
+		t.Errorf("got %d, want 6", got)
 	}
 }

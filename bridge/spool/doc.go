@@ -21,5 +21,6 @@
 //
 // Accounting: every accepted message ends in exactly one counter —
 // delivered (Release after the core acknowledged it), evicted (budget),
-// expired (MaxAge), or still spooled.
+// expired (MaxAge, or a reader's Expire: the uplink skips telemetry past
+// its MQTT 5 message expiry), or still spooled.
 package spool

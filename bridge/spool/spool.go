@@ -126,6 +126,7 @@ type Spool struct {
 	// (or neither). Taken after budgetMu.
 	acctMu                                sync.Mutex
 	accepted, delivered, evicted, expired [numLanes]atomic.Int64
+	expiredPending                        [numLanes]int64 // Expire'd, not released yet; under acctMu
 	bytesEvicted                          atomic.Int64
 
 	quit chan struct{}
@@ -409,8 +410,24 @@ func (s *Spool) Release(lane Lane, offset int64) error {
 	if _, err := l.DeleteBefore(offset); err != nil {
 		return fmt.Errorf("spool: lane %s: %w", lane, err)
 	}
-	s.delivered[lane].Add(offset - start)
+	n := offset - start
+	if p := min(s.expiredPending[lane], n); p > 0 {
+		s.expiredPending[lane] -= p // counted as expired, not as delivered
+		n -= p
+	}
+	s.delivered[lane].Add(n)
 	return nil
+}
+
+// Expire counts n records of a lane as expired: records the reader
+// skipped because their own deadline passed (the uplink, for the MQTT 5
+// message expiry) and releases with the records around them. Those n
+// are then not counted as delivered by Release.
+func (s *Spool) Expire(lane Lane, n int64) {
+	s.acctMu.Lock()
+	defer s.acctMu.Unlock()
+	s.expired[lane].Add(n)
+	s.expiredPending[lane] += n
 }
 
 // Stats is the spool's accounting.

@@ -52,6 +52,10 @@ type window struct {
 	Seqs       map[string]int32 `json:"sequences"`
 	Counts     map[string]int   `json:"counts"`
 	Stream     string           `json:"stream,omitempty"`
+	// Skip are the offsets between From and To not sent: telemetry
+	// records whose MQTT 5 message expiry (route.HeaderExpiryMS) had
+	// passed when the window was planned. A resent window skips the same.
+	Skip []int64 `json:"skip,omitempty"`
 }
 
 // stateFile keeps a laneState durable with one fdatasync per save: the

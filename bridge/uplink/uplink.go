@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/internal/logadapt"
 )
@@ -668,6 +669,15 @@ func (l *lane) windowFull(from int64) bool {
 // its sequences, and writes the plan before anything is sent (step syncs
 // it while the window is on its way).
 func (l *lane) planWindow(ctx context.Context, recs []spool.Record, stream string) (*window, []spool.Record, error) {
+	from, to := recs[0].Offset, recs[len(recs)-1].Offset
+	var skip []int64
+	if l.id == spool.Telemetry {
+		recs, skip = dropExpired(recs, time.Now())
+		if len(skip) > 0 {
+			l.u.sp.Expire(l.id, int64(len(skip)))
+			l.log.Debug().Int("records", len(skip)).Msg("dropped telemetry past its message expiry")
+		}
+	}
 	topics := map[string]bool{}
 	for _, r := range recs {
 		topics[r.Topic] = true
@@ -675,7 +685,7 @@ func (l *lane) planWindow(ctx context.Context, recs []spool.Record, stream strin
 	if err := l.learnTopics(ctx, topics); err != nil {
 		return nil, nil, err
 	}
-	w := &window{From: recs[0].Offset, To: recs[len(recs)-1].Offset, Stream: stream,
+	w := &window{From: from, To: to, Stream: stream, Skip: skip,
 		Partitions: map[string]int32{}, Seqs: map[string]int32{}, Counts: map[string]int{}}
 	for t := range topics {
 		w.Partitions[t] = l.partitions[t]
@@ -701,6 +711,7 @@ func (l *lane) planWindow(ctx context.Context, recs []spool.Record, stream strin
 // readWindow reads back the records of a saved window.
 func (l *lane) readWindow(w *window) ([]spool.Record, error) {
 	var out []spool.Record
+	seen := false
 	for off := w.From; off <= w.To; {
 		recs, next, err := l.u.sp.Read(l.id, off, l.u.cfg.MaxBatchBytes)
 		if err != nil {
@@ -710,16 +721,35 @@ func (l *lane) readWindow(w *window) ([]spool.Record, error) {
 			break
 		}
 		for _, r := range recs {
-			if r.Offset <= w.To {
+			if r.Offset <= w.To && !slices.Contains(w.Skip, r.Offset) {
 				out = append(out, r)
 			}
+			seen = true
 		}
 		off = next
 	}
-	if len(out) == 0 {
+	if !seen {
 		return nil, fmt.Errorf("uplink: saved window %d-%d is no longer in the spool", w.From, w.To)
 	}
 	return out, nil
+}
+
+// dropExpired splits off the records whose message expiry deadline
+// (route.HeaderExpiryMS) is before now; it returns the others, in order,
+// and the offsets of those dropped.
+func dropExpired(recs []spool.Record, now time.Time) (keep []spool.Record, dropped []int64) {
+	keep = recs[:0:0]
+	for _, r := range recs {
+		if d, ok := route.Deadline(r.Headers); ok && d.Before(now) {
+			dropped = append(dropped, r.Offset)
+			continue
+		}
+		keep = append(keep, r)
+	}
+	if dropped == nil {
+		return recs, nil
+	}
+	return keep, dropped
 }
 
 func tpKey(topic string, p int32) string { return topic + "/" + strconv.Itoa(int(p)) }

@@ -204,6 +204,8 @@ a user listed without a password authenticates by certificate only.`,
 	f.BoolVar(&cfg.Edge.AllowAnonymous, "allow-anonymous", false, "let devices connect without credentials")
 	f.StringArrayVar(&routes, "route", nil, "routing rule FILTER=TOPIC[,lane=alarm|telemetry][,key=device|clientid] (repeatable; replaces the defaults)")
 	f.Uint32Var(&cfg.Edge.MaxPacketSize, "max-packet-size", cfg.Edge.MaxPacketSize, "largest MQTT packet accepted, in bytes")
+	f.IntVar(&cfg.Edge.MaxHeaders, "max-headers", cfg.Edge.MaxHeaders, "record headers per publish, the edge's own included (MQTT 5 user properties and properties); past it the publish is refused (0x83)")
+	f.IntVar(&cfg.Edge.MaxHeaderBytes, "max-header-bytes", cfg.Edge.MaxHeaderBytes, "bytes of record header keys and values per publish; past it the publish is refused (0x83)")
 	f.IntVar(&cfg.Edge.MaxClients, "max-clients", cfg.Edge.MaxClients, "devices connected at once")
 	fwd.add(f, &cfg.SpoolDir, "spool directory (also keeps MQTT sessions and the uplink's producer state)", &cfg.Spool, &cfg.Uplink)
 	f.StringVar(&drain, "drain", "in-order", "after an outage: in-order sends the backlog first; live-first sends fresh telemetry ahead of it (edge.received_ms tells them apart)")
