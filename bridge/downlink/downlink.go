@@ -106,7 +106,7 @@ type Resolver func(device string) (fleet string, ok bool)
 // Headers a command record may carry.
 const (
 	// HeaderTopic names the exact MQTT topic to publish the command on.
-	HeaderTopic = "mqtt.topic"
+	HeaderTopic = route.HeaderTopic
 	// HeaderFleet names the device's fleet: the command goes to
 	// {fleet}/{device}/cmd.
 	HeaderFleet = "fleet"
@@ -116,12 +116,13 @@ const (
 	HeaderCommandID = "command_id"
 	// HeaderExpiresMS is the command's expiry, unix milliseconds.
 	HeaderExpiresMS = "expires_ms"
-	// MQTT 5 properties of the publish.
-	HeaderContentType     = "mqtt.content_type"
-	HeaderPayloadFormat   = "mqtt.payload_format"   // "0" bytes, "1" UTF-8
-	HeaderResponseTopic   = "mqtt.response_topic"   // where the device answers
-	HeaderCorrelationData = "mqtt.correlation_data" // raw bytes
-	HeaderMessageExpiry   = "mqtt.message_expiry"   // seconds
+	// MQTT 5 properties of the publish, named as the edge names them on
+	// the way in. The Message Expiry Interval is the time left before the
+	// command's own expiry (HeaderExpiresMS or the TTL).
+	HeaderContentType     = route.HeaderContentType
+	HeaderPayloadFormat   = route.HeaderPayloadFormat   // "0" bytes, "1" UTF-8
+	HeaderResponseTopic   = route.HeaderResponseTopic   // where the device answers
+	HeaderCorrelationData = route.HeaderCorrelationData // raw bytes
 	// Headers of a status record.
 	HeaderStatus = "command.status"
 	HeaderID     = "command.id"
@@ -369,10 +370,6 @@ func parse(r *kgo.Record, ttl time.Duration) command {
 			}
 		case HeaderCorrelationData:
 			c.msg.CorrelationData = h.Value
-		case HeaderMessageExpiry:
-			if s, err := strconv.ParseUint(v, 10, 32); err == nil {
-				c.msg.MessageExpiry = uint32(s)
-			}
 		}
 		if !route.Reserved(h.Key) {
 			c.msg.User = append(c.msg.User, route.Property{Key: h.Key, Val: v})
