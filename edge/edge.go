@@ -88,8 +88,10 @@ type Edge struct {
 	commander *mqtt.Client
 	tlsConf   *tls.Config
 
-	closing atomic.Bool // set first thing in Close
-	gate    connGate    // closed before mochi's Close
+	closing atomic.Bool  // set first thing in Close
+	gate    connGate     // closed before mochi's Close
+	failed  chan error   // the first listener that stopped accepting, once
+	stopErr atomic.Value // error: that listener's, for readiness
 
 	mu        sync.RWMutex // guards the fields below; Publish holds it shared
 	started   bool
@@ -110,6 +112,7 @@ func New(cfg Config, sink Sink) (*Edge, error) {
 	e := &Edge{
 		cfg:    cfg,
 		sink:   sink,
+		failed: make(chan error, 1),
 		log:    cfg.Logger.With().Str("component", "edge").Logger(),
 		router: route.NewRouter(cfg.Routes, cfg.EdgeID),
 	}
@@ -219,7 +222,7 @@ func (e *Edge) Start() error {
 		specs = append(specs, spec{e.cfg.WSAddr, newWSListener(listenerWS, e.cfg.WSAddr)})
 	}
 	for _, s := range specs {
-		l := &guarded{Listener: s.l, onPanic: e.connPanic, gate: &e.gate}
+		l := &guarded{Listener: s.l, onPanic: e.connPanic, gate: &e.gate, onStop: e.listenerStopped}
 		if e.async != nil {
 			l.wrap = func(c net.Conn) net.Conn { return newAckConn(c, e) }
 		}
@@ -333,6 +336,30 @@ func (e *Edge) addr(id string) string {
 		}
 	}
 	return ""
+}
+
+// listenerStopped reports a listener whose accept loop ended while the
+// edge runs.
+func (e *Edge) listenerStopped(listener string) {
+	err := fmt.Errorf("edge: mqtt listener %s stopped accepting connections", listener)
+	e.log.Error().Str("listener", listener).Msg("mqtt listener stopped accepting connections")
+	e.stopErr.CompareAndSwap(nil, err)
+	select {
+	case e.failed <- err:
+	default: // another one already reported
+	}
+}
+
+// Failed delivers the first MQTT listener that stopped accepting while
+// the edge runs: devices can no longer connect, and the edge must stop
+// rather than look healthy.
+func (e *Edge) Failed() <-chan error { return e.failed }
+
+// ListenerError is the error of the first MQTT listener that stopped
+// accepting, or nil.
+func (e *Edge) ListenerError() error {
+	err, _ := e.stopErr.Load().(error)
+	return err
 }
 
 // connPanic cleans up after a connection whose goroutine panicked (see

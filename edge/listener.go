@@ -33,6 +33,10 @@ type guarded struct {
 	onPanic func(listener string, c net.Conn, v any)
 	wrap    func(net.Conn) net.Conn
 	gate    *connGate
+	// onStop is called when the listener stops accepting while the edge
+	// is not closing: mochi's accept loops return on any accept error
+	// (even EMFILE) without a word, so a dead port would go unnoticed.
+	onStop func(listener string)
 }
 
 // connGate stands between accepted connections and mochi while the edge
@@ -58,6 +62,13 @@ func (g *connGate) enter() bool {
 	}
 	g.starting.Add(1)
 	return true
+}
+
+// isClosed reports whether close was called.
+func (g *connGate) isClosed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
 }
 
 // close refuses new connections and waits for the admitted ones to be
@@ -108,6 +119,9 @@ func (g *guarded) Serve(establish listeners.EstablishFn) {
 		}()
 		return establish(id, c)
 	})
+	if g.onStop != nil && !g.gate.isClosed() {
+		g.onStop(g.ID())
+	}
 }
 
 // wsListener is an MQTT-over-WebSocket listener (any path, subprotocol

@@ -176,6 +176,8 @@ func (n *Node) readyz(w http.ResponseWriter) bool {
 	down := ""
 	if !n.started || n.stopped {
 		down = "mqtt not served"
+	} else if err := n.edge.ListenerError(); err != nil {
+		down = err.Error()
 	}
 	n.mu.Unlock()
 	return n.fwd.Readyz(w, down)

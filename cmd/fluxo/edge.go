@@ -181,6 +181,8 @@ a user listed without a password authenticates by certificate only.`,
 			case <-ctx.Done():
 			case failed = <-node.Failed():
 				log.Error().Err(failed).Msg("http listener failed, stopping")
+			case failed = <-node.Edge().Failed():
+				log.Error().Err(failed).Msg("mqtt listener failed, stopping")
 			}
 			sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
 			defer cancel()
