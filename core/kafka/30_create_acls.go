@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-io/fluxo/core/acl"
@@ -29,38 +28,14 @@ func (s *Server) handleCreateACLs(ctx context.Context, cc *Conn, kreq kmsg.Reque
 		results[i].ErrorCode = code
 		results[i].ErrorMessage = &msg
 	}
-	var valid []int
-	var bindings []acl.Binding
-	allowed := s.cfg.Authorizer == nil || s.authorizeCluster(cc, kmsg.ACLOperationAlter)
-	for i, c := range req.Creations {
+	for i := range results {
 		results[i] = kmsg.NewCreateACLsResponseResult()
-		if s.cfg.Authorizer == nil {
-			fail(i, kerr.SecurityDisabled.Code, "no authorizer is configured")
-			continue
-		}
-		if !allowed {
-			fail(i, kerr.ClusterAuthorizationFailed.Code, "ALTER on the cluster is required")
-			continue
-		}
-		b := acl.Binding{
-			ResourceType: c.ResourceType,
-			ResourceName: c.ResourceName,
-			PatternType:  c.ResourcePatternType,
-			Principal:    c.Principal,
-			Host:         c.Host,
-			Operation:    c.Operation,
-			Permission:   c.PermissionType,
-		}
-		if req.Version == 0 {
-			b.PatternType = kmsg.ACLResourcePatternTypeLiteral
-		}
-		if err := b.Validate(); err != nil {
-			fail(i, kerr.InvalidRequest.Code, err.Error())
-			continue
-		}
-		valid = append(valid, i)
-		bindings = append(bindings, b)
 	}
+	valid, bindings := aclChanges(s, cc, req.Version, len(req.Creations), func(i int) acl.Binding {
+		c := &req.Creations[i]
+		return acl.Binding{ResourceType: c.ResourceType, ResourceName: c.ResourceName, PatternType: c.ResourcePatternType,
+			Principal: c.Principal, Host: c.Host, Operation: c.Operation, Permission: c.PermissionType}
+	}, fail)
 	if len(bindings) > 0 {
 		if _, err := s.applyMetadata(ctx, cluster.CreateACLs{Bindings: bindings}); err != nil {
 			for _, i := range valid {

@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-io/fluxo/core/acl"
@@ -29,38 +28,14 @@ func (s *Server) handleDeleteACLs(ctx context.Context, cc *Conn, kreq kmsg.Reque
 		results[i].ErrorCode = code
 		results[i].ErrorMessage = &msg
 	}
-	var valid []int
-	var filters []acl.Filter
-	allowed := s.cfg.Authorizer == nil || s.authorizeCluster(cc, kmsg.ACLOperationAlter)
-	for i, rf := range req.Filters {
+	for i := range results {
 		results[i] = kmsg.NewDeleteACLsResponseResult()
-		if s.cfg.Authorizer == nil {
-			fail(i, kerr.SecurityDisabled.Code, "no authorizer is configured")
-			continue
-		}
-		if !allowed {
-			fail(i, kerr.ClusterAuthorizationFailed.Code, "ALTER on the cluster is required")
-			continue
-		}
-		f := acl.Filter{
-			ResourceType: rf.ResourceType,
-			ResourceName: rf.ResourceName,
-			PatternType:  rf.ResourcePatternType,
-			Principal:    rf.Principal,
-			Host:         rf.Host,
-			Operation:    rf.Operation,
-			Permission:   rf.PermissionType,
-		}
-		if req.Version == 0 {
-			f.PatternType = kmsg.ACLResourcePatternTypeLiteral
-		}
-		if err := f.Validate(); err != nil {
-			fail(i, kerr.InvalidRequest.Code, err.Error())
-			continue
-		}
-		valid = append(valid, i)
-		filters = append(filters, f)
 	}
+	valid, filters := aclChanges(s, cc, req.Version, len(req.Filters), func(i int) acl.Filter {
+		rf := &req.Filters[i]
+		return acl.Filter{ResourceType: rf.ResourceType, ResourceName: rf.ResourceName, PatternType: rf.ResourcePatternType,
+			Principal: rf.Principal, Host: rf.Host, Operation: rf.Operation, Permission: rf.PermissionType}
+	}, fail)
 	if len(filters) > 0 {
 		res, err := s.applyMetadata(ctx, cluster.DeleteACLs{Filters: filters})
 		for j, i := range valid {
