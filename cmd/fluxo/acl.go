@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-io/fluxo/core/acl"
@@ -160,18 +159,6 @@ func binding(typ kmsg.ACLResourceType, name string, pattern kadm.ACLPattern, pri
 	return acl.Binding{ResourceType: typ, ResourceName: name, PatternType: pattern, Principal: principal, Host: host, Operation: op, Permission: perm}
 }
 
-// aclError formats a broker's error for one ACL or filter.
-func aclError(what string, err error, brokerMsg string) error {
-	var ke *kerr.Error
-	if errors.As(err, &ke) {
-		if brokerMsg == "" {
-			brokerMsg = ke.Description
-		}
-		return fmt.Errorf("%s: %s: %s", what, ke.Message, brokerMsg)
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}
-
 func newACLAddCmd(brokers *[]string) *cobra.Command {
 	var a aclFlags
 	c := &cobra.Command{
@@ -211,7 +198,7 @@ is literal.`,
 			for _, r := range rs {
 				bd := binding(r.Type, r.Name, r.Pattern, r.Principal, r.Host, r.Operation, r.Permission)
 				if r.Err != nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), aclError("acl "+bd.String(), r.Err, r.ErrMessage))
+					fmt.Fprintln(cmd.ErrOrStderr(), brokerError("acl "+bd.String(), r.Err, r.ErrMessage))
 					failed++
 					continue
 				}
@@ -272,7 +259,7 @@ func newACLListCmd(brokers *[]string) *cobra.Command {
 			var all []acl.Binding
 			for _, r := range rs {
 				if r.Err != nil {
-					return aclError("list acls", r.Err, r.ErrMessage)
+					return brokerError("list acls", r.Err, r.ErrMessage)
 				}
 				for _, d := range r.Described {
 					all = append(all, binding(d.Type, d.Name, d.Pattern, d.Principal, d.Host, d.Operation, d.Permission))
@@ -343,13 +330,13 @@ every ACL.`,
 			n := 0
 			for _, r := range rs {
 				if r.Err != nil {
-					errs = append(errs, aclError("delete acls", r.Err, r.ErrMessage))
+					errs = append(errs, brokerError("delete acls", r.Err, r.ErrMessage))
 					continue
 				}
 				for _, d := range r.Deleted {
 					bd := binding(d.Type, d.Name, d.Pattern, d.Principal, d.Host, d.Operation, d.Permission)
 					if d.Err != nil {
-						errs = append(errs, aclError("acl "+bd.String(), d.Err, d.ErrMessage))
+						errs = append(errs, brokerError("acl "+bd.String(), d.Err, d.ErrMessage))
 						continue
 					}
 					fmt.Fprintf(cmd.OutOrStdout(), "deleted acl %s\n", bd)

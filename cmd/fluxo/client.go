@@ -79,22 +79,27 @@ func newClient(cmd *cobra.Command, brokers []string, opts ...kgo.Opt) (*kgo.Clie
 	return cl, nil
 }
 
-// topicError formats a broker's answer for one topic as
-// "topic NAME: CODE: message", preferring the broker's own message to the
-// generic description of the code.
-func topicError(topic string, err error, brokerMsg string) error {
+// brokerError formats a broker's answer for one item (a topic, a user,
+// an ACL) as "WHAT: CODE: message", preferring the broker's own message
+// to the generic description of the code.
+func brokerError(what string, err error, brokerMsg string) error {
 	var ke *kerr.Error
 	if errors.As(err, &ke) {
 		msg := brokerMsg
 		if msg == "" {
 			msg = ke.Description
 		}
-		return fmt.Errorf("topic %s: %s: %s", topic, ke.Message, msg)
+		return fmt.Errorf("%s: %s: %s", what, ke.Message, msg)
 	}
 	if brokerMsg != "" {
-		return fmt.Errorf("topic %s: %w: %s", topic, err, brokerMsg)
+		return fmt.Errorf("%s: %w: %s", what, err, brokerMsg)
 	}
-	return fmt.Errorf("topic %s: %w", topic, err)
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// topicError is brokerError for a topic: "topic NAME: CODE: message".
+func topicError(topic string, err error, brokerMsg string) error {
+	return brokerError("topic "+topic, err, brokerMsg)
 }
 
 // plural returns "1 record", "2 records".

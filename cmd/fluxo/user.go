@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // userPasswordEnv holds the password of fluxo user add when no
@@ -91,18 +89,6 @@ func readUserPassword(file string) (string, error) {
 	return "", fmt.Errorf("no password: give --password-file or set %s", userPasswordEnv)
 }
 
-// userError formats a per-user error of the broker's answer.
-func userError(user string, err error, brokerMsg string) error {
-	var ke *kerr.Error
-	if errors.As(err, &ke) {
-		if brokerMsg == "" {
-			brokerMsg = ke.Description
-		}
-		return fmt.Errorf("user %s: %s: %s", user, ke.Message, brokerMsg)
-	}
-	return fmt.Errorf("user %s: %w", user, err)
-}
-
 func newUserAddCmd(brokers *[]string) *cobra.Command {
 	var (
 		mechanisms   []string
@@ -146,7 +132,7 @@ environment variable ` + userPasswordEnv + `; never from the command line.`,
 					return fmt.Errorf("add user %s: %w", user, err)
 				}
 				if r := res[user]; r.Err != nil {
-					return userError(user, r.Err, r.ErrMessage)
+					return brokerError("user "+user, r.Err, r.ErrMessage)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "added user %s (%s, %d iterations)\n", user, m, iterations)
 			}
@@ -194,7 +180,7 @@ func printUsers(stdout, stderr io.Writer, described kadm.DescribedUserSCRAMs) er
 	for _, n := range names {
 		d := described[n]
 		if d.Err != nil {
-			fmt.Fprintln(stderr, userError(n, d.Err, d.ErrMessage))
+			fmt.Fprintln(stderr, brokerError("user "+n, d.Err, d.ErrMessage))
 			failed++
 			continue
 		}
@@ -247,7 +233,7 @@ when none is given. A user without credentials no longer exists.`,
 					return fmt.Errorf("delete user %s: %w", user, err)
 				}
 				if r := res[user]; r.Err != nil {
-					return userError(user, r.Err, r.ErrMessage)
+					return brokerError("user "+user, r.Err, r.ErrMessage)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "deleted user %s (%s)\n", user, m)
 			}
@@ -269,7 +255,7 @@ func userMechanisms(ctx context.Context, adm *kadm.Client, user string) ([]kadm.
 	case !ok:
 		return nil, fmt.Errorf("user %s: missing from the broker's answer", user)
 	case d.Err != nil:
-		return nil, userError(user, d.Err, d.ErrMessage)
+		return nil, brokerError("user "+user, d.Err, d.ErrMessage)
 	}
 	var out []kadm.ScramMechanism
 	for _, ci := range d.CredInfos {
