@@ -222,7 +222,8 @@ func (e *Edge) Start() error {
 		specs = append(specs, spec{e.cfg.WSAddr, newWSListener(listenerWS, e.cfg.WSAddr)})
 	}
 	for _, s := range specs {
-		l := &guarded{Listener: s.l, onPanic: e.connPanic, gate: &e.gate, onStop: e.listenerStopped}
+		l := &guarded{Listener: s.l, onPanic: e.connPanic, gate: &e.gate, onStop: e.listenerStopped,
+			closeClients: e.closeListenerClients}
 		if e.async != nil {
 			l.wrap = func(c net.Conn) net.Conn { return newAckConn(c, e) }
 		}
@@ -336,6 +337,18 @@ func (e *Edge) addr(id string) string {
 		}
 	}
 	return ""
+}
+
+// closeListenerClients disconnects a closing listener's clients as
+// mochi's own does, but without Clients.GetByListener, which takes the
+// clients' read lock twice: a connection ending at that moment (its
+// Delete waiting for the write lock between the two) deadlocks Close.
+func (e *Edge) closeListenerClients(listener string) {
+	for _, cl := range e.srv.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = e.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 // listenerStopped reports a listener whose accept loop ended while the

@@ -37,6 +37,17 @@ type guarded struct {
 	// is not closing: mochi's accept loops return on any accept error
 	// (even EMFILE) without a word, so a dead port would go unnoticed.
 	onStop func(listener string)
+	// closeClients, if set, replaces mochi's when the listener closes.
+	closeClients listeners.CloseFn
+}
+
+// Close closes the listener and its clients, with closeClients in place
+// of mochi's if set.
+func (g *guarded) Close(closeClients listeners.CloseFn) {
+	if g.closeClients != nil {
+		closeClients = g.closeClients
+	}
+	g.Listener.Close(closeClients)
 }
 
 // connGate stands between accepted connections and mochi while the edge
