@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,6 +34,11 @@ type Config struct {
 	// certificate, which names it to the leaders' authorizer, and the CA
 	// it trusts. Nil: plaintext.
 	ReplicaTLS *tls.Config
+	// ReplicaDial, if set, opens the followers' connections to their
+	// leaders in place of the operating system's dialer: a fault
+	// injection hook for tests (see cluster.Config.Network). Nil: the
+	// operating system's. Not with ReplicaTLS.
+	ReplicaDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// NodeID is this broker's id.
 	NodeID int32
 	// AutoCreateTopics creates unknown topics on first produce or metadata
@@ -118,6 +124,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker: MaintainInterval %v must be positive", c.MaintainInterval)
 	case c.ReplicaLagMax <= 0:
 		return fmt.Errorf("broker: ReplicaLagMax %v must be positive", c.ReplicaLagMax)
+	case c.ReplicaDial != nil && c.ReplicaTLS != nil:
+		return errors.New("broker: ReplicaDial and ReplicaTLS are exclusive")
 	case c.ReplicaFetchWait <= 0:
 		return fmt.Errorf("broker: ReplicaFetchWait %v must be positive", c.ReplicaFetchWait)
 	}

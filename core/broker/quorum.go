@@ -16,12 +16,16 @@ type Quorum interface {
 	CatchUp(ctx context.Context) error
 }
 
-// DefaultLeaderLease is Config.LeaderLease's default: 1.5 s, under the
-// 2.5 to 3.5 s the majority needs with cluster.DefaultTimers to notice a
+// DefaultLeaderLease is Config.LeaderLease's default: 2 s, two Raft
+// heartbeats of cluster.DefaultTimers. A healthy follower hears from the
+// leader every tenth of a heartbeat, and when the leader dies a follower
+// starts an election after one to two heartbeats, so the others rarely
+// go 2 s without a leader; the majority needs 2.5 to 3.5 s to notice a
 // cut-off broker and move its partitions (cluster's package doc has the
-// arithmetic), and above the 1 to 2 s a healthy follower can go without
-// hearing from a leader before an election replaces it.
-const DefaultLeaderLease = 1500 * time.Millisecond
+// arithmetic), so a cut-off leader has stepped down by then (a cut-off
+// controller about when it is fenced: Raft first steps it down after 0.5
+// to 1 s, and its lease counts from there).
+const DefaultLeaderLease = 2 * time.Second
 
 // leaseStep is what the lease rule asks of a broker that has (lost true)
 // or has not stepped down, given how long ago it last heard from the
@@ -83,7 +87,11 @@ func (b *Broker) stepDown(last time.Duration) {
 	close(b.lostCh)
 	b.lostCh = make(chan struct{})
 	b.mu.Unlock()
-	b.log.Warn().Dur("last_contact", last).Dur("lease", b.cfg.LeaderLease).Int("partitions_led", b.ledCount()).
+	ev := b.log.Warn()
+	if b.ledCount() == 0 {
+		ev = b.log.Info()
+	}
+	ev.Dur("last_contact", last).Dur("lease", b.cfg.LeaderLease).Int("partitions_led", b.ledCount()).
 		Msg("lost contact with the controller: stepping down as leader of every partition")
 }
 
