@@ -257,10 +257,9 @@ func TestClusterCutOffLeaderStepsDown(t *testing.T) {
 
 		tn.heal(victim)
 		testutil.EventuallyWithin(t, 30*time.Second, "the healed broker to resume", func() bool { return !vb.QuorumLost() })
-		tc.waitState(fmt.Sprintf("round %d: every node agreeing, ISR whole", round), func(st *cluster.State) bool {
-			ps, ok := st.Partition(topic, 0)
-			return ok && whole(st) && ps.Leader != victim
-		})
+		// Leadership may move on (even back to the healed broker) before
+		// every replica is in sync again.
+		tc.waitState(fmt.Sprintf("round %d: ISR whole again", round), whole)
 		waitAcks(fmt.Sprintf("round %d: acknowledgements after the heal", round), ackedCount()+100)
 	}
 	close(stop)
