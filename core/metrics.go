@@ -18,6 +18,7 @@ type brokerCollector struct {
 	topics, partitions, led, underReplicated, isrShrinks, isrExpands *prometheus.Desc
 	logEnd, hw, logStart, logBytes                                   *prometheus.Desc
 	bytesIn, recordsIn, bytesOut, recordsOut, groupL                 *prometheus.Desc
+	quorumLost                                                       *prometheus.Desc
 }
 
 func newBrokerCollector(b *broker.Broker, groups func() []*group.Coordinator) *brokerCollector {
@@ -41,13 +42,15 @@ func newBrokerCollector(b *broker.Broker, groups func() []*group.Coordinator) *b
 		recordsIn:  prometheus.NewDesc("fluxo_core_records_in_total", "Records appended per topic since start.", t, nil),
 		bytesOut:   prometheus.NewDesc("fluxo_core_bytes_out_total", "Record batch bytes served to consumers per topic since start.", t, nil),
 		recordsOut: prometheus.NewDesc("fluxo_core_records_out_total", "Records served to consumers per topic since start.", t, nil),
-		groupL:     prometheus.NewDesc("fluxo_core_consumer_group_lag", "High watermark minus the group's committed offset, per partition.", []string{"group", "topic", "partition"}, nil),
+		quorumLost: prometheus.NewDesc("fluxo_broker_quorum_lost",
+			"1 while this broker has stepped down as leader for lack of contact with the controller (--leader-lease).", nil, nil),
+		groupL: prometheus.NewDesc("fluxo_core_consumer_group_lag", "High watermark minus the group's committed offset, per partition.", []string{"group", "topic", "partition"}, nil),
 	}
 }
 
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.topics, c.partitions, c.logEnd, c.hw, c.logStart, c.logBytes,
-		c.bytesIn, c.recordsIn, c.bytesOut, c.recordsOut, c.groupL, c.led, c.underReplicated, c.isrShrinks, c.isrExpands} {
+		c.bytesIn, c.recordsIn, c.bytesOut, c.recordsOut, c.groupL, c.led, c.underReplicated, c.isrShrinks, c.isrExpands, c.quorumLost} {
 		ch <- d
 	}
 }
@@ -93,6 +96,11 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.led, prometheus.GaugeValue, float64(led))
 	ch <- prometheus.MustNewConstMetric(c.underReplicated, prometheus.GaugeValue, float64(under))
 	ch <- prometheus.MustNewConstMetric(c.isrShrinks, prometheus.CounterValue, float64(c.b.ISRShrinks()))
+	lost := 0.0
+	if c.b.QuorumLost() {
+		lost = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.quorumLost, prometheus.GaugeValue, lost)
 	ch <- prometheus.MustNewConstMetric(c.isrExpands, prometheus.CounterValue, float64(c.b.ISRExpands()))
 	for _, gc := range c.groups() {
 		c.collectGroups(ch, gc)

@@ -174,6 +174,7 @@ func New(cfg Config) (*Node, error) {
 	bc.Logger = cfg.Logger
 	bc.NodeID = cfg.NodeID
 	bc.OnRole = groups.onRole
+	bc.Quorum = cl
 	b, err := broker.Open(bc, cl)
 	if err != nil {
 		groups.close()

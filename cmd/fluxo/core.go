@@ -121,6 +121,7 @@ closes every log.`,
 	f.IntVar(&cfg.Cluster.BootstrapExpect, "bootstrap-expect", 0, "on a fresh cluster, wait for this many brokers and form the Raft cluster with them (0 or 1: alone at once)")
 	f.StringVar(&serfKey, "serf-key", "", "base64 gossip encryption key, 16, 24 or 32 bytes (empty: no encryption)")
 	f.Int16Var(&cfg.Broker.DefaultReplicationFactor, "default-replication-factor", 0, "replicas of auto-created topics and of requests that leave it to the broker (0: min(3, live brokers))")
+	f.DurationVar(&cfg.Broker.LeaderLease, "leader-lease", cfg.Broker.LeaderLease, "stop acting as leader of any partition after this long without contact with the controller (0: never)")
 	f.DurationVar(&cfg.Broker.ReplicaLagMax, "replica-lag-max", cfg.Broker.ReplicaLagMax, "drop a follower from the ISR after it has not caught up for this long (replica.lag.time.max.ms)")
 	f.BoolVar(&cfg.Broker.AutoCreateTopics, "auto-create-topics", true, "create unknown topics on first produce or metadata request")
 	f.Int32Var(&cfg.Broker.DefaultPartitions, "default-partitions", 1, "partitions of auto-created topics")

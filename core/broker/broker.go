@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,6 +34,11 @@ type Config struct {
 	// certificate, which names it to the leaders' authorizer, and the CA
 	// it trusts. Nil: plaintext.
 	ReplicaTLS *tls.Config
+	// ReplicaDial, if set, opens the followers' connections to their
+	// leaders in place of the operating system's dialer: a fault
+	// injection hook for tests (see cluster.Config.Network). Nil: the
+	// operating system's. Not with ReplicaTLS.
+	ReplicaDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// NodeID is this broker's id.
 	NodeID int32
 	// AutoCreateTopics creates unknown topics on first produce or metadata
@@ -65,6 +71,16 @@ type Config struct {
 	Log commitlog.Config
 	// MaintainInterval is how often retention and idle unmapping run.
 	MaintainInterval time.Duration
+	// Quorum, if set, tells the broker whether its node is in contact
+	// with the controller; with LeaderLease it makes a cut-off leader
+	// step down. Nil: never steps down.
+	Quorum Quorum
+	// LeaderLease: a broker that has not heard from the controller (the
+	// Raft leader) for this long stops acting as leader of its partitions
+	// until contact is back (it cannot learn or change ISR, leadership or
+	// fencing meanwhile, and the majority may have moved its partitions
+	// already). 0 or less: never. Default DefaultLeaderLease.
+	LeaderLease time.Duration
 	// OnRole, if set, is called after every metadata change for every
 	// hosted replica with whether this broker leads it and at which
 	// epoch, and with leader false when a replica is dropped. It runs on
@@ -86,6 +102,7 @@ func DefaultConfig() Config {
 		ReplicaFetchWait:       500 * time.Millisecond,
 		Log:                    commitlog.DefaultConfig(),
 		MaintainInterval:       10 * time.Second,
+		LeaderLease:            DefaultLeaderLease,
 		Logger:                 zerolog.Nop(),
 	}
 }
@@ -107,6 +124,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker: MaintainInterval %v must be positive", c.MaintainInterval)
 	case c.ReplicaLagMax <= 0:
 		return fmt.Errorf("broker: ReplicaLagMax %v must be positive", c.ReplicaLagMax)
+	case c.ReplicaDial != nil && c.ReplicaTLS != nil:
+		return errors.New("broker: ReplicaDial and ReplicaTLS are exclusive")
 	case c.ReplicaFetchWait <= 0:
 		return fmt.Errorf("broker: ReplicaFetchWait %v must be positive", c.ReplicaFetchWait)
 	}
@@ -162,6 +181,12 @@ type Broker struct {
 
 	isrShrinks, isrExpands atomic.Int64
 
+	// quorumLost is set while the broker has stepped down for lack of
+	// contact with the controller; lostCh (guarded by mu) is closed at
+	// each step-down.
+	quorumLost atomic.Bool
+	lostCh     chan struct{}
+
 	rmu         sync.Mutex         // guards reassigning
 	reassigning map[string][]int32 // topic/partition -> target replicas
 
@@ -183,7 +208,7 @@ func Open(cfg Config, meta Metadata) (*Broker, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Broker{cfg: cfg, log: cfg.Logger, meta: meta, topics: map[string]*Topic{}, changed: make(chan struct{}),
+	b := &Broker{cfg: cfg, log: cfg.Logger, meta: meta, topics: map[string]*Topic{}, changed: make(chan struct{}), lostCh: make(chan struct{}),
 		fetchers: map[int32]*fetcher{}, following: map[*Partition]int32{}, reassigning: map[string][]int32{}, ctx: ctx, cancel: cancel}
 	st, ch := meta.Watch()
 	b.apply(st)
@@ -191,6 +216,10 @@ func Open(cfg Config, meta Metadata) (*Broker, error) {
 	go b.follow(ch)
 	go b.maintain()
 	go b.watchLag()
+	if cfg.Quorum != nil && cfg.LeaderLease > 0 {
+		b.wg.Add(1)
+		go b.watchQuorum()
+	}
 	return b, nil
 }
 

@@ -51,6 +51,9 @@ func newFetcher(b *Broker, leader int32, addr string) (*fetcher, error) {
 	if b.cfg.ReplicaTLS != nil {
 		opts = append(opts, kgo.DialTLSConfig(b.cfg.ReplicaTLS.Clone()))
 	}
+	if b.cfg.ReplicaDial != nil {
+		opts = append(opts, kgo.Dialer(b.cfg.ReplicaDial))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err

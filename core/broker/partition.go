@@ -195,7 +195,9 @@ func failed(code int16, err error) AppendResult {
 // acknowledged with its first offsets and not written again), stamps the
 // leader epoch, appends, and moves the high watermark as far as the ISR
 // allows. With acks -1 (all) it refuses with NOT_ENOUGH_REPLICAS while the
-// ISR is below min.insync.replicas; the caller then waits for the records
+// ISR is below min.insync.replicas. While the broker has stepped down for
+// lack of contact with the controller (Config.LeaderLease) it refuses
+// every append with NOT_LEADER_OR_FOLLOWER. The caller then waits for the records
 // to be committed with WaitCommitted.
 func (p *Partition) Append(records []byte, acks int16) AppendResult {
 	var batches []commitlog.Batch
@@ -214,6 +216,9 @@ func (p *Partition) Append(records []byte, acks int16) AppendResult {
 	defer p.mu.Unlock()
 	if p.leader != p.b.NodeID() {
 		return failed(kerr.NotLeaderForPartition.Code, fmt.Errorf("node %d does not lead %s-%d (leader %d)", p.b.NodeID(), p.Topic, p.Index, p.leader))
+	}
+	if p.b.quorumLost.Load() {
+		return failed(kerr.NotLeaderForPartition.Code, fmt.Errorf("node %d has lost contact with the controller: not acting as leader of %s-%d", p.b.NodeID(), p.Topic, p.Index))
 	}
 	if acks == -1 && len(p.isr) < p.minISR {
 		return failed(kerr.NotEnoughReplicas.Code, fmt.Errorf("%d in-sync replicas, min.insync.replicas is %d", len(p.isr), p.minISR))
@@ -271,8 +276,9 @@ func (p *Partition) Append(records []byte, acks int16) AppendResult {
 // WaitCommitted waits until the records of res are below the high
 // watermark, that is on every in-sync replica, and returns 0; or returns
 // NOT_LEADER_OR_FOLLOWER if the partition changes leader epoch meanwhile
-// (the records may or may not survive: an idempotent producer's retry
-// finds out), NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrinks below
+// or the broker steps down for lack of contact with the controller (the
+// records may or may not survive: an idempotent producer's retry finds
+// out), NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrinks below
 // min.insync.replicas, or REQUEST_TIMED_OUT when ctx ends first.
 func (p *Partition) WaitCommitted(ctx context.Context, res AppendResult) int16 {
 	for {
@@ -281,7 +287,7 @@ func (p *Partition) WaitCommitted(ctx context.Context, res AppendResult) int16 {
 			return 0
 		}
 		p.mu.Lock()
-		lost := p.leaderEpoch != res.LeaderEpoch || p.leader != p.b.NodeID()
+		lost := p.leaderEpoch != res.LeaderEpoch || p.leader != p.b.NodeID() || p.b.quorumLost.Load()
 		short := len(p.isr) < p.minISR
 		p.mu.Unlock()
 		switch {
@@ -293,6 +299,7 @@ func (p *Partition) WaitCommitted(ctx context.Context, res AppendResult) int16 {
 		select {
 		case <-ch:
 		case <-p.b.metaChanged():
+		case <-p.b.steppedDown():
 		case <-ctx.Done():
 			return kerr.RequestTimedOut.Code
 		}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -78,6 +79,10 @@ type Config struct {
 	Unclean bool
 	// Timers are the failure detection and Raft timings.
 	Timers Timers
+	// Network, if set, carries the connections and gossip to other
+	// members in place of the operating system's network: a fault
+	// injection hook for tests. Nil: the operating system's.
+	Network Network
 	// Registerer receives the metrics (see the package doc); nil: none.
 	Registerer prometheus.Registerer
 	// Logger receives this package's logs and those of raft, serf and
@@ -277,6 +282,9 @@ type Cluster struct {
 
 	tagsMu sync.Mutex // guards serf tag changes (Leave)
 
+	born    time.Time    // Open's time: contact is counted from it
+	contact atomic.Int64 // last contact with the Raft leader, as nanoseconds since born
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -295,6 +303,7 @@ func Open(cfg Config) (*Cluster, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{
 		cfg:        cfg,
+		born:       time.Now(),
 		log:        cfg.Logger.With().Int32("node", cfg.NodeID).Logger(),
 		fsm:        NewFSM(),
 		name:       fmt.Sprintf("fluxo-%d", cfg.NodeID),
@@ -348,7 +357,7 @@ func (c *Cluster) open() error {
 		return err
 	}
 	c.mux = newMux(ln, c.serveRPC, c.tls, func(reason string) { c.rejected.WithLabelValues(reason).Inc() }, c.log)
-	c.layer = &raftLayer{m: c.mux, addr: advertisedAddr(c.raftAddr), closed: make(chan struct{})}
+	c.layer = &raftLayer{m: c.mux, nw: c.cfg.Network, addr: advertisedAddr(c.raftAddr), closed: make(chan struct{})}
 	hasState, err := c.openRaft()
 	if err != nil {
 		return err
@@ -358,6 +367,7 @@ func (c *Cluster) open() error {
 	}
 	c.start(func() { c.drainSerfEvents() })
 	c.start(func() { c.controllerLoop() })
+	c.start(func() { c.trackContact() })
 	if len(c.joinAddrs()) > 0 {
 		c.start(func() { c.joinLoop() })
 	}

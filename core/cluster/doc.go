@@ -152,6 +152,19 @@
 // event is noticed; SerfReapInterval and SerfReconnectTimeout decide how
 // long Serf remembers a failed member (24 h by default).
 //
+// # Contact with the leader
+//
+// LastContact says how long ago this node last heard from the Raft
+// leader (about 0 on the leader, which Raft steps down once it has not
+// reached a quorum for RaftLeaderLease): a ticker refreshes an atomic
+// every tenth of RaftHeartbeat from raft's state and LastContact, so the
+// broker can consult it on every request. A broker that stays out of
+// contact for its leader lease (broker.Config.LeaderLease) stops acting
+// as leader; CatchUp is what it waits for before it resumes.
+// Config.Network replaces the operating system's network for the Raft
+// port's dials and for gossip, so tests can cut a member off without
+// stopping it.
+//
 // # Metrics
 //
 // With Config.Registerer set, a Cluster exports (names are stable):

@@ -103,7 +103,7 @@ func (k *Keyring) do(ctx context.Context, op string, key []byte) (KeyringStatus,
 	if k.c != nil {
 		return k.c.keyOp(op, key)
 	}
-	resp, err := call(ctx, k.addr, k.tls, rpcRequest{Op: opKeys, KeyOp: op, Key: key})
+	resp, err := call(ctx, nil, k.addr, k.tls, rpcRequest{Op: opKeys, KeyOp: op, Key: key})
 	if err != nil {
 		return KeyringStatus{}, err
 	}

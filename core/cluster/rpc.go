@@ -186,6 +186,7 @@ func (c *trackedConn) Close() error {
 // connections that started with connRaft, Dial writes that byte.
 type raftLayer struct {
 	m        *mux
+	nw       Network  // nil: the operating system's
 	addr     net.Addr // advertised
 	closed   chan struct{}
 	closeOne sync.Once
@@ -211,7 +212,7 @@ func (l *raftLayer) Close() error {
 func (l *raftLayer) Addr() net.Addr { return l.addr }
 
 func (l *raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	c, err := dialConn(context.Background(), string(addr), l.m.tls, time.Now().Add(timeout))
+	c, err := dialConn(context.Background(), l.nw, string(addr), l.m.tls, time.Now().Add(timeout))
 	if err != nil {
 		return nil, err
 	}
@@ -367,19 +368,19 @@ func readFrame(r io.Reader, v any) error {
 // call sends one request to the Raft address addr and returns the
 // response. An error wrapping errNotSent means nothing reached the server.
 func (c *Cluster) call(ctx context.Context, addr string, req rpcRequest) (rpcResponse, error) {
-	return call(ctx, addr, c.tls, req)
+	return call(ctx, c.cfg.Network, addr, c.tls, req)
 }
 
 // call sends one request to the Raft address addr, over TLS when ts is
-// set.
-func call(ctx context.Context, addr string, ts *tlsState, req rpcRequest) (rpcResponse, error) {
+// set, through nw when it is not nil.
+func call(ctx context.Context, nw Network, addr string, ts *tlsState, req rpcRequest) (rpcResponse, error) {
 	var resp rpcResponse
 	deadline := time.Now().Add(rpcTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	req.TimeoutMs = max(1, time.Until(deadline).Milliseconds())
-	conn, err := dialConn(ctx, addr, ts, deadline)
+	conn, err := dialConn(ctx, nw, addr, ts, deadline)
 	if err != nil {
 		return resp, fmt.Errorf("%w: %w", errNotSent, err)
 	}

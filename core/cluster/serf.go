@@ -102,6 +102,19 @@ func (c *Cluster) openSerf() error {
 	// cluster's detection within the arithmetic of the package doc.
 	ml.SuspicionMaxTimeoutMult = 2
 	ml.Logger = logadapt.StdLogger(c.log, "memberlist", keyErrorLogger(c.keyErrors.Inc))
+	if c.cfg.Network != nil {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: ml.Logger})
+		if err != nil {
+			return fmt.Errorf("cluster: serf: %w", err)
+		}
+		if port == 0 {
+			ml.BindPort = nt.GetAutoBindPort()
+			if c.cfg.SerfAdvertise == "" {
+				ml.AdvertisePort = ml.BindPort
+			}
+		}
+		ml.Transport = &netTransport{NetTransport: nt, nw: c.cfg.Network}
+	}
 	kr, err := c.loadKeyring()
 	if err != nil {
 		return err

@@ -117,11 +117,19 @@ func verifyPeer(pool *x509.CertPool, cs tls.ConnectionState, usage x509.ExtKeyUs
 	return nil
 }
 
-// dialConn opens a connection to a member's Raft port by deadline,
-// completing the TLS handshake when ts is not nil.
-func dialConn(ctx context.Context, addr string, ts *tlsState, deadline time.Time) (net.Conn, error) {
-	d := net.Dialer{Timeout: dialTimeout, Deadline: deadline}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+// dialConn opens a connection to a member's Raft port by deadline
+// (through nw when it is not nil), completing the TLS handshake when ts is not nil.
+func dialConn(ctx context.Context, nw Network, addr string, ts *tlsState, deadline time.Time) (net.Conn, error) {
+	var conn net.Conn
+	var err error
+	if nw != nil {
+		dctx, cancel := context.WithDeadline(ctx, deadline)
+		conn, err = nw.DialContext(dctx, "tcp", addr)
+		cancel()
+	} else {
+		d := net.Dialer{Timeout: dialTimeout, Deadline: deadline}
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}

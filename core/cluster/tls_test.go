@@ -170,7 +170,7 @@ func TestTLS(t *testing.T) {
 	}
 	// A member dialing with no certificate of the cluster is refused too:
 	// Cluster.call's client side verifies the server against its CA.
-	if _, err := call(ctx, addr, newTLSState(other.tls(t, "intruder")), rpcRequest{Op: opStatus}); err == nil {
+	if _, err := call(ctx, nil, addr, newTLSState(other.tls(t, "intruder")), rpcRequest{Op: opStatus}); err == nil {
 		t.Fatal("call verified by another CA: got nil, want an error")
 	}
 
@@ -207,7 +207,7 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("forwarded apply after reload: %v", err)
 	}
 	// The old CA alone no longer verifies the servers.
-	if _, err := call(ctx, addr, newTLSState(ca.tls(t, "old")), rpcRequest{Op: opStatus}); err == nil {
+	if _, err := call(ctx, nil, addr, newTLSState(ca.tls(t, "old")), rpcRequest{Op: opStatus}); err == nil {
 		t.Fatal("call trusting only the old CA after reload: got nil, want an error")
 	}
 }
@@ -219,7 +219,7 @@ func TestTLSPlaintextDefault(t *testing.T) {
 	if err := c.WaitReady(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := call(ctxFor(t, 5*time.Second), c.RaftAddr(), nil, rpcRequest{Op: opStatus})
+	resp, err := call(ctxFor(t, 5*time.Second), nil, c.RaftAddr(), nil, rpcRequest{Op: opStatus})
 	if err != nil || resp.Status == nil || !resp.Status.Leader {
 		t.Fatalf("got %+v, %v, want the leader's status", resp, err)
 	}

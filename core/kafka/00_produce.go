@@ -17,7 +17,10 @@ import (
 //   - Unknown topics are created when the broker auto-creates topics,
 //     otherwise UNKNOWN_TOPIC_OR_PARTITION; unknown partitions likewise.
 //     A partition this broker does not lead gets NOT_LEADER_OR_FOLLOWER,
-//     so the client refreshes its metadata and finds the leader.
+//     so the client refreshes its metadata and finds the leader; so do
+//     all of them while this broker has stepped down for lack of contact
+//     with the controller (broker.Config.LeaderLease), acks=all produces
+//     already waiting included.
 //   - Each partition's records are validated and appended as they came
 //     (broker.Partition.Append): CORRUPT_MESSAGE for a bad batch,
 //     MESSAGE_TOO_LARGE over max.message.bytes, KAFKA_STORAGE_ERROR for a

@@ -29,7 +29,11 @@ import (
 //     auto-creates topics.
 //   - Each partition as the cluster metadata has it: leader, leader epoch,
 //     replicas, ISR, and the fenced replicas as offline;
-//     LEADER_NOT_AVAILABLE while no replica can lead.
+//     LEADER_NOT_AVAILABLE while no replica can lead. A broker that has
+//     stepped down for lack of contact with the controller
+//     (broker.Config.LeaderLease) reports the partitions it leads as
+//     leaderless (leader -1, LEADER_NOT_AVAILABLE): the majority may
+//     have moved them, so the client asks another broker.
 //   - Authorization (authz.go): only the topics the principal may
 //     DESCRIBE are listed; a named one it may not gets
 //     TOPIC_AUTHORIZATION_FAILED, as does one to auto-create without
@@ -136,6 +140,7 @@ func (s *Server) handleMetadata(ctx context.Context, cc *Conn, kreq kmsg.Request
 		}
 		topics = append(topics, t)
 	}
+	stale := b.QuorumLost()
 	for _, t := range topics {
 		st := kmsg.NewMetadataResponseTopic()
 		name := t.Meta.Name
@@ -157,7 +162,12 @@ func (s *Server) handleMetadata(ctx context.Context, cc *Conn, kreq kmsg.Request
 					sp.OfflineReplicas = append(sp.OfflineReplicas, r)
 				}
 			}
-			if ps.Leader < 0 {
+			if ps.Leader == b.NodeID() && stale {
+				// Cut off from the controller: the majority may have
+				// moved it; send the client to another broker.
+				sp.Leader = cluster.NoLeader
+			}
+			if sp.Leader < 0 {
 				sp.ErrorCode = kerr.LeaderNotAvailable.Code
 			}
 			st.Partitions = append(st.Partitions, sp)
@@ -190,7 +200,7 @@ func (s *Server) leaderPartition(topic string, partition int32) (*broker.Partiti
 	if p == nil {
 		return nil, kerr.NotLeaderForPartition.Code
 	}
-	if leads, _ := p.IsLeader(); !leads {
+	if leads, _ := p.IsLeader(); !leads || s.cfg.Broker.QuorumLost() {
 		return nil, kerr.NotLeaderForPartition.Code
 	}
 	return p, 0

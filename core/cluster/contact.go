@@ -1,0 +1,83 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// trackContact records, every tenth of a Raft heartbeat, when this node
+// last knew itself in contact with the Raft leader: now while it leads
+// (hashicorp/raft steps a leader down once it has not reached a quorum for
+// RaftLeaderLease, so leading means in contact), the last message from
+// the leader while it follows one. A candidate, or a follower that knows
+// no leader, records nothing. LastContact reads it without calling Raft.
+func (c *Cluster) trackContact() {
+	t := time.NewTicker(max(c.cfg.Timers.RaftHeartbeat/10, 5*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-c.quit:
+			return
+		case <-t.C:
+			c.noteContact()
+		}
+	}
+}
+
+func (c *Cluster) noteContact() {
+	var at time.Time
+	switch c.raft.State() {
+	case raft.Leader:
+		at = time.Now()
+	case raft.Follower:
+		if addr, _ := c.raft.LeaderWithID(); addr != "" {
+			at = c.raft.LastContact()
+		}
+	}
+	if at.IsZero() {
+		return
+	}
+	d := int64(at.Sub(c.born))
+	for {
+		old := c.contact.Load()
+		if d <= old || c.contact.CompareAndSwap(old, d) {
+			return
+		}
+	}
+}
+
+// LastContact returns how long ago this node was last in contact with the
+// Raft leader (about 0 while it is the leader itself), as of the last
+// check, made every tenth of Timers.RaftHeartbeat: a node cut off from
+// the majority sees it grow without bound, one in a healthy cluster sees
+// it stay below a heartbeat interval, and every node sees it grow while
+// the cluster elects a new leader. It counts from Open until the first
+// contact. It is cheap (an atomic load), fit for every request.
+func (c *Cluster) LastContact() time.Duration {
+	return max(0, time.Since(c.born)-time.Duration(c.contact.Load()))
+}
+
+// CatchUp waits until this node has applied everything the Raft leader
+// had applied when asked (a barrier when this node leads), and returns
+// nil; it returns an error wrapping ctx's when ctx ends first. A node that
+// was cut off calls it before acting on its State again.
+func (c *Cluster) CatchUp(ctx context.Context) error {
+	for {
+		if c.catchUp(ctx) {
+			return nil
+		}
+		t := time.NewTimer(25 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("cluster: not caught up with the controller: %w", ctx.Err())
+		case <-c.quit:
+			t.Stop()
+			return ErrClosed
+		}
+	}
+}
