@@ -123,6 +123,8 @@ func rawPacket(t *testing.T, pk packets.Packet) []byte {
 		err = pk.ConnectEncode(&b)
 	case packets.Publish:
 		err = pk.PublishEncode(&b)
+	case packets.Puback:
+		err = pk.PubackEncode(&b)
 	case packets.Pubrec:
 		err = pk.PubrecEncode(&b)
 	case packets.Pubrel:
@@ -147,7 +149,8 @@ func rawPacket(t *testing.T, pk packets.Packet) []byte {
 // is decoded and audited.
 type auditConn struct {
 	*rawConn
-	got []packets.Packet
+	got   []packets.Packet
+	trust bool // decode only: a peer that is not the edge
 }
 
 func dialAudit(t *testing.T, addr string) *auditConn {
@@ -169,7 +172,7 @@ func (c *auditConn) next() (packets.Packet, bool) {
 	if err != nil {
 		c.t.Fatalf("packet %#x %v does not decode as MQTT 5: %v", first, body, err)
 	}
-	if bad := auditPacket(pk); bad != "" {
+	if bad := auditPacket(pk); bad != "" && !c.trust {
 		c.t.Errorf("packet type %d (reason code %#x, codes %v): %s", pk.FixedHeader.Type, pk.ReasonCode, pk.ReasonCodes, bad)
 	}
 	c.got = append(c.got, pk)

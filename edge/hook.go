@@ -142,6 +142,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		e.refuseConnect(cl, code)
 		return code
 	}
+	e.capKeepAlive(cl)
 	if cl.Properties.Will.Flag == 1 {
 		t := cl.Properties.Will.TopicName
 		// mochi checks neither ACLs nor $SYS on will topics.
@@ -152,6 +153,22 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		}
 	}
 	return nil
+}
+
+// capKeepAlive gives an MQTT 5 client that asks for no keep alive, or
+// one longer than Config.MaxKeepAlive, that one instead: mochi announces
+// it in the CONNACK as Server Keep Alive (server.go line 615) and closes
+// the connection after 1.5 times it without a packet (clients.go line
+// 265), as it does with a client's own keep alive.
+func (e *Edge) capKeepAlive(cl *mqtt.Client) {
+	if cl.Properties.ProtocolVersion != 5 || e.cfg.MaxKeepAlive <= 0 {
+		return
+	}
+	limit := uint16(e.cfg.MaxKeepAlive / time.Second)
+	if ka := cl.State.Keepalive; ka == 0 || ka > limit {
+		cl.State.Keepalive = limit
+		cl.State.ServerKeepalive = true
+	}
 }
 
 // refuseConnect sends a failure CONNACK. MQTT 3.1.1 has return codes of
