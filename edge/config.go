@@ -94,6 +94,13 @@ type Config struct {
 	// can only exceed them with a long topic) by closing the connection.
 	MaxHeaders     int
 	MaxHeaderBytes int
+	// MaxKeepAlive caps the keep alive of MQTT 5 clients (default 10
+	// minutes, whole seconds up to 65535 s; negative: no cap). A client
+	// that asks for none (0) or a longer one is given this one in its
+	// CONNACK (Server Keep Alive), and is disconnected once silent for
+	// 1.5 times it. MQTT 3.1.1 has no way to tell a client, so its own
+	// keep alive stands.
+	MaxKeepAlive time.Duration
 
 	// Registry, when set, is fed the devices' connections,
 	// subscriptions and publishes (see bridge/registry), and matches
@@ -118,6 +125,7 @@ const (
 	DefaultReceiveMaximum   = 128
 	DefaultMaxHeaders       = 64
 	DefaultMaxHeaderBytes   = 16 << 10
+	DefaultMaxKeepAlive     = 10 * time.Minute
 )
 
 // DefaultConfig returns a configuration that listens on 127.0.0.1:1883
@@ -137,6 +145,7 @@ func DefaultConfig() Config {
 		ReceiveMaximum:   DefaultReceiveMaximum,
 		MaxHeaders:       DefaultMaxHeaders,
 		MaxHeaderBytes:   DefaultMaxHeaderBytes,
+		MaxKeepAlive:     DefaultMaxKeepAlive,
 	}
 }
 
@@ -202,6 +211,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("edge: max headers %d below %d (the edge's own headers)", c.MaxHeaders, minHeaders)
 	case c.MaxHeaderBytes < 256:
 		return fmt.Errorf("edge: max header bytes %d below 256", c.MaxHeaderBytes)
+	case c.MaxKeepAlive > 0 && (c.MaxKeepAlive < time.Second || c.MaxKeepAlive > math.MaxUint16*time.Second):
+		return fmt.Errorf("edge: max keep alive %s out of range (1s to %d s)", c.MaxKeepAlive, math.MaxUint16)
 	}
 	return nil
 }
@@ -238,6 +249,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	if c.MaxKeepAlive == 0 {
+		c.MaxKeepAlive = d.MaxKeepAlive
 	}
 	return c
 }

@@ -17,8 +17,9 @@ import (
 
 // hook is the edge's mochi hook: authentication (OnConnect), ACLs
 // (OnACLCheck, OnSubscribe for the log), the ack-after-spool publish path
-// (OnPublish), wills (OnWillSent), AUTH packets (OnPacketRead) and the
-// CONNACK's Maximum Packet Size (OnPacketEncode). It is the only hook that authenticates: mochi ORs the
+// (OnPublish), wills (OnWillSent), AUTH packets (OnPacketRead) and what
+// mochi gets wrong in the packets it writes to MQTT 5 clients
+// (OnPacketEncode). It is the only hook that authenticates: mochi ORs the
 // answers of all auth hooks (hooks.go lines 656-682).
 type hook struct {
 	mqtt.HookBase
@@ -141,6 +142,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		e.refuseConnect(cl, code)
 		return code
 	}
+	e.capKeepAlive(cl)
 	if cl.Properties.Will.Flag == 1 {
 		t := cl.Properties.Will.TopicName
 		// mochi checks neither ACLs nor $SYS on will topics.
@@ -151,6 +153,22 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		}
 	}
 	return nil
+}
+
+// capKeepAlive gives an MQTT 5 client that asks for no keep alive, or
+// one longer than Config.MaxKeepAlive, that one instead: mochi announces
+// it in the CONNACK as Server Keep Alive (server.go line 615) and closes
+// the connection after 1.5 times it without a packet (clients.go line
+// 265), as it does with a client's own keep alive.
+func (e *Edge) capKeepAlive(cl *mqtt.Client) {
+	if cl.Properties.ProtocolVersion != 5 || e.cfg.MaxKeepAlive <= 0 {
+		return
+	}
+	limit := uint16(e.cfg.MaxKeepAlive / time.Second)
+	if ka := cl.State.Keepalive; ka == 0 || ka > limit {
+		cl.State.Keepalive = limit
+		cl.State.ServerKeepalive = true
+	}
 }
 
 // refuseConnect sends a failure CONNACK. MQTT 3.1.1 has return codes of
@@ -448,7 +466,11 @@ var errDollarTopic = packets.Code{Code: packets.ErrTopicNameInvalid.Code, Reason
 //     a publish with user properties got a PUBACK that MQTT.js rejects
 //     ("Invalid puback reason code") and Paho Python asserts on; without
 //     properties the code was left out and read as success (mochi issue
-//     #474).
+//     #474);
+//   - SUBACK and UNSUBACK carry only a reason string: mochi copies the
+//     user properties of the SUBSCRIBE or UNSUBSCRIBE into them, so the
+//     client reads its own properties back as the server's (§3.9.2.1.2:
+//     the server's user properties), a packet larger than it need be.
 func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if cl.Properties.ProtocolVersion != 5 {
 		return pk
@@ -463,6 +485,8 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 		if pk.ReasonCode < packets.ErrUnspecifiedError.Code && pk.ReasonCode != packets.CodeNoMatchingSubscribers.Code {
 			pk.ReasonCode = packets.CodeSuccess.Code
 		}
+	case packets.Suback, packets.Unsuback:
+		pk.Properties = packets.Properties{ReasonString: pk.Properties.ReasonString}
 	}
 	return pk
 }

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -84,7 +85,9 @@ type Publish struct {
 //	         (each when p has the property), then the user properties
 //	         not under mqtt. or edge., in order, repeated names kept
 //
-// The header values and the key share one allocation.
+// The header values the router writes and the key share one allocation;
+// user property values are views of p.User's strings (read-only, like
+// every header value).
 func (rt *Router) Message(p Publish) (msg spool.Message, ok bool) {
 	r, key, ok := rt.Match(p.Topic, p.ClientID)
 	if !ok {
@@ -96,9 +99,6 @@ func (rt *Router) Message(p Publish) (msg spool.Message, ok bool) {
 		n += len(p.ClientID)
 	}
 	n += len(p.ContentType) + 1 + len(p.ResponseTopic) + 20 // 1: payload format, 20: expiry
-	for _, u := range p.User {
-		n += len(u.Val)
-	}
 	arena := make([]byte, 0, n)
 	add := func(s string) []byte {
 		start := len(arena)
@@ -163,7 +163,14 @@ func (rt *Router) Message(p Publish) (msg spool.Message, ok bool) {
 		if Reserved(u.Key) {
 			continue
 		}
-		hs = append(hs, kmsg.Header{Key: u.Key, Value: add(u.Val)})
+		// A view of the value, not a copy: strings do not change, and
+		// nobody writes to a message's headers. An empty value stays
+		// empty, not null.
+		v := emptyValue
+		if u.Val != "" {
+			v = unsafe.Slice(unsafe.StringData(u.Val), len(u.Val))
+		}
+		hs = append(hs, kmsg.Header{Key: u.Key, Value: v})
 	}
 	return spool.Message{
 		Lane:    r.Lane,
@@ -183,6 +190,7 @@ func Reserved(key string) bool {
 }
 
 var (
+	emptyValue   = []byte{}
 	qosDigits    = [3]string{"0", "1", "2"}
 	formatDigits = [2]string{"0", "1"}
 )

@@ -123,3 +123,19 @@ func TestHeadersSize(t *testing.T) {
 		t.Errorf("got %d, want 6", got)
 	}
 }
+
+// A user property with an empty value is an empty header value, not a
+// null one; the values are those sent.
+func TestMessageUserPropertyValues(t *testing.T) {
+	rt := NewRouter(DefaultRoutes(), "edge-1")
+	msg, ok := rt.Message(Publish{Topic: "fleet/d1/t", ClientID: "d1", User: []Property{{"a", ""}, {"b", "2"}, {"a", "3"}}})
+	if !ok {
+		t.Fatal("no route")
+	}
+	hs := msg.Headers[len(msg.Headers)-3:]
+	for i, want := range []Property{{"a", ""}, {"b", "2"}, {"a", "3"}} {
+		if hs[i].Key != want.Key || string(hs[i].Value) != want.Val || hs[i].Value == nil {
+			t.Errorf("header %d: got %q=%q (nil %v), want %q=%q, not nil", i, hs[i].Key, hs[i].Value, hs[i].Value == nil, want.Key, want.Val)
+		}
+	}
+}
