@@ -206,6 +206,7 @@ a user listed without a password authenticates by certificate only.`,
 	f.BoolVar(&cfg.Edge.AllowAnonymous, "allow-anonymous", false, "let devices connect without credentials")
 	f.StringArrayVar(&routes, "route", nil, "routing rule FILTER=TOPIC[,lane=alarm|telemetry][,key=device|clientid] (repeatable; replaces the defaults)")
 	f.Uint32Var(&cfg.Edge.MaxPacketSize, "max-packet-size", cfg.Edge.MaxPacketSize, "largest MQTT packet accepted, in bytes")
+	f.DurationVar(&cfg.Edge.MaxKeepAlive, "max-keep-alive", cfg.Edge.MaxKeepAlive, "longest MQTT 5 keep alive granted (Server Keep Alive in CONNACK); silent clients are dropped after 1.5x (negative: off)")
 	f.IntVar(&cfg.Edge.MaxHeaders, "max-headers", cfg.Edge.MaxHeaders, "record headers per publish, the edge's own included (MQTT 5 user properties and properties); past it the publish is refused (0x83)")
 	f.IntVar(&cfg.Edge.MaxHeaderBytes, "max-header-bytes", cfg.Edge.MaxHeaderBytes, "bytes of record header keys and values per publish; past it the publish is refused (0x83)")
 	f.IntVar(&cfg.Edge.MaxClients, "max-clients", cfg.Edge.MaxClients, "devices connected at once")
