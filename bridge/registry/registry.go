@@ -522,6 +522,11 @@ func (r *Registry) CountCommand(id string, status Status, n int64) {
 func (r *Registry) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.statsLocked()
+}
+
+// statsLocked: r.mu held.
+func (r *Registry) statsLocked() Stats {
 	return Stats{
 		Devices: len(r.m), Evicted: r.evicted.Load(), Pending: r.pendN, PendingBytes: r.pendB,
 		Flushes: r.flushes.Load(), FlushErrors: r.flushErrs.Load(), Expectations: len(r.expect),

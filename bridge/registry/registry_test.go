@@ -3,10 +3,12 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -224,5 +226,39 @@ func BenchmarkPublished(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		r.Published(Publish{Device: devs[i%len(devs)], Fleet: "f", Topic: "f/x/t", Bytes: 100, At: now})
+	}
+}
+
+// TestTopKMatchesSort: the bounded heap List uses for a first page gives
+// the same devices in the same order as sorting them all.
+func TestTopKMatchesSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	less := func(a, b listKey) bool {
+		if a.v != b.v {
+			return a.v > b.v
+		}
+		return a.id < b.id
+	}
+	for _, n := range []int{0, 1, 7, 100, 1000} {
+		for _, k := range []int{0, 1, 5, 100, n} {
+			if k > n {
+				continue
+			}
+			xs := make([]listKey, n)
+			for i := range xs {
+				xs[i] = listKey{id: fmt.Sprintf("d%04d", i), v: int64(rng.IntN(50))}
+			}
+			want := append([]listKey(nil), xs...)
+			sort.Slice(want, func(i, j int) bool { return less(want[i], want[j]) })
+			got := topK(xs, k, less)
+			if len(got) != k {
+				t.Fatalf("n %d k %d: got %d keys, want %d", n, k, len(got), k)
+			}
+			for i := range got {
+				if got[i].id != want[i].id {
+					t.Fatalf("n %d k %d: key %d: got %s, want %s", n, k, i, got[i].id, want[i].id)
+				}
+			}
+		}
 	}
 }
