@@ -129,7 +129,22 @@ type Device struct {
 	Bytes         Counts   `json:"bytes"`
 	LastAlarm     *Alarm   `json:"last_alarm,omitempty"`
 	Commands      Commands `json:"commands"`
+	// Recent are the device's last commands (at most MaxRecentCommands),
+	// newest first, each with its latest status.
+	Recent []CommandState `json:"recent_commands,omitempty"`
 }
+
+// CommandState is a command's latest status, as a device's page shows it.
+type CommandState struct {
+	ID     string    `json:"id"`
+	Name   string    `json:"name,omitempty"`
+	Status Status    `json:"status"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"` // when it took this status
+}
+
+// MaxRecentCommands is how many commands a device keeps in Device.Recent.
+const MaxRecentCommands = 20
 
 // Subscribed reports whether one of the device's subscriptions matches
 // the MQTT topic.
@@ -144,6 +159,7 @@ func (d *Device) Subscribed(topic string) bool {
 
 func (d Device) clone() Device {
 	d.Subscriptions = append([]string(nil), d.Subscriptions...)
+	d.Recent = append([]CommandState(nil), d.Recent...)
 	if d.LastAlarm != nil {
 		a := *d.LastAlarm
 		d.LastAlarm = &a
@@ -515,6 +531,56 @@ func (r *Registry) CountCommand(id string, status Status, n int64) {
 		c.Expired += n
 	case StatusRejected:
 		c.Rejected += n
+	}
+}
+
+// Track records a command's latest status on its device's page
+// (Device.Recent), creating the device if it is new. A status never
+// replaces a later one: acked stays acked when a delivered status is
+// written after it. An empty name keeps the one known.
+func (r *Registry) Track(device string, s CommandState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.m[device]
+	if !ok {
+		e = r.touch(device, s.At)
+	} else if _, ok := r.dirty[device]; !ok {
+		r.dirty[device] = struct{}{}
+	}
+	rs := e.d.Recent
+	for i := range rs {
+		if rs[i].ID != s.ID {
+			continue
+		}
+		if s.Name == "" {
+			s.Name = rs[i].Name
+		}
+		if rank(s.Status) >= rank(rs[i].Status) {
+			rs[i] = s
+		}
+		return
+	}
+	if len(rs) < MaxRecentCommands {
+		rs = append(rs, CommandState{})
+	}
+	copy(rs[1:], rs)
+	rs[0] = s
+	e.d.Recent = rs
+}
+
+// rank orders statuses along a command's life: a status of lower rank
+// arriving late (status records of one command are written by different
+// paths) does not hide a later one.
+func rank(s Status) int {
+	switch s {
+	case StatusSent:
+		return 0
+	case StatusQueued:
+		return 1
+	case StatusDelivered:
+		return 2
+	default: // acked, expired, rejected: final
+		return 3
 	}
 }
 

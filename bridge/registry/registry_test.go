@@ -262,3 +262,61 @@ func TestTopKMatchesSort(t *testing.T) {
 		}
 	}
 }
+
+func TestTrackKeepsLatestStatusNewestFirst(t *testing.T) {
+	r, err := Open(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	now := time.Now()
+	r.Track("d1", CommandState{ID: "c1", Name: "reboot", Status: StatusSent, At: now})
+	r.Track("d1", CommandState{ID: "c1", Status: StatusAcked, At: now})
+	r.Track("d1", CommandState{ID: "c1", Status: StatusDelivered, At: now}) // late: does not hide acked
+	for i := 0; i < MaxRecentCommands+3; i++ {
+		r.Track("d1", CommandState{ID: fmt.Sprintf("n%d", i), Status: StatusQueued, At: now})
+	}
+	d, _ := r.Get("d1")
+	if len(d.Recent) != MaxRecentCommands {
+		t.Fatalf("got %d recent commands, want %d", len(d.Recent), MaxRecentCommands)
+	}
+	if got, want := d.Recent[0].ID, fmt.Sprintf("n%d", MaxRecentCommands+2); got != want {
+		t.Errorf("newest: got %s, want %s", got, want)
+	}
+	r.Track("d2", CommandState{ID: "c1", Name: "reboot", Status: StatusSent, At: now})
+	r.Track("d2", CommandState{ID: "c1", Status: StatusAcked, At: now})
+	r.Track("d2", CommandState{ID: "c1", Status: StatusDelivered, At: now})
+	d, _ = r.Get("d2")
+	if len(d.Recent) != 1 || d.Recent[0].Status != StatusAcked || d.Recent[0].Name != "reboot" {
+		t.Errorf("got %+v, want c1 acked, named reboot", d.Recent)
+	}
+}
+
+func TestRepliedMatchesMQTT311Answer(t *testing.T) {
+	r, err := Open(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Expect(Expectation{ID: "cmd-7", Device: "d1", ResponseTopic: "f/d1/cmd/reply", CorrelationData: []byte("cmd-7"), Deadline: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		topic, payload string
+		want           bool
+	}{
+		{"f/d1/cmd/reply", `{"id":"cmd-8","ok":true}`, false},
+		{"f/d1/cmd/other", `{"id":"cmd-7"}`, false},
+		{"f/d1/cmd/reply", `not json`, false},
+		{"f/d2/cmd/reply", `{"id":"cmd-7"}`, false},
+		{"f/d1/cmd/reply", `{"command_id":"cmd-7","ok":true}`, true},
+	} {
+		if got := r.Replied("d1", tc.topic, []byte(tc.payload), time.Now()); got != tc.want {
+			t.Errorf("%s %s: got %v, want %v", tc.topic, tc.payload, got, tc.want)
+		}
+	}
+	a := <-r.Answers()
+	if a.ID != "cmd-7" || string(a.Payload) != `{"command_id":"cmd-7","ok":true}` {
+		t.Errorf("got answer %+v, want cmd-7 with its payload", a)
+	}
+}
