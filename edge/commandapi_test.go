@@ -128,17 +128,22 @@ func TestCommandAPIToMQTT311Reply(t *testing.T) {
 	}
 	testutil.Eventually(t, "acked", lastIs(acks, acc.ID, "delivered", "acked"))
 
-	resp, err := http.Get("http://" + n.HTTPAddr() + "/api/devices/car-3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	// The page follows the status record once it is written.
 	var view registry.DeviceView
-	b, _ := io.ReadAll(resp.Body)
-	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&view); err != nil {
-		t.Fatal(err)
-	}
-	if len(view.Recent) != 1 || view.Recent[0].ID != acc.ID || view.Recent[0].Status != registry.StatusAcked || view.Recent[0].Name != "reboot" {
+	testutil.Eventually(t, "acked on the device's page", func() bool {
+		resp, err := http.Get("http://" + n.HTTPAddr() + "/api/devices/car-3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		view = registry.DeviceView{}
+		b, _ := io.ReadAll(resp.Body)
+		if err := json.NewDecoder(bytes.NewReader(b)).Decode(&view); err != nil {
+			t.Fatal(err)
+		}
+		return len(view.Recent) == 1 && view.Recent[0].Status == registry.StatusAcked
+	})
+	if view.Recent[0].ID != acc.ID || view.Recent[0].Name != "reboot" {
 		t.Errorf("got recent commands %+v, want %s reboot acked", view.Recent, acc.ID)
 	}
 }
