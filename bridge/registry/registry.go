@@ -635,40 +635,76 @@ func (r *Registry) flushLoop() {
 	}
 }
 
-// Flush writes the devices changed since the last flush, in one
-// transaction (one fsync). A failed write keeps them marked for the next.
+// flushChunk is how many devices one flush transaction writes at most:
+// a flush after many devices changed (an edge restart, a fleet
+// reconnecting) costs a few small transactions instead of one that holds
+// every device's JSON and bbolt's copy of it in memory at once.
+const flushChunk = 1024
+
+// Flush writes the devices changed since the last flush, in transactions
+// of at most flushChunk devices (one fsync each), keys in order. A failed
+// write keeps its devices marked for the next.
 func (r *Registry) Flush() error {
 	if r.db == nil {
 		return nil
 	}
 	r.mu.Lock()
-	if len(r.dirty) == 0 && len(r.deleted) == 0 {
-		r.mu.Unlock()
-		return nil
-	}
-	type kv struct {
-		k string
-		v []byte
-	}
-	puts := make([]kv, 0, len(r.dirty))
-	for id := range r.dirty {
-		if e, ok := r.m[id]; ok {
-			b, err := json.Marshal(&e.d)
-			if err != nil {
-				r.mu.Unlock()
-				return fmt.Errorf("registry: device %q: %w", id, err)
+	rounds := len(r.dirty)/flushChunk + 1
+	r.mu.Unlock()
+	for range rounds {
+		puts, dels, more, err := r.takeDirty(flushChunk)
+		if err != nil {
+			return err
+		}
+		if len(puts) > 0 || len(dels) > 0 {
+			if err := r.write(puts, dels); err != nil {
+				return err
 			}
-			puts = append(puts, kv{id, b})
+		}
+		if !more {
+			break
 		}
 	}
-	dels := make([]string, 0, len(r.deleted))
+	return nil
+}
+
+type kv struct {
+	k string
+	v []byte
+}
+
+// takeDirty takes up to n changed devices, encoded and sorted by id, and
+// every deleted id; more says changed devices remain.
+func (r *Registry) takeDirty(n int) (puts []kv, dels []string, more bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	puts = make([]kv, 0, min(n, len(r.dirty)))
+	for id := range r.dirty {
+		if len(puts) == n {
+			break
+		}
+		delete(r.dirty, id)
+		e, ok := r.m[id]
+		if !ok {
+			continue
+		}
+		b, err := json.Marshal(&e.d)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("registry: device %q: %w", id, err)
+		}
+		puts = append(puts, kv{id, b})
+	}
 	for id := range r.deleted {
 		dels = append(dels, id)
 	}
-	r.dirty = map[string]struct{}{}
-	r.deleted = map[string]struct{}{}
-	r.mu.Unlock()
+	clear(r.deleted)
+	sort.Slice(puts, func(i, j int) bool { return puts[i].k < puts[j].k })
+	return puts, dels, len(r.dirty) > 0, nil
+}
 
+// write stores puts and dels in one transaction; on failure it marks
+// them again for the next flush.
+func (r *Registry) write(puts []kv, dels []string) error {
 	err := r.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketDevices)
 		for _, p := range puts {
