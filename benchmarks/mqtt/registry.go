@@ -36,7 +36,7 @@ import (
 type registryRun struct {
 	registry bool
 	load     loadResult
-	rssBytes int64
+	mem      memStatus  // at the end of the flood
 	api      *hist.Hist // /api/devices answer times; nil without the registry
 	apiN     int64
 	apiErrs  int64
@@ -68,7 +68,7 @@ func (b *bench) registryPhase(ctx context.Context, rep *report) error {
 			if err != nil {
 				return fmt.Errorf("registry %v: %w", on, err)
 			}
-			fmt.Fprintf(b.stderr, "  %.0f msg/s, RSS %.1f MiB", r.load.rate(), float64(r.rssBytes)/(1<<20))
+			fmt.Fprintf(b.stderr, "  %.0f msg/s, RSS %.1f MiB (anon %.1f, file %.1f)", r.load.rate(), mib(r.mem.rss), mib(r.mem.anon), mib(r.mem.file))
 			if r.api != nil {
 				fmt.Fprintf(b.stderr, ", /api/devices p50 %v p99 %v (%d requests)", r.api.Quantile(0.5), r.api.Quantile(0.99), r.apiN)
 			}
@@ -113,7 +113,7 @@ func (b *bench) registryOnce(ctx context.Context, on bool, spec loadSpec) (res r
 	if err != nil {
 		return res, err
 	}
-	res.rssBytes, err = rss(t.PID())
+	res.mem, err = readMem(t.PID())
 	return res, err
 }
 
@@ -183,22 +183,45 @@ func pollAPI(ctx context.Context, url string, interval time.Duration, h *hist.Hi
 	}
 }
 
-// rss reads a process's resident set size from /proc.
-func rss(pid int) (int64, error) {
+// memStatus is a process's memory from /proc/{pid}/status, in bytes:
+// resident (VmRSS), of which anonymous (RssAnon: the Go heap, stacks) and
+// file pages mapped (RssFile: the binary, bbolt's mmap).
+type memStatus struct{ rss, anon, file int64 }
+
+func readMem(pid int) (memStatus, error) {
+	var m memStatus
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return 0, err
+		return m, err
 	}
+	found := 0
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("rss: %q: %w", line, err)
-			}
-			return kb << 10, nil
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
 		}
+		var dst *int64
+		switch k {
+		case "VmRSS":
+			dst = &m.rss
+		case "RssAnon":
+			dst = &m.anon
+		case "RssFile":
+			dst = &m.file
+		default:
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("rss: %q: %w", line, err)
+		}
+		*dst = kb << 10
+		found++
 	}
-	return 0, errors.New("rss: no VmRSS in /proc/" + strconv.Itoa(pid) + "/status")
+	if found < 3 {
+		return m, errors.New("rss: no VmRSS, RssAnon and RssFile in /proc/" + strconv.Itoa(pid) + "/status")
+	}
+	return m, nil
 }
 
 // printRegistry prints the registry phase's table: each round's runs and
@@ -209,18 +232,18 @@ func printRegistry(w io.Writer, o options, runs []registryRun) {
 	}
 	fmt.Fprintf(w, "\n### Device registry: %d devices, %d publishers at QoS 1 (%d in flight each), %d B payloads, %v window, `fluxo edge --spool-sync never`\n\n",
 		o.registryDevices, o.publishers, o.inflight, o.payloadBytes, o.duration)
-	fmt.Fprintln(w, "| round | registry | ingest msg/s | RSS MiB | /api/devices p50 | p99 | requests |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| round | registry | ingest msg/s | RSS MiB | anon | file | /api/devices p50 | p99 | requests |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|")
 	var rssR, rateR []float64
 	for i, r := range runs {
 		api := "| – | – | – |"
 		if r.api != nil {
 			api = fmt.Sprintf("| %s | %s | %d (%d failed) |", fmtLatency(r.api.Quantile(0.5)), fmtLatency(r.api.Quantile(0.99)), r.apiN, r.apiErrs)
 		}
-		fmt.Fprintf(w, "| %d | %v | %.0f | %.1f %s\n", i/2+1, r.registry, r.load.rate(), float64(r.rssBytes)/(1<<20), api)
+		fmt.Fprintf(w, "| %d | %v | %.0f | %.1f | %.1f | %.1f %s\n", i/2+1, r.registry, r.load.rate(), mib(r.mem.rss), mib(r.mem.anon), mib(r.mem.file), api)
 		if r.registry && i > 0 && !runs[i-1].registry {
 			off := runs[i-1]
-			rssR = append(rssR, float64(r.rssBytes)/float64(off.rssBytes))
+			rssR = append(rssR, float64(r.mem.rss)/float64(off.mem.rss))
 			rateR = append(rateR, r.load.rate()/off.load.rate())
 		}
 	}
@@ -231,3 +254,5 @@ func printRegistry(w io.Writer, o options, runs []registryRun) {
 			len(rssR), rssR[(len(rssR)-1)/2], rateR[(len(rateR)-1)/2])
 	}
 }
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
