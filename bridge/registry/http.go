@@ -94,29 +94,28 @@ func (r *Registry) List(q Query, now time.Time) Page {
 	r.mu.Lock()
 	match := make([]listKey, 0, len(r.m))
 	for _, e := range r.m {
-		d := &e.d
-		if q.Fleet != "" && d.Fleet != q.Fleet {
+		if q.Fleet != "" && e.fleet != q.Fleet {
 			continue
 		}
-		if q.Quiet > 0 && now.Sub(d.LastSeen) <= q.Quiet {
+		if q.Quiet > 0 && now.Sub(fromNano(e.last)) <= q.Quiet {
 			continue
 		}
-		if q.Connected != nil && d.Connected != *q.Connected {
+		if q.Connected != nil && e.connected != *q.Connected {
 			continue
 		}
-		if q.Q != "" && !strings.Contains(d.ID, q.Q) && !strings.Contains(d.ClientID, q.Q) &&
-			!strings.Contains(d.Username, q.Q) && !strings.Contains(d.CertIdentity, q.Q) {
+		if q.Q != "" && !strings.Contains(e.id, q.Q) &&
+			(e.x == nil || !strings.Contains(e.x.clientID, q.Q) && !strings.Contains(e.x.username, q.Q) && !strings.Contains(e.x.certIdentity, q.Q)) {
 			continue
 		}
-		k := listKey{e: e, id: d.ID}
+		k := listKey{e: e, id: e.id}
 		switch key {
 		case "first_seen":
-			k.v = d.FirstSeen.UnixNano()
+			k.v = e.first
 		case "messages":
-			k.v = d.Messages.Total()
+			k.v = e.msgs.Total()
 		case "id":
 		default:
-			k.v = d.LastSeen.UnixNano()
+			k.v = e.last
 		}
 		match = append(match, k)
 	}
@@ -148,7 +147,7 @@ func (r *Registry) List(q Query, now time.Time) Page {
 	r.mu.Lock()
 	for _, k := range page {
 		if e, ok := r.m[k.id]; ok && e == k.e {
-			p.Devices = append(p.Devices, e.d.clone())
+			p.Devices = append(p.Devices, e.device())
 		}
 	}
 	r.mu.Unlock()
@@ -228,7 +227,7 @@ func (r *Registry) View(id string) (DeviceView, bool) {
 	}
 	v := DeviceView{Queued: []QueuedCommand{}}
 	if ok {
-		v.Device = e.d.clone()
+		v.Device = e.device()
 	} else {
 		v.Device = Device{ID: id}
 	}
