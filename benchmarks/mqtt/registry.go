@@ -36,6 +36,7 @@ import (
 type registryRun struct {
 	registry bool
 	load     loadResult
+	taught   memStatus  // once the devices are taught, before the flood
 	mem      memStatus  // at the end of the flood
 	api      *hist.Hist // /api/devices answer times; nil without the registry
 	apiN     int64
@@ -68,7 +69,8 @@ func (b *bench) registryPhase(ctx context.Context, rep *report) error {
 			if err != nil {
 				return fmt.Errorf("registry %v: %w", on, err)
 			}
-			fmt.Fprintf(b.stderr, "  %.0f msg/s, RSS %.1f MiB (anon %.1f, file %.1f)", r.load.rate(), mib(r.mem.rss), mib(r.mem.anon), mib(r.mem.file))
+			fmt.Fprintf(b.stderr, "  taught: RSS %.1f MiB (anon %.1f, file %.1f); %.0f msg/s, RSS %.1f MiB (anon %.1f, file %.1f)",
+				mib(r.taught.rss), mib(r.taught.anon), mib(r.taught.file), r.load.rate(), mib(r.mem.rss), mib(r.mem.anon), mib(r.mem.file))
 			if r.api != nil {
 				fmt.Fprintf(b.stderr, ", /api/devices p50 %v p99 %v (%d requests)", r.api.Quantile(0.5), r.api.Quantile(0.99), r.apiN)
 			}
@@ -97,6 +99,11 @@ func (b *bench) registryOnce(ctx context.Context, on bool, spec loadSpec) (res r
 		}
 	}()
 	if err := populate(ctx, t.MQTTAddr(), b.o.registryDevices); err != nil {
+		return res, err
+	}
+	// The registry writes its devices every second.
+	sleep(ctx, 2*time.Second)
+	if res.taught, err = readMem(t.PID()); err != nil {
 		return res, err
 	}
 	actx, stop := context.WithCancel(ctx)
@@ -232,26 +239,30 @@ func printRegistry(w io.Writer, o options, runs []registryRun) {
 	}
 	fmt.Fprintf(w, "\n### Device registry: %d devices, %d publishers at QoS 1 (%d in flight each), %d B payloads, %v window, `fluxo edge --spool-sync never`\n\n",
 		o.registryDevices, o.publishers, o.inflight, o.payloadBytes, o.duration)
-	fmt.Fprintln(w, "| round | registry | ingest msg/s | RSS MiB | anon | file | /api/devices p50 | p99 | requests |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|")
-	var rssR, rateR []float64
+	fmt.Fprintln(w, "RSS in MiB, as /proc reports it (VmRSS, of which RssAnon and RssFile): once the devices are taught (before the flood), and at the end of the flood. File pages are mostly the spool's segments and grow with what the flood ingested; bbolt's file is among them.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| round | registry | taught RSS | anon | file | ingest msg/s | end RSS | anon | file | /api/devices p50 | p99 | requests |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	var rssR, anonR, endR, rateR []float64
 	for i, r := range runs {
 		api := "| – | – | – |"
 		if r.api != nil {
 			api = fmt.Sprintf("| %s | %s | %d (%d failed) |", fmtLatency(r.api.Quantile(0.5)), fmtLatency(r.api.Quantile(0.99)), r.apiN, r.apiErrs)
 		}
-		fmt.Fprintf(w, "| %d | %v | %.0f | %.1f | %.1f | %.1f %s\n", i/2+1, r.registry, r.load.rate(), mib(r.mem.rss), mib(r.mem.anon), mib(r.mem.file), api)
+		fmt.Fprintf(w, "| %d | %v | %.1f | %.1f | %.1f | %.0f | %.1f | %.1f | %.1f %s\n", i/2+1, r.registry,
+			mib(r.taught.rss), mib(r.taught.anon), mib(r.taught.file), r.load.rate(), mib(r.mem.rss), mib(r.mem.anon), mib(r.mem.file), api)
 		if r.registry && i > 0 && !runs[i-1].registry {
 			off := runs[i-1]
-			rssR = append(rssR, float64(r.mem.rss)/float64(off.mem.rss))
+			rssR = append(rssR, float64(r.taught.rss)/float64(off.taught.rss))
+			anonR = append(anonR, float64(r.mem.anon)/float64(off.mem.anon))
+			endR = append(endR, float64(r.mem.rss)/float64(off.mem.rss))
 			rateR = append(rateR, r.load.rate()/off.load.rate())
 		}
 	}
 	if len(rssR) > 0 {
-		slices.Sort(rssR)
-		slices.Sort(rateR)
-		fmt.Fprintf(w, "\nRegistry on / off (median of %d rounds): RSS %.2f× (goal ≤ 1.20), ingest %.2f× (goal ≥ 0.95).\n",
-			len(rssR), rssR[(len(rssR)-1)/2], rateR[(len(rateR)-1)/2])
+		med := func(xs []float64) float64 { slices.Sort(xs); return xs[(len(xs)-1)/2] }
+		fmt.Fprintf(w, "\nRegistry on / off (median of %d rounds): RSS once taught %.2f× (goal ≤ 1.20), ingest %.2f× (goal ≥ 0.95); at the end of the flood, RSS %.2f×, anonymous RSS %.2f×.\n",
+			len(rssR), med(rssR), med(rateR), med(endR), med(anonR))
 	}
 }
 
