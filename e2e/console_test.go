@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -23,6 +24,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // browser is a headless Chromium tab that records the page's JavaScript
@@ -339,4 +341,131 @@ func TestEdgeSIGHUP(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "users file reloaded") {
 		t.Errorf("edge log: got no \"users file reloaded\", want it")
 	}
+}
+
+// TestConsoleDevices: on the edge's console, devices appear in the table
+// as they connect, a device's last seen advances as it publishes, a
+// device that disconnects shows under the quiet filter (a threshold of a
+// few seconds) while the ones still publishing do not, and a command sent
+// from a device's page with the form (an admin of the users file) reaches
+// the device, an MQTT 3.1.1 client that answers on its reply topic, and
+// turns acked on the page.
+func TestConsoleDevices(t *testing.T) {
+	b := newBrowser(t)
+	bin := buildFluxo(t)
+	core := startCoreProc(t, bin)
+	hash, err := bcrypt.GenerateFromPassword([]byte("ops-secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(t.TempDir(), "users.yaml")
+	if err := os.WriteFile(users, fmt.Appendf(nil, "users:\n  - username: ops\n    password: %q\n    admin: true\n", hash), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Anonymous devices, and an admin for the console's commands.
+	e := startEdgeProc(t, bin, core.kafka, "--users", users, "--commands-from", "start")
+	b.run(t, "open the edge console", 30*time.Second, chromedp.Navigate("http://"+e.http+"/"))
+	b.waitJS(t, "the device table, empty", `!!document.querySelector('#devices .empty')`, 30*time.Second)
+
+	var mu sync.Mutex
+	received := map[string][]string{}
+	connect := func(id string) paho.Client {
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(e.broker()).SetClientID(id).SetAutoReconnect(false))
+		if tok := c.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect %s: %v", id, tok.Error())
+		}
+		// The device answers every command on its reply topic with the
+		// command's id (MQTT 3.1.1: no correlation data).
+		tok := c.Subscribe("fleet/"+id+"/cmd", 1, func(c paho.Client, m paho.Message) {
+			var cmd struct {
+				ID string `json:"id"`
+			}
+			json.Unmarshal(m.Payload(), &cmd)
+			mu.Lock()
+			received[id] = append(received[id], string(m.Payload()))
+			mu.Unlock()
+			c.Publish("fleet/"+id+"/cmd/reply", 1, false, fmt.Sprintf(`{"id":%q,"ok":true}`, cmd.ID))
+		})
+		if !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe %s: %v", id, tok.Error())
+		}
+		return c
+	}
+	publish := func(c paho.Client, id string) {
+		if tok := c.Publish("fleet/"+id+"/temp", 1, false, "21.5"); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", id, tok.Error())
+		}
+	}
+	ids := []string{"van-1", "van-2", "van-3"}
+	clients := map[string]paho.Client{}
+	for _, id := range ids {
+		clients[id] = connect(id)
+		publish(clients[id], id)
+		b.waitJS(t, id+" in the table", fmt.Sprintf(`!!document.querySelector('#devices tr[data-key="device-%s"] [data-state="connected"]')`, id), 30*time.Second)
+	}
+	defer func() {
+		for _, c := range clients {
+			c.Disconnect(10)
+		}
+	}()
+
+	lastSeen := `document.querySelector('#devices tr[data-key="device-van-1"] [data-last-seen]').dataset.lastSeen`
+	first, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](lastSeen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keep van-1 and van-2 publishing; van-3 goes away.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+			for _, id := range ids[:2] {
+				clients[id].Publish("fleet/"+id+"/temp", 1, false, "22.0")
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	b.waitJS(t, "van-1's last seen advancing", fmt.Sprintf(`Date.parse(%s) > Date.parse(%q)`, lastSeen, first), 30*time.Second)
+
+	clients["van-3"].Disconnect(10)
+	delete(clients, "van-3")
+	b.waitJS(t, "van-3 offline", `!!document.querySelector('#devices tr[data-key="device-van-3"] [data-state="offline"]')`, 30*time.Second)
+	b.run(t, "quiet for more than 3 s", 10*time.Second, chromedp.SetValue("#device-quiet", "0.05"))
+	b.waitJS(t, "only van-3 quiet",
+		`!!document.querySelector('#devices tr[data-key="device-van-3"]') && !document.querySelector('#devices tr[data-key="device-van-1"]') && !document.querySelector('#devices tr[data-key="device-van-2"]')`,
+		30*time.Second)
+	b.screenshot(t, "console-edge-quiet.png")
+	b.run(t, "clear the quiet filter", 10*time.Second, chromedp.SetValue("#device-quiet", ""))
+
+	b.run(t, "open van-1's page and send a command", 30*time.Second,
+		chromedp.Click(`#devices tr[data-key="device-van-1"] a`),
+		chromedp.WaitVisible("#command-form"),
+		chromedp.SetValue("#command-name", "reboot"),
+		chromedp.SetValue("#command-payload", `{"delay_s":1}`),
+		chromedp.SetValue("#command-ttl", "600"),
+		chromedp.SetValue("#command-user", "ops"),
+		chromedp.SetValue("#command-password", "ops-secret"),
+		chromedp.Click(`#command-form button[type="submit"]`),
+	)
+	b.waitJS(t, "the command sent", `(document.getElementById('command-result').dataset.command || '').startsWith('cmd-')`, 30*time.Second)
+	id, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.getElementById('command-result').dataset.command`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitJS(t, "the command acked on the device's page",
+		fmt.Sprintf(`!!document.querySelector('#device-commands tr[data-key="cmd-%s"] [data-status="acked"]')`, id), 60*time.Second)
+	mu.Lock()
+	got := received["van-1"]
+	mu.Unlock()
+	if len(got) != 1 || !strings.Contains(got[0], id) || !strings.Contains(got[0], `"name":"reboot"`) {
+		t.Errorf("van-1 received %q, want one command %s named reboot", got, id)
+	}
+	b.screenshot(t, "console-edge-device.png")
 }

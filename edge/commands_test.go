@@ -27,6 +27,13 @@ import (
 // settles is not skipped) and retries quickly.
 func startCommandNode(t *testing.T, coreAddr, dir string) *Node {
 	t.Helper()
+	return startCommandNodeWith(t, coreAddr, dir, nil)
+}
+
+// startCommandNodeWith is startCommandNode with mod changing the
+// configuration first.
+func startCommandNodeWith(t *testing.T, coreAddr, dir string, mod func(*NodeConfig)) *Node {
+	t.Helper()
 	cfg := DefaultNodeConfig()
 	cfg.Edge.MQTTAddr = "127.0.0.1:0"
 	cfg.Edge.AllowAnonymous = true
@@ -43,6 +50,9 @@ func startCommandNode(t *testing.T, coreAddr, dir string) *Node {
 	cfg.Downlink.RetryInterval = 50 * time.Millisecond
 	cfg.Devices.FlushInterval = 20 * time.Millisecond
 	cfg.HTTPAddr = "127.0.0.1:0"
+	if mod != nil {
+		mod(&cfg)
+	}
 	n, err := NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -101,8 +101,9 @@
         return {
           key: "device-" + id,
           cells: [el("a", { href: "#device/" + encodeURIComponent(id) }, id), x.fleet || "–",
-            x.connected ? el("span", { class: "ok" }, "connected") : el("span", { class: "warn" }, "offline"),
-            t === null ? "–" : seconds((now - t) / 1000) + " ago"],
+            x.connected ? el("span", { class: "ok", "data-state": "connected" }, "connected")
+              : el("span", { class: "warn", "data-state": "offline" }, "offline"),
+            el("span", { "data-last-seen": x.last_seen || "" }, t === null ? "–" : seconds((now - t) / 1000) + " ago")],
         };
       }), "no devices");
   }
@@ -115,6 +116,20 @@
     const rows = d ? Object.entries(d).filter(([, v]) => typeof v !== "object" || v === null)
       .map(([k, v]) => ({ cells: [k, String(v)] })) : [];
     table("device-detail", [{ title: "field" }, { title: "value" }], rows, "no details for this device");
+    const cmds = d && Array.isArray(d.recent_commands) ? d.recent_commands : [];
+    const queued = new Set((d && Array.isArray(d.queued_commands) ? d.queued_commands : []).map(q => q.id));
+    const cls = { acked: "ok", delivered: "ok", sent: "", queued: "warn", expired: "bad", rejected: "bad" };
+    table("device-commands", [{ title: "command" }, { title: "name" }, { title: "status" }, { title: "since" }],
+      cmds.map(c => {
+        const t = Date.parse(c.at || "");
+        return {
+          key: "cmd-" + c.id,
+          cells: [c.id, c.name || "–",
+            el("span", { class: cls[c.status] || "", "data-status": c.status, title: c.reason || "" },
+              c.status + (queued.has(c.id) ? " (waiting at the edge)" : "")),
+            Number.isNaN(t) ? "–" : seconds((Date.now() - t) / 1000) + " ago"],
+        };
+      }), "no commands");
   }
 
   window.addEventListener("hashchange", () => {
@@ -142,8 +157,16 @@
       const resp = await fetch("/api/devices/" + encodeURIComponent(selected) + "/commands",
         { method: "POST", headers, body: JSON.stringify(body) });
       const text = await resp.text();
-      out.textContent = resp.status === 404 || resp.status === 405 ? "this edge does not take commands yet"
-        : resp.ok ? "sent: " + text : "refused (" + resp.status + "): " + text;
+      if (resp.ok) {
+        let id = text;
+        try { id = JSON.parse(text).id; } catch (err) { /* shown as it is */ }
+        out.textContent = "sent: " + id;
+        out.dataset.command = id;
+        await showDevice(selected);
+      } else {
+        out.textContent = resp.status === 404 || resp.status === 405 ? "this edge does not take commands"
+          : "refused (" + resp.status + "): " + text;
+      }
     } catch (err) {
       out.textContent = "cannot send: " + err.message;
     }

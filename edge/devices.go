@@ -114,6 +114,11 @@ func (h *devicesHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	now := time.Now()
+	if pk.Properties.CorrelationData != nil {
+		h.reg.Responded(cl.ID, pk.TopicName, pk.Properties.CorrelationData, pk.Payload, now)
+	} else {
+		h.reg.Replied(cl.ID, pk.TopicName, pk.Payload, now)
+	}
 	r, key, ok := h.e.router.Match(pk.TopicName, cl.ID)
 	if !ok {
 		return
@@ -123,9 +128,6 @@ func (h *devicesHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 		fleet = ""
 	}
 	h.reg.Published(registry.Publish{Device: key, Fleet: fleet, Topic: pk.TopicName, Lane: r.Lane, Bytes: len(pk.Payload), At: now})
-	if pk.Properties.CorrelationData != nil {
-		h.reg.Responded(cl.ID, pk.TopicName, pk.Properties.CorrelationData, pk.Payload, now)
-	}
 }
 
 // PublishMessage publishes a command with its MQTT 5 properties (see

@@ -44,8 +44,9 @@ type NodeConfig struct {
 	// has not reached the core for longer (see
 	// forward.Config.CoreTimeout); zero: never for that reason.
 	CoreTimeout time.Duration
-	// HTTPAddr serves /healthz, /readyz, /metrics and /api/devices;
-	// empty: off.
+	// HTTPAddr serves /healthz, /readyz, /metrics, the console, and
+	// /api/devices with POST /api/devices/{id}/commands (see
+	// CommandRequest); empty: off.
 	HTTPAddr string
 	Logger   zerolog.Logger
 }
@@ -151,7 +152,8 @@ func (n *Node) Start() error {
 		routes := n.consoleRoutes()
 		if n.devs != nil {
 			h := n.devs.Handler()
-			routes = console.Merge(routes, map[string]http.Handler{"/api/devices": h, "/api/devices/": h})
+			routes = console.Merge(routes, map[string]http.Handler{"/api/devices": h, "/api/devices/": h,
+				"POST /api/devices/{id}/commands": http.HandlerFunc(n.handleCommand)})
 		}
 		hs, err := opshttp.StartWith(n.cfg.HTTPAddr, n.reg, n.readyz, routes)
 		if err != nil {

@@ -22,6 +22,14 @@ import (
 //	    acl:
 //	      publish:   ["+/%u/#"]          # filters the user may publish on
 //	      subscribe: ["+/%u/cmd/#"]      # filters the user may subscribe to
+//	  - username: ops
+//	    password: "$2a$10$..."
+//	    admin: true                      # may send commands over HTTP
+//
+// An admin (admin: true) may send commands to devices with POST
+// /api/devices/{id}/commands on the edge's HTTP port (Basic auth with the
+// same username and password). Being an admin gives no MQTT rights: those
+// are the acl's.
 //
 // A user without a password authenticates only with a client certificate
 // (Config.ClientCert): its identity is the username.
@@ -36,6 +44,8 @@ type User struct {
 	Username string `yaml:"username"`
 	Password string `yaml:"password,omitempty"` // bcrypt hash; empty: a client certificate only
 	ACL      ACL    `yaml:"acl"`
+	// Admin may send commands over the edge's HTTP API (the console).
+	Admin bool `yaml:"admin,omitempty"`
 }
 
 // ACL lists the topic filters a user may publish on and subscribe to.

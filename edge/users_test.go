@@ -177,3 +177,15 @@ func TestSetPassword(t *testing.T) {
 		t.Errorf("users not a list: got no error")
 	}
 }
+
+func TestParseUsersAdmin(t *testing.T) {
+	u, err := ParseUsers([]byte("users:\n  - username: ops\n    password: \"$2a$04$abcdefghijklmnopqrstuu5Kk6Vh6LxXyQ3b0wqD7UeW4k7kK8Wi2\"\n    admin: true\n  - username: dev\n    password: \"$2a$04$abcdefghijklmnopqrstuu5Kk6Vh6LxXyQ3b0wqD7UeW4k7kK8Wi2\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, _ := u.Lookup("ops")
+	dev, _ := u.Lookup("dev")
+	if ops == nil || !ops.Admin || dev == nil || dev.Admin {
+		t.Errorf("got ops %+v, dev %+v; want ops an admin, dev not", ops, dev)
+	}
+}

@@ -40,6 +40,10 @@
 //     -uplink-rounds rounds drains a freshly filled spool over PLAINTEXT,
 //     then over SASL_SSL, and each SASL_SSL drain's records/s is divided
 //     by the PLAINTEXT drain's of its round (uplinksec.go).
+//   - registry (not in the default -phases): the device registry's cost,
+//     an edge with --registry=false against one with it, each taught
+//     -registry-devices devices, under a QoS 1 flood, with GET
+//     /api/devices timed during it (registry.go).
 //
 // Everything listens on 127.0.0.1 ports that were free at start; data
 // goes to a temporary directory that is removed at the end. Every process
@@ -54,6 +58,7 @@
 //	go run ./benchmarks/mqtt -in-process -cpuprofile cpu.out -phases throughput -targets edge-always -qos 1
 //	go run ./benchmarks/mqtt -in-process -trace trace.out -phases latency
 //	go run ./benchmarks/mqtt -phases uplink -uplink-rounds 3
+//	go run ./benchmarks/mqtt -phases registry -publishers 20 -rounds 3
 //
 // With -in-process the edge runs in this process (edge.NewNode, built as
 // `fluxo edge --allow-anonymous` builds it), so that -cpuprofile and
@@ -109,6 +114,9 @@ type options struct {
 	uplinkRounds     int
 	uplinkLinger     time.Duration
 	uplinkPartitions int32
+
+	registryDevices     int
+	registryAPIInterval time.Duration
 }
 
 func main() {
@@ -148,6 +156,8 @@ func main() {
 	flag.DurationVar(&o.uplinkLinger, "uplink-linger", 5*time.Millisecond, "uplink phase: the uplink's telemetry linger (a full backlog does not wait for it; only the last window does)")
 	var uplinkPartitions int
 	flag.IntVar(&uplinkPartitions, "uplink-partitions", 1, "uplink phase: partitions of the core's telemetry topic")
+	flag.IntVar(&o.registryDevices, "registry-devices", 10000, "registry phase: devices the edge is taught before the flood")
+	flag.DurationVar(&o.registryAPIInterval, "registry-api-interval", 100*time.Millisecond, "registry phase: how often GET /api/devices is asked during the flood")
 	flag.Parse()
 	o.uplinkPartitions = int32(uplinkPartitions)
 
@@ -184,7 +194,7 @@ func (o *options) parse(targets, qos, phases string) error {
 	}
 	for p := range strings.SplitSeq(phases, ",") {
 		switch p {
-		case "throughput", "json", "latency", "uplink":
+		case "throughput", "json", "latency", "uplink", "registry":
 			o.phases = append(o.phases, p)
 		default:
 			return fmt.Errorf("-phases: unknown phase %q", p)
@@ -195,6 +205,8 @@ func (o *options) parse(targets, qos, phases string) error {
 		return fmt.Errorf("-publishers, -inflight, -rounds, -latency-devices and -latency-rounds must be at least 1")
 	case o.uplinkRecords < 1 || o.uplinkRounds < 1 || o.uplinkPartitions < 1 || o.uplinkLinger < 0:
 		return fmt.Errorf("-uplink-records, -uplink-rounds and -uplink-partitions must be at least 1, -uplink-linger not negative")
+	case o.registryDevices < 1 || o.registryAPIInterval <= 0:
+		return fmt.Errorf("-registry-devices must be at least 1, -registry-api-interval positive")
 	case o.duration <= 0 || o.latencyDuration <= 0 || o.warmup < 0:
 		return fmt.Errorf("-duration and -latency-duration must be positive")
 	case o.payloadBytes < 1 || o.payloadBytes > 256<<10-1024:
@@ -217,6 +229,7 @@ type report struct {
 	latency     []latencyRun
 	floors      *floors
 	uplink      []uplinkDrain
+	registry    []registryRun
 	killed      []string // targets that did not stop on SIGTERM
 }
 
@@ -247,7 +260,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 	defer os.RemoveAll(root)
 
-	needCore := o.has("json") || o.has("latency")
+	needCore := o.has("json") || o.has("latency") || o.has("registry")
 	for _, t := range o.targets {
 		needCore = needCore || (o.has("throughput") && strings.HasPrefix(t, "edge-"))
 	}
@@ -340,6 +353,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 	if o.has("uplink") {
 		if err := b.uplinkRun(ctx, &rep); err != nil {
+			return err
+		}
+	}
+	if o.has("registry") {
+		if err := b.registryPhase(ctx, &rep); err != nil {
 			return err
 		}
 	}

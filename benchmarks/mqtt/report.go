@@ -185,6 +185,10 @@ func printReport(w io.Writer, o options, rep report) {
 	if len(rep.uplink) > 0 {
 		printUplink(w, o, rep.uplink)
 	}
+	if len(rep.registry) > 0 {
+		printRegistry(w, o, rep.registry)
+		fmt.Fprintln(w)
+	}
 	if len(rep.killed) > 0 {
 		fmt.Fprintf(w, "Stopped with SIGQUIT or SIGKILL after not exiting on SIGTERM within their grace period (after their run was measured): %s.\n\n", strings.Join(rep.killed, ", "))
 	}

@@ -124,6 +124,15 @@ type edgeTarget struct {
 // its uplink (and downlink) to the core at coreAddr; everything else is
 // `fluxo edge`'s default.
 func startEdge(ctx context.Context, bin string, inProcess bool, coreAddr, spoolDir, sync string) (*edgeTarget, error) {
+	return startEdgeWith(ctx, bin, inProcess, coreAddr, spoolDir, sync)
+}
+
+// startEdgeWith is startEdge with extra `fluxo edge` flags (a process
+// only: in process, they are refused).
+func startEdgeWith(ctx context.Context, bin string, inProcess bool, coreAddr, spoolDir, sync string, extra ...string) (*edgeTarget, error) {
+	if inProcess && len(extra) > 0 {
+		return nil, fmt.Errorf("edge flags %q need an edge process", extra)
+	}
 	addrs, err := harness.FreeAddrs(2)
 	if err != nil {
 		return nil, err
@@ -156,7 +165,7 @@ func startEdge(ctx context.Context, bin string, inProcess bool, coreAddr, spoolD
 		t.node = n
 		return t, nil
 	}
-	p, err := startProc("fluxo edge", 15*time.Second, bin, "edge",
+	args := append([]string{"edge",
 		"--allow-anonymous",
 		"--mqtt-addr", addrs[0],
 		"--http-addr", addrs[1],
@@ -166,7 +175,8 @@ func startEdge(ctx context.Context, bin string, inProcess bool, coreAddr, spoolD
 		"--edge-id", "bench",
 		"--shutdown-timeout", "10s",
 		"--log-level", "warn",
-	)
+	}, extra...)
+	p, err := startProc("fluxo edge", 15*time.Second, bin, args...)
 	if err != nil {
 		return nil, err
 	}

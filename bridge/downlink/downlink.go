@@ -36,9 +36,12 @@
 // response topic (its correlation data defaults to the command id) is
 // answered by the device with a publish on that topic carrying the same
 // correlation data: that answer lands in command-acks as the command's
-// "acked" status, with the response. MQTT 3.1.1 devices answer on
-// {fleet}/{device}/cmd/reply, which the routing rules send to
-// command-acks as it is.
+// "acked" status, with the response. MQTT 3.1.1 devices have no
+// correlation data: they answer on the command's topic + "/reply"
+// ({fleet}/{device}/cmd/reply) with a JSON object carrying the command id
+// ("id" or "command_id"); with a registry, that answer is the command's
+// "acked" status too. The routing rules still send the answer itself to
+// the core as they would any publish.
 package downlink
 
 import (
@@ -450,8 +453,14 @@ func (d *Downlink) publish(st status, c command, topic string, now time.Time) (s
 		// A persistent session offline does not get it past its expiry.
 		m.MessageExpiry = uint32((c.deadline.Sub(now) + time.Second - 1) / time.Second)
 	}
-	if m.ResponseTopic != "" && d.reg != nil {
-		x := registry.Expectation{ID: c.id, Device: c.device, ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData, Deadline: c.deadline}
+	if d.reg != nil {
+		// Without a response topic, the device may answer on the
+		// command topic + /reply with the command id in its JSON (the
+		// MQTT 3.1.1 way).
+		x := registry.Expectation{ID: c.id, Device: c.device, ResponseTopic: topic + registry.ReplySuffix, CorrelationData: []byte(c.id), Deadline: c.deadline}
+		if m.ResponseTopic != "" {
+			x.ResponseTopic, x.CorrelationData = m.ResponseTopic, m.CorrelationData
+		}
 		if err := d.reg.Expect(x); err != nil {
 			d.errs.Add(1)
 			d.log.Warn().Err(err).Str("command", c.id).Msg("cannot record the expected answer")
@@ -641,7 +650,26 @@ func (d *Downlink) count(st status) {
 	}
 	if d.reg != nil {
 		d.reg.CountCommand(st.Device, st.Status, 1)
+		d.reg.Track(st.Device, registry.CommandState{ID: st.ID, Status: st.Status, Reason: st.Reason, At: time.UnixMilli(st.AtMS)})
 	}
+}
+
+// Send produces a command for a device to the commands topic, with the
+// downlink's own client (its brokers, TLS and SASL), and waits for the
+// core's acknowledgement. The record is keyed by device and carries id in
+// the command_id header; expires, when not zero, becomes the expires_ms
+// header. Extra headers are added as they are. The command is then handled
+// like any other (every edge's downlink sees it).
+func (d *Downlink) Send(ctx context.Context, device, id string, value []byte, expires time.Time, headers ...kgo.RecordHeader) error {
+	hs := append([]kgo.RecordHeader{{Key: HeaderCommandID, Value: []byte(id)}}, headers...)
+	if !expires.IsZero() {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderExpiresMS, Value: strconv.AppendInt(nil, expires.UnixMilli(), 10)})
+	}
+	rec := &kgo.Record{Topic: d.cfg.Topic, Key: []byte(device), Value: value, Headers: hs}
+	if err := d.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return fmt.Errorf("downlink: cannot produce command %q: %w", id, err)
+	}
+	return nil
 }
 
 // Stats returns the downlink's counters.

@@ -14,6 +14,9 @@ type Status string
 
 // Command statuses.
 const (
+	// StatusSent: produced to the core's commands topic by this edge (its
+	// console or API); the downlink has not handled it yet.
+	StatusSent Status = "sent"
 	// StatusQueued: the device cannot take the command yet (never seen,
 	// or its session has no subscription for it); it waits at the edge,
 	// persisted, until the device subscribes or the command expires.
@@ -268,6 +271,56 @@ func (r *Registry) Responded(client, topic string, corr, payload []byte, at time
 		r.dropped.Add(1)
 	}
 	return true
+}
+
+// ReplySuffix ends the topic an MQTT 3.1.1 device answers a command on:
+// {fleet}/{device}/cmd/reply for a command published on
+// {fleet}/{device}/cmd. Such a device has no correlation data: its answer
+// is a JSON object carrying the command's id (see ReplyID).
+const ReplySuffix = "/reply"
+
+// ReplyID reads the command id from an MQTT 3.1.1 answer: a JSON object
+// with "id" or "command_id", a string or a number. ok is false for
+// anything else.
+func ReplyID(payload []byte) (id string, ok bool) {
+	var obj struct {
+		ID        json.RawMessage `json:"id"`
+		CommandID json.RawMessage `json:"command_id"`
+	}
+	if json.Unmarshal(payload, &obj) != nil {
+		return "", false
+	}
+	for _, raw := range []json.RawMessage{obj.CommandID, obj.ID} {
+		if len(raw) == 0 {
+			continue
+		}
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			if s != "" {
+				return s, true
+			}
+			continue
+		}
+		var n json.Number
+		if json.Unmarshal(raw, &n) == nil {
+			return n.String(), true
+		}
+	}
+	return "", false
+}
+
+// Replied is Responded for an MQTT 3.1.1 answer: a publish on a topic
+// ending in ReplySuffix whose JSON carries the command id (ReplyID) stands
+// for the correlation data. It costs a suffix check on other topics.
+func (r *Registry) Replied(client, topic string, payload []byte, at time.Time) bool {
+	if r.expecting.Load() == 0 || len(topic) <= len(ReplySuffix) || topic[len(topic)-len(ReplySuffix):] != ReplySuffix {
+		return false
+	}
+	id, ok := ReplyID(payload)
+	if !ok {
+		return false
+	}
+	return r.Responded(client, topic, []byte(id), payload, at)
 }
 
 // Answers delivers the answers Responded matched.

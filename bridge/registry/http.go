@@ -81,65 +81,124 @@ func ParseQuery(v url.Values) (Query, error) {
 }
 
 // List returns the devices matching q, sorted and paged.
+//
+// Under the lock it only filters and copies each match's sort keys (a
+// pointer and three numbers); it sorts outside it, and takes the lock
+// again to copy the page's devices. Publishes wait for the copy, never for
+// the sort. A device evicted between the two is left out of the page.
 func (r *Registry) List(q Query, now time.Time) Page {
 	if q.Limit == 0 && q.Offset == 0 {
 		q.Limit = DefaultLimit
 	}
-	r.mu.Lock()
-	match := make([]*Device, 0, len(r.m))
-	for _, e := range r.m {
-		d := &e.d
-		if q.Fleet != "" && d.Fleet != q.Fleet {
-			continue
-		}
-		if q.Quiet > 0 && now.Sub(d.LastSeen) <= q.Quiet {
-			continue
-		}
-		if q.Connected != nil && d.Connected != *q.Connected {
-			continue
-		}
-		if q.Q != "" && !strings.Contains(d.ID, q.Q) && !strings.Contains(d.ClientID, q.Q) &&
-			!strings.Contains(d.Username, q.Q) && !strings.Contains(d.CertIdentity, q.Q) {
-			continue
-		}
-		match = append(match, d)
-	}
 	key, desc := strings.TrimPrefix(q.Sort, "-"), strings.HasPrefix(q.Sort, "-")
-	var less func(a, b *Device) bool
-	switch key {
-	case "id":
-		less = func(a, b *Device) bool { return a.ID < b.ID }
-	case "first_seen":
-		less = func(a, b *Device) bool {
-			return a.FirstSeen.After(b.FirstSeen) || a.FirstSeen.Equal(b.FirstSeen) && a.ID < b.ID
+	r.mu.Lock()
+	match := make([]listKey, 0, len(r.m))
+	for _, e := range r.m {
+		if q.Fleet != "" && e.fleet != q.Fleet {
+			continue
 		}
-	case "messages":
-		less = func(a, b *Device) bool {
-			x, y := a.Messages.Total(), b.Messages.Total()
-			return x > y || x == y && a.ID < b.ID
+		if q.Quiet > 0 && now.Sub(fromNano(e.last)) <= q.Quiet {
+			continue
 		}
-	default:
-		less = func(a, b *Device) bool {
-			return a.LastSeen.After(b.LastSeen) || a.LastSeen.Equal(b.LastSeen) && a.ID < b.ID
+		if q.Connected != nil && e.connected != *q.Connected {
+			continue
+		}
+		if q.Q != "" && !strings.Contains(e.id, q.Q) &&
+			(e.x == nil || !strings.Contains(e.x.clientID, q.Q) && !strings.Contains(e.x.username, q.Q) && !strings.Contains(e.x.certIdentity, q.Q)) {
+			continue
+		}
+		k := listKey{e: e, id: e.id}
+		switch key {
+		case "first_seen":
+			k.v = e.first
+		case "messages":
+			k.v = e.msgs.Total()
+		case "id":
+		default:
+			k.v = e.last
+		}
+		match = append(match, k)
+	}
+	stats := r.statsLocked()
+	r.mu.Unlock()
+
+	p := Page{Total: len(match), Offset: q.Offset, Limit: q.Limit, Devices: []Device{}, Stats: stats}
+	if q.Offset >= len(match) || q.Limit == 0 {
+		return p
+	}
+	end := min(len(match), q.Offset+q.Limit)
+	// Most first by value (ties by id), or by id; desc reverses.
+	less := func(a, b listKey) bool {
+		if key != "id" && a.v != b.v {
+			return a.v > b.v
+		}
+		return a.id < b.id
+	}
+	if desc {
+		less = func(a, b listKey) bool {
+			if key != "id" && a.v != b.v {
+				return a.v < b.v
+			}
+			return a.id > b.id
 		}
 	}
-	sort.Slice(match, func(i, j int) bool {
-		if desc {
-			return less(match[j], match[i])
-		}
-		return less(match[i], match[j])
-	})
-	p := Page{Total: len(match), Offset: q.Offset, Limit: q.Limit, Devices: []Device{}}
-	if q.Offset < len(match) {
-		end := min(len(match), q.Offset+q.Limit)
-		for _, d := range match[q.Offset:end] {
-			p.Devices = append(p.Devices, d.clone())
+	page := topK(match, end, less)[q.Offset:]
+
+	r.mu.Lock()
+	for _, k := range page {
+		if e, ok := r.m[k.id]; ok && e == k.e {
+			p.Devices = append(p.Devices, e.device())
 		}
 	}
-	p.Stats = Stats{Devices: len(r.m), Evicted: r.evicted.Load(), Pending: r.pendN, PendingBytes: r.pendB,
-		Flushes: r.flushes.Load(), FlushErrors: r.flushErrs.Load(), Expectations: len(r.expect), DroppedAnswers: r.dropped.Load()}
 	r.mu.Unlock()
 	return p
+}
+
+// listKey is what List sorts: a device's entry and its sort value.
+type listKey struct {
+	e  *entry
+	id string
+	v  int64
+}
+
+// topK returns the first k of xs in less's order, sorted; it reorders xs.
+// With k much smaller than len(xs) it keeps a bounded heap (n log k)
+// instead of sorting everything.
+func topK(xs []listKey, k int, less func(a, b listKey) bool) []listKey {
+	if k >= len(xs)/4 {
+		sort.Slice(xs, func(i, j int) bool { return less(xs[i], xs[j]) })
+		return xs[:k]
+	}
+	// A max-heap (by less) of the k best so far in xs[:k].
+	h := xs[:k]
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(h) {
+				return
+			}
+			m := l
+			if r := l + 1; r < len(h) && less(h[l], h[r]) {
+				m = r
+			}
+			if !less(h[i], h[m]) {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for i := k/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for _, x := range xs[k:] {
+		if k > 0 && less(x, h[0]) {
+			h[0] = x
+			down(0)
+		}
+	}
+	sort.Slice(h, func(i, j int) bool { return less(h[i], h[j]) })
+	return h
 }
 
 // DeviceView is one device as /api/devices/{id} shows it: the device and
@@ -168,7 +227,7 @@ func (r *Registry) View(id string) (DeviceView, bool) {
 	}
 	v := DeviceView{Queued: []QueuedCommand{}}
 	if ok {
-		v.Device = e.d.clone()
+		v.Device = e.device()
 	} else {
 		v.Device = Device{ID: id}
 	}

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"container/list"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -129,7 +128,44 @@ type Device struct {
 	Bytes         Counts   `json:"bytes"`
 	LastAlarm     *Alarm   `json:"last_alarm,omitempty"`
 	Commands      Commands `json:"commands"`
+	// Recent are the device's last commands (at most MaxRecentCommands),
+	// newest first, each with its latest status.
+	Recent []CommandState `json:"recent_commands,omitempty"`
 }
+
+// stored is a Device as the devices bucket keeps it: the same fields and
+// JSON names (a stored device decodes as a Device), zero values left out,
+// so a device that only published takes about half the bytes.
+type stored struct {
+	ID            string         `json:"id"`
+	Fleet         string         `json:"fleet,omitempty"`
+	ClientID      string         `json:"client_id,omitempty"`
+	Username      string         `json:"username,omitempty"`
+	CertIdentity  string         `json:"cert_identity,omitempty"`
+	Protocol      byte           `json:"protocol,omitempty"`
+	FirstSeen     time.Time      `json:"first_seen,omitzero"`
+	LastSeen      time.Time      `json:"last_seen,omitzero"`
+	Connected     bool           `json:"connected,omitempty"`
+	Persistent    bool           `json:"persistent,omitempty"`
+	Subscriptions []string       `json:"subscriptions,omitempty"`
+	Messages      Counts         `json:"messages,omitzero"`
+	Bytes         Counts         `json:"bytes,omitzero"`
+	LastAlarm     *Alarm         `json:"last_alarm,omitempty"`
+	Commands      Commands       `json:"commands,omitzero"`
+	Recent        []CommandState `json:"recent_commands,omitempty"`
+}
+
+// CommandState is a command's latest status, as a device's page shows it.
+type CommandState struct {
+	ID     string    `json:"id"`
+	Name   string    `json:"name,omitempty"`
+	Status Status    `json:"status"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"` // when it took this status
+}
+
+// MaxRecentCommands is how many commands a device keeps in Device.Recent.
+const MaxRecentCommands = 20
 
 // Subscribed reports whether one of the device's subscriptions matches
 // the MQTT topic.
@@ -142,18 +178,122 @@ func (d *Device) Subscribed(topic string) bool {
 	return false
 }
 
-func (d Device) clone() Device {
-	d.Subscriptions = append([]string(nil), d.Subscriptions...)
-	if d.LastAlarm != nil {
-		a := *d.LastAlarm
-		d.LastAlarm = &a
+// entry is a device as the registry keeps it: what every device has
+// inline (about 120 bytes), the rest (connection, subscriptions,
+// commands) in x, nil for a device that only published. Device is built
+// from it when asked (device). Times are unix nanoseconds, 0 for none.
+type entry struct {
+	prev, next  *entry // the LRU list, most recently seen first
+	id, fleet   string
+	first, last int64
+	msgs, bytes Counts
+	connected   bool
+	x           *extra
+}
+
+// extra is the part of a device that a device publishing only has not.
+type extra struct {
+	clientID, username, certIdentity string
+	protocol                         byte
+	persistent                       bool
+	subscriptions                    []string
+	lastAlarm                        *Alarm
+	commands                         Commands
+	recent                           []CommandState
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// ext returns e.x, creating it.
+func (e *entry) ext() *extra {
+	if e.x == nil {
+		e.x = &extra{}
+	}
+	return e.x
+}
+
+// device builds the Device e stands for; its slices are copies.
+func (e *entry) device() Device {
+	d := Device{ID: e.id, Fleet: e.fleet, FirstSeen: fromNano(e.first), LastSeen: fromNano(e.last),
+		Connected: e.connected, Messages: e.msgs, Bytes: e.bytes}
+	if x := e.x; x != nil {
+		d.ClientID, d.Username, d.CertIdentity, d.Protocol, d.Persistent = x.clientID, x.username, x.certIdentity, x.protocol, x.persistent
+		d.Subscriptions = append([]string(nil), x.subscriptions...)
+		if x.lastAlarm != nil {
+			a := *x.lastAlarm
+			d.LastAlarm = &a
+		}
+		d.Commands = x.commands
+		d.Recent = append([]CommandState(nil), x.recent...)
 	}
 	return d
 }
 
-type entry struct {
-	d    Device
-	elem *list.Element
+// newEntry keeps d as an entry.
+func newEntry(d Device) *entry {
+	e := &entry{id: d.ID, fleet: d.Fleet, first: unixNano(d.FirstSeen), last: unixNano(d.LastSeen),
+		connected: d.Connected, msgs: d.Messages, bytes: d.Bytes}
+	if d.ClientID != "" || d.Username != "" || d.CertIdentity != "" || d.Protocol != 0 || d.Persistent ||
+		len(d.Subscriptions) > 0 || d.LastAlarm != nil || d.Commands != (Commands{}) || len(d.Recent) > 0 {
+		e.x = &extra{clientID: d.ClientID, username: d.Username, certIdentity: d.CertIdentity, protocol: d.Protocol,
+			persistent: d.Persistent, subscriptions: d.Subscriptions, lastAlarm: d.LastAlarm, commands: d.Commands, recent: d.Recent}
+	}
+	return e
+}
+
+// lru is a doubly linked list of entries through their prev and next,
+// around a sentinel: front is the most recently seen.
+type lru struct {
+	root entry
+	n    int
+}
+
+func (l *lru) init() *lru { l.root.next, l.root.prev = &l.root, &l.root; return l }
+
+func (l *lru) Len() int { return l.n }
+
+func (l *lru) insertAfter(e, at *entry) {
+	e.prev, e.next = at, at.next
+	at.next.prev = e
+	at.next = e
+	l.n++
+}
+
+func (l *lru) remove(e *entry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+	l.n--
+}
+
+func (l *lru) pushFront(e *entry) { l.insertAfter(e, &l.root) }
+func (l *lru) pushBack(e *entry)  { l.insertAfter(e, l.root.prev) }
+
+func (l *lru) moveToFront(e *entry) {
+	if l.root.next == e {
+		return
+	}
+	l.remove(e)
+	l.pushFront(e)
+}
+
+// back is the least recently seen entry, nil when empty.
+func (l *lru) back() *entry {
+	if l.n == 0 {
+		return nil
+	}
+	return l.root.prev
 }
 
 // Stats counts the registry's work.
@@ -177,7 +317,7 @@ type Registry struct {
 
 	mu      sync.Mutex // guards the fields below
 	m       map[string]*entry
-	lru     *list.List // of *entry, most recently seen first
+	lru     *lru
 	dirty   map[string]struct{}
 	deleted map[string]struct{}
 	pending map[string][]Command // device → its queue, oldest first
@@ -213,7 +353,7 @@ func Open(cfg Config) (*Registry, error) {
 	}
 	r := &Registry{
 		cfg: cfg, log: cfg.Logger,
-		m: map[string]*entry{}, lru: list.New(),
+		m: map[string]*entry{}, lru: new(lru).init(),
 		dirty: map[string]struct{}{}, deleted: map[string]struct{}{},
 		pending: map[string][]Command{}, expect: map[string]Expectation{}, byReply: map[string]string{},
 		answers: make(chan Answer, 1024), wake: make(chan struct{}, 1),
@@ -287,8 +427,8 @@ func (r *Registry) load() error {
 	// Oldest last seen at the back of the LRU.
 	sort.Slice(devs, func(i, j int) bool { return devs[i].LastSeen.After(devs[j].LastSeen) })
 	for _, d := range devs {
-		e := &entry{d: d}
-		e.elem = r.lru.PushBack(e)
+		e := newEntry(d)
+		r.lru.pushBack(e)
 		r.m[d.ID] = e
 	}
 	for r.lru.Len() > r.cfg.MaxDevices {
@@ -302,18 +442,18 @@ func (r *Registry) load() error {
 func (r *Registry) touch(id string, t time.Time) *entry {
 	e, ok := r.m[id]
 	if !ok {
-		e = &entry{d: Device{ID: id, FirstSeen: t}}
-		e.elem = r.lru.PushFront(e)
+		e = &entry{id: id, first: unixNano(t)}
+		r.lru.pushFront(e)
 		r.m[id] = e
 		delete(r.deleted, id)
 		for r.lru.Len() > r.cfg.MaxDevices {
 			r.evictLocked()
 		}
-	} else if r.lru.Front() != e.elem {
-		r.lru.MoveToFront(e.elem)
+	} else {
+		r.lru.moveToFront(e)
 	}
-	if t.After(e.d.LastSeen) {
-		e.d.LastSeen = t
+	if ns := unixNano(t); ns > e.last {
+		e.last = ns
 	}
 	if _, ok := r.dirty[id]; !ok {
 		r.dirty[id] = struct{}{}
@@ -323,16 +463,15 @@ func (r *Registry) touch(id string, t time.Time) *entry {
 
 // evictLocked forgets the least recently seen device. r.mu held.
 func (r *Registry) evictLocked() {
-	back := r.lru.Back()
-	if back == nil {
+	e := r.lru.back()
+	if e == nil {
 		return
 	}
-	e := back.Value.(*entry)
-	r.lru.Remove(back)
-	delete(r.m, e.d.ID)
-	delete(r.dirty, e.d.ID)
+	r.lru.remove(e)
+	delete(r.m, e.id)
+	delete(r.dirty, e.id)
 	if r.db != nil {
-		r.deleted[e.d.ID] = struct{}{}
+		r.deleted[e.id] = struct{}{}
 	}
 	r.evicted.Add(1)
 }
@@ -351,14 +490,14 @@ type Conn struct {
 func (r *Registry) Connected(c Conn) {
 	r.mu.Lock()
 	e := r.touch(c.ClientID, c.At)
-	d := &e.d
-	d.ClientID, d.Username, d.CertIdentity, d.Protocol = c.ClientID, c.Username, c.CertIdentity, c.Protocol
-	if !c.Persistent || !d.Persistent {
+	x := e.ext()
+	x.clientID, x.username, x.certIdentity, x.protocol = c.ClientID, c.Username, c.CertIdentity, c.Protocol
+	if !c.Persistent || !x.persistent {
 		// A clean start, or a session that was not kept: mochi starts
 		// it without subscriptions.
-		d.Subscriptions = nil
+		x.subscriptions = nil
 	}
-	d.Connected, d.Persistent = true, c.Persistent
+	e.connected, x.persistent = true, c.Persistent
 	r.mu.Unlock()
 	r.notify()
 }
@@ -373,10 +512,10 @@ func (r *Registry) Disconnected(clientID string, at time.Time, expire bool) {
 		return
 	}
 	e = r.touch(clientID, at)
-	e.d.Connected = false
-	if expire {
-		e.d.Persistent = false
-		e.d.Subscriptions = nil
+	e.connected = false
+	if expire && e.x != nil {
+		e.x.persistent = false
+		e.x.subscriptions = nil
 	}
 }
 
@@ -385,20 +524,20 @@ func (r *Registry) Disconnected(clientID string, at time.Time, expire bool) {
 func (r *Registry) Subscribed(clientID string, filters []string, at time.Time) {
 	r.mu.Lock()
 	e := r.touch(clientID, at)
-	d := &e.d
+	x := e.ext()
 	for _, f := range filters {
 		found := false
-		for _, s := range d.Subscriptions {
+		for _, s := range x.subscriptions {
 			if s == f {
 				found = true
 				break
 			}
 		}
 		if !found {
-			d.Subscriptions = append(d.Subscriptions, f)
+			x.subscriptions = append(x.subscriptions, f)
 		}
 		if fleet, dev, ok := fleetDevice(f); ok && dev == clientID && !strings.ContainsAny(fleet, "+#") {
-			d.Fleet = fleet
+			e.fleet = fleet
 		}
 	}
 	r.mu.Unlock()
@@ -414,8 +553,11 @@ func (r *Registry) Unsubscribed(clientID string, filters []string, at time.Time)
 		return
 	}
 	e = r.touch(clientID, at)
-	kept := e.d.Subscriptions[:0]
-	for _, s := range e.d.Subscriptions {
+	if e.x == nil {
+		return
+	}
+	kept := e.x.subscriptions[:0]
+	for _, s := range e.x.subscriptions {
 		drop := false
 		for _, f := range filters {
 			if s == f {
@@ -427,7 +569,7 @@ func (r *Registry) Unsubscribed(clientID string, filters []string, at time.Time)
 			kept = append(kept, s)
 		}
 	}
-	e.d.Subscriptions = kept
+	e.x.subscriptions = kept
 }
 
 // Publish describes a message a device published.
@@ -445,20 +587,20 @@ type Publish struct {
 func (r *Registry) Published(p Publish) {
 	r.mu.Lock()
 	e := r.touch(p.Device, p.At)
-	d := &e.d
-	if p.Fleet != "" && d.Fleet != p.Fleet {
-		d.Fleet = p.Fleet
+	if p.Fleet != "" && e.fleet != p.Fleet {
+		e.fleet = p.Fleet
 	}
-	d.Messages.add(p.Lane, 1)
-	d.Bytes.add(p.Lane, int64(p.Bytes))
+	e.msgs.add(p.Lane, 1)
+	e.bytes.add(p.Lane, int64(p.Bytes))
 	if p.Lane == spool.Alarm {
-		if d.LastAlarm == nil {
-			d.LastAlarm = &Alarm{}
+		x := e.ext()
+		if x.lastAlarm == nil {
+			x.lastAlarm = &Alarm{}
 		}
-		if d.LastAlarm.Topic != p.Topic {
-			d.LastAlarm.Topic = p.Topic
+		if x.lastAlarm.Topic != p.Topic {
+			x.lastAlarm.Topic = p.Topic
 		}
-		d.LastAlarm.At = p.At
+		x.lastAlarm.At = p.At
 	}
 	r.mu.Unlock()
 }
@@ -489,7 +631,7 @@ func (r *Registry) Get(id string) (Device, bool) {
 	if !ok {
 		return Device{}, false
 	}
-	return e.d.clone(), true
+	return e.device(), true
 }
 
 // CountCommand adds n to one of a device's command counts (status is
@@ -503,7 +645,7 @@ func (r *Registry) CountCommand(id string, status Status, n int64) {
 	} else if _, ok := r.dirty[id]; !ok {
 		r.dirty[id] = struct{}{}
 	}
-	c := &e.d.Commands
+	c := &e.ext().commands
 	switch status {
 	case StatusQueued:
 		c.Pending += n
@@ -518,10 +660,65 @@ func (r *Registry) CountCommand(id string, status Status, n int64) {
 	}
 }
 
+// Track records a command's latest status on its device's page
+// (Device.Recent), creating the device if it is new. A status never
+// replaces a later one: acked stays acked when a delivered status is
+// written after it. An empty name keeps the one known.
+func (r *Registry) Track(device string, s CommandState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.m[device]
+	if !ok {
+		e = r.touch(device, s.At)
+	} else if _, ok := r.dirty[device]; !ok {
+		r.dirty[device] = struct{}{}
+	}
+	rs := e.ext().recent
+	for i := range rs {
+		if rs[i].ID != s.ID {
+			continue
+		}
+		if s.Name == "" {
+			s.Name = rs[i].Name
+		}
+		if rank(s.Status) >= rank(rs[i].Status) {
+			rs[i] = s
+		}
+		return
+	}
+	if len(rs) < MaxRecentCommands {
+		rs = append(rs, CommandState{})
+	}
+	copy(rs[1:], rs)
+	rs[0] = s
+	e.x.recent = rs
+}
+
+// rank orders statuses along a command's life: a status of lower rank
+// arriving late (status records of one command are written by different
+// paths) does not hide a later one.
+func rank(s Status) int {
+	switch s {
+	case StatusSent:
+		return 0
+	case StatusQueued:
+		return 1
+	case StatusDelivered:
+		return 2
+	default: // acked, expired, rejected: final
+		return 3
+	}
+}
+
 // Stats returns the registry's counters.
 func (r *Registry) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.statsLocked()
+}
+
+// statsLocked: r.mu held.
+func (r *Registry) statsLocked() Stats {
 	return Stats{
 		Devices: len(r.m), Evicted: r.evicted.Load(), Pending: r.pendN, PendingBytes: r.pendB,
 		Flushes: r.flushes.Load(), FlushErrors: r.flushErrs.Load(), Expectations: len(r.expect),
@@ -564,40 +761,77 @@ func (r *Registry) flushLoop() {
 	}
 }
 
-// Flush writes the devices changed since the last flush, in one
-// transaction (one fsync). A failed write keeps them marked for the next.
+// flushChunk is how many devices one flush transaction writes at most:
+// a flush after many devices changed (an edge restart, a fleet
+// reconnecting) costs a few small transactions instead of one that holds
+// every device's JSON and bbolt's copy of it in memory at once.
+const flushChunk = 1024
+
+// Flush writes the devices changed since the last flush, in transactions
+// of at most flushChunk devices (one fsync each), keys in order. A failed
+// write keeps its devices marked for the next.
 func (r *Registry) Flush() error {
 	if r.db == nil {
 		return nil
 	}
 	r.mu.Lock()
-	if len(r.dirty) == 0 && len(r.deleted) == 0 {
-		r.mu.Unlock()
-		return nil
-	}
-	type kv struct {
-		k string
-		v []byte
-	}
-	puts := make([]kv, 0, len(r.dirty))
-	for id := range r.dirty {
-		if e, ok := r.m[id]; ok {
-			b, err := json.Marshal(&e.d)
-			if err != nil {
-				r.mu.Unlock()
-				return fmt.Errorf("registry: device %q: %w", id, err)
+	rounds := len(r.dirty)/flushChunk + 1
+	r.mu.Unlock()
+	for range rounds {
+		puts, dels, more, err := r.takeDirty(flushChunk)
+		if err != nil {
+			return err
+		}
+		if len(puts) > 0 || len(dels) > 0 {
+			if err := r.write(puts, dels); err != nil {
+				return err
 			}
-			puts = append(puts, kv{id, b})
+		}
+		if !more {
+			break
 		}
 	}
-	dels := make([]string, 0, len(r.deleted))
+	return nil
+}
+
+type kv struct {
+	k string
+	v []byte
+}
+
+// takeDirty takes up to n changed devices, encoded and sorted by id, and
+// every deleted id; more says changed devices remain.
+func (r *Registry) takeDirty(n int) (puts []kv, dels []string, more bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	puts = make([]kv, 0, min(n, len(r.dirty)))
+	for id := range r.dirty {
+		if len(puts) == n {
+			break
+		}
+		delete(r.dirty, id)
+		e, ok := r.m[id]
+		if !ok {
+			continue
+		}
+		d := stored(e.device())
+		b, err := json.Marshal(&d)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("registry: device %q: %w", id, err)
+		}
+		puts = append(puts, kv{id, b})
+	}
 	for id := range r.deleted {
 		dels = append(dels, id)
 	}
-	r.dirty = map[string]struct{}{}
-	r.deleted = map[string]struct{}{}
-	r.mu.Unlock()
+	clear(r.deleted)
+	sort.Slice(puts, func(i, j int) bool { return puts[i].k < puts[j].k })
+	return puts, dels, len(r.dirty) > 0, nil
+}
 
+// write stores puts and dels in one transaction; on failure it marks
+// them again for the next flush.
+func (r *Registry) write(puts []kv, dels []string) error {
 	err := r.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketDevices)
 		for _, p := range puts {

@@ -3,10 +3,12 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -224,5 +226,97 @@ func BenchmarkPublished(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		r.Published(Publish{Device: devs[i%len(devs)], Fleet: "f", Topic: "f/x/t", Bytes: 100, At: now})
+	}
+}
+
+// TestTopKMatchesSort: the bounded heap List uses for a first page gives
+// the same devices in the same order as sorting them all.
+func TestTopKMatchesSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	less := func(a, b listKey) bool {
+		if a.v != b.v {
+			return a.v > b.v
+		}
+		return a.id < b.id
+	}
+	for _, n := range []int{0, 1, 7, 100, 1000} {
+		for _, k := range []int{0, 1, 5, 100, n} {
+			if k > n {
+				continue
+			}
+			xs := make([]listKey, n)
+			for i := range xs {
+				xs[i] = listKey{id: fmt.Sprintf("d%04d", i), v: int64(rng.IntN(50))}
+			}
+			want := append([]listKey(nil), xs...)
+			sort.Slice(want, func(i, j int) bool { return less(want[i], want[j]) })
+			got := topK(xs, k, less)
+			if len(got) != k {
+				t.Fatalf("n %d k %d: got %d keys, want %d", n, k, len(got), k)
+			}
+			for i := range got {
+				if got[i].id != want[i].id {
+					t.Fatalf("n %d k %d: key %d: got %s, want %s", n, k, i, got[i].id, want[i].id)
+				}
+			}
+		}
+	}
+}
+
+func TestTrackKeepsLatestStatusNewestFirst(t *testing.T) {
+	r, err := Open(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	now := time.Now()
+	r.Track("d1", CommandState{ID: "c1", Name: "reboot", Status: StatusSent, At: now})
+	r.Track("d1", CommandState{ID: "c1", Status: StatusAcked, At: now})
+	r.Track("d1", CommandState{ID: "c1", Status: StatusDelivered, At: now}) // late: does not hide acked
+	for i := 0; i < MaxRecentCommands+3; i++ {
+		r.Track("d1", CommandState{ID: fmt.Sprintf("n%d", i), Status: StatusQueued, At: now})
+	}
+	d, _ := r.Get("d1")
+	if len(d.Recent) != MaxRecentCommands {
+		t.Fatalf("got %d recent commands, want %d", len(d.Recent), MaxRecentCommands)
+	}
+	if got, want := d.Recent[0].ID, fmt.Sprintf("n%d", MaxRecentCommands+2); got != want {
+		t.Errorf("newest: got %s, want %s", got, want)
+	}
+	r.Track("d2", CommandState{ID: "c1", Name: "reboot", Status: StatusSent, At: now})
+	r.Track("d2", CommandState{ID: "c1", Status: StatusAcked, At: now})
+	r.Track("d2", CommandState{ID: "c1", Status: StatusDelivered, At: now})
+	d, _ = r.Get("d2")
+	if len(d.Recent) != 1 || d.Recent[0].Status != StatusAcked || d.Recent[0].Name != "reboot" {
+		t.Errorf("got %+v, want c1 acked, named reboot", d.Recent)
+	}
+}
+
+func TestRepliedMatchesMQTT311Answer(t *testing.T) {
+	r, err := Open(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Expect(Expectation{ID: "cmd-7", Device: "d1", ResponseTopic: "f/d1/cmd/reply", CorrelationData: []byte("cmd-7"), Deadline: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		topic, payload string
+		want           bool
+	}{
+		{"f/d1/cmd/reply", `{"id":"cmd-8","ok":true}`, false},
+		{"f/d1/cmd/other", `{"id":"cmd-7"}`, false},
+		{"f/d1/cmd/reply", `not json`, false},
+		{"f/d2/cmd/reply", `{"id":"cmd-7"}`, false},
+		{"f/d1/cmd/reply", `{"command_id":"cmd-7","ok":true}`, true},
+	} {
+		if got := r.Replied("d1", tc.topic, []byte(tc.payload), time.Now()); got != tc.want {
+			t.Errorf("%s %s: got %v, want %v", tc.topic, tc.payload, got, tc.want)
+		}
+	}
+	a := <-r.Answers()
+	if a.ID != "cmd-7" || string(a.Payload) != `{"command_id":"cmd-7","ok":true}` {
+		t.Errorf("got answer %+v, want cmd-7 with its payload", a)
 	}
 }

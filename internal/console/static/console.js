@@ -47,7 +47,7 @@ const fluxo = (() => {
     const u = ["B", "KiB", "MiB", "GiB", "TiB"];
     let i = 0;
     while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-    return (i === 0 ? n : n.toFixed(1)) + " " + u[i];
+    return (i === 0 ? Math.round(n) : n.toFixed(1)) + " " + u[i];
   }
 
   function num(n, digits) {
