@@ -507,11 +507,10 @@ func (r *Registry) Connected(c Conn) {
 func (r *Registry) Disconnected(clientID string, at time.Time, expire bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e, ok := r.m[clientID]
-	if !ok {
+	if _, ok := r.m[clientID]; !ok {
 		return
 	}
-	e = r.touch(clientID, at)
+	e := r.touch(clientID, at)
 	e.connected = false
 	if expire && e.x != nil {
 		e.x.persistent = false
@@ -548,11 +547,10 @@ func (r *Registry) Subscribed(clientID string, filters []string, at time.Time) {
 func (r *Registry) Unsubscribed(clientID string, filters []string, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e, ok := r.m[clientID]
-	if !ok {
+	if _, ok := r.m[clientID]; !ok {
 		return
 	}
-	e = r.touch(clientID, at)
+	e := r.touch(clientID, at)
 	if e.x == nil {
 		return
 	}
