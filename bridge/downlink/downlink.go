@@ -147,6 +147,14 @@ type Config struct {
 	// Topic; by default it starts at the end (an edge new to the core
 	// does not replay old commands). A group that committed resumes.
 	FromStart bool
+	// StartAfter, without FromStart, makes a new consumer group start at
+	// the first command recorded at or after this time rather than at
+	// the end: the end is read when the group is first assigned a
+	// partition, seconds after the edge starts, and a command produced
+	// in between would otherwise be skipped. The forwarder sets it to
+	// the edge's first start (kept in its spool directory), less a margin
+	// for the producers' clocks.
+	StartAfter time.Time
 	// Registry, when set, tells which devices can take a command now and
 	// keeps the others' commands (the edge). Without one, a command goes
 	// out when its topic is known and is rejected otherwise.
@@ -220,8 +228,11 @@ func New(cfg Config, pub Publisher, resolve Resolver) (*Downlink, error) {
 		cfg.RetryInterval = DefaultRetryInterval
 	}
 	reset := kgo.NewOffset().AtEnd()
-	if cfg.FromStart {
+	switch {
+	case cfg.FromStart:
 		reset = kgo.NewOffset().AtStart()
+	case !cfg.StartAfter.IsZero():
+		reset = kgo.NewOffset().AfterMilli(cfg.StartAfter.UnixMilli())
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),

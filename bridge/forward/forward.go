@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -157,7 +160,15 @@ func (f *Forwarder) Start(pub downlink.Publisher) error {
 		if f.fleets != nil {
 			resolve = f.fleets.lookup
 		}
-		d, err := downlink.New(*f.cfg.Downlink, pub, resolve)
+		dc := *f.cfg.Downlink
+		if !dc.FromStart && dc.StartAfter.IsZero() {
+			first, err := firstStart(f.cfg.SpoolDir, time.Now())
+			if err != nil {
+				return fmt.Errorf("forward: %w", err)
+			}
+			dc.StartAfter = first.Add(-commandClockMargin)
+		}
+		d, err := downlink.New(dc, pub, resolve)
 		if err != nil {
 			return fmt.Errorf("forward: %w", err)
 		}
@@ -381,4 +392,34 @@ func (f *fleets) lookup(device string) (string, bool) {
 	defer f.mu.RUnlock()
 	v, ok := f.m[device]
 	return v, ok
+}
+
+// commandClockMargin is how far before the edge's first start a new
+// downlink group begins reading commands: room for a producer whose
+// clock is behind the edge's. A command that old is at worst delivered
+// (or expired) once more than needed, never skipped.
+const commandClockMargin = time.Minute
+
+// firstStartFile keeps, in the spool directory, when this edge first
+// started (unix milliseconds).
+const firstStartFile = "first-start"
+
+// firstStart returns when the edge keeping its spool in dir first
+// started, recording now if this is that start.
+func firstStart(dir string, now time.Time) (time.Time, error) {
+	path := filepath.Join(dir, firstStartFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		ms, perr := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if perr == nil {
+			return time.UnixMilli(ms), nil
+		}
+		// A torn write: this start stands in for the first.
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return time.Time{}, fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, []byte(strconv.FormatInt(now.UnixMilli(), 10)+"\n"), 0o644); err != nil {
+		return time.Time{}, fmt.Errorf("cannot record the first start: %w", err)
+	}
+	return now, nil
 }

@@ -217,7 +217,7 @@ a user listed without a password authenticates by certificate only.`,
 	f.StringVar(&cfg.Downlink.Topic, "commands-topic", cfg.Downlink.Topic, "core topic with commands for devices")
 	f.StringVar(&cfg.Downlink.AcksTopic, "command-acks-topic", cfg.Downlink.AcksTopic, "core topic for the commands' status records (queued, delivered, acked, expired, rejected) and answers")
 	f.DurationVar(&cfg.Downlink.TTL, "command-ttl", cfg.Downlink.TTL, "a command's lifetime from its record time, unless its expires_ms header says otherwise")
-	f.StringVar(&commandsFrom, "commands-from", "end", "where an edge new to the core starts reading commands: end (only new ones) or start")
+	f.StringVar(&commandsFrom, "commands-from", "end", "where an edge new to the core starts reading commands: end (those recorded from its first start on) or start (the whole topic)")
 	f.BoolVar(&registryOn, "registry", true, "keep a device registry (spool dir/devices.db), served at /api/devices; commands wait in it for devices not subscribed yet")
 	f.IntVar(&cfg.Devices.MaxDevices, "max-devices", cfg.Devices.MaxDevices, "devices the registry keeps; beyond, the least recently seen is forgotten (counted as evicted)")
 	f.IntVar(&cfg.Devices.MaxPending, "max-queued-commands", cfg.Devices.MaxPending, "commands waiting at the edge for their devices, all devices together; beyond, a command is rejected")
