@@ -54,10 +54,17 @@ func (c *Cluster) noteContact() {
 // check, made every tenth of Timers.RaftHeartbeat: a node cut off from
 // the majority sees it grow without bound, one in a healthy cluster sees
 // it stay below a heartbeat interval, and every node sees it grow while
-// the cluster elects a new leader. It counts from Open until the first
-// contact. It is cheap (an atomic load), fit for every request.
+// the cluster elects a new leader. Before the first contact it is 0: a
+// node that never reached the leader has not caught up, so it serves
+// nothing to step down from (the core waits for that before serving
+// Kafka), and a slow first election must not read as a lost quorum. It
+// is cheap (an atomic load), fit for every request.
 func (c *Cluster) LastContact() time.Duration {
-	return max(0, time.Since(c.born)-time.Duration(c.contact.Load()))
+	at := c.contact.Load()
+	if at == 0 {
+		return 0
+	}
+	return max(0, time.Since(c.born)-time.Duration(at))
 }
 
 // CatchUp waits until this node has applied everything the Raft leader
