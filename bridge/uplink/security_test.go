@@ -2,15 +2,11 @@ package uplink
 
 import (
 	"context"
-	"crypto/tls"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/fluxo-io/fluxo/internal/pki/pkitest"
 )
@@ -20,30 +16,9 @@ import (
 // mechanism and over mutual TLS.
 func TestSecureBrokers(t *testing.T) {
 	b := pkitest.New(t, "edge-1")
-	for _, tc := range []struct {
-		name       string
-		clientAuth tls.ClientAuthType
-		method     string // kfake's name of the mechanism; "" for no SASL
-		mech       sasl.Mechanism
-		clientCert bool
-	}{
-		{name: "SASL_SSL PLAIN", method: "PLAIN", mech: plain.Auth{User: "edge", Pass: "s3cret"}.AsMechanism()},
-		{name: "SASL_SSL SCRAM-SHA-256", method: "SCRAM-SHA-256", mech: scram.Auth{User: "edge", Pass: "s3cret"}.AsSha256Mechanism()},
-		{name: "SASL_SSL SCRAM-SHA-512", method: "SCRAM-SHA-512", mech: scram.Auth{User: "edge", Pass: "s3cret"}.AsSha512Mechanism()},
-		{name: "mTLS", clientAuth: tls.RequireAndVerifyClientCert, clientCert: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			opts := []kfake.Opt{kfake.NumBrokers(1), kfake.TLS(b.ServerTLS(t, tc.clientAuth)),
-				kfake.SeedTopics(4, "telemetry", "alarms")}
-			if tc.method != "" {
-				opts = append(opts, kfake.EnableSASL(), kfake.Superuser(tc.method, "edge", "s3cret"))
-			}
-			kc, err := kfake.NewCluster(opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer kc.Close()
-			addr := kc.ListenAddrs()[0]
+	for _, tc := range pkitest.Cases() {
+		t.Run(tc.Name, func(t *testing.T) {
+			addr := b.Kfake(t, tc, kfake.SeedTopics(4, "telemetry", "alarms"))
 
 			dir := t.TempDir()
 			sp := openSpool(t, dir)
@@ -55,8 +30,8 @@ func TestSecureBrokers(t *testing.T) {
 			cfg.RetryBackoff = 20 * time.Millisecond
 			cfg.MaxRetryBackoff = 200 * time.Millisecond
 			cfg.RequestTimeout = 5 * time.Second
-			cfg.TLS = b.ClientTLS(t, tc.clientCert)
-			cfg.SASL = tc.mech
+			cfg.TLS = b.ClientTLS(t, tc.ClientCert)
+			cfg.SASL = tc.Mech
 			u, err := New(cfg, sp)
 			if err != nil {
 				t.Fatal(err)
@@ -69,11 +44,7 @@ func TestSecureBrokers(t *testing.T) {
 			cancel()
 			<-done
 
-			copts := []kgo.Opt{kgo.DialTLSConfig(b.ClientTLS(t, tc.clientCert))}
-			if tc.mech != nil {
-				copts = append(copts, kgo.SASL(tc.mech))
-			}
-			if got := countRecords(t, addr, tel+alarms, copts...); got != tel+alarms {
+			if got := countRecords(t, addr, tel+alarms, b.ClientOpts(t, tc)...); got != tel+alarms {
 				t.Fatalf("got %d records, want %d", got, tel+alarms)
 			}
 		})
