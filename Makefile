@@ -40,14 +40,18 @@ build: ## build bin/fluxo for this machine, stamped with version, commit and dat
 demo: ## run the demo: simulated devices → edge → core → consumer, live view (DEMO_ARGS=--duration 0 runs until Ctrl-C)
 	$(GO) run ./cmd/fluxo demo $(DEMO_ARGS)
 
-test: ## go vet, all tests, then the race detector on RACE_PKGS
+test: ## go vet, then every package's tests once: RACE_PKGS under the race detector (when a C compiler is present), the rest without
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
-	@if command -v "$$(CGO_ENABLED=1 $(GO) env CC)" >/dev/null; then \
+	@race_pkgs=$$($(GO) list $(RACE_PKGS)); \
+	if command -v "$$(CGO_ENABLED=1 $(GO) env CC)" >/dev/null; then \
+		other_pkgs=$$($(GO) list ./... | grep -vxF -f <(echo "$$race_pkgs") || true); \
+		echo "$(GO) test -count=1 (every package outside RACE_PKGS)"; \
+		$(GO) test -count=1 $$other_pkgs; \
 		echo "CGO_ENABLED=1 $(GO) test -race -count=1 $(RACE_PKGS)"; \
-		CGO_ENABLED=1 $(GO) test -race -count=1 $(RACE_PKGS); \
+		CGO_ENABLED=1 $(GO) test -race -count=1 $$race_pkgs; \
 	else \
-		echo "make test: skipping the race detector: it needs a C compiler (apt-get install gcc)"; \
+		echo "make test: no C compiler (apt-get install gcc): RACE_PKGS run without the race detector"; \
+		$(GO) test -count=1 ./...; \
 	fi
 
 e2e: ## end-to-end tests (build tag e2e); need the Debian packages .ci/run installs

@@ -158,6 +158,7 @@ func startCutCluster(t *testing.T, n int) (*testCluster, *testNet) {
 // new leader; after the heal the broker follows again, and every
 // acknowledged record is in the topic exactly once.
 func TestClusterCutOffLeaderStepsDown(t *testing.T) {
+	t.Parallel() // waits on failure detection: overlap it with the other cluster tests
 	tc, tn := startCutCluster(t, 3)
 	const topic = "cut"
 	adm := kadm.NewClient(tc.client())
