@@ -14,6 +14,8 @@ DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 
 CHAOS_KILLS ?= 10
+# End-to-end tests mostly wait on processes and timers: run this many at once.
+E2E_PARALLEL ?= 4
 RACE_PKGS  ?= ./core/... ./bridge/... ./edge/... ./devices/...
 FUZZ_PKGS  ?= ./...
 FUZZTIME   ?= 30s
@@ -56,7 +58,7 @@ test: ## go vet, then every package's tests once: RACE_PKGS under the race detec
 
 e2e: ## end-to-end tests (build tag e2e); need the Debian packages .ci/run installs
 	$(GO) vet -tags e2e ./e2e/...
-	$(GO) test -count=1 -tags e2e ./e2e/...
+	$(GO) test -count=1 -tags e2e -parallel $(E2E_PARALLEL) -timeout 30m ./e2e/...
 
 console-screenshots: ## run the console's browser tests (needs chromium) and copy their screenshots to docs/console-*.png
 	mkdir -p docs

@@ -37,6 +37,7 @@ const (
 // consume round trip with and without snappy, and confluent-kafka-python for
 // an idempotent producer and a cooperative-sticky consumer group.
 func TestKafkaClients(t *testing.T) {
+	t.Parallel()
 	needKcat(t)
 	needConfluentKafka(t)
 	core := startCore(t, buildFluxo(t))
