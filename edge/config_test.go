@@ -71,7 +71,7 @@ func TestNewFillsDefaults(t *testing.T) {
 	}
 	caps := e.srv.Options.Capabilities
 	if caps.MaximumPacketSize != DefaultMaxPacketSize || caps.MaximumSessionExpiryInterval != uint32(DefaultMaxSessionExpiry/time.Second) ||
-		caps.MaximumClients != DefaultMaxClients || caps.ReceiveMaximum != DefaultReceiveMaximum || caps.MaximumInflight != DefaultMaxInflight {
+		e.cfg.MaxClients != DefaultMaxClients || caps.ReceiveMaximum != DefaultReceiveMaximum || caps.MaximumInflight != DefaultMaxInflight {
 		t.Fatalf("got capabilities %+v, want the defaults", caps)
 	}
 }

@@ -122,6 +122,12 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		e.refuseConnect(cl, packets.ErrServerUnavailable)
 		return packets.ErrServerUnavailable
 	}
+	if code, reason := e.admit(); reason != "" {
+		e.metrics.connRefusals.WithLabelValues(reason).Inc()
+		e.plog.Debug().Str("client", cl.ID).Str("reason", reason).Msg("connection refused: busy")
+		e.refuseConnect(cl, code)
+		return code
+	}
 	user := string(cl.Properties.Username)
 	reason := ""
 	if cert := peerCertificate(cl.Net.Conn); cert != nil {
@@ -181,7 +187,7 @@ func (e *Edge) refuseConnect(cl *mqtt.Client, code packets.Code) {
 			code = packets.ErrMalformedUsernameOrPassword // 0x04
 		case packets.ErrNotAuthorized:
 			code = packets.Err3NotAuthorized // 0x05
-		case packets.ErrServerUnavailable:
+		case packets.ErrServerUnavailable, packets.ErrServerBusy, packets.ErrQuotaExceeded:
 			code = packets.Err3ServerUnavailable // 0x03
 		}
 	}
