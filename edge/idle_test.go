@@ -3,10 +3,12 @@ package edge
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
 	paho5 "github.com/eclipse/paho.golang/paho"
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -179,4 +181,66 @@ func TestMaxClientsCounted(t *testing.T) {
 		return metricValue(t, reg, "fluxo_edge_clients_connected", nil) == 1
 	})
 	mustConnect3(t, tcpURL(e.Addr()), "fifth", nil)
+}
+
+// storedIDs returns the ids of the client records in the state file.
+func storedIDs(t *testing.T, e *Edge) []string {
+	t.Helper()
+	cs, err := e.store.StoredClients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, c := range cs {
+		ids = append(ids, c.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Clean sessions leave no record in the state file; persistent ones do,
+// and a record is still replaced and deleted when its client comes back
+// with a clean session, before and after a restart.
+func TestCleanSessionsNotStored(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t)
+	cfg.StateDir = dir
+	e := startEdge(t, cfg, &recSink{})
+	clean := func(on bool) func(*paho.ClientOptions) {
+		return func(o *paho.ClientOptions) { o.SetCleanSession(on) }
+	}
+	c := mustConnect3(t, tcpURL(e.Addr()), "clean-1", clean(true))
+	// mochi writes a record after the CONNACK, on the goroutine that
+	// then reads the SUBSCRIBE: after the SUBACK, it is written.
+	if tok := c.Subscribe("fleet/clean-1/cmd", 1, nil); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	if got := storedIDs(t, e); len(got) != 0 {
+		t.Fatalf("a clean session connected: got records %v, want none", got)
+	}
+	c.Disconnect(100)
+	p := mustConnect3(t, tcpURL(e.Addr()), "kept-1", clean(false))
+	mustConnect3(t, tcpURL(e.Addr()), "kept-2", clean(false)).Disconnect(100)
+	// mochi writes the record after the CONNACK.
+	testutil.Eventually(t, "records of kept-1 and kept-2", func() bool {
+		return slices.Equal(storedIDs(t, e), []string{"kept-1", "kept-2"})
+	})
+	if got := storedIDs(t, e); !slices.Equal(got, []string{"kept-1", "kept-2"}) {
+		t.Fatalf("persistent sessions: got records %v, want [kept-1 kept-2] (clean-1 left none)", got)
+	}
+	p.Disconnect(100)
+	mustConnect3(t, tcpURL(e.Addr()), "kept-1", clean(true)).Disconnect(100)
+	testutil.Eventually(t, "kept-1's record deleted after its clean session", func() bool {
+		return slices.Equal(storedIDs(t, e), []string{"kept-2"})
+	})
+	e.Close()
+
+	e = startEdge(t, cfg, &recSink{})
+	if got := storedIDs(t, e); !slices.Equal(got, []string{"kept-2"}) {
+		t.Fatalf("after a restart: got records %v, want [kept-2]", got)
+	}
+	mustConnect3(t, tcpURL(e.Addr()), "kept-2", clean(true)).Disconnect(100)
+	testutil.Eventually(t, "kept-2's record deleted after its clean session", func() bool {
+		return len(storedIDs(t, e)) == 0
+	})
 }
