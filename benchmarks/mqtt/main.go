@@ -174,7 +174,7 @@ func main() {
 	flag.IntVar(&o.idleDevices, "idle-devices", 10000, "idle and storm phases: devices connected")
 	flag.StringVar(&idleTargets, "idle-targets", "edge,edge-noregistry,mochi,mosquitto", "idle phase: targets, in the order run")
 	flag.DurationVar(&o.idleSettle, "idle-settle", 5*time.Second, "idle phase: wait between the last connection and the RSS reading")
-	flag.Float64Var(&o.stormRate, "storm-rate", 2000, "storm phase: --max-connect-rate of the second storm (0: only the storm without)")
+	flag.Float64Var(&o.stormRate, "storm-rate", 1000, "storm phase: --max-connect-rate of the second storm (0: only the storm without)")
 	flag.Parse()
 	o.uplinkPartitions = int32(uplinkPartitions)
 

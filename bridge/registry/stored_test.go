@@ -18,8 +18,8 @@ func fullDevice() Device {
 		FirstSeen: at, LastSeen: at.Add(time.Minute), Connected: true, Persistent: true,
 		Subscriptions: []string{"cars/c-1/cmd", "cars/+/all"},
 		Messages:      Counts{Telemetry: 12, Alarm: 3}, Bytes: Counts{Telemetry: 1 << 40, Alarm: 7},
-		LastAlarm:     &Alarm{Topic: "cars/c-1/alarm/fire", At: at.Add(time.Second)},
-		Commands:      Commands{Pending: 1, Delivered: 2, Acked: 3, Expired: 4, Rejected: 5},
+		LastAlarm: &Alarm{Topic: "cars/c-1/alarm/fire", At: at.Add(time.Second)},
+		Commands:  Commands{Pending: 1, Delivered: 2, Acked: 3, Expired: 4, Rejected: 5},
 		Recent: []CommandState{
 			{ID: "k2", Name: "unlock", Status: StatusDelivered, At: at.Add(2 * time.Second)},
 			{ID: "k1", Status: StatusRejected, Reason: "no topic", At: at},
