@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"slices"
@@ -243,4 +244,29 @@ func TestCleanSessionsNotStored(t *testing.T) {
 	testutil.Eventually(t, "kept-2's record deleted after its clean session", func() bool {
 		return len(storedIDs(t, e)) == 0
 	})
+}
+
+// A client that does not read has its write queue fill up: messages to
+// it are then dropped, and counted.
+func TestWritesDroppedCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := testConfig(t)
+	cfg.Registerer = reg
+	cfg.MaxWritesPending = 1
+	e := startEdge(t, cfg, &recSink{})
+	c := dialRaw(t, e.Addr())
+	c.connect(4, "slow", "", "")
+	c.send(packet(0x82, []byte{0, 1}, str("slow/in"), []byte{0}))
+	c.expectAck(0x90, 1, -1)
+	// The client reads nothing more: once the socket's buffers are full,
+	// mochi's writer blocks and its queue of one fills.
+	payload := bytes.Repeat([]byte("x"), 64<<10)
+	for i := 0; i < 1000 && metricValue(t, reg, "fluxo_edge_writes_dropped_total", nil) == 0; i++ {
+		if err := e.Publish("slow/in", payload, 0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := metricValue(t, reg, "fluxo_edge_writes_dropped_total", nil); got == 0 {
+		t.Fatalf("after 64 MiB to a client that reads nothing: got %v messages dropped, want some", got)
+	}
 }

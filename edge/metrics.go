@@ -38,6 +38,9 @@ type metrics struct {
 	// connRefusals counts connections refused by Config.MaxConnectRate
 	// and Config.MaxClients, by reason.
 	connRefusals *prometheus.CounterVec
+	// writesDropped counts messages to clients dropped on a full write
+	// queue (Config.MaxWritesPending).
+	writesDropped prometheus.Counter
 
 	reg        prometheus.Registerer
 	collectors []prometheus.Collector
@@ -69,6 +72,10 @@ func newMetrics(reg prometheus.Registerer, clients, bytesIn func() float64) (*me
 			Name: "fluxo_edge_connections_refused_total",
 			Help: "MQTT connections refused because the edge was busy, by reason: rate (--max-connect-rate) or max_clients (--max-clients).",
 		}, []string{"reason"}),
+		writesDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fluxo_edge_writes_dropped_total",
+			Help: "Messages to MQTT clients dropped because the client's write queue (--max-writes-pending) was full.",
+		}),
 		reg: reg,
 	}
 	for q := range 3 {
@@ -85,7 +92,7 @@ func newMetrics(reg prometheus.Registerer, clients, bytesIn func() float64) (*me
 		return m, nil
 	}
 	m.collectors = []prometheus.Collector{
-		pub, fail, m.denials, m.unrouted, m.headerRefusals, m.connRefusals,
+		pub, fail, m.denials, m.unrouted, m.headerRefusals, m.connRefusals, m.writesDropped,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "fluxo_edge_clients_connected",
 			Help: "MQTT clients connected now.",
