@@ -45,6 +45,6 @@ func logFileLimit(log zerolog.Logger, what string) uint64 {
 		ceiling = soft - filesReserved
 	}
 	log.Info().Uint64("nofile", soft).Uint64("nofile_hard", hard).Uint64(what+"_max", ceiling).
-		Msgf("open file limit %d: %s at most %d", soft, what, ceiling)
+		Msg("open file limit: " + what + "_max connections at most")
 	return ceiling
 }
