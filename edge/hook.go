@@ -31,10 +31,20 @@ func (h *hook) ID() string { return "fluxo-edge" }
 func (h *hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSubscribe,
-		mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnPacketRead, mqtt.OnPacketEncode:
+		mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnPublishDropped:
 		return true
 	}
 	return false
+}
+
+// OnPublishDropped counts a message to a client that mochi dropped
+// because the client's write queue (Config.MaxWritesPending) was full: a
+// client that does not read fast enough. A QoS 1/2 message is dropped
+// from the session too (server.go lines 1101-1110).
+func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.e.metrics.writesDropped.Inc()
+	h.e.plog.Warn().Str("client", cl.ID).Str("topic", pk.TopicName).Uint8("qos", pk.FixedHeader.Qos).
+		Msg("message to client dropped: its write queue is full")
 }
 
 // access is what a client may do: everything, or what its ACL says.
@@ -122,6 +132,12 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		e.refuseConnect(cl, packets.ErrServerUnavailable)
 		return packets.ErrServerUnavailable
 	}
+	if code, reason := e.admit(); reason != "" {
+		e.metrics.connRefusals.WithLabelValues(reason).Inc()
+		e.plog.Debug().Str("client", cl.ID).Str("reason", reason).Msg("connection refused: busy")
+		e.refuseConnect(cl, code)
+		return code
+	}
 	user := string(cl.Properties.Username)
 	reason := ""
 	if cert := peerCertificate(cl.Net.Conn); cert != nil {
@@ -181,7 +197,7 @@ func (e *Edge) refuseConnect(cl *mqtt.Client, code packets.Code) {
 			code = packets.ErrMalformedUsernameOrPassword // 0x04
 		case packets.ErrNotAuthorized:
 			code = packets.Err3NotAuthorized // 0x05
-		case packets.ErrServerUnavailable:
+		case packets.ErrServerUnavailable, packets.ErrServerBusy, packets.ErrQuotaExceeded:
 			code = packets.Err3ServerUnavailable // 0x03
 		}
 	}

@@ -116,6 +116,9 @@ func (g *guarded) Serve(establish listeners.EstablishFn) {
 			c.Close()
 			return errClosing
 		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			c = newBufConn(tc) // mochi's own read buffer is tiny (idleconn.go)
+		}
 		fr := &firstRead{Conn: c, started: g.gate.starting.Done}
 		defer fr.once.Do(fr.started) // mochi never read it
 		c = fr

@@ -44,6 +44,11 @@
 //     an edge with --registry=false against one with it, each taught
 //     -registry-devices devices, under a QoS 1 flood, with GET
 //     /api/devices timed during it (registry.go).
+//   - idle and storm (not in the default -phases): the RSS of
+//     -idle-devices silent devices on the edge, the edge without its
+//     registry, the bare mochi server and Mosquitto; and the time -idle-devices
+//     devices take to be back on a restarted edge, with and without
+//     --max-connect-rate (idle.go).
 //
 // Everything listens on 127.0.0.1 ports that were free at start; data
 // goes to a temporary directory that is removed at the end. Every process
@@ -59,6 +64,8 @@
 //	go run ./benchmarks/mqtt -in-process -trace trace.out -phases latency
 //	go run ./benchmarks/mqtt -phases uplink -uplink-rounds 3
 //	go run ./benchmarks/mqtt -phases registry -publishers 20 -rounds 3
+//	go run ./benchmarks/mqtt -phases idle,storm -rounds 3
+//	go run ./benchmarks/mqtt -phases idle -idle-devices 19000 -idle-targets edge
 //
 // With -in-process the edge runs in this process (edge.NewNode, built as
 // `fluxo edge --allow-anonymous` builds it), so that -cpuprofile and
@@ -117,6 +124,11 @@ type options struct {
 
 	registryDevices     int
 	registryAPIInterval time.Duration
+
+	idleDevices int
+	idleTargets []string
+	idleSettle  time.Duration
+	stormRate   float64
 }
 
 func main() {
@@ -158,10 +170,18 @@ func main() {
 	flag.IntVar(&uplinkPartitions, "uplink-partitions", 1, "uplink phase: partitions of the core's telemetry topic")
 	flag.IntVar(&o.registryDevices, "registry-devices", 10000, "registry phase: devices the edge is taught before the flood")
 	flag.DurationVar(&o.registryAPIInterval, "registry-api-interval", 100*time.Millisecond, "registry phase: how often GET /api/devices is asked during the flood")
+	var idleTargets string
+	flag.IntVar(&o.idleDevices, "idle-devices", 10000, "idle and storm phases: devices connected")
+	flag.StringVar(&idleTargets, "idle-targets", "edge,edge-noregistry,mochi,mosquitto", "idle phase: targets, in the order run")
+	flag.DurationVar(&o.idleSettle, "idle-settle", 5*time.Second, "idle phase: wait between the last connection and the RSS reading")
+	flag.Float64Var(&o.stormRate, "storm-rate", 1000, "storm phase: --max-connect-rate of the second storm (0: only the storm without)")
 	flag.Parse()
 	o.uplinkPartitions = int32(uplinkPartitions)
 
-	err := o.parse(targets, qos, phases)
+	err := o.parseIdle(idleTargets)
+	if err == nil {
+		err = o.parse(targets, qos, phases)
+	}
 	if err == nil {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		ctx, cancel := context.WithTimeout(ctx, o.timeout)
@@ -194,7 +214,7 @@ func (o *options) parse(targets, qos, phases string) error {
 	}
 	for p := range strings.SplitSeq(phases, ",") {
 		switch p {
-		case "throughput", "json", "latency", "uplink", "registry":
+		case "throughput", "json", "latency", "uplink", "registry", "idle", "storm":
 			o.phases = append(o.phases, p)
 		default:
 			return fmt.Errorf("-phases: unknown phase %q", p)
@@ -230,6 +250,8 @@ type report struct {
 	floors      *floors
 	uplink      []uplinkDrain
 	registry    []registryRun
+	idle        []idleRun
+	storm       []stormRun
 	killed      []string // targets that did not stop on SIGTERM
 }
 
@@ -260,7 +282,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 	defer os.RemoveAll(root)
 
-	needCore := o.has("json") || o.has("latency") || o.has("registry")
+	needCore := o.has("json") || o.has("latency") || o.has("registry") || o.has("storm") ||
+		(o.has("idle") && (slices.Contains(o.idleTargets, idleEdge) || slices.Contains(o.idleTargets, idleEdgeNoRegistry)))
 	for _, t := range o.targets {
 		needCore = needCore || (o.has("throughput") && strings.HasPrefix(t, "edge-"))
 	}
@@ -358,6 +381,16 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 	if o.has("registry") {
 		if err := b.registryPhase(ctx, &rep); err != nil {
+			return err
+		}
+	}
+	if o.has("idle") {
+		if err := b.idlePhase(ctx, &rep); err != nil {
+			return err
+		}
+	}
+	if o.has("storm") {
+		if err := b.stormPhase(ctx, &rep); err != nil {
 			return err
 		}
 	}

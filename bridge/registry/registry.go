@@ -133,28 +133,6 @@ type Device struct {
 	Recent []CommandState `json:"recent_commands,omitempty"`
 }
 
-// stored is a Device as the devices bucket keeps it: the same fields and
-// JSON names (a stored device decodes as a Device), zero values left out,
-// so a device that only published takes about half the bytes.
-type stored struct {
-	ID            string         `json:"id"`
-	Fleet         string         `json:"fleet,omitempty"`
-	ClientID      string         `json:"client_id,omitempty"`
-	Username      string         `json:"username,omitempty"`
-	CertIdentity  string         `json:"cert_identity,omitempty"`
-	Protocol      byte           `json:"protocol,omitempty"`
-	FirstSeen     time.Time      `json:"first_seen,omitzero"`
-	LastSeen      time.Time      `json:"last_seen,omitzero"`
-	Connected     bool           `json:"connected,omitempty"`
-	Persistent    bool           `json:"persistent,omitempty"`
-	Subscriptions []string       `json:"subscriptions,omitempty"`
-	Messages      Counts         `json:"messages,omitzero"`
-	Bytes         Counts         `json:"bytes,omitzero"`
-	LastAlarm     *Alarm         `json:"last_alarm,omitempty"`
-	Commands      Commands       `json:"commands,omitzero"`
-	Recent        []CommandState `json:"recent_commands,omitempty"`
-}
-
 // CommandState is a command's latest status, as a device's page shows it.
 type CommandState struct {
 	ID     string    `json:"id"`
@@ -386,8 +364,8 @@ func (r *Registry) load() error {
 			}
 		}
 		if err := tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
-			var d Device
-			if err := json.Unmarshal(v, &d); err != nil {
+			d, err := decodeDevice(string(k), v)
+			if err != nil {
 				return fmt.Errorf("device %q: %w", k, err)
 			}
 			// Whoever was connected when the edge stopped is not now.
@@ -812,12 +790,7 @@ func (r *Registry) takeDirty(n int) (puts []kv, dels []string, more bool, err er
 		if !ok {
 			continue
 		}
-		d := stored(e.device())
-		b, err := json.Marshal(&d)
-		if err != nil {
-			return nil, nil, false, fmt.Errorf("registry: device %q: %w", id, err)
-		}
-		puts = append(puts, kv{id, b})
+		puts = append(puts, kv{id, appendEntry(nil, e)})
 	}
 	for id := range r.deleted {
 		dels = append(dels, id)

@@ -65,6 +65,7 @@ closes every log.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger(cmd)
 			cfg.Logger = log
+			logFileLimit(log, "clients")
 			cfg.Broker.Log.RetentionAge = retention
 			if retention <= 0 {
 				cfg.Broker.Log.RetentionAge = -1
