@@ -259,8 +259,10 @@ func (n *Net) Close() error {
 				errs = append(errs, err)
 			}
 		}
+		// The namespace took the veth pair with it, or is about to: a
+		// host end still listed may be gone by the time it is deleted.
 		if hv := fmt.Sprintf("%sv%d", n.id, i); n.exists("link", hv) {
-			if _, err := n.run(ctx, "ip", "link", "del", hv); err != nil {
+			if _, err := n.run(ctx, "ip", "link", "del", hv); err != nil && n.exists("link", hv) {
 				errs = append(errs, err)
 			}
 		}
