@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -232,5 +233,53 @@ func TestParallelNets(t *testing.T) {
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "ip", "-n", a.Namespace(1), "addr", "show", "eth0").CombinedOutput(); err != nil || !strings.Contains(string(out), a.Addr(1).String()) {
 		t.Fatalf("ip -n %s addr: got %v\n%s, want %v on eth0", a.Namespace(1), err, out, a.Addr(1))
+	}
+}
+
+// TestSweep: Sweep removes the namespace and bridge of a process that is
+// gone, and leaves those of a running one (this test's) alone.
+func TestSweep(t *testing.T) {
+	if err := Check(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	dead := 0
+	for pid := 4_000_000; pid > 3_000_000; pid-- {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) {
+			dead = pid
+			break
+		}
+	}
+	if dead == 0 {
+		t.Fatal("found no unused pid to name a dead run after")
+	}
+	deadNS, deadBr := fmt.Sprintf("nm%xxff-1", dead), fmt.Sprintf("nm%xxffb", dead)
+	liveNS := fmt.Sprintf("nm%xxfe-1", os.Getpid())
+	for _, args := range [][]string{{"netns", "add", deadNS}, {"link", "add", deadBr, "type", "bridge"}, {"netns", "add", liveNS}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
+	t.Cleanup(func() {
+		exec.Command("ip", "netns", "del", deadNS).Run()
+		exec.Command("ip", "link", "del", deadBr).Run()
+		exec.Command("ip", "netns", "del", liveNS).Run()
+	})
+	removed, err := Sweep(zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{deadNS, deadBr} {
+		if !slices.Contains(removed, name) {
+			t.Errorf("got removed %v, want %s among them", removed, name)
+		}
+	}
+	if slices.Contains(removed, liveNS) {
+		t.Errorf("got %s removed, want it kept: its process runs", liveNS)
+	}
+	if _, err := os.Stat(filepath.Join("/run/netns", liveNS)); err != nil {
+		t.Errorf("namespace %s of a running process: got %v, want it there", liveNS, err)
+	}
+	if err := exec.Command("ip", "link", "show", deadBr).Run(); err == nil {
+		t.Errorf("bridge %s: got it still there, want it gone", deadBr)
 	}
 }
