@@ -26,7 +26,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Every Go module in the tree: the root and deploy/ (its own module).
 MODULES    := . deploy
 
-.PHONY: help build demo test e2e chaos fuzz bench lint pi tidy-check clean console-screenshots
+.PHONY: help build demo test e2e chaos nemesis fuzz bench lint pi tidy-check clean console-screenshots
 
 help: ## show this help
 	@echo "Usage: make TARGET [VAR=value ...]"
@@ -66,6 +66,10 @@ console-screenshots: ## run the console's browser tests (needs chromium) and cop
 
 chaos: ## kill cluster leaders with SIGKILL under acks=all load, CHAOS_KILLS times (default 10), and count loss
 	FLUXO_CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -count=1 -tags e2e -run 'TestChaos' -v ./e2e/
+
+nemesis: ## as root: every network partition scenario (namespaces, iptables) under acks=all load; prints the results table
+	FLUXO_NEMESIS=full FLUXO_NEMESIS_REPORT=$(CURDIR)/nemesis-results.md $(GO) test -count=1 -timeout 60m -tags e2e -run 'TestNemesis' -v ./e2e/
+	@echo; echo "Network partitions (also in nemesis-results.md):"; cat nemesis-results.md
 
 fuzz: ## run every fuzz target in FUZZ_PKGS for FUZZTIME each
 	@pkgs=$$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' $(FUZZ_PKGS)); \
