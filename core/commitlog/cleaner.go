@@ -336,11 +336,11 @@ func (c *Cleaner) clean(ctx context.Context, l *Log, now time.Time) (CleanResult
 	deleteCut := now.Add(-l.cfg.DeleteRetention).UnixMilli()
 	for _, g := range groupSegments(segs[:e], l.cfg.SegmentBytes) {
 		next := l.segmentAfter(g[len(g)-1]).base
-		cs, st, err := c.cleanGroup(ctx, l, g, next, end, lastOfProducer, deleteCut)
+		cs, st, err := c.cleanGroup(ctx, l, g, next, lastOfProducer, deleteCut)
 		if err != nil {
 			return res, err
 		}
-		if err := l.swapIn(g, cs, swapPlan{next: next, cleanedTo: max(end, l.cleanedTo.Load()), old: bases(g)}); err != nil {
+		if err := l.swapIn(g, cs, swapPlan{next: next, cleanedTo: max(next, l.cleanedTo.Load()), old: bases(g)}); err != nil {
 			cs.closeFiles()
 			return res, err
 		}
@@ -512,10 +512,10 @@ type groupStats struct {
 // cleanGroup writes the cleaned form of the segments g (covering offsets
 // up to next) as <base>.*.cleaned files, fsynced, and returns the sealed
 // segment that describes them once renamed.
-func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next, firstDirty int64, lastOfProducer map[int64]int64, deleteCut int64) (*segment, groupStats, error) {
+func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int64, lastOfProducer map[int64]int64, deleteCut int64) (*segment, groupStats, error) {
 	var st groupStats
 	out := newSegmentStruct(l.dir, g[0].base, l.cfg.IndexIntervalBytes)
-	out.gapsBelow = max(firstDirty, l.cleanedTo.Load())
+	out.gapsBelow = max(next, l.cleanedTo.Load())
 	f, err := os.OpenFile(out.logPath+cleanedSuffix, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, st, fmt.Errorf("commitlog: cleaner: %w", err)

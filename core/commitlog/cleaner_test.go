@@ -53,47 +53,62 @@ type kv struct {
 	tombstone  bool
 }
 
-// readRecords reads every record from the log start to the high
+// readRecords reads every record from offset from to the high
 // watermark, checking that offsets only grow.
 func readRecords(t testing.TB, l *Log, from int64) []kv {
 	t.Helper()
+	out, err := readRecordsFrom(l, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+var t0ctx = context.Background()
+
+func readRecordsErr(l *Log) ([]kv, error) { return readRecordsFrom(l, 0) }
+
+func readRecordsFrom(l *Log, from int64) ([]kv, error) {
 	var out []kv
 	last := int64(-1)
-	for off := from; off < l.HighWatermark(); {
+	for off := max(from, l.LogStartOffset()); off < l.HighWatermark(); {
 		v, err := l.Read(off, 1<<20)
 		if err != nil {
-			t.Fatalf("Read(%d): %v", off, err)
+			return nil, fmt.Errorf("read %d: %w", off, err)
 		}
 		if len(v.Data) == 0 {
 			v.Release()
-			break
+			return nil, fmt.Errorf("read %d: nothing below the high watermark %d", off, l.HighWatermark())
 		}
+		var ferr error
 		err = Batches(v.Data, func(b Batch, raw []byte) bool {
 			if _, err := ValidateStoredBatch(raw); err != nil {
-				t.Fatalf("batch %d: %v", b.BaseOffset, err)
+				ferr = fmt.Errorf("batch %d: %w", b.BaseOffset, err)
+				return false
 			}
 			if b.BaseOffset <= last {
-				t.Fatalf("batch at %d after offset %d", b.BaseOffset, last)
+				ferr = fmt.Errorf("batch at %d after offset %d", b.BaseOffset, last)
+				return false
 			}
 			last = b.LastOffset()
-			err := Records(b, raw, func(o, _ int64, r *kmsg.Record) bool {
+			ferr = Records(b, raw, func(o, _ int64, r *kmsg.Record) bool {
 				if o >= from {
 					out = append(out, kv{off: o, key: string(r.Key), value: string(r.Value), tombstone: r.Value == nil})
 				}
 				return true
 			})
-			if err != nil {
-				t.Fatalf("Records: %v", err)
-			}
-			return true
+			return ferr == nil
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
 		off = v.Next
 		v.Release()
+		if err == nil {
+			err = ferr
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return out
+	return out, nil
 }
 
 // fillKeyed appends n batches of 3 records over keys k0..k(keys-1),
