@@ -803,3 +803,77 @@ func (t *throttle) wait(ctx context.Context, n int) error {
 		return ctx.Err()
 	}
 }
+
+// Compacted reports whether the log's cleanup policy includes compact.
+func (l *Log) Compacted() bool {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	return l.cfg.Cleanup.Compacts()
+}
+
+// CheckKeys returns an error naming the first record without a key in
+// the batches of buf (validated, as Append takes them): a compacted log
+// cannot keep such records (Kafka answers INVALID_RECORD). Control
+// batches are not checked.
+func CheckKeys(buf []byte, batches []Batch) error {
+	for p, i := 0, 0; i < len(batches); i++ {
+		b := batches[i]
+		raw := buf[p : p+b.Size]
+		p += b.Size
+		if b.IsControl() {
+			continue
+		}
+		var missing int64 = -1
+		err := Records(b, raw, func(off, _ int64, r *kmsg.Record) bool {
+			if r.Key == nil {
+				missing = off - b.BaseOffset
+				return false
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		if missing >= 0 {
+			return fmt.Errorf("commitlog: batch %d, record %d: a compacted topic needs a key on every record", i, missing)
+		}
+	}
+	return nil
+}
+
+// AppendReplicated appends batches copied from a leader's log, keeping
+// their offsets: a compacted leader serves cleaned batches with offset
+// gaps, which a replica keeps as they are. batches are the results of
+// ValidateStoredBatch over buf, in order; the first may start past the
+// log end (a gap), each later one at or after the end of the one before.
+// The range holding gaps or cleaned batches is recorded as cleaned (the
+// leader cleaned it), so that recovery accepts it.
+func (l *Log) AppendReplicated(buf []byte, batches []Batch) (AppendResult, error) {
+	return l.appendValidated(buf, batches, true)
+}
+
+// checkReplicated checks the offsets of batches for AppendReplicated and
+// raises the cleaner checkpoint over any gap or cleaned batch. Called
+// with appendMu held.
+func (l *Log) checkReplicated(batches []Batch) error {
+	want := l.leo.Load()
+	cleanedTo := int64(-1)
+	for _, b := range batches {
+		if b.BaseOffset < want {
+			return fmt.Errorf("%w: batch at offset %d, below the log end %d", ErrInvalidBatch, b.BaseOffset, want)
+		}
+		if b.BaseOffset > want || int64(b.NumRecords) != int64(b.LastOffsetDelta)+1 {
+			cleanedTo = b.NextOffset()
+		}
+		want = b.NextOffset()
+	}
+	if cleanedTo > l.cleanedTo.Load() {
+		if err := writeFileAtomic(filepath.Join(l.dir, cleanerFile), encodeOffset(cleanedTo)); err != nil {
+			return fmt.Errorf("commitlog: cannot write cleaner checkpoint: %w", err)
+		}
+		l.cleanedTo.Store(cleanedTo)
+		// The active segment may now hold cleaned batches.
+		l.segs[len(l.segs)-1].gapsBelow = cleanedTo
+	}
+	return nil
+}

@@ -557,6 +557,13 @@ func (l *Log) Append(buf []byte) (AppendResult, error) {
 // order), so the CRCs are not computed twice. The batches must cover buf
 // exactly.
 func (l *Log) AppendValidated(buf []byte, batches []Batch) (AppendResult, error) {
+	return l.appendValidated(buf, batches, false)
+}
+
+// appendValidated is AppendValidated; with keepOffsets the batches keep
+// the offsets they carry (a replica copying a compacted leader's log,
+// gaps included: see AppendReplicated) instead of getting the next ones.
+func (l *Log) appendValidated(buf []byte, batches []Batch, keepOffsets bool) (AppendResult, error) {
 	var maxTS int64 = -1
 	n := 0
 	for _, b := range batches {
@@ -585,7 +592,15 @@ func (l *Log) AppendValidated(buf []byte, batches []Batch) (AppendResult, error)
 	}
 	first := l.leo.Load()
 	next := first
-	for i, p := 0, 0; i < len(batches); i++ {
+	if keepOffsets {
+		if err := l.checkReplicated(batches); err != nil {
+			l.appendMu.Unlock()
+			return AppendResult{}, err
+		}
+		first = batches[0].BaseOffset
+		next = batches[len(batches)-1].NextOffset()
+	}
+	for i, p := 0, 0; i < len(batches) && !keepOffsets; i++ {
 		batches[i].BaseOffset = next
 		SetBaseOffset(buf[p:], next)
 		next = batches[i].NextOffset()
