@@ -1,0 +1,278 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fluxo-io/fluxo/core/broker"
+)
+
+// startCompactingNode starts a node whose cleaner and maintenance run
+// often, so compaction happens within a test.
+func startCompactingNode(t *testing.T) *Node {
+	return startNodeWith(t, func(c *Config) {
+		c.Broker.CleanInterval = 20 * time.Millisecond
+		c.Broker.MaintainInterval = 20 * time.Millisecond
+		c.HTTPAddr = "127.0.0.1:0"
+	})
+}
+
+// eventually polls cond until it holds, failing after a bounded wait
+// (compaction runs in the background; this bounds the test, it does not
+// time the cleaner).
+func eventually(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// readTopic reads partition 0 of topic from offset from up to its high
+// watermark with a direct franz-go consumer.
+func readTopic(t *testing.T, node *Node, topic string, from int64) []*kgo.Record {
+	t.Helper()
+	p, _ := node.Broker().Partition(topic, 0)
+	hw := p.HighWatermark()
+	cl := client(t, node, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(from)}}))
+	defer cl.Close()
+	ctx := ctxT(t)
+	var out []*kgo.Record
+	for {
+		if len(out) > 0 && out[len(out)-1].Offset >= hw-1 {
+			return out
+		}
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("reading %s from %d: %v (got %d records, high watermark %d)", topic, from, err, len(out), hw)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+}
+
+// TestCompactedTopic drives a compacted topic with franz-go: a record
+// without a key is refused with INVALID_RECORD; after cleaning, a
+// consumer from the start reads one record per key, the newest, and the
+// tombstone of a deleted key; a consumer positioned mid-log reads on
+// correctly across cleaned segments; once delete.retention.ms has passed,
+// the tombstone is gone too.
+func TestCompactedTopic(t *testing.T) {
+	node := startCompactingNode(t)
+	cl := client(t, node, kgo.ProducerLinger(0))
+	adm := kadm.NewClient(cl)
+	ctx := ctxT(t)
+	configs := map[string]*string{
+		"cleanup.policy":            kadm.StringPtr("compact"),
+		"segment.bytes":             kadm.StringPtr("2048"),
+		"segment.ms":                kadm.StringPtr("200"),
+		"min.cleanable.dirty.ratio": kadm.StringPtr("0.01"),
+		"delete.retention.ms":       kadm.StringPtr("3600000"),
+	}
+	if _, err := adm.CreateTopics(ctx, 1, 1, configs, "state"); err != nil {
+		t.Fatal(err)
+	}
+	err := cl.ProduceSync(ctx, &kgo.Record{Topic: "state", Value: []byte("no key")}).FirstErr()
+	if !errors.Is(err, kerr.InvalidRecord) {
+		t.Fatalf("keyless record: got %v, want INVALID_RECORD", err)
+	}
+
+	newest := map[string]string{}
+	for i := 0; i < 400; i++ {
+		k := fmt.Sprintf("device-%d", i%17)
+		v := fmt.Sprintf(`{"seq":%d,"pad":"%s"}`, i, strings.Repeat("x", 40))
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "state", Key: []byte(k), Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		newest[k] = v
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "state", Key: []byte("device-16")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	delete(newest, "device-16")
+
+	p, _ := node.Broker().Partition("state", 0)
+	end := p.Log().LogEndOffset()
+	// The active segment rolls after segment.ms and is then cleaned.
+	eventually(t, "compaction", func() error {
+		if p.Log().FirstDirtyOffset() < end {
+			return fmt.Errorf("first dirty offset %d, want %d", p.Log().FirstDirtyOffset(), end)
+		}
+		return nil
+	})
+	recs := readTopic(t, node, "state", 0)
+	got := map[string]string{}
+	tombstones := 0
+	for _, r := range recs {
+		if _, dup := got[string(r.Key)]; dup {
+			t.Fatalf("key %s read twice after cleaning", r.Key)
+		}
+		if r.Value == nil {
+			tombstones++
+			got[string(r.Key)] = "<tombstone>"
+			continue
+		}
+		got[string(r.Key)] = string(r.Value)
+	}
+	if tombstones != 1 || got["device-16"] != "<tombstone>" {
+		t.Fatalf("got %d tombstones (device-16: %q), want the one of device-16", tombstones, got["device-16"])
+	}
+	for k, v := range newest {
+		if got[k] != v {
+			t.Fatalf("key %s: got %q, want its newest %q", k, got[k], v)
+		}
+	}
+	if len(got) != len(newest)+1 {
+		t.Fatalf("got %d keys, want %d", len(got), len(newest)+1)
+	}
+
+	// Mid-log: from every tenth offset, exactly the records at or after it.
+	for from := int64(0); from < end; from += end / 10 {
+		var want []int64
+		for _, r := range recs {
+			if r.Offset >= from {
+				want = append(want, r.Offset)
+			}
+		}
+		mid := readTopic(t, node, "state", from)
+		var gotOffs []int64
+		for _, r := range mid {
+			if r.Offset >= from {
+				gotOffs = append(gotOffs, r.Offset)
+			}
+		}
+		if fmt.Sprint(gotOffs) != fmt.Sprint(want) {
+			t.Fatalf("from offset %d: got offsets %v, want %v", from, gotOffs, want)
+		}
+	}
+
+	// The tombstone goes once delete.retention.ms has passed (and there
+	// is dirty data to clean again).
+	ar, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "delete.retention.ms", Value: kadm.StringPtr("0")}}, "state")
+	if err != nil || ar[0].Err != nil {
+		t.Fatalf("AlterTopicConfigs: %v %v", err, ar)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "state", Key: []byte("device-0"), Value: []byte("final")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	newest["device-0"] = "final"
+	end = p.Log().LogEndOffset()
+	eventually(t, "second compaction", func() error {
+		if p.Log().FirstDirtyOffset() < end {
+			return fmt.Errorf("first dirty offset %d, want %d", p.Log().FirstDirtyOffset(), end)
+		}
+		return nil
+	})
+	got = map[string]string{}
+	for _, r := range readTopic(t, node, "state", 0) {
+		if r.Value == nil {
+			t.Fatalf("tombstone of %s still there past delete.retention.ms", r.Key)
+		}
+		got[string(r.Key)] = string(r.Value)
+	}
+	if len(got) != len(newest) || got["device-0"] != "final" {
+		t.Fatalf("got %d keys (device-0 %q), want %d (device-0 final)", len(got), got["device-0"], len(newest))
+	}
+	// Progress is exported.
+	m := scrape(t, node)
+	for _, want := range []string{`fluxo_core_log_cleaner_dirty_ratio{partition="0",topic="state"}`, "fluxo_core_log_cleaner_runs_total"} {
+		if !strings.Contains(m, want) {
+			t.Fatalf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestConsumerOffsetsCompacted: __consumer_offsets is created compacted,
+// and after many commits of the same partitions it shrinks to about one
+// record per group/topic/partition.
+func TestConsumerOffsetsCompacted(t *testing.T) {
+	node := startCompactingNode(t)
+	cl := client(t, node)
+	adm := kadm.NewClient(cl)
+	ctx := ctxT(t)
+	if _, err := adm.CreateTopics(ctx, 4, 1, nil, "events"); err != nil {
+		t.Fatal(err)
+	}
+	const commits = 300
+	for i := 0; i < commits; i++ {
+		var o kadm.Offsets
+		for part := int32(0); part < 4; part++ {
+			o.AddOffset("events", part, int64(i), -1)
+		}
+		r, err := adm.CommitOffsets(ctx, "g1", o)
+		if err == nil {
+			err = r.Error()
+		}
+		if err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+	}
+	rc, err := adm.DescribeTopicConfigs(ctx, broker.OffsetsTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := rc.On(broker.OffsetsTopic, nil)
+	for _, kv := range c.Configs {
+		if kv.Key == "cleanup.policy" && kv.MaybeValue() != "compact" {
+			t.Fatalf("%s cleanup.policy: got %q, want compact", broker.OffsetsTopic, kv.MaybeValue())
+		}
+	}
+	// Find the group's partition: the one with records.
+	var p *broker.Partition
+	for i := int32(0); ; i++ {
+		q, ok := node.Broker().Partition(broker.OffsetsTopic, i)
+		if !ok {
+			break
+		}
+		if q.Log().LogEndOffset() > 0 {
+			p = q
+		}
+	}
+	if p == nil {
+		t.Fatal("no offsets partition holds the commits")
+	}
+	before := p.Log().Size()
+	// Small segments and a roll, so the commits become cleanable.
+	ar, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
+		{Name: "segment.bytes", Value: kadm.StringPtr("4096")},
+		{Name: "segment.ms", Value: kadm.StringPtr("100")},
+		{Name: "min.cleanable.dirty.ratio", Value: kadm.StringPtr("0.01")},
+	}, broker.OffsetsTopic)
+	if err != nil || ar[0].Err != nil {
+		t.Fatalf("AlterTopicConfigs: %v %v", err, ar)
+	}
+	end := p.Log().LogEndOffset()
+	eventually(t, "offsets compaction", func() error {
+		if p.Log().FirstDirtyOffset() < end {
+			return fmt.Errorf("first dirty offset %d, want %d", p.Log().FirstDirtyOffset(), end)
+		}
+		return nil
+	})
+	after := p.Log().Size()
+	if after*10 > before {
+		t.Fatalf("offsets partition: got %d bytes after compaction, want under a tenth of %d", after, before)
+	}
+	t.Logf("offsets partition: %d bytes for %d commits, %d after compaction", before, commits*4, after)
+	// The commits are still there, newest.
+	f, err := adm.FetchOffsets(ctx, "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := f.Lookup("events", 3); !ok || o.At != commits-1 {
+		t.Fatalf("committed offset of events/3: got %d, want %d", o.At, commits-1)
+	}
+}
