@@ -276,3 +276,36 @@ func TestConsumerOffsetsCompacted(t *testing.T) {
 		t.Fatalf("committed offset of events/3: got %d, want %d", o.At, commits-1)
 	}
 }
+
+// TestStateTopicAutoCreatedCompacted: the device state topic, created on
+// first use as the edge's uplink does, is compacted, and keeps the latest
+// state of each device.
+func TestStateTopicAutoCreatedCompacted(t *testing.T) {
+	node := startCompactingNode(t)
+	cl := client(t, node)
+	ctx := ctxT(t)
+	for i := 0; i < 3; i++ {
+		r := &kgo.Record{Topic: "state", Key: []byte("car-7"), Value: []byte(fmt.Sprint(i))}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, "state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := rc.On("state", nil)
+	for _, kv := range c.Configs {
+		if kv.Key == "cleanup.policy" && kv.MaybeValue() != "compact" {
+			t.Fatalf("auto-created state: got cleanup.policy %q, want compact", kv.MaybeValue())
+		}
+	}
+	err = cl.ProduceSync(ctx, &kgo.Record{Topic: "state", Value: []byte("anonymous")}).FirstErr()
+	if !errors.Is(err, kerr.InvalidRecord) {
+		t.Fatalf("keyless state: got %v, want INVALID_RECORD", err)
+	}
+	// Other auto-created topics keep the delete policy.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "telemetry", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("keyless telemetry: %v", err)
+	}
+}

@@ -124,6 +124,7 @@ closes every log.`,
 	f.DurationVar(&cfg.Broker.LeaderLease, "leader-lease", cfg.Broker.LeaderLease, "stop acting as leader of any partition after this long without contact with the controller (0: never)")
 	f.DurationVar(&cfg.Broker.ReplicaLagMax, "replica-lag-max", cfg.Broker.ReplicaLagMax, "drop a follower from the ISR after it has not caught up for this long (replica.lag.time.max.ms)")
 	f.BoolVar(&cfg.Broker.AutoCreateTopics, "auto-create-topics", true, "create unknown topics on first produce or metadata request")
+	f.StringSliceVar(&cfg.Broker.CompactedTopics, "compacted-topics", cfg.Broker.CompactedTopics, "topics auto-created with cleanup.policy=compact (the edge's device state topic by default)")
 	f.Int32Var(&cfg.Broker.DefaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
 	f.Int32Var(&cfg.Broker.MaxPartitionsPerTopic, "max-partitions-per-topic", cfg.Broker.MaxPartitionsPerTopic, "refuse topics of more partitions (INVALID_PARTITIONS)")
 	f.Int32Var(&cfg.Broker.MaxPartitionsPerBroker, "max-partitions-per-broker", cfg.Broker.MaxPartitionsPerBroker, "refuse creations that would put more partition replicas on a broker (max.broker.partitions; POLICY_VIOLATION)")

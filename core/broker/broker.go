@@ -44,6 +44,10 @@ type Config struct {
 	// AutoCreateTopics creates unknown topics on first produce or metadata
 	// request (Kafka's auto.create.topics.enable).
 	AutoCreateTopics bool
+	// CompactedTopics are created with cleanup.policy=compact when they are
+	// auto-created (default: "state", the edge's device state topic,
+	// keyed by device id).
+	CompactedTopics []string
 	// DefaultPartitions is the partition count of auto-created topics and
 	// of CreateTopics requests that leave it to the broker (num.partitions).
 	DefaultPartitions int32
@@ -102,6 +106,7 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir:                "data",
 		AutoCreateTopics:       true,
+		CompactedTopics:        []string{"state"},
 		DefaultPartitions:      1,
 		MaxPartitionsPerTopic:  10000,
 		MaxPartitionsPerBroker: 4000,
@@ -649,7 +654,7 @@ var (
 var ErrInvalidConfig = errors.New("broker: invalid topic config")
 
 // EnsureTopic returns the topic, creating it with the defaults when
-// auto-creation is on.
+// auto-creation is on (compacted if named in Config.CompactedTopics).
 func (b *Broker) EnsureTopic(ctx context.Context, name string) (*Topic, error) {
 	if t, ok := b.Topic(name); ok {
 		return t, nil
@@ -657,7 +662,11 @@ func (b *Broker) EnsureTopic(ctx context.Context, name string) (*Topic, error) {
 	if !b.cfg.AutoCreateTopics {
 		return nil, ErrUnknownTopic
 	}
-	t, err := b.CreateTopic(ctx, name, 0, 0, nil)
+	var configs map[string]string
+	if slices.Contains(b.cfg.CompactedTopics, name) {
+		configs = map[string]string{"cleanup.policy": "compact"}
+	}
+	t, err := b.CreateTopic(ctx, name, 0, 0, configs)
 	if errors.Is(err, ErrTopicExists) {
 		// Created meanwhile, perhaps through another broker: wait until
 		// this one has applied it.
