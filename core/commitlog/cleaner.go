@@ -230,6 +230,9 @@ func (c *Cleaner) Clean(ctx context.Context, l *Log, now time.Time) (CleanResult
 		if errors.Is(err, errCleaningRace) {
 			return res, nil
 		}
+		if ctx.Err() != nil {
+			return res, ctx.Err() // stopped, not failed
+		}
 		c.errs.Add(1)
 		return res, err
 	}
@@ -328,14 +331,22 @@ func (c *Cleaner) clean(ctx context.Context, l *Log, now time.Time) (CleanResult
 	if e == d {
 		return res, fmt.Errorf("commitlog: cleaner: segment %d has more keys than the offset map holds (%d bytes)", segs[d].base, c.cfg.DedupeBufferBytes)
 	}
-	end := l.segmentAfter(segs[e-1]).base // the new first dirty offset
+	after := l.segmentAfter(segs[e-1])
+	if after == nil {
+		return res, errCleaningRace // truncated meanwhile
+	}
+	end := after.base // the new first dirty offset
 	lastOfProducer, err := l.producerLastBatches()
 	if err != nil {
 		return res, err
 	}
 	deleteCut := now.Add(-l.cfg.DeleteRetention).UnixMilli()
 	for _, g := range groupSegments(segs[:e], l.cfg.SegmentBytes) {
-		next := l.segmentAfter(g[len(g)-1]).base
+		after := l.segmentAfter(g[len(g)-1])
+		if after == nil {
+			return res, errCleaningRace
+		}
+		next := after.base
 		cs, st, err := c.cleanGroup(ctx, l, g, next, lastOfProducer, deleteCut)
 		if err != nil {
 			return res, err
@@ -431,8 +442,8 @@ func groupSegments(segs []*segment, maxBytes int64) [][]*segment {
 func (c *Cleaner) eachBatch(ctx context.Context, l *Log, s *segment, fn func(b Batch, raw []byte) error) error {
 	r, err := s.acquire(l.cfg.Now())
 	if err != nil {
-		if err == errSegmentGone {
-			return errCleaningRace
+		if err == errSegmentGone || errors.Is(err, os.ErrNotExist) {
+			return errCleaningRace // swapped, or deleted by retention
 		}
 		return err
 	}
