@@ -814,6 +814,7 @@ func (b *Broker) DescribeTopicConfigs(name string) ([]TopicConfigValue, error) {
 		"min.compaction.lag.ms":     strconv.FormatInt(durationMs(d.MinCompactionLag), 10),
 		"max.compaction.lag.ms":     strconv.FormatInt(durationMs(d.MaxCompactionLag), 10),
 		"delete.retention.ms":       strconv.FormatInt(durationMs(d.DeleteRetention), 10),
+		"message.timestamp.type":    "CreateTime",
 		"retention.ms":              strconv.FormatInt(durationMs(d.RetentionAge), 10),
 		"retention.bytes":           strconv.FormatInt(d.RetentionBytes, 10),
 		"segment.bytes":             strconv.FormatInt(d.SegmentBytes, 10),

@@ -15,7 +15,7 @@ var TopicConfigs = []string{
 	"cleanup.policy", "retention.ms", "retention.bytes", "segment.bytes",
 	"segment.ms", "max.message.bytes", "flush.messages", "flush.ms",
 	"min.insync.replicas", "min.cleanable.dirty.ratio", "min.compaction.lag.ms",
-	"max.compaction.lag.ms", "delete.retention.ms",
+	"max.compaction.lag.ms", "delete.retention.ms", "message.timestamp.type",
 }
 
 // applyTopicConfig sets one Kafka topic config on a log config.
@@ -106,6 +106,12 @@ func applyTopicConfig(c *commitlog.Config, key, value string) error {
 			return err
 		}
 		c.FlushInterval = time.Duration(n) * time.Millisecond
+	case "message.timestamp.type":
+		// Kafka Streams sets it on its changelog topics. Batches keep the
+		// producer's timestamps: only CreateTime is what fluxo does.
+		if value != "CreateTime" {
+			return fmt.Errorf("message.timestamp.type: only CreateTime is supported, got %q", value)
+		}
 	case "min.insync.replicas":
 		// Not a log setting: Partition reads it from the topic configs.
 		if n, err := num(); err != nil || n < 1 {

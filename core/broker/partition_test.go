@@ -144,6 +144,8 @@ func TestTopicValidation(t *testing.T) {
 		{"retention", "r", map[string]string{"retention.ms": "1000", "retention.bytes": "1048576"}, true},
 		{"compact", "c", map[string]string{"cleanup.policy": "compact", "min.compaction.lag.ms": "1", "delete.retention.ms": "0"}, true},
 		{"compact,delete", "cd", map[string]string{"cleanup.policy": "delete,compact", "min.cleanable.dirty.ratio": "0.1"}, true},
+		{"streams changelog", "sc", map[string]string{"cleanup.policy": "compact", "message.timestamp.type": "CreateTime"}, true},
+		{"log append time", "la", map[string]string{"message.timestamp.type": "LogAppendTime"}, false},
 		{"bad policy", "bp", map[string]string{"cleanup.policy": "shred"}, false},
 		{"bad ratio", "br", map[string]string{"min.cleanable.dirty.ratio": "2"}, false},
 		{"zero max lag", "zl", map[string]string{"max.compaction.lag.ms": "0"}, false},
