@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fluxo-io/fluxo/core/broker"
+	"github.com/fluxo-io/fluxo/core/commitlog"
 )
 
 // startCompactingNode starts a node whose cleaner and maintenance run
@@ -275,6 +276,51 @@ func TestConsumerOffsetsCompacted(t *testing.T) {
 	if o, ok := f.Lookup("events", 3); !ok || o.At != commits-1 {
 		t.Fatalf("committed offset of events/3: got %d, want %d", o.At, commits-1)
 	}
+
+	// A deleted group leaves tombstones, which compaction drops after
+	// delete.retention.ms: nothing of the group is left in the log.
+	dr, err := adm.DeleteGroups(ctx, "g1")
+	if err != nil || dr.Error() != nil {
+		t.Fatalf("DeleteGroups: %v %v", err, dr.Error())
+	}
+	ar, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "delete.retention.ms", Value: kadm.StringPtr("0")}}, broker.OffsetsTopic)
+	if err != nil || ar[0].Err != nil {
+		t.Fatalf("AlterTopicConfigs: %v %v", err, ar)
+	}
+	end = p.Log().LogEndOffset()
+	eventually(t, "tombstones dropped", func() error {
+		if p.Log().FirstDirtyOffset() < end {
+			return fmt.Errorf("first dirty offset %d, want %d", p.Log().FirstDirtyOffset(), end)
+		}
+		if n := countRecords(t, p); n != 0 {
+			return fmt.Errorf("%d records left of the deleted group", n)
+		}
+		return nil
+	})
+}
+
+// countRecords counts the records readable in p's log.
+func countRecords(t *testing.T, p *broker.Partition) int {
+	t.Helper()
+	l := p.Log()
+	n := 0
+	for off := l.LogStartOffset(); off < l.HighWatermark(); {
+		v, err := l.Read(off, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Data) == 0 {
+			v.Release()
+			break
+		}
+		commitlog.Batches(v.Data, func(b commitlog.Batch, _ []byte) bool {
+			n += int(b.NumRecords)
+			return true
+		})
+		off = v.Next
+		v.Release()
+	}
+	return n
 }
 
 // TestStateTopicAutoCreatedCompacted: the device state topic, created on
