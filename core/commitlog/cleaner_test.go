@@ -571,3 +571,33 @@ func TestAppendReplicatedFromCleanedLog(t *testing.T) {
 	defer replica.Close()
 	check(replica)
 }
+
+// TestTruncateIntoGap: truncating a cleaned log at an offset compaction
+// removed ends the log at that offset, and the first dirty offset comes
+// down with it so that new records there are cleaned again.
+func TestTruncateIntoGap(t *testing.T) {
+	cfg := compactConfig()
+	l := mustOpen(t, t.TempDir(), cfg)
+	defer l.Close()
+	for i := 0; i < 60; i++ {
+		mustAppend(t, l, keyedBatch(1, CompressionNone, []string{"same"}, [][]byte{make([]byte, 100)}))
+	}
+	mustAppend(t, l, keyedBatch(1, CompressionNone, []string{"other"}, [][]byte{[]byte("x")}))
+	l.Roll()
+	c, _ := NewCleaner(DefaultCleanerConfig())
+	mustClean(t, c, l, epoch)
+	// Offset 30 held an older value of "same": it is a gap now.
+	end, err := l.TruncateTo(30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end != 30 || l.LogEndOffset() != 30 {
+		t.Fatalf("got log end %d (%d), want 30", end, l.LogEndOffset())
+	}
+	if got := l.FirstDirtyOffset(); got > 30 {
+		t.Fatalf("got first dirty offset %d, want at most 30", got)
+	}
+	if res := mustAppend(t, l, keyedBatch(1, CompressionNone, []string{"n"}, [][]byte{[]byte("y")})); res.FirstOffset != 30 {
+		t.Fatalf("got offset %d after the truncation, want 30", res.FirstOffset)
+	}
+}

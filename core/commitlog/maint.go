@@ -147,6 +147,9 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// In a compacted log the cut may fall in a gap: the log then ends at
+	// offset, not at the next batch that exists.
+	newNext = min(newNext, offset)
 	// Drop later segments.
 	later := l.segs[k+1:]
 	l.mu.Lock()
