@@ -753,16 +753,16 @@ func (l *Log) swapIn(g []*segment, cs *segment, p swapPlan) error {
 			return abort(errCleaningRace)
 		}
 	}
-	if err := l.commitSwap(p); err != nil {
-		// Past the manifest, the swap is decided: Open finishes it. The
-		// log cannot tell which files are in place, so it stops writing.
-		if _, serr := os.Stat(filepath.Join(l.dir, swapFile)); serr == nil {
-			l.fail(err)
-		} else {
-			abort(nil)
-		}
-		return err
+	// The cleaned segment is mapped from its .cleaned files and listed
+	// before any file moves, and the old segments are marked gone: a
+	// reader never maps a path while the swap renames it (it retries
+	// on the new list instead). The mappings follow the inodes through
+	// the renames.
+	if err := cs.mapCleaned(); err != nil {
+		return abort(fmt.Errorf("commitlog: cleaner: segment %d: %w", cs.base, err))
 	}
+	cs.lastUse = l.cfg.Now()
+	old := l.segs
 	segs := make([]*segment, 0, len(l.segs)-len(g)+1)
 	segs = append(segs, l.segs[:i]...)
 	segs = append(segs, cs)
@@ -770,14 +770,61 @@ func (l *Log) swapIn(g []*segment, cs *segment, p swapPlan) error {
 	l.mu.Lock()
 	l.segs = segs
 	l.mu.Unlock()
+	setGone := func(gone bool) {
+		for _, s := range g {
+			s.mu.Lock()
+			s.gone = gone
+			s.mu.Unlock()
+		}
+	}
+	setGone(true)
+	if err := l.commitSwap(p); err != nil {
+		if _, serr := os.Stat(filepath.Join(l.dir, swapFile)); serr == nil {
+			// Past the manifest the swap is decided: Open finishes it,
+			// and readers already see what it will leave. The log cannot
+			// tell which files are in place, so it stops writing.
+			l.fail(err)
+			return err
+		}
+		l.mu.Lock()
+		l.segs = old
+		l.mu.Unlock()
+		setGone(false)
+		cs.mu.Lock()
+		cs.dropMappingsLocked()
+		cs.mu.Unlock()
+		return abort(err)
+	}
 	for _, s := range g {
 		s.closeFiles()
 		s.mu.Lock()
-		s.gone = true
 		s.dropMappingsLocked()
 		s.mu.Unlock()
 	}
 	l.dirDirty = true
+	return nil
+}
+
+// mapCleaned maps a cleaned segment's .cleaned files read-only.
+func (s *segment) mapCleaned() error {
+	logM, err := mapReadOnly(s.logPath+cleanedSuffix, s.size.Load())
+	if err != nil {
+		return err
+	}
+	idxM, err := mapReadOnly(s.idxPath+cleanedSuffix, int64(s.nIdx.Load())*offsetEntrySize)
+	if err != nil {
+		logM.release()
+		return err
+	}
+	tidxM, err := mapReadOnly(s.tidxPath+cleanedSuffix, int64(s.nTidx.Load())*timeEntrySize)
+	if err != nil {
+		logM.release()
+		idxM.release()
+		return err
+	}
+	s.mu.Lock()
+	s.logM, s.idxM, s.tidxM = logM, idxM, tidxM
+	s.mu.Unlock()
 	return nil
 }
 
