@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fluxo-io/fluxo/core/broker"
+	"github.com/fluxo-io/fluxo/core/cluster"
 	"github.com/fluxo-io/fluxo/core/commitlog"
 )
 
@@ -353,5 +355,91 @@ func TestStateTopicAutoCreatedCompacted(t *testing.T) {
 	// Other auto-created topics keep the delete policy.
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "telemetry", Value: []byte("x")}).FirstErr(); err != nil {
 		t.Fatalf("keyless telemetry: %v", err)
+	}
+}
+
+// TestClusterCompactedReassign: a compacted partition cleaned on its one
+// replica is moved to two other brokers, which copy it from offset 0 with
+// its gaps and cleaned batches, join the ISR and end at the same offset;
+// a reader then gets one record per key, the newest, from the new leader.
+func TestClusterCompactedReassign(t *testing.T) {
+	tc := startClusterWith(t, 3, func(_ int, c *Config) {
+		c.Broker.CleanInterval = 20 * time.Millisecond
+		c.Broker.MaintainInterval = 20 * time.Millisecond
+	})
+	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
+	adm := kadm.NewClient(cl)
+	ctx := ctxT(t)
+	configs := map[string]*string{
+		"cleanup.policy":            kadm.StringPtr("compact"),
+		"segment.bytes":             kadm.StringPtr("2048"),
+		"segment.ms":                kadm.StringPtr("200"),
+		"min.cleanable.dirty.ratio": kadm.StringPtr("0.01"),
+	}
+	if _, err := adm.CreateTopics(ctx, 1, 1, configs, "kv"); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitState("the topic on every node", func(st *cluster.State) bool { return st.Topics["kv"] != nil })
+	newest := map[string]string{}
+	for i := 0; i < 300; i++ {
+		k, v := fmt.Sprintf("k%d", i%11), fmt.Sprintf("v%d-%s", i, strings.Repeat("z", 30))
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "kv", Key: []byte(k), Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		newest[k] = v
+	}
+	ps, _ := tc.nodes[0].Broker().State().Partition("kv", 0)
+	from := ps.Replicas[0]
+	p, _ := tc.nodes[from-1].Broker().Partition("kv", 0)
+	end := p.Log().LogEndOffset()
+	eventually(t, "compaction on the leader", func() error {
+		if p.Log().FirstDirtyOffset() < end {
+			return fmt.Errorf("first dirty offset %d, want %d", p.Log().FirstDirtyOffset(), end)
+		}
+		return nil
+	})
+	var target []int32
+	for id := int32(1); id <= 3; id++ {
+		if id != from {
+			target = append(target, id)
+		}
+	}
+	var req kadm.AlterPartitionAssignmentsReq
+	req.Assign("kv", 0, target)
+	resps, err := adm.AlterPartitionAssignments(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resps.Each(func(r kadm.AlterPartitionAssignmentsResponse) {
+		if r.Err != nil {
+			t.Fatalf("reassign: %v", r.Err)
+		}
+	})
+	tc.waitState("the partition on its new replicas, both in sync", func(st *cluster.State) bool {
+		q, _ := st.Partition("kv", 0)
+		return slices.Equal(q.Replicas, target) && len(q.ISR) == 2
+	})
+	tc.waitLogEnds("kv", 0, end)
+	rd := tc.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"kv": {0: kgo.NewOffset().AtStart()}}))
+	got := map[string]string{}
+	last := int64(-1)
+	for last < end-1 {
+		fs := rd.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("reading kv: %v (at offset %d of %d)", err, last, end)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			if _, dup := got[string(r.Key)]; dup {
+				t.Fatalf("key %s read twice (offset %d)", r.Key, r.Offset)
+			}
+			got[string(r.Key)] = string(r.Value)
+			last = r.Offset
+		})
+	}
+	for k, v := range newest {
+		if got[k] != v {
+			t.Fatalf("key %s: got %q, want %q", k, got[k], v)
+		}
 	}
 }
