@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -441,5 +442,110 @@ func TestClusterCompactedReassign(t *testing.T) {
 		if got[k] != v {
 			t.Fatalf("key %s: got %q, want %q", k, got[k], v)
 		}
+	}
+}
+
+// TestOffsetsReplayAfterCompaction: a node restarted on a compacted
+// __consumer_offsets (gaps, dropped tombstones) loads the newest commit of
+// each partition and nothing of a deleted group.
+func TestOffsetsReplayAfterCompaction(t *testing.T) {
+	dir := t.TempDir()
+	start := func() *Node {
+		cfg := DefaultConfig()
+		cfg.Cluster.Timers = cluster.FastTimers()
+		cfg.DataDir = dir
+		cfg.KafkaAddr = "127.0.0.1:0"
+		cfg.HTTPAddr = ""
+		cfg.Broker.CleanInterval = 20 * time.Millisecond
+		cfg.Broker.MaintainInterval = 20 * time.Millisecond
+		n, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Shutdown(context.Background()) })
+		return n
+	}
+	node := start()
+	cl := client(t, node)
+	adm := kadm.NewClient(cl)
+	ctx := ctxT(t)
+	if _, err := adm.CreateTopics(ctx, 2, 1, nil, "events"); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(group string, at int64) {
+		t.Helper()
+		var o kadm.Offsets
+		o.AddOffset("events", 0, at, -1)
+		o.AddOffset("events", 1, at+1000, -1)
+		r, err := adm.CommitOffsets(ctx, group, o)
+		if err == nil {
+			err = r.Error()
+		}
+		if err != nil {
+			t.Fatalf("commit %s %d: %v", group, at, err)
+		}
+	}
+	for i := int64(0); i < 200; i++ {
+		commit("keep", i)
+		commit("gone", i)
+	}
+	if dr, err := adm.DeleteGroups(ctx, "gone"); err != nil || dr.Error() != nil {
+		t.Fatalf("DeleteGroups: %v %v", err, dr.Error())
+	}
+	ar, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
+		{Name: "segment.bytes", Value: kadm.StringPtr("4096")},
+		{Name: "segment.ms", Value: kadm.StringPtr("100")},
+		{Name: "min.cleanable.dirty.ratio", Value: kadm.StringPtr("0.01")},
+		{Name: "delete.retention.ms", Value: kadm.StringPtr("0")},
+	}, broker.OffsetsTopic)
+	if err != nil || ar[0].Err != nil {
+		t.Fatalf("AlterTopicConfigs: %v %v", err, ar)
+	}
+	var parts []*broker.Partition
+	for i := int32(0); ; i++ {
+		p, ok := node.Broker().Partition(broker.OffsetsTopic, i)
+		if !ok {
+			break
+		}
+		if p.Log().LogEndOffset() > 0 {
+			parts = append(parts, p)
+		}
+	}
+	eventually(t, "offsets compaction", func() error {
+		for _, p := range parts {
+			if end := p.Log().LogEndOffset(); p.Log().FirstDirtyOffset() < end {
+				return fmt.Errorf("partition %d: first dirty offset %d, want %d", p.Index, p.Log().FirstDirtyOffset(), end)
+			}
+		}
+		return nil
+	})
+	cl.Close()
+	if err := node.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	node = start()
+	adm = kadm.NewClient(client(t, node))
+	eventually(t, "offsets after the restart", func() error {
+		f, err := adm.FetchOffsets(ctx, "keep")
+		if err != nil {
+			return err
+		}
+		o0, ok0 := f.Lookup("events", 0)
+		o1, ok1 := f.Lookup("events", 1)
+		if !ok0 || !ok1 || o0.At != 199 || o1.At != 1199 {
+			return fmt.Errorf("group keep: got %d and %d, want 199 and 1199", o0.At, o1.At)
+		}
+		return nil
+	})
+	f, err := adm.FetchOffsets(ctx, "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := f.Lookup("events", 0); ok && o.At >= 0 {
+		t.Fatalf("deleted group gone: got offset %d after the restart, want none", o.At)
 	}
 }
