@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -294,10 +295,14 @@ func (l *offsetsLog) Replay(fn func(key, value []byte) error) error {
 
 // offsetsTopicConfigs are the configs of __consumer_offsets: compacted, as
 // Kafka's (each group/topic/partition key keeps its newest commit, a
-// deleted group's tombstones go after delete.retention.ms), and fsynced
-// at every commit.
+// deleted group's tombstones go after delete.retention.ms), in segments of
+// at most 100 MiB (Kafka's offsets.topic.segment.bytes) so that commits
+// become cleanable long before a 1 GiB segment fills, and fsynced at every
+// commit.
 func offsetsTopicConfigs() map[string]string {
-	return map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "flush.messages": "1"}
+	seg := min(100<<20, commitlog.DefaultConfig().SegmentBytes)
+	return map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "flush.messages": "1",
+		"segment.bytes": strconv.FormatInt(seg, 10)}
 }
 
 // compactOffsets turns compaction on for an offsets topic created by a
@@ -312,7 +317,11 @@ func (r *groupRouter) compactOffsets(ctx context.Context, configs map[string]str
 	if merged == nil {
 		merged = map[string]string{}
 	}
-	merged["cleanup.policy"] = "compact"
+	for k, v := range offsetsTopicConfigs() {
+		if _, set := merged[k]; !set || k == "cleanup.policy" {
+			merged[k] = v
+		}
+	}
 	if err := r.b.SetTopicConfigs(ctx, broker.OffsetsTopic, merged); err != nil {
 		r.log.Warn().Err(err).Msg("cannot make the offsets topic compacted")
 		return
