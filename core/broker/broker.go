@@ -44,9 +44,9 @@ type Config struct {
 	// AutoCreateTopics creates unknown topics on first produce or metadata
 	// request (Kafka's auto.create.topics.enable).
 	AutoCreateTopics bool
-	// CompactedTopics are created with cleanup.policy=compact when they are
-	// auto-created (default: "state", the edge's device state topic,
-	// keyed by device id).
+	// CompactedTopics are created with cleanup.policy=compact and hourly
+	// segments (segment.ms) when they are auto-created (default: "state",
+	// the edge's device state topic, keyed by device id).
 	CompactedTopics []string
 	// DefaultPartitions is the partition count of auto-created topics and
 	// of CreateTopics requests that leave it to the broker (num.partitions).
@@ -664,7 +664,9 @@ func (b *Broker) EnsureTopic(ctx context.Context, name string) (*Topic, error) {
 	}
 	var configs map[string]string
 	if slices.Contains(b.cfg.CompactedTopics, name) {
-		configs = map[string]string{"cleanup.policy": "compact"}
+		// Hourly segments: the active one is never cleaned, so this
+		// bounds how long older values stay next to the newest.
+		configs = map[string]string{"cleanup.policy": "compact", "segment.ms": "3600000"}
 	}
 	t, err := b.CreateTopic(ctx, name, 0, 0, configs)
 	if errors.Is(err, ErrTopicExists) {
