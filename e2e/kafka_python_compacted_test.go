@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +32,8 @@ type kpyCompacted struct {
 // with a tombstone, delete.retention.ms=0), cleaned by the broker's
 // cleaner, then read by kafka-python from the start and from the middle:
 // one record per device, its newest state, no record of the deleted
-// device, offsets growing across the gaps compaction left.
+// device, offsets growing across the gaps compaction left; kcat reads the
+// same records.
 func TestKafkaPythonCompacted(t *testing.T) {
 	kpyNeedModule(t)
 	core := startCoreArgs(t, buildFluxo(t), "--log-cleaner-backoff", "50ms")
@@ -120,6 +122,19 @@ func TestKafkaPythonCompacted(t *testing.T) {
 	if int(all.EndOffset) != 661 || int64(len(all.Records)) >= all.EndOffset {
 		t.Fatalf("got %d records below end offset %d, want fewer than 661 below 661", len(all.Records), all.EndOffset)
 	}
+	// kcat (librdkafka) reads the same: the README's command.
+	kc := run(t, 30*time.Second, nil, kcatBin, "-C", "-b", core.kafka, "-t", topic, "-K:", "-e", "-q", "-f", "%o %k:%s\n")
+	lines := strings.Split(strings.TrimSpace(string(kc)), "\n")
+	if len(lines) != len(all.Records) {
+		t.Fatalf("kcat: got %d records, want %d as kafka-python read", len(lines), len(all.Records))
+	}
+	for i, l := range lines {
+		r := all.Records[i]
+		if want := fmt.Sprintf("%d %s:%s", r.Offset, *r.Key, *r.Value); l != want {
+			t.Fatalf("kcat record %d: got %q, want %q", i, l, want)
+		}
+	}
+
 	// From the middle: exactly the records at or after the position.
 	mid := all.Records[len(all.Records)/3].Offset - 1
 	part := read(mid)
