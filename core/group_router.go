@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf16"
 
@@ -37,6 +40,8 @@ type groupRouter struct {
 
 	mu     sync.Mutex // guards shards
 	shards map[int32]*groupShard
+
+	compacted atomic.Bool // the offsets topic is known to have cleanup.policy=compact
 
 	roles chan roleChange // leadership changes, applied in order by run
 	quit  chan struct{}
@@ -189,13 +194,16 @@ func (r *groupRouter) Local() []*group.Coordinator {
 func (r *groupRouter) Find(ctx context.Context, key string) (int32, string, int16) {
 	st := r.b.State()
 	if st.Topics[broker.OffsetsTopic] == nil {
-		configs := map[string]string{"retention.ms": "-1", "flush.messages": "1"}
+		configs := offsetsTopicConfigs()
 		_, err := r.b.CreateTopic(ctx, broker.OffsetsTopic, r.partitions, 0, configs)
 		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
 			r.log.Warn().Err(err).Msg("cannot create the offsets topic")
 			return -1, "", kerr.CoordinatorNotAvailable.Code
 		}
 		st = r.b.State()
+	}
+	if ts := st.Topics[broker.OffsetsTopic]; ts != nil && !r.compacted.Load() {
+		r.compactOffsets(ctx, ts.Configs)
 	}
 	ps, ok := st.Partition(broker.OffsetsTopic, r.partitionFor(key))
 	if !ok || ps.Leader == cluster.NoLeader {
@@ -283,4 +291,41 @@ func (l *offsetsLog) Replay(fn func(key, value []byte) error) error {
 		}
 	}
 	return nil
+}
+
+// offsetsTopicConfigs are the configs of __consumer_offsets: compacted, as
+// Kafka's (each group/topic/partition key keeps its newest commit, a
+// deleted group's tombstones go after delete.retention.ms), in segments of
+// at most 100 MiB (Kafka's offsets.topic.segment.bytes) so that commits
+// become cleanable long before a 1 GiB segment fills, and fsynced at every
+// commit.
+func offsetsTopicConfigs() map[string]string {
+	seg := min(100<<20, commitlog.DefaultConfig().SegmentBytes)
+	return map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "flush.messages": "1",
+		"segment.bytes": strconv.FormatInt(seg, 10)}
+}
+
+// compactOffsets turns compaction on for an offsets topic created by a
+// version that did not compact it. Best effort: a failure is logged and
+// tried again at the next FindCoordinator.
+func (r *groupRouter) compactOffsets(ctx context.Context, configs map[string]string) {
+	if configs["cleanup.policy"] == "compact" {
+		r.compacted.Store(true)
+		return
+	}
+	merged := maps.Clone(configs)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	for k, v := range offsetsTopicConfigs() {
+		if _, set := merged[k]; !set || k == "cleanup.policy" {
+			merged[k] = v
+		}
+	}
+	if err := r.b.SetTopicConfigs(ctx, broker.OffsetsTopic, merged); err != nil {
+		r.log.Warn().Err(err).Msg("cannot make the offsets topic compacted")
+		return
+	}
+	r.compacted.Store(true)
+	r.log.Info().Msg("offsets topic is now compacted")
 }

@@ -212,6 +212,11 @@ func (p *Partition) Append(records []byte, acks int16) AppendResult {
 	if len(batches) == 0 {
 		return failed(kerr.CorruptMessage.Code, errors.New("no record batch"))
 	}
+	if p.log.Compacted() {
+		if err := commitlog.CheckKeys(records, batches); err != nil {
+			return failed(kerr.InvalidRecord.Code, err)
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.leader != p.b.NodeID() {

@@ -155,7 +155,9 @@ func (p *Partition) appendReplica(data []byte, leaderHW int64, epoch int32) erro
 	var batches []commitlog.Batch
 	pos := 0
 	for pos < len(data) {
-		b, err := commitlog.ValidateBatch(data[pos:])
+		// Stored batches: a compacted leader's may hold fewer records
+		// than their offset span.
+		b, err := commitlog.ValidateStoredBatch(data[pos:])
 		if err != nil {
 			if _, herr := commitlog.ParseHeader(data[pos:]); herr != nil || pos+61 > len(data) {
 				break // a partial batch at the end of the response
@@ -171,10 +173,11 @@ func (p *Partition) appendReplica(data []byte, leaderHW int64, epoch int32) erro
 		return errStaleFetch
 	}
 	if len(batches) > 0 {
-		if want := p.log.LogEndOffset(); batches[0].BaseOffset != want {
+		// A batch past the log end is a gap the leader's cleaner left.
+		if want := p.log.LogEndOffset(); batches[0].BaseOffset < want {
 			return fmt.Errorf("%w: leader sent offset %d, log end is %d", errDiverged, batches[0].BaseOffset, want)
 		}
-		if _, err := p.log.AppendValidated(data[:pos], batches); err != nil {
+		if _, err := p.log.AppendReplicated(data[:pos], batches); err != nil {
 			return err
 		}
 		for _, b := range batches {
