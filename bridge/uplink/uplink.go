@@ -148,9 +148,13 @@ type Uplink struct {
 
 // LaneStats describes one lane's forwarding.
 type LaneStats struct {
-	Lane                  spool.Lane
-	Connected             bool  // the last send succeeded
-	Batches, Records      int64 // acknowledged by the core
+	Lane             spool.Lane
+	Connected        bool  // the last send succeeded
+	Batches, Records int64 // acknowledged by the core
+	// Requests are the Produce requests acknowledged (one per partition
+	// leader per window): Records/Requests is how much a round trip
+	// carries, which bounds the rate over a high-latency link.
+	Requests              int64
 	RawBytes, SentBytes   int64 // records before and after compression
 	Retries, NewProducers int64
 	LastAck               time.Time
@@ -194,14 +198,14 @@ type lane struct {
 	synced *window
 	pinned map[string]int32
 
-	connected                                         atomic.Bool
-	batches, records, raw, sent, retries, newProducer atomic.Int64
-	latency                                           latencyHist
-	lastAck                                           atomic.Int64
-	partitions                                        map[string]int32    // cached partition counts
-	leaderOf                                          map[string]int32    // cached leader per "topic/partition"
-	topicIDs                                          map[string][16]byte // cached topic ids (Metadata v10+), if the cluster has them
-	unknownSince                                      time.Time           // since when a topic is unknown to the cluster; zero if none
+	connected                                                   atomic.Bool
+	batches, records, requests, raw, sent, retries, newProducer atomic.Int64
+	latency                                                     latencyHist
+	lastAck                                                     atomic.Int64
+	partitions                                                  map[string]int32    // cached partition counts
+	leaderOf                                                    map[string]int32    // cached leader per "topic/partition"
+	topicIDs                                                    map[string][16]byte // cached topic ids (Metadata v10+), if the cluster has them
+	unknownSince                                                time.Time           // since when a topic is unknown to the cluster; zero if none
 
 	parkMu sync.Mutex // guards park; the lane's goroutine writes, Stats reads
 	park   parkState
@@ -293,7 +297,7 @@ func (u *Uplink) Stats() []LaneStats {
 	for _, l := range u.lanes {
 		s := LaneStats{
 			Lane: l.id, Connected: l.connected.Load(),
-			Batches: l.batches.Load(), Records: l.records.Load(),
+			Batches: l.batches.Load(), Records: l.records.Load(), Requests: l.requests.Load(),
 			RawBytes: l.raw.Load(), SentBytes: l.sent.Load(),
 			Retries: l.retries.Load(), NewProducers: l.newProducer.Load(),
 			Backlog: u.sp.End(l.id) - u.sp.Start(l.id),
@@ -913,6 +917,7 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 	}
 	l.batches.Add(int64(len(order)))
 	l.records.Add(int64(len(recs)))
+	l.requests.Add(int64(len(reqs)))
 	now := time.Now()
 	for i := range recs {
 		l.latency.observe(now.Sub(recs[i].Time))
