@@ -73,9 +73,21 @@ type Link struct {
 	proxy *toxiproxy.Proxy
 	sh    *linkShared
 
-	mu     sync.Mutex // guards cut, the proxy's start and stop
+	mu     sync.Mutex // guards the fields below, the toxics' order, the proxy's start and stop
 	cut    bool
 	closed bool
+	// faults are the toxics in place besides the cut and the counters,
+	// in the order added. The chain is always: cut (if cut), faults,
+	// counters; so a cut holds bytes before they cost latency or
+	// bandwidth, and the counters count what left the link.
+	faults []fault
+}
+
+// fault is one toxic as added.
+type fault struct {
+	name, typ string
+	dir       Direction
+	attrs     map[string]any
 }
 
 // Start starts a link on a free port of 127.0.0.1 to upstream. log
@@ -97,11 +109,9 @@ func Start(upstream string, log zerolog.Logger) (*Link, error) {
 		l.forget()
 		return nil, fmt.Errorf("faultlink: start: %w", err)
 	}
-	for _, d := range []Direction{Up, Down} {
-		if err := l.add("count_"+d.String(), "fluxo_count", d, map[string]any{"key": key, "dir": int(d)}); err != nil {
-			l.Close()
-			return nil, err
-		}
+	if err := l.addCounters(); err != nil {
+		l.Close()
+		return nil, err
 	}
 	return l, nil
 }
@@ -110,16 +120,16 @@ func Start(upstream string, log zerolog.Logger) (*Link, error) {
 // when the upstream names itself to clients, as a Kafka broker does).
 func (l *Link) Addr() string { return l.proxy.Listen }
 
-// Bytes returns how many bytes entered the link in direction d since it
-// started (counted before the faults: what the sender handed to it).
+// Bytes returns how many bytes the link carried in direction d since it
+// started (counted after the faults: what left the link).
 func (l *Link) Bytes(d Direction) int64 { return l.sh.bytes[d].Load() }
 
 // Latency delays every chunk in both directions by d ± jitter (so a round
 // trip takes 2d more).
 func (l *Link) Latency(d, jitter time.Duration) error {
 	for _, dir := range []Direction{Up, Down} {
-		if err := l.add("latency_"+dir.String(), "latency", dir, map[string]any{
-			"latency": d.Milliseconds(), "jitter": jitter.Milliseconds()}); err != nil {
+		if err := l.addFault(fault{"latency_" + dir.String(), "latency", dir, map[string]any{
+			"latency": d.Milliseconds(), "jitter": jitter.Milliseconds()}}); err != nil {
 			return err
 		}
 	}
@@ -134,8 +144,8 @@ func (l *Link) Bandwidth(bytesPerSec int64) error {
 		return errors.New("faultlink: bandwidth must be positive")
 	}
 	for _, dir := range []Direction{Up, Down} {
-		if err := l.add("bandwidth_"+dir.String(), "fluxo_bandwidth", dir, map[string]any{
-			"key": l.key, "dir": int(dir), "rate": bytesPerSec}); err != nil {
+		if err := l.addFault(fault{"bandwidth_" + dir.String(), "fluxo_bandwidth", dir, map[string]any{
+			"key": l.key, "dir": int(dir), "rate": bytesPerSec}}); err != nil {
 			return err
 		}
 	}
@@ -146,7 +156,7 @@ func (l *Link) Bandwidth(bytesPerSec int64) error {
 // direction d (counted from now for open connections, from their start
 // for new ones): toxiproxy's limit_data, a link that drops mid-transfer.
 func (l *Link) LimitData(d Direction, n int64) error {
-	return l.add("limit_"+d.String(), "limit_data", d, map[string]any{"bytes": n})
+	return l.addFault(fault{"limit_" + d.String(), "limit_data", d, map[string]any{"bytes": n}})
 }
 
 // Cut stops the link: nothing goes through in either direction, on open
@@ -159,6 +169,11 @@ func (l *Link) Cut() error {
 	if l.cut {
 		return nil
 	}
+	// Taken out and put back behind the cut: nothing is dropped when a
+	// toxic leaves the chain.
+	if err := l.removeAll(); err != nil {
+		return err
+	}
 	for _, dir := range []Direction{Up, Down} {
 		// A latency far beyond any test: removing it delivers at once
 		// what it holds (toxiproxy's latency toxic never drops data).
@@ -167,7 +182,12 @@ func (l *Link) Cut() error {
 		}
 	}
 	l.cut = true
-	return nil
+	for _, f := range l.faults {
+		if err := l.add(f.name, f.typ, f.dir, f.attrs); err != nil {
+			return err
+		}
+	}
+	return l.addCounters()
 }
 
 // Heal ends a Cut.
@@ -201,17 +221,12 @@ func (l *Link) Reset() error {
 // link forwards as fast as it can again. The byte counters stay.
 func (l *Link) Clear() error {
 	l.mu.Lock()
-	l.cut = false
-	l.mu.Unlock()
-	var errs []error
-	for _, t := range l.proxy.Toxics.GetToxicArray() {
-		w, ok := t.(*toxics.ToxicWrapper)
-		if !ok || strings.HasPrefix(w.Name, "count_") {
-			continue
-		}
-		errs = append(errs, l.remove(w.Name))
+	defer l.mu.Unlock()
+	if err := l.removeAll(); err != nil {
+		return err
 	}
-	return errors.Join(errs...)
+	l.cut, l.faults = false, nil
+	return l.addCounters()
 }
 
 // Close stops the link and closes its connections.
@@ -235,11 +250,64 @@ func (l *Link) forget() {
 // Remove removes one fault by kind: "latency", "bandwidth", "limit" (in
 // both directions where it applies).
 func (l *Link) Remove(kind string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var errs []error
-	for _, dir := range []Direction{Up, Down} {
-		name := kind + "_" + dir.String()
-		if l.proxy.Toxics.GetToxic(name) != nil {
-			errs = append(errs, l.remove(name))
+	keep := l.faults[:0]
+	for _, f := range l.faults {
+		if strings.HasPrefix(f.name, kind+"_") {
+			errs = append(errs, l.remove(f.name))
+			continue
+		}
+		keep = append(keep, f)
+	}
+	l.faults = keep
+	return errors.Join(errs...)
+}
+
+// addFault puts f (replacing one of the same name) before the counters.
+func (l *Link) addFault(f fault) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, g := range l.faults {
+		if g.name == f.name {
+			if err := l.remove(g.name); err != nil {
+				return err
+			}
+			l.faults = append(l.faults[:i], l.faults[i+1:]...)
+			break
+		}
+	}
+	if err := l.removeCounters(); err != nil {
+		return err
+	}
+	if err := l.add(f.name, f.typ, f.dir, f.attrs); err != nil {
+		return err
+	}
+	l.faults = append(l.faults, f)
+	return l.addCounters()
+}
+
+func (l *Link) addCounters() error {
+	for _, d := range []Direction{Up, Down} {
+		if err := l.add("count_"+d.String(), "fluxo_count", d, map[string]any{"key": l.key, "dir": int(d)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Link) removeCounters() error {
+	return errors.Join(l.remove("count_upstream"), l.remove("count_downstream"))
+}
+
+// removeAll takes every toxic out of the chain (the cut too: what it
+// held goes on).
+func (l *Link) removeAll() error {
+	var errs []error
+	for _, t := range l.proxy.Toxics.GetToxicArray() {
+		if w, ok := t.(*toxics.ToxicWrapper); ok {
+			errs = append(errs, l.remove(w.Name))
 		}
 	}
 	return errors.Join(errs...)
@@ -353,19 +421,26 @@ func (t *bandwidthToxic) Pipe(stub *toxics.ToxicStub) {
 }
 
 // bucket books time on a link of a given rate: each booking starts where
-// the last one ended (or now, if the link was idle).
+// the last one ended, or, if the link was idle, at most burst before now.
+// The burst keeps a sender's late wake-ups (timer and scheduling delays)
+// from being lost time on a busy link, which would make the link slower
+// than its rate.
 type bucket struct {
 	mu   sync.Mutex
 	next time.Time // when the link is free again
 }
+
+// burst is how far back an idle link's next booking may start: 50 ms of
+// its rate may go at once.
+const burst = 50 * time.Millisecond
 
 // book reserves n bytes at rate bytes/s and returns when they have gone.
 func (b *bucket) book(n int, rate int64) time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
-	if b.next.Before(now) {
-		b.next = now
+	if b.next.Before(now.Add(-burst)) {
+		b.next = now.Add(-burst)
 	}
 	b.next = b.next.Add(time.Duration(int64(n) * int64(time.Second) / rate))
 	return b.next
