@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -43,7 +44,10 @@ type Config struct {
 	// alarm lane never lingers.
 	Linger time.Duration
 	// MaxBatchBytes bounds the records read into one send (before
-	// compression), and so the size of one partition's batch.
+	// compression), and so the size of one partition's batch. A lane has
+	// one send in flight, so the link idles a round trip per send: on a
+	// slow, high-latency link the send must be several round trips long
+	// (see DefaultConfig).
 	MaxBatchBytes int
 	// Compress turns on snappy compression of batches.
 	Compress bool
@@ -77,10 +81,17 @@ type Config struct {
 // DefaultConfig returns an uplink to a core on 127.0.0.1:9092.
 func DefaultConfig() Config {
 	return Config{
-		Brokers:          []string{"127.0.0.1:9092"},
-		ClientID:         "fluxo-edge",
-		Linger:           time.Second,
-		MaxBatchBytes:    512 << 10,
+		Brokers:  []string{"127.0.0.1:9092"},
+		ClientID: "fluxo-edge",
+		Linger:   time.Second,
+		// 1000 KiB: a batch stays under Kafka's default
+		// max.message.bytes (1 MiB + 12) even when nothing compresses,
+		// and a window of fleet telemetry (about 6:1 with snappy) is
+		// about 165 KB on the wire: 5 s of a 256 kbit/s cellular link,
+		// so the round trip between sends (0.6 s there) costs about a
+		// tenth of the link, not the quarter that 512 KiB windows cost
+		// (benchmarks/link).
+		MaxBatchBytes:    1000 << 10,
 		Compress:         true,
 		LiveFirstBacklog: 10000,
 		RetryBackoff:     100 * time.Millisecond,
@@ -206,6 +217,10 @@ type lane struct {
 	leaderOf                                                    map[string]int32    // cached leader per "topic/partition"
 	topicIDs                                                    map[string][16]byte // cached topic ids (Metadata v10+), if the cluster has them
 	unknownSince                                                time.Time           // since when a topic is unknown to the cluster; zero if none
+	// sendTimeout bounds one send's round trip: RequestTimeout, longer
+	// on the telemetry lane once a send timed out (see nextTimeout).
+	// Zero: RequestTimeout.
+	sendTimeout time.Duration
 
 	parkMu sync.Mutex // guards park; the lane's goroutine writes, Stats reads
 	park   parkState
@@ -881,9 +896,14 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 	type result struct {
 		err error
 	}
+	timeout := max(l.sendTimeout, l.u.cfg.RequestTimeout)
+	for _, req := range reqs {
+		req.TimeoutMillis = int32(timeout.Milliseconds())
+	}
+	start := time.Now()
 	results := make(chan result, len(reqs))
 	produce := func(leader int32, req *kmsg.ProduceRequest) {
-		rctx, cancel := context.WithTimeout(ctx, l.u.cfg.RequestTimeout)
+		rctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		kresp, err := l.cl.Broker(int(leader)).Request(rctx, produceRequest(req))
 		if err != nil {
@@ -900,9 +920,20 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 		}
 	}
 	var errs []error
+	timedOut := false
 	for range reqs {
 		if r := <-results; r.err != nil {
 			errs = append(errs, r.err)
+			timedOut = timedOut || errors.Is(r.err, context.DeadlineExceeded) || errors.Is(r.err, os.ErrDeadlineExceeded)
+		}
+	}
+	// Only telemetry windows get large enough to outlast RequestTimeout
+	// on a slow link. An alarm send is small: one that times out met a
+	// dead link, and a longer wait would only delay the next alarm.
+	if l.id != spool.Alarm {
+		l.sendTimeout = nextTimeout(l.u.cfg.RequestTimeout, timeout, time.Since(start), len(errs) == 0, timedOut && ctx.Err() == nil)
+		if timedOut && ctx.Err() == nil {
+			l.log.Info().Dur("timeout", l.sendTimeout).Msg("a send outlasted its timeout; the next ones get longer")
 		}
 	}
 	for _, e := range errs {
@@ -925,6 +956,26 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 	l.raw.Add(raw)
 	l.sent.Add(sent)
 	return nil
+}
+
+// maxTimeoutFactor bounds how far nextTimeout stretches RequestTimeout.
+const maxTimeoutFactor = 8
+
+// nextTimeout is the timeout of a lane's next send, after a send that
+// had timeout and took took: doubled after a send that timed out (a
+// saved window is sent again as it is, so over a link too slow for it
+// the same send would time out for ever), twice what a successful send
+// took (so the following windows of that size fit too), and never below
+// base or above maxTimeoutFactor times base.
+func nextTimeout(base, timeout, took time.Duration, ok, timedOut bool) time.Duration {
+	next := timeout
+	switch {
+	case timedOut:
+		next = 2 * timeout
+	case ok:
+		next = 2 * took
+	}
+	return min(max(next, base), maxTimeoutFactor*base)
 }
 
 func (l *lane) partitionsStale() {
