@@ -132,3 +132,23 @@ func TestNextTimeout(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxRetryBackoff(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		lane        spool.Lane
+		retry, max  time.Duration
+		alarm, want time.Duration
+	}{
+		{"telemetry keeps the cap", spool.Telemetry, 100 * time.Millisecond, 5 * time.Second, time.Second, 5 * time.Second},
+		{"alarms retry sooner", spool.Alarm, 100 * time.Millisecond, 5 * time.Second, time.Second, time.Second},
+		{"alarm cap unset", spool.Alarm, 100 * time.Millisecond, 5 * time.Second, 0, 5 * time.Second},
+		{"alarm cap above the cap", spool.Alarm, 100 * time.Millisecond, 5 * time.Second, 10 * time.Second, 5 * time.Second},
+		{"alarm cap below the first backoff", spool.Alarm, 100 * time.Millisecond, 5 * time.Second, time.Millisecond, 100 * time.Millisecond},
+	} {
+		l := &lane{id: c.lane, u: &Uplink{cfg: Config{RetryBackoff: c.retry, MaxRetryBackoff: c.max, AlarmMaxRetryBackoff: c.alarm}}}
+		if got := l.maxRetryBackoff(); got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+		}
+	}
+}
