@@ -344,7 +344,7 @@ func testCutAlarmFirst(t *testing.T, s *badlinkSite) []*mqttDevice {
 	alarmWait(t, 10*time.Second) // acknowledged by the edge: spooled
 	close(stop)
 	wait(t, 10*time.Second)
-	time.Sleep(cutAt.Add(cut).Sub(time.Now()))
+	time.Sleep(time.Until(cutAt.Add(cut)))
 	during := s.endOffsets(t, "telemetry", "alarms")
 	m := s.edge.mustMetrics(t)
 	backlog := m[spoolRecords("telemetry")]
