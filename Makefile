@@ -22,11 +22,12 @@ FUZZTIME   ?= 30s
 BENCH_PKGS ?= ./...
 BENCH      ?= .
 DEMO_ARGS  ?=
+LINK_ARGS  ?=
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Every Go module in the tree: the root and deploy/ (its own module).
 MODULES    := . deploy
 
-.PHONY: help build demo test e2e chaos nemesis fuzz bench lint pi tidy-check clean console-screenshots
+.PHONY: help build demo test e2e chaos nemesis fuzz bench bench-link lint pi tidy-check clean console-screenshots
 
 help: ## show this help
 	@echo "Usage: make TARGET [VAR=value ...]"
@@ -86,6 +87,9 @@ fuzz: ## run every fuzz target in FUZZ_PKGS for FUZZTIME each
 
 bench: ## run the benchmarks in BENCH_PKGS matching BENCH
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(BENCH_PKGS)
+
+bench-link: ## the edge's uplink over a bad link (300 ms, 256 kbit/s, a 10-minute cut): goodput, alarm delay, loss (LINK_ARGS=-phases goodput)
+	$(GO) run ./benchmarks/link $(LINK_ARGS)
 
 lint: ## gofmt, go vet (with and without -tags e2e) and staticcheck
 	@unformatted=$$(gofmt -l .); \
