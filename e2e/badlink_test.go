@@ -152,6 +152,7 @@ type linkPhase struct {
 // the cut, behind the telemetry backlog the cut built, reaches the core
 // while that backlog is still draining.
 func TestBadLink(t *testing.T) {
+	t.Parallel()
 	bin := buildFluxo(t)
 	s := startBadlinkSite(t, bin)
 	l := s.link

@@ -35,6 +35,7 @@ type kpyCompacted struct {
 // device, offsets growing across the gaps compaction left; kcat reads the
 // same records.
 func TestKafkaPythonCompacted(t *testing.T) {
+	t.Parallel()
 	kpyNeedModule(t)
 	core := startCoreArgs(t, buildFluxo(t), "--log-cleaner-backoff", "50ms")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
