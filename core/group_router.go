@@ -142,9 +142,13 @@ func (r *groupRouter) apply(rc roleChange) {
 }
 
 // partitionFor is the offsets partition of group g, as Kafka computes it.
-func (r *groupRouter) partitionFor(g string) int32 {
+func (r *groupRouter) partitionFor(g string) int32 { return javaHashPartition(g, r.partitions) }
+
+// javaHashPartition is Kafka's partition of a group or transactional id
+// among n: abs(Java's String.hashCode(key)) % n.
+func javaHashPartition(key string, n int32) int32 {
 	var h int32
-	for _, c := range g { // Java's String.hashCode over UTF-16 units
+	for _, c := range key { // Java's String.hashCode over UTF-16 units
 		if c >= 0x10000 {
 			hi, lo := utf16.EncodeRune(c)
 			h = 31*(31*h+hi) + lo
@@ -158,7 +162,7 @@ func (r *groupRouter) partitionFor(g string) int32 {
 	if h < 0 {
 		h = -h
 	}
-	return h % r.partitions
+	return h % n
 }
 
 // Coordinator implements kafka.Groups.

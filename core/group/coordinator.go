@@ -39,6 +39,8 @@ type Coordinator struct {
 	// follow Close's Wait.
 	wg sync.WaitGroup
 
+	txo txnOffsets // transactional commits pending (txn.go)
+
 	mu     sync.Mutex        // guards groups and closed; a leaf: no lock is taken while holding it
 	groups map[string]*group // by group id
 	closed bool

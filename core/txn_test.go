@@ -1,0 +1,308 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// txnProducer is a transactional franz-go client of node.
+func txnProducer(t *testing.T, seeds []string, id string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(seeds...),
+		kgo.TransactionalID(id),
+		kgo.TransactionTimeout(30 * time.Second),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// produceTxn produces values to topic partition p in one transaction and
+// ends it with commit or abort.
+func produceTxn(t *testing.T, cl *kgo.Client, topic string, p int32, commit bool, values ...string) {
+	t.Helper()
+	ctx := ctxT(t)
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatalf("BeginTransaction: %v", err)
+	}
+	for _, v := range values {
+		r := &kgo.Record{Topic: topic, Partition: p, Value: []byte(v)}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce %s: %v", v, err)
+		}
+	}
+	if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+		t.Fatalf("EndTransaction(commit=%v): %v", commit, err)
+	}
+}
+
+// readValues reads topic from the start with the given isolation until
+// the partitions' ends (as ListOffsets at that isolation gives them) and
+// returns the values read.
+func readValues(t *testing.T, seeds []string, topic string, committed bool) []string {
+	t.Helper()
+	ctx := ctxT(t)
+	iso := kgo.ReadUncommitted()
+	if committed {
+		iso = kgo.ReadCommitted()
+	}
+	adm := kadm.NewClient(client1(t, seeds))
+	var ends kadm.ListedOffsets
+	var err error
+	if committed {
+		ends, err = adm.ListCommittedOffsets(ctx, topic)
+	} else {
+		ends, err = adm.ListEndOffsets(ctx, topic)
+	}
+	if err != nil || ends.Error() != nil {
+		t.Fatalf("list end offsets: %v %v", err, ends.Error())
+	}
+	cl := client1(t, seeds, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(iso))
+	var out []string
+	pos := map[int32]int64{}
+	done := func() bool {
+		for _, o := range ends[topic] {
+			if pos[o.Partition] < o.Offset {
+				return false
+			}
+		}
+		return true
+	}
+	for !done() {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %s (committed=%v): ends %v, at %v: %v", topic, committed, ends, pos, err)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			for _, r := range p.Records {
+				out = append(out, string(r.Value))
+			}
+			// The high watermark (uncommitted) or last stable offset
+			// (committed) the broker sent: where this partition's read
+			// has reached, markers included.
+			if committed {
+				pos[p.Partition] = max(pos[p.Partition], p.LastStableOffset)
+			} else {
+				pos[p.Partition] = max(pos[p.Partition], p.HighWatermark)
+			}
+		})
+	}
+	return out
+}
+
+func client1(t *testing.T, seeds []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func createTopic(t *testing.T, seeds []string, topic string, partitions int32, rf int16) {
+	t.Helper()
+	adm := kadm.NewClient(client1(t, seeds))
+	resp, err := adm.CreateTopic(ctxT(t), partitions, rf, nil, topic)
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create topic %s: %v %v", topic, err, resp.Err)
+	}
+}
+
+func TestTxnCommitAbortIsolation(t *testing.T) {
+	node := startNode(t, t.TempDir())
+	seeds := []string{node.KafkaAddr()}
+	createTopic(t, seeds, "txn", 1, 1)
+	cl := txnProducer(t, seeds, "tx-1")
+	produceTxn(t, cl, "txn", 0, true, "c1", "c2")
+	produceTxn(t, cl, "txn", 0, false, "a1", "a2")
+	produceTxn(t, cl, "txn", 0, true, "c3")
+
+	got := readValues(t, seeds, "txn", true)
+	if want := []string{"c1", "c2", "c3"}; !slices.Equal(got, want) {
+		t.Errorf("read_committed: got %v, want %v", got, want)
+	}
+	got = readValues(t, seeds, "txn", false)
+	if want := []string{"c1", "c2", "a1", "a2", "c3"}; !slices.Equal(got, want) {
+		t.Errorf("read_uncommitted: got %v, want %v", got, want)
+	}
+}
+
+// An open transaction holds read_committed readers back at its first
+// offset, while read_uncommitted ones read past it.
+func TestTxnOpenHoldsLastStableOffset(t *testing.T) {
+	node := startNode(t, t.TempDir())
+	seeds := []string{node.KafkaAddr()}
+	createTopic(t, seeds, "lso", 1, 1)
+	cl := txnProducer(t, seeds, "tx-open")
+	produceTxn(t, cl, "lso", 0, true, "c1")
+	ctx := ctxT(t)
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "lso", Partition: 0, Value: []byte("open")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(client1(t, seeds))
+	committed, err := adm.ListCommittedOffsets(ctx, "lso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, err := adm.ListEndOffsets(ctx, "lso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lso, _ := committed.Lookup("lso", 0)
+	hw, _ := end.Lookup("lso", 0)
+	// c1 at 0, its commit marker at 1, "open" at 2.
+	if lso.Offset != 2 || hw.Offset != 3 {
+		t.Errorf("with a transaction open at 2: got last stable offset %d and high watermark %d, want 2 and 3", lso.Offset, hw.Offset)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	committed, err = adm.ListCommittedOffsets(ctx, "lso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lso, _ := committed.Lookup("lso", 0); lso.Offset != 4 {
+		t.Errorf("after the commit: got last stable offset %d, want 4", lso.Offset)
+	}
+	if got, want := readValues(t, seeds, "lso", true), []string{"c1", "open"}; !slices.Equal(got, want) {
+		t.Errorf("read_committed: got %v, want %v", got, want)
+	}
+}
+
+// A second producer with the same transactional id fences the first: the
+// first one's transaction is aborted, and its next requests fail.
+func TestTxnZombieFenced(t *testing.T) {
+	node := startNode(t, t.TempDir())
+	seeds := []string{node.KafkaAddr()}
+	createTopic(t, seeds, "zombie", 1, 1)
+	ctx := ctxT(t)
+	old := txnProducer(t, seeds, "tx-z")
+	if err := old.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.ProduceSync(ctx, &kgo.Record{Topic: "zombie", Partition: 0, Value: []byte("zombie-1")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// The new instance: its InitProducerID aborts the open transaction
+	// and bumps the epoch.
+	cur := txnProducer(t, seeds, "tx-z")
+	produceTxn(t, cur, "zombie", 0, true, "new-1")
+
+	err := old.ProduceSync(ctx, &kgo.Record{Topic: "zombie", Partition: 0, Value: []byte("zombie-2")}).FirstErr()
+	if err == nil {
+		err = old.EndTransaction(ctx, kgo.TryCommit)
+	}
+	if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) {
+		t.Errorf("zombie: got %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", err)
+	}
+	if got, want := readValues(t, seeds, "zombie", true), []string{"new-1"}; !slices.Equal(got, want) {
+		t.Errorf("read_committed: got %v, want %v", got, want)
+	}
+}
+
+// A transaction left open past its timeout is aborted by the coordinator,
+// and its producer is fenced.
+func TestTxnTimeoutAborts(t *testing.T) {
+	node := startNodeWith(t, func(cfg *Config) { cfg.Txn.AbortCheckInterval = 50 * time.Millisecond })
+	seeds := []string{node.KafkaAddr()}
+	createTopic(t, seeds, "slow", 1, 1)
+	ctx := ctxT(t)
+	cl := txnProducer(t, seeds, "tx-slow", kgo.TransactionTimeout(time.Second))
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "slow", Partition: 0, Value: []byte("late")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(client1(t, seeds))
+	for {
+		d, err := adm.DescribeTransactions(ctx, "tx-slow")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, ok := d["tx-slow"]; ok && s.State == "CompleteAbort" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("transaction never aborted: %v", d)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err == nil {
+		t.Errorf("commit after the timeout: got success, want an error")
+	}
+	// A record after the aborted ones, so that the reader has something
+	// to stop at.
+	if err := client1(t, seeds).ProduceSync(ctx, &kgo.Record{Topic: "slow", Partition: 0, Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readValues(t, seeds, "slow", true), []string{"after"}; !slices.Equal(got, want) {
+		t.Errorf("read_committed: got %v, want %v", got, want)
+	}
+}
+
+// DescribeTransactions and ListTransactions show a transaction's state.
+func TestTxnDescribeAndList(t *testing.T) {
+	node := startNode(t, t.TempDir())
+	seeds := []string{node.KafkaAddr()}
+	createTopic(t, seeds, "desc", 2, 1)
+	ctx := ctxT(t)
+	cl := txnProducer(t, seeds, "tx-d")
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for p := int32(0); p < 2; p++ {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "desc", Partition: p, Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(client1(t, seeds))
+	d, err := adm.DescribeTransactions(ctx, "tx-d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := d["tx-d"]
+	if !ok || s.Err != nil || s.State != "Ongoing" || len(s.Topics["desc"]) != 2 {
+		t.Errorf("describe: got %+v, want Ongoing on desc 0 and 1", s)
+	}
+	l, err := adm.ListTransactions(ctx, nil, []string{"Ongoing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := l.TransactionalIDs(); !slices.Equal(ids, []string{"tx-d"}) {
+		t.Errorf("list Ongoing: got %v, want [tx-d]", ids)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	d, err = adm.DescribeTransactions(ctx, "tx-d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := d["tx-d"]; s.State != "CompleteAbort" {
+		t.Errorf("describe after abort: got %s, want CompleteAbort", s.State)
+	}
+}
+
+var _ = fmt.Sprint
+var _ = strconv.Itoa
+var _ = context.Background
