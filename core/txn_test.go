@@ -306,3 +306,127 @@ func TestTxnDescribeAndList(t *testing.T) {
 var _ = fmt.Sprint
 var _ = strconv.Itoa
 var _ = context.Background
+
+// etlSession is one run of a consume-transform-produce loop: it reads
+// "in" in group etl with read_committed and writes each value to "out" in
+// the same transaction as its offsets.
+func etlSession(t *testing.T, seeds []string) *kgo.GroupTransactSession {
+	t.Helper()
+	s, err := kgo.NewGroupTransactSession(
+		kgo.SeedBrokers(seeds...),
+		kgo.TransactionalID("etl"),
+		kgo.TransactionTimeout(30*time.Second),
+		kgo.ConsumerGroup("etl"),
+		kgo.ConsumeTopics("in"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RequireStableFetchOffsets(),
+		// Small fetches: many transactions, so that the stop falls
+		// mid-run.
+		kgo.FetchMaxBytes(1000),
+		kgo.FetchMaxPartitionBytes(300),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// runETL polls and copies until stop says so after a committed
+// transaction, or, with abandon, leaves the last transaction open and
+// closes the session, as a loop stopped mid-run.
+// It returns how many records it committed.
+func runETL(t *testing.T, s *kgo.GroupTransactSession, stop func(committed int) bool, abandon bool) int {
+	t.Helper()
+	ctx := ctxT(t)
+	committed := 0
+	for {
+		fs := s.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("etl: %v after %d committed", ctx.Err(), committed)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Logf("etl fetch: %v", err) })
+		if err := s.Begin(); err != nil {
+			t.Fatalf("Begin: %v", err)
+		}
+		n := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			s.Produce(ctx, &kgo.Record{Topic: "out", Key: r.Key, Value: r.Value}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					t.Logf("etl produce: %v", err)
+				}
+			})
+		})
+		if abandon && committed > 0 && n > 0 && stop(committed) {
+			// The transaction's records reach the log, then the loop
+			// stops without ending it: the next session's
+			// InitProducerID aborts it.
+			if err := s.Client().Flush(ctx); err != nil {
+				t.Fatalf("Flush: %v", err)
+			}
+			s.Close()
+			return committed
+		}
+		ok, err := s.End(ctx, kgo.TryCommit)
+		if err != nil {
+			t.Logf("etl End: %v", err)
+		}
+		if ok {
+			committed += n
+		}
+		if !abandon && stop(committed) {
+			return committed
+		}
+	}
+}
+
+// A consume-transform-produce loop with GroupTransactSession, stopped
+// mid-transaction and restarted: a read_committed reader of its output
+// sees every input record exactly once.
+func TestTxnGroupTransactSessionExactlyOnce(t *testing.T) {
+	node := startNode(t, t.TempDir())
+	seeds := []string{node.KafkaAddr()}
+	createTopic(t, seeds, "in", 3, 1)
+	createTopic(t, seeds, "out", 3, 1)
+	const n = 600
+	in := client1(t, seeds)
+	ctx := ctxT(t)
+	for i := 0; i < n; i += 6 {
+		var recs []*kgo.Record
+		for j := i; j < i+6; j++ {
+			recs = append(recs, &kgo.Record{Topic: "in", Key: []byte(strconv.Itoa(j % 7)), Value: []byte(strconv.Itoa(j))})
+		}
+		if err := in.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	first := runETL(t, etlSession(t, seeds), func(c int) bool { return c >= n/4 }, true)
+	t.Logf("first run committed %d records", first)
+	runETL(t, etlSession(t, seeds), func(c int) bool { return first+c >= n }, false)
+
+	got := readValues(t, seeds, "out", true)
+	seen := map[string]int{}
+	for _, v := range got {
+		seen[v]++
+	}
+	var dup, missing []string
+	for i := 0; i < n; i++ {
+		switch seen[strconv.Itoa(i)] {
+		case 1:
+		case 0:
+			missing = append(missing, strconv.Itoa(i))
+		default:
+			dup = append(dup, strconv.Itoa(i))
+		}
+	}
+	if len(got) != n || len(dup) > 0 || len(missing) > 0 {
+		t.Errorf("read_committed output: got %d records (duplicates %v, missing %v), want %d, each once", len(got), dup, missing, n)
+	}
+	// The stopped run's open transaction left records in the log.
+	if raw := readValues(t, seeds, "out", false); len(raw) <= n {
+		t.Errorf("read_uncommitted: got %d records, want more than %d (an aborted transaction's)", len(raw), n)
+	}
+}
