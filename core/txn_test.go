@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fluxo-io/fluxo/core/cluster"
 )
 
 // txnProducer is a transactional franz-go client of node.
@@ -303,10 +305,6 @@ func TestTxnDescribeAndList(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprint
-var _ = strconv.Itoa
-var _ = context.Background
-
 // etlSession is one run of a consume-transform-produce loop: it reads
 // "in" in group etl with read_committed and writes each value to "out" in
 // the same transaction as its offsets.
@@ -428,5 +426,83 @@ func TestTxnGroupTransactSessionExactlyOnce(t *testing.T) {
 	// The stopped run's open transaction left records in the log.
 	if raw := readValues(t, seeds, "out", false); len(raw) <= n {
 		t.Errorf("read_uncommitted: got %d records, want more than %d (an aborted transaction's)", len(raw), n)
+	}
+}
+
+// TestClusterTxnCoordinatorFailover: the transaction coordinator of an id
+// crashes while its transaction is open; the new leader of its
+// __transaction_state partition reloads it, the producer commits through
+// it, and a read_committed reader sees each committed record once and no
+// aborted one.
+func TestClusterTxnCoordinatorFailover(t *testing.T) {
+	t.Parallel() // waits on failure detection: overlap it with the other cluster tests
+	tc := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(tc.client())
+	if _, err := adm.CreateTopic(ctx, 3, 3, nil, "pay"); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitState("the topic on every node", func(st *cluster.State) bool { return st.Topics["pay"] != nil })
+	seeds := tc.seeds()
+	cl := txnProducer(t, seeds, "tx-f", kgo.RequestRetries(100), kgo.RetryTimeout(60*time.Second))
+	var want []string
+	batch := func(prefix string) []string {
+		var out []string
+		for p := int32(0); p < 3; p++ {
+			for i := range 3 {
+				out = append(out, fmt.Sprintf("%s-%d-%d", prefix, p, i))
+			}
+		}
+		return out
+	}
+	send := func(vals []string) {
+		t.Helper()
+		for i, v := range vals {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "pay", Partition: int32(i / 3), Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatalf("produce %s: %v", v, err)
+			}
+		}
+	}
+	produceTxnValues := func(prefix string, commit bool) {
+		t.Helper()
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		vals := batch(prefix)
+		send(vals)
+		if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatalf("end %s: %v", prefix, err)
+		}
+		if commit {
+			want = append(want, vals...)
+		}
+	}
+	produceTxnValues("c1", true)
+	produceTxnValues("a1", false)
+
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	open := batch("c2")
+	send(open)
+	found := adm.FindTxnCoordinators(ctx, "tx-f")
+	if found["tx-f"].Err != nil {
+		t.Fatalf("find coordinator: %v", found["tx-f"].Err)
+	}
+	coord := found["tx-f"].NodeID
+	t.Logf("crashing node %d, the coordinator of tx-f", coord)
+	tc.crash(int(coord - 1))
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit after the coordinator crashed: %v", err)
+	}
+	want = append(want, open...)
+	produceTxnValues("c3", true)
+
+	got := readValues(t, tc.seeds(), "pay", true)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("read_committed: got %v, want %v", got, want)
 	}
 }
