@@ -37,7 +37,10 @@ type txnOffsets struct {
 // transaction ends. From v3 the member id and generation are checked as
 // for OffsetCommit (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID);
 // before v3 the group is not checked. The protocol server has checked
-// authorization, and that the transaction includes the group (AddOffsetsToTxn).
+// authorization. Whether the producer's transaction includes the group
+// (AddOffsetsToTxn) is not checked: offsets of a producer whose
+// transaction never reaches this partition stay pending until the
+// coordinator closes.
 func (c *Coordinator) TxnOffsetCommit(_ context.Context, req *kmsg.TxnOffsetCommitRequest) *kmsg.TxnOffsetCommitResponse {
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 	code := int16(0)
