@@ -255,10 +255,10 @@ func (r *txnRouter) WriteMarkers(ctx context.Context, m txn.Markers) []txn.Parti
 
 // WriteMarkersLocal implements kafka.Txns: it writes m's marker to each
 // of its partitions that this broker leads, and returns a Kafka error
-// code per partition. On a __consumer_offsets partition it ends the
-// transaction's offset commits in the group coordinator instead (the
-// partition holds no marker: the group log has no transactional records).
-// INVALID_PRODUCER_EPOCH (a later marker is already there) counts as done.
+// code per partition. On a __consumer_offsets partition, once the marker
+// is written, the partition's group coordinator applies or drops the
+// transaction's offset commits. INVALID_PRODUCER_EPOCH (a later marker is
+// already there) counts as done.
 func (r *txnRouter) WriteMarkersLocal(ctx context.Context, m txn.Markers) map[txn.Partition]int16 {
 	out := make(map[txn.Partition]int16, len(m.Partitions))
 	for _, tp := range m.Partitions {
@@ -284,12 +284,22 @@ func (r *txnRouter) WriteMarkersLocal(ctx context.Context, m txn.Markers) map[tx
 	return out
 }
 
+// completeOffsets writes the marker to __consumer_offsets partition idx,
+// then has its group coordinator apply it. Without a coordinator loaded
+// for the partition it writes nothing and answers NOT_LEADER_OR_FOLLOWER:
+// the coordinator retries, and a coordinator that loads later replays
+// the marker from the log.
 func (r *txnRouter) completeOffsets(ctx context.Context, idx int32, m txn.Markers) int16 {
 	r.groups.mu.Lock()
 	sh := r.groups.shards[idx]
 	r.groups.mu.Unlock()
-	if sh == nil || sh.c == nil {
+	p, ok := r.b.Partition(broker.OffsetsTopic, idx)
+	if sh == nil || sh.c == nil || !ok {
 		return kerr.NotLeaderForPartition.Code
+	}
+	code := p.WriteTxnMarker(ctx, m.ProducerID, m.Epoch, m.Commit, m.CoordinatorEpoch)
+	if code != 0 && code != kerr.InvalidProducerEpoch.Code {
+		return code
 	}
 	if err := sh.c.CompleteTxn(ctx, m.ProducerID, m.Commit); err != nil {
 		r.log.Warn().Err(err).Int32("partition", idx).Int64("producer_id", m.ProducerID).Msg("cannot end transactional offset commits")

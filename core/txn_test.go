@@ -12,8 +12,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-io/fluxo/core/cluster"
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // txnProducer is a transactional franz-go client of node.
@@ -505,4 +507,105 @@ func TestClusterTxnCoordinatorFailover(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("read_committed: got %v, want %v", got, want)
 	}
+}
+
+// Transactional offset commits are in __consumer_offsets before
+// TxnOffsetCommit answers: a broker restarted before the transaction ends
+// still has them pending, commits them when it ends, and finds them
+// committed after another restart.
+func TestTxnOffsetsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	node := startNode(t, dir)
+	seeds := []string{node.KafkaAddr()}
+	createTopic(t, seeds, "src", 1, 1)
+	ctx := ctxT(t)
+	cl := client1(t, seeds)
+
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID = kmsg.StringPtr("tx-r")
+	init.TransactionTimeoutMillis = 60000
+	ir, err := init.RequestWith(ctx, cl)
+	if err != nil || ir.ErrorCode != 0 {
+		t.Fatalf("InitProducerID: %v %v", err, kerr.ErrorForCode(ir.ErrorCode))
+	}
+	add := kmsg.NewPtrAddOffsetsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = "tx-r", ir.ProducerID, ir.ProducerEpoch, "g-r"
+	if ar, err := add.RequestWith(ctx, cl); err != nil || ar.ErrorCode != 0 {
+		t.Fatalf("AddOffsetsToTxn: %v %v", err, ar)
+	}
+	commit := kmsg.NewPtrTxnOffsetCommitRequest()
+	commit.TransactionalID, commit.Group, commit.ProducerID, commit.ProducerEpoch = "tx-r", "g-r", ir.ProducerID, ir.ProducerEpoch
+	ct := kmsg.NewTxnOffsetCommitRequestTopic()
+	ct.Topic = "src"
+	cp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	cp.Partition, cp.Offset = 0, 5
+	ct.Partitions = append(ct.Partitions, cp)
+	commit.Topics = append(commit.Topics, ct)
+	cr, err := commit.RequestWith(ctx, cl)
+	if err != nil || cr.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("TxnOffsetCommit: %v %+v", err, cr)
+	}
+
+	fetch := func(cl *kgo.Client, stable bool) (int64, int16) {
+		t.Helper()
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Group = "g-r"
+		req.RequireStable = stable
+		rt := kmsg.NewOffsetFetchRequestTopic()
+		rt.Topic, rt.Partitions = "src", []int32{0}
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatalf("OffsetFetch: %v", err)
+		}
+		if len(resp.Groups) > 0 { // v8+
+			g := resp.Groups[0]
+			if g.ErrorCode != 0 {
+				return -1, g.ErrorCode
+			}
+			p := g.Topics[0].Partitions[0]
+			return p.Offset, p.ErrorCode
+		}
+		p := resp.Topics[0].Partitions[0]
+		return p.Offset, p.ErrorCode
+	}
+	if off, code := fetch(cl, true); code != kerr.UnstableOffsetCommit.Code {
+		t.Errorf("before the end, stable fetch: got offset %d code %d, want UNSTABLE_OFFSET_COMMIT", off, code)
+	}
+	if off, code := fetch(cl, false); off != -1 || code != 0 {
+		t.Errorf("before the end: got offset %d code %d, want -1 (nothing committed)", off, code)
+	}
+
+	cl.Close()
+	node.Shutdown(ctx)
+	node = startNode(t, dir)
+	cl = client1(t, []string{node.KafkaAddr()})
+	var code int16
+	testutilEventually(t, "the offset still pending after a restart", func() bool {
+		_, code = fetch(cl, true)
+		return code == kerr.UnstableOffsetCommit.Code
+	})
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = "tx-r", ir.ProducerID, ir.ProducerEpoch, true
+	if er, err := end.RequestWith(ctx, cl); err != nil || er.ErrorCode != 0 {
+		t.Fatalf("EndTxn: %v %+v", err, er)
+	}
+	if off, code := fetch(cl, true); off != 5 || code != 0 {
+		t.Errorf("after the commit: got offset %d code %d, want 5", off, code)
+	}
+
+	cl.Close()
+	node.Shutdown(ctx)
+	node = startNode(t, dir)
+	cl = client1(t, []string{node.KafkaAddr()})
+	testutilEventually(t, "the committed offset after another restart", func() bool {
+		off, code := fetch(cl, true)
+		return off == 5 && code == 0
+	})
+}
+
+// testutilEventually waits up to 30 s for ok.
+func testutilEventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	testutil.EventuallyWithin(t, 30*time.Second, what, ok)
 }

@@ -225,27 +225,45 @@ func (p *Partition) OngoingTxn(producerID int64) (int64, bool) {
 // harmless, and the coordinator may be retrying one whose answer it lost.
 func (p *Partition) WriteTxnMarker(ctx context.Context, producerID int64, epoch int16, commit bool, coordinatorEpoch int32) int16 {
 	rec := MarkerBatch(producerID, epoch, commit, coordinatorEpoch, time.Now())
-	b, _ := commitlog.ParseHeader(rec)
-	p.mu.Lock()
-	switch {
-	case p.leader != p.b.NodeID():
-		p.mu.Unlock()
-		return kerr.NotLeaderForPartition.Code
-	case p.b.quorumLost.Load():
-		p.mu.Unlock()
-		return kerr.NotLeaderForPartition.Code
+	res := p.AppendCoordinator(rec, func() int16 {
+		if st := p.producers[producerID]; st != nil && epoch < st.epoch {
+			return kerr.InvalidProducerEpoch.Code
+		}
+		return 0
+	})
+	if res.Code != 0 {
+		return res.Code
 	}
-	if st := p.producers[producerID]; st != nil && epoch < st.epoch {
-		p.mu.Unlock()
-		return kerr.InvalidProducerEpoch.Code
+	return p.WaitCommitted(ctx, res)
+}
+
+// AppendCoordinator appends one batch written by a coordinator of this
+// broker (a transaction marker; a group coordinator's transactional offset
+// commit, which carries the producer's id and epoch but no sequence), as
+// leader, without the producers' sequence checks. check, if not nil, runs
+// with the partition locked first and may refuse with a Kafka code. The
+// caller waits with WaitCommitted.
+func (p *Partition) AppendCoordinator(rec []byte, check func() int16) AppendResult {
+	b, err := commitlog.ValidateBatch(rec)
+	if err != nil || b.Size != len(rec) {
+		return failed(kerr.CorruptMessage.Code, fmt.Errorf("broker: coordinator batch: %v", err))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.leader != p.b.NodeID() || p.b.quorumLost.Load() {
+		return failed(kerr.NotLeaderForPartition.Code, fmt.Errorf("node %d does not lead %s-%d", p.b.NodeID(), p.Topic, p.Index))
+	}
+	if check != nil {
+		if code := check(); code != 0 {
+			return failed(code, nil)
+		}
 	}
 	commitlog.SetLeaderEpoch(rec, p.leaderEpoch)
 	b.LeaderEpoch = p.leaderEpoch
 	res, err := p.log.AppendValidated(rec, []commitlog.Batch{b})
 	if err != nil {
-		p.mu.Unlock()
-		p.b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("cannot write transaction marker")
-		return kerr.KafkaStorageError.Code
+		p.b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("cannot write coordinator batch")
+		return failed(kerr.KafkaStorageError.Code, err)
 	}
 	b.BaseOffset = res.FirstOffset
 	p.note(b, rec)
@@ -255,9 +273,7 @@ func (p *Partition) WriteTxnMarker(ctx context.Context, producerID int64, epoch 
 		close(p.appended)
 		p.appended = nil
 	}
-	ar := AppendResult{BaseOffset: res.FirstOffset, LastOffset: res.LastOffset, LeaderEpoch: p.leaderEpoch}
-	p.mu.Unlock()
-	return p.WaitCommitted(ctx, ar)
+	return AppendResult{BaseOffset: res.FirstOffset, LastOffset: res.LastOffset, LogStartOffset: p.log.LogStartOffset(), LeaderEpoch: p.leaderEpoch}
 }
 
 // noteMarkerLocked moves the producer's epoch to the marker's: a marker

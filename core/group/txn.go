@@ -14,16 +14,16 @@ import (
 // Transactional offset commits (KIP-98, KIP-447). TxnOffsetCommit keeps a
 // producer's offsets aside, by producer id; they become the group's
 // committed offsets when the transaction commits (CompleteTxn with
-// commit, called when the transaction's marker reaches this coordinator's
+// commit, called once the transaction's marker is in this coordinator's
 // __consumer_offsets partition) and are dropped when it aborts. Until
 // then, OffsetFetch with RequireStable answers UNSTABLE_OFFSET_COMMIT for
 // the group's partitions that have some.
 //
-// Pending offsets are held in memory only: a coordinator that moves
-// (failover, restart) before the transaction ends loses them, and the
-// commit then leaves the group's offsets where they were (the records
-// are consumed again: no loss, possible duplicates downstream). Kafka
-// writes them to the log as transactional records instead.
+// With a TxnLog (the broker's), the pending offsets are in the log as
+// transactional records before TxnOffsetCommit answers, and the marker
+// decides them there: a coordinator that moves or restarts finds them on
+// replay, pending or decided. With another Log they are held in memory
+// only, and CompleteTxn writes them as ordinary commits.
 
 var errClosed = errors.New("group: coordinator closed")
 
@@ -41,7 +41,7 @@ type txnOffsets struct {
 // (AddOffsetsToTxn) is not checked: offsets of a producer whose
 // transaction never reaches this partition stay pending until the
 // coordinator closes.
-func (c *Coordinator) TxnOffsetCommit(_ context.Context, req *kmsg.TxnOffsetCommitRequest) *kmsg.TxnOffsetCommitResponse {
+func (c *Coordinator) TxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetCommitRequest) *kmsg.TxnOffsetCommitResponse {
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 	code := int16(0)
 	if c.isClosed() {
@@ -92,36 +92,90 @@ func (c *Coordinator) TxnOffsetCommit(_ context.Context, req *kmsg.TxnOffsetComm
 	if add == nil {
 		return resp
 	}
-	c.txo.mu.Lock()
-	defer c.txo.mu.Unlock()
-	if c.txo.pending == nil {
-		c.txo.pending = map[int64]map[string]map[string]map[int32]offset{}
-	}
-	byGroup := c.txo.pending[req.ProducerID]
-	if byGroup == nil {
-		byGroup = map[string]map[string]map[int32]offset{}
-		c.txo.pending[req.ProducerID] = byGroup
-	}
-	topics := byGroup[req.Group]
-	if topics == nil {
-		topics = map[string]map[int32]offset{}
-		byGroup[req.Group] = topics
+	if tl, ok := c.log.(TxnLog); ok {
+		var recs []Record
+		for t, ps := range add {
+			for p, o := range ps {
+				recs = append(recs, Record{Key: offsetKey(req.Group, t, p), Value: offsetValue(o)})
+			}
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(c.ctx, cancel)()
+		if err := tl.AppendTxn(wctx, req.ProducerID, req.ProducerEpoch, recs); err != nil {
+			c.lg.Warn().Err(err).Str("group", req.Group).Msg("cannot store transactional offset commit")
+			code := commitErrorCode(err)
+			for i := range resp.Topics {
+				for j := range resp.Topics[i].Partitions {
+					if rp := &resp.Topics[i].Partitions[j]; rp.ErrorCode == 0 {
+						rp.ErrorCode = code
+					}
+				}
+			}
+			return resp
+		}
 	}
 	for t, ps := range add {
-		if topics[t] == nil {
-			topics[t] = map[int32]offset{}
-		}
-		maps.Copy(topics[t], ps)
+		c.txo.add(req.ProducerID, req.Group, t, ps)
 	}
 	return resp
 }
 
+// add keeps offsets of group's topic aside for producer id.
+func (x *txnOffsets) add(producerID int64, group, topic string, ps map[int32]offset) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.pending == nil {
+		x.pending = map[int64]map[string]map[string]map[int32]offset{}
+	}
+	byGroup := x.pending[producerID]
+	if byGroup == nil {
+		byGroup = map[string]map[string]map[int32]offset{}
+		x.pending[producerID] = byGroup
+	}
+	topics := byGroup[group]
+	if topics == nil {
+		topics = map[string]map[int32]offset{}
+		byGroup[group] = topics
+	}
+	if topics[topic] == nil {
+		topics[topic] = map[int32]offset{}
+	}
+	maps.Copy(topics[topic], ps)
+}
+
 // CompleteTxn ends producer id's transactional commits: with commit they
-// are stored as the groups' committed offsets, and returned once durable;
-// otherwise they are dropped. It returns the log's error, with the
-// commits kept so that a retry stores them; a producer with nothing
-// pending is done at once.
+// become the groups' committed offsets, otherwise they are dropped. With a
+// TxnLog the caller has written the transaction's marker to it first, and
+// the offsets are applied in memory. With another Log they are written as
+// ordinary commits, and CompleteTxn returns once they are durable, or
+// returns the log's error with the commits kept so that a retry stores
+// them. A producer with nothing pending is done at once.
 func (c *Coordinator) CompleteTxn(ctx context.Context, producerID int64, commit bool) error {
+	if _, ok := c.log.(TxnLog); ok {
+		c.txo.mu.Lock()
+		byGroup := c.txo.pending[producerID]
+		delete(c.txo.pending, producerID)
+		c.txo.mu.Unlock()
+		if !commit {
+			return nil
+		}
+		for id, topics := range byGroup {
+			g, _ := c.getOrCreate(id)
+			if g == nil {
+				return errClosed
+			}
+			g.mu.Lock()
+			for t, ps := range topics {
+				if g.offsets[t] == nil {
+					g.offsets[t] = make(map[int32]offset)
+				}
+				maps.Copy(g.offsets[t], ps)
+			}
+			g.mu.Unlock()
+		}
+		return nil
+	}
 	c.txo.mu.Lock()
 	byGroup := c.txo.pending[producerID]
 	c.txo.mu.Unlock()
