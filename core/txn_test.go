@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/fluxo-io/fluxo/core/acl"
 	"github.com/fluxo-io/fluxo/core/cluster"
 	"github.com/fluxo-io/fluxo/internal/testutil"
 )
@@ -608,4 +609,40 @@ func TestTxnOffsetsSurviveRestart(t *testing.T) {
 func testutilEventually(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	testutil.EventuallyWithin(t, 30*time.Second, what, ok)
+}
+
+// Transactions under authorization: WRITE on the transactional id is
+// needed to produce in a transaction, DESCRIBE on it to see it; with both
+// and WRITE on the topic, a transaction commits.
+func TestAuthzTransactionalID(t *testing.T) {
+	a := startAuthzNode(t)
+	a.createTopics(t, "secret")
+	txid := func(op kmsg.ACLOperation) acl.Binding {
+		return binding(kmsg.ACLResourceTypeTransactionalId, "tx-a", kmsg.ACLResourcePatternTypeLiteral, alice, op, kmsg.ACLPermissionTypeAllow)
+	}
+	ctx := ctxT(t)
+
+	// Without WRITE on the id: InitProducerID is refused.
+	a.set(allowTopic("secret", alice, kmsg.ACLOperationWrite), txid(kmsg.ACLOperationDescribe))
+	cl := a.client(t, alice, kgo.TransactionalID("tx-a"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	err := cl.BeginTransaction()
+	if err == nil {
+		err = cl.ProduceSync(ctx, &kgo.Record{Topic: "secret", Value: []byte("v")}).FirstErr()
+	}
+	if !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+		t.Errorf("without WRITE on the id: got %v, want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", err)
+	}
+
+	// Without DESCRIBE on it: FindCoordinator is refused, and so is
+	// DescribeTransactions.
+	a.set(allowTopic("secret", alice, kmsg.ACLOperationWrite))
+	d, err := kadm.NewClient(a.client(t, alice)).DescribeTransactions(ctx, "tx-a")
+	if got := d["tx-a"].Err; !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) && !errors.Is(got, kerr.TransactionalIDAuthorizationFailed) {
+		t.Errorf("describe without DESCRIBE: got %v / %v, want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", err, got)
+	}
+
+	// With both, a transaction commits.
+	a.set(allowTopic("secret", alice, kmsg.ACLOperationWrite), txid(kmsg.ACLOperationWrite), txid(kmsg.ACLOperationDescribe))
+	ok := a.client(t, alice, kgo.TransactionalID("tx-a"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	produceTxn(t, ok, "secret", 0, true, "v1")
 }
