@@ -281,6 +281,17 @@ func TestTxnDescribeAndList(t *testing.T) {
 		}
 	}
 	adm := kadm.NewClient(client1(t, seeds))
+	vs, err := adm.ApiVersions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		for _, key := range []int16{22, 24, 25, 26, 27, 28, 65, 66} {
+			if _, _, ok := v.KeyVersions(key); !ok {
+				t.Errorf("ApiVersions of node %d: got no key %d, want it advertised", v.NodeID, key)
+			}
+		}
+	}
 	d, err := adm.DescribeTransactions(ctx, "tx-d")
 	if err != nil {
 		t.Fatal(err)
