@@ -322,12 +322,12 @@ func TestTxnDescribeAndList(t *testing.T) {
 // etlSession is one run of a consume-transform-produce loop: it reads
 // "in" in group etl with read_committed and writes each value to "out" in
 // the same transaction as its offsets.
-func etlSession(t *testing.T, seeds []string) *kgo.GroupTransactSession {
+func etlSession(t *testing.T, seeds []string, opts ...kgo.Opt) *kgo.GroupTransactSession {
 	t.Helper()
-	s, err := kgo.NewGroupTransactSession(
+	s, err := kgo.NewGroupTransactSession(append([]kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.TransactionalID("etl"),
-		kgo.TransactionTimeout(30*time.Second),
+		kgo.TransactionTimeout(30 * time.Second),
 		kgo.ConsumerGroup("etl"),
 		kgo.ConsumeTopics("in"),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -337,7 +337,7 @@ func etlSession(t *testing.T, seeds []string) *kgo.GroupTransactSession {
 		// mid-run.
 		kgo.FetchMaxBytes(1000),
 		kgo.FetchMaxPartitionBytes(300),
-	)
+	}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -656,4 +656,85 @@ func TestAuthzTransactionalID(t *testing.T) {
 	a.set(allowTopic("secret", alice, kmsg.ACLOperationWrite), txid(kmsg.ACLOperationWrite), txid(kmsg.ACLOperationDescribe))
 	ok := a.client(t, alice, kgo.TransactionalID("tx-a"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	produceTxn(t, ok, "secret", 0, true, "v1")
+}
+
+// TestClusterTxnExactlyOnceCoordinatorCrash: a consume-transform-produce
+// loop runs in a three-broker cluster with every topic replicated three
+// times; the broker coordinating its group crashes mid-run. The loop goes
+// on (its failed transactions abort and are redone), and a read_committed
+// reader of the output sees every input record once.
+func TestClusterTxnExactlyOnceCoordinatorCrash(t *testing.T) {
+	t.Parallel() // waits on failure detection: overlap it with the other cluster tests
+	tc := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(tc.client())
+	for _, topic := range []string{"in", "out"} {
+		if _, err := adm.CreateTopic(ctx, 3, 3, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc.waitState("the topics on every node", func(st *cluster.State) bool { return st.Topics["in"] != nil && st.Topics["out"] != nil })
+	const n = 300
+	in := tc.client()
+	for i := 0; i < n; i += 6 {
+		var recs []*kgo.Record
+		for j := i; j < i+6; j++ {
+			recs = append(recs, &kgo.Record{Topic: "in", Key: []byte(strconv.Itoa(j % 7)), Value: []byte(strconv.Itoa(j))})
+		}
+		if err := in.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := etlSession(t, tc.seeds(), kgo.RequestRetries(100), kgo.RetryTimeout(60*time.Second))
+	committed := 0
+	crashed := false
+	for committed < n {
+		fs := s.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("etl: %v after %d committed", ctx.Err(), committed)
+		}
+		if err := s.Begin(); err != nil {
+			t.Fatalf("Begin: %v", err)
+		}
+		k := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			k++
+			s.Produce(ctx, &kgo.Record{Topic: "out", Key: r.Key, Value: r.Value}, nil)
+		})
+		if !crashed && committed >= n/3 && k > 0 {
+			found := adm.FindGroupCoordinators(ctx, "etl")["etl"]
+			if found.Err != nil {
+				t.Fatal(found.Err)
+			}
+			t.Logf("crashing node %d, the coordinator of group etl, after %d committed", found.NodeID, committed)
+			tc.crash(int(found.NodeID - 1))
+			crashed = true
+		}
+		ok, err := s.End(ctx, kgo.TryCommit)
+		if err != nil {
+			t.Logf("etl End: %v", err)
+		}
+		if ok {
+			committed += k
+		}
+	}
+	got := readValues(t, tc.seeds(), "out", true)
+	seen := map[string]int{}
+	for _, v := range got {
+		seen[v]++
+	}
+	var dup, missing []string
+	for i := 0; i < n; i++ {
+		switch seen[strconv.Itoa(i)] {
+		case 1:
+		case 0:
+			missing = append(missing, strconv.Itoa(i))
+		default:
+			dup = append(dup, strconv.Itoa(i))
+		}
+	}
+	if len(got) != n || len(dup) > 0 || len(missing) > 0 {
+		t.Errorf("read_committed output: got %d records (duplicates %v, missing %v), want %d, each once", len(got), dup, missing, n)
+	}
 }
