@@ -332,8 +332,15 @@ func (r *txnRouter) writeRemote(ctx context.Context, st *cluster.State, leader i
 		mk.Topics = append(mk.Topics, mt)
 	}
 	req.Markers = append(req.Markers, mk)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil || len(resp.Markers) != 1 {
+	// To the seed, the leader itself: kgo would send a request it does
+	// not route to any broker it knows.
+	seeds := cl.SeedBrokers()
+	if len(seeds) == 0 {
+		return parts
+	}
+	kresp, err := seeds[0].Request(ctx, req)
+	resp, _ := kresp.(*kmsg.WriteTxnMarkersResponse)
+	if err != nil || resp == nil || len(resp.Markers) != 1 {
 		r.log.Debug().Err(err).Int32("leader", leader).Msg("cannot send transaction markers")
 		return parts
 	}
