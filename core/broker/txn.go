@@ -145,6 +145,9 @@ func (p *Partition) trackTxn(b commitlog.Batch, raw []byte) {
 		return // a marker for a transaction with no data here (a retried marker)
 	}
 	delete(p.txns.ongoing, b.ProducerID)
+	// Pruned here too, for followers, which never compute the LSO.
+	hw := p.log.HighWatermark()
+	p.txns.ending = slices.DeleteFunc(p.txns.ending, func(e AbortedTxn) bool { return e.LastOffset < hw })
 	p.txns.ending = append(p.txns.ending, AbortedTxn{ProducerID: b.ProducerID, FirstOffset: first, LastOffset: b.BaseOffset})
 	if cr.Type == ControlAbort {
 		p.txns.aborted = append(p.txns.aborted, AbortedTxn{ProducerID: b.ProducerID, FirstOffset: first, LastOffset: b.BaseOffset})
