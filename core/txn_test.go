@@ -129,7 +129,8 @@ func createTopic(t *testing.T, seeds []string, topic string, partitions int32, r
 }
 
 func TestTxnCommitAbortIsolation(t *testing.T) {
-	node := startNode(t, t.TempDir())
+	dir := t.TempDir()
+	node := startNode(t, dir)
 	seeds := []string{node.KafkaAddr()}
 	createTopic(t, seeds, "txn", 1, 1)
 	cl := txnProducer(t, seeds, "tx-1")
@@ -144,6 +145,22 @@ func TestTxnCommitAbortIsolation(t *testing.T) {
 	got = readValues(t, seeds, "txn", false)
 	if want := []string{"c1", "c2", "a1", "a2", "c3"}; !slices.Equal(got, want) {
 		t.Errorf("read_uncommitted: got %v, want %v", got, want)
+	}
+
+	// The partition rebuilds its aborted transactions from the log when
+	// it opens again.
+	cl.Close()
+	node.Shutdown(ctxT(t))
+	node = startNode(t, dir)
+	seeds = []string{node.KafkaAddr()}
+	var after []string
+	testutilEventually(t, "the topic served again", func() bool {
+		_, err := kadm.NewClient(client1(t, seeds)).ListEndOffsets(ctxT(t), "txn")
+		return err == nil
+	})
+	after = readValues(t, seeds, "txn", true)
+	if want := []string{"c1", "c2", "c3"}; !slices.Equal(after, want) {
+		t.Errorf("read_committed after a restart: got %v, want %v", after, want)
 	}
 }
 
