@@ -266,7 +266,12 @@ func (c *Coordinator) fetchGroup(id string, topics []kmsg.OffsetFetchRequestGrou
 			rt := kmsg.NewOffsetFetchResponseGroupTopic()
 			rt.Topic = t
 			for _, p := range slices.Sorted(maps.Keys(offsets[t])) {
-				rt.Partitions = append(rt.Partitions, partition(p, offsets[t][p], true))
+				rp := partition(p, offsets[t][p], true)
+				if stable && c.unstable(id, t, p) {
+					rp = partition(p, offset{}, false)
+					rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+				}
+				rt.Partitions = append(rt.Partitions, rp)
 			}
 			rg.Topics = append(rg.Topics, rt)
 		}
