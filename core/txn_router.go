@@ -170,8 +170,9 @@ func (r *txnRouter) Local() []*txn.Coordinator {
 }
 
 // Find implements kafka.Txns: the leader of the id's partition, creating
-// the transaction topic first if need be (min.insync.replicas 2 when it
-// has three replicas or more, as Kafka's transaction.state.log.min.isr).
+// the transaction topic first if need be, as groupRouter creates the
+// offsets topic (default replication factor, fsync on every write, no
+// time retention).
 func (r *txnRouter) Find(ctx context.Context, key string) (int32, string, int16) {
 	st := r.b.State()
 	if st.Topics[broker.TxnTopic] == nil {
