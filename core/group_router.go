@@ -147,9 +147,13 @@ func (r *groupRouter) apply(rc roleChange) {
 }
 
 // partitionFor is the offsets partition of group g, as Kafka computes it.
-func (r *groupRouter) partitionFor(g string) int32 {
+func (r *groupRouter) partitionFor(g string) int32 { return javaHashPartition(g, r.partitions) }
+
+// javaHashPartition is Kafka's partition of a group or transactional id
+// among n: abs(Java's String.hashCode(key)) % n.
+func javaHashPartition(key string, n int32) int32 {
 	var h int32
-	for _, c := range g { // Java's String.hashCode over UTF-16 units
+	for _, c := range key { // Java's String.hashCode over UTF-16 units
 		if c >= 0x10000 {
 			hi, lo := utf16.EncodeRune(c)
 			h = 31*(31*h+hi) + lo
@@ -163,7 +167,7 @@ func (r *groupRouter) partitionFor(g string) int32 {
 	if h < 0 {
 		h = -h
 	}
-	return h % r.partitions
+	return h % n
 }
 
 // Coordinator implements kafka.Groups.
@@ -258,8 +262,42 @@ func (l *offsetsLog) Append(ctx context.Context, recs []group.Record) error {
 	return nil
 }
 
-// Replay reads the partition from its start to its log end.
+// AppendTxn writes the records as one transactional batch of producer id
+// at epoch (a TxnOffsetCommit), with acks=all.
+func (l *offsetsLog) AppendTxn(ctx context.Context, producerID int64, epoch int16, recs []group.Record) error {
+	if lead, e := l.p.IsLeader(); !lead || e != l.epoch {
+		return kerr.NotLeaderForPartition
+	}
+	krecs := make([]kmsg.Record, len(recs))
+	for i, r := range recs {
+		krecs[i] = kmsg.Record{Key: r.Key, Value: r.Value}
+	}
+	h := commitlog.BatchHeader{FirstTimestamp: time.Now().UnixMilli(), ProducerID: producerID, ProducerEpoch: epoch,
+		BaseSequence: -1, LeaderEpoch: -1, Attributes: 0x10}
+	res := l.p.AppendCoordinator(commitlog.AppendBatch(nil, h, krecs), nil)
+	if res.Code != 0 {
+		return kerr.ErrorForCode(res.Code)
+	}
+	if code := l.p.WaitCommitted(ctx, res); code != 0 {
+		return kerr.ErrorForCode(code)
+	}
+	return nil
+}
+
+// Replay reads the partition from its start to its log end, every
+// record as an ordinary one (transaction markers left out).
 func (l *offsetsLog) Replay(fn func(key, value []byte) error) error {
+	return l.ReplayTxn(func(r group.Replayed) error {
+		if r.Marker {
+			return nil
+		}
+		return fn(r.Key, r.Value)
+	})
+}
+
+// ReplayTxn reads the partition from its start to its log end, with each
+// record's producer and the transaction markers.
+func (l *offsetsLog) ReplayTxn(fn func(r group.Replayed) error) error {
 	lg := l.p.Log()
 	for off := lg.LogStartOffset(); off < lg.LogEndOffset(); {
 		v, err := lg.ReadUncommitted(off, 4<<20)
@@ -272,8 +310,20 @@ func (l *offsetsLog) Replay(fn func(key, value []byte) error) error {
 		}
 		var ferr error
 		err = commitlog.Batches(v.Data, func(b commitlog.Batch, raw []byte) bool {
+			pid := int64(-1)
+			if b.IsTransactional() {
+				pid = b.ProducerID
+			}
 			rerr := commitlog.Records(b, raw, func(_, _ int64, r *kmsg.Record) bool {
-				ferr = fn(r.Key, r.Value)
+				if b.IsControl() {
+					cr, err := broker.ParseControlRecord(r.Key, r.Value)
+					if err != nil {
+						return false // a bad marker is skipped, as the partition skips it
+					}
+					ferr = fn(group.Replayed{ProducerID: b.ProducerID, Marker: true, Commit: cr.Type == broker.ControlCommit})
+					return false
+				}
+				ferr = fn(group.Replayed{Key: r.Key, Value: r.Value, ProducerID: pid})
 				return ferr == nil
 			})
 			if ferr == nil {

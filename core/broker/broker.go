@@ -553,9 +553,13 @@ func ValidateTopicName(name string) error {
 // their commits and group metadata.
 const OffsetsTopic = "__consumer_offsets"
 
+// TxnTopic is the internal topic of the transaction coordinators: the
+// state of every transactional id.
+const TxnTopic = "__transaction_state"
+
 // IsInternalTopic reports whether name is a topic the brokers keep for
 // themselves (Metadata marks it internal; clients hide it from listings).
-func IsInternalTopic(name string) bool { return name == OffsetsTopic }
+func IsInternalTopic(name string) bool { return name == OffsetsTopic || name == TxnTopic }
 
 // Topic returns the topic named name.
 func (b *Broker) Topic(name string) (*Topic, bool) {

@@ -180,10 +180,9 @@ func (p *Partition) appendReplica(data []byte, leaderHW int64, epoch int32) erro
 		if _, err := p.log.AppendReplicated(data[:pos], batches); err != nil {
 			return err
 		}
-		for _, b := range batches {
-			if b.ProducerID >= 0 {
-				p.remember(b)
-			}
+		for pos, i := 0, 0; i < len(batches); i++ {
+			p.note(batches[i], data[pos:pos+batches[i].Size])
+			pos += batches[i].Size
 		}
 		p.localEnd = p.log.LogEndOffset()
 	}
@@ -227,6 +226,7 @@ func (p *Partition) truncateTo(offset int64) error {
 	}
 	p.localEnd = p.log.LogEndOffset()
 	p.producers = map[int64]*producerState{}
+	p.txns = txnState{}
 	if err := p.rebuildProducers(); err != nil {
 		return err
 	}
