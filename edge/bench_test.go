@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/rs/zerolog"
 
 	"github.com/fluxo-io/fluxo/bridge/spool"
@@ -155,4 +157,54 @@ func readRaw(r *bufio.Reader) (byte, []byte, error) {
 		return 0, nil, fmt.Errorf("read body: %w", err)
 	}
 	return first, body, nil
+}
+
+// BenchmarkPublishDecode decodes a 256-byte MQTT 5 QoS 1 publish with
+// mochi's decoder (what mochi's read loop does for every publish),
+// without user properties and with the five of
+// BenchmarkIngestUserProperties: the part of their cost that is mochi's,
+// apart from the edge's (route.BenchmarkMessage) and the spool's.
+func BenchmarkPublishDecode(b *testing.B) {
+	payload := strings.Repeat("x", 256)
+	for _, c := range []struct {
+		name  string
+		props [][2]string
+	}{{"plain", nil}, {"props5", benchProps}} {
+		b.Run(c.name, func(b *testing.B) {
+			raw := publishWithProps(1, 7, "fleet/dev-1/telemetry", payload, c.props...)
+			body := raw[3:] // one type byte, a two-byte remaining length (> 127)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				pk := packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Remaining: len(body)}}
+				if err := pk.PublishDecode(body); err != nil {
+					b.Fatal(err)
+				}
+				if len(pk.Properties.User) != len(c.props) {
+					b.Fatalf("got %d user properties, want %d", len(pk.Properties.User), len(c.props))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAckEncode encodes the PUBACK of an MQTT 5 publish as mochi
+// writes it after OnPacketEncode: as MQTT 5 (the baseline: mochi's
+// property encoder runs for an empty property set) and as MQTT 3.1.1,
+// which OnPacketEncode now hands mochi (the same bytes, see
+// TestAckEncodingAsMQTT311).
+func BenchmarkAckEncode(b *testing.B) {
+	for _, version := range []byte{5, 4} {
+		b.Run(fmt.Sprintf("version=%d", version), func(b *testing.B) {
+			pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: 7, ProtocolVersion: version}
+			var buf bytes.Buffer
+			b.ReportAllocs()
+			for b.Loop() {
+				buf.Reset()
+				if err := pk.PubackEncode(&buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
