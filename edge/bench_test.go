@@ -7,13 +7,18 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/rs/zerolog"
 
+	"github.com/fluxo-io/fluxo/bridge/registry"
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 )
 
@@ -206,5 +211,49 @@ func BenchmarkAckEncode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkDevicesOnPublished is the device registry's part of a publish
+// (devicesHook.OnPublished: the reply check, the route match for the
+// record key and lane, Registry.Published) with 10,000 devices known and
+// 20 of them publishing in turn, as benchmarks/mqtt's registry phase
+// floods it; parallel over GOMAXPROCS goroutines, so that the registry's
+// lock is contended as by mochi's connection goroutines.
+func BenchmarkDevicesOnPublished(b *testing.B) {
+	rc := registry.DefaultConfig()
+	rc.Path = filepath.Join(b.TempDir(), "devices.db")
+	reg, err := registry.Open(rc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer reg.Close()
+	const devices, hot = 10000, 20
+	now := time.Now()
+	for i := range devices {
+		id := fmt.Sprintf("d-%05d", i)
+		reg.Published(registry.Publish{Device: id, Fleet: "cars", Topic: "cars/" + id + "/telemetry", Bytes: 256, At: now})
+	}
+	h := &devicesHook{e: &Edge{router: route.NewRouter(route.DefaultRoutes(), "edge-bench")}, reg: reg}
+	clients := make([]*mqtt.Client, hot)
+	pks := make([]packets.Packet, hot)
+	for i := range hot {
+		clients[i] = &mqtt.Client{ID: fmt.Sprintf("c-%04d", i+1)}
+		id := fmt.Sprintf("d-%05d", i*(devices/hot))
+		pks[i] = packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "cars/" + id + "/telemetry", Payload: make([]byte, 256)}
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(1))
+		for pb.Next() {
+			i = (i + 1) % hot
+			h.OnPublished(clients[i], pks[i])
+		}
+	})
+	b.StopTimer()
+	if d, ok := reg.Get(fmt.Sprintf("d-%05d", 0)); !ok || d.Messages.Total() < 2 {
+		b.Fatalf("got device %+v (known %v), want it counted", d, ok)
 	}
 }
