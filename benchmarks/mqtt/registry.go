@@ -30,7 +30,9 @@ import (
 // every -registry-api-interval and times the answers. The edge's RSS is
 // read from /proc at the end of the flood. The figures that matter are
 // the ratios, registry on to off: RSS (goal ≤ 1.2) and ingest (goal ≥
-// 0.95).
+// 0.95), with the edge's msg per server CPU-second beside the ingest
+// rate: on a shared machine it says more steadily what the registry
+// costs a publish.
 
 // registryRun is one edge run of the registry phase.
 type registryRun struct {
