@@ -281,8 +281,7 @@ func (l *lru) remove(e *entry) {
 	l.n--
 }
 
-func (l *lru) pushFront(e *entry) { l.insertAfter(e, &l.root) }
-func (l *lru) pushBack(e *entry)  { l.insertAfter(e, l.root.prev) }
+func (l *lru) pushBack(e *entry) { l.insertAfter(e, l.root.prev) }
 
 // place puts e (in the list or not) before the first entry seen no more
 // recently than it. Touches carry the time of the call, so that is the
