@@ -77,7 +77,8 @@ var validPacketProperties = map[byte]map[byte]byte{
 // type: bit pkt for packet types 0 to 15, bit 16 for WillProperties.
 // fluxo patch: Decode and canEncode looked the map of maps up for every
 // property decoded and for each of the 27 property types at every
-// encode (2.7-3.8 us for an empty PUBACK on an MQTT 5 connection).
+// encode (about 1.3 us of CPU for an empty PUBACK on an MQTT 5
+// connection, a fifth of that with the bit sets).
 var validProps = buildValidProps()
 
 // buildValidProps builds validProps from validPacketProperties.
