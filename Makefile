@@ -25,7 +25,7 @@ DEMO_ARGS  ?=
 LINK_ARGS  ?=
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Every Go module in the tree: the root and deploy/ (its own module).
-MODULES    := . deploy
+MODULES    := . deploy third_party/mochi-mqtt-server
 
 .PHONY: help build demo test e2e chaos nemesis fuzz bench bench-link lint pi tidy-check clean console-screenshots
 
@@ -116,7 +116,7 @@ dist: pi ## pi, plus dist/fluxo-linux-amd64 and dist/SHA256SUMS (check with: cd 
 deploy-test: pi ## test deploy/ (its own module): Pi binaries, units, manifests, dashboards and alerts against real processes
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
 
-tidy-check: ## fail if go mod tidy would change go.mod or go.sum of any module (the root, deploy/); files are left untouched
+tidy-check: ## fail if go mod tidy would change go.mod or go.sum of any module (the root, deploy/, third_party/mochi-mqtt-server/); files are left untouched
 	@status=0; \
 	for dir in $(MODULES); do \
 		if ! (cd "$$dir" && $(GO) mod tidy -diff); then \

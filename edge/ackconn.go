@@ -206,8 +206,15 @@ func (c *ackConn) Write(b []byte) (int, error) {
 		c.partial = nil
 	}
 	// Split data into runs of packets, cutting before and after each
-	// acknowledgement that is held.
-	var items []outItem
+	// acknowledgement that is held. mochi writes one packet per Write
+	// here, so a few spans on the stack are enough (more spill to the
+	// heap).
+	type span struct {
+		from, to int
+		ack      *heldAck
+	}
+	var spansBuf [4]span
+	spans := spansBuf[:0]
 	start, p := 0, 0
 	for p < len(data) {
 		n, hl, ok := packetLen(data[p:])
@@ -219,9 +226,9 @@ func (c *ackConn) Write(b []byte) (int, error) {
 			id := uint16(data[p+hl])<<8 | uint16(data[p+hl+1])
 			if h := c.match(id); h != nil && (!h.done.Load() || h.err != nil) {
 				if p > start {
-					items = append(items, outItem{b: data[start:p]})
+					spans = append(spans, span{from: start, to: p})
 				}
-				items = append(items, outItem{b: data[p : p+n], ack: h})
+				spans = append(spans, span{from: p, to: p + n, ack: h})
 				start = p + n
 			}
 		}
@@ -232,22 +239,25 @@ func (c *ackConn) Write(b []byte) (int, error) {
 		c.partial = append([]byte(nil), data[p:]...)
 	}
 	if p > start {
-		items = append(items, outItem{b: data[start:p]})
+		spans = append(spans, span{from: start, to: p})
 	}
-	if len(items) == 0 {
+	if len(spans) == 0 {
 		return len(b), nil
 	}
-	if len(c.queue) == 0 && !c.flushing && items[0].ack == nil && len(items) == 1 {
+	if len(c.queue) == 0 && !c.flushing && spans[0].ack == nil && len(spans) == 1 {
 		// Nothing held: write through, as mochi would.
-		if _, err := c.Conn.Write(items[0].b); err != nil {
+		if _, err := c.Conn.Write(data[spans[0].from:spans[0].to]); err != nil {
 			c.err = err
 			return 0, err
 		}
 		c.releaseIfIdle()
 		return len(b), nil
 	}
-	for _, it := range items {
-		it.b = bytes.Clone(it.b)
+	// The spans are consecutive: one copy keeps them all.
+	first := spans[0].from
+	kept := bytes.Clone(data[first:p])
+	for _, sp := range spans {
+		it := outItem{b: kept[sp.from-first : sp.to-first : sp.to-first], ack: sp.ack}
 		c.queue = append(c.queue, it)
 		c.queued += len(it.b)
 	}

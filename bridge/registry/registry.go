@@ -232,7 +232,11 @@ func newEntry(d Device) *entry {
 }
 
 // lru is a doubly linked list of entries through their prev and next,
-// around a sentinel: front is the most recently seen.
+// around a sentinel, kept sorted by last seen: front is the most recently
+// seen, back the least (ties in any order). touch places an entry by its
+// last seen time rather than moving it to the front, so the order holds
+// when timestamps arrive slightly out of order, and List reads its first
+// pages by last seen off the front without scanning every device.
 type lru struct {
 	root entry
 	n    int
@@ -255,15 +259,25 @@ func (l *lru) remove(e *entry) {
 	l.n--
 }
 
-func (l *lru) pushFront(e *entry) { l.insertAfter(e, &l.root) }
-func (l *lru) pushBack(e *entry)  { l.insertAfter(e, l.root.prev) }
+func (l *lru) pushBack(e *entry) { l.insertAfter(e, l.root.prev) }
 
-func (l *lru) moveToFront(e *entry) {
-	if l.root.next == e {
-		return
+// place puts e (in the list or not) before the first entry seen no more
+// recently than it. Touches carry the time of the call, so that is the
+// front or a few entries behind it.
+func (l *lru) place(e *entry) {
+	at := &l.root // e goes after at
+	for n := l.root.next; n != &l.root && (n == e || n.last > e.last); n = n.next {
+		if n != e {
+			at = n
+		}
 	}
-	l.remove(e)
-	l.pushFront(e)
+	if at.next == e {
+		return // already there
+	}
+	if e.next != nil {
+		l.remove(e)
+	}
+	l.insertAfter(e, at)
 }
 
 // back is the least recently seen entry, nil when empty.
@@ -420,18 +434,16 @@ func (r *Registry) load() error {
 func (r *Registry) touch(id string, t time.Time) *entry {
 	e, ok := r.m[id]
 	if !ok {
-		e = &entry{id: id, first: unixNano(t)}
-		r.lru.pushFront(e)
+		for r.lru.Len() >= r.cfg.MaxDevices {
+			r.evictLocked() // room first: the new device is never the one to go
+		}
+		e = &entry{id: id, first: unixNano(t), last: unixNano(t)}
+		r.lru.place(e)
 		r.m[id] = e
 		delete(r.deleted, id)
-		for r.lru.Len() > r.cfg.MaxDevices {
-			r.evictLocked()
-		}
-	} else {
-		r.lru.moveToFront(e)
-	}
-	if ns := unixNano(t); ns > e.last {
+	} else if ns := unixNano(t); ns > e.last {
 		e.last = ns
+		r.lru.place(e)
 	}
 	if _, ok := r.dirty[id]; !ok {
 		r.dirty[id] = struct{}{}

@@ -698,7 +698,7 @@ func (l *lane) plan(ctx context.Context) (*window, []spool.Record, error) {
 // from offset from (MaxBatchBytes of records): a backlog is sent at once,
 // lingering is for a window that is not full yet.
 func (l *lane) windowFull(from int64) bool {
-	_, next, err := l.u.sp.Read(l.id, from, l.u.cfg.MaxBatchBytes)
+	next, err := l.u.sp.Next(l.id, from, l.u.cfg.MaxBatchBytes)
 	return err == nil && next < l.u.sp.End(l.id)
 }
 
