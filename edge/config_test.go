@@ -72,7 +72,7 @@ func TestNewFillsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	if e.cfg.MaxPacketSize != DefaultMaxPacketSize || len(e.cfg.Routes) != 3 || e.cfg.EdgeID == "" {
+	if e.cfg.MaxPacketSize != DefaultMaxPacketSize || len(e.cfg.Routes) != len(route.DefaultRoutes()) || e.cfg.EdgeID == "" {
 		t.Fatalf("got %+v, want defaults filled in", e.cfg)
 	}
 	caps := e.srv.Options.Capabilities
