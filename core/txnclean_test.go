@@ -218,6 +218,55 @@ func TestTxnCompactedTopic(t *testing.T) {
 	cleanNow(t, p)
 	want = []string{"p1", "t2", "late3", "p5", "c6"}
 	check("after more transactions")
+
+	// Past delete.retention.ms the markers stay, those whose transactions
+	// left nothing too: the partition still lists tx-a's aborted
+	// transactions to read_committed fetches, and a client skips tx-a's
+	// records after one until it reads its abort marker (c6 would vanish).
+	adm = kadm.NewClient(client1(t, seeds))
+	if ar, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "delete.retention.ms", Value: kadm.StringPtr("0")}}, "tc"); err != nil || ar[0].Err != nil {
+		t.Fatalf("AlterTopicConfigs: %v %v", err, ar)
+	}
+	before := markers(t, p)
+	produceKeyed(t, client1(t, seeds, kgo.RecordPartitioner(kgo.ManualPartitioner())), "tc", false, false, "k7", "p7")
+	res := cleanNow(t, p)
+	if after := markers(t, p); !res.Cleaned || after != before {
+		t.Fatalf("past delete.retention.ms: got %d markers of %d (cleaned: %v), want all kept", after, before, res.Cleaned)
+	}
+	want = append(want, "p7")
+	check("past delete.retention.ms")
+	if err := node.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	node = startCleaningNode(t, dir)
+	seeds = []string{node.KafkaAddr()}
+	check("after a restart past delete.retention.ms")
+}
+
+// markers counts the control batches in p's log.
+func markers(t *testing.T, p *broker.Partition) int {
+	t.Helper()
+	l := p.Log()
+	n := 0
+	for off := l.LogStartOffset(); off < l.LogEndOffset(); {
+		v, err := l.ReadUncommitted(off, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Data) == 0 {
+			v.Release()
+			break
+		}
+		commitlog.Batches(v.Data, func(b commitlog.Batch, _ []byte) bool {
+			if b.IsControl() {
+				n++
+			}
+			return true
+		})
+		off = v.Next
+		v.Release()
+	}
+	return n
 }
 
 // txnOffsetCommit commits group's offsets of topic src (partition →

@@ -58,9 +58,14 @@ import (
 // of the offset map, so that they never become a key's newest value nor
 // shadow a committed one, and are dropped from the rewrite. Records of
 // committed transactions follow the newest-per-key rule. Transaction
-// markers (control batches) are kept: a marker whose transaction's data
-// is all gone costs one small batch, and reading a log back after a
-// cleaning ignores a marker with no data before it.
+// markers (control batches) are all kept, even past DeleteRetention once
+// their transaction's data is gone (Kafka drops those): the partition
+// lists an aborted transaction to read_committed fetches until the log
+// start passes it, and a client given an aborted transaction skips its
+// producer's batches until it reads the abort marker, so a removed marker
+// would hide that producer's later committed records. A marker with no
+// data before it costs one small batch, and reading the log back ignores
+// it.
 
 // errSegmentGone is returned by acquire for a segment the cleaner
 // replaced; the caller looks the offset up again.

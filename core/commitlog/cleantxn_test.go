@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -12,7 +13,7 @@ import (
 // txnBatch builds a transactional batch of producer pid with the records
 // key=value of kvs (pairs).
 func txnBatch(pid int64, kvs ...string) []byte {
-	h := BatchHeader{FirstTimestamp: 1, ProducerID: pid, ProducerEpoch: 0, BaseSequence: -1, LeaderEpoch: -1, Attributes: 0x10}
+	h := BatchHeader{FirstTimestamp: epoch.UnixMilli(), ProducerID: pid, ProducerEpoch: 0, BaseSequence: -1, LeaderEpoch: -1, Attributes: 0x10}
 	var recs []kmsg.Record
 	for i := 0; i+1 < len(kvs); i += 2 {
 		recs = append(recs, kmsg.Record{Key: []byte(kvs[i]), Value: []byte(kvs[i+1])})
@@ -28,7 +29,7 @@ func markerBatch(pid int64, commit bool) []byte {
 	}
 	key := binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, 0), typ)
 	value := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint16(nil, 0), 0)
-	h := BatchHeader{FirstTimestamp: 1, ProducerID: pid, ProducerEpoch: 0, BaseSequence: -1, LeaderEpoch: -1, Attributes: 0x30}
+	h := BatchHeader{FirstTimestamp: epoch.UnixMilli(), ProducerID: pid, ProducerEpoch: 0, BaseSequence: -1, LeaderEpoch: -1, Attributes: 0x30}
 	return AppendBatch(nil, h, []kmsg.Record{{Key: key, Value: value}})
 }
 
@@ -167,6 +168,61 @@ func TestCleanAbortedNewest(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestCleanKeepsMarkers: transaction markers stay past
+// delete.retention.ms, their transaction's data gone or not (a removed
+// abort marker would make read_committed clients skip its producer's
+// later records), and the cleaned log reopens.
+func TestCleanKeepsMarkers(t *testing.T) {
+	cfg := compactConfig()
+	cfg.DeleteRetention = time.Minute
+	dir := t.TempDir()
+	l := mustOpen(t, dir, cfg)
+	defer func() { l.Close() }()
+	ts := epoch.UnixMilli()
+	plain := func(k, v string) []byte { return keyedBatch(ts, CompressionNone, []string{k}, [][]byte{[]byte(v)}) }
+	appendRoll(t, l,
+		txnBatch(1, "a", "a1"), markerBatch(1, true), // 0, 1: a1 shadowed below
+		txnBatch(1, "b", "b1"), markerBatch(1, false), // 2, 3: aborted
+		txnBatch(1, "c", "c1"), markerBatch(1, true), // 4, 5: the producer's last marker
+		plain("a", "a2"),                                        // 6
+		txnBatch(3, "x", "x1", "y", "y1"), markerBatch(3, true), // 7-8, 9: x1 shadowed, y1 left
+		txnBatch(3, "z", "z1"), markerBatch(3, true), // 10, 11
+		plain("x", "x2"), // 12
+	)
+	c, _ := NewCleaner(DefaultCleanerConfig())
+	txns := Transactions{StableOffset: l.HighWatermark(), Aborted: []AbortedRange{{ProducerID: 1, FirstOffset: 2, LastOffset: 3}}}
+	if _, err := c.CleanTxn(context.Background(), l, epoch, txns); err != nil {
+		t.Fatal(err)
+	}
+	wantData := "4:c=c1 6:a=a2 8:y=y1 10:z=z1 12:x=x2 "
+	if got := dataRecords(t, l); got != wantData {
+		t.Fatalf("within delete.retention.ms: got %q, want %q", got, wantData)
+	}
+	if got, want := fmt.Sprint(controlOffsets(t, l)), "[1 3 5 9 11]"; got != want {
+		t.Fatalf("within delete.retention.ms: got markers %s, want %s", got, want)
+	}
+
+	appendRoll(t, l, plain("e", "e1")) // 13: new dirty data, for the cleaner to run
+	txns.StableOffset = l.HighWatermark()
+	if res, err := c.CleanTxn(context.Background(), l, epoch.Add(2*time.Minute), txns); err != nil || !res.Cleaned {
+		t.Fatalf("CleanTxn past delete.retention.ms: got %+v, %v, want a cleaning", res, err)
+	}
+	wantData += "13:e=e1 "
+	for _, when := range []string{"past delete.retention.ms", "reopened"} {
+		if got := dataRecords(t, l); got != wantData {
+			t.Fatalf("%s: got %q, want %q", when, got, wantData)
+		}
+		if got, want := fmt.Sprint(controlOffsets(t, l)), "[1 3 5 9 11]"; got != want {
+			t.Fatalf("%s: got markers %s, want %s", when, got, want)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l = mustOpen(t, dir, cfg)
+		l.SetHighWatermark(l.LogEndOffset())
 	}
 }
 
