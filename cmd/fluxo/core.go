@@ -42,6 +42,11 @@ Durability: by default the broker does not fsync on each write (as
 Kafka: the OS page cache survives a broker crash, not a power cut); set
 --flush-messages 1 to fsync every batch before it is acknowledged.
 
+Transactions (transactional producers, read_committed consumers): transactional
+ids are spread over the partitions of __transaction_state, created on first use
+with --transaction-state-partitions partitions (keep the flag unchanged from then
+on); a producer may ask for a transaction timeout up to --transaction-max-timeout.
+
 SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish, flushes and
 closes every log.`,
 		Example: `  # a broker with its data in ./data
@@ -79,6 +84,12 @@ closes every log.`,
 					return fmt.Errorf("--serf-key: %w", err)
 				}
 				cfg.Cluster.SerfKey = key
+			}
+			if cfg.TxnPartitions < 1 {
+				return fmt.Errorf("--transaction-state-partitions: got %d, want at least 1", cfg.TxnPartitions)
+			}
+			if cfg.Txn.MaxTimeout <= 0 {
+				return fmt.Errorf("--transaction-max-timeout: got %s, want a positive duration", cfg.Txn.MaxTimeout)
 			}
 			reload, err := security.apply(&cfg, cmd.Flags().Changed("kafka-addr"))
 			if err != nil {
@@ -135,6 +146,8 @@ closes every log.`,
 	f.Int64Var(&cfg.Broker.Cleaner.IOBytesPerSecond, "log-cleaner-io-bytes-per-second", 0, "cap the log cleaner's reads and writes at this many bytes/s (log.cleaner.io.max.bytes.per.second; 0: no limit)")
 	f.IntVar(&cfg.Broker.Cleaner.DedupeBufferBytes, "log-cleaner-dedupe-buffer-bytes", cfg.Broker.Cleaner.DedupeBufferBytes, "memory of the log cleaner's key → offset map, 24 bytes per key of a dirty section (log.cleaner.dedupe.buffer.size)")
 	f.DurationVar(&cfg.Broker.CleanInterval, "log-cleaner-backoff", cfg.Broker.CleanInterval, "how often the log cleaner looks for compacted partitions to clean (log.cleaner.backoff.ms)")
+	f.Int32Var(&cfg.TxnPartitions, "transaction-state-partitions", cfg.TxnPartitions, "partitions of the __transaction_state topic, created on the first transactional producer; keep it unchanged once the topic exists, transactional ids are hashed over it (transaction.state.log.num.partitions; Kafka's default is 50)")
+	f.DurationVar(&cfg.Txn.MaxTimeout, "transaction-max-timeout", cfg.Txn.MaxTimeout, "largest transaction timeout a producer may ask for; larger ones get INVALID_TRANSACTION_TIMEOUT (transaction.max.timeout.ms)")
 	f.IntVar(&flushMessages, "flush-messages", 0, "fsync after this many batches per partition, before acknowledging (0: leave it to the OS)")
 	f.DurationVar(&flushInterval, "flush-interval", 0, "fsync pending writes at least this often (0: never by time)")
 	f.IntVar(&cfg.Kafka.MaxRequestBytes, "max-request-bytes", cfg.Kafka.MaxRequestBytes, "largest request accepted (socket.request.max.bytes)")

@@ -729,13 +729,14 @@ func (b *Broker) maintain() {
 
 // clean compacts, every CleanInterval, the logs whose cleanup.policy
 // includes compact and which are due (the cleaner checks the policy, the
-// dirty ratio and the compaction lags).
+// dirty ratio and the compaction lags), below their last stable offset,
+// discarding the data of aborted transactions.
 func (b *Broker) clean() {
 	b.everyPartition(b.cfg.CleanInterval, func(now time.Time, p *Partition) {
-		if b.ctx.Err() != nil {
+		if b.ctx.Err() != nil || !p.log.Compacted() {
 			return
 		}
-		if _, err := b.cleaner.Clean(b.ctx, p.log, now); err != nil && !errors.Is(err, commitlog.ErrClosed) && !errors.Is(err, context.Canceled) {
+		if _, err := b.cleaner.CleanTxn(b.ctx, p.log, now, p.CleanerTxns()); err != nil && !errors.Is(err, commitlog.ErrClosed) && !errors.Is(err, context.Canceled) {
 			b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("log cleaning failed")
 		}
 	})

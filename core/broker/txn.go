@@ -288,3 +288,23 @@ func (p *Partition) noteMarkerLocked(b commitlog.Batch) {
 		p.producers[b.ProducerID] = &producerState{epoch: b.ProducerEpoch}
 	}
 }
+
+// CleanerTxns returns what the log cleaner must know of the partition's
+// transactions, taken at one instant: the last stable offset, below which
+// it cleans, and the aborted transactions whose data starts below it,
+// which it discards.
+func (p *Partition) CleanerTxns() commitlog.Transactions {
+	lso := p.LastStableOffset()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// A transaction with data below lso was decided before lso was
+	// computed (an undecided one would hold lso at or below its first
+	// offset), so its abort, if any, is listed now.
+	var out []commitlog.AbortedRange
+	for _, a := range p.txns.aborted {
+		if a.FirstOffset < lso {
+			out = append(out, commitlog.AbortedRange{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset, LastOffset: a.LastOffset})
+		}
+	}
+	return commitlog.Transactions{StableOffset: lso, Aborted: out}
+}

@@ -3,6 +3,7 @@ package commitlog
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +50,22 @@ import (
 //
 // Readers keep the views they hold: a swapped-out segment's mappings are
 // released when the last view goes.
+//
+// Transactions (CleanTxn, as Kafka's LogCleaner): the cleanable range also
+// ends at the log's first unstable offset (Transactions.StableOffset), so
+// the records of a transaction still open are never removed nor mapped.
+// The batches of aborted transactions (Transactions.Aborted) are left out
+// of the offset map, so that they never become a key's newest value nor
+// shadow a committed one, and are dropped from the rewrite. Records of
+// committed transactions follow the newest-per-key rule. Transaction
+// markers (control batches) are all kept, even past DeleteRetention once
+// their transaction's data is gone (Kafka drops those): the partition
+// lists an aborted transaction to read_committed fetches until the log
+// start passes it, and a client given an aborted transaction skips its
+// producer's batches until it reads the abort marker, so a removed marker
+// would hide that producer's later committed records. A marker with no
+// data before it costs one small batch, and reading the log back ignores
+// it.
 
 // errSegmentGone is returned by acquire for a segment the cleaner
 // replaced; the caller looks the offset up again.
@@ -211,12 +229,75 @@ func dirtyRatio(segs []*segment, firstDirty int64) float64 {
 // compacted.
 func (l *Log) FirstDirtyOffset() int64 { return l.cleanedTo.Load() }
 
+// Transactions is what a cleaning must know of a log's transactions,
+// taken together at one instant (the partition keeps them, rebuilt from
+// the log).
+type Transactions struct {
+	// StableOffset is the log's first unstable offset (the last stable
+	// offset, LSO): the first offset of its oldest transaction not yet
+	// decided, or the high watermark. The cleaner cleans below it only.
+	StableOffset int64
+	// Aborted are the log's aborted transactions, in any order; at least
+	// every one whose data is below StableOffset.
+	Aborted []AbortedRange
+}
+
+// AbortedRange is an aborted transaction of one producer: its data
+// batches are at offsets [FirstOffset, LastOffset), LastOffset being the
+// offset of its abort marker.
+type AbortedRange struct {
+	ProducerID  int64
+	FirstOffset int64
+	LastOffset  int64
+}
+
+// abortedIndex answers whether a transactional batch was aborted.
+type abortedIndex map[int64][]AbortedRange // producer id → ranges by FirstOffset
+
+func newAbortedIndex(rs []AbortedRange) abortedIndex {
+	if len(rs) == 0 {
+		return nil
+	}
+	ix := abortedIndex{}
+	for _, r := range rs {
+		ix[r.ProducerID] = append(ix[r.ProducerID], r)
+	}
+	for _, v := range ix {
+		slices.SortFunc(v, func(a, b AbortedRange) int { return cmp.Compare(a.FirstOffset, b.FirstOffset) })
+	}
+	return ix
+}
+
+// aborted reports whether b is a data batch of an aborted transaction.
+func (ix abortedIndex) aborted(b Batch) bool {
+	if ix == nil || !b.IsTransactional() || b.IsControl() || b.ProducerID < 0 {
+		return false
+	}
+	rs := ix[b.ProducerID]
+	i, _ := slices.BinarySearchFunc(rs, b.BaseOffset, func(r AbortedRange, off int64) int {
+		if r.FirstOffset <= off {
+			return -1
+		}
+		return 1
+	})
+	// rs[i-1] is the last range starting at or before the batch.
+	return i > 0 && b.BaseOffset < rs[i-1].LastOffset
+}
+
 // Clean compacts l once if its cleanup policy compacts and it is due: its
 // dirty ratio at least MinCleanableDirtyRatio, or its oldest dirty record
 // older than MaxCompactionLag. now is the cleaner's clock (for the lags
 // and DeleteRetention). A log changed under the cleaning (retention,
-// truncation) is left as it was and cleaned next time.
+// truncation) is left as it was and cleaned next time. Clean is for logs
+// without transactions; CleanTxn is Clean for a log that may hold some.
 func (c *Cleaner) Clean(ctx context.Context, l *Log, now time.Time) (CleanResult, error) {
+	return c.CleanTxn(ctx, l, now, Transactions{StableOffset: math.MaxInt64})
+}
+
+// CleanTxn is Clean over a log with transactions: it cleans only below
+// txns.StableOffset and discards the data of the aborted transactions
+// txns.Aborted.
+func (c *Cleaner) CleanTxn(ctx context.Context, l *Log, now time.Time, txns Transactions) (CleanResult, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l.cleanMu.Lock()
@@ -225,7 +306,7 @@ func (c *Cleaner) Clean(ctx context.Context, l *Log, now time.Time) (CleanResult
 		return CleanResult{}, ErrClosed
 	}
 	start := time.Now()
-	res, err := c.clean(ctx, l, now)
+	res, err := c.clean(ctx, l, now, txns)
 	if err != nil {
 		if errors.Is(err, errCleaningRace) {
 			return res, nil
@@ -248,12 +329,12 @@ func (c *Cleaner) Clean(ctx context.Context, l *Log, now time.Time) (CleanResult
 }
 
 // cleanable returns the sealed segments the cleaner may rewrite: below the
-// high watermark and the durable offset, fsynced, and past the minimum
-// compaction lag.
-func (l *Log) cleanable(now time.Time) []*segment {
+// high watermark, the durable offset and stable (the first unstable
+// offset), fsynced, and past the minimum compaction lag.
+func (l *Log) cleanable(now time.Time, stable int64) []*segment {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	limit := min(l.hw.Load(), l.durable.Load())
+	limit := min(l.hw.Load(), l.durable.Load(), stable)
 	lagCut := now.Add(-l.cfg.MinCompactionLag).UnixMilli()
 	segs := l.segs[:len(l.segs)-1]
 	n := 0
@@ -289,7 +370,7 @@ func (l *Log) isUnsynced(s *segment) bool {
 	return false
 }
 
-func (c *Cleaner) clean(ctx context.Context, l *Log, now time.Time) (CleanResult, error) {
+func (c *Cleaner) clean(ctx context.Context, l *Log, now time.Time, txns Transactions) (CleanResult, error) {
 	res := CleanResult{FirstDirty: l.cleanedTo.Load()}
 	if !l.cfg.Cleanup.Compacts() {
 		return res, nil
@@ -299,7 +380,8 @@ func (c *Cleaner) clean(ctx context.Context, l *Log, now time.Time) (CleanResult
 	if err := l.syncSealed(); err != nil {
 		return res, err
 	}
-	segs := l.cleanable(now)
+	segs := l.cleanable(now, txns.StableOffset)
+	aborted := newAbortedIndex(txns.Aborted)
 	firstDirty := l.cleanedTo.Load()
 	d := 0
 	for d < len(segs) && segs[d].base < firstDirty {
@@ -319,7 +401,7 @@ func (c *Cleaner) clean(ctx context.Context, l *Log, now time.Time) (CleanResult
 	// Map the dirty segments, as many whole ones as the map holds.
 	e := d
 	for e < len(segs) {
-		ok, err := c.mapSegment(ctx, l, segs[e])
+		ok, err := c.mapSegment(ctx, l, segs[e], aborted)
 		if err != nil {
 			return res, err
 		}
@@ -347,7 +429,7 @@ func (c *Cleaner) clean(ctx context.Context, l *Log, now time.Time) (CleanResult
 			return res, errCleaningRace
 		}
 		next := after.base
-		cs, st, err := c.cleanGroup(ctx, l, g, next, lastOfProducer, deleteCut)
+		cs, st, err := c.cleanGroup(ctx, l, g, next, lastOfProducer, deleteCut, aborted)
 		if err != nil {
 			return res, err
 		}
@@ -466,12 +548,13 @@ func (c *Cleaner) eachBatch(ctx context.Context, l *Log, s *segment, fn func(b B
 	return nil
 }
 
-// mapSegment puts every keyed record of s in the offset map. It returns
-// false, with the map holding part of s, when the map filled up.
-func (c *Cleaner) mapSegment(ctx context.Context, l *Log, s *segment) (bool, error) {
+// mapSegment puts every keyed record of s in the offset map, but those of
+// aborted transactions. It returns false, with the map holding part of s,
+// when the map filled up.
+func (c *Cleaner) mapSegment(ctx context.Context, l *Log, s *segment, aborted abortedIndex) (bool, error) {
 	full := false
 	err := c.eachBatch(ctx, l, s, func(b Batch, raw []byte) error {
-		if b.IsControl() || b.NumRecords == 0 {
+		if b.IsControl() || b.NumRecords == 0 || aborted.aborted(b) {
 			return nil
 		}
 		return Records(b, raw, func(off, _ int64, r *kmsg.Record) bool {
@@ -523,7 +606,7 @@ type groupStats struct {
 // cleanGroup writes the cleaned form of the segments g (covering offsets
 // up to next) as <base>.*.cleaned files, fsynced, and returns the sealed
 // segment that describes them once renamed.
-func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int64, lastOfProducer map[int64]int64, deleteCut int64) (*segment, groupStats, error) {
+func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int64, lastOfProducer map[int64]int64, deleteCut int64, aborted abortedIndex) (*segment, groupStats, error) {
 	var st groupStats
 	out := newSegmentStruct(l.dir, g[0].base, l.cfg.IndexIntervalBytes)
 	out.gapsBelow = max(next, l.cleanedTo.Load())
@@ -547,9 +630,10 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int
 			if !b.IsControl() {
 				keep = keep[:0]
 				total := 0
+				discard := aborted.aborted(b) // an aborted transaction's data
 				rerr := Records(b, raw, func(off, _ int64, r *kmsg.Record) bool {
 					total++
-					if r.Key == nil {
+					if r.Key == nil || discard {
 						return true
 					}
 					if newest := c.m.get(r.Key); newest > off {
