@@ -59,6 +59,9 @@ func TestSendLongerThanRequestTimeout(t *testing.T) {
 	cfg := testConfig(dir, link.Addr())
 	cfg.RequestTimeout = time.Second
 	cfg.MaxBatchBytes = 32 << 10
+	// A linger far longer than appending the records takes, so they go as
+	// one window however slowly this machine appends them.
+	cfg.Linger = 3 * time.Second
 	// The first send carries the producer id and metadata: start the
 	// lane over a fast link, then slow it down.
 	u := newUplinkConfig(t, sp, cfg)
