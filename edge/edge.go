@@ -299,12 +299,49 @@ func (e *Edge) Close() error {
 	}
 	e.closed = true
 	e.gate.close()
+	if e.started {
+		e.quiesce()
+	}
 	err := e.srv.Close()
 	e.metrics.unregister()
 	if e.started {
 		e.log.Info().Msg("edge stopped")
 	}
 	return err
+}
+
+// quiesce lets every connection finish the packet it is handling before
+// mochi stops the clients: a publish stored just before Close must get its
+// acknowledgement out, or the device sends it again to the next edge and
+// it is stored twice. Each connection's reader parks at its next read
+// (firstRead; a read deadline in the past wakes the ones waiting for
+// bytes), so the packet in hand finishes, its acknowledgement written or
+// held, and no other is read; mochi's Close then says DISCONNECT to MQTT 5
+// clients and closes the connections, flushing held acknowledgements
+// (ackConn.Close). A publish mochi had already buffered is refused unstored
+// (hook.OnPublish). quiesce waits for every open client's reader to park
+// for at most closeFlushTimeout and a second.
+func (e *Edge) quiesce() {
+	e.gate.quiescing.Store(true)
+	now := time.Now()
+	for _, cl := range e.srv.Clients.GetAll() {
+		if !cl.Net.Inline && cl.Net.Conn != nil && !cl.Closed() {
+			_ = cl.Net.Conn.SetReadDeadline(now)
+		}
+	}
+	deadline := now.Add(closeFlushTimeout + time.Second)
+	for time.Now().Before(deadline) {
+		open := int64(0)
+		for _, cl := range e.srv.Clients.GetAll() {
+			if !cl.Net.Inline && !cl.Closed() {
+				open++
+			}
+		}
+		if e.gate.parked.Load() >= open {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Publish sends a message to the devices subscribed to topic, through

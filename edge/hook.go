@@ -262,6 +262,14 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil
 	}
 	e := h.e
+	if e.closing.Load() {
+		// Close is waiting for the connections to finish what they
+		// handle (Edge.quiesce): a publish mochi had already buffered
+		// is not stored, and its device, unacknowledged, sends it
+		// again to the next edge.
+		_ = e.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		return pk, packets.ErrRejectPacket
+	}
 	now := time.Now()
 	qos := pk.FixedHeader.Qos
 	e.metrics.publishes[qosIndex(qos)].Inc()
