@@ -296,18 +296,63 @@ func (l *Log) Maintain(now time.Time) error {
 	l.appendMu.Lock()
 	err := l.retainLocked(now)
 	l.appendMu.Unlock()
+	if err == nil {
+		err = l.sleepIfIdle(now)
+	}
 
+	l.appendMu.Lock()
 	l.mu.RLock()
-	segs := l.segs[:len(l.segs)-1]
-	for _, s := range segs {
+	for _, s := range l.segs {
 		s.mu.Lock()
-		if s.logM != nil && !s.active && now.Sub(s.lastUse) >= l.cfg.IdleUnmap {
+		if s.logM != nil && !s.awake && now.Sub(s.lastUse) >= l.cfg.IdleUnmap {
 			s.dropMappingsLocked()
 		}
 		s.mu.Unlock()
 	}
 	l.mu.RUnlock()
+	l.appendMu.Unlock()
 	return err
+}
+
+// sleepIfIdle closes the active segment once nothing has been appended for
+// Config.IdleUnmap: pending writes are synced first (the files are about to
+// close), then its files are closed, its reservation given back and its
+// mappings dropped, along with the recovery point's file. The next append
+// opens them again. Called with syncMu held.
+func (l *Log) sleepIfIdle(now time.Time) error {
+	l.appendMu.Lock()
+	active := l.segs[len(l.segs)-1]
+	idle := active.awake && now.Sub(active.lastWrite) >= l.cfg.IdleUnmap && l.werr == nil
+	l.appendMu.Unlock()
+	if !idle {
+		return nil
+	}
+	if l.durable.Load() < l.leo.Load() || l.hasUnsynced() {
+		if err := l.syncLocked(); err != nil {
+			return err
+		}
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if active != l.segs[len(l.segs)-1] || !active.awake || now.Sub(active.lastWrite) < l.cfg.IdleUnmap ||
+		l.durable.Load() < l.leo.Load() || len(l.unsynced) > 0 {
+		return nil // written, rolled or synced elsewhere meanwhile
+	}
+	if err := active.sleep(); err != nil {
+		l.fail(err)
+		return err
+	}
+	if l.rpFile != nil {
+		l.rpFile.Close()
+		l.rpFile = nil
+	}
+	return nil
+}
+
+func (l *Log) hasUnsynced() bool {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	return len(l.unsynced) > 0 || l.dirDirty
 }
 
 func (l *Log) retainLocked(now time.Time) error {

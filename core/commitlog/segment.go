@@ -22,7 +22,9 @@ const (
 // segment is one <base>.log file with its .index and .timeindex.
 //
 // The active (last) segment is mapped at full capacity and written with
-// pwrite; sealed segments are mapped read-only on first use and unmapped
+// pwrite; its files are opened by the first write and closed again when it
+// has been idle for Config.IdleUnmap (sleep), so an idle log holds no file
+// open. Sealed segments are mapped read-only on first use and unmapped
 // again when idle. Published fields (size, next, maxTS, nIdx, nTidx) are
 // atomics: the appender stores them after the bytes they describe are in
 // place, readers load them without a lock.
@@ -36,12 +38,18 @@ type segment struct {
 	nIdx  atomic.Int32 // valid offset index entries
 	nTidx atomic.Int32 // valid time index entries
 
-	// Writer state, guarded by Log.appendMu. The files stay open while the
-	// segment is active and until a sync has covered its last write.
+	// Writer state, guarded by Log.appendMu. The files are open while the
+	// active segment is awake (from its first write until it has been
+	// idle for Config.IdleUnmap) and, once sealed, until a sync has
+	// covered its last write.
 	logF, idxF, tidxF         *os.File
+	awake                     bool  // files open, indexes mapped read-write
 	logRes, idxRes, tidxRes   int64 // bytes reserved on disk
-	sinceIndex                int   // log bytes since the last index entry
-	lastTidxTS                int64 // timestamp of the last time index entry
+	resStep                   int64 // the log's current reservation step
+	lastReserve, lastWrite    time.Time
+	cfg                       *Config // the log's, from markActive on
+	sinceIndex                int     // log bytes since the last index entry
+	lastTidxTS                int64   // timestamp of the last time index entry
 	created                   time.Time
 	capacity, idxCap, tidxCap int // bytes mapped while active
 
@@ -71,7 +79,9 @@ func newSegmentStruct(dir string, base int64, interval int) *segment {
 }
 
 // createSegment makes a new, empty, active segment. Stale files of the same
-// name (left by a crash during a roll or a truncation) are replaced.
+// name (left by a crash during a roll or a truncation) are replaced. Its
+// files are opened and mapped by the first write (wake), not here: a log
+// that is created and never written holds no file open.
 func createSegment(dir string, base int64, cfg *Config, now time.Time) (*segment, error) {
 	s := newSegmentStruct(dir, base, cfg.IndexIntervalBytes)
 	s.created = now
@@ -83,18 +93,49 @@ func createSegment(dir string, base int64, cfg *Config, now time.Time) (*segment
 		}
 		f.Close()
 	}
-	if err := s.activate(cfg); err != nil {
-		s.closeFiles()
-		s.removeFiles()
-		return nil, err
-	}
+	s.markActive(cfg)
 	return s, nil
 }
 
-// activate opens the segment for appending: files read-write, the log
-// mapped at its full capacity, the indexes mapped read-write. Called with
+// markActive makes s the segment that takes appends, without opening or
+// mapping anything: wake does that on the first write. Called with
 // Log.appendMu held (or before the log is shared).
+func (s *segment) markActive(cfg *Config) {
+	s.cfg = cfg
+	s.capacity = int(max(cfg.SegmentBytes, s.size.Load()))
+	s.idxCap = cfg.MaxIndexBytes / offsetEntrySize * offsetEntrySize
+	s.tidxCap = cfg.MaxIndexBytes / timeEntrySize * timeEntrySize
+	s.mu.Lock()
+	s.active = true
+	s.checked = true
+	s.mu.Unlock()
+}
+
+// activate makes s the active segment and opens it for appending at once.
+// Called with Log.appendMu held (or before the log is shared).
 func (s *segment) activate(cfg *Config) error {
+	s.markActive(cfg)
+	return s.wake(cfg)
+}
+
+// wake opens the active segment for appending: files read-write, the log
+// mapped at its full capacity (read-only: writes go through pwrite), the
+// indexes mapped read-write. Mappings a reader made while the segment
+// slept are replaced. Called with Log.appendMu held.
+func (s *segment) wake(cfg *Config) error {
+	if s.awake {
+		return nil
+	}
+	err := s.openWriter(cfg)
+	if err != nil {
+		s.closeFiles()
+		return err
+	}
+	s.awake = true
+	return nil
+}
+
+func (s *segment) openWriter(cfg *Config) error {
 	var err error
 	if s.logF, err = os.OpenFile(s.logPath, os.O_RDWR, 0); err != nil {
 		return err
@@ -105,10 +146,6 @@ func (s *segment) activate(cfg *Config) error {
 	if s.tidxF, err = os.OpenFile(s.tidxPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		return err
 	}
-	size := s.size.Load()
-	s.capacity = int(max(cfg.SegmentBytes, size))
-	s.idxCap = cfg.MaxIndexBytes / offsetEntrySize * offsetEntrySize
-	s.tidxCap = cfg.MaxIndexBytes / timeEntrySize * timeEntrySize
 	if fi, err := s.logF.Stat(); err == nil {
 		s.logRes = fi.Size()
 	}
@@ -143,9 +180,39 @@ func (s *segment) activate(cfg *Config) error {
 	s.mu.Lock()
 	s.dropMappingsLocked()
 	s.logM, s.idxM, s.tidxM = logM, idxM, tidxM
-	s.active = true
-	s.checked = true
+	s.lastUse = cfg.Now()
 	s.mu.Unlock()
+	return nil
+}
+
+// sleep closes an idle active segment: the log's reservation is given
+// back (the file cut to its batches), the index files cut to their
+// entries, every file closed and the owner's mappings dropped (readers
+// keep theirs until they release them). The next write wakes it. Called
+// with Log.syncMu and Log.appendMu held, once a sync has covered it.
+func (s *segment) sleep() error {
+	if !s.awake {
+		return nil
+	}
+	var err error
+	if e := s.logF.Truncate(s.size.Load()); e != nil {
+		err = e
+	}
+	if e := s.idxF.Truncate(int64(s.nIdx.Load()) * offsetEntrySize); e != nil && err == nil {
+		err = e
+	}
+	if e := s.tidxF.Truncate(int64(s.nTidx.Load()) * timeEntrySize); e != nil && err == nil {
+		err = e
+	}
+	s.closeFiles()
+	s.logRes, s.idxRes, s.tidxRes = 0, 0, 0
+	s.resStep = 0
+	s.mu.Lock()
+	s.dropMappingsLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("commitlog: segment %d: cannot cut reserved space: %w", s.base, err)
+	}
 	return nil
 }
 
@@ -169,6 +236,29 @@ func (s *segment) fits(n int) bool {
 		return false
 	}
 	return int(s.nIdx.Load()+1)*offsetEntrySize <= s.idxCap && int(s.nTidx.Load()+2)*timeEntrySize <= s.tidxCap
+}
+
+// minReserveStep is the first step in which a segment's log reserves
+// disk space ahead of its end.
+const minReserveStep = 64 << 10
+
+// growStep sets the next reservation step from the write rate: it doubles
+// when the previous reservation was used up within a second, up to
+// Config.PreallocateBytes, and halves otherwise, down to 64 KiB. A log
+// that takes a little data holds little reserved space; a busy one
+// reserves in large steps and calls fallocate rarely.
+func (s *segment) growStep(cfg *Config, now time.Time) {
+	lo := min(int64(minReserveStep), cfg.PreallocateBytes)
+	switch {
+	case s.resStep == 0:
+		s.resStep = lo
+	case now.Sub(s.lastReserve) < time.Second:
+		s.resStep = min(s.resStep*2, cfg.PreallocateBytes)
+	default:
+		s.resStep = max(s.resStep/2, lo)
+	}
+	s.resStep = max(s.resStep, lo)
+	s.lastReserve = now
 }
 
 // ensureReserved grows the on-disk reservation of f to at least need bytes,
@@ -198,9 +288,17 @@ func ensureReserved(f *os.File, have *int64, need, chunk, limit int64) error {
 // end of the log and indexes them. It returns a sticky error only when bytes
 // may have reached the file; a failed reservation leaves everything as it was.
 func (s *segment) write(buf []byte, batches []Batch, cfg *Config) (sticky bool, err error) {
+	if err := s.wake(cfg); err != nil {
+		return false, fmt.Errorf("commitlog: segment %d: cannot open: %w", s.base, err)
+	}
 	pos := s.size.Load()
 	end := pos + int64(len(buf))
-	if err := ensureReserved(s.logF, &s.logRes, end, cfg.PreallocateBytes, int64(s.capacity)); err != nil {
+	now := cfg.Now()
+	s.lastWrite = now
+	if end > s.logRes {
+		s.growStep(cfg, now)
+	}
+	if err := ensureReserved(s.logF, &s.logRes, end, s.resStep, int64(s.capacity)); err != nil {
 		return false, fmt.Errorf("commitlog: segment %d: cannot reserve space: %w", s.base, err)
 	}
 	// Index space is reserved ahead as well, so index writes through the
@@ -266,6 +364,11 @@ func (s *segment) maybeTimeEntry(ts, offset int64) {
 // largest timestamp, and the files cut to their contents. The files stay
 // open until a sync covers them.
 func (s *segment) seal() error {
+	if !s.awake && s.cfg != nil {
+		if err := s.wake(s.cfg); err != nil {
+			return err
+		}
+	}
 	if ts := s.maxTS.Load(); ts >= 0 && ts > s.lastTidxTS && s.next.Load() > s.base {
 		// Find the offset of the largest timestamp's batch: the last one
 		// that reached it. Cheap: at most one index interval to scan.
@@ -286,13 +389,18 @@ func (s *segment) seal() error {
 	return nil
 }
 
+// syncFiles fsyncs the segment's three files, through a file opened for
+// the purpose where the writer's is closed.
 func (s *segment) syncFiles() error {
-	for _, f := range []*os.File{s.logF, s.idxF, s.tidxF} {
+	for i, f := range []*os.File{s.logF, s.idxF, s.tidxF} {
+		var err error
 		if f == nil {
-			continue
+			err = fsyncPath([]string{s.logPath, s.idxPath, s.tidxPath}[i])
+		} else {
+			err = f.Sync()
 		}
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("commitlog: segment %d: fsync %s: %w", s.base, filepath.Base(f.Name()), err)
+		if err != nil {
+			return fmt.Errorf("commitlog: segment %d: fsync %s: %w", s.base, filepath.Base([]string{s.logPath, s.idxPath, s.tidxPath}[i]), err)
 		}
 	}
 	return nil
@@ -300,13 +408,34 @@ func (s *segment) syncFiles() error {
 
 // syncLog fsyncs the log file only.
 func (s *segment) syncLog() error {
-	if err := s.logF.Sync(); err != nil {
+	var err error
+	if s.logF == nil {
+		err = fsyncPath(s.logPath)
+	} else {
+		err = s.logF.Sync()
+	}
+	if err != nil {
 		return fmt.Errorf("commitlog: segment %d: fsync: %w", s.base, err)
 	}
 	return nil
 }
 
+// fsyncPath fsyncs a file that nobody holds open; a missing file has
+// nothing to sync.
+func fsyncPath(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
 func (s *segment) closeFiles() {
+	s.awake = false
 	for _, f := range []**os.File{&s.logF, &s.idxF, &s.tidxF} {
 		if *f != nil {
 			(*f).Close()
@@ -355,7 +484,13 @@ func (s *segment) acquire(now time.Time) (refs, error) {
 	defer s.mu.Unlock()
 	s.lastUse = now
 	if s.logM == nil {
-		if err := s.mapSealedLocked(); err != nil {
+		var err error
+		if s.active {
+			err = s.mapActiveLocked()
+		} else {
+			err = s.mapSealedLocked()
+		}
+		if err != nil {
 			return refs{}, err
 		}
 	}
@@ -375,6 +510,43 @@ func mapReadOnly(path string, size int64) (*mapping, error) {
 	}
 	defer f.Close()
 	return mapFile(f, int(size), false)
+}
+
+// mapActiveLocked maps a sleeping active segment for readers: the log at
+// its capacity, so appends after a wake stay visible through it, and the
+// indexes as far as their entries go (wake replaces these with read-write
+// mappings).
+func (s *segment) mapActiveLocked() error {
+	logM, err := mapReadOnly(s.logPath, int64(s.capacity))
+	if err != nil {
+		return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+	}
+	idxM, tidxM := s.idxM, s.tidxM
+	if idxM == nil {
+		if idxM, err = mapEntries(s.idxPath, int64(s.nIdx.Load())*offsetEntrySize); err != nil {
+			logM.release()
+			return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+		}
+	}
+	if tidxM == nil {
+		if tidxM, err = mapEntries(s.tidxPath, int64(s.nTidx.Load())*timeEntrySize); err != nil {
+			logM.release()
+			if idxM != s.idxM {
+				idxM.release()
+			}
+			return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+		}
+	}
+	s.logM, s.idxM, s.tidxM = logM, idxM, tidxM
+	return nil
+}
+
+// mapEntries maps n bytes of an index file read-only; nothing when n is 0.
+func mapEntries(path string, n int64) (*mapping, error) {
+	if n == 0 {
+		return &mapping{}, nil
+	}
+	return mapReadOnly(path, n)
 }
 
 // mapSealedLocked maps a sealed segment read-only, verifying (once) that its
