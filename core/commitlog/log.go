@@ -57,7 +57,9 @@ type Log struct {
 	closed    atomic.Bool
 	hwMu      sync.Mutex
 	hwCh      chan struct{} // closed when hw advances; made on demand (nil: nobody waits); under hwMu
-	rpFile    *os.File      // recovery-point checkpoint, rewritten after each sync; under syncMu
+	rpFile    *os.File      // recovery-point checkpoint, rewritten after each sync; opened on demand; under syncMu
+	rpOnDisk  int64         // what the recovery-point file holds; under syncMu
+	newFiles  bool          // the segment files were created by Open: the first append dirties the directory; under appendMu
 	recovered RecoveryInfo
 	stats     counters
 
@@ -146,8 +148,15 @@ func (l *Log) load() error {
 		l.leo.Store(base)
 		l.logStart.Store(base)
 		l.recovered.ScanFrom = base
-		l.dirDirty = true
-		return l.finishLoad(cp, nil, base, nil)
+		// Nothing to lose until the first append: the directory is synced
+		// by the first sync after it, and an absent recovery point costs
+		// an empty log nothing.
+		l.newFiles = true
+		if err := l.finishLoad(cp, nil, base, nil); err != nil {
+			return err
+		}
+		l.rpOnDisk = base
+		return nil
 	}
 
 	segs, err := l.openSegments(bases)
@@ -379,6 +388,7 @@ func (l *Log) finishLoad(cp checkpoints, epochs []EpochEntry, start int64, scann
 		l.dirDirty = true
 	}
 	l.durable.Store(min(durable, leo))
+	l.rpOnDisk = cp.recoveryPoint
 	l.hw.Store(leo)
 	l.recovered.Segments = len(l.segs)
 	l.recovered.LogStartOffset = start
@@ -656,6 +666,9 @@ func (l *Log) AppendValidated(buf []byte, batches []Batch) (AppendResult, error)
 		l.appendMu.Unlock()
 		return AppendResult{}, err
 	}
+	if l.newFiles {
+		l.dirDirty, l.newFiles = true, false
+	}
 	first := l.leo.Load()
 	next := first
 	for i, p := 0, 0; i < len(batches); i++ {
@@ -891,6 +904,7 @@ func (l *Log) writeRecoveryPoint(off int64, sync bool) error {
 	if _, err := l.rpFile.WriteAt(encodeOffset(off), 0); err != nil {
 		return fmt.Errorf("commitlog: cannot write recovery point: %w", err)
 	}
+	l.rpOnDisk = off
 	if sync {
 		if err := l.rpFile.Sync(); err != nil {
 			return fmt.Errorf("commitlog: cannot sync recovery point: %w", err)
@@ -1029,22 +1043,27 @@ func (l *Log) Close() error {
 	defer l.appendMu.Unlock()
 	var err error
 	active := l.segs[len(l.segs)-1]
-	asleep := !active.awake && l.durable.Load() >= l.leo.Load() && len(l.unsynced) == 0 && !l.dirDirty
-	if l.werr == nil && !asleep {
-		// (A sleeping log was synced and cut to its data when it went to
-		// sleep: nothing is left to do.)
-		if err = active.seal(); err == nil {
+	if l.werr == nil {
+		// A sleeping segment was cut to its data when it went to sleep (or
+		// was never written since Open): it needs a sync only if Open
+		// left a recovered tail undurable.
+		if active.awake {
+			err = active.seal()
 			l.unsynced = append(l.unsynced, active)
+		} else if l.durable.Load() < l.leo.Load() {
+			l.unsynced = append(l.unsynced, active)
+		}
+		if err == nil {
 			for _, s := range l.unsynced {
 				if err = s.syncFiles(); err != nil {
 					break
 				}
 			}
 		}
-		if err == nil {
+		if err == nil && (l.dirDirty || len(l.unsynced) > 0) {
 			err = syncDir(l.dir)
 		}
-		if err == nil {
+		if err == nil && l.rpOnDisk != l.leo.Load() {
 			err = l.writeRecoveryPoint(l.leo.Load(), true)
 		}
 	}

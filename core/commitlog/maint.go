@@ -322,7 +322,8 @@ func (l *Log) Maintain(now time.Time) error {
 func (l *Log) sleepIfIdle(now time.Time) error {
 	l.appendMu.Lock()
 	active := l.segs[len(l.segs)-1]
-	idle := active.awake && now.Sub(active.lastWrite) >= l.cfg.IdleUnmap && l.werr == nil
+	busy := active.awake || len(l.unsynced) > 0 || l.dirDirty || l.rpFile != nil || l.durable.Load() < l.leo.Load()
+	idle := busy && now.Sub(active.lastWrite) >= l.cfg.IdleUnmap && l.werr == nil
 	l.appendMu.Unlock()
 	if !idle {
 		return nil
@@ -334,9 +335,9 @@ func (l *Log) sleepIfIdle(now time.Time) error {
 	}
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	if active != l.segs[len(l.segs)-1] || !active.awake || now.Sub(active.lastWrite) < l.cfg.IdleUnmap ||
+	if active != l.segs[len(l.segs)-1] || now.Sub(active.lastWrite) < l.cfg.IdleUnmap ||
 		l.durable.Load() < l.leo.Load() || len(l.unsynced) > 0 {
-		return nil // written, rolled or synced elsewhere meanwhile
+		return nil // written or rolled meanwhile
 	}
 	if err := active.sleep(); err != nil {
 		l.fail(err)
