@@ -365,12 +365,12 @@ func (l *Log) finishLoad(cp checkpoints, epochs []EpochEntry, start int64, scann
 	l.epochs = truncateEpochsFront(epochs, start)
 	// Replaced atomically but not fsynced: an older version brought back
 	// by a power cut is trimmed the same way at the next open.
-	if enc := encodeEpochs(l.epochs); !bytes.Equal(enc, cp.epochRaw) {
+	if enc := encodeEpochs(l.epochs); !bytes.Equal(enc, cp.epochRaw) && !l.newFiles {
 		if err := writeFileRename(filepath.Join(l.dir, epochFile), enc); err != nil {
 			return fmt.Errorf("commitlog: cannot write epoch checkpoint: %w", err)
 		}
 	}
-	if !cp.startOK || cp.start != start {
+	if (!cp.startOK && start != 0) || (cp.startOK && cp.start != start) {
 		if err := writeFileRename(filepath.Join(l.dir, logStartFile), encodeOffset(start)); err != nil {
 			return fmt.Errorf("commitlog: cannot write log start checkpoint: %w", err)
 		}
@@ -667,6 +667,13 @@ func (l *Log) AppendValidated(buf []byte, batches []Batch) (AppendResult, error)
 		return AppendResult{}, err
 	}
 	if l.newFiles {
+		// The first append to a new log: its epoch checkpoint must exist
+		// before it holds data (a log with data and no readable
+		// checkpoint is scanned whole at Open).
+		if err := writeFileRename(filepath.Join(l.dir, epochFile), encodeEpochs(l.epochsCopy())); err != nil {
+			l.appendMu.Unlock()
+			return AppendResult{}, fmt.Errorf("commitlog: cannot write epoch checkpoint: %w", err)
+		}
 		l.dirDirty, l.newFiles = true, false
 	}
 	first := l.leo.Load()

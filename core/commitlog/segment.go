@@ -85,14 +85,17 @@ func newSegmentStruct(dir string, base int64, interval int) *segment {
 func createSegment(dir string, base int64, cfg *Config, now time.Time) (*segment, error) {
 	s := newSegmentStruct(dir, base, cfg.IndexIntervalBytes)
 	s.created = now
-	for _, p := range []string{s.logPath, s.idxPath, s.tidxPath} {
-		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			s.removeFiles()
+	// The index files are made by the first write (wake); stale ones go.
+	for _, p := range []string{s.idxPath, s.tidxPath} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		f.Close()
 	}
+	f, err := os.OpenFile(s.logPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
 	s.markActive(cfg)
 	return s, nil
 }
