@@ -146,8 +146,8 @@ func (p *Partition) snapshotProducers() error {
 
 func (p *Partition) snapshotProducersLocked() error {
 	end := p.log.LogEndOffset()
-	if end == p.snapEnd {
-		return nil
+	if end == p.snapEnd || (end == p.log.LogStartOffset() && len(p.producers) == 0) {
+		return nil // nothing new, or nothing to replay
 	}
 	if err := writeProducerSnapshot(p.log.Dir(), encodeProducerSnapshot(end, p.producers)); err != nil {
 		return err

@@ -139,11 +139,11 @@ func (l *Log) load() error {
 	now := l.cfg.Now()
 
 	if len(bases) == 0 {
+		// The segment's files are made by its first write: a log that is
+		// never written is an empty directory.
 		base := max(cp.start, 0)
-		s, err := createSegment(l.dir, base, &l.cfg, now)
-		if err != nil {
-			return fmt.Errorf("commitlog: cannot create segment: %w", err)
-		}
+		s := newSegmentStruct(l.dir, base, l.cfg.IndexIntervalBytes)
+		s.created = now
 		l.segs = []*segment{s}
 		l.leo.Store(base)
 		l.logStart.Store(base)
@@ -389,6 +389,9 @@ func (l *Log) finishLoad(cp checkpoints, epochs []EpochEntry, start int64, scann
 	}
 	l.durable.Store(min(durable, leo))
 	l.rpOnDisk = cp.recoveryPoint
+	if leo == l.segs[0].base {
+		l.rpOnDisk = leo // an empty log has nothing to recover
+	}
 	l.hw.Store(leo)
 	l.recovered.Segments = len(l.segs)
 	l.recovered.LogStartOffset = start
@@ -422,10 +425,12 @@ func (l *Log) recoverSegment(s *segment, rp int64, epochs *[]EpochEntry) (next i
 	var idx, tidx []byte
 	since, lastTS, maxTS := 0, int64(-1), int64(-1)
 	pos, want := 0, s.base
+	oldIdx, _ := os.ReadFile(s.idxPath)
+	oldTidx, errTidx := os.ReadFile(s.tidxPath)
 	if rp > s.base {
 		// Resume after the last indexed batch below the recovery point:
 		// what precedes it was made durable and checked before.
-		pos, want, idx, tidx, maxTS = resumePoint(s, data, rp)
+		pos, want, idx, tidx, maxTS = resumePoint(s, data, rp, oldIdx, oldTidx)
 		lastTS = maxTS
 	}
 	if l.recovered.ScanFrom < 0 {
@@ -513,13 +518,19 @@ func (l *Log) recoverSegment(s *segment, rp int64, epochs *[]EpochEntry) (next i
 	if last {
 		write = writeFileRename
 	}
-	if err := write(s.idxPath, idx); err != nil {
-		return 0, false, fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+	// Files that already hold these entries are left alone (a missing
+	// one reads as empty: the last segment's are made by its first write).
+	if !bytes.Equal(oldIdx, idx) || (len(idx) == 0 && !last) {
+		if err := write(s.idxPath, idx); err != nil {
+			return 0, false, fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+		}
+		l.recovered.IndexesRebuilt++
 	}
-	if err := write(s.tidxPath, tidx); err != nil {
-		return 0, false, fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+	if !bytes.Equal(oldTidx, tidx) || (errTidx != nil && !last) {
+		if err := write(s.tidxPath, tidx); err != nil {
+			return 0, false, fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+		}
 	}
-	l.recovered.IndexesRebuilt++
 	s.size.Store(int64(pos))
 	s.next.Store(want)
 	s.maxTS.Store(maxTS)
@@ -541,12 +552,8 @@ func (l *Log) recoverSegment(s *segment, rp int64, epochs *[]EpochEntry) (next i
 // to it and the time index entries up to it (with the largest timestamp
 // they record), so that recovery scans only what follows. Without a usable
 // entry it returns the segment's start.
-func resumePoint(s *segment, data []byte, rp int64) (pos int, want int64, idx, tidx []byte, maxTS int64) {
+func resumePoint(s *segment, data []byte, rp int64, raw, traw []byte) (pos int, want int64, idx, tidx []byte, maxTS int64) {
 	pos, want, maxTS = 0, s.base, -1
-	raw, err := os.ReadFile(s.idxPath)
-	if err != nil {
-		return
-	}
 	n, lastRel := 0, int64(-1)
 	prevRel, prevPos := int64(-1), int64(-1)
 	for i := 0; i+offsetEntrySize <= len(raw); i += offsetEntrySize {
@@ -567,7 +574,6 @@ func resumePoint(s *segment, data []byte, rp int64) (pos int, want int64, idx, t
 		return 0, s.base, nil, nil, -1
 	}
 	idx = append([]byte(nil), raw[:n]...)
-	traw, _ := os.ReadFile(s.tidxPath)
 	prevTS, prevRel := int64(-1<<63), int64(-1)
 	for i := 0; i+timeEntrySize <= len(traw); i += timeEntrySize {
 		ts := int64(binary.BigEndian.Uint64(traw[i:]))

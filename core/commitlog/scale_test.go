@@ -140,6 +140,35 @@ func TestIdleLogHoldsNoFiles(t *testing.T) {
 	}
 }
 
+// A log that is never written costs no file: Open, Close and Open again
+// leave its directory empty.
+func TestUnwrittenLogMakesNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	for range 2 {
+		l := mustOpen(t, dir, DefaultConfig())
+		if v, err := l.Read(0, 1<<20); err != nil || len(v.Data) != 0 {
+			t.Fatalf("got %d bytes, %v from an empty log, want none", len(v.Data), err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if es, _ := os.ReadDir(dir); len(es) != 0 {
+			t.Fatalf("got %d files in the directory of a log never written, want none", len(es))
+		}
+	}
+	l := mustOpen(t, dir, DefaultConfig())
+	mustAppend(t, l, testBatch(1, 10, epoch.UnixMilli(), "first"))
+	Crash(l)
+	l = mustOpen(t, dir, DefaultConfig())
+	defer l.Close()
+	if got := l.LogEndOffset(); got != 1 {
+		t.Fatalf("got log end %d after the first append and a crash, want 1", got)
+	}
+	if rec := l.Recovery(); rec.ScanFrom != 0 || rec.ScannedBatches != 1 {
+		t.Fatalf("got scan from %d over %d batches, want 1 batch from 0", rec.ScanFrom, rec.ScannedBatches)
+	}
+}
+
 // A log that takes a little data holds little reserved space; one that is
 // written fast reserves in larger steps.
 func TestReservationFollowsWriteRate(t *testing.T) {

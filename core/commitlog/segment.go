@@ -140,7 +140,8 @@ func (s *segment) wake(cfg *Config) error {
 
 func (s *segment) openWriter(cfg *Config) error {
 	var err error
-	if s.logF, err = os.OpenFile(s.logPath, os.O_RDWR, 0); err != nil {
+	// A new log's first segment has no file until its first write.
+	if s.logF, err = os.OpenFile(s.logPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		return err
 	}
 	if s.idxF, err = os.OpenFile(s.idxPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
@@ -520,6 +521,11 @@ func mapReadOnly(path string, size int64) (*mapping, error) {
 // indexes as far as their entries go (wake replaces these with read-write
 // mappings).
 func (s *segment) mapActiveLocked() error {
+	if s.size.Load() == 0 {
+		// Nothing to read, and perhaps no file yet: an empty view.
+		s.logM, s.idxM, s.tidxM = &mapping{}, &mapping{}, &mapping{}
+		return nil
+	}
 	logM, err := mapReadOnly(s.logPath, int64(s.capacity))
 	if err != nil {
 		return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
