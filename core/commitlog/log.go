@@ -38,12 +38,13 @@ type Log struct {
 	gcMu    sync.Mutex    // guards gcRound; never held while taking another lock
 	gcRound chan struct{} // closed when the group-commit fsync in flight ends; nil if none
 
-	appendMu  sync.Mutex
-	werr      error      // sticky write error; under appendMu
-	unsynced  []*segment // sealed segments whose files await an fsync; under appendMu
-	dirDirty  bool       // directory entries changed since the last sync; under appendMu
-	sinceSync int        // batches appended since the last sync; under appendMu
-	epochs    []EpochEntry
+	appendMu   sync.Mutex
+	werr       error      // sticky write error; under appendMu
+	unsynced   []*segment // sealed segments whose files await an fsync; under appendMu
+	dirDirty   bool       // directory entries changed since the last sync; under appendMu
+	epochDirty bool       // the epoch checkpoint was rewritten since the last sync; under appendMu
+	sinceSync  int        // batches appended since the last sync; under appendMu
+	epochs     []EpochEntry
 
 	mu   sync.RWMutex
 	segs []*segment // ascending base offsets; the last is active
@@ -369,6 +370,7 @@ func (l *Log) finishLoad(cp checkpoints, epochs []EpochEntry, start int64, scann
 		if err := writeFileRename(filepath.Join(l.dir, epochFile), enc); err != nil {
 			return fmt.Errorf("commitlog: cannot write epoch checkpoint: %w", err)
 		}
+		l.epochDirty, l.dirDirty = true, true
 	}
 	if (!cp.startOK && start != 0) || (cp.startOK && cp.start != start) {
 		if err := writeFileRename(filepath.Join(l.dir, logStartFile), encodeOffset(start)); err != nil {
@@ -675,10 +677,14 @@ func (l *Log) AppendValidated(buf []byte, batches []Batch) (AppendResult, error)
 	if l.newFiles {
 		// The first append to a new log: its epoch checkpoint must exist
 		// before it holds data (a log with data and no readable
-		// checkpoint is scanned whole at Open).
-		if err := writeFileRename(filepath.Join(l.dir, epochFile), encodeEpochs(l.epochsCopy())); err != nil {
-			l.appendMu.Unlock()
-			return AppendResult{}, fmt.Errorf("commitlog: cannot write epoch checkpoint: %w", err)
+		// checkpoint is scanned whole at Open). A batch that starts an
+		// epoch writes it anyway (noteEpochs).
+		if batches[0].LeaderEpoch < 0 {
+			if err := writeFileRename(filepath.Join(l.dir, epochFile), encodeEpochs(l.epochsCopy())); err != nil {
+				l.appendMu.Unlock()
+				return AppendResult{}, fmt.Errorf("commitlog: cannot write epoch checkpoint: %w", err)
+			}
+			l.epochDirty = true
 		}
 		l.dirDirty, l.newFiles = true, false
 	}
@@ -758,7 +764,11 @@ func (l *Log) noteEpochs(batches []Batch) {
 		}
 	}
 	if changed {
-		if err := writeFileAtomic(filepath.Join(l.dir, epochFile), encodeEpochs(l.epochsCopy())); err != nil {
+		// Replaced now, made durable by the next sync before it moves the
+		// recovery point: until then recovery scans the batches that
+		// started the epoch and finds it again.
+		l.epochDirty, l.dirDirty = true, true
+		if err := writeFileRename(filepath.Join(l.dir, epochFile), encodeEpochs(l.epochsCopy())); err != nil {
 			l.fail(fmt.Errorf("commitlog: cannot write epoch checkpoint: %w", err))
 		}
 	}
@@ -865,8 +875,8 @@ func (l *Log) syncLocked() error {
 	pending := l.unsynced
 	l.unsynced = nil
 	active := l.segs[len(l.segs)-1]
-	dirDirty := l.dirDirty
-	l.dirDirty = false
+	dirDirty, epochDirty := l.dirDirty, l.epochDirty
+	l.dirDirty, l.epochDirty = false, false
 	l.sinceSync = 0
 	l.appendMu.Unlock()
 
@@ -880,6 +890,9 @@ func (l *Log) syncLocked() error {
 		if err == nil {
 			err = s.syncFiles()
 		}
+	}
+	if err == nil && epochDirty {
+		err = fsyncPath(filepath.Join(l.dir, epochFile))
 	}
 	if err == nil && dirDirty {
 		err = syncDir(l.dir)
@@ -1073,7 +1086,10 @@ func (l *Log) Close() error {
 				}
 			}
 		}
-		if err == nil && (l.dirDirty || len(l.unsynced) > 0) {
+		if err == nil && l.epochDirty {
+			err = fsyncPath(filepath.Join(l.dir, epochFile))
+		}
+		if err == nil && (l.dirDirty || l.epochDirty || len(l.unsynced) > 0) {
 			err = syncDir(l.dir)
 		}
 		if err == nil && l.rpOnDisk != l.leo.Load() {
