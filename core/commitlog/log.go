@@ -367,10 +367,7 @@ func (l *Log) finishLoad(cp checkpoints, epochs []EpochEntry, start int64, scann
 	// Replaced atomically but not fsynced: an older version brought back
 	// by a power cut is trimmed the same way at the next open.
 	if enc := encodeEpochs(l.epochs); !bytes.Equal(enc, cp.epochRaw) && !l.newFiles {
-		if err := writeFileRename(filepath.Join(l.dir, epochFile), enc); err != nil {
-			return fmt.Errorf("commitlog: cannot write epoch checkpoint: %w", err)
-		}
-		l.epochDirty, l.dirDirty = true, true
+		l.epochDirty = true // written by the next sync
 	}
 	if (!cp.startOK && start != 0) || (cp.startOK && cp.start != start) {
 		if err := writeFileRename(filepath.Join(l.dir, logStartFile), encodeOffset(start)); err != nil {
@@ -675,18 +672,10 @@ func (l *Log) AppendValidated(buf []byte, batches []Batch) (AppendResult, error)
 		return AppendResult{}, err
 	}
 	if l.newFiles {
-		// The first append to a new log: its epoch checkpoint must exist
-		// before it holds data (a log with data and no readable
-		// checkpoint is scanned whole at Open). A batch that starts an
-		// epoch writes it anyway (noteEpochs).
-		if batches[0].LeaderEpoch < 0 {
-			if err := writeFileRename(filepath.Join(l.dir, epochFile), encodeEpochs(l.epochsCopy())); err != nil {
-				l.appendMu.Unlock()
-				return AppendResult{}, fmt.Errorf("commitlog: cannot write epoch checkpoint: %w", err)
-			}
-			l.epochDirty = true
-		}
-		l.dirDirty, l.newFiles = true, false
+		// The first append to a new log: the next sync writes its epoch
+		// checkpoint (a log with data and no readable checkpoint is
+		// scanned whole at Open, as one without a recovery point is).
+		l.epochDirty, l.dirDirty, l.newFiles = true, true, false
 	}
 	first := l.leo.Load()
 	next := first
@@ -764,13 +753,10 @@ func (l *Log) noteEpochs(batches []Batch) {
 		}
 	}
 	if changed {
-		// Replaced now, made durable by the next sync before it moves the
+		// Written and made durable by the next sync, before it moves the
 		// recovery point: until then recovery scans the batches that
 		// started the epoch and finds it again.
-		l.epochDirty, l.dirDirty = true, true
-		if err := writeFileRename(filepath.Join(l.dir, epochFile), encodeEpochs(l.epochsCopy())); err != nil {
-			l.fail(fmt.Errorf("commitlog: cannot write epoch checkpoint: %w", err))
-		}
+		l.epochDirty = true
 	}
 }
 
@@ -892,7 +878,8 @@ func (l *Log) syncLocked() error {
 		}
 	}
 	if err == nil && epochDirty {
-		err = fsyncPath(filepath.Join(l.dir, epochFile))
+		err = l.writeEpochs()
+		dirDirty = true
 	}
 	if err == nil && dirDirty {
 		err = syncDir(l.dir)
@@ -914,6 +901,19 @@ func (l *Log) syncLocked() error {
 	l.durable.Store(upTo)
 	l.stats.syncs.Add(1)
 	return l.writeRecoveryPoint(upTo, false)
+}
+
+// writeEpochs replaces the epoch checkpoint and fsyncs it (the directory
+// is the caller's). Called with syncMu held.
+func (l *Log) writeEpochs() error {
+	path := filepath.Join(l.dir, epochFile)
+	if err := writeFileRename(path, encodeEpochs(l.epochsCopy())); err != nil {
+		return fmt.Errorf("commitlog: cannot write epoch checkpoint: %w", err)
+	}
+	if err := fsyncPath(path); err != nil {
+		return fmt.Errorf("commitlog: cannot sync epoch checkpoint: %w", err)
+	}
+	return nil
 }
 
 // writeRecoveryPoint records that offsets below off are durable. Written
@@ -1087,7 +1087,7 @@ func (l *Log) Close() error {
 			}
 		}
 		if err == nil && l.epochDirty {
-			err = fsyncPath(filepath.Join(l.dir, epochFile))
+			err = l.writeEpochs()
 		}
 		if err == nil && (l.dirDirty || l.epochDirty || len(l.unsynced) > 0) {
 			err = syncDir(l.dir)
@@ -1107,6 +1107,30 @@ func (l *Log) Close() error {
 		err = l.werr
 	}
 	return err
+}
+
+// Discard closes a log that is about to be deleted: like Close, but
+// nothing is synced, sealed or checkpointed (a deleted topic's data need
+// not reach the disk first). Outstanding Views stay valid until released.
+func (l *Log) Discard() {
+	if l.closed.Swap(true) {
+		return
+	}
+	l.flushMu.Lock()
+	close(l.quit)
+	l.flushMu.Unlock()
+	l.wg.Wait()
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.release()
+	l.hwMu.Lock()
+	if l.hwCh != nil {
+		close(l.hwCh)
+		l.hwCh = nil
+	}
+	l.hwMu.Unlock()
 }
 
 // release closes every file and drops the log's own mapping references,

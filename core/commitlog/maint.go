@@ -164,14 +164,15 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		}
 		l.stats.segmentsDeleted.Add(1)
 	}
-	if s.logF == nil {
+	if !s.isActive() {
 		// A sealed segment becomes the active one again.
 		l.forgetUnsynced(s)
 		s.created = l.cfg.Now()
-		if err := s.activate(&l.cfg); err != nil {
-			l.fail(fmt.Errorf("commitlog: cannot reactivate segment %d: %w", s.base, err))
-			return 0, l.werr
-		}
+		s.markActive(&l.cfg)
+	}
+	if err := s.wake(&l.cfg); err != nil {
+		l.fail(fmt.Errorf("commitlog: cannot reactivate segment %d: %w", s.base, err))
+		return 0, l.werr
 	}
 	if err := l.cutSegment(s, newEnd, newNext); err != nil {
 		l.fail(err)
@@ -244,7 +245,12 @@ func (l *Log) cutSegment(s *segment, end, next int64) error {
 	}
 	s.size.Store(end)
 	s.next.Store(next)
-	data := s.logM.data[:end]
+	r, err := s.acquire(l.cfg.Now())
+	if err != nil {
+		return err
+	}
+	defer r.release()
+	data := r.log.data[:end]
 	n := s.nIdx.Load()
 	for n > 0 && int64(be32(s.idxM.data[int(n-1)*offsetEntrySize+4:])) >= end {
 		n--
@@ -322,7 +328,7 @@ func (l *Log) Maintain(now time.Time) error {
 func (l *Log) sleepIfIdle(now time.Time) error {
 	l.appendMu.Lock()
 	active := l.segs[len(l.segs)-1]
-	busy := active.awake || len(l.unsynced) > 0 || l.dirDirty || l.rpFile != nil || l.durable.Load() < l.leo.Load()
+	busy := active.awake || len(l.unsynced) > 0 || l.dirDirty || l.epochDirty || l.rpFile != nil || l.durable.Load() < l.leo.Load()
 	idle := busy && now.Sub(active.lastWrite) >= l.cfg.IdleUnmap && l.werr == nil
 	l.appendMu.Unlock()
 	if !idle {
@@ -353,7 +359,7 @@ func (l *Log) sleepIfIdle(now time.Time) error {
 func (l *Log) hasUnsynced() bool {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	return len(l.unsynced) > 0 || l.dirDirty
+	return len(l.unsynced) > 0 || l.dirDirty || l.epochDirty
 }
 
 func (l *Log) retainLocked(now time.Time) error {

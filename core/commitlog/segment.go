@@ -111,6 +111,10 @@ func (s *segment) markActive(cfg *Config) {
 	s.mu.Lock()
 	s.active = true
 	s.checked = true
+	// A log mapping made while the segment was sealed ends at its size:
+	// the next reader maps it at capacity.
+	s.logM.release()
+	s.logM = nil
 	s.mu.Unlock()
 }
 
@@ -144,49 +148,53 @@ func (s *segment) openWriter(cfg *Config) error {
 	if s.logF, err = os.OpenFile(s.logPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		return err
 	}
-	if s.idxF, err = os.OpenFile(s.idxPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+	// The index files are cut to their entries: past them, nothing is
+	// allocated, so reserve before the first write through the mapping.
+	if s.idxF, err = openIndex(s.idxPath, int64(s.nIdx.Load())*offsetEntrySize); err != nil {
 		return err
 	}
-	if s.tidxF, err = os.OpenFile(s.tidxPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+	s.idxRes = int64(s.nIdx.Load()) * offsetEntrySize
+	if s.tidxF, err = openIndex(s.tidxPath, int64(s.nTidx.Load())*timeEntrySize); err != nil {
 		return err
 	}
+	s.tidxRes = int64(s.nTidx.Load()) * timeEntrySize
 	if fi, err := s.logF.Stat(); err == nil {
 		s.logRes = fi.Size()
 	}
-	// The index files are cut to their entries: past them, nothing is
-	// allocated, so reserve before the first write through the mapping.
-	n := int64(s.nIdx.Load()) * offsetEntrySize
-	if err := s.idxF.Truncate(n); err != nil {
-		return err
-	}
-	s.idxRes = n
-	n = int64(s.nTidx.Load()) * timeEntrySize
-	if err := s.tidxF.Truncate(n); err != nil {
-		return err
-	}
-	s.tidxRes = n
-
-	logM, err := mapFile(s.logF, s.capacity, false)
-	if err != nil {
-		return err
-	}
 	idxM, err := mapFile(s.idxF, s.idxCap, true)
 	if err != nil {
-		logM.release()
 		return err
 	}
 	tidxM, err := mapFile(s.tidxF, s.tidxCap, true)
 	if err != nil {
-		logM.release()
 		idxM.release()
 		return err
 	}
+	// The log itself is mapped by its first reader (mapActiveLocked):
+	// writes go through pwrite.
 	s.mu.Lock()
-	s.dropMappingsLocked()
-	s.logM, s.idxM, s.tidxM = logM, idxM, tidxM
+	s.idxM.release()
+	s.tidxM.release()
+	s.idxM, s.tidxM = idxM, tidxM
 	s.lastUse = cfg.Now()
 	s.mu.Unlock()
 	return nil
+}
+
+// openIndex opens an index file read-write, cut to its n bytes of entries.
+func openIndex(path string, n int64) (*os.File, error) {
+	if n == 0 {
+		return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(n); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // sleep closes an idle active segment: the log's reservation is given
@@ -387,6 +395,7 @@ func (s *segment) seal() error {
 	if err := s.tidxF.Truncate(int64(s.nTidx.Load()) * timeEntrySize); err != nil {
 		return err
 	}
+	s.logRes, s.idxRes, s.tidxRes = s.size.Load(), int64(s.nIdx.Load())*offsetEntrySize, int64(s.nTidx.Load())*timeEntrySize
 	s.mu.Lock()
 	s.active = false
 	s.mu.Unlock()
@@ -487,16 +496,15 @@ func (s *segment) acquire(now time.Time) (refs, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastUse = now
-	if s.logM == nil {
-		var err error
-		if s.active {
-			err = s.mapActiveLocked()
-		} else {
-			err = s.mapSealedLocked()
-		}
-		if err != nil {
-			return refs{}, err
-		}
+	var err error
+	switch {
+	case s.active:
+		err = s.mapActiveLocked()
+	case s.logM == nil:
+		err = s.mapSealedLocked()
+	}
+	if err != nil {
+		return refs{}, err
 	}
 	r := refs{log: s.logM, idx: s.idxM, tidx: s.tidxM, size: s.size.Load(), nIdx: s.nIdx.Load(), nTidx: s.nTidx.Load()}
 	for _, m := range []*mapping{r.log, r.idx, r.tidx} {
@@ -516,37 +524,38 @@ func mapReadOnly(path string, size int64) (*mapping, error) {
 	return mapFile(f, int(size), false)
 }
 
-// mapActiveLocked maps a sleeping active segment for readers: the log at
-// its capacity, so appends after a wake stay visible through it, and the
-// indexes as far as their entries go (wake replaces these with read-write
-// mappings).
+// mapActiveLocked maps what readers of the active segment need and is
+// not mapped yet: the log at its capacity (so that later appends stay
+// visible through it; nothing while it is empty), and, while the segment
+// sleeps, the indexes as far as their entries go (wake replaces these
+// with read-write mappings).
 func (s *segment) mapActiveLocked() error {
-	if s.size.Load() == 0 {
-		// Nothing to read, and perhaps no file yet: an empty view.
-		s.logM, s.idxM, s.tidxM = &mapping{}, &mapping{}, &mapping{}
-		return nil
-	}
-	logM, err := mapReadOnly(s.logPath, int64(s.capacity))
-	if err != nil {
-		return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
-	}
-	idxM, tidxM := s.idxM, s.tidxM
-	if idxM == nil {
-		if idxM, err = mapEntries(s.idxPath, int64(s.nIdx.Load())*offsetEntrySize); err != nil {
-			logM.release()
-			return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
-		}
-	}
-	if tidxM == nil {
-		if tidxM, err = mapEntries(s.tidxPath, int64(s.nTidx.Load())*timeEntrySize); err != nil {
-			logM.release()
-			if idxM != s.idxM {
-				idxM.release()
+	size := s.size.Load()
+	if s.logM == nil || (s.logM.data == nil && size > 0) {
+		m := &mapping{}
+		if size > 0 {
+			var err error
+			if m, err = mapReadOnly(s.logPath, int64(s.capacity)); err != nil {
+				return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
 			}
+		}
+		s.logM.release()
+		s.logM = m
+	}
+	if s.idxM == nil {
+		m, err := mapEntries(s.idxPath, int64(s.nIdx.Load())*offsetEntrySize)
+		if err != nil {
 			return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
 		}
+		s.idxM = m
 	}
-	s.logM, s.idxM, s.tidxM = logM, idxM, tidxM
+	if s.tidxM == nil {
+		m, err := mapEntries(s.tidxPath, int64(s.nTidx.Load())*timeEntrySize)
+		if err != nil {
+			return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+		}
+		s.tidxM = m
+	}
 	return nil
 }
 
@@ -580,16 +589,23 @@ func (s *segment) mapSealedLocked() error {
 			}
 		}
 	}
-	idxM, err := mapReadOnly(s.idxPath, int64(s.nIdx.Load())*offsetEntrySize)
-	if err != nil {
-		logM.release()
-		return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+	// Indexes still mapped from the segment's active life (it awaits a
+	// sync) are kept: they hold every entry.
+	idxM, tidxM := s.idxM, s.tidxM
+	if idxM == nil {
+		if idxM, err = mapReadOnly(s.idxPath, int64(s.nIdx.Load())*offsetEntrySize); err != nil {
+			logM.release()
+			return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+		}
 	}
-	tidxM, err := mapReadOnly(s.tidxPath, int64(s.nTidx.Load())*timeEntrySize)
-	if err != nil {
-		logM.release()
-		idxM.release()
-		return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+	if tidxM == nil {
+		if tidxM, err = mapReadOnly(s.tidxPath, int64(s.nTidx.Load())*timeEntrySize); err != nil {
+			logM.release()
+			if idxM != s.idxM {
+				idxM.release()
+			}
+			return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+		}
 	}
 	s.logM, s.idxM, s.tidxM = logM, idxM, tidxM
 	return nil
@@ -765,4 +781,10 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+func (s *segment) isActive() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active
 }
