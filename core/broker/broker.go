@@ -313,7 +313,7 @@ func (b *Broker) apply(st *cluster.State) {
 			b.cfg.OnRole(p, false, -1)
 		}
 		b.unfollow(p)
-		p.close()
+		p.log.Discard() // its data is deleted next: nothing to sync
 		if err := os.RemoveAll(b.partitionDir(p.Topic, p.Index)); err != nil {
 			b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("cannot remove partition data")
 		}

@@ -261,3 +261,31 @@ func TestReopenScansPastRecoveryPointOnly(t *testing.T) {
 		t.Fatalf("got OffsetForTimestamp %d, %v, %v, want 510", off, found, err)
 	}
 }
+
+// Discard closes a log to be deleted without syncing: its files close,
+// later calls fail with ErrClosed, and a view taken before stays valid.
+func TestDiscard(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, DefaultConfig())
+	want := testBatch(2, 100, epoch.UnixMilli(), "gone")
+	mustAppend(t, l, append([]byte(nil), want...))
+	v, err := l.Read(0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncs := l.Stats().Syncs
+	l.Discard()
+	if got := l.Stats().Syncs; got != syncs {
+		t.Fatalf("got %d syncs after Discard, want %d", got, syncs)
+	}
+	if got := openFilesUnder(t, dir); got != 0 {
+		t.Fatalf("got %d files open after Discard, want 0", got)
+	}
+	if _, err := l.Append(testBatch(1, 1, 1, "late")); err != ErrClosed {
+		t.Fatalf("Append after Discard: got %v, want ErrClosed", err)
+	}
+	if !bytes.Equal(v.Data[:len(want)][12:], want[12:]) {
+		t.Fatalf("a view taken before Discard changed")
+	}
+	v.Release()
+}
