@@ -134,7 +134,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "with -security: rounds, each a PLAINTEXT run then a SASL_SSL run; with -many: rounds of the produce run and of the restart")
 	flag.BoolVar(&o.many, "many", false, "instead of the single-node scenarios and the baseline, run the many-partitions comparison (many.go) of a fluxo core process with a disk-backed kfake process")
 	flag.IntVar(&o.manyPartitions, "many-partitions", 1000, "with -many: partitions of the produce and fill topics")
-	flag.Int64Var(&o.manyFill, "many-fill-bytes", 300_000, "with -many: bytes of values written into each partition before the idle time and the restarts")
+	flag.Int64Var(&o.manyFill, "many-fill-bytes", 300_000, "with -many: bytes of values written into each partition before the idle time and the restarts (0: produce runs only)")
 	flag.DurationVar(&o.manyIdle, "many-idle", 80*time.Second, "with -many: how long both brokers stay idle after the fill before disk and open files are measured again (fluxo closes a partition idle for 1 min, checked every 10 s)")
 	flag.IntVar(&o.manyStart, "many-start", 10000, "with -many: partitions of the topic of the start test (0: skip it)")
 	flag.Parse()

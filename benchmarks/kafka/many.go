@@ -273,6 +273,15 @@ func runMany(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 	}
 
+	if o.manyFill <= 0 {
+		// Produce only.
+		if err := fb.Stop(ctx); err != nil {
+			return fmt.Errorf("stop fluxo: %w", err)
+		}
+		kf.stop()
+		printMany(stdout, o, res)
+		return nil
+	}
 	res.fillBytes = o.manyFill * int64(parts)
 	for _, t := range []struct{ name, addr string }{{"fluxo", fb.KafkaAddr()}, {"kfake", kf.listen}} {
 		fmt.Fprintf(stderr, "fill: %d bytes into each of %d partitions of %s\n", o.manyFill, parts, t.name)
@@ -416,6 +425,9 @@ func printMany(w io.Writer, o options, r manyResult) {
 	}
 	fmt.Fprintf(w, "| produce MB/s over %d partitions | %s | %s | %s |\n", o.manyPartitions,
 		rangeOf(r.fluxoMBps, "%.0f"), rangeOf(r.kfakeMBps, "%.0f"), rangeOf(ratios, "%.2f"))
+	if r.fillBytes == 0 {
+		return
+	}
 	mb := func(b int64) float64 { return float64(b) / 1e6 }
 	fmt.Fprintf(w, "| disk used right after the fill (%.0f MB of values) | %.0f MB | %.0f MB | |\n", mb(r.fillBytes), mb(r.fluxoDisk[0]), mb(r.kfakeDisk[0]))
 	fmt.Fprintf(w, "| disk used after %v idle | %.0f MB | %.0f MB | |\n", o.manyIdle, mb(r.fluxoDisk[1]), mb(r.kfakeDisk[1]))

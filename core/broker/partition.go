@@ -37,9 +37,11 @@ type Partition struct {
 	// follower's copying counts in neither.
 	recordsIn, bytesIn, bytesOut, recordsOut atomic.Int64
 
-	mu        sync.Mutex // serializes appends with the producer checks; guards the fields below
-	producers map[int64]*producerState
-	snapEnd   int64 // log end as of the last producer snapshot written or read; -1 none
+	mu         sync.Mutex // serializes appends with the producer checks; guards the fields below
+	producers  map[int64]*producerState
+	snapEnd    int64 // log end as of the last producer snapshot written or read; -1 none
+	snapSeen   int64 // log end at the last maintenance round
+	snapRounds int   // maintenance rounds since the last snapshot
 
 	// The assignment, as of the last metadata change applied.
 	leader         int32 // node id of the leader, or -1

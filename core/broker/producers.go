@@ -135,13 +135,31 @@ func writeProducerSnapshot(dir string, data []byte) error {
 	return nil
 }
 
+// snapshotEvery is how many maintenance rounds a partition that is being
+// written goes without a producer snapshot; one that has gone quiet gets
+// its snapshot at the next round.
+const snapshotEvery = 6
+
 // snapshotProducers writes the producer state as of the log end, if the
-// log has moved since the last snapshot. It holds mu throughout, so that
-// snapshots and truncations (which remove the snapshot) never cross.
+// log has moved since the last snapshot and has either gone quiet since
+// the previous maintenance round or been busy for snapshotEvery rounds:
+// a restart after a crash replays at most that much. It holds mu
+// throughout, so that snapshots and truncations (which remove the
+// snapshot) never cross.
 func (p *Partition) snapshotProducers() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.snapshotProducersLocked()
+	end := p.log.LogEndOffset()
+	quiet := end == p.snapSeen
+	p.snapSeen = end
+	if p.snapRounds++; !quiet && p.snapRounds < snapshotEvery {
+		return nil
+	}
+	if err := p.snapshotProducersLocked(); err != nil {
+		return err
+	}
+	p.snapRounds = 0
+	return nil
 }
 
 func (p *Partition) snapshotProducersLocked() error {
