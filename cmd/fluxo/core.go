@@ -42,6 +42,11 @@ Durability: by default the broker does not fsync on each write (as
 Kafka: the OS page cache survives a broker crash, not a power cut); set
 --flush-messages 1 to fsync every batch before it is acknowledged.
 
+Many partitions: an idle partition holds no open file and no mapping (its files
+open on its first write and close after a minute without one), so a broker
+hosts thousands; --max-partitions-per-broker (4000 by default) is the guard
+against more, raise it to host more.
+
 SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish, flushes and
 closes every log.`,
 		Example: `  # a broker with its data in ./data
