@@ -6,8 +6,8 @@ package main
 // side in the same run:
 //
 //  1. produce: -rounds rounds of the acks=all scenario over -many-partitions
-//     partitions, against fluxo then kfake in each round; the ratio of
-//     each round is fluxo's rate over kfake's;
+//     partitions, against fluxo then kfake in odd rounds, kfake then fluxo
+//     in even ones; the ratio of each round is fluxo's rate over kfake's;
 //  2. fill: -many-partitions partitions get -many-fill-bytes of 1 KiB
 //     records each (partition i gets records i, i+P, ...), then both
 //     processes are left idle for -many-idle; disk used (du: allocated
@@ -254,12 +254,19 @@ func runMany(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	var res manyResult
 	lim := limits{duration: o.duration, records: o.records, warmup: o.warmup}
 	sc := scenario{partitions: parts, acksAll: true}
+	type target struct {
+		name string
+		addr string
+		out  *[]float64
+	}
 	for round := range o.rounds {
-		for _, target := range []struct {
-			name string
-			addr string
-			out  *[]float64
-		}{{"fluxo", fb.KafkaAddr(), &res.fluxoMBps}, {"kfake", kf.listen, &res.kfakeMBps}} {
+		// The order alternates, so that neither always runs right after
+		// the other's topic was deleted (and its data freed).
+		targets := []target{{"fluxo", fb.KafkaAddr(), &res.fluxoMBps}, {"kfake", kf.listen, &res.kfakeMBps}}
+		if round%2 == 1 {
+			targets[0], targets[1] = targets[1], targets[0]
+		}
+		for _, target := range targets {
 			if err := settle(ctx, o.settle); err != nil {
 				return err
 			}
