@@ -118,13 +118,6 @@ func (s *segment) markActive(cfg *Config) {
 	s.mu.Unlock()
 }
 
-// activate makes s the active segment and opens it for appending at once.
-// Called with Log.appendMu held (or before the log is shared).
-func (s *segment) activate(cfg *Config) error {
-	s.markActive(cfg)
-	return s.wake(cfg)
-}
-
 // wake opens the active segment for appending: files read-write, the log
 // mapped at its full capacity (read-only: writes go through pwrite), the
 // indexes mapped read-write. Mappings a reader made while the segment
