@@ -38,6 +38,11 @@
 // the time from the kill to the partition's next acknowledged write; in
 // the end the topic is read back against every acknowledgement.
 //
+// With -many it compares one `fluxo core` process with a disk-backed
+// kfake process over many partitions (many.go): produce throughput, disk
+// and open files after a fill and an idle time, restart after SIGKILL,
+// and a start with 10,000 partitions.
+//
 // The tables go to stdout in markdown; progress goes to stderr.
 //
 //	go run ./benchmarks/kafka
@@ -45,6 +50,7 @@
 //	go run ./benchmarks/kafka -in-process -cpuprofile cpu.out -scenarios p1-acks1
 //	go run ./benchmarks/kafka -security -duration 10s -settle 5s -rounds 3
 //	go run ./benchmarks/kafka -cluster
+//	go run ./benchmarks/kafka -many -duration 10s -settle 5s
 //	go run ./benchmarks/kafka -cluster -cluster-scenarios= -metadata-min-age 250ms
 package main
 
@@ -93,6 +99,12 @@ type options struct {
 	security         bool
 	securityScenario string
 	rounds           int
+
+	many           bool
+	manyPartitions int
+	manyFill       int64
+	manyIdle       time.Duration
+	manyStart      int
 }
 
 func main() {
@@ -119,7 +131,12 @@ func main() {
 	flag.BoolVar(&o.clientLog, "client-log", false, "with -cluster: log what the failover test's producer does (kgo, info level) to stderr")
 	flag.BoolVar(&o.security, "security", false, "instead of the single-node scenarios and the baseline, run -security-scenario -rounds times over each of two listeners of one core, PLAINTEXT and SASL_SSL (SCRAM-SHA-512, ACLs), alternating, and compare them")
 	flag.StringVar(&o.securityScenario, "security-scenario", "p1-acksall", "with -security: the scenario run over both listeners")
-	flag.IntVar(&o.rounds, "rounds", 3, "with -security: rounds, each a PLAINTEXT run then a SASL_SSL run")
+	flag.IntVar(&o.rounds, "rounds", 3, "with -security: rounds, each a PLAINTEXT run then a SASL_SSL run; with -many: rounds of the produce run and of the restart")
+	flag.BoolVar(&o.many, "many", false, "instead of the single-node scenarios and the baseline, run the many-partitions comparison (many.go) of a fluxo core process with a disk-backed kfake process")
+	flag.IntVar(&o.manyPartitions, "many-partitions", 1000, "with -many: partitions of the produce and fill topics")
+	flag.Int64Var(&o.manyFill, "many-fill-bytes", 300_000, "with -many: bytes of values written into each partition before the idle time and the restarts (0: produce runs only)")
+	flag.DurationVar(&o.manyIdle, "many-idle", 80*time.Second, "with -many: how long both brokers stay idle after the fill before disk and open files are measured again (fluxo closes a partition idle for 1 min, checked every 10 s)")
+	flag.IntVar(&o.manyStart, "many-start", 10000, "with -many: partitions of the topic of the start test (0: skip it)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -154,6 +171,9 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 	if o.security {
 		return runSecurity(ctx, o, stdout, stderr)
+	}
+	if o.many {
+		return runMany(ctx, o, stdout, stderr)
 	}
 	scenarios, err := parseScenarios(o.scenarios)
 	if err != nil {

@@ -47,6 +47,11 @@ ids are spread over the partitions of __transaction_state, created on first use
 with --transaction-state-partitions partitions (keep the flag unchanged from then
 on); a producer may ask for a transaction timeout up to --transaction-max-timeout.
 
+Many partitions: an idle partition holds no open file and no mapping (its files
+open on its first write and close after a minute without one), so a broker
+hosts thousands; --max-partitions-per-broker (4000 by default) is the guard
+against more, raise it to host more.
+
 SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish, flushes and
 closes every log.`,
 		Example: `  # a broker with its data in ./data

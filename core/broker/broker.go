@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -285,6 +286,7 @@ func (b *Broker) apply(st *cluster.State) {
 	var drop []*Partition // closed and removed from disk
 	b.mu.Lock()
 	topics := make(map[string]*Topic, len(st.Topics))
+	var opens []openJob
 	for name, ts := range st.Topics {
 		old := b.topics[name]
 		parts := make([]*Partition, len(ts.Partitions))
@@ -298,21 +300,21 @@ func (b *Broker) apply(st *cluster.State) {
 			hosted := slices.Contains(ps.Replicas, me)
 			switch {
 			case hosted && parts[i] == nil:
-				p, err := b.openReplica(ts, int32(i))
-				if err != nil {
-					b.log.Error().Err(err).Str("topic", name).Int("partition", i).Msg("cannot open partition")
-					continue
-				}
-				parts[i] = p
+				opens = append(opens, openJob{ts: ts, index: int32(i), slot: &parts[i]})
 			case !hosted && parts[i] != nil:
 				drop = append(drop, parts[i])
 				parts[i] = nil
 			}
-			if parts[i] != nil {
-				roles = append(roles, role{parts[i], ps, ts})
-			}
 		}
 		topics[name] = &Topic{Meta: TopicMeta{Name: name, ID: ts.ID, Partitions: int32(len(ts.Partitions)), Configs: ts.Configs}, State: ts, Partitions: parts}
+	}
+	b.openReplicas(opens)
+	for _, t := range topics {
+		for i, p := range t.Partitions {
+			if p != nil {
+				roles = append(roles, role{p, t.State.Partitions[i], t.State})
+			}
+		}
 	}
 	for name, old := range b.topics {
 		if t := topics[name]; t == nil || t.Meta.ID != old.Meta.ID {
@@ -346,7 +348,7 @@ func (b *Broker) apply(st *cluster.State) {
 			b.cfg.OnRole(p, false, -1)
 		}
 		b.unfollow(p)
-		p.close()
+		p.log.Discard() // its data is deleted next: nothing to sync
 		if err := os.RemoveAll(b.partitionDir(p.Topic, p.Index)); err != nil {
 			b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("cannot remove partition data")
 		}
@@ -522,6 +524,43 @@ func (b *Broker) logConfig(configs map[string]string) (commitlog.Config, error) 
 		}
 	}
 	return c, c.Validate()
+}
+
+// openJob is one replica for openReplicas to open, and where to put it.
+type openJob struct {
+	ts    *cluster.TopicState
+	index int32
+	slot  **Partition
+}
+
+// openParallel is how many replicas openReplicas opens at once: opening
+// waits on the disk more than on the processor.
+var openParallel = max(8, 4*runtime.GOMAXPROCS(0))
+
+// openReplicas opens the replicas of jobs, several at a time, and puts
+// each in its slot; one that cannot be opened is logged and left out.
+func (b *Broker) openReplicas(jobs []openJob) {
+	var wg sync.WaitGroup
+	next := make(chan openJob)
+	for range min(openParallel, len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				p, err := b.openReplica(j.ts, j.index)
+				if err != nil {
+					b.log.Error().Err(err).Str("topic", j.ts.Name).Int32("partition", j.index).Msg("cannot open partition")
+					continue
+				}
+				*j.slot = p
+			}
+		}()
+	}
+	for _, j := range jobs {
+		next <- j
+	}
+	close(next)
+	wg.Wait()
 }
 
 // openReplica opens partition i of ts, first removing a directory left
@@ -721,8 +760,15 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 
 func (b *Broker) maintain() {
 	b.everyPartition(b.cfg.MaintainInterval, func(now time.Time, p *Partition) {
-		if err := p.log.Maintain(now); err != nil && !errors.Is(err, commitlog.ErrClosed) {
+		err := p.log.Maintain(now)
+		if errors.Is(err, commitlog.ErrClosed) {
+			return
+		}
+		if err != nil {
 			b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("maintenance failed")
+		}
+		if err := p.snapshotProducers(); err != nil {
+			b.log.Warn().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("cannot write producer snapshot")
 		}
 	})
 }

@@ -37,9 +37,12 @@ type Partition struct {
 	// follower's copying counts in neither.
 	recordsIn, bytesIn, bytesOut, recordsOut atomic.Int64
 
-	mu        sync.Mutex // serializes appends with the producer checks; guards the fields below
-	producers map[int64]*producerState
-	txns      txnState // transactions: ongoing, aborted (txn.go)
+	mu         sync.Mutex // serializes appends with the producer checks; guards the fields below
+	producers  map[int64]*producerState
+	txns       txnState // transactions: ongoing, aborted (txn.go)
+	snapEnd    int64    // log end as of the last producer snapshot written or read; -1 none
+	snapSeen   int64    // log end at the last maintenance round
+	snapRounds int      // maintenance rounds since the last snapshot
 
 	// The assignment, as of the last metadata change applied.
 	leader         int32 // node id of the leader, or -1
@@ -94,8 +97,13 @@ func openPartition(b *Broker, topic string, index int32, dir string, cfg commitl
 	if err != nil {
 		return nil, err
 	}
-	p := &Partition{Topic: topic, Index: index, log: l, b: b, producers: map[int64]*producerState{}, leader: -1, minISR: 1}
-	if err := p.rebuildProducers(); err != nil {
+	p := &Partition{Topic: topic, Index: index, log: l, b: b, producers: map[int64]*producerState{}, snapEnd: -1, leader: -1, minISR: 1}
+	from := l.LogStartOffset()
+	if off, st, ok := readProducerSnapshot(dir); ok && off <= l.LogEndOffset() {
+		p.producers, p.snapEnd = st, off
+		from = max(from, off)
+	}
+	if err := p.rebuildProducers(from); err != nil {
 		l.Close()
 		return nil, err
 	}
@@ -106,10 +114,11 @@ func openPartition(b *Broker, topic string, index int32, dir string, cfg commitl
 	return p, nil
 }
 
-// rebuildProducers replays batch headers to restore producer state, so
-// retries after a broker restart are still recognised.
-func (p *Partition) rebuildProducers() error {
-	for off := p.log.LogStartOffset(); off < p.log.LogEndOffset(); {
+// rebuildProducers replays batch headers from offset from to restore
+// producer state, so retries after a broker restart are still recognised.
+// Opening starts from the producer snapshot, if there is one.
+func (p *Partition) rebuildProducers(from int64) error {
+	for off := from; off < p.log.LogEndOffset(); {
 		v, err := p.log.ReadUncommitted(off, 4<<20)
 		if err != nil {
 			return err
@@ -303,6 +312,10 @@ func (p *Partition) Append(records []byte, acks int16) AppendResult {
 // out), NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrinks below
 // min.insync.replicas, or REQUEST_TIMED_OUT when ctx ends first.
 func (p *Partition) WaitCommitted(ctx context.Context, res AppendResult) int16 {
+	if p.log.HighWatermark() > res.LastOffset {
+		// Committed already (always so on one node): no channel to make.
+		return 0
+	}
 	for {
 		ch := p.log.HighWatermarkChanged()
 		if p.log.HighWatermark() > res.LastOffset {
@@ -388,7 +401,16 @@ func (p *Partition) checkSequence(b commitlog.Batch) (seqRange, bool, int16, err
 	return seqRange{}, false, 0, nil
 }
 
-func (p *Partition) close() error { return p.log.Close() }
+// close writes a last producer snapshot and closes the log.
+func (p *Partition) close() error {
+	p.mu.Lock()
+	err := p.snapshotProducersLocked()
+	p.mu.Unlock()
+	if err != nil {
+		p.b.log.Warn().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("cannot write producer snapshot")
+	}
+	return p.log.Close()
+}
 
 // NoteFetched counts bytes and records served to consumers.
 func (p *Partition) NoteFetched(bytes, records int64) {

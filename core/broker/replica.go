@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -227,7 +229,12 @@ func (p *Partition) truncateTo(offset int64) error {
 	p.localEnd = p.log.LogEndOffset()
 	p.producers = map[int64]*producerState{}
 	p.txns = txnState{}
-	if err := p.rebuildProducers(); err != nil {
+	// The snapshot may hold the state of cut batches: drop it.
+	if err := os.Remove(filepath.Join(p.log.Dir(), producerSnapshotFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("broker: %w", err)
+	}
+	p.snapEnd = -1
+	if err := p.rebuildProducers(p.log.LogStartOffset()); err != nil {
 		return err
 	}
 	p.b.log.Info().Str("topic", p.Topic).Int32("partition", p.Index).Int64("from", end).Int64("to", p.localEnd).Msg("truncated to the leader's history")

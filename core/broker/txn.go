@@ -113,6 +113,12 @@ type txnState struct {
 	ending []AbortedTxn
 }
 
+// holdsAny reports whether any transaction is known: open, ending or
+// aborted.
+func (t *txnState) holdsAny() bool {
+	return len(t.ongoing) > 0 || len(t.aborted) > 0 || len(t.ending) > 0
+}
+
 // trackTxn updates the transaction state with an appended batch; raw is
 // the whole batch (a control batch's record is read from it). Called with
 // mu held, or before the partition is shared.

@@ -78,7 +78,31 @@ func (c *Cluster) openRaft() (bool, error) {
 		}
 		c.log.Info().Msg("raft bootstrapped alone")
 	}
+	if hasState {
+		c.electAloneAtOnce(rc)
+	}
 	return hasState, nil
+}
+
+// electAloneAtOnce spares a restarting single-voter cluster the wait for a
+// heartbeat timeout before its election (1 to 2 s by default): nobody else
+// can lead it, so the follower's timer is fired at once by lowering the
+// heartbeat timeout, which makes Raft re-arm it, and then put back.
+func (c *Cluster) electAloneAtOnce(rc *raft.Config) {
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	srv := f.Configuration().Servers
+	if len(srv) != 1 || srv[0].ID != rc.LocalID || srv[0].Suffrage != raft.Voter || rc.LeaderLeaseTimeout >= rc.HeartbeatTimeout {
+		return
+	}
+	cur := c.raft.ReloadableConfig()
+	short := cur
+	short.HeartbeatTimeout = rc.LeaderLeaseTimeout
+	if c.raft.ReloadConfig(short) == nil {
+		c.raft.ReloadConfig(cur)
+	}
 }
 
 // bootstrapLoop waits for BootstrapExpect members and bootstraps Raft

@@ -29,8 +29,9 @@ type Config struct {
 	// MaxIndexBytes caps each index file; a segment whose index is full is
 	// rolled (Kafka's segment.index.bytes). Space is reserved in 64 KiB steps.
 	MaxIndexBytes int
-	// PreallocateBytes is how far ahead of the end the log file is
-	// reserved with fallocate.
+	// PreallocateBytes is the largest step in which the log file is
+	// reserved ahead of its end with fallocate; the step starts at 64 KiB
+	// and doubles while the log is written fast.
 	PreallocateBytes int64
 	// FlushBatches fsyncs once this many batches have been appended since
 	// the last fsync; Append returns after that fsync. 1 = every append is
@@ -66,8 +67,10 @@ type Config struct {
 	// the newest record of its segment is this old (Kafka's
 	// delete.retention.ms).
 	DeleteRetention time.Duration
-	// IdleUnmap unmaps sealed segments not read for this long (Maintain),
-	// so thousands of logs fit the default mmap and file limits.
+	// IdleUnmap unmaps sealed segments not read for this long, and puts
+	// the active segment to sleep (synced, cut to its data, files closed)
+	// once nothing has been appended for this long (Maintain), so
+	// thousands of logs fit the default mmap and file limits.
 	IdleUnmap time.Duration
 	// Logger receives recovery and maintenance events. Zero value: no logs.
 	Logger zerolog.Logger

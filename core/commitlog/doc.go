@@ -65,7 +65,18 @@
 // lastOffsetDelta), assigns offsets, and writes with pwrite at the end of
 // the active segment into space reserved ahead with fallocate: a full disk
 // is an error from the reservation, before any byte is written, never a
-// SIGBUS from a mapped page. A write or fsync failure after bytes may have
+// SIGBUS from a mapped page. The reservation grows in a step that follows
+// the write rate: it doubles while each reservation is used up within a
+// second of the last (up to Config.PreallocateBytes) and halves otherwise
+// (down to 64 KiB), so a log that takes a little data holds little
+// reserved space and a busy one calls fallocate rarely.
+//
+// The active segment opens its files on its first write (a log that is
+// opened or created holds no file open) and sleeps once nothing has been
+// appended for Config.IdleUnmap (Maintain): pending writes are synced,
+// the log and index files cut to their contents, closed and unmapped,
+// and the recovery point's file closed. An idle log holds no file open
+// and no mapping, so a broker can host thousands of them. A write or fsync failure after bytes may have
 // reached the file is sticky. The flush policy (every N batches, every T,
 // or never) decides when Append waits for an fsync; concurrent appenders
 // share one fsync (group commit). After each fsync the recovery point is
@@ -80,14 +91,20 @@
 //
 // # Recovery
 //
-// Open scans from the segment holding the recovery point: batches below it
-// get header checks, batches after it full validation and offset-continuity
-// checks. The first bad batch after the recovery point ends the log there
+// Open scans from the last batch that the offset index of the segment
+// holding the recovery point shows below it (each entry on the way is
+// checked against the log; without a usable one, from the segment's
+// start): batches below the recovery point get header checks, batches
+// after it full validation and offset-continuity checks. The first bad batch after the recovery point ends the log there
 // (the tail is cut, logged and counted, and later segments that no longer
 // continue the log are removed); the indexes of scanned segments are
 // rebuilt. Damage below the recovery point is ErrCorrupt: data the log had
-// made durable is never silently cut. Indexes of older segments are checked
-// on first use and rebuilt if damaged.
+// made durable is never silently cut (damage before the resume point shows
+// when the batch is read). Indexes of older segments are checked on first
+// use and rebuilt if damaged. Open fsyncs nothing: checkpoints are
+// rewritten (atomically) only when they change, and a recovered tail past
+// the recovery point becomes durable with the next sync; until then
+// DurableOffset stays at the recovery point.
 //
 // # Compaction
 //

@@ -1,7 +1,9 @@
 package commitlog
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,12 +38,13 @@ type Log struct {
 	gcMu    sync.Mutex    // guards gcRound; never held while taking another lock
 	gcRound chan struct{} // closed when the group-commit fsync in flight ends; nil if none
 
-	appendMu  sync.Mutex
-	werr      error      // sticky write error; under appendMu
-	unsynced  []*segment // sealed segments whose files await an fsync; under appendMu
-	dirDirty  bool       // directory entries changed since the last sync; under appendMu
-	sinceSync int        // batches appended since the last sync; under appendMu
-	epochs    []EpochEntry
+	appendMu   sync.Mutex
+	werr       error      // sticky write error; under appendMu
+	unsynced   []*segment // sealed segments whose files await an fsync; under appendMu
+	dirDirty   bool       // directory entries changed since the last sync; under appendMu
+	epochDirty bool       // the epoch checkpoint was rewritten since the last sync; under appendMu
+	sinceSync  int        // batches appended since the last sync; under appendMu
+	epochs     []EpochEntry
 
 	mu   sync.RWMutex
 	segs []*segment // ascending base offsets; the last is active
@@ -55,7 +58,9 @@ type Log struct {
 	closed    atomic.Bool
 	hwMu      sync.Mutex
 	hwCh      chan struct{} // closed when hw advances; made on demand (nil: nobody waits); under hwMu
-	rpFile    *os.File      // recovery-point checkpoint, rewritten after each sync; under syncMu
+	rpFile    *os.File      // recovery-point checkpoint, rewritten after each sync; opened on demand; under syncMu
+	rpOnDisk  int64         // what the recovery-point file holds; under syncMu
+	newFiles  bool          // the segment files were created by Open: the first append dirties the directory; under appendMu
 	recovered RecoveryInfo
 	stats     counters
 
@@ -74,7 +79,9 @@ type Log struct {
 type RecoveryInfo struct {
 	RecoveryPoint   int64 // checkpointed durable offset (-1 if none was readable)
 	Segments        int   // segments after recovery
+	ScanFrom        int64 // offset where the batch-by-batch scan began (the log end if none)
 	ScannedBytes    int64 // bytes checked batch by batch
+	ScannedBatches  int64 // batches checked, header or CRC
 	TornBytes       int64 // non-zero bytes cut from torn or corrupt tails
 	TornAtOffset    int64 // offset where a tail was cut; -1 if none
 	SegmentsRemoved int   // segments dropped after a tear
@@ -142,21 +149,31 @@ func (l *Log) load() error {
 	now := l.cfg.Now()
 
 	if len(bases) == 0 {
+		// The segment's files are made by its first write: a log that is
+		// never written is an empty directory.
 		base := max(cp.start, 0)
-		s, err := createSegment(l.dir, base, &l.cfg, now)
-		if err != nil {
-			return fmt.Errorf("commitlog: cannot create segment: %w", err)
-		}
+		s := newSegmentStruct(l.dir, base, l.cfg.IndexIntervalBytes)
+		s.created = now
 		l.segs = []*segment{s}
 		l.leo.Store(base)
 		l.logStart.Store(base)
-		return l.finishLoad(nil, base)
+		l.recovered.ScanFrom = base
+		// Nothing to lose until the first append: the directory is synced
+		// by the first sync after it, and an absent recovery point costs
+		// an empty log nothing.
+		l.newFiles = true
+		if err := l.finishLoad(cp, nil, base, nil); err != nil {
+			return err
+		}
+		l.rpOnDisk = base
+		return nil
 	}
 
 	segs, err := l.openSegments(bases)
 	if err != nil {
 		return err
 	}
+	l.recovered.ScanFrom = -1
 	kept, trusted, scanned, err := l.scanTail(segs, cp.recoveryPoint)
 	if err != nil {
 		return err
@@ -166,10 +183,13 @@ func (l *Log) load() error {
 	}
 	l.segs = kept
 	l.leo.Store(kept[len(kept)-1].next.Load())
+	if l.recovered.ScanFrom < 0 {
+		l.recovered.ScanFrom = l.leo.Load()
+	}
 	start := max(cp.start, kept[0].base)
 	start = min(start, l.leo.Load())
 	l.logStart.Store(start)
-	return l.finishLoad(mergeEpochs(cp.epochs, scanned, kept[trusted].base), start)
+	return l.finishLoad(cp, mergeEpochs(cp.epochs, scanned, l.recovered.ScanFrom), start, kept[trusted:])
 }
 
 // listSegments returns the base offsets of the segment logs in the
@@ -217,7 +237,9 @@ func (l *Log) listSegments() ([]int64, error) {
 type checkpoints struct {
 	recoveryPoint int64 // -1: unknown, scan everything
 	start         int64 // the log start offset; 0 when absent
+	startOK       bool  // the log start checkpoint was readable
 	epochs        []EpochEntry
+	epochRaw      []byte // the epoch checkpoint as read; nil if absent
 }
 
 // readCheckpoints reads the recovery point, the log start offset and the
@@ -225,7 +247,7 @@ type checkpoints struct {
 // is scanned whole (the recovery point is dropped) to rebuild it.
 func (l *Log) readCheckpoints(haveData bool) checkpoints {
 	rp, rpOK := readOffsetFile(filepath.Join(l.dir, recoveryPointFile))
-	start, _ := readOffsetFile(filepath.Join(l.dir, logStartFile))
+	start, startOK := readOffsetFile(filepath.Join(l.dir, logStartFile))
 	epochData, epochErr := os.ReadFile(filepath.Join(l.dir, epochFile))
 	var epochs []EpochEntry
 	if epochErr == nil {
@@ -238,7 +260,7 @@ func (l *Log) readCheckpoints(haveData bool) checkpoints {
 	if !rpOK {
 		rp = -1
 	}
-	return checkpoints{recoveryPoint: rp, start: start, epochs: epochs}
+	return checkpoints{recoveryPoint: rp, start: start, startOK: startOK, epochs: epochs, epochRaw: epochData}
 }
 
 // openSegments opens the segments of bases, sealed, each knowing where
@@ -338,40 +360,46 @@ func mergeEpochs(checkpointed, scanned []EpochEntry, scanFrom int64) []EpochEntr
 	return merged
 }
 
-// finishLoad activates the last segment, trims the epoch history to the
-// log, makes the recovered state durable and records it.
-func (l *Log) finishLoad(epochs []EpochEntry, start int64) error {
+// finishLoad makes the last segment the active one (its files are opened
+// by the first write), trims the epoch history to the log and rewrites the
+// checkpoints that changed. It fsyncs nothing: scanned segments with data
+// past the recovery point wait for the next sync (Sync, the flush policy,
+// Close), and until then DurableOffset stays at the recovery point.
+func (l *Log) finishLoad(cp checkpoints, epochs []EpochEntry, start int64, scanned []*segment) error {
 	last := l.segs[len(l.segs)-1]
-	if last.logF == nil {
-		last.created = l.cfg.Now()
-		if err := last.activate(&l.cfg); err != nil {
-			return fmt.Errorf("commitlog: cannot activate segment %d: %w", last.base, err)
-		}
-	}
+	last.created = l.cfg.Now()
+	last.markActive(&l.cfg)
 	leo := l.leo.Load()
 	for len(epochs) > 0 && epochs[len(epochs)-1].StartOffset >= leo {
 		epochs = epochs[:len(epochs)-1]
 	}
 	l.epochs = truncateEpochsFront(epochs, start)
-	if err := writeFileAtomic(filepath.Join(l.dir, epochFile), encodeEpochs(l.epochs)); err != nil {
-		return fmt.Errorf("commitlog: cannot write epoch checkpoint: %w", err)
+	// Replaced atomically but not fsynced: an older version brought back
+	// by a power cut is trimmed the same way at the next open.
+	if enc := encodeEpochs(l.epochs); !bytes.Equal(enc, cp.epochRaw) && !l.newFiles {
+		l.epochDirty = true // written by the next sync
 	}
-	if err := writeFileAtomic(filepath.Join(l.dir, logStartFile), encodeOffset(start)); err != nil {
-		return fmt.Errorf("commitlog: cannot write log start checkpoint: %w", err)
+	if (!cp.startOK && start != 0) || (cp.startOK && cp.start != start) {
+		if err := writeFileRename(filepath.Join(l.dir, logStartFile), encodeOffset(start)); err != nil {
+			return fmt.Errorf("commitlog: cannot write log start checkpoint: %w", err)
+		}
 	}
-	var err error
-	if l.rpFile, err = os.OpenFile(filepath.Join(l.dir, recoveryPointFile), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
-		return fmt.Errorf("commitlog: %w", err)
+	durable := leo
+	if rp := cp.recoveryPoint; rp < leo {
+		durable = max(rp, l.segs[0].base, start)
+		for _, s := range scanned {
+			if s != last && s.next.Load() > rp {
+				l.unsynced = append(l.unsynced, s)
+			}
+		}
 	}
-	if err := last.syncFiles(); err != nil {
-		return err
+	if l.recovered.TornAtOffset >= 0 || l.recovered.SegmentsRemoved > 0 {
+		l.dirDirty = true
 	}
-	if err := syncDir(l.dir); err != nil {
-		return fmt.Errorf("commitlog: %w", err)
-	}
-	l.durable.Store(leo)
-	if err := l.writeRecoveryPoint(leo, true); err != nil {
-		return err
+	l.durable.Store(min(durable, leo))
+	l.rpOnDisk = cp.recoveryPoint
+	if leo == l.segs[0].base {
+		l.rpOnDisk = leo // an empty log has nothing to recover
 	}
 	l.hw.Store(leo)
 	l.recovered.Segments = len(l.segs)
@@ -406,6 +434,17 @@ func (l *Log) recoverSegment(s *segment, rp int64, epochs *[]EpochEntry) (next i
 	var idx, tidx []byte
 	since, lastTS, maxTS := 0, int64(-1), int64(-1)
 	pos, want := 0, s.base
+	oldIdx, _ := os.ReadFile(s.idxPath)
+	oldTidx, errTidx := os.ReadFile(s.tidxPath)
+	if rp > s.base {
+		// Resume after the last indexed batch below the recovery point:
+		// what precedes it was made durable and checked before.
+		pos, want, idx, tidx, maxTS = resumePoint(s, data, rp, oldIdx, oldTidx)
+		lastTS = maxTS
+	}
+	if l.recovered.ScanFrom < 0 {
+		l.recovered.ScanFrom = want
+	}
 	var bad error
 	for pos < len(data) {
 		var b Batch
@@ -429,6 +468,7 @@ func (l *Log) recoverSegment(s *segment, rp int64, epochs *[]EpochEntry) (next i
 			bad = err
 			break
 		}
+		l.recovered.ScannedBatches++
 		if b.LeaderEpoch >= 0 && (len(*epochs) == 0 || b.LeaderEpoch > (*epochs)[len(*epochs)-1].Epoch) {
 			*epochs = append(*epochs, EpochEntry{Epoch: b.LeaderEpoch, StartOffset: b.BaseOffset})
 		}
@@ -476,16 +516,30 @@ func (l *Log) recoverSegment(s *segment, rp int64, epochs *[]EpochEntry) (next i
 			return 0, false, fmt.Errorf("commitlog: segment %d: cannot cut tail: %w", s.base, err)
 		}
 	}
+	last := s.next.Load() == s.base // openSegments sets next for all but the last
 	if maxTS > lastTS && want > s.base {
 		tidx = appendTimeEntry(tidx, maxTS, uint32(want-1-s.base))
 	}
-	if err := writeFileAtomic(s.idxPath, idx); err != nil {
-		return 0, false, fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+	// A sealed segment's indexes are trusted by later opens: they are
+	// made durable. The last segment's are rebuilt by every recovery, so
+	// they are only replaced.
+	write := writeFileAtomic
+	if last {
+		write = writeFileRename
 	}
-	if err := writeFileAtomic(s.tidxPath, tidx); err != nil {
-		return 0, false, fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+	// Files that already hold these entries are left alone (a missing
+	// one reads as empty: the last segment's are made by its first write).
+	if !bytes.Equal(oldIdx, idx) || (len(idx) == 0 && !last) {
+		if err := write(s.idxPath, idx); err != nil {
+			return 0, false, fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+		}
+		l.recovered.IndexesRebuilt++
 	}
-	l.recovered.IndexesRebuilt++
+	if !bytes.Equal(oldTidx, tidx) || (errTidx != nil && !last) {
+		if err := write(s.tidxPath, tidx); err != nil {
+			return 0, false, fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+		}
+	}
 	s.size.Store(int64(pos))
 	s.next.Store(want)
 	s.maxTS.Store(maxTS)
@@ -498,6 +552,50 @@ func (l *Log) recoverSegment(s *segment, rp int64, epochs *[]EpochEntry) (next i
 	s.sinceIndex = since
 	s.checked = true
 	return want, int64(pos) < fileSize, nil
+}
+
+// resumePoint finds in the segment's offset index the last batch that
+// ends below the recovery point rp, checking each entry on the way against
+// the log (increasing, at a batch start, with the offset it claims). It
+// returns the position and offset after that batch, the index entries up
+// to it and the time index entries up to it (with the largest timestamp
+// they record), so that recovery scans only what follows. Without a usable
+// entry it returns the segment's start.
+func resumePoint(s *segment, data []byte, rp int64, raw, traw []byte) (pos int, want int64, idx, tidx []byte, maxTS int64) {
+	pos, want, maxTS = 0, s.base, -1
+	n, lastRel := 0, int64(-1)
+	prevRel, prevPos := int64(-1), int64(-1)
+	for i := 0; i+offsetEntrySize <= len(raw); i += offsetEntrySize {
+		rel := int64(binary.BigEndian.Uint32(raw[i:]))
+		p := int64(binary.BigEndian.Uint32(raw[i+4:]))
+		if rel <= prevRel || p <= prevPos || p+HeaderSize > int64(len(data)) {
+			break
+		}
+		b, err := ParseHeader(data[p:])
+		if err != nil || b.LastOffset() != s.base+rel || p+int64(b.Size) > int64(len(data)) || b.LastOffset() >= rp {
+			break
+		}
+		prevRel, prevPos = rel, p
+		n, lastRel = i+offsetEntrySize, rel
+		pos, want = int(p)+b.Size, b.NextOffset()
+	}
+	if n == 0 {
+		return 0, s.base, nil, nil, -1
+	}
+	idx = append([]byte(nil), raw[:n]...)
+	prevTS, prevRel := int64(-1<<63), int64(-1)
+	for i := 0; i+timeEntrySize <= len(traw); i += timeEntrySize {
+		ts := int64(binary.BigEndian.Uint64(traw[i:]))
+		rel := int64(binary.BigEndian.Uint32(traw[i+8:]))
+		if ts < prevTS || rel < prevRel || rel > lastRel {
+			break
+		}
+		prevTS, prevRel = ts, rel
+		tidx = traw[:i+timeEntrySize]
+		maxTS = ts
+	}
+	tidx = append([]byte(nil), tidx...)
+	return pos, want, idx, tidx, maxTS
 }
 
 func appendIndexEntry(b []byte, rel, pos uint32) []byte {
@@ -590,6 +688,12 @@ func (l *Log) appendValidated(buf []byte, batches []Batch, keepOffsets bool) (Ap
 		l.appendMu.Unlock()
 		return AppendResult{}, err
 	}
+	if l.newFiles {
+		// The first append to a new log: the next sync writes its epoch
+		// checkpoint (a log with data and no readable checkpoint is
+		// scanned whole at Open, as one without a recovery point is).
+		l.epochDirty, l.dirDirty, l.newFiles = true, true, false
+	}
 	first := l.leo.Load()
 	next := first
 	if keepOffsets {
@@ -674,9 +778,10 @@ func (l *Log) noteEpochs(batches []Batch) {
 		}
 	}
 	if changed {
-		if err := writeFileAtomic(filepath.Join(l.dir, epochFile), encodeEpochs(l.epochsCopy())); err != nil {
-			l.fail(fmt.Errorf("commitlog: cannot write epoch checkpoint: %w", err))
-		}
+		// Written and made durable by the next sync, before it moves the
+		// recovery point: until then recovery scans the batches that
+		// started the epoch and finds it again.
+		l.epochDirty = true
 	}
 }
 
@@ -781,8 +886,8 @@ func (l *Log) syncLocked() error {
 	pending := l.unsynced
 	l.unsynced = nil
 	active := l.segs[len(l.segs)-1]
-	dirDirty := l.dirDirty
-	l.dirDirty = false
+	dirDirty, epochDirty := l.dirDirty, l.epochDirty
+	l.dirDirty, l.epochDirty = false, false
 	l.sinceSync = 0
 	l.appendMu.Unlock()
 
@@ -796,6 +901,10 @@ func (l *Log) syncLocked() error {
 		if err == nil {
 			err = s.syncFiles()
 		}
+	}
+	if err == nil && epochDirty {
+		err = l.writeEpochs()
+		dirDirty = true
 	}
 	if err == nil && dirDirty {
 		err = syncDir(l.dir)
@@ -819,13 +928,34 @@ func (l *Log) syncLocked() error {
 	return l.writeRecoveryPoint(upTo, false)
 }
 
+// writeEpochs replaces the epoch checkpoint and fsyncs it (the directory
+// is the caller's). Called with syncMu held.
+func (l *Log) writeEpochs() error {
+	path := filepath.Join(l.dir, epochFile)
+	if err := writeFileRename(path, encodeEpochs(l.epochsCopy())); err != nil {
+		return fmt.Errorf("commitlog: cannot write epoch checkpoint: %w", err)
+	}
+	if err := fsyncPath(path); err != nil {
+		return fmt.Errorf("commitlog: cannot sync epoch checkpoint: %w", err)
+	}
+	return nil
+}
+
 // writeRecoveryPoint records that offsets below off are durable. Written
 // after the data's fsync, so whatever version survives a crash is true; a
 // torn write reads as absent and makes recovery scan everything.
 func (l *Log) writeRecoveryPoint(off int64, sync bool) error {
+	if l.rpFile == nil {
+		f, err := os.OpenFile(filepath.Join(l.dir, recoveryPointFile), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("commitlog: %w", err)
+		}
+		l.rpFile = f
+	}
 	if _, err := l.rpFile.WriteAt(encodeOffset(off), 0); err != nil {
 		return fmt.Errorf("commitlog: cannot write recovery point: %w", err)
 	}
+	l.rpOnDisk = off
 	if sync {
 		if err := l.rpFile.Sync(); err != nil {
 			return fmt.Errorf("commitlog: cannot sync recovery point: %w", err)
@@ -963,20 +1093,31 @@ func (l *Log) Close() error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	var err error
+	active := l.segs[len(l.segs)-1]
 	if l.werr == nil {
-		active := l.segs[len(l.segs)-1]
-		if err = active.seal(); err == nil {
+		// A sleeping segment was cut to its data when it went to sleep (or
+		// was never written since Open): it needs a sync only if Open
+		// left a recovered tail undurable.
+		if active.awake {
+			err = active.seal()
 			l.unsynced = append(l.unsynced, active)
+		} else if l.durable.Load() < l.leo.Load() {
+			l.unsynced = append(l.unsynced, active)
+		}
+		if err == nil {
 			for _, s := range l.unsynced {
 				if err = s.syncFiles(); err != nil {
 					break
 				}
 			}
 		}
-		if err == nil {
+		if err == nil && l.epochDirty {
+			err = l.writeEpochs()
+		}
+		if err == nil && (l.dirDirty || l.epochDirty || len(l.unsynced) > 0) {
 			err = syncDir(l.dir)
 		}
-		if err == nil {
+		if err == nil && l.rpOnDisk != l.leo.Load() {
 			err = l.writeRecoveryPoint(l.leo.Load(), true)
 		}
 	}
@@ -993,6 +1134,30 @@ func (l *Log) Close() error {
 	return err
 }
 
+// Discard closes a log that is about to be deleted: like Close, but
+// nothing is synced, sealed or checkpointed (a deleted topic's data need
+// not reach the disk first). Outstanding Views stay valid until released.
+func (l *Log) Discard() {
+	if l.closed.Swap(true) {
+		return
+	}
+	l.flushMu.Lock()
+	close(l.quit)
+	l.flushMu.Unlock()
+	l.wg.Wait()
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.release()
+	l.hwMu.Lock()
+	if l.hwCh != nil {
+		close(l.hwCh)
+		l.hwCh = nil
+	}
+	l.hwMu.Unlock()
+}
+
 // release closes every file and drops the log's own mapping references,
 // with no fsync: what a crash leaves behind.
 func (l *Log) release() {
@@ -1005,5 +1170,6 @@ func (l *Log) release() {
 	l.unsynced = nil
 	if l.rpFile != nil {
 		l.rpFile.Close()
+		l.rpFile = nil
 	}
 }

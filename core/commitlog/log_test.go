@@ -533,16 +533,31 @@ func TestCorruptionBelowRecoveryPointIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The recovery point says everything is durable, so a damaged header
-	// below it is corruption, not a torn tail. (Record bytes below the
+	// below it is corruption, not a torn tail. Open resumes its scan
+	// after the last indexed batch below the recovery point, so the
+	// damage shows when the batch is read; without the index the scan
+	// starts at the segment and Open reports it. (Record bytes below the
 	// recovery point are not re-read at open; consumers check batch CRCs,
 	// as with Kafka.)
 	seg := filepath.Join(dir, "00000000000000000000.log")
 	data, _ := os.ReadFile(seg)
 	data[offLength+3] ^= 0x01
 	os.WriteFile(seg, data, 0o644)
-	_, err := Open(dir, cfg)
+	l, err := Open(dir, cfg)
+	if err != nil {
+		t.Fatalf("Open with the index: got %v, want nil", err)
+	}
+	if got := l.Recovery().ScanFrom; got == 0 {
+		t.Fatalf("got scan from offset %d, want past the indexed batches below the recovery point", got)
+	}
+	if _, err := readAllErr(l); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("reading the damaged batch: got %v, want ErrCorrupt", err)
+	}
+	l.Close()
+	os.Remove(filepath.Join(dir, "00000000000000000000.index"))
+	_, err = Open(dir, cfg)
 	if !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("got %v, want ErrCorrupt", err)
+		t.Fatalf("Open without the index: got %v, want ErrCorrupt", err)
 	}
 }
 

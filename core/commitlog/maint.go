@@ -167,14 +167,15 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		}
 		l.stats.segmentsDeleted.Add(1)
 	}
-	if s.logF == nil {
+	if !s.isActive() {
 		// A sealed segment becomes the active one again.
 		l.forgetUnsynced(s)
 		s.created = l.cfg.Now()
-		if err := s.activate(&l.cfg); err != nil {
-			l.fail(fmt.Errorf("commitlog: cannot reactivate segment %d: %w", s.base, err))
-			return 0, l.werr
-		}
+		s.markActive(&l.cfg)
+	}
+	if err := s.wake(&l.cfg); err != nil {
+		l.fail(fmt.Errorf("commitlog: cannot reactivate segment %d: %w", s.base, err))
+		return 0, l.werr
 	}
 	if err := l.cutSegment(s, newEnd, newNext); err != nil {
 		l.fail(err)
@@ -251,7 +252,12 @@ func (l *Log) cutSegment(s *segment, end, next int64) error {
 	}
 	s.size.Store(end)
 	s.next.Store(next)
-	data := s.logM.data[:end]
+	r, err := s.acquire(l.cfg.Now())
+	if err != nil {
+		return err
+	}
+	defer r.release()
+	data := r.log.data[:end]
 	n := s.nIdx.Load()
 	for n > 0 && int64(be32(s.idxM.data[int(n-1)*offsetEntrySize+4:])) >= end {
 		n--
@@ -303,18 +309,64 @@ func (l *Log) Maintain(now time.Time) error {
 	l.appendMu.Lock()
 	err := l.retainLocked(now)
 	l.appendMu.Unlock()
+	if err == nil {
+		err = l.sleepIfIdle(now)
+	}
 
+	l.appendMu.Lock()
 	l.mu.RLock()
-	segs := l.segs[:len(l.segs)-1]
-	for _, s := range segs {
+	for _, s := range l.segs {
 		s.mu.Lock()
-		if s.logM != nil && !s.active && now.Sub(s.lastUse) >= l.cfg.IdleUnmap {
+		if s.logM != nil && !s.awake && now.Sub(s.lastUse) >= l.cfg.IdleUnmap {
 			s.dropMappingsLocked()
 		}
 		s.mu.Unlock()
 	}
 	l.mu.RUnlock()
+	l.appendMu.Unlock()
 	return err
+}
+
+// sleepIfIdle closes the active segment once nothing has been appended for
+// Config.IdleUnmap: pending writes are synced first (the files are about to
+// close), then its files are closed, its reservation given back and its
+// mappings dropped, along with the recovery point's file. The next append
+// opens them again. Called with syncMu held.
+func (l *Log) sleepIfIdle(now time.Time) error {
+	l.appendMu.Lock()
+	active := l.segs[len(l.segs)-1]
+	busy := active.awake || len(l.unsynced) > 0 || l.dirDirty || l.epochDirty || l.rpFile != nil || l.durable.Load() < l.leo.Load()
+	idle := busy && now.Sub(active.lastWrite) >= l.cfg.IdleUnmap && l.werr == nil
+	l.appendMu.Unlock()
+	if !idle {
+		return nil
+	}
+	if l.durable.Load() < l.leo.Load() || l.hasUnsynced() {
+		if err := l.syncLocked(); err != nil {
+			return err
+		}
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if active != l.segs[len(l.segs)-1] || now.Sub(active.lastWrite) < l.cfg.IdleUnmap ||
+		l.durable.Load() < l.leo.Load() || len(l.unsynced) > 0 {
+		return nil // written or rolled meanwhile
+	}
+	if err := active.sleep(); err != nil {
+		l.fail(err)
+		return err
+	}
+	if l.rpFile != nil {
+		l.rpFile.Close()
+		l.rpFile = nil
+	}
+	return nil
+}
+
+func (l *Log) hasUnsynced() bool {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	return len(l.unsynced) > 0 || l.dirDirty || l.epochDirty
 }
 
 func (l *Log) retainLocked(now time.Time) error {

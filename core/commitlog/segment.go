@@ -22,7 +22,9 @@ const (
 // segment is one <base>.log file with its .index and .timeindex.
 //
 // The active (last) segment is mapped at full capacity and written with
-// pwrite; sealed segments are mapped read-only on first use and unmapped
+// pwrite; its files are opened by the first write and closed again when it
+// has been idle for Config.IdleUnmap (sleep), so an idle log holds no file
+// open. Sealed segments are mapped read-only on first use and unmapped
 // again when idle. Published fields (size, next, maxTS, nIdx, nTidx) are
 // atomics: the appender stores them after the bytes they describe are in
 // place, readers load them without a lock.
@@ -36,12 +38,18 @@ type segment struct {
 	nIdx  atomic.Int32 // valid offset index entries
 	nTidx atomic.Int32 // valid time index entries
 
-	// Writer state, guarded by Log.appendMu. The files stay open while the
-	// segment is active and until a sync has covered its last write.
+	// Writer state, guarded by Log.appendMu. The files are open while the
+	// active segment is awake (from its first write until it has been
+	// idle for Config.IdleUnmap) and, once sealed, until a sync has
+	// covered its last write.
 	logF, idxF, tidxF         *os.File
+	awake                     bool  // files open, indexes mapped read-write
 	logRes, idxRes, tidxRes   int64 // bytes reserved on disk
-	sinceIndex                int   // log bytes since the last index entry
-	lastTidxTS                int64 // timestamp of the last time index entry
+	resStep                   int64 // the log's current reservation step
+	lastReserve, lastWrite    time.Time
+	cfg                       *Config // the log's, from markActive on
+	sinceIndex                int     // log bytes since the last index entry
+	lastTidxTS                int64   // timestamp of the last time index entry
 	created                   time.Time
 	capacity, idxCap, tidxCap int // bytes mapped while active
 
@@ -77,81 +85,145 @@ func newSegmentStruct(dir string, base int64, interval int) *segment {
 }
 
 // createSegment makes a new, empty, active segment. Stale files of the same
-// name (left by a crash during a roll or a truncation) are replaced.
+// name (left by a crash during a roll or a truncation) are replaced. Its
+// files are opened and mapped by the first write (wake), not here: a log
+// that is created and never written holds no file open.
 func createSegment(dir string, base int64, cfg *Config, now time.Time) (*segment, error) {
 	s := newSegmentStruct(dir, base, cfg.IndexIntervalBytes)
 	s.created = now
-	for _, p := range []string{s.logPath, s.idxPath, s.tidxPath} {
-		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			s.removeFiles()
+	// The index files are made by the first write (wake); stale ones go.
+	for _, p := range []string{s.idxPath, s.tidxPath} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		f.Close()
 	}
-	if err := s.activate(cfg); err != nil {
-		s.closeFiles()
-		s.removeFiles()
+	f, err := os.OpenFile(s.logPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
 		return nil, err
 	}
+	f.Close()
+	s.markActive(cfg)
 	return s, nil
 }
 
-// activate opens the segment for appending: files read-write, the log
-// mapped at its full capacity, the indexes mapped read-write. Called with
+// markActive makes s the segment that takes appends, without opening or
+// mapping anything: wake does that on the first write. Called with
 // Log.appendMu held (or before the log is shared).
-func (s *segment) activate(cfg *Config) error {
-	var err error
-	if s.logF, err = os.OpenFile(s.logPath, os.O_RDWR, 0); err != nil {
-		return err
-	}
-	if s.idxF, err = os.OpenFile(s.idxPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
-		return err
-	}
-	if s.tidxF, err = os.OpenFile(s.tidxPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
-		return err
-	}
-	size := s.size.Load()
-	s.capacity = int(max(cfg.SegmentBytes, size))
+func (s *segment) markActive(cfg *Config) {
+	s.cfg = cfg
+	s.capacity = int(max(cfg.SegmentBytes, s.size.Load()))
 	s.idxCap = cfg.MaxIndexBytes / offsetEntrySize * offsetEntrySize
 	s.tidxCap = cfg.MaxIndexBytes / timeEntrySize * timeEntrySize
-	if fi, err := s.logF.Stat(); err == nil {
-		s.logRes = fi.Size()
+	s.mu.Lock()
+	s.active = true
+	s.checked = true
+	// A log mapping made while the segment was sealed ends at its size:
+	// the next reader maps it at capacity.
+	s.logM.release()
+	s.logM = nil
+	s.mu.Unlock()
+}
+
+// wake opens the active segment for appending: files read-write, the log
+// mapped at its full capacity (read-only: writes go through pwrite), the
+// indexes mapped read-write. Mappings a reader made while the segment
+// slept are replaced. Called with Log.appendMu held.
+func (s *segment) wake(cfg *Config) error {
+	if s.awake {
+		return nil
+	}
+	err := s.openWriter(cfg)
+	if err != nil {
+		s.closeFiles()
+		return err
+	}
+	s.awake = true
+	return nil
+}
+
+func (s *segment) openWriter(cfg *Config) error {
+	var err error
+	// A new log's first segment has no file until its first write.
+	if s.logF, err = os.OpenFile(s.logPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+		return err
 	}
 	// The index files are cut to their entries: past them, nothing is
 	// allocated, so reserve before the first write through the mapping.
-	n := int64(s.nIdx.Load()) * offsetEntrySize
-	if err := s.idxF.Truncate(n); err != nil {
+	if s.idxF, err = openIndex(s.idxPath, int64(s.nIdx.Load())*offsetEntrySize); err != nil {
 		return err
 	}
-	s.idxRes = n
-	n = int64(s.nTidx.Load()) * timeEntrySize
-	if err := s.tidxF.Truncate(n); err != nil {
+	s.idxRes = int64(s.nIdx.Load()) * offsetEntrySize
+	if s.tidxF, err = openIndex(s.tidxPath, int64(s.nTidx.Load())*timeEntrySize); err != nil {
 		return err
 	}
-	s.tidxRes = n
-
-	logM, err := mapFile(s.logF, s.capacity, false)
-	if err != nil {
-		return err
+	s.tidxRes = int64(s.nTidx.Load()) * timeEntrySize
+	if fi, err := s.logF.Stat(); err == nil {
+		s.logRes = fi.Size()
 	}
 	idxM, err := mapFile(s.idxF, s.idxCap, true)
 	if err != nil {
-		logM.release()
 		return err
 	}
 	tidxM, err := mapFile(s.tidxF, s.tidxCap, true)
 	if err != nil {
-		logM.release()
 		idxM.release()
 		return err
 	}
+	// The log itself is mapped by its first reader (mapActiveLocked):
+	// writes go through pwrite.
+	s.mu.Lock()
+	s.idxM.release()
+	s.tidxM.release()
+	s.idxM, s.tidxM = idxM, tidxM
+	s.lastUse = cfg.Now()
+	s.mu.Unlock()
+	return nil
+}
+
+// openIndex opens an index file read-write, cut to its n bytes of entries.
+func openIndex(path string, n int64) (*os.File, error) {
+	if n == 0 {
+		return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(n); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// sleep closes an idle active segment: the log's reservation is given
+// back (the file cut to its batches), the index files cut to their
+// entries, every file closed and the owner's mappings dropped (readers
+// keep theirs until they release them). The next write wakes it. Called
+// with Log.syncMu and Log.appendMu held, once a sync has covered it.
+func (s *segment) sleep() error {
+	if !s.awake {
+		return nil
+	}
+	var err error
+	if e := s.logF.Truncate(s.size.Load()); e != nil {
+		err = e
+	}
+	if e := s.idxF.Truncate(int64(s.nIdx.Load()) * offsetEntrySize); e != nil && err == nil {
+		err = e
+	}
+	if e := s.tidxF.Truncate(int64(s.nTidx.Load()) * timeEntrySize); e != nil && err == nil {
+		err = e
+	}
+	s.closeFiles()
+	s.logRes, s.idxRes, s.tidxRes = 0, 0, 0
+	s.resStep = 0
 	s.mu.Lock()
 	s.dropMappingsLocked()
-	s.logM, s.idxM, s.tidxM = logM, idxM, tidxM
-	s.active = true
-	s.checked = true
 	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("commitlog: segment %d: cannot cut reserved space: %w", s.base, err)
+	}
 	return nil
 }
 
@@ -175,6 +247,29 @@ func (s *segment) fits(n int) bool {
 		return false
 	}
 	return int(s.nIdx.Load()+1)*offsetEntrySize <= s.idxCap && int(s.nTidx.Load()+2)*timeEntrySize <= s.tidxCap
+}
+
+// minReserveStep is the first step in which a segment's log reserves
+// disk space ahead of its end.
+const minReserveStep = 64 << 10
+
+// growStep sets the next reservation step from the write rate: it doubles
+// when the previous reservation was used up within a second, up to
+// Config.PreallocateBytes, and halves otherwise, down to 64 KiB. A log
+// that takes a little data holds little reserved space; a busy one
+// reserves in large steps and calls fallocate rarely.
+func (s *segment) growStep(cfg *Config, now time.Time) {
+	lo := min(int64(minReserveStep), cfg.PreallocateBytes)
+	switch {
+	case s.resStep == 0:
+		s.resStep = lo
+	case now.Sub(s.lastReserve) < time.Second:
+		s.resStep = min(s.resStep*2, cfg.PreallocateBytes)
+	default:
+		s.resStep = max(s.resStep/2, lo)
+	}
+	s.resStep = max(s.resStep, lo)
+	s.lastReserve = now
 }
 
 // ensureReserved grows the on-disk reservation of f to at least need bytes,
@@ -204,9 +299,17 @@ func ensureReserved(f *os.File, have *int64, need, chunk, limit int64) error {
 // end of the log and indexes them. It returns a sticky error only when bytes
 // may have reached the file; a failed reservation leaves everything as it was.
 func (s *segment) write(buf []byte, batches []Batch, cfg *Config) (sticky bool, err error) {
+	if err := s.wake(cfg); err != nil {
+		return false, fmt.Errorf("commitlog: segment %d: cannot open: %w", s.base, err)
+	}
 	pos := s.size.Load()
 	end := pos + int64(len(buf))
-	if err := ensureReserved(s.logF, &s.logRes, end, cfg.PreallocateBytes, int64(s.capacity)); err != nil {
+	now := cfg.Now()
+	s.lastWrite = now
+	if end > s.logRes {
+		s.growStep(cfg, now)
+	}
+	if err := ensureReserved(s.logF, &s.logRes, end, s.resStep, int64(s.capacity)); err != nil {
 		return false, fmt.Errorf("commitlog: segment %d: cannot reserve space: %w", s.base, err)
 	}
 	// Index space is reserved ahead as well, so index writes through the
@@ -272,6 +375,11 @@ func (s *segment) maybeTimeEntry(ts, offset int64) {
 // largest timestamp, and the files cut to their contents. The files stay
 // open until a sync covers them.
 func (s *segment) seal() error {
+	if !s.awake && s.cfg != nil {
+		if err := s.wake(s.cfg); err != nil {
+			return err
+		}
+	}
 	if ts := s.maxTS.Load(); ts >= 0 && ts > s.lastTidxTS && s.next.Load() > s.base {
 		// Find the offset of the largest timestamp's batch: the last one
 		// that reached it. Cheap: at most one index interval to scan.
@@ -286,19 +394,25 @@ func (s *segment) seal() error {
 	if err := s.tidxF.Truncate(int64(s.nTidx.Load()) * timeEntrySize); err != nil {
 		return err
 	}
+	s.logRes, s.idxRes, s.tidxRes = s.size.Load(), int64(s.nIdx.Load())*offsetEntrySize, int64(s.nTidx.Load())*timeEntrySize
 	s.mu.Lock()
 	s.active = false
 	s.mu.Unlock()
 	return nil
 }
 
+// syncFiles fsyncs the segment's three files, through a file opened for
+// the purpose where the writer's is closed.
 func (s *segment) syncFiles() error {
-	for _, f := range []*os.File{s.logF, s.idxF, s.tidxF} {
+	for i, f := range []*os.File{s.logF, s.idxF, s.tidxF} {
+		var err error
 		if f == nil {
-			continue
+			err = fsyncPath([]string{s.logPath, s.idxPath, s.tidxPath}[i])
+		} else {
+			err = f.Sync()
 		}
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("commitlog: segment %d: fsync %s: %w", s.base, filepath.Base(f.Name()), err)
+		if err != nil {
+			return fmt.Errorf("commitlog: segment %d: fsync %s: %w", s.base, filepath.Base([]string{s.logPath, s.idxPath, s.tidxPath}[i]), err)
 		}
 	}
 	return nil
@@ -306,13 +420,34 @@ func (s *segment) syncFiles() error {
 
 // syncLog fsyncs the log file only.
 func (s *segment) syncLog() error {
-	if err := s.logF.Sync(); err != nil {
+	var err error
+	if s.logF == nil {
+		err = fsyncPath(s.logPath)
+	} else {
+		err = s.logF.Sync()
+	}
+	if err != nil {
 		return fmt.Errorf("commitlog: segment %d: fsync: %w", s.base, err)
 	}
 	return nil
 }
 
+// fsyncPath fsyncs a file that nobody holds open; a missing file has
+// nothing to sync.
+func fsyncPath(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
 func (s *segment) closeFiles() {
+	s.awake = false
 	for _, f := range []**os.File{&s.logF, &s.idxF, &s.tidxF} {
 		if *f != nil {
 			(*f).Close()
@@ -363,10 +498,15 @@ func (s *segment) acquire(now time.Time) (refs, error) {
 		return refs{}, errSegmentGone
 	}
 	s.lastUse = now
-	if s.logM == nil {
-		if err := s.mapSealedLocked(); err != nil {
-			return refs{}, err
-		}
+	var err error
+	switch {
+	case s.active:
+		err = s.mapActiveLocked()
+	case s.logM == nil:
+		err = s.mapSealedLocked()
+	}
+	if err != nil {
+		return refs{}, err
 	}
 	r := refs{log: s.logM, idx: s.idxM, tidx: s.tidxM, size: s.size.Load(), nIdx: s.nIdx.Load(), nTidx: s.nTidx.Load()}
 	for _, m := range []*mapping{r.log, r.idx, r.tidx} {
@@ -384,6 +524,49 @@ func mapReadOnly(path string, size int64) (*mapping, error) {
 	}
 	defer f.Close()
 	return mapFile(f, int(size), false)
+}
+
+// mapActiveLocked maps what readers of the active segment need and is
+// not mapped yet: the log at its capacity (so that later appends stay
+// visible through it; nothing while it is empty), and, while the segment
+// sleeps, the indexes as far as their entries go (wake replaces these
+// with read-write mappings).
+func (s *segment) mapActiveLocked() error {
+	size := s.size.Load()
+	if s.logM == nil || (s.logM.data == nil && size > 0) {
+		m := &mapping{}
+		if size > 0 {
+			var err error
+			if m, err = mapReadOnly(s.logPath, int64(s.capacity)); err != nil {
+				return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+			}
+		}
+		s.logM.release()
+		s.logM = m
+	}
+	if s.idxM == nil {
+		m, err := mapEntries(s.idxPath, int64(s.nIdx.Load())*offsetEntrySize)
+		if err != nil {
+			return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+		}
+		s.idxM = m
+	}
+	if s.tidxM == nil {
+		m, err := mapEntries(s.tidxPath, int64(s.nTidx.Load())*timeEntrySize)
+		if err != nil {
+			return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+		}
+		s.tidxM = m
+	}
+	return nil
+}
+
+// mapEntries maps n bytes of an index file read-only; nothing when n is 0.
+func mapEntries(path string, n int64) (*mapping, error) {
+	if n == 0 {
+		return &mapping{}, nil
+	}
+	return mapReadOnly(path, n)
 }
 
 // mapSealedLocked maps a sealed segment read-only, verifying (once) that its
@@ -408,16 +591,23 @@ func (s *segment) mapSealedLocked() error {
 			}
 		}
 	}
-	idxM, err := mapReadOnly(s.idxPath, int64(s.nIdx.Load())*offsetEntrySize)
-	if err != nil {
-		logM.release()
-		return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+	// Indexes still mapped from the segment's active life (it awaits a
+	// sync) are kept: they hold every entry.
+	idxM, tidxM := s.idxM, s.tidxM
+	if idxM == nil {
+		if idxM, err = mapReadOnly(s.idxPath, int64(s.nIdx.Load())*offsetEntrySize); err != nil {
+			logM.release()
+			return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+		}
 	}
-	tidxM, err := mapReadOnly(s.tidxPath, int64(s.nTidx.Load())*timeEntrySize)
-	if err != nil {
-		logM.release()
-		idxM.release()
-		return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+	if tidxM == nil {
+		if tidxM, err = mapReadOnly(s.tidxPath, int64(s.nTidx.Load())*timeEntrySize); err != nil {
+			logM.release()
+			if idxM != s.idxM {
+				idxM.release()
+			}
+			return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+		}
 	}
 	s.logM, s.idxM, s.tidxM = logM, idxM, tidxM
 	return nil
@@ -593,4 +783,10 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+func (s *segment) isActive() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active
 }

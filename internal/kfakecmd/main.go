@@ -4,14 +4,17 @@
 // of fluxo's Kafka clients against something that is not fluxo's core.
 // Tests build it with go build and stop it with SIGTERM.
 //
-//	kfakecmd [--listen 127.0.0.1:0] [--seed-topic NAME:PARTITIONS]...
+//	kfakecmd [--listen 127.0.0.1:0] [--seed-topic NAME:PARTITIONS]... [--data-dir DIR]
 //	         [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
 //	         [--sasl-user USER --sasl-password PASSWORD]
 //
 // It prints "listening on HOST:PORT" on stdout once it accepts
 // connections. --tls-ca verifies client certificates against that CA
-// when a client presents one. --sasl-user makes SASL required, the user
-// a superuser for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+// when a client presents one. --data-dir keeps the cluster's state and
+// logs on disk there (kfake.DataDir; without it, in memory), as the
+// benchmarks compare it with fluxo's disk-backed core. --sasl-user makes
+// SASL required, the user a superuser for PLAIN, SCRAM-SHA-256 and
+// SCRAM-SHA-512.
 package main
 
 import (
@@ -59,6 +62,7 @@ func run() error {
 	ca := flag.String("tls-ca", "", "CA file (PEM) to verify client certificates against, when a client presents one")
 	user := flag.String("sasl-user", "", "require SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with this superuser")
 	pass := flag.String("sasl-password", "", "the SASL user's password")
+	dataDir := flag.String("data-dir", "", "keep the cluster's logs and state in this directory (default: in memory)")
 	var seeds topics
 	flag.Var(&seeds, "seed-topic", "topic to create at start, NAME:PARTITIONS (repeatable)")
 	flag.Parse()
@@ -68,6 +72,9 @@ func run() error {
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, *listen) }),
 	}
 	opts = append(opts, seeds...)
+	if *dataDir != "" {
+		opts = append(opts, kfake.DataDir(*dataDir))
+	}
 	if (*cert == "") != (*key == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
