@@ -811,7 +811,7 @@ func (c *Cluster) Close() error {
 			if c.obs != nil {
 				c.raft.DeregisterObserver(c.obs)
 			}
-			if err := c.raft.Shutdown().Error(); err != nil {
+			if err := c.shutdownRaft(); err != nil {
 				errs = append(errs, fmt.Errorf("cluster: raft shutdown: %w", err))
 			}
 		}
@@ -831,6 +831,29 @@ func (c *Cluster) Close() error {
 		c.log.Info().Msg("cluster member stopped")
 	})
 	return c.closeErr
+}
+
+// raftShutdownWait bounds how long Close waits for Raft's goroutines.
+const raftShutdownWait = 10 * time.Second
+
+// shutdownRaft shuts Raft down and waits for its goroutines, for at most
+// raftShutdownWait. hashicorp/raft's pipelined replication can deadlock
+// when a leader steps down while its pipeline is full (the response
+// decoder blocks handing a response to a consumer that has gone, the
+// sender blocks handing it a request): its shutdown would then wait
+// forever. Past the bound the stuck goroutines are left behind, logged,
+// and the rest of Close goes on.
+func (c *Cluster) shutdownRaft() error {
+	f := c.raft.Shutdown()
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(raftShutdownWait):
+		c.log.Error().Dur("waited", raftShutdownWait).Msg("raft did not stop in time (a replication goroutine is stuck in its pipeline); closing without it")
+		return nil
+	}
 }
 
 // hasPeers reports whether the Raft configuration has a server besides
