@@ -83,6 +83,7 @@ import (
 	"time"
 
 	"github.com/fluxo-io/fluxo/benchmarks/internal/harness"
+	"github.com/fluxo-io/fluxo/benchmarks/internal/proc"
 )
 
 // options are the command line.
@@ -387,7 +388,7 @@ func (b *bench) corePID() int {
 	if b.core == nil {
 		return 0
 	}
-	return b.core.pid()
+	return b.core.PID()
 }
 
 // start starts a fresh target in its own directory.
@@ -416,7 +417,7 @@ func (b *bench) stop(ctx context.Context, name string, t target) error {
 	defer cancel()
 	err := t.Stop(sctx)
 	os.RemoveAll(filepath.Join(b.root, fmt.Sprintf("run-%d-%s", b.runs, name)))
-	if errors.Is(err, errKilled) {
+	if errors.Is(err, proc.ErrKilled) {
 		// What it measured stands; the table says how often this happened.
 		fmt.Fprintf(b.stderr, "  warning: %v\n", err)
 		b.killed = append(b.killed, name)
@@ -617,17 +618,17 @@ func compression(ctx context.Context, t *edgeTarget, run string) (compressionRes
 		if err != nil {
 			return c, err
 		}
-		if m.sum("fluxo_edge_uplink_lag_records", "") == 0 {
+		if m.Sum("fluxo_edge_uplink_lag_records", "") == 0 {
 			for lane, l := range []string{`lane="telemetry"`, `lane="alarm"`} {
-				c.raw[lane] = m.sum("fluxo_edge_uplink_raw_bytes_total", l)
-				c.sent[lane] = m.sum("fluxo_edge_uplink_sent_bytes_total", l)
-				c.records[lane] = m.sum("fluxo_edge_uplink_records_total", l)
-				c.batches[lane] = m.sum("fluxo_edge_uplink_batches_total", l)
+				c.raw[lane] = m.Sum("fluxo_edge_uplink_raw_bytes_total", l)
+				c.sent[lane] = m.Sum("fluxo_edge_uplink_sent_bytes_total", l)
+				c.records[lane] = m.Sum("fluxo_edge_uplink_records_total", l)
+				c.batches[lane] = m.Sum("fluxo_edge_uplink_batches_total", l)
 			}
 			return c, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return c, fmt.Errorf("%s: the uplink still has %.0f records to send after two minutes", run, m.sum("fluxo_edge_uplink_lag_records", ""))
+			return c, fmt.Errorf("%s: the uplink still has %.0f records to send after two minutes", run, m.Sum("fluxo_edge_uplink_lag_records", ""))
 		}
 		sleep(ctx, 100*time.Millisecond)
 	}
