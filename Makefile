@@ -21,10 +21,12 @@ BENCH_PKGS ?= ./...
 BENCH      ?= .
 DEMO_ARGS  ?=
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
-# Every Go module in the tree: the root and deploy/ (its own module).
-MODULES    := . deploy
+SOAK_DURATION ?= 30m
+# Every Go module in the tree: the root, deploy/ and benchmarks/peers/
+# (each its own module).
+MODULES    := . deploy benchmarks/peers
 
-.PHONY: help build demo test e2e chaos fuzz bench lint pi tidy-check clean console-screenshots
+.PHONY: help build demo test e2e chaos fuzz bench lint pi tidy-check clean console-screenshots soak soak-check bench-peers peers-test
 
 help: ## show this help
 	@echo "Usage: make TARGET [VAR=value ...]"
@@ -83,6 +85,19 @@ lint: ## gofmt, go vet (with and without -tags e2e) and staticcheck
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./...
 	$(STATICCHECK) ./...
+	cd benchmarks/peers && $(GO) vet ./... && $(GO) vet -tags soak ./...
+
+peers-test: ## the unit tests of benchmarks/peers (its own module: go test ./... at the root does not enter it)
+	cd benchmarks/peers && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+soak: build ## SOAK_DURATION (30m) of the demo fleet at 1,000 msg/s against an edge and three cores, one restart of each kind; fails on a leak, a loss or a duplicate; files in benchmarks/peers/results/soak
+	cd benchmarks/peers && $(GO) run ./soak -duration $(SOAK_DURATION) -fluxo $(CURDIR)/bin/fluxo -out results/soak
+
+soak-check: build ## the soak for two minutes, as a Go test (build tag soak; not part of test or e2e)
+	cd benchmarks/peers && FLUXO_BIN=$(CURDIR)/bin/fluxo $(GO) test -count=1 -tags soak -run 'TestSoakCheck' -timeout 15m -v ./soak/
+
+bench-peers: build ## fluxo against bare mochi, Mosquitto, NATS (MQTT + JetStream) and kfake: JSON and PNG plots in benchmarks/peers/results
+	cd benchmarks/peers && $(GO) run . -fluxo $(CURDIR)/bin/fluxo -out results
 
 # Release builds: static (no cgo), stripped, stamped like bin/fluxo.
 DIST_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)'

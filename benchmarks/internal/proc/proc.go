@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -30,9 +31,14 @@ type Proc struct {
 // stderr. Should this process die without stopping it, the kernel kills
 // it (Pdeathsig).
 func Start(name string, grace time.Duration, bin string, args ...string) (*Proc, error) {
+	return StartTo(os.Stderr, name, grace, bin, args...)
+}
+
+// StartTo is Start with the process's stdout and stderr going to out.
+func StartTo(out io.Writer, name string, grace time.Duration, bin string, args ...string) (*Proc, error) {
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout = os.Stderr
-	cmd.Stderr = os.Stderr
+	cmd.Stdout = out
+	cmd.Stderr = out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
