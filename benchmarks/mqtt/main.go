@@ -40,6 +40,11 @@
 //     -uplink-rounds rounds drains a freshly filled spool over PLAINTEXT,
 //     then over SASL_SSL, and each SASL_SSL drain's records/s is divided
 //     by the PLAINTEXT drain's of its round (uplinksec.go).
+//   - idle (not in the default -phases): each target's memory (RSS, from
+//     /proc) against idle MQTT connections, at each count of -idle-conns
+//     (one edge stands for both --spool-sync policies; the edge gets
+//     --max-clients above the largest count; the soft limit on open files
+//     is raised to the hard one).
 //   - registry (not in the default -phases): the device registry's cost,
 //     an edge with --registry=false against one with it, each taught
 //     -registry-devices devices, under a QoS 1 flood, with GET
@@ -59,6 +64,10 @@
 //	go run ./benchmarks/mqtt -in-process -trace trace.out -phases latency
 //	go run ./benchmarks/mqtt -phases uplink -uplink-rounds 3
 //	go run ./benchmarks/mqtt -phases registry -publishers 20 -rounds 3
+//
+// -peer NAME=PATH adds an MQTT server of another project as a target
+// (benchmarks/peers runs NATS this way), and -json FILE writes the
+// figures for programs.
 //
 // With -in-process the edge runs in this process (edge.NewNode, built as
 // `fluxo edge --allow-anonymous` builds it), so that -cpuprofile and
@@ -118,6 +127,10 @@ type options struct {
 
 	registryDevices     int
 	registryAPIInterval time.Duration
+
+	peers     peerFlag
+	idleConns []int
+	json      string
 }
 
 func main() {
@@ -128,8 +141,8 @@ func main() {
 		}
 		return
 	}
-	var o options
-	var targets, qos, phases string
+	o := options{peers: peerFlag{}}
+	var targets, qos, phases, idleConns string
 	flag.IntVar(&o.publishers, "publishers", 100, "publishers (MQTT connections) in the throughput and json phases")
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "timed window of each throughput and json run")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "publishing before each timed window")
@@ -159,10 +172,16 @@ func main() {
 	flag.IntVar(&uplinkPartitions, "uplink-partitions", 1, "uplink phase: partitions of the core's telemetry topic")
 	flag.IntVar(&o.registryDevices, "registry-devices", 10000, "registry phase: devices the edge is taught before the flood")
 	flag.DurationVar(&o.registryAPIInterval, "registry-api-interval", 100*time.Millisecond, "registry phase: how often GET /api/devices is asked during the flood")
+	flag.Var(o.peers, "peer", "another MQTT server to measure, NAME=PATH, repeatable: PATH -addr HOST:PORT -stats-addr HOST:PORT must serve MQTT and /readyz and /stats as bare-mochi does; NAME can then be given to -targets")
+	flag.StringVar(&idleConns, "idle-conns", "0,1000,5000,10000,19000", "idle phase: counts of idle connections, ascending, at which each target's memory is read")
+	flag.StringVar(&o.json, "json", "", "also write the figures as JSON to this file")
 	flag.Parse()
 	o.uplinkPartitions = int32(uplinkPartitions)
 
 	err := o.parse(targets, qos, phases)
+	if err == nil {
+		err = o.parseIdle(idleConns)
+	}
 	if err == nil {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		ctx, cancel := context.WithTimeout(ctx, o.timeout)
@@ -181,7 +200,13 @@ func (o *options) parse(targets, qos, phases string) error {
 		switch t {
 		case targetEdgeNever, targetEdgeAlways, targetMochi, targetMosquitto:
 			o.targets = append(o.targets, t)
+		case "":
 		default:
+			if _, ok := o.peers[t]; ok {
+				o.targets = append(o.targets, t)
+				targetLabels[t] = t
+				continue
+			}
 			return fmt.Errorf("-targets: unknown target %q", t)
 		}
 	}
@@ -195,7 +220,7 @@ func (o *options) parse(targets, qos, phases string) error {
 	}
 	for p := range strings.SplitSeq(phases, ",") {
 		switch p {
-		case "throughput", "json", "latency", "uplink", "registry":
+		case "throughput", "json", "latency", "uplink", "registry", "idle":
 			o.phases = append(o.phases, p)
 		default:
 			return fmt.Errorf("-phases: unknown phase %q", p)
@@ -220,6 +245,17 @@ func (o *options) parse(targets, qos, phases string) error {
 	return nil
 }
 
+func (o *options) parseIdle(s string) error {
+	for n := range strings.SplitSeq(s, ",") {
+		v, err := strconv.Atoi(n)
+		if err != nil || v < 0 || (len(o.idleConns) > 0 && v < o.idleConns[len(o.idleConns)-1]) {
+			return fmt.Errorf("-idle-conns: want ascending counts, got %q", s)
+		}
+		o.idleConns = append(o.idleConns, v)
+	}
+	return nil
+}
+
 func (o options) has(phase string) bool { return slices.Contains(o.phases, phase) }
 
 // report is everything a run measured, for the tables.
@@ -231,6 +267,7 @@ type report struct {
 	floors      *floors
 	uplink      []uplinkDrain
 	registry    []registryRun
+	idle        []idleRun
 	killed      []string // targets that did not stop on SIGTERM
 }
 
@@ -263,7 +300,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 
 	needCore := o.has("json") || o.has("latency") || o.has("registry")
 	for _, t := range o.targets {
-		needCore = needCore || (o.has("throughput") && strings.HasPrefix(t, "edge-"))
+		needCore = needCore || ((o.has("throughput") || o.has("idle")) && strings.HasPrefix(t, "edge-"))
 	}
 	var core *coreProc
 	bin := o.fluxo
@@ -362,6 +399,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 			return err
 		}
 	}
+	if o.has("idle") {
+		if err := b.idlePhase(ctx, &rep); err != nil {
+			return err
+		}
+	}
 	if o.cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -370,6 +412,10 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 	rep.killed = b.killed
 	printReport(stdout, o, rep)
+	printIdle(stdout, rep.idle)
+	if o.json != "" {
+		return writeJSON(o.json, o, rep)
+	}
 	return nil
 }
 
@@ -382,6 +428,8 @@ type bench struct {
 	stderr io.Writer
 	runs   int // targets started so far, for fresh directories
 	killed []string
+	// edgeFlags are extra `fluxo edge` flags for the edges started next.
+	edgeFlags []string
 }
 
 func (b *bench) corePID() int {
@@ -400,13 +448,16 @@ func (b *bench) start(ctx context.Context, name string) (target, error) {
 	}
 	switch name {
 	case targetEdgeNever:
-		return startEdge(ctx, b.bin, b.o.inProcess, b.core.kafkaAddr, dir, "never")
+		return startEdgeWith(ctx, b.bin, b.o.inProcess, b.core.kafkaAddr, dir, "never", b.edgeFlags...)
 	case targetEdgeAlways:
-		return startEdge(ctx, b.bin, b.o.inProcess, b.core.kafkaAddr, dir, "always")
+		return startEdgeWith(ctx, b.bin, b.o.inProcess, b.core.kafkaAddr, dir, "always", b.edgeFlags...)
 	case targetMochi:
 		return startMochi(ctx)
 	case targetMosquitto:
 		return startMosquitto(ctx, b.o.mosquitto, dir)
+	}
+	if bin, ok := b.o.peers[name]; ok {
+		return startPeer(ctx, name, bin)
 	}
 	return nil, fmt.Errorf("unknown target %q", name)
 }

@@ -229,11 +229,18 @@ func startMochi(ctx context.Context) (*mochiTarget, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startMochiBin(ctx, "bare mochi", self, bareMochiCommand)
+}
+
+// startMochiBin starts bin with args followed by -addr and -stats-addr,
+// as bare-mochi takes them, and waits for its /readyz.
+func startMochiBin(ctx context.Context, name, bin string, args ...string) (*mochiTarget, error) {
 	addrs, err := harness.FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	p, err := proc.Start("bare mochi", 10*time.Second, self, bareMochiCommand, "-addr", addrs[0], "-stats-addr", addrs[1])
+	args = append(args, "-addr", addrs[0], "-stats-addr", addrs[1])
+	p, err := proc.Start(name, 10*time.Second, bin, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +252,6 @@ func startMochi(ctx context.Context) (*mochiTarget, error) {
 }
 
 func (t *mochiTarget) MQTTAddr() string { return t.mqttAddr }
-func (t *mochiTarget) PID() int         { return t.PID() }
 
 func (t *mochiTarget) Published(ctx context.Context) (int64, time.Time, error) {
 	body, err := scrape.Get(ctx, "http://"+t.statsAddr+"/stats")
@@ -333,7 +339,6 @@ func startMosquitto(ctx context.Context, bin, dir string) (*mosquittoTarget, err
 }
 
 func (t *mosquittoTarget) MQTTAddr() string { return t.mqttAddr }
-func (t *mosquittoTarget) PID() int         { return t.PID() }
 
 // Published waits for the next $SYS sample (Mosquitto sends one every
 // second, when the count has changed) and returns it with the time it
