@@ -118,16 +118,11 @@ type edgeTarget struct {
 	node     *edge.Node // the node in process
 }
 
-// startEdge starts an edge node with anonymous devices, the default
+// startEdgeWith starts an edge node with anonymous devices, the default
 // routes, its spool in spoolDir with the given --spool-sync policy, and
 // its uplink (and downlink) to the core at coreAddr; everything else is
-// `fluxo edge`'s default.
-func startEdge(ctx context.Context, bin string, inProcess bool, coreAddr, spoolDir, sync string) (*edgeTarget, error) {
-	return startEdgeWith(ctx, bin, inProcess, coreAddr, spoolDir, sync)
-}
-
-// startEdgeWith is startEdge with extra `fluxo edge` flags (a process
-// only: in process, they are refused).
+// `fluxo edge`'s default, or the extra flags.
+// Extra flags need a process: in process, they are refused.
 func startEdgeWith(ctx context.Context, bin string, inProcess bool, coreAddr, spoolDir, sync string, extra ...string) (*edgeTarget, error) {
 	if inProcess && len(extra) > 0 {
 		return nil, fmt.Errorf("edge flags %q need an edge process", extra)
