@@ -29,6 +29,10 @@ type Panel struct {
 	Series                []Series
 	// HLines are dashed horizontal reference lines, by name.
 	HLines map[string]float64
+	// LegendBottomRight puts the legend in the bottom right corner
+	// (CDFs); otherwise it is top left, above the lines: a linear Y axis
+	// starts at 0 and gets headroom for it.
+	LegendBottomRight bool
 }
 
 // Save draws the panels in a grid of cols columns, each w×h centimetres,
@@ -77,8 +81,8 @@ func build(pn Panel) (*plot.Plot, error) {
 	p.Title.Text = pn.Title
 	p.X.Label.Text = pn.XLabel
 	p.Y.Label.Text = pn.YLabel
-	p.Legend.Top = true
-	p.Legend.Left = true
+	p.Legend.Top = !pn.LegendBottomRight
+	p.Legend.Left = !pn.LegendBottomRight
 	if pn.LogX {
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
@@ -129,6 +133,24 @@ func build(pn Panel) (*plot.Plot, error) {
 		}
 		if err := flush(); err != nil {
 			return nil, err
+		}
+	}
+	if !pn.LegendBottomRight && !pn.LogY {
+		// Room above the data for the legend, one line per entry.
+		top := math.Inf(-1)
+		for _, s := range pn.Series {
+			for _, y := range s.Y {
+				if !math.IsNaN(y) && !math.IsInf(y, 0) {
+					top = max(top, y)
+				}
+			}
+		}
+		for _, y := range pn.HLines {
+			top = max(top, y)
+		}
+		if !math.IsInf(top, -1) && top > 0 {
+			p.Y.Min = min(p.Y.Min, 0)
+			p.Y.Max = top * (1.1 + 0.09*float64(len(pn.Series)+len(pn.HLines)))
 		}
 	}
 	for name, y := range pn.HLines {
