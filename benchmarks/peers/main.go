@@ -153,14 +153,27 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	rep := &report{Machine: machine(), Duration: o.duration.String(), Warmup: o.warmup.String(), Started: time.Now().UTC()}
 	if o.has("ingest") {
+		// One process per point: a point that fails (a server that does
+		// not keep up and stops answering for its counts) is recorded as
+		// failed, and the others still run.
+		rep.Publishers = o.publishers
 		for _, n := range o.publishers {
-			path := filepath.Join(o.out, fmt.Sprintf("mqtt-ingest-%d.json", n))
-			err := runJSON(ctx, stderr, path, &rep.Ingest, b.mqtt, "-phases", "throughput", "-qos", "0,1",
-				"-targets", "edge-never,edge-always,mochi,mosquitto,nats", "-peer", "nats="+b.nats,
-				"-publishers", strconv.Itoa(n), "-duration", o.duration.String(), "-warmup", o.warmup.String(),
-				"-settle", o.settle.String(), "-fluxo", b.fluxo, "-mosquitto", o.mosquitto)
-			if err != nil {
-				return fmt.Errorf("ingest, %d publishers: %w", n, err)
+			for _, qos := range []string{"0", "1"} {
+				for _, t := range mqttTargets {
+					path := filepath.Join(o.out, fmt.Sprintf("mqtt-ingest-%d-qos%s-%s.json", n, qos, t.name))
+					err := runJSON(ctx, stderr, path, &rep.Ingest, b.mqtt, "-phases", "throughput", "-qos", qos,
+						"-targets", t.name, "-peer", "nats="+b.nats,
+						"-publishers", strconv.Itoa(n), "-duration", o.duration.String(), "-warmup", o.warmup.String(),
+						"-settle", o.settle.String(), "-fluxo", b.fluxo, "-mosquitto", o.mosquitto)
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					if err != nil {
+						msg := fmt.Sprintf("ingest, %s, QoS %s, %d publishers: %v", t.label, qos, n, err)
+						fmt.Fprintln(stderr, "peers: failed:", msg)
+						rep.Failed = append(rep.Failed, msg)
+					}
+				}
 			}
 		}
 	}

@@ -21,7 +21,9 @@ type report struct {
 	Finished   time.Time       `json:"finished"`
 	Duration   string          `json:"duration"`
 	Warmup     string          `json:"warmup"`
+	Publishers []int           `json:"publishers"`
 	Ingest     []mqttRun       `json:"ingest"`
+	Failed     []string        `json:"failed,omitempty"` // points that did not complete
 	Idle       mqttRun         `json:"idle"`
 	Latency    mqttRun         `json:"latency"`
 	KafkaFluxo []kafkaScenario `json:"kafka_fluxo"`
@@ -101,17 +103,19 @@ func label(target string) string {
 	return target
 }
 
-// ingest returns the median msg/s of target at qos for each run of
-// rep.Ingest (x: publishers).
+// ingest returns the median msg/s of target at qos for each publisher
+// count (x), NaN where the point failed.
 func (rep *report) ingest(target string, qos int) (x, y []float64) {
-	for _, r := range rep.Ingest {
+	for _, n := range rep.Publishers {
 		v := math.NaN()
-		for _, t := range r.Throughput {
-			if t.Target == target && t.QoS == qos {
-				v = t.Median
+		for _, r := range rep.Ingest {
+			for _, t := range r.Throughput {
+				if r.Publishers == n && t.Target == target && t.QoS == qos && t.Errors == 0 {
+					v = t.Median
+				}
 			}
 		}
-		x = append(x, float64(r.Publishers))
+		x = append(x, float64(n))
 		y = append(y, v)
 	}
 	return x, y
@@ -205,15 +209,19 @@ func printTables(w io.Writer, rep *report) {
 	if len(rep.Ingest) > 0 {
 		for _, qos := range []int{0, 1} {
 			fmt.Fprintf(w, "\nMQTT ingest, QoS %d, msg/s (in parentheses: ratio to bare mochi at the same publisher count)\n\n| Server |", qos)
-			for _, r := range rep.Ingest {
-				fmt.Fprintf(w, " %d pub. |", r.Publishers)
+			for _, n := range rep.Publishers {
+				fmt.Fprintf(w, " %d pub. |", n)
 			}
-			fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---:|", len(rep.Ingest)))
+			fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---:|", len(rep.Publishers)))
 			_, base := rep.ingest("mochi", qos)
 			for _, t := range mqttTargets {
 				_, y := rep.ingest(t.name, qos)
 				fmt.Fprintf(w, "| %s |", t.label)
 				for i, v := range y {
+					if math.IsNaN(v) {
+						fmt.Fprint(w, " failed |")
+						continue
+					}
 					fmt.Fprintf(w, " %.0f (%.2f) |", v, v/base[i])
 				}
 				fmt.Fprintln(w)
@@ -265,6 +273,9 @@ func printTables(w io.Writer, rep *report) {
 		for _, l := range rows {
 			fmt.Fprintf(w, "| %s: %s | %d | %.2f | %.2f | %.2f | %.2f |\n", label(l.Target), l.What, l.Count, l.at(0.5), l.at(0.9), l.at(0.99), l.at(0.999))
 		}
+	}
+	for _, f := range rep.Failed {
+		fmt.Fprintf(w, "\nFailed: %s\n", f)
 	}
 	fmt.Fprintf(w, "\nMachine: %s. Run %s to %s.\n", rep.Machine, rep.Started.Format(time.RFC3339), rep.Finished.Format(time.RFC3339))
 }
