@@ -169,9 +169,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 						return ctx.Err()
 					}
 					if err != nil {
-						msg := fmt.Sprintf("ingest, %s, QoS %s, %d publishers: %v", t.label, qos, n, err)
-						fmt.Fprintln(stderr, "peers: failed:", msg)
-						rep.Failed = append(rep.Failed, msg)
+						rep.fail(stderr, fmt.Sprintf("ingest, %s, QoS %s, %d publishers: %v", t.label, qos, n, err))
 					}
 				}
 			}
@@ -182,7 +180,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			"-targets", "edge-never,mochi,mosquitto,nats", "-peer", "nats="+b.nats, "-idle-conns", o.idleConns,
 			"-settle", o.settle.String(), "-fluxo", b.fluxo, "-mosquitto", o.mosquitto)
 		if err != nil {
-			return fmt.Errorf("idle: %w", err)
+			rep.fail(stderr, fmt.Sprintf("idle: %v", err))
 		}
 	}
 	if o.has("kafka") {
@@ -195,7 +193,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		err := runJSON(ctx, stderr, filepath.Join(o.out, "kafka-fluxo.json"), &rep.KafkaFluxo, b.kafka,
 			append([]string{"-fluxo", b.fluxo}, args...)...)
 		if err != nil {
-			return fmt.Errorf("kafka, fluxo core: %w", err)
+			rep.fail(stderr, fmt.Sprintf("kafka, fluxo core: %v", err))
 		}
 		kf, addr, err := startKfake(ctx, b.kfake)
 		if err != nil {
@@ -207,7 +205,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		kf.Stop(sctx)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("kafka, kfake: %w", err)
+			rep.fail(stderr, fmt.Sprintf("kafka, kfake: %v", err))
 		}
 	}
 	if o.has("latency") {
@@ -215,8 +213,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			"-targets", "edge-never,edge-always,mochi", "-latency-duration", o.latencyDur.String(),
 			"-warmup", o.warmup.String(), "-settle", o.settle.String(), "-fluxo", b.fluxo)
 		if err != nil {
-			return fmt.Errorf("latency: %w", err)
+			rep.fail(stderr, fmt.Sprintf("latency: %v", err))
 		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	rep.Finished = time.Now().UTC()
 	data, err := json.MarshalIndent(rep, "", "  ")

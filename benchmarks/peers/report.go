@@ -83,6 +83,12 @@ type kafkaScenario struct {
 	Records       int64   `json:"records"`
 }
 
+// fail records a point or phase that did not complete; the run goes on.
+func (rep *report) fail(stderr io.Writer, msg string) {
+	fmt.Fprintln(stderr, "peers: failed:", msg)
+	rep.Failed = append(rep.Failed, msg)
+}
+
 func numCPU() int { return runtime.NumCPU() }
 
 // mqttTargets are the MQTT servers, in the tables' order, with labels.
