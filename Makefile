@@ -34,7 +34,7 @@ help: ## show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-11s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables: RACE_PKGS=$(RACE_PKGS) FUZZTIME=$(FUZZTIME) FUZZ_PKGS=$(FUZZ_PKGS)"
-	@echo "           BENCH_PKGS=$(BENCH_PKGS) BENCH=$(BENCH) DEMO_ARGS=$(DEMO_ARGS)"
+	@echo "           BENCH_PKGS=$(BENCH_PKGS) BENCH=$(BENCH) DEMO_ARGS=$(DEMO_ARGS) SOAK_DURATION=$(SOAK_DURATION)"
 
 build: ## build bin/fluxo for this machine, stamped with version, commit and date
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fluxo ./cmd/fluxo
@@ -117,7 +117,7 @@ dist: pi ## pi, plus dist/fluxo-linux-amd64 and dist/SHA256SUMS (check with: cd 
 deploy-test: pi ## test deploy/ (its own module): Pi binaries, units, manifests, dashboards and alerts against real processes
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
 
-tidy-check: ## fail if go mod tidy would change go.mod or go.sum of any module (the root, deploy/); files are left untouched
+tidy-check: ## fail if go mod tidy would change go.mod or go.sum of any module (the root, deploy/, benchmarks/peers/); files are left untouched
 	@status=0; \
 	for dir in $(MODULES); do \
 		if ! (cd "$$dir" && $(GO) mod tidy -diff); then \
