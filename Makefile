@@ -14,19 +14,22 @@ DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 
 CHAOS_KILLS ?= 10
+# End-to-end tests mostly wait on processes and timers: run this many at once.
+E2E_PARALLEL ?= 4
 RACE_PKGS  ?= ./core/... ./bridge/... ./edge/... ./devices/...
 FUZZ_PKGS  ?= ./...
 FUZZTIME   ?= 30s
 BENCH_PKGS ?= ./...
 BENCH      ?= .
 DEMO_ARGS  ?=
+LINK_ARGS  ?=
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 SOAK_DURATION ?= 30m
-# Every Go module in the tree: the root, deploy/ and benchmarks/peers/
-# (each its own module).
-MODULES    := . deploy benchmarks/peers
+# Every Go module in the tree: the root, deploy/, benchmarks/peers/ and
+# third_party/mochi-mqtt-server/ (each its own module).
+MODULES    := . deploy benchmarks/peers third_party/mochi-mqtt-server
 
-.PHONY: help build demo test e2e chaos fuzz bench lint pi tidy-check clean console-screenshots soak soak-check bench-peers peers-test
+.PHONY: help build demo test e2e chaos nemesis fuzz bench bench-link lint pi tidy-check clean console-screenshots soak soak-check bench-peers peers-test
 
 help: ## show this help
 	@echo "Usage: make TARGET [VAR=value ...]"
@@ -42,19 +45,23 @@ build: ## build bin/fluxo for this machine, stamped with version, commit and dat
 demo: ## run the demo: simulated devices → edge → core → consumer, live view (DEMO_ARGS=--duration 0 runs until Ctrl-C)
 	$(GO) run ./cmd/fluxo demo $(DEMO_ARGS)
 
-test: ## go vet, all tests, then the race detector on RACE_PKGS
+test: ## go vet, then every package's tests once: RACE_PKGS under the race detector (when a C compiler is present), the rest without
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
-	@if command -v "$$(CGO_ENABLED=1 $(GO) env CC)" >/dev/null; then \
+	@race_pkgs=$$($(GO) list $(RACE_PKGS)); \
+	if command -v "$$(CGO_ENABLED=1 $(GO) env CC)" >/dev/null; then \
+		other_pkgs=$$($(GO) list ./... | grep -vxF -f <(echo "$$race_pkgs") || true); \
+		echo "$(GO) test -count=1 (every package outside RACE_PKGS)"; \
+		$(GO) test -count=1 $$other_pkgs; \
 		echo "CGO_ENABLED=1 $(GO) test -race -count=1 $(RACE_PKGS)"; \
-		CGO_ENABLED=1 $(GO) test -race -count=1 $(RACE_PKGS); \
+		CGO_ENABLED=1 $(GO) test -race -count=1 $$race_pkgs; \
 	else \
-		echo "make test: skipping the race detector: it needs a C compiler (apt-get install gcc)"; \
+		echo "make test: no C compiler (apt-get install gcc): RACE_PKGS run without the race detector"; \
+		$(GO) test -count=1 ./...; \
 	fi
 
 e2e: ## end-to-end tests (build tag e2e); need the Debian packages .ci/run installs
 	$(GO) vet -tags e2e ./e2e/...
-	$(GO) test -count=1 -tags e2e ./e2e/...
+	$(GO) test -count=1 -tags e2e -parallel $(E2E_PARALLEL) -timeout 30m ./e2e/...
 
 console-screenshots: ## run the console's browser tests (needs chromium) and copy their screenshots to docs/console-*.png
 	mkdir -p docs
@@ -62,6 +69,10 @@ console-screenshots: ## run the console's browser tests (needs chromium) and cop
 
 chaos: ## kill cluster leaders with SIGKILL under acks=all load, CHAOS_KILLS times (default 10), and count loss
 	FLUXO_CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -count=1 -tags e2e -run 'TestChaos' -v ./e2e/
+
+nemesis: ## as root: every network partition scenario (namespaces, iptables) under acks=all load; prints the results table
+	FLUXO_NEMESIS=full FLUXO_NEMESIS_REPORT=$(CURDIR)/nemesis-results.md $(GO) test -count=1 -timeout 60m -tags e2e -run 'TestNemesis' -v ./e2e/
+	@echo; echo "Network partitions (also in nemesis-results.md):"; cat nemesis-results.md
 
 fuzz: ## run every fuzz target in FUZZ_PKGS for FUZZTIME each
 	@pkgs=$$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' $(FUZZ_PKGS)); \
@@ -78,6 +89,9 @@ fuzz: ## run every fuzz target in FUZZ_PKGS for FUZZTIME each
 
 bench: ## run the benchmarks in BENCH_PKGS matching BENCH
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(BENCH_PKGS)
+
+bench-link: ## the edge's uplink over a bad link (300 ms, 256 kbit/s, a 10-minute cut): goodput, alarm delay, loss (LINK_ARGS=-phases goodput)
+	$(GO) run ./benchmarks/link $(LINK_ARGS)
 
 lint: ## gofmt, go vet (with and without -tags e2e) and staticcheck
 	@unformatted=$$(gofmt -l .); \
@@ -117,7 +131,7 @@ dist: pi ## pi, plus dist/fluxo-linux-amd64 and dist/SHA256SUMS (check with: cd 
 deploy-test: pi ## test deploy/ (its own module): Pi binaries, units, manifests, dashboards and alerts against real processes
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
 
-tidy-check: ## fail if go mod tidy would change go.mod or go.sum of any module (the root, deploy/, benchmarks/peers/); files are left untouched
+tidy-check: ## fail if go mod tidy would change go.mod or go.sum of any module (the root, deploy/, benchmarks/peers/, third_party/mochi-mqtt-server/); files are left untouched
 	@status=0; \
 	for dir in $(MODULES); do \
 		if ! (cd "$$dir" && $(GO) mod tidy -diff); then \

@@ -64,9 +64,9 @@ func TestTopicConfigsPartitionsAndDeleteRecords(t *testing.T) {
 	if after := p.Log().Size(); after >= before || after > 40000+16384 {
 		t.Fatalf("retention.bytes=40000 left %d bytes (was %d)", after, before)
 	}
-	ar, _ = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "cleanup.policy", Value: kadm.StringPtr("compact")}}, "cfg")
+	ar, _ = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "cleanup.policy", Value: kadm.StringPtr("shred")}}, "cfg")
 	if ar[0].Err == nil {
-		t.Fatal("cleanup.policy=compact was accepted")
+		t.Fatal("cleanup.policy=shred was accepted")
 	}
 
 	// DeleteRecords moves the log start.

@@ -230,6 +230,7 @@ func (tc *testCluster) readAll(topic string, want int) map[int32][]string {
 // acknowledged record lost or doubled; the crashed broker comes back,
 // catches up and rejoins every ISR.
 func TestClusterReplicationAndFailover(t *testing.T) {
+	t.Parallel() // waits on failure detection: overlap it with the other cluster tests
 	tc := startCluster(t, 3)
 	adm := kadm.NewClient(tc.client())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -305,6 +306,7 @@ func TestClusterReplicationAndFailover(t *testing.T) {
 // end with exactly the new leader's log, not keep the ghosts or cut
 // acknowledged records.
 func TestClusterTruncatesDivergentReplica(t *testing.T) {
+	t.Parallel() // waits on failure detection: overlap it with the other cluster tests
 	// The ghosts carry the old leader's own epoch (KIP-101), or a later
 	// epoch the new leader never had, as a broker can hold after quick
 	// successive failovers (KIP-279): the new leader then answers with an
@@ -402,6 +404,7 @@ func (tc *testCluster) waitLogEnds(topic string, partition int32, end int64) {
 // the controller does not fence it) is dropped from the ISR by the
 // leader after ReplicaLagMax, and acks=all writes go on with the others.
 func TestClusterShrinksLaggingFollower(t *testing.T) {
+	t.Parallel() // waits on failure detection: overlap it with the other cluster tests
 	tc := startCluster(t, 3)
 	adm := kadm.NewClient(tc.client())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -447,6 +450,7 @@ func TestClusterShrinksLaggingFollower(t *testing.T) {
 // takes over, loads the group, and the committed offsets are all there: a
 // member that joins afterwards resumes where the group left off.
 func TestClusterCoordinatorFailover(t *testing.T) {
+	t.Parallel() // waits on failure detection: overlap it with the other cluster tests
 	tc := startCluster(t, 3)
 	adm := kadm.NewClient(tc.client())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -513,6 +517,7 @@ func TestClusterCoordinatorFailover(t *testing.T) {
 // replicas copy the log, the old one is dropped with its data, and every
 // acknowledged record is there.
 func TestClusterReassignWhileWriting(t *testing.T) {
+	t.Parallel() // waits on failure detection: overlap it with the other cluster tests
 	tc := startCluster(t, 3)
 	adm := kadm.NewClient(tc.client())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -583,6 +588,7 @@ func TestClusterReassignWhileWriting(t *testing.T) {
 // leader must copy the records back rather than the cluster keep its
 // shorter log. Five brokers, so Raft keeps a majority throughout.
 func TestClusterLastReplicaStanding(t *testing.T) {
+	t.Parallel() // waits on failure detection: overlap it with the other cluster tests
 	tc := startCluster(t, 5)
 	adm := kadm.NewClient(tc.client())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

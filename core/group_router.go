@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf16"
 
@@ -37,6 +40,8 @@ type groupRouter struct {
 
 	mu     sync.Mutex // guards shards
 	shards map[int32]*groupShard
+
+	compacted atomic.Bool // the offsets topic is known to have cleanup.policy=compact
 
 	roles chan roleChange // leadership changes, applied in order by run
 	quit  chan struct{}
@@ -142,9 +147,13 @@ func (r *groupRouter) apply(rc roleChange) {
 }
 
 // partitionFor is the offsets partition of group g, as Kafka computes it.
-func (r *groupRouter) partitionFor(g string) int32 {
+func (r *groupRouter) partitionFor(g string) int32 { return javaHashPartition(g, r.partitions) }
+
+// javaHashPartition is Kafka's partition of a group or transactional id
+// among n: abs(Java's String.hashCode(key)) % n.
+func javaHashPartition(key string, n int32) int32 {
 	var h int32
-	for _, c := range g { // Java's String.hashCode over UTF-16 units
+	for _, c := range key { // Java's String.hashCode over UTF-16 units
 		if c >= 0x10000 {
 			hi, lo := utf16.EncodeRune(c)
 			h = 31*(31*h+hi) + lo
@@ -158,7 +167,7 @@ func (r *groupRouter) partitionFor(g string) int32 {
 	if h < 0 {
 		h = -h
 	}
-	return h % r.partitions
+	return h % n
 }
 
 // Coordinator implements kafka.Groups.
@@ -189,13 +198,16 @@ func (r *groupRouter) Local() []*group.Coordinator {
 func (r *groupRouter) Find(ctx context.Context, key string) (int32, string, int16) {
 	st := r.b.State()
 	if st.Topics[broker.OffsetsTopic] == nil {
-		configs := map[string]string{"retention.ms": "-1", "flush.messages": "1"}
+		configs := offsetsTopicConfigs()
 		_, err := r.b.CreateTopic(ctx, broker.OffsetsTopic, r.partitions, 0, configs)
 		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
 			r.log.Warn().Err(err).Msg("cannot create the offsets topic")
 			return -1, "", kerr.CoordinatorNotAvailable.Code
 		}
 		st = r.b.State()
+	}
+	if ts := st.Topics[broker.OffsetsTopic]; ts != nil && !r.compacted.Load() {
+		r.compactOffsets(ctx, ts.Configs)
 	}
 	ps, ok := st.Partition(broker.OffsetsTopic, r.partitionFor(key))
 	if !ok || ps.Leader == cluster.NoLeader {
@@ -250,8 +262,42 @@ func (l *offsetsLog) Append(ctx context.Context, recs []group.Record) error {
 	return nil
 }
 
-// Replay reads the partition from its start to its log end.
+// AppendTxn writes the records as one transactional batch of producer id
+// at epoch (a TxnOffsetCommit), with acks=all.
+func (l *offsetsLog) AppendTxn(ctx context.Context, producerID int64, epoch int16, recs []group.Record) error {
+	if lead, e := l.p.IsLeader(); !lead || e != l.epoch {
+		return kerr.NotLeaderForPartition
+	}
+	krecs := make([]kmsg.Record, len(recs))
+	for i, r := range recs {
+		krecs[i] = kmsg.Record{Key: r.Key, Value: r.Value}
+	}
+	h := commitlog.BatchHeader{FirstTimestamp: time.Now().UnixMilli(), ProducerID: producerID, ProducerEpoch: epoch,
+		BaseSequence: -1, LeaderEpoch: -1, Attributes: 0x10}
+	res := l.p.AppendCoordinator(commitlog.AppendBatch(nil, h, krecs), nil)
+	if res.Code != 0 {
+		return kerr.ErrorForCode(res.Code)
+	}
+	if code := l.p.WaitCommitted(ctx, res); code != 0 {
+		return kerr.ErrorForCode(code)
+	}
+	return nil
+}
+
+// Replay reads the partition from its start to its log end, every
+// record as an ordinary one (transaction markers left out).
 func (l *offsetsLog) Replay(fn func(key, value []byte) error) error {
+	return l.ReplayTxn(func(r group.Replayed) error {
+		if r.Marker {
+			return nil
+		}
+		return fn(r.Key, r.Value)
+	})
+}
+
+// ReplayTxn reads the partition from its start to its log end, with each
+// record's producer and the transaction markers.
+func (l *offsetsLog) ReplayTxn(fn func(r group.Replayed) error) error {
 	lg := l.p.Log()
 	for off := lg.LogStartOffset(); off < lg.LogEndOffset(); {
 		v, err := lg.ReadUncommitted(off, 4<<20)
@@ -264,8 +310,20 @@ func (l *offsetsLog) Replay(fn func(key, value []byte) error) error {
 		}
 		var ferr error
 		err = commitlog.Batches(v.Data, func(b commitlog.Batch, raw []byte) bool {
+			pid := int64(-1)
+			if b.IsTransactional() {
+				pid = b.ProducerID
+			}
 			rerr := commitlog.Records(b, raw, func(_, _ int64, r *kmsg.Record) bool {
-				ferr = fn(r.Key, r.Value)
+				if b.IsControl() {
+					cr, err := broker.ParseControlRecord(r.Key, r.Value)
+					if err != nil {
+						return false // a bad marker is skipped, as the partition skips it
+					}
+					ferr = fn(group.Replayed{ProducerID: b.ProducerID, Marker: true, Commit: cr.Type == broker.ControlCommit})
+					return false
+				}
+				ferr = fn(group.Replayed{Key: r.Key, Value: r.Value, ProducerID: pid})
 				return ferr == nil
 			})
 			if ferr == nil {
@@ -283,4 +341,41 @@ func (l *offsetsLog) Replay(fn func(key, value []byte) error) error {
 		}
 	}
 	return nil
+}
+
+// offsetsTopicConfigs are the configs of __consumer_offsets: compacted, as
+// Kafka's (each group/topic/partition key keeps its newest commit, a
+// deleted group's tombstones go after delete.retention.ms), in segments of
+// at most 100 MiB (Kafka's offsets.topic.segment.bytes) so that commits
+// become cleanable long before a 1 GiB segment fills, and fsynced at every
+// commit.
+func offsetsTopicConfigs() map[string]string {
+	seg := min(100<<20, commitlog.DefaultConfig().SegmentBytes)
+	return map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "flush.messages": "1",
+		"segment.bytes": strconv.FormatInt(seg, 10)}
+}
+
+// compactOffsets turns compaction on for an offsets topic created by a
+// version that did not compact it. Best effort: a failure is logged and
+// tried again at the next FindCoordinator.
+func (r *groupRouter) compactOffsets(ctx context.Context, configs map[string]string) {
+	if configs["cleanup.policy"] == "compact" {
+		r.compacted.Store(true)
+		return
+	}
+	merged := maps.Clone(configs)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	for k, v := range offsetsTopicConfigs() {
+		if _, set := merged[k]; !set || k == "cleanup.policy" {
+			merged[k] = v
+		}
+	}
+	if err := r.b.SetTopicConfigs(ctx, broker.OffsetsTopic, merged); err != nil {
+		r.log.Warn().Err(err).Msg("cannot make the offsets topic compacted")
+		return
+	}
+	r.compacted.Store(true)
+	r.log.Info().Msg("offsets topic is now compacted")
 }

@@ -19,6 +19,9 @@ type brokerCollector struct {
 	logEnd, hw, logStart, logBytes                                   *prometheus.Desc
 	bytesIn, recordsIn, bytesOut, recordsOut, groupL                 *prometheus.Desc
 	quorumLost                                                       *prometheus.Desc
+
+	// The log cleaner (compacted topics).
+	dirtyRatio, cleanerRead, cleanerWritten, cleanerRuns, cleanerErrors, cleanerLast, cleanerLastDur *prometheus.Desc
 }
 
 func newBrokerCollector(b *broker.Broker, groups func() []*group.Coordinator) *brokerCollector {
@@ -44,13 +47,23 @@ func newBrokerCollector(b *broker.Broker, groups func() []*group.Coordinator) *b
 		recordsOut: prometheus.NewDesc("fluxo_core_records_out_total", "Records served to consumers per topic since start.", t, nil),
 		quorumLost: prometheus.NewDesc("fluxo_broker_quorum_lost",
 			"1 while this broker has stepped down as leader for lack of contact with the controller (--leader-lease).", nil, nil),
-		groupL: prometheus.NewDesc("fluxo_core_consumer_group_lag", "High watermark minus the group's committed offset, per partition.", []string{"group", "topic", "partition"}, nil),
+		dirtyRatio: prometheus.NewDesc("fluxo_core_log_cleaner_dirty_ratio",
+			"Share of a compacted partition's sealed bytes not cleaned yet (cleaned at min.cleanable.dirty.ratio).", tp, nil),
+		cleanerRead:    prometheus.NewDesc("fluxo_core_log_cleaner_read_bytes_total", "Segment bytes read by the log cleaner.", nil, nil),
+		cleanerWritten: prometheus.NewDesc("fluxo_core_log_cleaner_written_bytes_total", "Cleaned segment bytes written by the log cleaner.", nil, nil),
+		cleanerRuns:    prometheus.NewDesc("fluxo_core_log_cleaner_runs_total", "Cleanings that rewrote segments.", nil, nil),
+		cleanerErrors:  prometheus.NewDesc("fluxo_core_log_cleaner_errors_total", "Cleanings that failed.", nil, nil),
+		cleanerLast: prometheus.NewDesc("fluxo_core_log_cleaner_last_run_timestamp_seconds",
+			"When the last cleaning that rewrote segments ended (0: none yet).", nil, nil),
+		cleanerLastDur: prometheus.NewDesc("fluxo_core_log_cleaner_last_run_seconds", "How long the last cleaning took.", nil, nil),
+		groupL:         prometheus.NewDesc("fluxo_core_consumer_group_lag", "High watermark minus the group's committed offset, per partition.", []string{"group", "topic", "partition"}, nil),
 	}
 }
 
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.topics, c.partitions, c.logEnd, c.hw, c.logStart, c.logBytes,
-		c.bytesIn, c.recordsIn, c.bytesOut, c.recordsOut, c.groupL, c.led, c.underReplicated, c.isrShrinks, c.isrExpands, c.quorumLost} {
+		c.bytesIn, c.recordsIn, c.bytesOut, c.recordsOut, c.groupL, c.led, c.underReplicated, c.isrShrinks, c.isrExpands, c.quorumLost,
+		c.dirtyRatio, c.cleanerRead, c.cleanerWritten, c.cleanerRuns, c.cleanerErrors, c.cleanerLast, c.cleanerLastDur} {
 		ch <- d
 	}
 }
@@ -84,6 +97,9 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.hw, prometheus.GaugeValue, float64(l.HighWatermark()), lv...)
 			ch <- prometheus.MustNewConstMetric(c.logStart, prometheus.GaugeValue, float64(l.LogStartOffset()), lv...)
 			ch <- prometheus.MustNewConstMetric(c.logBytes, prometheus.GaugeValue, float64(st.Bytes), lv...)
+			if l.Compacted() {
+				ch <- prometheus.MustNewConstMetric(c.dirtyRatio, prometheus.GaugeValue, l.DirtyRatio(), lv...)
+			}
 		}
 		name := t.Meta.Name
 		ch <- prometheus.MustNewConstMetric(c.bytesIn, prometheus.CounterValue, float64(bytesIn), name)
@@ -102,6 +118,17 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.quorumLost, prometheus.GaugeValue, lost)
 	ch <- prometheus.MustNewConstMetric(c.isrExpands, prometheus.CounterValue, float64(c.b.ISRExpands()))
+	cs := c.b.CleanerStats()
+	ch <- prometheus.MustNewConstMetric(c.cleanerRead, prometheus.CounterValue, float64(cs.BytesRead))
+	ch <- prometheus.MustNewConstMetric(c.cleanerWritten, prometheus.CounterValue, float64(cs.BytesWritten))
+	ch <- prometheus.MustNewConstMetric(c.cleanerRuns, prometheus.CounterValue, float64(cs.Runs))
+	ch <- prometheus.MustNewConstMetric(c.cleanerErrors, prometheus.CounterValue, float64(cs.Errors))
+	last := 0.0
+	if !cs.LastRun.IsZero() {
+		last = float64(cs.LastRun.UnixMilli()) / 1000
+	}
+	ch <- prometheus.MustNewConstMetric(c.cleanerLast, prometheus.GaugeValue, last)
+	ch <- prometheus.MustNewConstMetric(c.cleanerLastDur, prometheus.GaugeValue, cs.LastDuration.Seconds())
 	for _, gc := range c.groups() {
 		c.collectGroups(ch, gc)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/fluxo-io/fluxo/core/cluster"
 	"github.com/fluxo-io/fluxo/core/group"
 	"github.com/fluxo-io/fluxo/core/kafka"
+	"github.com/fluxo-io/fluxo/core/txn"
 	"github.com/fluxo-io/fluxo/internal/console"
 	"github.com/fluxo-io/fluxo/internal/opshttp"
 )
@@ -72,6 +73,11 @@ type Config struct {
 	// topic, created on the first FindCoordinator: groups are spread over
 	// its partitions' leaders (offsets.topic.num.partitions).
 	OffsetsPartitions int32
+	// TxnPartitions is the partition count of the __transaction_state
+	// topic, created on the first FindCoordinator for a transactional id:
+	// transactional ids are spread over its partitions' leaders
+	// (transaction.state.log.num.partitions).
+	TxnPartitions int32
 	// ReadyTimeout bounds how long Start waits for the metadata (a Raft
 	// leader and this node's copy caught up) before it returns; the node
 	// serves Kafka only once caught up, in the background if need be.
@@ -81,6 +87,7 @@ type Config struct {
 	Broker broker.Config
 	Kafka  kafka.Config
 	Group  group.Config
+	Txn    txn.Config
 	// Logger receives every part's logs. Zero value: no logs.
 	Logger zerolog.Logger
 }
@@ -96,9 +103,11 @@ func DefaultConfig() Config {
 		Cluster:           cluster.Config{Timers: cluster.DefaultTimers()},
 		ReadyTimeout:      30 * time.Second,
 		OffsetsPartitions: 12,
+		TxnPartitions:     12,
 		Broker:            broker.DefaultConfig(),
 		Kafka:             kafka.DefaultConfig(),
 		Group:             group.DefaultConfig(),
+		Txn:               txn.DefaultConfig(),
 		Logger:            zerolog.Nop(),
 	}
 }
@@ -114,6 +123,7 @@ type Node struct {
 	kafkaLns  []kafkaListener // in the configured order
 	failed    chan error      // a listener's fatal error, once
 	groups    *groupRouter
+	txns      *txnRouter
 	http      *opshttp.Server
 	httpLn    net.Listener // http's listener
 	ready     bool         // guarded by mu: caught up, Kafka served
@@ -169,26 +179,48 @@ func New(cfg Config) (*Node, error) {
 	gc := cfg.Group
 	gc.Logger = cfg.Logger
 	groups := newGroupRouter(gc, cfg.OffsetsPartitions, cfg.Logger)
+	tc := cfg.Txn
+	if tc.MaxTimeout == 0 { // a Config built by hand, before transactions
+		tc = txn.DefaultConfig()
+	}
+	tc.Logger = cfg.Logger
+	if err := tc.Validate(); err != nil {
+		groups.close()
+		cl.Close()
+		listenerSet(lns).Close()
+		return nil, err
+	}
+	tparts := cfg.TxnPartitions
+	if tparts <= 0 {
+		tparts = DefaultConfig().TxnPartitions
+	}
+	txns := newTxnRouter(tc, tparts, groups, cfg.Logger)
 	bc := cfg.Broker
 	bc.DataDir = cfg.DataDir
 	bc.Logger = cfg.Logger
 	bc.NodeID = cfg.NodeID
-	bc.OnRole = groups.onRole
+	bc.OnRole = func(p *broker.Partition, leader bool, epoch int32) {
+		groups.onRole(p, leader, epoch)
+		txns.onRole(p, leader, epoch)
+	}
 	bc.Quorum = cl
 	b, err := broker.Open(bc, cl)
 	if err != nil {
+		txns.close()
 		groups.close()
 		cl.Close()
 		listenerSet(lns).Close()
 		return nil, err
 	}
 	undo := func() {
+		txns.close()
 		groups.close()
 		b.Close()
 		cl.Close()
 		listenerSet(lns).Close()
 	}
 	groups.b = b
+	txns.b = b
 	kc := cfg.Kafka
 	kc.Addr = cfg.KafkaAddr
 	kc.Advertised = advertised
@@ -197,6 +229,7 @@ func New(cfg Config) (*Node, error) {
 	kc.Broker = b
 	kc.ControllerID = cl.ControllerID
 	kc.Groups = groups
+	kc.Txns = txns
 	kc.UnregisterBroker = func(ctx context.Context, id int32) error { return unregisterBroker(ctx, cl, id) }
 	kc.Metadata = cl
 	kc.Credentials = scramStore{cl}
@@ -210,7 +243,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	reg.MustRegister(newBrokerCollector(b, groups.Local))
-	return &Node{cfg: cfg, log: cfg.Logger, reg: reg, broker: b, cluster: cl, kafka: ks, kafkaLns: lns, failed: make(chan error, 1), groups: groups}, nil
+	return &Node{cfg: cfg, log: cfg.Logger, reg: reg, broker: b, cluster: cl, kafka: ks, kafkaLns: lns, failed: make(chan error, 1), groups: groups, txns: txns}, nil
 }
 
 // advertise returns the Kafka address clients are given: the configured
@@ -364,7 +397,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	// Groups first: a JoinGroup parked for a rebalance would otherwise keep
 	// the Kafka server's Shutdown waiting; it is answered NOT_COORDINATOR
-	// and the client finds the coordinator again after the restart.
+	// and the client finds the coordinator again after the restart. The
+	// transaction coordinators before them: their marker writers end
+	// transactional offset commits in the group coordinators.
+	n.txns.close()
 	n.groups.close()
 	// Leave first, while this broker still serves: the controller moves
 	// leadership off it, clients follow, and its peers do not wait for a
@@ -456,6 +492,7 @@ func (n *Node) crash() {
 		n.stopStart()
 	}
 	n.cluster.Close()
+	n.txns.close()
 	n.groups.close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

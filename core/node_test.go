@@ -125,9 +125,9 @@ func TestAdminTopicsAndOffsets(t *testing.T) {
 	if res["alarms"].Err == nil {
 		t.Fatal("creating an existing topic succeeded")
 	}
-	res, _ = adm.CreateTopics(ctx, 1, -1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, "bad")
+	res, _ = adm.CreateTopics(ctx, 1, -1, map[string]*string{"cleanup.policy": kadm.StringPtr("shred")}, "bad")
 	if res["bad"].Err == nil {
-		t.Fatal("cleanup.policy=compact was accepted")
+		t.Fatal("cleanup.policy=shred was accepted")
 	}
 	td, err := adm.ListTopics(ctx)
 	if err != nil {

@@ -29,11 +29,12 @@ type testNet struct {
 	mu    sync.Mutex
 	owner map[string]int32 // a broker's addresses (Raft, Serf, Kafka) -> its id
 	cut   map[int32]bool
+	pairs map[[2]int32]bool // cut between two brokers only, smaller id first
 	conns map[*netConn]struct{}
 }
 
 func newTestNet() *testNet {
-	return &testNet{owner: map[string]int32{}, cut: map[int32]bool{}, conns: map[*netConn]struct{}{}}
+	return &testNet{owner: map[string]int32{}, cut: map[int32]bool{}, pairs: map[[2]int32]bool{}, conns: map[*netConn]struct{}{}}
 }
 
 // netConn is a connection between brokers opened through a testNet.
@@ -63,13 +64,34 @@ func (n *testNet) register(id int32, addrs ...string) {
 // blockedLocked reports whether traffic from broker from to addr is cut.
 func (n *testNet) blockedLocked(from int32, addr string) bool {
 	to, ok := n.owner[addr]
-	return ok && to != from && (n.cut[from] || n.cut[to])
+	return ok && to != from && (n.cut[from] || n.cut[to] || n.pairs[[2]int32{min(from, to), max(from, to)}])
 }
 
 // isolate cuts broker id off from every other broker.
 func (n *testNet) isolate(id int32) {
 	n.mu.Lock()
 	n.cut[id] = true
+	n.closeBlockedLocked()
+}
+
+// cutPair cuts brokers a and b off from each other only: each still
+// reaches the others (a partial partition).
+func (n *testNet) cutPair(a, b int32) {
+	n.mu.Lock()
+	n.pairs[[2]int32{min(a, b), max(a, b)}] = true
+	n.closeBlockedLocked()
+}
+
+// healPair undoes cutPair.
+func (n *testNet) healPair(a, b int32) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.pairs, [2]int32{min(a, b), max(a, b)})
+}
+
+// closeBlockedLocked closes the open connections that the cuts now
+// block. It is called with n.mu held and releases it.
+func (n *testNet) closeBlockedLocked() {
 	var doomed []*netConn
 	for c := range n.conns {
 		if n.blockedLocked(c.from, c.addr) {
@@ -158,6 +180,7 @@ func startCutCluster(t *testing.T, n int) (*testCluster, *testNet) {
 // new leader; after the heal the broker follows again, and every
 // acknowledged record is in the topic exactly once.
 func TestClusterCutOffLeaderStepsDown(t *testing.T) {
+	t.Parallel() // waits on failure detection: overlap it with the other cluster tests
 	tc, tn := startCutCluster(t, 3)
 	const topic = "cut"
 	adm := kadm.NewClient(tc.client())
@@ -299,6 +322,88 @@ func TestClusterCutOffLeaderStepsDown(t *testing.T) {
 	if lost > 0 {
 		t.Errorf("got %d acknowledged records missing, want 0", lost)
 	}
+}
+
+// TestClusterBridgedBrokerFenced: a broker cut off from the controller
+// only, while both still reach the third broker (a partial partition),
+// steps down for lack of contact with the controller; gossip still
+// reaches it through the third broker, so the failure detector never
+// reports it failed. It reports itself cut off through gossip and the
+// controller fences it, so the partition it led moves to the majority
+// and takes writes again; after the heal it is registered and follows
+// again.
+func TestClusterBridgedBrokerFenced(t *testing.T) {
+	tc, tn := startCutCluster(t, 3)
+	const topic = "bridged"
+	adm := kadm.NewClient(tc.client())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 3, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, topic); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitState("the topic with whole ISRs", func(st *cluster.State) bool {
+		for p := range int32(3) {
+			ps, ok := st.Partition(topic, p)
+			if !ok || len(ps.ISR) != 3 || ps.Leader == cluster.NoLeader {
+				return false
+			}
+		}
+		return true
+	})
+	ctrl, ok := tc.nodes[0].cluster.ControllerID()
+	if !ok {
+		t.Fatal("no controller")
+	}
+	// The victim: a broker other than the controller that leads a
+	// partition (the controller spreads three leaders over three brokers).
+	st := tc.nodes[0].Broker().State()
+	victim, part := int32(-1), int32(-1)
+	for p := range int32(3) {
+		ps, _ := st.Partition(topic, p)
+		if ps.Leader != ctrl {
+			victim, part = ps.Leader, p
+			break
+		}
+	}
+	if victim < 0 {
+		t.Fatalf("got every partition led by the controller %d, want one led by another broker", ctrl)
+	}
+	t.Logf("cutting broker %d (leader of %s-%d) off from the controller %d only", victim, topic, part, ctrl)
+	tn.cutPair(victim, ctrl)
+	vb := tc.nodes[victim-1].Broker()
+	testutil.EventuallyWithin(t, 30*time.Second, "the cut-off broker to step down", vb.QuorumLost)
+	testutil.EventuallyWithin(t, 30*time.Second, "the cut-off broker fenced and its partition moved", func() bool {
+		for i, n := range tc.nodes {
+			if int32(i+1) == victim {
+				continue
+			}
+			st := n.Broker().State()
+			ps, _ := st.Partition(topic, part)
+			if !st.Brokers[victim].Fenced || ps.Leader == victim || ps.Leader == cluster.NoLeader {
+				return false
+			}
+		}
+		return true
+	})
+	pcl := tc.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MetadataMinAge(100*time.Millisecond))
+	if err := pcl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: part, Value: []byte("after the cut")}).FirstErr(); err != nil {
+		t.Fatalf("produce to %s-%d while its old leader is cut off from the controller: %v", topic, part, err)
+	}
+
+	tn.healPair(victim, ctrl)
+	testutil.EventuallyWithin(t, 30*time.Second, "the healed broker to resume", func() bool { return !vb.QuorumLost() })
+	tc.waitState("the healed broker registered and back in every ISR", func(st *cluster.State) bool {
+		if st.Brokers[victim].Fenced {
+			return false
+		}
+		for p := range int32(3) {
+			ps, _ := st.Partition(topic, p)
+			if len(ps.ISR) != 3 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // rawProduce sends one acks=all record to broker id with a long timeout

@@ -37,6 +37,7 @@ const bridgeID = "e2e-bridge"
 // core starts again: the bridge's spool held what came meanwhile, and
 // every message is in the core exactly once.
 func TestBridgeMosquitto(t *testing.T) {
+	t.Parallel()
 	bridgeNeedMosquitto(t)
 	bin := buildFluxo(t)
 	mosq := startMosquitto(t)

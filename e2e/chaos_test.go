@@ -15,17 +15,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
-
-	"github.com/fluxo-io/fluxo/core/commitlog"
 )
 
 // chaosKills is how many times TestChaosKillLeaders kills a leader:
@@ -366,117 +361,6 @@ func leaderOf(t *testing.T, cl *kgo.Client, topic string, p int32) int32 {
 	}
 	t.Fatalf("partition %d has no leader", p)
 	return -1
-}
-
-// TestStoppedLeaderDoesNotAcknowledge: the leader of a partition is
-// frozen with SIGSTOP (as a network partition would cut it off); the
-// controller fences it and another replica takes over. A produce with
-// acks=all that reached the frozen broker's socket meanwhile must not be
-// acknowledged when it wakes up: its followers fetch from the new leader,
-// so it cannot commit anything. Then a follower is frozen with a short
-// --replica-lag-max: the leader drops it from the ISR itself, acks=all
-// writes go on with two replicas, and it rejoins once it runs again.
-func TestStoppedLeaderDoesNotAcknowledge(t *testing.T) {
-	bin := buildFluxo(t)
-	procs := startCoreCluster(t, bin, 3)
-	var seeds []string
-	for _, c := range procs {
-		seeds = append(seeds, c.kafka)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	const topic = "frozen"
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, nil, topic); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("before")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	leader := leaderOf(t, cl, topic, 0)
-	frozen := procs[leader-1]
-	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	continued := false
-	defer func() {
-		if !continued {
-			frozen.cmd.Process.Signal(syscall.SIGCONT)
-		}
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for leaderOf(t, cl, topic, 0) == leader {
-		if time.Now().After(deadline) {
-			t.Fatalf("broker %d frozen: no new leader within 30s", leader)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-
-	// A produce straight to the frozen broker: the kernel accepts the
-	// connection and buffers the request until it runs again.
-	direct, err := kgo.NewClient(kgo.SeedBrokers(frozen.kafka), kgo.RequestRetries(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close()
-	req := kmsg.NewPtrProduceRequest()
-	req.Acks = -1
-	req.TimeoutMillis = 3000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = commitlog.AppendBatch(nil, commitlog.NoProducer(time.Now().UnixMilli()), []kmsg.Record{{Value: []byte("to-the-frozen-leader")}})
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	type answer struct {
-		resp kmsg.Response
-		err  error
-	}
-	answered := make(chan answer, 1)
-	go func() {
-		rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
-		defer rcancel()
-		resp, err := direct.SeedBrokers()[0].Request(rctx, req)
-		answered <- answer{resp, err}
-	}()
-	time.Sleep(500 * time.Millisecond) // the request is in the socket
-	frozen.cmd.Process.Signal(syscall.SIGCONT)
-	continued = true
-	a := <-answered
-	if a.err == nil {
-		code := a.resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
-		if code == 0 {
-			t.Fatalf("the frozen former leader acknowledged an acks=all write after waking up")
-		}
-		t.Logf("the frozen former leader answered %v", kerr.ErrorForCode(code))
-	} else {
-		t.Logf("the frozen former leader answered no produce: %v", a.err)
-	}
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("after")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	// Its log ends up the new leader's: the lone record it may have
-	// appended is cut.
-	rd, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	var vals []string
-	for len(vals) < 2 {
-		fs := rd.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %v, want before and after", vals)
-		}
-		fs.EachRecord(func(r *kgo.Record) { vals = append(vals, string(r.Value)) })
-	}
-	if !slices.Equal(vals, []string{"before", "after"}) {
-		t.Fatalf("got %v, want [before after]", vals)
-	}
 }
 
 // clusterSecurity is what a client of a secured cluster needs: the TLS

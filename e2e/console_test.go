@@ -204,6 +204,7 @@ func (b *browser) waitJS(t *testing.T, what, expr string, timeout time.Duration)
 // with SIGKILL turns failed on the page, and a partition it led shows
 // another leader.
 func TestConsoleCore(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t)
 	bin := buildFluxo(t)
 	cores := startCoreCluster(t, bin, 3)
@@ -263,6 +264,7 @@ func TestConsoleCore(t *testing.T) {
 // device table is empty, without errors, when the edge serves no device
 // registry.
 func TestConsoleEdge(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t)
 	bin := buildFluxo(t)
 	core := startCoreProc(t, bin)
@@ -292,6 +294,7 @@ func TestConsoleEdge(t *testing.T) {
 // TestEdgeSIGHUP: SIGHUP makes a running edge read its users file again:
 // a user added to it may connect, and the edge keeps running.
 func TestEdgeSIGHUP(t *testing.T) {
+	t.Parallel()
 	bin := buildFluxo(t)
 	core := startCoreProc(t, bin)
 	users := filepath.Join(t.TempDir(), "users.yaml")
@@ -351,6 +354,7 @@ func TestEdgeSIGHUP(t *testing.T) {
 // the device, an MQTT 3.1.1 client that answers on its reply topic, and
 // turns acked on the page.
 func TestConsoleDevices(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t)
 	bin := buildFluxo(t)
 	core := startCoreProc(t, bin)

@@ -3,30 +3,65 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
-// buildFluxo builds the binary once per test binary run.
+// binDir holds the fluxo binary the tests share; TestMain removes it.
+var binDir string
+
+// TestMain gives the tests one directory for the binary buildFluxo builds
+// once, and removes it when they are done.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fluxo-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var build struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// buildFluxo builds the binary once per test binary run and returns its
+// path; every test that calls it gets the same binary.
 func buildFluxo(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "fluxo")
-	cmd := exec.Command("go", "build", "-o", bin, "../cmd/fluxo")
-	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	build.once.Do(func() {
+		bin := filepath.Join(binDir, "fluxo")
+		cmd := exec.Command("go", "build", "-o", bin, "../cmd/fluxo")
+		cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		build.bin = bin
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
 	}
-	return bin
+	return build.bin
 }
 
 // TestDemoCrashRecovery runs `fluxo demo crash` as a real process several times
 // (each a different random power cut): the writer child is SIGKILLed, its
 // unsynced tail damaged, and the demo's own checks must pass.
 func TestDemoCrashRecovery(t *testing.T) {
+	t.Parallel()
 	bin := buildFluxo(t)
 	intact := regexp.MustCompile(`all (\d+) fsynced records intact`)
 	next := regexp.MustCompile(`the next append got offset (\d+)`)
@@ -49,6 +84,7 @@ func TestDemoCrashRecovery(t *testing.T) {
 // idempotent producer, a consumer group and a restart, all checked by the
 // demo itself.
 func TestDemoCore(t *testing.T) {
+	t.Parallel()
 	bin := buildFluxo(t)
 	out, err := exec.Command(bin, "demo", "core", "--records", "5000").CombinedOutput()
 	if err != nil {
@@ -65,6 +101,7 @@ func TestDemoCore(t *testing.T) {
 // devices → edge → core → consumer for a few seconds. Every message the
 // edge accepted must have been delivered and read by the consumer.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	bin := buildFluxo(t)
 	out, err := exec.Command(bin, "demo", "--duration", "5s", "--cars", "10", "--sensors", "10", "--panels", "5").CombinedOutput()
 	if err != nil {

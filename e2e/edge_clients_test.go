@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +36,7 @@ type mqttDevice struct {
 	limit    int     // new messages at most; 0: until stopped
 	inflight int     // unacknowledged messages at most
 	pad      int     // payload bytes after "<id> <seq> "
+	noise    int     // hex digits after "<id> <seq> " that compression cannot shrink (instead of pad)
 
 	mu       sync.Mutex
 	next     int               // seq of the next new message
@@ -56,7 +59,23 @@ func (d *mqttDevice) payload(seq int) []byte {
 	if d.pad > 0 {
 		s += " " + strings.Repeat("x", d.pad)
 	}
+	if d.noise > 0 {
+		s += " " + noiseHex(d.id, seq, d.noise)
+	}
 	return []byte(s)
+}
+
+// noiseHex is n pseudo-random hex digits, the same for the same device
+// and seq: payload bytes that snappy cannot compress below half.
+func noiseHex(id string, seq, n int) string {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	rng := rand.New(rand.NewPCG(h.Sum64(), uint64(seq)))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = "0123456789abcdef"[rng.IntN(16)]
+	}
+	return string(b)
 }
 
 // parsePayload is the inverse of payload.
@@ -330,9 +349,15 @@ func (r coreRecord) header(key string) []string {
 // reads as empty.
 func readCore(t *testing.T, brokers string, topics ...string) map[string][]coreRecord {
 	t.Helper()
+	return readCoreWith(t, brokers, nil, topics...)
+}
+
+// readCoreWith is readCore with more client options (a dialer, security).
+func readCoreWith(t *testing.T, brokers string, opts []kgo.Opt, topics ...string) map[string][]coreRecord {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	admin, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers)}, opts...)...)
 	if err != nil {
 		t.Fatalf("kgo client: %v", err)
 	}
@@ -365,7 +390,7 @@ func readCore(t *testing.T, brokers string, topics ...string) map[string][]coreR
 	if left == 0 {
 		return out
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumePartitions(assign), kgo.FetchMaxWait(200*time.Millisecond))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers), kgo.ConsumePartitions(assign), kgo.FetchMaxWait(200 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatalf("kgo consumer: %v", err)
 	}

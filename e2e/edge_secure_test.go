@@ -73,6 +73,7 @@ func kcatReadAll(t *testing.T, brokers, topic string, want []string, sec ...stri
 // An edge with a client certificate and SCRAM credentials forwards to a
 // secured three-broker core; kcat reads every record once.
 func TestEdgeSecureCore(t *testing.T) {
+	t.Parallel()
 	needKcat(t)
 	bin := buildFluxo(t)
 	site := startSecureSite(t, bin, 3)
@@ -144,6 +145,7 @@ func startKfake(t *testing.T, args ...string) string {
 // stand-alone kfake broker over SASL_SSL: the uplink speaks Produce v13
 // with topic ids there; every record is there once.
 func TestEdgeSecureKfake(t *testing.T) {
+	t.Parallel()
 	needKcat(t)
 	bin := buildFluxo(t)
 	p := makePKI(t, bin, "kfake", "edge-1")

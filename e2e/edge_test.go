@@ -36,6 +36,7 @@ const (
 // command produced to the core's "commands" topic reaches mosquitto_sub
 // subscribed on the edge.
 func TestEdgeMQTTClients(t *testing.T) {
+	t.Parallel()
 	needMosquittoClients(t)
 	bin := buildFluxo(t)
 	core := startCoreProc(t, bin)
@@ -275,6 +276,7 @@ func testEdgeCommand(t *testing.T, core *coreProc, edge *edgeProc) {
 // acknowledging while the core is away, and every acknowledged message
 // reaches the core exactly once, in each device's order.
 func TestEdgeCoreOutage(t *testing.T) {
+	t.Parallel()
 	bin := buildFluxo(t)
 	core := startCoreProc(t, bin)
 	edge := startEdgeProc(t, bin, core.kafka)
@@ -389,6 +391,7 @@ func checkOnce(t *testing.T, d *mqttDevice, seqs []int, allowed map[int]int) {
 // the uplink's state live in the page cache, which a killed process does
 // not lose.
 func TestEdgeCrash(t *testing.T) {
+	t.Parallel()
 	for _, sync := range []string{"always", "never"} {
 		t.Run(sync, func(t *testing.T) { testEdgeCrash(t, sync) })
 	}
@@ -470,6 +473,7 @@ func seqsOf(recs []coreRecord, device string) []int {
 // (SIGTERM) while the uplink is busy, so the uplink has a producer and a
 // window in flight when the oldest telemetry is evicted.
 func TestEdgeSpoolFull(t *testing.T) {
+	t.Parallel()
 	bin := buildFluxo(t)
 	t.Run("core never up", func(t *testing.T) { testSpoolFull(t, bin, false) })
 	t.Run("core gone while sending", func(t *testing.T) { testSpoolFull(t, bin, true) })

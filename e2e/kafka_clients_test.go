@@ -37,6 +37,7 @@ const (
 // consume round trip with and without snappy, and confluent-kafka-python for
 // an idempotent producer and a cooperative-sticky consumer group.
 func TestKafkaClients(t *testing.T) {
+	t.Parallel()
 	needKcat(t)
 	needConfluentKafka(t)
 	core := startCore(t, buildFluxo(t))
@@ -366,6 +367,12 @@ type coreProcess struct {
 // with SIGTERM, failing the test unless it exits 0 within 15s.
 func startCore(t *testing.T, bin string) *coreProcess {
 	t.Helper()
+	return startCoreArgs(t, bin)
+}
+
+// startCoreArgs is startCore with more command line arguments.
+func startCoreArgs(t *testing.T, bin string, extra ...string) *coreProcess {
+	t.Helper()
 	dataDir := t.TempDir()
 	// A free port found by listening on :0 may be taken by someone else
 	// before fluxo binds it; then try other ports.
@@ -378,8 +385,9 @@ func startCore(t *testing.T, bin string) *coreProcess {
 			logs:    &syncBuffer{},
 			exited:  make(chan struct{}),
 		}
-		c.cmd = exec.Command(bin, "core", "--data-dir", dataDir, "--kafka-addr", c.kafka, "--http-addr", c.http,
-			"--serf-addr", freeAddr(t), "--raft-addr", freeAddr(t), "--log-level", "debug")
+		args := []string{"core", "--data-dir", dataDir, "--kafka-addr", c.kafka, "--http-addr", c.http,
+			"--serf-addr", freeAddr(t), "--raft-addr", freeAddr(t), "--log-level", "debug"}
+		c.cmd = exec.Command(bin, append(args, extra...)...)
 		c.cmd.Stdout = c.logs
 		c.cmd.Stderr = c.logs
 		if err := c.cmd.Start(); err != nil {

@@ -54,6 +54,7 @@ type kpySummary struct {
 // hold partitions and read records; that the committed offsets are the end
 // offsets; and that the broker refused none of the clients' requests.
 func TestKafkaPython(t *testing.T) {
+	t.Parallel()
 	const (
 		n          = 2000
 		partitions = 4

@@ -17,6 +17,7 @@ import (
 // the core topic, shows them as record headers (-f '%h'), the properties'
 // headers first and the user properties after them in the order sent.
 func TestMQTT5Headers(t *testing.T) {
+	t.Parallel()
 	needKcat(t)
 	bin := buildFluxo(t)
 	core := startCoreProc(t, bin)

@@ -45,6 +45,7 @@ func mqttjsDir(t *testing.T) string {
 // PUBACK whose reason code is not one of MQTT 5's); the core topic then
 // holds each message once with its user properties as headers, in order.
 func TestMQTTjsPublishesWithProperties(t *testing.T) {
+	t.Parallel()
 	const n = 1000
 	dir := mqttjsDir(t)
 	bin := buildFluxo(t)

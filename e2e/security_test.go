@@ -171,6 +171,7 @@ func scramClient(t *testing.T, addr string, tc *tls.Config, mech, user, pass str
 // SCRAM-SHA-256) and franz-go (SCRAM over TLS) produces, consumes in a
 // group and commits; then every denied case of the authorization rules.
 func TestSecureLinks(t *testing.T) {
+	t.Parallel()
 	bin := buildFluxo(t)
 	p := makePKI(t, bin, "broker", secAdmin, "bob")
 	core := startSecureCore(t, bin, p)
@@ -471,6 +472,7 @@ func kcatRoundTrip(t *testing.T, admin *kgo.Client, addr, topic string, sec ...s
 // with the new one, the process keeps running, and a broken file keeps
 // the old certificate in use.
 func TestCertReloadSIGHUP(t *testing.T) {
+	t.Parallel()
 	bin := buildFluxo(t)
 	p := makePKI(t, bin, "broker", secAdmin)
 	core := startSecureCore(t, bin, p)

@@ -50,7 +50,7 @@ const (
 // heldAck is the PUBACK of one QoS 1 publish, held until its spool
 // append is done.
 type heldAck struct {
-	c    *ackConn
+	kick chan struct{} // the connection's when hold registered it
 	cl   *mqtt.Client
 	id   uint16
 	err  error       // the Sink's answer; written before done is set
@@ -63,7 +63,7 @@ func (h *heldAck) finish(err error) {
 	h.err = err
 	h.done.Store(true)
 	select {
-	case h.c.kick <- struct{}{}:
+	case h.kick <- struct{}{}:
 	default:
 	}
 }
@@ -78,29 +78,67 @@ type outItem struct {
 // mochi's reader, writer and any goroutine publishing to the client call
 // Write (mochi serializes them with the client's lock); the flusher
 // goroutine, started when something is held, writes the queue out.
+//
+// An idle connection (nothing registered, nothing queued) holds no
+// flusher, no queue, no wake-up channel and no write buffer: the flusher
+// exits once the queue is empty, and whatever it and hold allocated is
+// dropped with it (see idle), so that the thousands of devices an edge
+// serves cost only this struct while they are silent.
 type ackConn struct {
 	net.Conn
 	e *Edge
 
-	kick   chan struct{} // capacity 1: a held acknowledgement finished
-	closed chan struct{} // closed by Close
-
 	mu       sync.Mutex
-	space    sync.Cond  // signalled when the queue shrinks or the connection fails; waited on by Write
-	expect   []*heldAck // registered by OnPublish, not yet written by mochi, in order
-	queue    []outItem  // written by mochi, not yet on the wire, in order
-	queued   int        // bytes in queue
-	flushing bool       // the flusher runs; only it writes to Conn
-	closing  bool       // Close was called
-	err      error      // sticky: the connection failed or was closed
-	partial  []byte     // an incomplete packet from the last Write
-	scratch  []byte     // the flusher's write buffer
+	space    sync.Cond     // signalled when the queue shrinks or the connection fails; waited on by Write
+	kick     chan struct{} // capacity 1: a held acknowledgement finished, or Close was called; nil while idle
+	expect   []*heldAck    // registered by OnPublish, not yet written by mochi, in order
+	queue    []outItem     // written by mochi, not yet on the wire, in order
+	queued   int           // bytes in queue
+	flushing bool          // the flusher runs; only it writes to Conn
+	closing  bool          // Close was called
+	err      error         // sticky: the connection failed or was closed
+	partial  []byte        // an incomplete packet from the last Write
 }
 
 func newAckConn(c net.Conn, e *Edge) *ackConn {
-	a := &ackConn{Conn: c, e: e, kick: make(chan struct{}, 1), closed: make(chan struct{})}
+	a := &ackConn{Conn: c, e: e}
 	a.space.L = &a.mu
 	return a
+}
+
+// flushBufs are the flushers' write buffers, shared by all connections:
+// a connection holds one only while its flusher runs.
+var flushBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxPooledFlushBuf is the largest write buffer put back in flushBufs.
+const maxPooledFlushBuf = 64 << 10
+
+// releaseIfIdle drops the wake-up channel and the slices' backing arrays
+// once nothing is registered, queued or being flushed. Called with mu
+// held.
+func (c *ackConn) releaseIfIdle() {
+	if len(c.expect) == 0 && len(c.queue) == 0 && !c.flushing {
+		c.kick, c.expect, c.queue, c.queued = nil, nil, nil, 0
+	}
+}
+
+// idle reports whether the connection holds nothing beyond itself: no
+// registration, no queue, no flusher and no wake-up channel.
+func (c *ackConn) idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.kick == nil && c.expect == nil && c.queue == nil && c.queued == 0 && !c.flushing && c.partial == nil
+}
+
+// wake signals the flusher, if any, without blocking. Called with mu
+// held.
+func (c *ackConn) wake() {
+	if c.kick != nil {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Unwrap returns the wrapped connection (see peerCertificate).
@@ -109,8 +147,11 @@ func (c *ackConn) Unwrap() net.Conn { return c.Conn }
 // hold registers the PUBACK mochi is about to write for a QoS 1 publish;
 // called by OnPublish before it submits the message.
 func (c *ackConn) hold(cl *mqtt.Client, id uint16) *heldAck {
-	h := &heldAck{c: c, cl: cl, id: id}
 	c.mu.Lock()
+	if c.kick == nil {
+		c.kick = make(chan struct{}, 1)
+	}
+	h := &heldAck{kick: c.kick, cl: cl, id: id}
 	c.expect = append(c.expect, h)
 	c.mu.Unlock()
 	return h
@@ -125,6 +166,7 @@ func (c *ackConn) unhold(h *heldAck) {
 			break
 		}
 	}
+	c.releaseIfIdle()
 	c.mu.Unlock()
 }
 
@@ -164,8 +206,15 @@ func (c *ackConn) Write(b []byte) (int, error) {
 		c.partial = nil
 	}
 	// Split data into runs of packets, cutting before and after each
-	// acknowledgement that is held.
-	var items []outItem
+	// acknowledgement that is held. mochi writes one packet per Write
+	// here, so a few spans on the stack are enough (more spill to the
+	// heap).
+	type span struct {
+		from, to int
+		ack      *heldAck
+	}
+	var spansBuf [4]span
+	spans := spansBuf[:0]
 	start, p := 0, 0
 	for p < len(data) {
 		n, hl, ok := packetLen(data[p:])
@@ -177,9 +226,9 @@ func (c *ackConn) Write(b []byte) (int, error) {
 			id := uint16(data[p+hl])<<8 | uint16(data[p+hl+1])
 			if h := c.match(id); h != nil && (!h.done.Load() || h.err != nil) {
 				if p > start {
-					items = append(items, outItem{b: data[start:p]})
+					spans = append(spans, span{from: start, to: p})
 				}
-				items = append(items, outItem{b: data[p : p+n], ack: h})
+				spans = append(spans, span{from: p, to: p + n, ack: h})
 				start = p + n
 			}
 		}
@@ -190,21 +239,25 @@ func (c *ackConn) Write(b []byte) (int, error) {
 		c.partial = append([]byte(nil), data[p:]...)
 	}
 	if p > start {
-		items = append(items, outItem{b: data[start:p]})
+		spans = append(spans, span{from: start, to: p})
 	}
-	if len(items) == 0 {
+	if len(spans) == 0 {
 		return len(b), nil
 	}
-	if len(c.queue) == 0 && !c.flushing && items[0].ack == nil && len(items) == 1 {
+	if len(c.queue) == 0 && !c.flushing && spans[0].ack == nil && len(spans) == 1 {
 		// Nothing held: write through, as mochi would.
-		if _, err := c.Conn.Write(items[0].b); err != nil {
+		if _, err := c.Conn.Write(data[spans[0].from:spans[0].to]); err != nil {
 			c.err = err
 			return 0, err
 		}
+		c.releaseIfIdle()
 		return len(b), nil
 	}
-	for _, it := range items {
-		it.b = bytes.Clone(it.b)
+	// The spans are consecutive: one copy keeps them all.
+	first := spans[0].from
+	kept := bytes.Clone(data[first:p])
+	for _, sp := range spans {
+		it := outItem{b: kept[sp.from-first : sp.to-first : sp.to-first], ack: sp.ack}
 		c.queue = append(c.queue, it)
 		c.queued += len(it.b)
 	}
@@ -238,12 +291,25 @@ func packetLen(b []byte) (n, header int, ok bool) {
 
 // flush writes the queue out, waiting at each held acknowledgement for its
 // outcome, until the queue is empty.
+//
+// The flusher borrows a write buffer from flushBufs and gives it back when
+// it exits; it then leaves the connection idle (releaseIfIdle).
 func (c *ackConn) flush() {
 	var deadline <-chan time.Time
-	closed := c.closed
+	var timer *time.Timer
+	bp := flushBufs.Get().(*[]byte)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		if cap(*bp) <= maxPooledFlushBuf {
+			*bp = (*bp)[:0]
+			flushBufs.Put(bp)
+		}
+	}()
 	for {
 		c.mu.Lock()
-		out := c.scratch[:0]
+		out := (*bp)[:0]
 		var failed *heldAck
 		i := 0
 		for ; i < len(c.queue); i++ {
@@ -271,6 +337,7 @@ func (c *ackConn) flush() {
 		}
 		if c.err != nil {
 			c.dropLocked()
+			c.releaseIfIdle()
 			c.mu.Unlock()
 			return
 		}
@@ -285,21 +352,22 @@ func (c *ackConn) flush() {
 					c.err = net.ErrClosed
 				}
 				c.space.Broadcast()
+				c.releaseIfIdle()
 				c.mu.Unlock()
 				if closing {
 					c.Conn.Close()
 				}
 				return
 			}
-			closing := c.closing
+			closing, kick := c.closing, c.kick
 			c.mu.Unlock()
 			if closing && deadline == nil {
-				deadline = time.After(closeFlushTimeout)
+				// From now on the deadline applies.
+				timer = time.NewTimer(closeFlushTimeout)
+				deadline = timer.C
 			}
 			select {
-			case <-c.kick:
-			case <-closed:
-				closed = nil // from now on the deadline applies
+			case <-kick:
 			case <-deadline:
 				c.fail(errors.New("edge: held acknowledgements not finished in time"))
 			}
@@ -307,14 +375,12 @@ func (c *ackConn) flush() {
 		}
 		c.space.Broadcast()
 		c.mu.Unlock()
+		*bp = out[:0] // keep the buffer if append grew it
 		if len(out) > 0 {
 			if _, err := c.Conn.Write(out); err != nil {
 				c.fail(err)
 				continue
 			}
-		}
-		if cap(out) <= 64<<10 {
-			c.scratch = out[:0]
 		}
 		if failed != nil && failed.cl.Properties.ProtocolVersion < 5 {
 			// MQTT 3.1.1 has no negative acknowledgement.
@@ -387,7 +453,7 @@ func (c *ackConn) Close() error {
 		return nil
 	}
 	c.closing = true
-	close(c.closed)
+	c.wake() // the flusher, if any, switches to closeFlushTimeout
 	if !c.flushing || c.err != nil {
 		if c.err == nil {
 			c.err = net.ErrClosed

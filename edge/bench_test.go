@@ -2,16 +2,23 @@ package edge
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/rs/zerolog"
 
+	"github.com/fluxo-io/fluxo/bridge/registry"
+	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 )
 
@@ -155,4 +162,103 @@ func readRaw(r *bufio.Reader) (byte, []byte, error) {
 		return 0, nil, fmt.Errorf("read body: %w", err)
 	}
 	return first, body, nil
+}
+
+// BenchmarkPublishDecode decodes a 256-byte MQTT 5 QoS 1 publish with
+// mochi's decoder (what mochi's read loop does for every publish),
+// without user properties and with the five of
+// BenchmarkIngestUserProperties: the part of their cost that is mochi's,
+// apart from the edge's (route.BenchmarkMessage) and the spool's.
+func BenchmarkPublishDecode(b *testing.B) {
+	payload := strings.Repeat("x", 256)
+	for _, c := range []struct {
+		name  string
+		props [][2]string
+	}{{"plain", nil}, {"props5", benchProps}} {
+		b.Run(c.name, func(b *testing.B) {
+			raw := publishWithProps(1, 7, "fleet/dev-1/telemetry", payload, c.props...)
+			body := raw[3:] // one type byte, a two-byte remaining length (> 127)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				pk := packets.Packet{ProtocolVersion: 5, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Remaining: len(body)}}
+				if err := pk.PublishDecode(body); err != nil {
+					b.Fatal(err)
+				}
+				if len(pk.Properties.User) != len(c.props) {
+					b.Fatalf("got %d user properties, want %d", len(pk.Properties.User), len(c.props))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAckEncode encodes the PUBACK of an MQTT 5 publish as mochi
+// writes it after OnPacketEncode: as MQTT 5 (the baseline: mochi's
+// property encoder runs for an empty property set) and as MQTT 3.1.1,
+// which OnPacketEncode now hands mochi (the same bytes, see
+// TestAckEncodingAsMQTT311).
+func BenchmarkAckEncode(b *testing.B) {
+	for _, version := range []byte{5, 4} {
+		b.Run(fmt.Sprintf("version=%d", version), func(b *testing.B) {
+			pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: 7, ProtocolVersion: version}
+			var buf bytes.Buffer
+			b.ReportAllocs()
+			for b.Loop() {
+				buf.Reset()
+				if err := pk.PubackEncode(&buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDevicesOnPublished is the device registry's part of a publish
+// (devicesHook.OnPublished: the reply check, the route match for the
+// record key and lane, Registry.Published) with 10,000 devices known and
+// 20 of them publishing in turn, as benchmarks/mqtt's registry phase
+// floods it; parallel over GOMAXPROCS goroutines, so that the registry's
+// lock is contended as by mochi's connection goroutines.
+func BenchmarkDevicesOnPublished(b *testing.B) {
+	rc := registry.DefaultConfig()
+	rc.Path = filepath.Join(b.TempDir(), "devices.db")
+	reg, err := registry.Open(rc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer reg.Close()
+	const devices, hot = 10000, 20
+	now := time.Now()
+	for i := range devices {
+		id := fmt.Sprintf("d-%05d", i)
+		reg.Published(registry.Publish{Device: id, Fleet: "cars", Topic: "cars/" + id + "/telemetry", Bytes: 256, At: now})
+	}
+	h := &devicesHook{e: &Edge{router: route.NewRouter(route.DefaultRoutes(), "edge-bench")}, reg: reg}
+	clients := make([]*mqtt.Client, hot)
+	pks := make([]packets.Packet, hot)
+	for i := range hot {
+		clients[i] = &mqtt.Client{ID: fmt.Sprintf("c-%04d", i+1)}
+		id := fmt.Sprintf("d-%05d", i*(devices/hot))
+		pks[i] = packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "cars/" + id + "/telemetry", Payload: make([]byte, 256)}
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(1))
+		for pb.Next() {
+			i = (i + 1) % hot
+			h.OnPublished(clients[i], pks[i])
+		}
+	})
+	b.StopTimer()
+	var counted int64
+	for i := range hot {
+		d, _ := reg.Get(fmt.Sprintf("d-%05d", i*(devices/hot)))
+		counted += d.Messages.Total() - 1 // taught once
+	}
+	if counted != int64(b.N) {
+		b.Fatalf("got %d publishes counted to the devices, want %d", counted, b.N)
+	}
 }

@@ -79,9 +79,27 @@ type Config struct {
 	MaxClients int
 	// MaxInflight is the number of QoS 1/2 messages queued per client on
 	// their way to it, offline sessions included (default 1024); beyond
-	// it messages to that client are dropped. It is also the length of
-	// each connected client's queue of packets waiting to be written.
+	// it messages to that client are dropped.
 	MaxInflight uint16
+	// MaxWritesPending is the length of each connected client's queue of
+	// packets waiting to be written to it (default 128): a message to a
+	// client whose queue is full (a client that does not read) is dropped,
+	// from its session too for QoS 1/2, and counted in
+	// fluxo_edge_writes_dropped_total. Every
+	// connection holds its queue, 8 bytes a packet, whether it is used
+	// or not: mochi's default, 8192, would cost 64 KiB a device.
+	MaxWritesPending int
+	// MaxConnectRate is the number of new connections per second the
+	// edge accepts (default 0: no limit), with MaxConnectBurst (default:
+	// MaxConnectRate, at least 1) of them at once. A connection beyond
+	// it is refused with a CONNACK "server busy" (MQTT 5) or "server
+	// unavailable" (MQTT 3.1.1) and counted in
+	// fluxo_edge_connections_refused_total{reason="rate"}; the device
+	// retries later. It spreads a connect storm (every device coming
+	// back after an edge restart) over time, so that the edge keeps
+	// serving those already connected.
+	MaxConnectRate  float64
+	MaxConnectBurst int
 	// ReceiveMaximum is the number of QoS 1/2 publishes a client may
 	// have unacknowledged towards the edge (default 128; MQTT 5 Receive
 	// Maximum).
@@ -122,6 +140,7 @@ const (
 	DefaultMaxMessageExpiry = 24 * time.Hour
 	DefaultMaxClients       = 10000
 	DefaultMaxInflight      = 1024
+	DefaultMaxWritesPending = 128
 	DefaultReceiveMaximum   = 128
 	DefaultMaxHeaders       = 64
 	DefaultMaxHeaderBytes   = 16 << 10
@@ -142,6 +161,7 @@ func DefaultConfig() Config {
 		MaxMessageExpiry: DefaultMaxMessageExpiry,
 		MaxClients:       DefaultMaxClients,
 		MaxInflight:      DefaultMaxInflight,
+		MaxWritesPending: DefaultMaxWritesPending,
 		ReceiveMaximum:   DefaultReceiveMaximum,
 		MaxHeaders:       DefaultMaxHeaders,
 		MaxHeaderBytes:   DefaultMaxHeaderBytes,
@@ -205,6 +225,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("edge: max clients %d below 1", c.MaxClients)
 	case c.MaxInflight < 1:
 		return errors.New("edge: max inflight below 1")
+	case c.MaxWritesPending < 1 || c.MaxWritesPending > 1<<20:
+		return fmt.Errorf("edge: max writes pending %d out of range (1 to %d)", c.MaxWritesPending, 1<<20)
+	case c.MaxConnectRate < 0 || math.IsNaN(c.MaxConnectRate) || math.IsInf(c.MaxConnectRate, 0):
+		return fmt.Errorf("edge: max connect rate %v below 0", c.MaxConnectRate)
+	case c.MaxConnectBurst < 0:
+		return fmt.Errorf("edge: max connect burst %d below 0", c.MaxConnectBurst)
 	case c.ReceiveMaximum < 1:
 		return errors.New("edge: receive maximum below 1")
 	case c.MaxHeaders < minHeaders:
@@ -240,6 +266,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInflight == 0 {
 		c.MaxInflight = d.MaxInflight
+	}
+	if c.MaxWritesPending == 0 {
+		c.MaxWritesPending = d.MaxWritesPending
 	}
 	if c.ReceiveMaximum == 0 {
 		c.ReceiveMaximum = d.ReceiveMaximum

@@ -3,6 +3,7 @@ package edge
 import (
 	"crypto/tls"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -38,6 +39,11 @@ func TestConfigValidate(t *testing.T) {
 		{"no clients", func(c *Config) { c.MaxClients = 0 }},
 		{"no inflight", func(c *Config) { c.MaxInflight = 0 }},
 		{"no receive maximum", func(c *Config) { c.ReceiveMaximum = 0 }},
+		{"no writes pending", func(c *Config) { c.MaxWritesPending = 0 }},
+		{"huge writes pending", func(c *Config) { c.MaxWritesPending = 1<<20 + 1 }},
+		{"negative connect rate", func(c *Config) { c.MaxConnectRate = -1 }},
+		{"infinite connect rate", func(c *Config) { c.MaxConnectRate = math.Inf(1) }},
+		{"negative connect burst", func(c *Config) { c.MaxConnectBurst = -1 }},
 		{"max headers below the edge's own", func(c *Config) { c.MaxHeaders = 10 }},
 		{"max header bytes too small", func(c *Config) { c.MaxHeaderBytes = 100 }},
 		{"no edge id", func(c *Config) { c.EdgeID = "" }},
@@ -66,12 +72,12 @@ func TestNewFillsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	if e.cfg.MaxPacketSize != DefaultMaxPacketSize || len(e.cfg.Routes) != 3 || e.cfg.EdgeID == "" {
+	if e.cfg.MaxPacketSize != DefaultMaxPacketSize || len(e.cfg.Routes) != len(route.DefaultRoutes()) || e.cfg.EdgeID == "" {
 		t.Fatalf("got %+v, want defaults filled in", e.cfg)
 	}
 	caps := e.srv.Options.Capabilities
 	if caps.MaximumPacketSize != DefaultMaxPacketSize || caps.MaximumSessionExpiryInterval != uint32(DefaultMaxSessionExpiry/time.Second) ||
-		caps.MaximumClients != DefaultMaxClients || caps.ReceiveMaximum != DefaultReceiveMaximum || caps.MaximumInflight != DefaultMaxInflight {
+		e.cfg.MaxClients != DefaultMaxClients || caps.ReceiveMaximum != DefaultReceiveMaximum || caps.MaximumInflight != DefaultMaxInflight {
 		t.Fatalf("got capabilities %+v, want the defaults", caps)
 	}
 }

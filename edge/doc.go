@@ -184,8 +184,10 @@
 //	MaxPacketSize      256 KiB
 //	MaxSessionExpiry   7 days (also the expiry of 3.1.1 persistent sessions)
 //	MaxMessageExpiry   24 hours (retained messages, messages queued for a client)
-//	MaxClients         10000
+//	MaxClients         10000 (refused past it: server unavailable / server busy)
+//	MaxConnectRate     none (refused past it: server unavailable / quota exceeded)
 //	MaxInflight        1024 messages queued per client
+//	MaxWritesPending   128 packets waiting to be written, per connected client
 //	ReceiveMaximum     128 unacknowledged QoS 1/2 publishes per client
 //	MaxHeaders         64 record headers per publish (--max-headers)
 //	MaxHeaderBytes     16 KiB of header keys and values per publish (--max-header-bytes)
@@ -195,5 +197,11 @@
 // With StateDir, persistent sessions (3.1.1 clean session off, MQTT 5
 // session expiry), their subscriptions and queued QoS 1/2 messages, and
 // retained messages survive a restart (mochi's bolt hook,
-// StateDir/mqtt.db).
+// StateDir/mqtt.db); clean sessions are not written there.
+//
+// # Idle connections
+//
+// A connected, silent device costs mochi's reader and writer goroutines
+// and a few small structs; no read buffer, no write queue beyond
+// MaxWritesPending pointers, no flusher (idleconn.go, ackconn.go).
 package edge

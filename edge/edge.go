@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/time/rate"
 
 	"github.com/fluxo-io/fluxo/bridge/route"
 	"github.com/fluxo-io/fluxo/bridge/spool"
@@ -88,6 +90,8 @@ type Edge struct {
 	commander *mqtt.Client
 	tlsConf   *tls.Config
 
+	connects *rate.Limiter // Config.MaxConnectRate; nil: no limit
+
 	closing atomic.Bool  // set first thing in Close
 	gate    connGate     // closed before mochi's Close
 	failed  chan error   // the first listener that stopped accepting, once
@@ -133,25 +137,36 @@ func New(cfg Config, sink Sink) (*Edge, error) {
 		}
 	}
 
+	if cfg.MaxConnectRate > 0 {
+		burst := cfg.MaxConnectBurst
+		if burst == 0 {
+			burst = max(1, int(math.Ceil(cfg.MaxConnectRate)))
+		}
+		e.connects = rate.NewLimiter(rate.Limit(cfg.MaxConnectRate), burst)
+	}
+
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumClients = int64(cfg.MaxClients)
+	// The edge refuses clients beyond Config.MaxClients itself (admit),
+	// so that the refusals are counted; mochi's check comes first.
+	caps.MaximumClients = math.MaxInt64
 	caps.MaximumPacketSize = cfg.MaxPacketSize
 	caps.MaximumSessionExpiryInterval = uint32(cfg.MaxSessionExpiry / time.Second)
 	caps.MaximumMessageExpiryInterval = int64(cfg.MaxMessageExpiry / time.Second)
 	caps.MaximumInflight = cfg.MaxInflight
 	// mochi's default outbound queue is 8192 packets per client, 64 KiB
 	// of channel buffer each: 640 MiB for 10000 clients on a Pi.
-	caps.MaximumClientWritesPending = int32(cfg.MaxInflight)
+	caps.MaximumClientWritesPending = int32(cfg.MaxWritesPending)
 	caps.ReceiveMaximum = cfg.ReceiveMaximum
 	// mochi checks ACLs on the topic name before resolving a topic alias
 	// (server.go lines 867 and 905), and its CONNACK announces no Topic
 	// Alias Maximum, which means 0: refuse aliases outright.
 	caps.TopicAliasMaximum = 0
 	e.srv = mqtt.New(&mqtt.Options{
-		Capabilities:           caps,
-		InlineClient:           true,
-		Logger:                 logadapt.Mochi(cfg.Logger),
-		SysTopicResendInterval: 60,
+		Capabilities:            caps,
+		ClientNetReadBufferSize: mochiReadBufferSize, // see idleconn.go
+		InlineClient:            true,
+		Logger:                  logadapt.Mochi(cfg.Logger),
+		SysTopicResendInterval:  60,
 	})
 
 	m, err := newMetrics(cfg.Registerer,
@@ -246,6 +261,22 @@ func (e *Edge) Start() error {
 	return nil
 }
 
+// admit decides whether a new connection may go on, before it is
+// authenticated: it returns the refusal's reason code and the metric's
+// reason when the edge already serves Config.MaxClients clients (server
+// busy, mochi's answer) or when connections come faster than
+// Config.MaxConnectRate (quota exceeded). MQTT 3.1.1 clients get server
+// unavailable for both (refuseConnect).
+func (e *Edge) admit() (packets.Code, string) {
+	if atomic.LoadInt64(&e.srv.Info.ClientsConnected) >= int64(e.cfg.MaxClients) {
+		return packets.ErrServerBusy, refuseMaxClients
+	}
+	if e.connects != nil && !e.connects.Allow() {
+		return packets.ErrQuotaExceeded, refuseRate
+	}
+	return packets.CodeSuccess, ""
+}
+
 // closeListeners closes listeners opened by a Start that failed.
 func (e *Edge) closeListeners() {
 	for _, l := range e.listeners {
@@ -268,12 +299,49 @@ func (e *Edge) Close() error {
 	}
 	e.closed = true
 	e.gate.close()
+	if e.started {
+		e.quiesce()
+	}
 	err := e.srv.Close()
 	e.metrics.unregister()
 	if e.started {
 		e.log.Info().Msg("edge stopped")
 	}
 	return err
+}
+
+// quiesce lets every connection finish the packet it is handling before
+// mochi stops the clients: a publish stored just before Close must get its
+// acknowledgement out, or the device sends it again to the next edge and
+// it is stored twice. Each connection's reader parks at its next read
+// (firstRead; a read deadline in the past wakes the ones waiting for
+// bytes), so the packet in hand finishes, its acknowledgement written or
+// held, and no other is read; mochi's Close then says DISCONNECT to MQTT 5
+// clients and closes the connections, flushing held acknowledgements
+// (ackConn.Close). A publish mochi had already buffered is refused unstored
+// (hook.OnPublish). quiesce waits for every open client's reader to park
+// for at most closeFlushTimeout and a second.
+func (e *Edge) quiesce() {
+	e.gate.quiescing.Store(true)
+	now := time.Now()
+	for _, cl := range e.srv.Clients.GetAll() {
+		if !cl.Net.Inline && cl.Net.Conn != nil && !cl.Closed() {
+			_ = cl.Net.Conn.SetReadDeadline(now)
+		}
+	}
+	deadline := now.Add(closeFlushTimeout + time.Second)
+	for time.Now().Before(deadline) {
+		open := int64(0)
+		for _, cl := range e.srv.Clients.GetAll() {
+			if !cl.Net.Inline && !cl.Closed() {
+				open++
+			}
+		}
+		if e.gate.parked.Load() >= open {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Publish sends a message to the devices subscribed to topic, through

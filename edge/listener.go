@@ -62,6 +62,12 @@ type connGate struct {
 	mu       sync.Mutex
 	closed   bool
 	starting sync.WaitGroup // Add only under mu while open
+
+	// quiescing is set by Edge.Close once the gate is closed: every
+	// connection's reader parks at its next read (firstRead) instead of
+	// reading another packet; parked counts the readers parked.
+	quiescing atomic.Bool
+	parked    atomic.Int64
 }
 
 // enter admits a connection, or reports false once the gate is closed.
@@ -91,11 +97,50 @@ func (g *connGate) close() {
 	g.starting.Wait()
 }
 
-// firstRead calls started before the first Read of its connection.
+// firstRead calls started before the first Read of its connection, and
+// parks its reader while the edge quiesces (connGate.quiescing): the
+// packet being handled finishes, acknowledgement written, and no other is
+// read; the reader returns once the connection is closed.
 type firstRead struct {
 	net.Conn
 	once    sync.Once
 	started func()
+	gate    *connGate
+	closed  atomic.Bool
+}
+
+// SetDeadline keeps the read deadline in the past while the edge
+// quiesces: mochi refreshes it before every packet it reads.
+func (c *firstRead) SetDeadline(t time.Time) error {
+	if c.gate != nil && c.gate.quiescing.Load() {
+		_ = c.Conn.SetReadDeadline(time.Now())
+		return c.Conn.SetWriteDeadline(t)
+	}
+	return c.Conn.SetDeadline(t)
+}
+
+// SetReadDeadline is SetDeadline's read half, under the same rule.
+func (c *firstRead) SetReadDeadline(t time.Time) error {
+	if c.gate != nil && c.gate.quiescing.Load() {
+		t = time.Now()
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// Close closes the connection and releases a parked reader.
+func (c *firstRead) Close() error {
+	c.closed.Store(true)
+	return c.Conn.Close()
+}
+
+// park holds the reader of a quiescing edge until the connection closes.
+func (c *firstRead) park() (int, error) {
+	c.gate.parked.Add(1)
+	defer c.gate.parked.Add(-1)
+	for !c.closed.Load() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return 0, net.ErrClosed
 }
 
 // Unwrap returns the wrapped connection (see peerCertificate).
@@ -103,7 +148,17 @@ func (c *firstRead) Unwrap() net.Conn { return c.Conn }
 
 func (c *firstRead) Read(b []byte) (int, error) {
 	c.once.Do(c.started)
-	return c.Conn.Read(b)
+	if c.gate != nil && c.gate.quiescing.Load() {
+		return c.park()
+	}
+	n, err := c.Conn.Read(b)
+	if n == 0 && err != nil && c.gate != nil && c.gate.quiescing.Load() {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return c.park()
+		}
+	}
+	return n, err
 }
 
 // errClosing refuses a connection accepted while the edge closes.
@@ -116,7 +171,10 @@ func (g *guarded) Serve(establish listeners.EstablishFn) {
 			c.Close()
 			return errClosing
 		}
-		fr := &firstRead{Conn: c, started: g.gate.starting.Done}
+		if tc, ok := c.(*net.TCPConn); ok {
+			c = newBufConn(tc) // mochi's own read buffer is tiny (idleconn.go)
+		}
+		fr := &firstRead{Conn: c, started: g.gate.starting.Done, gate: g.gate}
 		defer fr.once.Do(fr.started) // mochi never read it
 		c = fr
 		if g.wrap != nil {

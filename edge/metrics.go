@@ -17,6 +17,13 @@ const (
 	denySubscribe   = "subscribe"   // subscribe ACL
 )
 
+// Refusal reasons, the values of the reason label of
+// fluxo_edge_connections_refused_total.
+const (
+	refuseRate       = "rate"        // Config.MaxConnectRate
+	refuseMaxClients = "max_clients" // Config.MaxClients
+)
+
 // metrics are the edge's Prometheus collectors. They always exist (so the
 // code counts unconditionally) and are registered only when a Registerer
 // is configured.
@@ -28,6 +35,12 @@ type metrics struct {
 	// headerRefusals counts publishes past Config.MaxHeaders or
 	// Config.MaxHeaderBytes.
 	headerRefusals prometheus.Counter
+	// connRefusals counts connections refused by Config.MaxConnectRate
+	// and Config.MaxClients, by reason.
+	connRefusals *prometheus.CounterVec
+	// writesDropped counts messages to clients dropped on a full write
+	// queue (Config.MaxWritesPending).
+	writesDropped prometheus.Counter
 
 	reg        prometheus.Registerer
 	collectors []prometheus.Collector
@@ -55,6 +68,14 @@ func newMetrics(reg prometheus.Registerer, clients, bytesIn func() float64) (*me
 			Name: "fluxo_edge_header_refusals_total",
 			Help: "Publishes refused because their record would have more headers, or more header bytes, than the edge allows.",
 		}),
+		connRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxo_edge_connections_refused_total",
+			Help: "MQTT connections refused because the edge was busy, by reason: rate (--max-connect-rate) or max_clients (--max-clients).",
+		}, []string{"reason"}),
+		writesDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fluxo_edge_writes_dropped_total",
+			Help: "Messages to MQTT clients dropped because the client's write queue (--max-writes-pending) was full.",
+		}),
 		reg: reg,
 	}
 	for q := range 3 {
@@ -64,11 +85,14 @@ func newMetrics(reg prometheus.Registerer, clients, bytesIn func() float64) (*me
 	for _, r := range []string{denyCredentials, denyAnonymous, denyCertificate, denyWill, denyPublish, denySubscribe} {
 		m.denials.WithLabelValues(r)
 	}
+	for _, r := range []string{refuseRate, refuseMaxClients} {
+		m.connRefusals.WithLabelValues(r)
+	}
 	if reg == nil {
 		return m, nil
 	}
 	m.collectors = []prometheus.Collector{
-		pub, fail, m.denials, m.unrouted, m.headerRefusals,
+		pub, fail, m.denials, m.unrouted, m.headerRefusals, m.connRefusals, m.writesDropped,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "fluxo_edge_clients_connected",
 			Help: "MQTT clients connected now.",

@@ -141,3 +141,57 @@ func TestAckReasonCodesMQTT5(t *testing.T) {
 		}
 	}
 }
+
+// OnPacketEncode hands mochi a successful MQTT 5 acknowledgement as MQTT
+// 3.1.1 to skip mochi's property encoder: the bytes must be those mochi
+// writes for it as MQTT 5 (packet id alone), for every acknowledgement
+// type and every code below 0x80; a failure code stays MQTT 5, with its
+// reason code and reason string.
+func TestAckEncodingAsMQTT311(t *testing.T) {
+	h := &hook{e: &Edge{}}
+	cl := &mqtt.Client{}
+	cl.Properties.ProtocolVersion = 5
+	encode := func(pk packets.Packet) []byte {
+		t.Helper()
+		var buf bytes.Buffer
+		var err error
+		switch pk.FixedHeader.Type {
+		case packets.Puback:
+			err = pk.PubackEncode(&buf)
+		case packets.Pubrec:
+			err = pk.PubrecEncode(&buf)
+		case packets.Pubrel:
+			err = pk.PubrelEncode(&buf)
+		case packets.Pubcomp:
+			err = pk.PubcompEncode(&buf)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	for _, typ := range []byte{packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp} {
+		for _, code := range []byte{0x00, 0x01, 0x02, 0x10, 0x80, 0x97} {
+			pk := packets.Packet{
+				FixedHeader:     packets.FixedHeader{Type: typ, Qos: map[bool]byte{true: 1}[typ == packets.Pubrel]},
+				PacketID:        0x1234,
+				ReasonCode:      code,
+				Properties:      packets.Properties{User: []packets.UserProperty{{Key: "k", Val: "v"}}, ReasonString: "why"},
+				ProtocolVersion: 5,
+			}
+			got := h.OnPacketEncode(cl, pk)
+			as5 := got
+			as5.ProtocolVersion = 5
+			if g, w := encode(got), encode(as5); !bytes.Equal(g, w) {
+				t.Errorf("type %d code %#x: got % x, want % x (mochi's MQTT 5 bytes)", typ, code, g, w)
+			}
+			if want := byte(4); code < 0x80 && got.ProtocolVersion != want {
+				t.Errorf("type %d code %#x: got protocol version %d, want %d", typ, code, got.ProtocolVersion, want)
+			}
+			if code >= 0x80 && (got.ProtocolVersion != 5 || got.ReasonCode != code || got.Properties.ReasonString != "why") {
+				t.Errorf("type %d code %#x: got version %d code %#x reason %q, want 5, %#x, %q",
+					typ, code, got.ProtocolVersion, got.ReasonCode, got.Properties.ReasonString, code, "why")
+			}
+		}
+	}
+}

@@ -4,19 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
-
-	"github.com/eclipse/paho.mqtt.golang/packets"
-
-	"github.com/fluxo-io/fluxo/benchmarks/internal/proc"
 )
 
 // peerFlag is -peer NAME=PATH, repeatable: an MQTT server to measure
@@ -41,7 +33,7 @@ func (p peerFlag) Set(v string) error {
 		return fmt.Errorf("want NAME=PATH, got %q", v)
 	}
 	switch name {
-	case targetEdgeNever, targetEdgeAlways, targetMochi, targetMosquitto:
+	case targetEdgeNever, targetEdgeAlways, targetMochi, targetMosquitto, idleEdge, idleEdgeNoRegistry:
 		return fmt.Errorf("%q is a built-in target", name)
 	}
 	p[name] = path
@@ -66,146 +58,6 @@ func raiseFileLimit() (uint64, error) {
 		return 0, err
 	}
 	return l.Cur, nil
-}
-
-// idleRun is one target's memory against idle connections.
-type idleRun struct {
-	target string
-	conns  []int
-	mem    []proc.Mem
-}
-
-// idlePhase starts each target fresh, opens MQTT connections that then
-// stay idle (CONNECT, CONNACK, nothing more; keep alive 10 minutes) up to
-// each count of -idle-conns in turn, and reads the server's memory from
-// /proc 2 s after each count is reached.
-func (b *bench) idlePhase(ctx context.Context, rep *report) error {
-	limit, err := raiseFileLimit()
-	if err != nil {
-		return fmt.Errorf("idle: raise the open files limit: %w", err)
-	}
-	if want := uint64(slices.Max(b.o.idleConns)) + 200; limit < want {
-		return fmt.Errorf("idle: open files limit %d, want at least %d for -idle-conns", limit, want)
-	}
-	// The edge refuses devices past --max-clients (10,000 by default).
-	b.edgeFlags = []string{"--max-clients", strconv.Itoa(slices.Max(b.o.idleConns) + 100)}
-	defer func() { b.edgeFlags = nil }()
-	for _, name := range b.o.targets {
-		if name == targetEdgeAlways && slices.Contains(b.o.targets, targetEdgeNever) {
-			continue // the same process; the spool's policy does not change idle memory
-		}
-		sleep(ctx, b.o.settle)
-		if err := b.idleTarget(ctx, rep, name); err != nil {
-			return fmt.Errorf("idle (%s): %w", name, err)
-		}
-	}
-	return nil
-}
-
-func (b *bench) idleTarget(ctx context.Context, rep *report, name string) (err error) {
-	t, err := b.start(ctx, name)
-	if err != nil {
-		return err
-	}
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-		if serr := b.stop(ctx, name, t); serr != nil && err == nil {
-			err = serr
-		}
-	}()
-	if t.PID() == 0 {
-		return fmt.Errorf("%s runs in this process: its memory cannot be told apart", name)
-	}
-	run := idleRun{target: name}
-	for _, n := range b.o.idleConns {
-		fmt.Fprintf(b.stderr, "idle: %s, %d connections\n", name, n)
-		more, err := openIdle(ctx, t.MQTTAddr(), fmt.Sprintf("idle-%s-", name), len(conns), n-len(conns))
-		conns = append(conns, more...)
-		if err != nil {
-			return err
-		}
-		sleep(ctx, 2*time.Second)
-		m, err := proc.ReadMem(t.PID())
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(b.stderr, "  RSS %.1f MiB (anonymous %.1f)\n", mib(m.RSS), mib(m.Anon))
-		run.conns = append(run.conns, n)
-		run.mem = append(run.mem, m)
-	}
-	rep.idle = append(rep.idle, run)
-	return nil
-}
-
-// openIdle opens n MQTT 3.1.1 connections to addr, client ids prefix
-// followed by from, from+1, …, 32 at a time, each CONNECT answered by a
-// CONNACK that accepts it (paho's packet codec).
-func openIdle(ctx context.Context, addr, prefix string, from, n int) ([]net.Conn, error) {
-	conns := make([]net.Conn, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, 32)
-	var wg sync.WaitGroup
-	for i := range n {
-		if ctx.Err() != nil {
-			break
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			conns[i], errs[i] = connectIdle(ctx, addr, prefix+strconv.Itoa(from+i))
-		})
-	}
-	wg.Wait()
-	var open []net.Conn
-	var first error
-	for i, c := range conns {
-		if c != nil {
-			open = append(open, c)
-		} else if first == nil {
-			first = errs[i]
-		}
-	}
-	if first == nil && ctx.Err() != nil {
-		first = ctx.Err()
-	}
-	if first != nil {
-		return open, fmt.Errorf("%d of %d connections failed, first: %w", n-len(open), n, first)
-	}
-	return open, nil
-}
-
-func connectIdle(ctx context.Context, addr, id string) (net.Conn, error) {
-	d := net.Dialer{Timeout: 10 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
-	cp.ProtocolName = "MQTT"
-	cp.ProtocolVersion = 4
-	cp.CleanSession = true
-	cp.Keepalive = 600
-	cp.ClientIdentifier = id
-	c.SetDeadline(time.Now().Add(15 * time.Second))
-	if err := cp.Write(c); err != nil {
-		c.Close()
-		return nil, err
-	}
-	p, err := packets.ReadPacket(c)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	ack, ok := p.(*packets.ConnackPacket)
-	if !ok || ack.ReturnCode != packets.Accepted {
-		c.Close()
-		return nil, fmt.Errorf("CONNACK: got %v, want an accepted CONNACK", p)
-	}
-	c.SetDeadline(time.Time{})
-	return c, nil
 }
 
 // jsonReport is what -json writes: the figures of every phase that ran,
@@ -245,12 +97,15 @@ type jsonQuantile struct {
 	Ms float64 `json:"ms"`
 }
 
-// jsonIdle is a target's memory at each count of idle connections.
+// jsonIdle is a target's memory at each count of idle connections, in
+// one round.
 type jsonIdle struct {
 	Target  string    `json:"target"`
+	Round   int       `json:"round"`
 	Conns   []int     `json:"conns"`
 	RSSMiB  []float64 `json:"rss_mib"`
 	AnonMiB []float64 `json:"rss_anon_mib"`
+	FileMiB []float64 `json:"rss_file_mib"`
 }
 
 // cdfQuantiles are the quantiles -json gives of every distribution.
@@ -296,10 +151,11 @@ func writeJSON(path string, o options, rep report) error {
 			quantiles(rep.floors.fsync, "", "fdatasync"))
 	}
 	for _, r := range rep.idle {
-		ji := jsonIdle{Target: r.target, Conns: r.conns}
+		ji := jsonIdle{Target: r.target, Round: r.round, Conns: r.conns}
 		for _, m := range r.mem {
 			ji.RSSMiB = append(ji.RSSMiB, mib(m.RSS))
 			ji.AnonMiB = append(ji.AnonMiB, mib(m.Anon))
+			ji.FileMiB = append(ji.FileMiB, mib(m.File))
 		}
 		j.Idle = append(j.Idle, ji)
 	}
@@ -308,23 +164,4 @@ func writeJSON(path string, o options, rep report) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// printIdle prints the idle phase's table.
-func printIdle(w io.Writer, runs []idleRun) {
-	if len(runs) == 0 {
-		return
-	}
-	fmt.Fprintf(w, "\n### Memory against idle connections\n\nRSS in MiB (anonymous in parentheses), as /proc reports it 2 s after the count is reached.\n\n| Target |")
-	for _, n := range runs[0].conns {
-		fmt.Fprintf(w, " %d |", n)
-	}
-	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---:|", len(runs[0].conns)))
-	for _, r := range runs {
-		fmt.Fprintf(w, "| %s |", targetLabels[r.target])
-		for _, m := range r.mem {
-			fmt.Fprintf(w, " %.1f (%.1f) |", mib(m.RSS), mib(m.Anon))
-		}
-		fmt.Fprintln(w)
-	}
 }

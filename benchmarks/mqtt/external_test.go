@@ -45,7 +45,7 @@ func FuzzPeerFlag(f *testing.F) {
 	})
 }
 
-// FuzzParseIdle: parseIdle never panics, and what it accepts is a
+// FuzzParseIdle: parseIdleConns never panics, and what it accepts is a
 // non-empty list of ascending counts, none negative.
 func FuzzParseIdle(f *testing.F) {
 	for _, s := range []string{"0,1000,5000,10000,19000", "5,1", "-1", "", "1,,2", "3"} {
@@ -53,11 +53,11 @@ func FuzzParseIdle(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		var o options
-		if err := o.parseIdle(s); err != nil {
+		if err := o.parseIdleConns(s); err != nil {
 			return
 		}
 		if len(o.idleConns) == 0 || !slices.IsSorted(o.idleConns) || o.idleConns[0] < 0 {
-			t.Fatalf("parseIdle(%q): got %v, want ascending counts from 0 up", s, o.idleConns)
+			t.Fatalf("parseIdleConns(%q): got %v, want ascending counts from 0 up", s, o.idleConns)
 		}
 	})
 }

@@ -40,15 +40,18 @@
 //     -uplink-rounds rounds drains a freshly filled spool over PLAINTEXT,
 //     then over SASL_SSL, and each SASL_SSL drain's records/s is divided
 //     by the PLAINTEXT drain's of its round (uplinksec.go).
-//   - idle (not in the default -phases): each target's memory (RSS, from
-//     /proc) against idle MQTT connections, at each count of -idle-conns
-//     (one edge stands for both --spool-sync policies; the edge gets
-//     --max-clients above the largest count; the soft limit on open files
-//     is raised to the hard one).
 //   - registry (not in the default -phases): the device registry's cost,
 //     an edge with --registry=false against one with it, each taught
 //     -registry-devices devices, under a QoS 1 flood, with GET
 //     /api/devices timed during it (registry.go).
+//   - idle and storm (not in the default -phases): the RSS of silent
+//     devices, at each count of -idle-conns (by default -idle-devices),
+//     on each of -idle-targets (the edge, the edge without its registry,
+//     the bare mochi server, Mosquitto, -peer servers); and the time
+//     -idle-devices devices take to be back on a restarted edge, with and
+//     without --max-connect-rate (idle.go). The edge gets --max-clients
+//     above the largest count; the soft limit on open files is raised to
+//     the hard one.
 //
 // Everything listens on 127.0.0.1 ports that were free at start; data
 // goes to a temporary directory that is removed at the end. Every process
@@ -64,10 +67,13 @@
 //	go run ./benchmarks/mqtt -in-process -trace trace.out -phases latency
 //	go run ./benchmarks/mqtt -phases uplink -uplink-rounds 3
 //	go run ./benchmarks/mqtt -phases registry -publishers 20 -rounds 3
+//	go run ./benchmarks/mqtt -phases idle,storm -rounds 3
+//	go run ./benchmarks/mqtt -phases idle -idle-devices 19000 -idle-targets edge
+//	go run ./benchmarks/mqtt -phases idle -idle-conns 0,1000,5000 -idle-targets edge,mochi,nats -peer nats=/tmp/natsmqtt
 //
-// -peer NAME=PATH adds an MQTT server of another project as a target
-// (benchmarks/peers runs NATS this way), and -json FILE writes the
-// figures for programs.
+// -peer NAME=PATH adds an MQTT server of another project as a target of
+// -targets and -idle-targets (benchmarks/peers runs NATS this way), and
+// -json FILE writes the figures for programs.
 //
 // With -in-process the edge runs in this process (edge.NewNode, built as
 // `fluxo edge --allow-anonymous` builds it), so that -cpuprofile and
@@ -129,8 +135,13 @@ type options struct {
 	registryAPIInterval time.Duration
 
 	peers     peerFlag
-	idleConns []int
 	json      string
+	idleConns []int
+
+	idleDevices int
+	idleTargets []string
+	idleSettle  time.Duration
+	stormRate   float64
 }
 
 func main() {
@@ -172,15 +183,20 @@ func main() {
 	flag.IntVar(&uplinkPartitions, "uplink-partitions", 1, "uplink phase: partitions of the core's telemetry topic")
 	flag.IntVar(&o.registryDevices, "registry-devices", 10000, "registry phase: devices the edge is taught before the flood")
 	flag.DurationVar(&o.registryAPIInterval, "registry-api-interval", 100*time.Millisecond, "registry phase: how often GET /api/devices is asked during the flood")
-	flag.Var(o.peers, "peer", "another MQTT server to measure, NAME=PATH, repeatable: PATH -addr HOST:PORT -stats-addr HOST:PORT must serve MQTT and /readyz and /stats as bare-mochi does; NAME can then be given to -targets")
-	flag.StringVar(&idleConns, "idle-conns", "0,1000,5000,10000,19000", "idle phase: counts of idle connections, ascending, at which each target's memory is read")
+	flag.Var(o.peers, "peer", "another MQTT server to measure, NAME=PATH, repeatable: PATH -addr HOST:PORT -stats-addr HOST:PORT must serve MQTT and /readyz and /stats as bare-mochi does; NAME can then be given to -targets and -idle-targets")
 	flag.StringVar(&o.json, "json", "", "also write the figures as JSON to this file")
+	var idleTargets string
+	flag.IntVar(&o.idleDevices, "idle-devices", 10000, "storm phase: devices connected; idle phase: the count of idle connections when -idle-conns is not given")
+	flag.StringVar(&idleConns, "idle-conns", "", "idle phase: counts of idle connections, ascending, at each of which every target's memory is read (default: -idle-devices alone)")
+	flag.StringVar(&idleTargets, "idle-targets", "edge,edge-noregistry,mochi,mosquitto", "idle phase: targets, in the order run (edge, edge-noregistry, mochi, mosquitto, or a -peer NAME)")
+	flag.DurationVar(&o.idleSettle, "idle-settle", 5*time.Second, "idle phase: wait between reaching a count of connections and the RSS reading")
+	flag.Float64Var(&o.stormRate, "storm-rate", 1000, "storm phase: --max-connect-rate of the second storm (0: only the storm without)")
 	flag.Parse()
 	o.uplinkPartitions = int32(uplinkPartitions)
 
 	err := o.parse(targets, qos, phases)
 	if err == nil {
-		err = o.parseIdle(idleConns)
+		err = o.parseIdle(idleTargets, idleConns)
 	}
 	if err == nil {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -220,7 +236,7 @@ func (o *options) parse(targets, qos, phases string) error {
 	}
 	for p := range strings.SplitSeq(phases, ",") {
 		switch p {
-		case "throughput", "json", "latency", "uplink", "registry", "idle":
+		case "throughput", "json", "latency", "uplink", "registry", "idle", "storm":
 			o.phases = append(o.phases, p)
 		default:
 			return fmt.Errorf("-phases: unknown phase %q", p)
@@ -245,7 +261,30 @@ func (o *options) parse(targets, qos, phases string) error {
 	return nil
 }
 
-func (o *options) parseIdle(s string) error {
+// parseIdle parses -idle-targets and -idle-conns (empty: -idle-devices
+// alone) after the -peer flags.
+func (o *options) parseIdle(targets, conns string) error {
+	if o.idleDevices < 1 {
+		return fmt.Errorf("-idle-devices %d below 1", o.idleDevices)
+	}
+	for t := range strings.SplitSeq(targets, ",") {
+		switch t {
+		case idleEdge, idleEdgeNoRegistry, idleMochi, idleMosquitto:
+		default:
+			if _, ok := o.peers[t]; !ok {
+				return fmt.Errorf("-idle-targets: unknown target %q", t)
+			}
+		}
+		o.idleTargets = append(o.idleTargets, t)
+	}
+	if conns == "" {
+		conns = strconv.Itoa(o.idleDevices)
+	}
+	return o.parseIdleConns(conns)
+}
+
+// parseIdleConns parses -idle-conns: counts, ascending, none negative.
+func (o *options) parseIdleConns(s string) error {
 	for n := range strings.SplitSeq(s, ",") {
 		v, err := strconv.Atoi(n)
 		if err != nil || v < 0 || (len(o.idleConns) > 0 && v < o.idleConns[len(o.idleConns)-1]) {
@@ -268,6 +307,7 @@ type report struct {
 	uplink      []uplinkDrain
 	registry    []registryRun
 	idle        []idleRun
+	storm       []stormRun
 	killed      []string // targets that did not stop on SIGTERM
 }
 
@@ -298,9 +338,10 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 	defer os.RemoveAll(root)
 
-	needCore := o.has("json") || o.has("latency") || o.has("registry")
+	needCore := o.has("json") || o.has("latency") || o.has("registry") || o.has("storm") ||
+		(o.has("idle") && (slices.Contains(o.idleTargets, idleEdge) || slices.Contains(o.idleTargets, idleEdgeNoRegistry)))
 	for _, t := range o.targets {
-		needCore = needCore || ((o.has("throughput") || o.has("idle")) && strings.HasPrefix(t, "edge-"))
+		needCore = needCore || (o.has("throughput") && strings.HasPrefix(t, "edge-"))
 	}
 	var core *coreProc
 	bin := o.fluxo
@@ -404,6 +445,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 			return err
 		}
 	}
+	if o.has("storm") {
+		if err := b.stormPhase(ctx, &rep); err != nil {
+			return err
+		}
+	}
 	if o.cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -412,7 +458,6 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 	rep.killed = b.killed
 	printReport(stdout, o, rep)
-	printIdle(stdout, rep.idle)
 	if o.json != "" {
 		return writeJSON(o.json, o, rep)
 	}
@@ -428,8 +473,6 @@ type bench struct {
 	stderr io.Writer
 	runs   int // targets started so far, for fresh directories
 	killed []string
-	// edgeFlags are extra `fluxo edge` flags for the edges started next.
-	edgeFlags []string
 }
 
 func (b *bench) corePID() int {
@@ -448,9 +491,9 @@ func (b *bench) start(ctx context.Context, name string) (target, error) {
 	}
 	switch name {
 	case targetEdgeNever:
-		return startEdgeWith(ctx, b.bin, b.o.inProcess, b.core.kafkaAddr, dir, "never", b.edgeFlags...)
+		return startEdgeWith(ctx, b.bin, b.o.inProcess, b.core.kafkaAddr, dir, "never")
 	case targetEdgeAlways:
-		return startEdgeWith(ctx, b.bin, b.o.inProcess, b.core.kafkaAddr, dir, "always", b.edgeFlags...)
+		return startEdgeWith(ctx, b.bin, b.o.inProcess, b.core.kafkaAddr, dir, "always")
 	case targetMochi:
 		return startMochi(ctx)
 	case targetMosquitto:

@@ -189,6 +189,14 @@ func printReport(w io.Writer, o options, rep report) {
 		printRegistry(w, o, rep.registry)
 		fmt.Fprintln(w)
 	}
+	if len(rep.idle) > 0 {
+		printIdle(w, o, rep.idle)
+		fmt.Fprintln(w)
+	}
+	if len(rep.storm) > 0 {
+		printStorm(w, o, rep.storm)
+		fmt.Fprintln(w)
+	}
 	if len(rep.killed) > 0 {
 		fmt.Fprintf(w, "Stopped with SIGQUIT or SIGKILL after not exiting on SIGTERM within their grace period (after their run was measured): %s.\n\n", strings.Join(rep.killed, ", "))
 	}

@@ -131,34 +131,41 @@ func startEdgeWith(ctx context.Context, bin string, inProcess bool, coreAddr, sp
 	if err != nil {
 		return nil, err
 	}
-	t := &edgeTarget{mqttAddr: addrs[0], httpAddr: addrs[1]}
-	if inProcess {
-		// As `fluxo edge --allow-anonymous` builds it (cmd/fluxo/edge.go).
-		cfg := edge.DefaultNodeConfig()
-		cfg.Edge.MQTTAddr = addrs[0]
-		cfg.Edge.AllowAnonymous = true
-		cfg.Edge.EdgeID = "bench"
-		cfg.Edge.StateDir = filepath.Join(spoolDir, "mqtt")
-		cfg.SpoolDir = spoolDir
-		if cfg.Spool.Sync, err = spool.ParseSyncPolicy(sync); err != nil {
-			return nil, err
-		}
-		cfg.Uplink.Brokers = []string{coreAddr}
-		cfg.HTTPAddr = addrs[1]
-		cfg.Logger = zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger()
-		if err := os.MkdirAll(cfg.Edge.StateDir, 0o755); err != nil {
-			return nil, err
-		}
-		n, err := edge.NewNode(cfg)
-		if err != nil {
-			return nil, err
-		}
-		if err := n.Start(); err != nil {
-			return nil, err
-		}
-		t.node = n
-		return t, nil
+	if !inProcess {
+		return startEdgeAt(ctx, bin, coreAddr, spoolDir, sync, addrs, extra...)
 	}
+	t := &edgeTarget{mqttAddr: addrs[0], httpAddr: addrs[1]}
+	// As `fluxo edge --allow-anonymous` builds it (cmd/fluxo/edge.go).
+	cfg := edge.DefaultNodeConfig()
+	cfg.Edge.MQTTAddr = addrs[0]
+	cfg.Edge.AllowAnonymous = true
+	cfg.Edge.EdgeID = "bench"
+	cfg.Edge.StateDir = filepath.Join(spoolDir, "mqtt")
+	cfg.SpoolDir = spoolDir
+	if cfg.Spool.Sync, err = spool.ParseSyncPolicy(sync); err != nil {
+		return nil, err
+	}
+	cfg.Uplink.Brokers = []string{coreAddr}
+	cfg.HTTPAddr = addrs[1]
+	cfg.Logger = zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+	if err := os.MkdirAll(cfg.Edge.StateDir, 0o755); err != nil {
+		return nil, err
+	}
+	n, err := edge.NewNode(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(); err != nil {
+		return nil, err
+	}
+	t.node = n
+	return t, nil
+}
+
+// startEdgeAt starts a `fluxo edge` process as startEdgeWith does, on the
+// given MQTT and HTTP addresses (addrs[0], addrs[1]).
+func startEdgeAt(ctx context.Context, bin, coreAddr, spoolDir, sync string, addrs []string, extra ...string) (*edgeTarget, error) {
+	t := &edgeTarget{mqttAddr: addrs[0], httpAddr: addrs[1]}
 	args := append([]string{"edge",
 		"--allow-anonymous",
 		"--mqtt-addr", addrs[0],

@@ -224,7 +224,7 @@ func fillSpool(sp *spool.Spool, n int) error {
 }
 
 func printUplink(w io.Writer, o options, ds []uplinkDrain) {
-	fmt.Fprintf(w, "Uplink over TLS: bridge/uplink in the harness's process drains a spool (--spool-sync never, filled untimed) of %d telemetry records (car JSON, the edge's four headers, 100 devices) to its own `fluxo core` process, topic telemetry with %d partition(s); %s, then %s (SCRAM-SHA-512 over TLS, ACLs checked) in each of %d rounds; uplink defaults (snappy, 512 KiB windows) with %v linger. Time from Run to the spool empty; MB = 10^6 bytes sent (compressed batches). CPU in cores over that time, and the uplink's CPU per record (this process's, less noisy than the rate on a shared machine). Target: %s / %s records/s ≥ 0.8.\n\n",
+	fmt.Fprintf(w, "Uplink over TLS: bridge/uplink in the harness's process drains a spool (--spool-sync never, filled untimed) of %d telemetry records (car JSON, the edge's four headers, 100 devices) to its own `fluxo core` process, topic telemetry with %d partition(s); %s, then %s (SCRAM-SHA-512 over TLS, ACLs checked) in each of %d rounds; uplink defaults (snappy, 1000 KiB windows) with %v linger. Time from Run to the spool empty; MB = 10^6 bytes sent (compressed batches). CPU in cores over that time, and the uplink's CPU per record (this process's, less noisy than the rate on a shared machine). Target: %s / %s records/s ≥ 0.8.\n\n",
 		o.uplinkRecords, o.uplinkPartitions, uplinkPlain, uplinkSecure, o.uplinkRounds, o.uplinkLinger, uplinkSecure, uplinkPlain)
 	fmt.Fprintln(w, "| Round | Listener | Records/s | Sent MB/s | Raw MB/s | Time | Uplink CPU | Core CPU | Uplink CPU µs/record | Ratio (records/s) | Ratio (CPU/record) |")
 	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

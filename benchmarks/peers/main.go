@@ -177,7 +177,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	if o.has("idle") {
 		err := runJSON(ctx, stderr, filepath.Join(o.out, "mqtt-idle.json"), &rep.Idle, b.mqtt, "-phases", "idle",
-			"-targets", "edge-never,mochi,mosquitto,nats", "-peer", "nats="+b.nats, "-idle-conns", o.idleConns,
+			"-idle-targets", "edge,mochi,mosquitto,nats", "-peer", "nats="+b.nats, "-idle-conns", o.idleConns, "-idle-settle", "2s",
 			"-settle", o.settle.String(), "-fluxo", b.fluxo, "-mosquitto", o.mosquitto)
 		if err != nil {
 			rep.fail(stderr, fmt.Sprintf("idle: %v", err))

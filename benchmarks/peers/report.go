@@ -153,7 +153,8 @@ func plots(dir string, rep *report) error {
 				x[i] = float64(c)
 			}
 			name := label(r.Target)
-			if r.Target == "edge-never" {
+			// edge-never: results from before the idle phase took -idle-targets
+			if r.Target == "edge" || r.Target == "edge-never" {
 				name = "fluxo edge"
 			}
 			pn.Series = append(pn.Series, chart.Series{Name: name, X: x, Y: r.RSSMiB})
@@ -243,7 +244,8 @@ func printTables(w io.Writer, rep *report) {
 		fmt.Fprintf(w, " KiB per connection |\n|---|%s---:|\n", strings.Repeat("---:|", len(r0.Conns)))
 		for _, r := range rep.Idle.Idle {
 			name := label(r.Target)
-			if r.Target == "edge-never" {
+			// edge-never: results from before the idle phase took -idle-targets
+			if r.Target == "edge" || r.Target == "edge-never" {
 				name = "fluxo edge"
 			}
 			fmt.Fprintf(w, "| %s |", name)

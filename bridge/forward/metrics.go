@@ -21,6 +21,7 @@ var (
 	descMessages     = prometheus.NewDesc("fluxo_edge_messages_total", "Accepted messages by outcome: accepted, delivered, evicted (budget), expired (max age).", []string{"lane", "outcome"}, nil)
 	descUpBatches    = prometheus.NewDesc("fluxo_edge_uplink_batches_total", "Batches acknowledged by the core.", []string{"lane"}, nil)
 	descUpRecords    = prometheus.NewDesc("fluxo_edge_uplink_records_total", "Records acknowledged by the core.", []string{"lane"}, nil)
+	descUpRequests   = prometheus.NewDesc("fluxo_edge_uplink_requests_total", "Produce requests acknowledged by the core (one per partition leader per send).", []string{"lane"}, nil)
 	descUpRaw        = prometheus.NewDesc("fluxo_edge_uplink_raw_bytes_total", "Record bytes sent, before compression.", []string{"lane"}, nil)
 	descUpSent       = prometheus.NewDesc("fluxo_edge_uplink_sent_bytes_total", "Batch bytes sent, after compression.", []string{"lane"}, nil)
 	descUpRatio      = prometheus.NewDesc("fluxo_edge_uplink_compression_ratio", "Raw bytes per byte sent since start.", []string{"lane"}, nil)
@@ -35,7 +36,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSpoolBytes, descSpoolMax, descSpoolRecords, descMessages, descUpBatches, descUpRecords,
-		descUpRaw, descUpSent, descUpRatio, descUpUp, descUpLag, descUpRetries, descUpParked, descUpLastAck, descUpLatency, descDown} {
+		descUpRequests, descUpRaw, descUpSent, descUpRatio, descUpUp, descUpLag, descUpRetries, descUpParked, descUpLastAck, descUpLatency, descDown} {
 		ch <- d
 	}
 }
@@ -62,6 +63,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descUpBatches, counter, float64(s.Batches), l)
 		ch <- prometheus.MustNewConstMetric(descUpRecords, counter, float64(s.Records), l)
+		ch <- prometheus.MustNewConstMetric(descUpRequests, counter, float64(s.Requests), l)
 		ch <- prometheus.MustNewConstMetric(descUpRaw, counter, float64(s.RawBytes), l)
 		ch <- prometheus.MustNewConstMetric(descUpSent, counter, float64(s.SentBytes), l)
 		ch <- prometheus.MustNewConstMetric(descUpRatio, gauge, s.CompressionRatio(), l)

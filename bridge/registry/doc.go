@@ -12,7 +12,7 @@
 //
 // The bbolt file has three buckets:
 //
-//	devices   device id            → Device, JSON, zero fields left out
+//	devices   device id            → Device, binary (stored.go; JSON before, still read)
 //	pending   device id NUL cmd id → Command, JSON
 //	expect    cmd id               → Expectation, JSON
 //

@@ -91,6 +91,57 @@ func (r *Registry) List(q Query, now time.Time) Page {
 		q.Limit = DefaultLimit
 	}
 	key, desc := strings.TrimPrefix(q.Sort, "-"), strings.HasPrefix(q.Sort, "-")
+	if q.Fleet == "" && q.Q == "" && q.Quiet <= 0 && q.Connected == nil && key != "first_seen" && key != "messages" && key != "id" {
+		return r.listRecent(q, desc)
+	}
+	return r.listScan(q, key, desc, now)
+}
+
+// listRecent is List by last seen without filters (the console's first
+// page, polled): the LRU list is in that order, so the page is read off
+// its front (its back for -last_seen) under one lock, without a look at
+// every device. Entries seen at the same time as the page's last one
+// are all taken, to order those ties by id as listScan does.
+func (r *Registry) listRecent(q Query, desc bool) Page {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := Page{Total: len(r.m), Offset: q.Offset, Limit: q.Limit, Devices: []Device{}, Stats: r.statsLocked()}
+	end := q.Offset + q.Limit
+	if q.Offset >= len(r.m) || q.Limit <= 0 {
+		return p
+	}
+	step := func(e *entry) *entry { return e.next }
+	first := r.lru.root.next
+	if desc {
+		step = func(e *entry) *entry { return e.prev }
+		first = r.lru.root.prev
+	}
+	keys := make([]listKey, 0, min(end, len(r.m)))
+	for e := first; e != &r.lru.root; e = step(e) {
+		if len(keys) >= end && e.last != keys[len(keys)-1].v {
+			break
+		}
+		keys = append(keys, listKey{e: e, id: e.id, v: e.last})
+	}
+	// Already by last seen; ties by id (descending for -last_seen).
+	sort.SliceStable(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.v != b.v {
+			return a.v > b.v != desc
+		}
+		return a.id < b.id != desc
+	})
+	end = min(end, len(keys))
+	for _, k := range keys[q.Offset:end] {
+		p.Devices = append(p.Devices, k.e.device())
+	}
+	return p
+}
+
+// listScan is List in general: the sort keys of the matching devices are
+// copied under the lock, the page is picked outside it, and the lock is
+// taken again to copy the page.
+func (r *Registry) listScan(q Query, key string, desc bool, now time.Time) Page {
 	r.mu.Lock()
 	match := make([]listKey, 0, len(r.m))
 	for _, e := range r.m {

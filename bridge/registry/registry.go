@@ -133,28 +133,6 @@ type Device struct {
 	Recent []CommandState `json:"recent_commands,omitempty"`
 }
 
-// stored is a Device as the devices bucket keeps it: the same fields and
-// JSON names (a stored device decodes as a Device), zero values left out,
-// so a device that only published takes about half the bytes.
-type stored struct {
-	ID            string         `json:"id"`
-	Fleet         string         `json:"fleet,omitempty"`
-	ClientID      string         `json:"client_id,omitempty"`
-	Username      string         `json:"username,omitempty"`
-	CertIdentity  string         `json:"cert_identity,omitempty"`
-	Protocol      byte           `json:"protocol,omitempty"`
-	FirstSeen     time.Time      `json:"first_seen,omitzero"`
-	LastSeen      time.Time      `json:"last_seen,omitzero"`
-	Connected     bool           `json:"connected,omitempty"`
-	Persistent    bool           `json:"persistent,omitempty"`
-	Subscriptions []string       `json:"subscriptions,omitempty"`
-	Messages      Counts         `json:"messages,omitzero"`
-	Bytes         Counts         `json:"bytes,omitzero"`
-	LastAlarm     *Alarm         `json:"last_alarm,omitempty"`
-	Commands      Commands       `json:"commands,omitzero"`
-	Recent        []CommandState `json:"recent_commands,omitempty"`
-}
-
 // CommandState is a command's latest status, as a device's page shows it.
 type CommandState struct {
 	ID     string    `json:"id"`
@@ -254,7 +232,11 @@ func newEntry(d Device) *entry {
 }
 
 // lru is a doubly linked list of entries through their prev and next,
-// around a sentinel: front is the most recently seen.
+// around a sentinel, kept sorted by last seen: front is the most recently
+// seen, back the least (ties in any order). touch places an entry by its
+// last seen time rather than moving it to the front, so the order holds
+// when timestamps arrive slightly out of order, and List reads its first
+// pages by last seen off the front without scanning every device.
 type lru struct {
 	root entry
 	n    int
@@ -277,15 +259,25 @@ func (l *lru) remove(e *entry) {
 	l.n--
 }
 
-func (l *lru) pushFront(e *entry) { l.insertAfter(e, &l.root) }
-func (l *lru) pushBack(e *entry)  { l.insertAfter(e, l.root.prev) }
+func (l *lru) pushBack(e *entry) { l.insertAfter(e, l.root.prev) }
 
-func (l *lru) moveToFront(e *entry) {
-	if l.root.next == e {
-		return
+// place puts e (in the list or not) before the first entry seen no more
+// recently than it. Touches carry the time of the call, so that is the
+// front or a few entries behind it.
+func (l *lru) place(e *entry) {
+	at := &l.root // e goes after at
+	for n := l.root.next; n != &l.root && (n == e || n.last > e.last); n = n.next {
+		if n != e {
+			at = n
+		}
 	}
-	l.remove(e)
-	l.pushFront(e)
+	if at.next == e {
+		return // already there
+	}
+	if e.next != nil {
+		l.remove(e)
+	}
+	l.insertAfter(e, at)
 }
 
 // back is the least recently seen entry, nil when empty.
@@ -386,8 +378,8 @@ func (r *Registry) load() error {
 			}
 		}
 		if err := tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
-			var d Device
-			if err := json.Unmarshal(v, &d); err != nil {
+			d, err := decodeDevice(string(k), v)
+			if err != nil {
 				return fmt.Errorf("device %q: %w", k, err)
 			}
 			// Whoever was connected when the edge stopped is not now.
@@ -442,18 +434,16 @@ func (r *Registry) load() error {
 func (r *Registry) touch(id string, t time.Time) *entry {
 	e, ok := r.m[id]
 	if !ok {
-		e = &entry{id: id, first: unixNano(t)}
-		r.lru.pushFront(e)
+		for r.lru.Len() >= r.cfg.MaxDevices {
+			r.evictLocked() // room first: the new device is never the one to go
+		}
+		e = &entry{id: id, first: unixNano(t), last: unixNano(t)}
+		r.lru.place(e)
 		r.m[id] = e
 		delete(r.deleted, id)
-		for r.lru.Len() > r.cfg.MaxDevices {
-			r.evictLocked()
-		}
-	} else {
-		r.lru.moveToFront(e)
-	}
-	if ns := unixNano(t); ns > e.last {
+	} else if ns := unixNano(t); ns > e.last {
 		e.last = ns
+		r.lru.place(e)
 	}
 	if _, ok := r.dirty[id]; !ok {
 		r.dirty[id] = struct{}{}
@@ -812,12 +802,7 @@ func (r *Registry) takeDirty(n int) (puts []kv, dels []string, more bool, err er
 		if !ok {
 			continue
 		}
-		d := stored(e.device())
-		b, err := json.Marshal(&d)
-		if err != nil {
-			return nil, nil, false, fmt.Errorf("registry: device %q: %w", id, err)
-		}
-		puts = append(puts, kv{id, b})
+		puts = append(puts, kv{id, appendEntry(nil, e)})
 	}
 	for id := range r.deleted {
 		dels = append(dels, id)

@@ -320,3 +320,73 @@ func TestRepliedMatchesMQTT311Answer(t *testing.T) {
 		t.Errorf("got answer %+v, want cmd-7 with its payload", a)
 	}
 }
+
+// The LRU list stays sorted by last seen through touches with times out
+// of order (and equal), evictions and a reload, and List by last seen
+// read off it (listRecent) answers as the scan of every device does
+// (listScan), for every offset and limit, both directions.
+func TestListRecentMatchesScan(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "devices.db")
+	r := open(t, path, 50)
+	rng := rand.New(rand.NewPCG(7, 9))
+	t0 := time.Unix(1700000000, 0)
+	check := func(stage string) {
+		t.Helper()
+		r.mu.Lock()
+		n, prev := 0, int64(1<<62)
+		for e := r.lru.root.next; e != &r.lru.root; e = e.next {
+			if e.last > prev {
+				r.mu.Unlock()
+				t.Fatalf("%s: got %s (last %d) behind one seen at %d, want the list sorted by last seen", stage, e.id, e.last, prev)
+			}
+			prev = e.last
+			n++
+		}
+		r.mu.Unlock()
+		if n != r.Len() {
+			t.Fatalf("%s: got %d entries in the list, want %d", stage, n, r.Len())
+		}
+		for _, sortBy := range []string{"", "last_seen", "-last_seen"} {
+			for _, q := range []Query{{Limit: 1}, {Limit: 7}, {Limit: 100}, {Offset: 3, Limit: 5}, {Offset: 45, Limit: 10}, {Offset: 60, Limit: 10}} {
+				q.Sort = sortBy
+				key, desc := "last_seen", len(sortBy) > 0 && sortBy[0] == '-'
+				got, want := r.listRecent(q, desc), r.listScan(q, key, desc, t0)
+				gotIDs, wantIDs := pageIDs(got), pageIDs(want)
+				if fmt.Sprint(gotIDs) != fmt.Sprint(wantIDs) || got.Total != want.Total {
+					t.Fatalf("%s: sort %q offset %d limit %d: got %v of %d, want %v of %d", stage, sortBy, q.Offset, q.Limit, gotIDs, got.Total, wantIDs, want.Total)
+				}
+			}
+		}
+	}
+	for i := range 2000 {
+		id := fmt.Sprintf("d%02d", rng.IntN(80))
+		// Mostly forward in time, sometimes back, often the same second.
+		at := t0.Add(time.Duration(i/3)*time.Second - time.Duration(rng.IntN(5))*time.Second)
+		switch rng.IntN(3) {
+		case 0:
+			r.Published(Publish{Device: id, Fleet: "f", Topic: "f/" + id + "/t", Bytes: 1, At: at})
+		case 1:
+			r.Connected(Conn{ClientID: id, Protocol: 4, At: at})
+		default:
+			r.Subscribed(id, []string{"f/" + id + "/cmd"}, at)
+		}
+		if i%250 == 0 {
+			check(fmt.Sprintf("after %d touches", i))
+		}
+	}
+	check("at the end")
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = open(t, path, 50)
+	defer r.Close()
+	check("after a reload")
+}
+
+func pageIDs(p Page) []string {
+	ids := make([]string, len(p.Devices))
+	for i, d := range p.Devices {
+		ids[i] = d.ID
+	}
+	return ids
+}

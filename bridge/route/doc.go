@@ -12,7 +12,7 @@
 //	edge hook / source subscriber ──Publish──▶ Router.Message ──spool.Message──▶ Sink (the spool)
 //
 // Routes are tried in order and the first whose filter matches the topic
-// wins (DefaultRoutes: alarms, command acknowledgements, telemetry). The
+// wins (DefaultRoutes: alarms, command acknowledgements, device state, telemetry). The
 // record key is the device id of a {fleet}/{device}/{stream} topic, or the
 // client id (KeySource).
 package route

@@ -15,7 +15,7 @@ import "strings"
 // Both are taken as given: a topic name containing '+' or '#' is matched
 // level by level like any other string.
 func MatchFilter(filter, topic string) bool {
-	return covers(strings.Split(filter, "/"), strings.Split(topic, "/"), true)
+	return covers(filter, topic, true)
 }
 
 // ValidFilter reports whether s is a well-formed topic filter: not empty,
@@ -45,31 +45,50 @@ func ValidFilter(s string) bool {
 // covers "a/b" and "a/+", not "a/#"). For a topic name (no wildcards) it is
 // the same as MatchFilter.
 func Covers(acl, sub string) bool {
-	return covers(strings.Split(acl, "/"), strings.Split(sub, "/"), false)
+	return covers(acl, sub, false)
 }
 
 // covers implements MatchFilter (literal: wildcards in t are plain
-// strings) and Covers (wildcards in t are wildcards).
-func covers(f, t []string, literal bool) bool {
-	dollar := len(t) > 0 && strings.HasPrefix(t[0], "$")
-	for i, fl := range f {
+// strings) and Covers (wildcards in t are wildcards). It walks both
+// strings level by level without splitting them: it runs twice for every
+// publish (routing, and the device registry), and the slices of
+// strings.Split were most of the edge's allocations per message.
+func covers(f, t string, literal bool) bool {
+	dollar := strings.HasPrefix(t, "$")
+	fMore, tMore := true, true // a level is left ("" has one, empty)
+	for i := 0; fMore; i++ {
+		var fl, tl string
+		fl, f, fMore = nextLevel(f)
+		tHas := tMore
+		if tMore {
+			tl, t, tMore = nextLevel(t)
+		}
 		switch fl {
 		case "#":
 			return !(i == 0 && dollar)
 		case "+":
-			if i >= len(t) || (i == 0 && dollar) {
+			if !tHas || (i == 0 && dollar) {
 				return false
 			}
-			if !literal && t[i] == "#" {
+			if !literal && tl == "#" {
 				return false
 			}
 		default:
 			// A wildcard level of a subscription is never equal to a
 			// plain level, so it is not covered by one.
-			if i >= len(t) || t[i] != fl {
+			if !tHas || tl != fl {
 				return false
 			}
 		}
 	}
-	return len(f) == len(t)
+	return !tMore
+}
+
+// nextLevel splits the first level off s; more is false when it was the
+// last one (s held no '/').
+func nextLevel(s string) (level, rest string, more bool) {
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		return s[:i], s[i+1:], true
+	}
+	return s, "", false
 }

@@ -1,6 +1,9 @@
 package route
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // FuzzParseRoute parses arbitrary --route values. Invariant: it never
 // panics, and a route it accepts is valid and parses back from its own
@@ -21,6 +24,51 @@ func FuzzParseRoute(f *testing.F) {
 		back, err := ParseRoute(r.String())
 		if err != nil || back != r {
 			t.Fatalf("round trip of %q: got %+v %v, want %+v", s, back, err, r)
+		}
+	})
+}
+
+// splitCovers is covers as it was, on strings.Split: the reference
+// FuzzMatchFilter checks the level walk against.
+func splitCovers(filter, topic string, literal bool) bool {
+	f, t := strings.Split(filter, "/"), strings.Split(topic, "/")
+	dollar := len(t) > 0 && strings.HasPrefix(t[0], "$")
+	for i, fl := range f {
+		switch fl {
+		case "#":
+			return !(i == 0 && dollar)
+		case "+":
+			if i >= len(t) || (i == 0 && dollar) {
+				return false
+			}
+			if !literal && t[i] == "#" {
+				return false
+			}
+		default:
+			if i >= len(t) || t[i] != fl {
+				return false
+			}
+		}
+	}
+	return len(f) == len(t)
+}
+
+// FuzzMatchFilter matches arbitrary filters against arbitrary topics.
+// Invariant: MatchFilter and Covers answer as the straightforward
+// strings.Split implementation does, for every input.
+func FuzzMatchFilter(f *testing.F) {
+	for _, s := range [][2]string{
+		{"+/+/alarm/#", "fleet/dev-1/alarm/fire"}, {"#", "$SYS/broker"}, {"a/+", "a/#"},
+		{"+", ""}, {"a/#", "a"}, {"/", "/"}, {"a//b", "a/+/b"}, {"+/+", "/a"}, {"$SYS/+", "$SYS/x/"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, filter, topic string) {
+		if got, want := MatchFilter(filter, topic), splitCovers(filter, topic, true); got != want {
+			t.Fatalf("MatchFilter(%q, %q): got %v, want %v", filter, topic, got, want)
+		}
+		if got, want := Covers(filter, topic), splitCovers(filter, topic, false); got != want {
+			t.Fatalf("Covers(%q, %q): got %v, want %v", filter, topic, got, want)
 		}
 	})
 }

@@ -50,15 +50,24 @@ type Route struct {
 	Key    KeySource  // where the record key comes from
 }
 
+// StateTopic is the core topic of the default state route: each device
+// publishes its current state on {fleet}/{device}/state and the record is
+// keyed by device id, so on a compacted topic (the core creates "state"
+// with cleanup.policy=compact) a reader from the start gets the latest
+// state of every device.
+const StateTopic = "state"
+
 // DefaultRoutes returns the routes used when Config.Routes is empty:
 //
 //	+/+/alarm/#    → alarms        (alarm lane)
 //	+/+/cmd/reply  → command-acks  (alarm lane: answers are small and awaited)
+//	+/+/state      → state         (telemetry lane; compacted by device id)
 //	#              → telemetry     (telemetry lane)
 func DefaultRoutes() []Route {
 	return []Route{
 		{Filter: "+/+/alarm/#", Topic: "alarms", Lane: spool.Alarm},
 		{Filter: "+/+/cmd/reply", Topic: "command-acks", Lane: spool.Alarm},
+		{Filter: "+/+/state", Topic: StateTopic, Lane: spool.Telemetry},
 		{Filter: "#", Topic: "telemetry", Lane: spool.Telemetry},
 	}
 }

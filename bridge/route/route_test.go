@@ -83,6 +83,8 @@ func TestDefaultRouting(t *testing.T) {
 		{"fleet-a/car-7/alarm/fire", "c1", "alarms", spool.Alarm, "car-7"},
 		{"fleet-a/car-7/cmd/reply", "c1", "command-acks", spool.Alarm, "car-7"},
 		{"fleet-a/car-7/cmd/reboot", "c1", "telemetry", spool.Telemetry, "car-7"},
+		{"fleet-a/car-7/state", "c1", "state", spool.Telemetry, "car-7"},
+		{"fleet-a/car-7/state/extra", "c1", "telemetry", spool.Telemetry, "car-7"},
 		{"fleet-a/car-7", "c1", "telemetry", spool.Telemetry, "c1"},
 		{"hello", "c1", "telemetry", spool.Telemetry, "c1"},
 		{"fleet-a//temp", "c1", "telemetry", spool.Telemetry, "c1"},

@@ -379,6 +379,28 @@ func (s *Spool) Read(lane Lane, offset int64, maxBytes int) ([]Record, int64, er
 	return out, next, nil
 }
 
+// Next returns the offset Read(lane, offset, maxBytes) would return to
+// read next, without copying or decoding the records: what the uplink
+// asks to learn whether a full window is already spooled.
+func (s *Spool) Next(lane Lane, offset int64, maxBytes int) (int64, error) {
+	l := s.lanes[lane]
+	offset = max(offset, l.LogStartOffset())
+	v, err := l.Read(offset, maxBytes)
+	if errors.Is(err, commitlog.ErrOffsetOutOfRange) {
+		offset = max(offset, l.LogStartOffset())
+		v, err = l.Read(offset, maxBytes)
+	}
+	if err != nil {
+		return offset, err
+	}
+	next := offset
+	if len(v.Data) > 0 {
+		next = v.Next
+	}
+	v.Release()
+	return next, nil
+}
+
 // Wait blocks until a record at offset exists in the lane, or ctx ends.
 func (s *Spool) Wait(ctx context.Context, lane Lane, offset int64) error {
 	return s.lanes[lane].Wait(ctx, offset)

@@ -212,3 +212,79 @@ func TestConcurrentAppendsShareFsyncs(t *testing.T) {
 	}
 	t.Logf("%d concurrent appends shared %d fsyncs", devices*each, got)
 }
+
+// Next answers what Read answers as its next offset, from every offset
+// (released ones included) and for window sizes that cut batches, with
+// batches of one record and of several.
+func TestNextMatchesRead(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), testConfig())
+	defer s.Close()
+	for i := range 40 {
+		if err := s.Append(msg(Telemetry, "telemetry", "c-1", i, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch := make([]Message, 10)
+	for i := range batch {
+		batch[i] = msg(Telemetry, "telemetry", "c-2", i, 300)
+	}
+	if err := s.Append(batch...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Release(Telemetry, 5); err != nil {
+		t.Fatal(err)
+	}
+	for _, maxBytes := range []int{1, 200, 1000, 4000, 1 << 20} {
+		for off := int64(0); off <= s.End(Telemetry); off++ {
+			_, want, werr := s.Read(Telemetry, off, maxBytes)
+			got, gerr := s.Next(Telemetry, off, maxBytes)
+			if got != want || (gerr == nil) != (werr == nil) {
+				t.Fatalf("offset %d, %d bytes: got %d (%v), want %d (%v)", off, maxBytes, got, gerr, want, werr)
+			}
+		}
+	}
+}
+
+// BenchmarkNext asks where a 512 KiB window of 256-byte telemetry ends,
+// as the uplink does before it lingers: with Next, and with Read (the
+// baseline, which copies and decodes the window to answer the same).
+func BenchmarkNext(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = 16 << 20
+	cfg.MaxBytes = 64 << 20
+	s, err := Open(b.TempDir(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	batch := make([]Message, 100)
+	for n := 0; n < 40; n++ {
+		for i := range batch {
+			batch[i] = msg(Telemetry, "telemetry", fmt.Sprintf("c-%04d", i), n*100+i, 256)
+		}
+		if err := s.Append(batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const window = 512 << 10
+	_, want, err := s.Read(Telemetry, 0, window)
+	if err != nil || want == 0 || want >= s.End(Telemetry) {
+		b.Fatalf("got next %d (%v), want a window short of the end %d", want, err, s.End(Telemetry))
+	}
+	b.Run("next", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if next, err := s.Next(Telemetry, 0, window); err != nil || next != want {
+				b.Fatalf("got %d (%v), want %d", next, err, want)
+			}
+		}
+	})
+	b.Run("read", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, next, err := s.Read(Telemetry, 0, window); err != nil || next != want {
+				b.Fatalf("got %d (%v), want %d", next, err, want)
+			}
+		}
+	})
+}

@@ -62,7 +62,12 @@
 //
 // Errors are classified once (classify): a transient one (leader moved,
 // broker restarting, timeout, network) is retried with RetryBackoff
-// doubling to MaxRetryBackoff; a lost or fenced producer starts a new one;
+// doubling to MaxRetryBackoff (AlarmMaxRetryBackoff, 1 s, on the alarm
+// lane: an alarm spooled during an outage goes soon after the link is
+// back; a telemetry send that timed out is given
+// twice the time on the next try, up to 8 × RequestTimeout, since its
+// saved window goes again as it is: over a link too slow for one window
+// per RequestTimeout it would otherwise never get through); a lost or fenced producer starts a new one;
 // a permanent one (TOPIC_AUTHORIZATION_FAILED, SASL_AUTHENTICATION_FAILED,
 // INVALID_RECORD, MESSAGE_TOO_LARGE, UNSUPPORTED_VERSION, a TLS
 // certificate that does not verify, a topic still unknown after

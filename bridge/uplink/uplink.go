@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -43,7 +44,10 @@ type Config struct {
 	// alarm lane never lingers.
 	Linger time.Duration
 	// MaxBatchBytes bounds the records read into one send (before
-	// compression), and so the size of one partition's batch.
+	// compression), and so the size of one partition's batch. A lane has
+	// one send in flight, so the link idles a round trip per send: on a
+	// slow, high-latency link the send must be several round trips long
+	// (see DefaultConfig).
 	MaxBatchBytes int
 	// Compress turns on snappy compression of batches.
 	Compress bool
@@ -60,6 +64,12 @@ type Config struct {
 	// RetryBackoff is the first wait after a failed send; it doubles up to
 	// MaxRetryBackoff.
 	RetryBackoff, MaxRetryBackoff time.Duration
+	// AlarmMaxRetryBackoff caps the alarm lane's retry backoff below
+	// MaxRetryBackoff, so that an alarm spooled during an outage goes
+	// within about this long of the link's return plus the round trips of
+	// a new connection, not after a whole MaxRetryBackoff (its retries
+	// are small: a dial and a metadata request). Zero: MaxRetryBackoff.
+	AlarmMaxRetryBackoff time.Duration
 	// RequestTimeout bounds one produce round trip.
 	RequestTimeout time.Duration
 	// ParkBackoff is how long a parked lane (a permanent error: an ACL, a
@@ -77,17 +87,27 @@ type Config struct {
 // DefaultConfig returns an uplink to a core on 127.0.0.1:9092.
 func DefaultConfig() Config {
 	return Config{
-		Brokers:          []string{"127.0.0.1:9092"},
-		ClientID:         "fluxo-edge",
-		Linger:           time.Second,
-		MaxBatchBytes:    512 << 10,
+		Brokers:  []string{"127.0.0.1:9092"},
+		ClientID: "fluxo-edge",
+		Linger:   time.Second,
+		// 1000 KiB: a batch stays under Kafka's default
+		// max.message.bytes (1 MiB + 12) even when nothing compresses,
+		// and a window of fleet telemetry (about 6:1 with snappy) is
+		// about 165 KB on the wire: 5 s of a 256 kbit/s cellular link,
+		// so the round trip between sends (0.6 s there) costs about a
+		// tenth of the link, not the quarter that 512 KiB windows cost
+		// (benchmarks/link).
+		MaxBatchBytes:    1000 << 10,
 		Compress:         true,
 		LiveFirstBacklog: 10000,
 		RetryBackoff:     100 * time.Millisecond,
 		MaxRetryBackoff:  5 * time.Second,
-		RequestTimeout:   30 * time.Second,
-		ParkBackoff:      5 * time.Second,
-		MaxParkBackoff:   30 * time.Second,
+		// An alarm after a long cut reached the core 7.4 s after the
+		// link's return with 5 s, 2 to 3 s with 1 s (benchmarks/link).
+		AlarmMaxRetryBackoff: time.Second,
+		RequestTimeout:       30 * time.Second,
+		ParkBackoff:          5 * time.Second,
+		MaxParkBackoff:       30 * time.Second,
 		// Auto-creation answers at once; a topic still unknown after this
 		// long will not appear by itself.
 		UnknownTopicTimeout: 30 * time.Second,
@@ -104,7 +124,7 @@ func (c *Config) Validate() error {
 		return errors.New("uplink: no state directory")
 	case c.MaxBatchBytes < 1024:
 		return fmt.Errorf("uplink: MaxBatchBytes %d below 1 KiB", c.MaxBatchBytes)
-	case c.RetryBackoff <= 0 || c.MaxRetryBackoff < c.RetryBackoff:
+	case c.RetryBackoff <= 0 || c.MaxRetryBackoff < c.RetryBackoff || c.AlarmMaxRetryBackoff < 0:
 		return errors.New("uplink: bad retry backoff")
 	case c.RequestTimeout <= 0:
 		return errors.New("uplink: RequestTimeout must be positive")
@@ -148,9 +168,13 @@ type Uplink struct {
 
 // LaneStats describes one lane's forwarding.
 type LaneStats struct {
-	Lane                  spool.Lane
-	Connected             bool  // the last send succeeded
-	Batches, Records      int64 // acknowledged by the core
+	Lane             spool.Lane
+	Connected        bool  // the last send succeeded
+	Batches, Records int64 // acknowledged by the core
+	// Requests are the Produce requests acknowledged (one per partition
+	// leader per window): Records/Requests is how much a round trip
+	// carries, which bounds the rate over a high-latency link.
+	Requests              int64
 	RawBytes, SentBytes   int64 // records before and after compression
 	Retries, NewProducers int64
 	LastAck               time.Time
@@ -194,14 +218,18 @@ type lane struct {
 	synced *window
 	pinned map[string]int32
 
-	connected                                         atomic.Bool
-	batches, records, raw, sent, retries, newProducer atomic.Int64
-	latency                                           latencyHist
-	lastAck                                           atomic.Int64
-	partitions                                        map[string]int32    // cached partition counts
-	leaderOf                                          map[string]int32    // cached leader per "topic/partition"
-	topicIDs                                          map[string][16]byte // cached topic ids (Metadata v10+), if the cluster has them
-	unknownSince                                      time.Time           // since when a topic is unknown to the cluster; zero if none
+	connected                                                   atomic.Bool
+	batches, records, requests, raw, sent, retries, newProducer atomic.Int64
+	latency                                                     latencyHist
+	lastAck                                                     atomic.Int64
+	partitions                                                  map[string]int32    // cached partition counts
+	leaderOf                                                    map[string]int32    // cached leader per "topic/partition"
+	topicIDs                                                    map[string][16]byte // cached topic ids (Metadata v10+), if the cluster has them
+	unknownSince                                                time.Time           // since when a topic is unknown to the cluster; zero if none
+	// sendTimeout bounds one send's round trip: RequestTimeout, longer
+	// on the telemetry lane once a send timed out (see nextTimeout).
+	// Zero: RequestTimeout.
+	sendTimeout time.Duration
 
 	parkMu sync.Mutex // guards park; the lane's goroutine writes, Stats reads
 	park   parkState
@@ -293,7 +321,7 @@ func (u *Uplink) Stats() []LaneStats {
 	for _, l := range u.lanes {
 		s := LaneStats{
 			Lane: l.id, Connected: l.connected.Load(),
-			Batches: l.batches.Load(), Records: l.records.Load(),
+			Batches: l.batches.Load(), Records: l.records.Load(), Requests: l.requests.Load(),
 			RawBytes: l.raw.Load(), SentBytes: l.sent.Load(),
 			Retries: l.retries.Load(), NewProducers: l.newProducer.Load(),
 			Backlog: u.sp.End(l.id) - u.sp.Start(l.id),
@@ -341,7 +369,7 @@ func (l *lane) run(ctx context.Context) {
 			wait, probe = probe, min(2*probe, l.u.cfg.MaxParkBackoff)
 			l.log.Debug().Err(err).Dur("backoff", wait).Msg("uplink lane still parked")
 		} else {
-			wait, backoff = backoff, min(2*backoff, l.u.cfg.MaxRetryBackoff)
+			wait, backoff = backoff, min(2*backoff, l.maxRetryBackoff())
 			l.log.Warn().Err(err).Dur("backoff", wait).Msg("uplink send failed, retrying")
 		}
 		select {
@@ -349,6 +377,15 @@ func (l *lane) run(ctx context.Context) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// maxRetryBackoff is the lane's cap on its retry backoff.
+func (l *lane) maxRetryBackoff() time.Duration {
+	c := l.u.cfg
+	if l.id == spool.Alarm && c.AlarmMaxRetryBackoff > 0 {
+		return max(min(c.AlarmMaxRetryBackoff, c.MaxRetryBackoff), c.RetryBackoff)
+	}
+	return c.MaxRetryBackoff
 }
 
 // permanent returns the permanent error in err, if any: one classify
@@ -661,7 +698,7 @@ func (l *lane) plan(ctx context.Context) (*window, []spool.Record, error) {
 // from offset from (MaxBatchBytes of records): a backlog is sent at once,
 // lingering is for a window that is not full yet.
 func (l *lane) windowFull(from int64) bool {
-	_, next, err := l.u.sp.Read(l.id, from, l.u.cfg.MaxBatchBytes)
+	next, err := l.u.sp.Next(l.id, from, l.u.cfg.MaxBatchBytes)
 	return err == nil && next < l.u.sp.End(l.id)
 }
 
@@ -877,9 +914,14 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 	type result struct {
 		err error
 	}
+	timeout := max(l.sendTimeout, l.u.cfg.RequestTimeout)
+	for _, req := range reqs {
+		req.TimeoutMillis = int32(timeout.Milliseconds())
+	}
+	start := time.Now()
 	results := make(chan result, len(reqs))
 	produce := func(leader int32, req *kmsg.ProduceRequest) {
-		rctx, cancel := context.WithTimeout(ctx, l.u.cfg.RequestTimeout)
+		rctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		kresp, err := l.cl.Broker(int(leader)).Request(rctx, produceRequest(req))
 		if err != nil {
@@ -896,9 +938,20 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 		}
 	}
 	var errs []error
+	timedOut := false
 	for range reqs {
 		if r := <-results; r.err != nil {
 			errs = append(errs, r.err)
+			timedOut = timedOut || errors.Is(r.err, context.DeadlineExceeded) || errors.Is(r.err, os.ErrDeadlineExceeded)
+		}
+	}
+	// Only telemetry windows get large enough to outlast RequestTimeout
+	// on a slow link. An alarm send is small: one that times out met a
+	// dead link, and a longer wait would only delay the next alarm.
+	if l.id != spool.Alarm {
+		l.sendTimeout = nextTimeout(l.u.cfg.RequestTimeout, timeout, time.Since(start), len(errs) == 0, timedOut && ctx.Err() == nil)
+		if timedOut && ctx.Err() == nil {
+			l.log.Info().Dur("timeout", l.sendTimeout).Msg("a send outlasted its timeout; the next ones get longer")
 		}
 	}
 	for _, e := range errs {
@@ -913,6 +966,7 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 	}
 	l.batches.Add(int64(len(order)))
 	l.records.Add(int64(len(recs)))
+	l.requests.Add(int64(len(reqs)))
 	now := time.Now()
 	for i := range recs {
 		l.latency.observe(now.Sub(recs[i].Time))
@@ -920,6 +974,26 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 	l.raw.Add(raw)
 	l.sent.Add(sent)
 	return nil
+}
+
+// maxTimeoutFactor bounds how far nextTimeout stretches RequestTimeout.
+const maxTimeoutFactor = 8
+
+// nextTimeout is the timeout of a lane's next send, after a send that
+// had timeout and took took: doubled after a send that timed out (a
+// saved window is sent again as it is, so over a link too slow for it
+// the same send would time out for ever), twice what a successful send
+// took (so the following windows of that size fit too), and never below
+// base or above maxTimeoutFactor times base.
+func nextTimeout(base, timeout, took time.Duration, ok, timedOut bool) time.Duration {
+	next := timeout
+	switch {
+	case timedOut:
+		next = 2 * timeout
+	case ok:
+		next = 2 * took
+	}
+	return min(max(next, base), maxTimeoutFactor*base)
 }
 
 func (l *lane) partitionsStale() {

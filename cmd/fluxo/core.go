@@ -42,6 +42,11 @@ Durability: by default the broker does not fsync on each write (as
 Kafka: the OS page cache survives a broker crash, not a power cut); set
 --flush-messages 1 to fsync every batch before it is acknowledged.
 
+Transactions (transactional producers, read_committed consumers): transactional
+ids are spread over the partitions of __transaction_state, created on first use
+with --transaction-state-partitions partitions (keep the flag unchanged from then
+on); a producer may ask for a transaction timeout up to --transaction-max-timeout.
+
 SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish, flushes and
 closes every log.`,
 		Example: `  # a broker with its data in ./data
@@ -65,6 +70,7 @@ closes every log.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger(cmd)
 			cfg.Logger = log
+			logFileLimit(log, "clients")
 			cfg.Broker.Log.RetentionAge = retention
 			if retention <= 0 {
 				cfg.Broker.Log.RetentionAge = -1
@@ -78,6 +84,12 @@ closes every log.`,
 					return fmt.Errorf("--serf-key: %w", err)
 				}
 				cfg.Cluster.SerfKey = key
+			}
+			if cfg.TxnPartitions < 1 {
+				return fmt.Errorf("--transaction-state-partitions: got %d, want at least 1", cfg.TxnPartitions)
+			}
+			if cfg.Txn.MaxTimeout <= 0 {
+				return fmt.Errorf("--transaction-max-timeout: got %s, want a positive duration", cfg.Txn.MaxTimeout)
 			}
 			reload, err := security.apply(&cfg, cmd.Flags().Changed("kafka-addr"))
 			if err != nil {
@@ -124,12 +136,18 @@ closes every log.`,
 	f.DurationVar(&cfg.Broker.LeaderLease, "leader-lease", cfg.Broker.LeaderLease, "stop acting as leader of any partition after this long without contact with the controller (0: never)")
 	f.DurationVar(&cfg.Broker.ReplicaLagMax, "replica-lag-max", cfg.Broker.ReplicaLagMax, "drop a follower from the ISR after it has not caught up for this long (replica.lag.time.max.ms)")
 	f.BoolVar(&cfg.Broker.AutoCreateTopics, "auto-create-topics", true, "create unknown topics on first produce or metadata request")
+	f.StringSliceVar(&cfg.Broker.CompactedTopics, "compacted-topics", cfg.Broker.CompactedTopics, "topics auto-created with cleanup.policy=compact (the edge's device state topic by default)")
 	f.Int32Var(&cfg.Broker.DefaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
 	f.Int32Var(&cfg.Broker.MaxPartitionsPerTopic, "max-partitions-per-topic", cfg.Broker.MaxPartitionsPerTopic, "refuse topics of more partitions (INVALID_PARTITIONS)")
 	f.Int32Var(&cfg.Broker.MaxPartitionsPerBroker, "max-partitions-per-broker", cfg.Broker.MaxPartitionsPerBroker, "refuse creations that would put more partition replicas on a broker (max.broker.partitions; POLICY_VIOLATION)")
 	f.Int64Var(&cfg.Broker.Log.SegmentBytes, "segment-bytes", cfg.Broker.Log.SegmentBytes, "roll segments at this size (topics may override with segment.bytes)")
 	f.DurationVar(&retention, "retention", 7*24*time.Hour, "delete segments older than this (0: keep forever; topics may override with retention.ms)")
 	f.Int64Var(&cfg.Broker.Log.RetentionBytes, "retention-bytes", -1, "delete the oldest segments while a partition is larger (-1: no limit)")
+	f.Int64Var(&cfg.Broker.Cleaner.IOBytesPerSecond, "log-cleaner-io-bytes-per-second", 0, "cap the log cleaner's reads and writes at this many bytes/s (log.cleaner.io.max.bytes.per.second; 0: no limit)")
+	f.IntVar(&cfg.Broker.Cleaner.DedupeBufferBytes, "log-cleaner-dedupe-buffer-bytes", cfg.Broker.Cleaner.DedupeBufferBytes, "memory of the log cleaner's key → offset map, 24 bytes per key of a dirty section (log.cleaner.dedupe.buffer.size)")
+	f.DurationVar(&cfg.Broker.CleanInterval, "log-cleaner-backoff", cfg.Broker.CleanInterval, "how often the log cleaner looks for compacted partitions to clean (log.cleaner.backoff.ms)")
+	f.Int32Var(&cfg.TxnPartitions, "transaction-state-partitions", cfg.TxnPartitions, "partitions of the __transaction_state topic, created on the first transactional producer; keep it unchanged once the topic exists, transactional ids are hashed over it (transaction.state.log.num.partitions; Kafka's default is 50)")
+	f.DurationVar(&cfg.Txn.MaxTimeout, "transaction-max-timeout", cfg.Txn.MaxTimeout, "largest transaction timeout a producer may ask for; larger ones get INVALID_TRANSACTION_TIMEOUT (transaction.max.timeout.ms)")
 	f.IntVar(&flushMessages, "flush-messages", 0, "fsync after this many batches per partition, before acknowledging (0: leave it to the OS)")
 	f.DurationVar(&flushInterval, "flush-interval", 0, "fsync pending writes at least this often (0: never by time)")
 	f.IntVar(&cfg.Kafka.MaxRequestBytes, "max-request-bytes", cfg.Kafka.MaxRequestBytes, "largest request accepted (socket.request.max.bytes)")

@@ -100,6 +100,10 @@ a user listed without a password authenticates by certificate only.`,
 			defer signal.Stop(hup)
 			log := logger(cmd)
 			cfg.Logger = log
+			if ceiling := logFileLimit(log, "devices"); ceiling > 0 && uint64(cfg.Edge.MaxClients) > ceiling {
+				log.Warn().Int("max_clients", cfg.Edge.MaxClients).Uint64("devices_max", ceiling).
+					Msg("--max-clients is above what the open file limit allows: raise the hard limit (LimitNOFILE in systemd, ulimit -Hn)")
+			}
 			var err error
 			if err = fwd.apply(cmd, &cfg.Spool, &cfg.Uplink); err != nil {
 				return err
@@ -209,7 +213,10 @@ a user listed without a password authenticates by certificate only.`,
 	f.DurationVar(&cfg.Edge.MaxKeepAlive, "max-keep-alive", cfg.Edge.MaxKeepAlive, "longest MQTT 5 keep alive granted (Server Keep Alive in CONNACK); silent clients are dropped after 1.5x (negative: off)")
 	f.IntVar(&cfg.Edge.MaxHeaders, "max-headers", cfg.Edge.MaxHeaders, "record headers per publish, the edge's own included (MQTT 5 user properties and properties); past it the publish is refused (0x83)")
 	f.IntVar(&cfg.Edge.MaxHeaderBytes, "max-header-bytes", cfg.Edge.MaxHeaderBytes, "bytes of record header keys and values per publish; past it the publish is refused (0x83)")
-	f.IntVar(&cfg.Edge.MaxClients, "max-clients", cfg.Edge.MaxClients, "devices connected at once")
+	f.IntVar(&cfg.Edge.MaxClients, "max-clients", cfg.Edge.MaxClients, "devices connected at once; beyond, a device is refused (server unavailable / 0x89 server busy)")
+	f.Float64Var(&cfg.Edge.MaxConnectRate, "max-connect-rate", cfg.Edge.MaxConnectRate, "new MQTT connections accepted per second, to spread a connect storm (0: no limit); beyond, a device is refused (server unavailable / 0x97 quota exceeded) and retries")
+	f.IntVar(&cfg.Edge.MaxConnectBurst, "max-connect-burst", cfg.Edge.MaxConnectBurst, "connections accepted at once above --max-connect-rate (0: the rate, at least 1)")
+	f.IntVar(&cfg.Edge.MaxWritesPending, "max-writes-pending", cfg.Edge.MaxWritesPending, "packets queued for writing to one device; beyond, messages to it are dropped and counted (fluxo_edge_writes_dropped_total)")
 	fwd.add(f, &cfg.SpoolDir, "spool directory (also keeps MQTT sessions and the uplink's producer state)", &cfg.Spool, &cfg.Uplink)
 	f.StringVar(&drain, "drain", "in-order", "after an outage: in-order sends the backlog first; live-first sends fresh telemetry ahead of it (edge.received_ms tells them apart)")
 	f.Int64Var(&cfg.Uplink.LiveFirstBacklog, "live-first-backlog", cfg.Uplink.LiveFirstBacklog, "telemetry backlog, in records, from which --drain live-first applies")

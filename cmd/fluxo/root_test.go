@@ -26,6 +26,10 @@ func TestRunExitCode(t *testing.T) {
 		{name: "unknown command", args: []string{"nope"}, wantCode: 1, wantStderr: `fluxo: unknown command "nope" for "fluxo"`},
 		{name: "unknown flag", args: []string{"version", "--nope"}, wantCode: 1, wantStderr: "fluxo: unknown flag: --nope\nRun 'fluxo version --help' for usage\n"},
 		{name: "bad flag value", args: []string{"--log-level", "loud", "version"}, wantCode: 1, wantStderr: `want debug, info, warn or error`},
+		{name: "core help", args: []string{"core", "--help"}, wantCode: 0, wantStdout: "--transaction-state-partitions int32"},
+		{name: "core help timeout", args: []string{"core", "--help"}, wantCode: 0, wantStdout: "--transaction-max-timeout duration"},
+		{name: "core bad partitions", args: []string{"core", "--transaction-state-partitions", "0"}, wantCode: 1, wantStderr: "--transaction-state-partitions: got 0, want at least 1"},
+		{name: "core bad timeout", args: []string{"core", "--transaction-max-timeout", "0s"}, wantCode: 1, wantStderr: "--transaction-max-timeout: got 0s, want a positive duration"},
 		{name: "extra argument", args: []string{"version", "extra"}, wantCode: 1, wantStderr: `fluxo: unknown command "extra" for "fluxo version"`},
 	}
 	for _, tt := range tests {

@@ -44,6 +44,10 @@ type Config struct {
 	// AutoCreateTopics creates unknown topics on first produce or metadata
 	// request (Kafka's auto.create.topics.enable).
 	AutoCreateTopics bool
+	// CompactedTopics are created with cleanup.policy=compact and hourly
+	// segments (segment.ms) when they are auto-created (default: "state",
+	// the edge's device state topic, keyed by device id).
+	CompactedTopics []string
 	// DefaultPartitions is the partition count of auto-created topics and
 	// of CreateTopics requests that leave it to the broker (num.partitions).
 	DefaultPartitions int32
@@ -71,6 +75,13 @@ type Config struct {
 	Log commitlog.Config
 	// MaintainInterval is how often retention and idle unmapping run.
 	MaintainInterval time.Duration
+	// Cleaner tunes the log cleaner that compacts topics whose
+	// cleanup.policy includes compact (I/O limit, offset map memory); its
+	// Logger is the broker's. Zero value: commitlog.DefaultCleanerConfig.
+	Cleaner commitlog.CleanerConfig
+	// CleanInterval is how often the cleaner looks for compacted logs to
+	// clean (Kafka's log.cleaner.backoff.ms). 0: 15 s.
+	CleanInterval time.Duration
 	// Quorum, if set, tells the broker whether its node is in contact
 	// with the controller; with LeaderLease it makes a cut-off leader
 	// step down. Nil: never steps down.
@@ -95,6 +106,7 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir:                "data",
 		AutoCreateTopics:       true,
+		CompactedTopics:        []string{"state"},
 		DefaultPartitions:      1,
 		MaxPartitionsPerTopic:  10000,
 		MaxPartitionsPerBroker: 4000,
@@ -102,6 +114,8 @@ func DefaultConfig() Config {
 		ReplicaFetchWait:       500 * time.Millisecond,
 		Log:                    commitlog.DefaultConfig(),
 		MaintainInterval:       10 * time.Second,
+		Cleaner:                commitlog.DefaultCleanerConfig(),
+		CleanInterval:          15 * time.Second,
 		LeaderLease:            DefaultLeaderLease,
 		Logger:                 zerolog.Nop(),
 	}
@@ -128,6 +142,13 @@ func (c *Config) Validate() error {
 		return errors.New("broker: ReplicaDial and ReplicaTLS are exclusive")
 	case c.ReplicaFetchWait <= 0:
 		return fmt.Errorf("broker: ReplicaFetchWait %v must be positive", c.ReplicaFetchWait)
+	case c.CleanInterval < 0:
+		return fmt.Errorf("broker: CleanInterval %v is negative", c.CleanInterval)
+	}
+	if c.Cleaner.DedupeBufferBytes != 0 {
+		if err := c.Cleaner.Validate(); err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
 	}
 	return c.Log.Validate()
 }
@@ -181,6 +202,8 @@ type Broker struct {
 
 	isrShrinks, isrExpands atomic.Int64
 
+	cleaner *commitlog.Cleaner // compacts logs whose cleanup.policy includes compact
+
 	// quorumLost is set while the broker has stepped down for lack of
 	// contact with the controller; lostCh (guarded by mu) is closed at
 	// each step-down.
@@ -207,14 +230,26 @@ func Open(cfg Config, meta Metadata) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	if cfg.Cleaner.DedupeBufferBytes == 0 {
+		cfg.Cleaner = commitlog.DefaultCleanerConfig()
+	}
+	if cfg.CleanInterval == 0 {
+		cfg.CleanInterval = 15 * time.Second
+	}
+	cfg.Cleaner.Logger = cfg.Logger
+	cleaner, err := commitlog.NewCleaner(cfg.Cleaner)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Broker{cfg: cfg, log: cfg.Logger, meta: meta, topics: map[string]*Topic{}, changed: make(chan struct{}), lostCh: make(chan struct{}),
+	b := &Broker{cfg: cfg, cleaner: cleaner, log: cfg.Logger, meta: meta, topics: map[string]*Topic{}, changed: make(chan struct{}), lostCh: make(chan struct{}),
 		fetchers: map[int32]*fetcher{}, following: map[*Partition]int32{}, reassigning: map[string][]int32{}, ctx: ctx, cancel: cancel}
 	st, ch := meta.Watch()
 	b.apply(st)
-	b.wg.Add(3)
+	b.wg.Add(4)
 	go b.follow(ch)
 	go b.maintain()
+	go b.clean()
 	go b.watchLag()
 	if cfg.Quorum != nil && cfg.LeaderLease > 0 {
 		b.wg.Add(1)
@@ -518,9 +553,13 @@ func ValidateTopicName(name string) error {
 // their commits and group metadata.
 const OffsetsTopic = "__consumer_offsets"
 
+// TxnTopic is the internal topic of the transaction coordinators: the
+// state of every transactional id.
+const TxnTopic = "__transaction_state"
+
 // IsInternalTopic reports whether name is a topic the brokers keep for
 // themselves (Metadata marks it internal; clients hide it from listings).
-func IsInternalTopic(name string) bool { return name == OffsetsTopic }
+func IsInternalTopic(name string) bool { return name == OffsetsTopic || name == TxnTopic }
 
 // Topic returns the topic named name.
 func (b *Broker) Topic(name string) (*Topic, bool) {
@@ -619,7 +658,7 @@ var (
 var ErrInvalidConfig = errors.New("broker: invalid topic config")
 
 // EnsureTopic returns the topic, creating it with the defaults when
-// auto-creation is on.
+// auto-creation is on (compacted if named in Config.CompactedTopics).
 func (b *Broker) EnsureTopic(ctx context.Context, name string) (*Topic, error) {
 	if t, ok := b.Topic(name); ok {
 		return t, nil
@@ -627,7 +666,13 @@ func (b *Broker) EnsureTopic(ctx context.Context, name string) (*Topic, error) {
 	if !b.cfg.AutoCreateTopics {
 		return nil, ErrUnknownTopic
 	}
-	t, err := b.CreateTopic(ctx, name, 0, 0, nil)
+	var configs map[string]string
+	if slices.Contains(b.cfg.CompactedTopics, name) {
+		// Hourly segments: the active one is never cleaned, so this
+		// bounds how long older values stay next to the newest.
+		configs = map[string]string{"cleanup.policy": "compact", "segment.ms": "3600000"}
+	}
+	t, err := b.CreateTopic(ctx, name, 0, 0, configs)
 	if errors.Is(err, ErrTopicExists) {
 		// Created meanwhile, perhaps through another broker: wait until
 		// this one has applied it.
@@ -681,6 +726,24 @@ func (b *Broker) maintain() {
 		}
 	})
 }
+
+// clean compacts, every CleanInterval, the logs whose cleanup.policy
+// includes compact and which are due (the cleaner checks the policy, the
+// dirty ratio and the compaction lags), below their last stable offset,
+// discarding the data of aborted transactions.
+func (b *Broker) clean() {
+	b.everyPartition(b.cfg.CleanInterval, func(now time.Time, p *Partition) {
+		if b.ctx.Err() != nil || !p.log.Compacted() {
+			return
+		}
+		if _, err := b.cleaner.CleanTxn(b.ctx, p.log, now, p.CleanerTxns()); err != nil && !errors.Is(err, commitlog.ErrClosed) && !errors.Is(err, context.Canceled) {
+			b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).Msg("log cleaning failed")
+		}
+	})
+}
+
+// CleanerStats returns the log cleaner's counters.
+func (b *Broker) CleanerStats() commitlog.CleanerStats { return b.cleaner.Stats() }
 
 // Close stops following the metadata and replicating, then closes every
 // log, flushing it. Later calls return the first call's result.
@@ -753,14 +816,19 @@ func (b *Broker) DescribeTopicConfigs(name string) ([]TopicConfigValue, error) {
 	}
 	d := b.cfg.Log
 	defaults := map[string]string{
-		"cleanup.policy":    "delete",
-		"retention.ms":      strconv.FormatInt(durationMs(d.RetentionAge), 10),
-		"retention.bytes":   strconv.FormatInt(d.RetentionBytes, 10),
-		"segment.bytes":     strconv.FormatInt(d.SegmentBytes, 10),
-		"segment.ms":        strconv.FormatInt(durationMs(d.SegmentMaxAge), 10),
-		"max.message.bytes": strconv.Itoa(d.MaxBatchBytes),
-		"flush.messages":    strconv.Itoa(d.FlushBatches),
-		"flush.ms":          strconv.FormatInt(durationMs(d.FlushInterval), 10),
+		"cleanup.policy":            d.Cleanup.String(),
+		"min.cleanable.dirty.ratio": strconv.FormatFloat(d.MinCleanableDirtyRatio, 'g', -1, 64),
+		"min.compaction.lag.ms":     strconv.FormatInt(durationMs(d.MinCompactionLag), 10),
+		"max.compaction.lag.ms":     strconv.FormatInt(durationMs(d.MaxCompactionLag), 10),
+		"delete.retention.ms":       strconv.FormatInt(durationMs(d.DeleteRetention), 10),
+		"message.timestamp.type":    "CreateTime",
+		"retention.ms":              strconv.FormatInt(durationMs(d.RetentionAge), 10),
+		"retention.bytes":           strconv.FormatInt(d.RetentionBytes, 10),
+		"segment.bytes":             strconv.FormatInt(d.SegmentBytes, 10),
+		"segment.ms":                strconv.FormatInt(durationMs(d.SegmentMaxAge), 10),
+		"max.message.bytes":         strconv.Itoa(d.MaxBatchBytes),
+		"flush.messages":            strconv.Itoa(d.FlushBatches),
+		"flush.ms":                  strconv.FormatInt(durationMs(d.FlushInterval), 10),
 	}
 	if d.FlushBatches == 0 {
 		defaults["flush.messages"] = "9223372036854775807"

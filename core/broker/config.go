@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 var TopicConfigs = []string{
 	"cleanup.policy", "retention.ms", "retention.bytes", "segment.bytes",
 	"segment.ms", "max.message.bytes", "flush.messages", "flush.ms",
-	"min.insync.replicas",
+	"min.insync.replicas", "min.cleanable.dirty.ratio", "min.compaction.lag.ms",
+	"max.compaction.lag.ms", "delete.retention.ms", "message.timestamp.type",
 }
 
 // applyTopicConfig sets one Kafka topic config on a log config.
@@ -27,8 +29,36 @@ func applyTopicConfig(c *commitlog.Config, key, value string) error {
 	}
 	switch key {
 	case "cleanup.policy":
-		if value != "delete" {
-			return fmt.Errorf("cleanup.policy: only \"delete\" is supported, got %q", value)
+		p, err := commitlog.ParseCleanupPolicy(value)
+		if err != nil {
+			return fmt.Errorf("cleanup.policy: %q is not delete, compact or compact,delete", value)
+		}
+		c.Cleanup = p
+	case "min.cleanable.dirty.ratio":
+		f, err := strconv.ParseFloat(value, 64)
+		if err != nil || f < 0 || f > 1 {
+			return fmt.Errorf("min.cleanable.dirty.ratio: %q is not a number in [0, 1]", value)
+		}
+		c.MinCleanableDirtyRatio = f
+	case "min.compaction.lag.ms", "max.compaction.lag.ms", "delete.retention.ms":
+		n, err := num()
+		if err != nil {
+			return err
+		}
+		if n < 0 || (key == "max.compaction.lag.ms" && n == 0) {
+			return fmt.Errorf("%s: %d out of range", key, n)
+		}
+		d := time.Duration(n) * time.Millisecond
+		if n > int64(math.MaxInt64/time.Millisecond) {
+			d = math.MaxInt64
+		}
+		switch key {
+		case "min.compaction.lag.ms":
+			c.MinCompactionLag = d
+		case "max.compaction.lag.ms":
+			c.MaxCompactionLag = d
+		default:
+			c.DeleteRetention = d
 		}
 	case "retention.ms":
 		n, err := num()
@@ -76,6 +106,12 @@ func applyTopicConfig(c *commitlog.Config, key, value string) error {
 			return err
 		}
 		c.FlushInterval = time.Duration(n) * time.Millisecond
+	case "message.timestamp.type":
+		// Kafka Streams sets it on its changelog topics. Batches keep the
+		// producer's timestamps: only CreateTime is what fluxo does.
+		if value != "CreateTime" {
+			return fmt.Errorf("message.timestamp.type: only CreateTime is supported, got %q", value)
+		}
 	case "min.insync.replicas":
 		// Not a log setting: Partition reads it from the topic configs.
 		if n, err := num(); err != nil || n < 1 {

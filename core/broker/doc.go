@@ -1,6 +1,7 @@
 // Package broker holds a core node's topics and partitions: the partition
 // layer on top of core/commitlog (log end, high watermark, idempotent
-// producer state, leader epoch stamping), topic creation and deletion,
+// producer state, transactions' ongoing and aborted ranges and the last
+// stable offset, transaction markers, leader epoch stamping), topic creation and deletion,
 // topic configs mapped onto log configs, and producer id allocation.
 //
 // Cluster metadata (topics, partition counts, configs, the producer id

@@ -40,10 +40,14 @@ type fetchState struct {
 	pausedUntil time.Time
 }
 
-func newFetcher(b *Broker, leader int32, addr string) (*fetcher, error) {
+// InterBrokerOpts are the options of a client from this broker to
+// another at addr, on the inter-broker listener, as the replica fetchers
+// connect (Config.ReplicaTLS, Config.ReplicaDial): one seed, no retries.
+// The client id is name, a dash and this broker's id.
+func (b *Broker) InterBrokerOpts(name, addr string) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(addr),
-		kgo.ClientID("fluxo-replica-" + strconv.Itoa(int(b.NodeID()))),
+		kgo.ClientID(name + "-" + strconv.Itoa(int(b.NodeID()))),
 		kgo.DialTimeout(2 * time.Second),
 		kgo.RequestRetries(0),
 		kgo.WithLogger(nil),
@@ -54,7 +58,11 @@ func newFetcher(b *Broker, leader int32, addr string) (*fetcher, error) {
 	if b.cfg.ReplicaDial != nil {
 		opts = append(opts, kgo.Dialer(b.cfg.ReplicaDial))
 	}
-	cl, err := kgo.NewClient(opts...)
+	return opts
+}
+
+func newFetcher(b *Broker, leader int32, addr string) (*fetcher, error) {
+	cl, err := kgo.NewClient(b.InterBrokerOpts("fluxo-replica", addr)...)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,7 @@ type Partition struct {
 
 	mu        sync.Mutex // serializes appends with the producer checks; guards the fields below
 	producers map[int64]*producerState
+	txns      txnState // transactions: ongoing, aborted (txn.go)
 
 	// The assignment, as of the last metadata change applied.
 	leader         int32 // node id of the leader, or -1
@@ -113,10 +114,8 @@ func (p *Partition) rebuildProducers() error {
 		if err != nil {
 			return err
 		}
-		err = commitlog.Batches(v.Data, func(b commitlog.Batch, _ []byte) bool {
-			if b.ProducerID >= 0 {
-				p.remember(b)
-			}
+		err = commitlog.Batches(v.Data, func(b commitlog.Batch, raw []byte) bool {
+			p.note(b, raw)
 			return true
 		})
 		if len(v.Data) == 0 {
@@ -130,6 +129,21 @@ func (p *Partition) rebuildProducers() error {
 		}
 	}
 	return nil
+}
+
+// note updates the producer and transaction state with an appended batch
+// (raw holds it whole). Called with mu held, or before the partition is
+// shared.
+func (p *Partition) note(b commitlog.Batch, raw []byte) {
+	if b.ProducerID < 0 {
+		return
+	}
+	if b.IsControl() {
+		p.noteMarkerLocked(b)
+	} else {
+		p.remember(b)
+	}
+	p.trackTxn(b, raw)
 }
 
 func (p *Partition) remember(b commitlog.Batch) {
@@ -212,6 +226,11 @@ func (p *Partition) Append(records []byte, acks int16) AppendResult {
 	if len(batches) == 0 {
 		return failed(kerr.CorruptMessage.Code, errors.New("no record batch"))
 	}
+	if p.log.Compacted() {
+		if err := commitlog.CheckKeys(records, batches); err != nil {
+			return failed(kerr.InvalidRecord.Code, err)
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.leader != p.b.NodeID() {
@@ -222,6 +241,11 @@ func (p *Partition) Append(records []byte, acks int16) AppendResult {
 	}
 	if acks == -1 && len(p.isr) < p.minISR {
 		return failed(kerr.NotEnoughReplicas.Code, fmt.Errorf("%d in-sync replicas, min.insync.replicas is %d", len(p.isr), p.minISR))
+	}
+	for _, b := range batches {
+		if b.IsControl() {
+			return failed(kerr.InvalidRecord.Code, errors.New("producers may not write control batches"))
+		}
 	}
 	if b := batches[0]; b.ProducerID >= 0 {
 		if len(batches) > 1 {
@@ -253,9 +277,7 @@ func (p *Partition) Append(records []byte, acks int16) AppendResult {
 	}
 	for pos, i := 0, 0; i < len(batches); i++ {
 		b, _ := commitlog.ParseHeader(records[pos:])
-		if b.ProducerID >= 0 {
-			p.remember(b)
-		}
+		p.note(b, records[pos:pos+b.Size])
 		pos += b.Size
 	}
 	p.localEnd = res.LastOffset + 1
@@ -342,6 +364,14 @@ func (p *Partition) checkSequence(b commitlog.Batch) (seqRange, bool, int16, err
 		if b.BaseSequence != 0 {
 			return seqRange{}, false, kerr.OutOfOrderSequenceNumber.Code,
 				fmt.Errorf("producer %d new epoch %d starts at sequence %d, want 0", b.ProducerID, b.ProducerEpoch, b.BaseSequence)
+		}
+		return seqRange{}, false, 0, nil
+	}
+	if len(st.batches) == 0 {
+		// Only a transaction marker at this epoch so far.
+		if b.BaseSequence != 0 {
+			return seqRange{}, false, kerr.OutOfOrderSequenceNumber.Code,
+				fmt.Errorf("producer %d first sequence %d at epoch %d, want 0", b.ProducerID, b.BaseSequence, b.ProducerEpoch)
 		}
 		return seqRange{}, false, 0, nil
 	}

@@ -6,7 +6,8 @@ import (
 )
 
 // Quorum tells a broker whether its node is in contact with the cluster's
-// controller: cluster.Cluster implements it.
+// controller, and tells the controller when the broker steps down:
+// cluster.Cluster implements it.
 type Quorum interface {
 	// LastContact is how long ago the node last heard from the Raft
 	// leader (about 0 while it leads). Called often: it must be cheap.
@@ -14,6 +15,11 @@ type Quorum interface {
 	// CatchUp waits until the node's metadata has everything the
 	// controller had applied when asked.
 	CatchUp(ctx context.Context) error
+	// ReportCutOff tells the controller, by a way that does not need
+	// contact with it (gossip), that this broker stepped down (true) or
+	// resumed (false), so that it fences a broker cut off from it that
+	// the failure detector still sees alive. It must not block.
+	ReportCutOff(cut bool)
 }
 
 // DefaultLeaderLease is Config.LeaderLease's default: 2 s, two Raft
@@ -93,6 +99,7 @@ func (b *Broker) stepDown(last time.Duration) {
 	}
 	ev.Dur("last_contact", last).Dur("lease", b.cfg.LeaderLease).Int("partitions_led", b.ledCount()).
 		Msg("lost contact with the controller: stepping down as leader of every partition")
+	b.cfg.Quorum.ReportCutOff(true)
 }
 
 // resume ends a step-down once this node's metadata and this broker's
@@ -111,6 +118,7 @@ func (b *Broker) resume(last time.Duration) {
 		return
 	}
 	b.quorumLost.Store(false)
+	b.cfg.Quorum.ReportCutOff(false)
 	b.log.Info().Dur("last_contact", last).Int("partitions_led", b.ledCount()).Uint64("metadata_index", st.Index).
 		Msg("contact with the controller is back: resuming the roles the metadata gives")
 }

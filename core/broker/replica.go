@@ -155,7 +155,9 @@ func (p *Partition) appendReplica(data []byte, leaderHW int64, epoch int32) erro
 	var batches []commitlog.Batch
 	pos := 0
 	for pos < len(data) {
-		b, err := commitlog.ValidateBatch(data[pos:])
+		// Stored batches: a compacted leader's may hold fewer records
+		// than their offset span.
+		b, err := commitlog.ValidateStoredBatch(data[pos:])
 		if err != nil {
 			if _, herr := commitlog.ParseHeader(data[pos:]); herr != nil || pos+61 > len(data) {
 				break // a partial batch at the end of the response
@@ -171,16 +173,16 @@ func (p *Partition) appendReplica(data []byte, leaderHW int64, epoch int32) erro
 		return errStaleFetch
 	}
 	if len(batches) > 0 {
-		if want := p.log.LogEndOffset(); batches[0].BaseOffset != want {
+		// A batch past the log end is a gap the leader's cleaner left.
+		if want := p.log.LogEndOffset(); batches[0].BaseOffset < want {
 			return fmt.Errorf("%w: leader sent offset %d, log end is %d", errDiverged, batches[0].BaseOffset, want)
 		}
-		if _, err := p.log.AppendValidated(data[:pos], batches); err != nil {
+		if _, err := p.log.AppendReplicated(data[:pos], batches); err != nil {
 			return err
 		}
-		for _, b := range batches {
-			if b.ProducerID >= 0 {
-				p.remember(b)
-			}
+		for pos, i := 0, 0; i < len(batches); i++ {
+			p.note(batches[i], data[pos:pos+batches[i].Size])
+			pos += batches[i].Size
 		}
 		p.localEnd = p.log.LogEndOffset()
 	}
@@ -224,6 +226,7 @@ func (p *Partition) truncateTo(offset int64) error {
 	}
 	p.localEnd = p.log.LogEndOffset()
 	p.producers = map[int64]*producerState{}
+	p.txns = txnState{}
 	if err := p.rebuildProducers(); err != nil {
 		return err
 	}

@@ -280,7 +280,10 @@ type Cluster struct {
 	quit   <-chan struct{} // ctx.Done()
 	wg     sync.WaitGroup  // goroutines started by Open
 
-	tagsMu sync.Mutex // guards serf tag changes (Leave)
+	tagsMu  sync.Mutex    // guards serf tag changes, leaving and cutOff
+	leaving bool          // Leave started: the leaving tag stays
+	cutOff  bool          // ReportCutOff(true) last: the cutoff tag is wanted
+	tagKick chan struct{} // 1-buffered: cutOff changed, tagLoop sets the tags
 
 	born    time.Time    // Open's time: contact is counted from it
 	contact atomic.Int64 // last contact with the Raft leader, as nanoseconds since born
@@ -310,6 +313,7 @@ func Open(cfg Config) (*Cluster, error) {
 		serfEvents: make(chan serf.Event, 256),
 		reconcile:  make(chan struct{}, 1),
 		leaderKick: make(chan raft.Observation, 1),
+		tagKick:    make(chan struct{}, 1),
 		ctx:        ctx,
 		cancel:     cancel,
 		quit:       ctx.Done(),
@@ -368,6 +372,7 @@ func (c *Cluster) open() error {
 	c.start(func() { c.drainSerfEvents() })
 	c.start(func() { c.controllerLoop() })
 	c.start(func() { c.trackContact() })
+	c.start(func() { c.tagLoop() })
 	if len(c.joinAddrs()) > 0 {
 		c.start(func() { c.joinLoop() })
 	}
@@ -760,9 +765,8 @@ func (c *Cluster) removeServerLocal(ctx context.Context, id int32) error {
 func (c *Cluster) Leave(ctx context.Context) error {
 	var errs []error
 	c.tagsMu.Lock()
-	tags := c.cfg.tags(c.raftAddr)
-	tags[tagLeaving] = "1"
-	if err := c.serf.SetTags(tags); err != nil {
+	c.leaving = true
+	if err := c.serf.SetTags(c.tagsLocked()); err != nil {
 		errs = append(errs, fmt.Errorf("cluster: set leaving tag: %w", err))
 	}
 	c.tagsMu.Unlock()

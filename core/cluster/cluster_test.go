@@ -566,3 +566,50 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		return nil
 	})
 }
+
+// TestCutOffMemberFenced: a member that reports itself cut off from the
+// controller (its broker stepped down) is fenced although Serf sees it
+// alive, its partitions move, it is not registered again while it keeps
+// the tag, and it is once it clears it. The controller ignores its own
+// stale tag.
+func TestCutOffMemberFenced(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctrl := controllerOf(t, nodes)
+	var cut *Cluster
+	for _, c := range nodes {
+		if c != ctrl {
+			cut = c
+			break
+		}
+	}
+	id := cut.NodeID()
+	ctx := ctxFor(t, 30*time.Second)
+	if _, err := ctrl.Apply(ctx, CreateTopic{Name: "t", Partitions: 3, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, nodes, "topic t, 3 live brokers", func(s *State) bool { return s.Topics["t"] != nil && len(s.Live()) == 3 })
+
+	ctrl.ReportCutOff(true)
+	cut.ReportCutOff(true)
+	s := sameState(t, nodes, "the cut-off broker fenced", func(s *State) bool { return s.Brokers[id].Fenced })
+	if s.Brokers[ctrl.NodeID()].Fenced {
+		t.Fatalf("got the controller fenced for its own cutoff tag, want it live")
+	}
+	for i, p := range s.Topics["t"].Partitions {
+		if p.Leader == id || slices.Contains(p.ISR, id) {
+			t.Fatalf("partition %d: got leader %d, ISR %v, want broker %d in neither", i, p.Leader, p.ISR, id)
+		}
+	}
+	if m := memberOf(ctrl, id); m.Status != "alive" {
+		t.Fatalf("got serf status %q of the cut-off member, want alive", m.Status)
+	}
+	// Still tagged: reconciliations (every ReconcileInterval) leave it
+	// fenced.
+	time.Sleep(3 * FastTimers().ReconcileInterval)
+	if !ctrl.State().Brokers[id].Fenced {
+		t.Fatalf("got the cut-off broker registered again while it reports itself cut off, want it fenced")
+	}
+	cut.ReportCutOff(false)
+	sameState(t, nodes, "the broker registered again", func(s *State) bool { return !s.Brokers[id].Fenced })
+	ctrl.ReportCutOff(false)
+}

@@ -88,3 +88,59 @@ func (c *Cluster) CatchUp(ctx context.Context) error {
 		}
 	}
 }
+
+// ReportCutOff tells the other members through gossip that this node's
+// broker has stepped down for lack of contact with the Raft leader (true),
+// or has resumed (false), by setting or clearing this member's cutoff
+// tag. The controller fences an alive member that carries the tag, as it
+// fences a failed one: a partial partition can cut a broker off from the
+// controller while gossip still reaches it through a member both sides
+// see, so that Serf never reports it failed, and without the tag the
+// partitions it stepped down from would stay leaderless until the
+// network heals. It returns at once; the tag goes out in the background
+// (a tag change may wait on the network).
+func (c *Cluster) ReportCutOff(cut bool) {
+	c.tagsMu.Lock()
+	changed := c.cutOff != cut
+	c.cutOff = cut
+	c.tagsMu.Unlock()
+	if changed {
+		select {
+		case c.tagKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// tagLoop sets this member's Serf tags when ReportCutOff changed what
+// they should say.
+func (c *Cluster) tagLoop() {
+	for {
+		select {
+		case <-c.quit:
+			return
+		case <-c.tagKick:
+		}
+		c.tagsMu.Lock()
+		tags := c.tagsLocked()
+		err := c.serf.SetTags(tags)
+		c.tagsMu.Unlock()
+		if err != nil {
+			c.log.Warn().Err(err).Str("cutoff", tags[tagCutOff]).Msg("cannot set the cutoff tag")
+			continue
+		}
+		c.log.Info().Bool("cut_off", tags[tagCutOff] != "").Msg("cutoff tag gossiped")
+	}
+}
+
+// tagsLocked is the tags this member should carry now. tagsMu is held.
+func (c *Cluster) tagsLocked() map[string]string {
+	tags := c.cfg.tags(c.raftAddr)
+	if c.leaving {
+		tags[tagLeaving] = "1"
+	}
+	if c.cutOff {
+		tags[tagCutOff] = "1"
+	}
+	return tags
+}

@@ -29,8 +29,9 @@ func (c *Cluster) controllerLoop() {
 	defer confirm.Stop()
 	leading := false
 	// Controller-local, reset on every new term of leadership: when a
-	// member was first seen failed, or first found missing from Serf.
-	var failedSince, absentSince map[int32]time.Time
+	// member was first seen failed, first found missing from Serf, or
+	// first seen reporting itself cut off.
+	var failedSince, absentSince, cutSince map[int32]time.Time
 	for {
 		select {
 		case <-c.quit:
@@ -53,10 +54,10 @@ func (c *Cluster) controllerLoop() {
 				continue
 			}
 			leading = true
-			failedSince, absentSince = map[int32]time.Time{}, map[int32]time.Time{}
+			failedSince, absentSince, cutSince = map[int32]time.Time{}, map[int32]time.Time{}, map[int32]time.Time{}
 			c.log.Info().Uint64("index", c.State().Index).Msg("became the controller")
 		}
-		if next := c.reconcileMembers(failedSince, absentSince); !next.IsZero() {
+		if next := c.reconcileMembers(failedSince, absentSince, cutSince); !next.IsZero() {
 			confirm.Reset(time.Until(next))
 		}
 	}
@@ -64,11 +65,12 @@ func (c *Cluster) controllerLoop() {
 
 // reconcileMembers makes the State and the Raft configuration follow
 // Serf: alive members get registered (and unfenced) and join Raft, failed
-// ones get fenced once they have stayed failed for FailureConfirm, left or
-// leaving ones at once, registered brokers Serf does not know at all after
+// ones get fenced once they have stayed failed for FailureConfirm, alive
+// ones that report themselves cut off from the controller (the cutoff
+// tag) once they have for cutOffConfirm, left or leaving ones at once, registered brokers Serf does not know at all after
 // absentConfirm. It returns when the next pending confirmation is due, or
 // zero.
-func (c *Cluster) reconcileMembers(failedSince, absentSince map[int32]time.Time) time.Time {
+func (c *Cluster) reconcileMembers(failedSince, absentSince, cutSince map[int32]time.Time) time.Time {
 	st := c.State()
 	now := time.Now()
 	var next time.Time
@@ -83,7 +85,24 @@ func (c *Cluster) reconcileMembers(failedSince, absentSince map[int32]time.Time)
 		delete(absentSince, info.ID)
 		reg, registered := st.Brokers[info.ID]
 		live := registered && !reg.Fenced
+		// A member that reports itself cut off from the controller
+		// (ReportCutOff) is alive to gossip, not to us; this node leads,
+		// so its own tag is stale.
+		cutOff := m.Tags[tagCutOff] != "" && info.ID != c.cfg.NodeID
+		if !cutOff {
+			delete(cutSince, info.ID)
+		}
 		switch {
+		case m.Status == serf.StatusAlive && m.Tags[tagLeaving] == "" && cutOff:
+			delete(failedSince, info.ID)
+			if live {
+				if d, ok := c.confirmed(cutSince, info.ID, now, c.cutOffConfirm()); ok {
+					c.decide(FenceBroker{ID: info.ID}, info.ID, "fencing broker cut off from the controller")
+					delete(cutSince, info.ID)
+				} else if next.IsZero() || d.Before(next) {
+					next = d
+				}
+			}
 		case m.Status == serf.StatusAlive && m.Tags[tagLeaving] == "":
 			delete(failedSince, info.ID)
 			alive = append(alive, info)
@@ -140,6 +159,16 @@ func (c *Cluster) confirmed(since map[int32]time.Time, id int32, now time.Time, 
 	}
 	due := first.Add(d)
 	return due, !now.Before(due)
+}
+
+// cutOffConfirm is how long an alive member must report itself cut off
+// from the controller before it is fenced: FailureConfirm plus two Raft
+// heartbeats, 2.5 s with DefaultTimers. While a new controller is
+// elected every broker may step down for a moment and tag itself; each
+// clears its tag once it has caught up with the new controller, well
+// within two heartbeats, and must not be fenced for it.
+func (c *Cluster) cutOffConfirm() time.Duration {
+	return c.cfg.Timers.FailureConfirm + 2*c.cfg.Timers.RaftHeartbeat
 }
 
 // absentConfirm is how long a registered broker must be missing from

@@ -160,7 +160,14 @@
 // every tenth of RaftHeartbeat from raft's state and LastContact, so the
 // broker can consult it on every request. A broker that stays out of
 // contact for its leader lease (broker.Config.LeaderLease) stops acting
-// as leader; CatchUp is what it waits for before it resumes.
+// as leader; CatchUp is what it waits for before it resumes. It also
+// calls ReportCutOff, which sets this member's cutoff Serf tag until it
+// resumes: the controller fences an alive member that has carried the
+// tag for FailureConfirm plus two heartbeats (2.5 s). Gossip goes around
+// a partial partition (a member cut off from the controller but not from
+// a third member is probed through it and stays alive to Serf), Raft
+// does not; the tag carries the broker's own verdict to the controller
+// by the path that still works.
 // Config.Network replaces the operating system's network for the Raft
 // port's dials and for gossip, so tests can cut a member off without
 // stopping it.

@@ -24,6 +24,7 @@ const (
 	tagRaft    = "raft"    // advertised Raft address
 	tagLeaving = "leaving" // "1" once Leave started: never register it again
 	tagUnclean = "unclean" // "1" when this run followed a crash (Config.Unclean)
+	tagCutOff  = "cutoff"  // "1" while this broker has stepped down for lack of contact with the Raft leader (ReportCutOff)
 )
 
 // maxTags is memberlist's limit on a member's metadata, which holds the
@@ -56,6 +57,12 @@ func validateTags(tags map[string]string) error {
 	// count it at its longest.
 	if tags[tagRaft] == "" {
 		n += len("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535")
+	}
+	// The leaving and cutoff tags come and go at run time.
+	for _, k := range []string{tagLeaving, tagCutOff} {
+		if tags[k] == "" {
+			n += len(k) + 1 + 10
+		}
 	}
 	if n > maxTags {
 		return fmt.Errorf("cluster: serf tags of up to %d bytes, limit %d: shorten the advertised addresses", n, maxTags)

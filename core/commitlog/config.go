@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -44,6 +45,27 @@ type Config struct {
 	// RetentionAge deletes segments whose newest record is older than this
 	// (Kafka's retention.ms); -1 = no limit. Applied by Maintain.
 	RetentionAge time.Duration
+	// Cleanup is the cleanup policy (Kafka's cleanup.policy): which of
+	// retention (delete) and compaction (compact) apply. Zero means
+	// CleanupDelete.
+	Cleanup CleanupPolicy
+	// MinCleanableDirtyRatio is the share of dirty bytes (not yet cleaned)
+	// in the sealed segments above which a compacted log is cleaned
+	// (Kafka's min.cleanable.dirty.ratio).
+	MinCleanableDirtyRatio float64
+	// MinCompactionLag keeps records newer than this out of compaction
+	// (Kafka's min.compaction.lag.ms): a segment is cleaned only once its
+	// newest record is this old.
+	MinCompactionLag time.Duration
+	// MaxCompactionLag cleans a log whatever its dirty ratio once its
+	// oldest dirty record is this old, and rolls an active segment that
+	// old so it can be cleaned (Kafka's max.compaction.lag.ms).
+	MaxCompactionLag time.Duration
+	// DeleteRetention is how long a tombstone (a record with a key and no
+	// value) stays readable in a compacted log: the cleaner drops it once
+	// the newest record of its segment is this old (Kafka's
+	// delete.retention.ms).
+	DeleteRetention time.Duration
 	// IdleUnmap unmaps sealed segments not read for this long (Maintain),
 	// so thousands of logs fit the default mmap and file limits.
 	IdleUnmap time.Duration
@@ -71,6 +93,11 @@ func DefaultConfig() Config {
 		RetentionAge:       -1,
 		IdleUnmap:          time.Minute,
 		Logger:             zerolog.Nop(),
+
+		Cleanup:                CleanupDelete,
+		MinCleanableDirtyRatio: 0.5,
+		MaxCompactionLag:       math.MaxInt64,
+		DeleteRetention:        24 * time.Hour,
 	}
 }
 
@@ -93,14 +120,68 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("commitlog: SegmentMaxAge %v must be positive", c.SegmentMaxAge)
 	case c.IdleUnmap <= 0:
 		return fmt.Errorf("commitlog: IdleUnmap %v must be positive", c.IdleUnmap)
+	case c.Cleanup&^(CleanupDelete|CleanupCompact) != 0:
+		return fmt.Errorf("commitlog: unknown cleanup policy %d", c.Cleanup)
+	case c.MinCleanableDirtyRatio < 0 || c.MinCleanableDirtyRatio > 1:
+		return fmt.Errorf("commitlog: MinCleanableDirtyRatio %v out of range [0, 1]", c.MinCleanableDirtyRatio)
+	case c.MinCompactionLag < 0 || c.MaxCompactionLag < 0 || c.DeleteRetention < 0:
+		return fmt.Errorf("commitlog: negative compaction lag or delete retention")
 	}
 	return nil
+}
+
+// CleanupPolicy says how a log sheds old records: by retention (delete),
+// by compaction (compact: the newest record of each key is kept), or both.
+type CleanupPolicy uint8
+
+// Cleanup policies; combine them with |.
+const (
+	CleanupDelete CleanupPolicy = 1 << iota
+	CleanupCompact
+)
+
+// String is Kafka's name of the policy: "delete", "compact" or
+// "compact,delete".
+func (p CleanupPolicy) String() string {
+	switch p {
+	case 0, CleanupDelete:
+		return "delete"
+	case CleanupCompact:
+		return "compact"
+	case CleanupCompact | CleanupDelete:
+		return "compact,delete"
+	}
+	return fmt.Sprintf("CleanupPolicy(%d)", uint8(p))
+}
+
+// Deletes reports whether retention applies (Kafka: "delete" in the policy).
+func (p CleanupPolicy) Deletes() bool { return p == 0 || p&CleanupDelete != 0 }
+
+// Compacts reports whether the cleaner compacts the log.
+func (p CleanupPolicy) Compacts() bool { return p&CleanupCompact != 0 }
+
+// ParseCleanupPolicy reads Kafka's cleanup.policy list: "delete",
+// "compact", "compact,delete" or "delete,compact" (spaces allowed).
+func ParseCleanupPolicy(s string) (CleanupPolicy, error) {
+	var p CleanupPolicy
+	for _, f := range strings.Split(s, ",") {
+		switch strings.TrimSpace(f) {
+		case "delete":
+			p |= CleanupDelete
+		case "compact":
+			p |= CleanupCompact
+		default:
+			return 0, fmt.Errorf("commitlog: cleanup policy %q: want delete, compact or both", s)
+		}
+	}
+	return p, nil
 }
 
 // Reconfigure applies a new configuration to an open log: retention,
 // segment size and age, batch limit and flush policy take effect from the
 // next append, roll or Maintain (a smaller SegmentBytes rolls the active
-// segment on its next append). Logger, Now, IdleUnmap and the index
+// segment on its next append), the cleanup policy and compaction settings
+// from the next Maintain or cleaning. Logger, Now, IdleUnmap and the index
 // settings keep the values the log was opened with.
 func (l *Log) Reconfigure(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
@@ -117,6 +198,11 @@ func (l *Log) Reconfigure(cfg Config) error {
 	l.cfg.RetentionBytes = cfg.RetentionBytes
 	l.cfg.RetentionAge = cfg.RetentionAge
 	l.cfg.FlushInterval = cfg.FlushInterval
+	l.cfg.Cleanup = cfg.Cleanup
+	l.cfg.MinCleanableDirtyRatio = cfg.MinCleanableDirtyRatio
+	l.cfg.MinCompactionLag = cfg.MinCompactionLag
+	l.cfg.MaxCompactionLag = cfg.MaxCompactionLag
+	l.cfg.DeleteRetention = cfg.DeleteRetention
 	active := l.segs[len(l.segs)-1]
 	if int64(active.capacity) > cfg.SegmentBytes {
 		// The active segment keeps its mapping; it simply fills up sooner.

@@ -88,4 +88,23 @@
 // rebuilt. Damage below the recovery point is ErrCorrupt: data the log had
 // made durable is never silently cut. Indexes of older segments are checked
 // on first use and rebuilt if damaged.
+//
+// # Compaction
+//
+// A log whose Config.Cleanup includes CleanupCompact is compacted by a
+// Cleaner (cleaner.go: the algorithm; offsetmap.go: the key → offset map;
+// swap.go: the swap protocol and the manifest's byte layout), which keeps
+// the newest record of each key in the sealed segments. Three more files
+// may appear:
+//
+//	cleaner-offset-checkpoint        first dirty offset (12 bytes, as the other offset checkpoints)
+//	cleaner-swap                     swap manifest, while a swap is under way
+//	<base>.log.cleaned (.index, …)   a cleaned segment being written
+//
+// Below the first dirty offset, segments were written by the cleaner:
+// offsets may jump (gaps), and a batch may hold fewer records than its
+// offset span (ValidateStoredBatch), none for the kept last batch of a
+// producer. Recovery and index checks accept both there and only there;
+// reads skip to the next batch that exists. Open finishes a committed swap
+// and deletes the files of an uncommitted one.
 package commitlog

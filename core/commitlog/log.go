@@ -59,6 +59,12 @@ type Log struct {
 	recovered RecoveryInfo
 	stats     counters
 
+	// Compaction (cleaner.go, swap.go). cleanedTo is the first dirty
+	// offset: below it, segments were written by the cleaner and may have
+	// offset gaps and cleaned batches (see ValidateStoredBatch).
+	cleanedTo atomic.Int64
+	cleanMu   sync.Mutex // one cleaning of this log at a time; taken before syncMu
+
 	flushMu sync.Mutex    // guards quit; never held with syncMu
 	quit    chan struct{} // closed to stop the flusher
 	wg      sync.WaitGroup
@@ -124,6 +130,9 @@ func Open(dir string, cfg Config) (*Log, error) {
 // scan from the one holding the recovery point, restore the timestamps of
 // the trusted ones, and merge the epoch history.
 func (l *Log) load() error {
+	if err := l.recoverSwap(); err != nil {
+		return err
+	}
 	bases, err := l.listSegments()
 	if err != nil {
 		return err
@@ -241,6 +250,7 @@ func (l *Log) openSegments(bases []int64) ([]*segment, error) {
 		if err != nil {
 			return nil, fmt.Errorf("commitlog: segment %d: %w", b, err)
 		}
+		s.gapsBelow = l.cleanedTo.Load()
 		segs = append(segs, s)
 	}
 	for i := 0; i+1 < len(segs); i++ {
@@ -269,7 +279,7 @@ func (l *Log) scanTail(segs []*segment, rp int64) (kept []*segment, trusted int,
 	kept = append(kept, segs[:k]...)
 	for i := k; i < len(segs); i++ {
 		s := segs[i]
-		if s.base != want {
+		if s.base != want && !(s.base > want && s.base <= l.cleanedTo.Load()) {
 			if want <= rp {
 				return nil, 0, nil, fmt.Errorf("%w: segment %d follows data ending at offset %d, below the recovery point %d", ErrCorrupt, s.base, want, rp)
 			}
@@ -403,12 +413,12 @@ func (l *Log) recoverSegment(s *segment, rp int64, epochs *[]EpochEntry) (next i
 		if rp >= 0 && want < rp {
 			b, err = ParseHeader(data[pos:])
 			if err == nil && b.NextOffset() > rp {
-				b, err = ValidateBatch(data[pos:])
+				b, err = s.validateStored(data[pos:])
 			}
 		} else {
-			b, err = ValidateBatch(data[pos:])
+			b, err = s.validateStored(data[pos:])
 		}
-		if err == nil && b.BaseOffset != want {
+		if err == nil && b.BaseOffset != want && !s.gapAllowed(want, b) {
 			err = fmt.Errorf("batch offset %d, want %d", b.BaseOffset, want)
 		}
 		if err != nil {
@@ -547,6 +557,13 @@ func (l *Log) Append(buf []byte) (AppendResult, error) {
 // order), so the CRCs are not computed twice. The batches must cover buf
 // exactly.
 func (l *Log) AppendValidated(buf []byte, batches []Batch) (AppendResult, error) {
+	return l.appendValidated(buf, batches, false)
+}
+
+// appendValidated is AppendValidated; with keepOffsets the batches keep
+// the offsets they carry (a replica copying a compacted leader's log,
+// gaps included: see AppendReplicated) instead of getting the next ones.
+func (l *Log) appendValidated(buf []byte, batches []Batch, keepOffsets bool) (AppendResult, error) {
 	var maxTS int64 = -1
 	n := 0
 	for _, b := range batches {
@@ -575,7 +592,15 @@ func (l *Log) AppendValidated(buf []byte, batches []Batch) (AppendResult, error)
 	}
 	first := l.leo.Load()
 	next := first
-	for i, p := 0, 0; i < len(batches); i++ {
+	if keepOffsets {
+		if err := l.checkReplicated(batches); err != nil {
+			l.appendMu.Unlock()
+			return AppendResult{}, err
+		}
+		first = batches[0].BaseOffset
+		next = batches[len(batches)-1].NextOffset()
+	}
+	for i, p := 0, 0; i < len(batches) && !keepOffsets; i++ {
 		batches[i].BaseOffset = next
 		SetBaseOffset(buf[p:], next)
 		next = batches[i].NextOffset()

@@ -147,6 +147,9 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// In a compacted log the cut may fall in a gap: the log then ends at
+	// offset, not at the next batch that exists.
+	newNext = min(newNext, offset)
 	// Drop later segments.
 	later := l.segs[k+1:]
 	l.mu.Lock()
@@ -183,6 +186,10 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	}
 	if l.durable.Load() > newNext {
 		l.durable.Store(newNext)
+	}
+	if err := l.lowerCleanedTo(newNext); err != nil {
+		l.fail(fmt.Errorf("commitlog: truncate: %w", err))
+		return 0, l.werr
 	}
 	l.epochMu.Lock()
 	for len(l.epochs) > 0 && l.epochs[len(l.epochs)-1].StartOffset >= newNext {
@@ -316,12 +323,18 @@ func (l *Log) retainLocked(now time.Time) error {
 	}
 	hw := l.hw.Load()
 	active := l.segs[len(l.segs)-1]
-	if active.size.Load() > 0 && now.Sub(active.created) >= l.cfg.SegmentMaxAge {
+	maxAge := l.cfg.SegmentMaxAge
+	if l.cfg.Cleanup.Compacts() {
+		// A compacted log rolls by max.compaction.lag.ms too, so that
+		// its active segment becomes cleanable in time.
+		maxAge = min(maxAge, max(l.cfg.MaxCompactionLag, time.Millisecond))
+	}
+	if active.size.Load() > 0 && now.Sub(active.created) >= maxAge {
 		if err := l.roll(); err != nil {
 			return err
 		}
 	}
-	if l.cfg.RetentionAge >= 0 {
+	if l.cfg.RetentionAge >= 0 && l.cfg.Cleanup.Deletes() {
 		cutoff := now.Add(-l.cfg.RetentionAge).UnixMilli()
 		if a := l.segs[len(l.segs)-1]; a.size.Load() > 0 && a.maxTS.Load() < cutoff && a.next.Load() <= hw {
 			// Everything has expired: roll so the active segment can go.
@@ -341,7 +354,7 @@ func (l *Log) retainLocked(now time.Time) error {
 			return err
 		}
 	}
-	if l.cfg.RetentionBytes >= 0 {
+	if l.cfg.RetentionBytes >= 0 && l.cfg.Cleanup.Deletes() {
 		var total int64
 		for _, s := range l.segs {
 			total += s.size.Load()

@@ -63,6 +63,11 @@ func (l *Log) read(offset int64, maxBytes int, limit int64) (View, error) {
 	}
 	s := l.segmentFor(offset)
 	r, err := s.acquire(l.cfg.Now())
+	for err == errSegmentGone {
+		// The cleaner swapped the segment out: its successor is listed.
+		s = l.segmentFor(offset)
+		r, err = s.acquire(l.cfg.Now())
+	}
 	if err != nil {
 		return View{}, err
 	}
@@ -97,11 +102,27 @@ func (l *Log) read(offset int64, maxBytes int, limit int64) (View, error) {
 	}
 	if first < 0 {
 		r.release()
+		if next := l.segmentAfter(s); next != nil && pos >= int64(len(data)) && next.base <= limit {
+			// Compaction left no batch at or after offset in this
+			// segment: the read goes on in the next one.
+			return l.read(max(offset, next.base), maxBytes, limit)
+		}
 		return View{First: offset, Next: offset}, nil
 	}
 	r.idx.release()
 	r.tidx.release()
 	return View{Data: data[from:pos], First: first, Next: next, m: r.log}, nil
+}
+
+// segmentAfter returns the segment that follows s, or nil.
+func (l *Log) segmentAfter(s *segment) *segment {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > s.base })
+	if i < len(l.segs) {
+		return l.segs[i]
+	}
+	return nil
 }
 
 // decompressor is safe for concurrent use.
@@ -174,6 +195,9 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool,
 			continue
 		}
 		r, err := s.acquire(l.cfg.Now())
+		if err == errSegmentGone {
+			return l.OffsetForTimestamp(ts) // swapped by the cleaner: look again
+		}
 		if err != nil {
 			return 0, 0, false, err
 		}

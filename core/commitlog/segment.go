@@ -54,6 +54,12 @@ type segment struct {
 	checked bool // sealed indexes verified against the log
 
 	interval int // index interval in bytes, for rebuilds
+
+	// gapsBelow is the log's cleaner checkpoint when the segment was
+	// opened or written by the cleaner: batches below it may leave offset
+	// gaps and hold fewer records than their offset span (cleaner.go).
+	gapsBelow int64
+	gone      bool // replaced by the cleaner; under mu (acquire fails with errSegmentGone)
 }
 
 func segmentPaths(dir string, base int64) (string, string, string) {
@@ -353,6 +359,9 @@ func (r *refs) release() {
 func (s *segment) acquire(now time.Time) (refs, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.gone {
+		return refs{}, errSegmentGone
+	}
 	s.lastUse = now
 	if s.logM == nil {
 		if err := s.mapSealedLocked(); err != nil {
@@ -487,7 +496,7 @@ func (s *segment) rebuildIndexes(data []byte) error {
 		if err != nil {
 			return fmt.Errorf("%w: segment %d at position %d: %v", ErrCorrupt, s.base, pos, err)
 		}
-		if b.BaseOffset != want {
+		if b.BaseOffset != want && !s.gapAllowed(want, b) {
 			return fmt.Errorf("%w: segment %d at position %d: batch offset %d, want %d", ErrCorrupt, s.base, pos, b.BaseOffset, want)
 		}
 		maxTS = max(maxTS, b.MaxTimestamp)
@@ -505,7 +514,7 @@ func (s *segment) rebuildIndexes(data []byte) error {
 		want = b.NextOffset()
 		pos += b.Size
 	}
-	if want != s.next.Load() {
+	if want != s.next.Load() && !(want < s.next.Load() && s.next.Load() <= s.gapsBelow) {
 		return fmt.Errorf("%w: segment %d ends at offset %d, the next segment starts at %d", ErrCorrupt, s.base, want, s.next.Load())
 	}
 	if maxTS > lastTS {

@@ -39,6 +39,8 @@ type Coordinator struct {
 	// follow Close's Wait.
 	wg sync.WaitGroup
 
+	txo txnOffsets // transactional commits pending (txn.go)
+
 	mu     sync.Mutex        // guards groups and closed; a leaf: no lock is taken while holding it
 	groups map[string]*group // by group id
 	closed bool
@@ -119,14 +121,40 @@ func (c *Coordinator) load() error {
 		return s
 	}
 	n := 0
-	err := c.log.Replay(func(key, value []byte) error {
+	// Transactional commits read so far, by producer, until their marker.
+	type pendingCommit struct {
+		group, topic string
+		partition    int32
+		o            offset
+	}
+	txnPending := map[int64][]pendingCommit{}
+	apply := func(r Replayed) error {
 		n++
-		d, ok, err := decodeRecord(key, value)
+		if r.Marker {
+			if r.Commit {
+				for _, pc := range txnPending[r.ProducerID] {
+					s := get(pc.group)
+					if s.offsets[pc.topic] == nil {
+						s.offsets[pc.topic] = make(map[int32]offset)
+					}
+					s.offsets[pc.topic][pc.partition] = pc.o
+				}
+			}
+			delete(txnPending, r.ProducerID)
+			return nil
+		}
+		d, ok, err := decodeRecord(r.Key, r.Value)
 		if err != nil {
 			return fmt.Errorf("record %d: %w", n, err)
 		}
 		if !ok {
 			c.lg.Debug().Int("record", n).Msg("skipping record of unknown type")
+			return nil
+		}
+		if r.ProducerID >= 0 {
+			if d.isOffset && d.offset != nil {
+				txnPending[r.ProducerID] = append(txnPending[r.ProducerID], pendingCommit{d.group, d.topic, d.partition, *d.offset})
+			}
 			return nil
 		}
 		s := get(d.group)
@@ -144,7 +172,20 @@ func (c *Coordinator) load() error {
 			s.meta = d.meta
 		}
 		return nil
-	})
+	}
+	var err error
+	if tl, ok := c.log.(TxnLog); ok {
+		err = tl.ReplayTxn(apply)
+	} else {
+		err = c.log.Replay(func(key, value []byte) error {
+			return apply(Replayed{Key: key, Value: value, ProducerID: -1})
+		})
+	}
+	for pid, pcs := range txnPending {
+		for _, pc := range pcs {
+			c.txo.add(pid, pc.group, pc.topic, map[int32]offset{pc.partition: pc.o})
+		}
+	}
 	if err != nil {
 		return err
 	}

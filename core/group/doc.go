@@ -95,6 +95,12 @@
 // timeout from then to heartbeat. Keys of other versions (Kafka's newer
 // group types) are skipped.
 //
+// Transactional offset commits (TxnOffsetCommit, txn.go) are offset
+// commit records in a transactional batch of the producer (a TxnLog), and
+// count only from the commit marker of that producer's transaction that
+// follows them in the log (an abort marker drops them); on replay, those
+// with no marker yet are pending again.
+//
 // # Where the group code lives
 //
 // Three layers, each in its own place:

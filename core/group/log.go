@@ -76,3 +76,29 @@ func (l *MemLog) Len() int {
 	defer l.mu.Unlock()
 	return len(l.recs)
 }
+
+// TxnLog is a Log that keeps transactional offset commits as Kafka keeps
+// them in __consumer_offsets: TxnOffsetCommit's records go to the log at
+// once, in a batch marked with the producer's id, and count only once the
+// transaction's commit marker follows them (written to the same log by the
+// transaction's coordinator, through the partition). The broker's
+// __consumer_offsets log is one; a Log that is not keeps such commits in
+// memory until the transaction ends, and then writes them as ordinary
+// commits.
+type TxnLog interface {
+	Log
+	// AppendTxn durably writes recs as one transactional batch of
+	// producer id at epoch, as Append writes.
+	AppendTxn(ctx context.Context, producerID int64, epoch int16, recs []Record) error
+	// ReplayTxn is Replay with each record's origin: the producer id of a
+	// transactional record (-1 for others), and the transaction markers.
+	ReplayTxn(fn func(r Replayed) error) error
+}
+
+// Replayed is one record of a TxnLog's replay.
+type Replayed struct {
+	Key, Value []byte // nil for a marker
+	ProducerID int64  // the producer of a transactional record or marker; -1 otherwise
+	Marker     bool   // a transaction marker: Commit says how the transaction ended
+	Commit     bool
+}

@@ -173,13 +173,14 @@ func (g *group) validateOffsetCommit(generation int32, memberID string, instance
 // group, from v8 for each group of Groups. Topics nil means every topic
 // the group committed to. A partition without a commit, or a group the
 // coordinator does not know, reads offset -1 with no error, as in Kafka.
-// RequireStable is ignored: there are no transactional commits. For v10
+// With RequireStable (v7+), a partition with a transactional commit
+// pending answers UNSTABLE_OFFSET_COMMIT, and the client retries. For v10
 // the protocol server maps TopicID to Topic and back, as for OffsetCommit.
 func (c *Coordinator) OffsetFetch(_ context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version >= 8 {
 		for _, rg := range req.Groups {
-			resp.Groups = append(resp.Groups, c.fetchGroup(rg.Group, rg.Topics))
+			resp.Groups = append(resp.Groups, c.fetchGroup(rg.Group, rg.Topics, req.RequireStable))
 		}
 		return resp
 	}
@@ -193,7 +194,7 @@ func (c *Coordinator) OffsetFetch(_ context.Context, req *kmsg.OffsetFetchReques
 			topics = append(topics, rt)
 		}
 	}
-	rg := c.fetchGroup(req.Group, topics)
+	rg := c.fetchGroup(req.Group, topics, req.Version >= 7 && req.RequireStable)
 	resp.ErrorCode = rg.ErrorCode
 	if rg.ErrorCode != 0 && req.Version < 2 {
 		// v0 and v1 have no group error code: it goes on each partition.
@@ -230,7 +231,9 @@ func (c *Coordinator) OffsetFetch(_ context.Context, req *kmsg.OffsetFetchReques
 }
 
 // fetchGroup answers OffsetFetch for one group; topics nil means all.
-func (c *Coordinator) fetchGroup(id string, topics []kmsg.OffsetFetchRequestGroupTopic) kmsg.OffsetFetchResponseGroup {
+// With stable, partitions with a transactional commit pending answer
+// UNSTABLE_OFFSET_COMMIT.
+func (c *Coordinator) fetchGroup(id string, topics []kmsg.OffsetFetchRequestGroupTopic, stable bool) kmsg.OffsetFetchResponseGroup {
 	rg := kmsg.NewOffsetFetchResponseGroup()
 	rg.Group = id
 	if c.isClosed() {
@@ -263,7 +266,12 @@ func (c *Coordinator) fetchGroup(id string, topics []kmsg.OffsetFetchRequestGrou
 			rt := kmsg.NewOffsetFetchResponseGroupTopic()
 			rt.Topic = t
 			for _, p := range slices.Sorted(maps.Keys(offsets[t])) {
-				rt.Partitions = append(rt.Partitions, partition(p, offsets[t][p], true))
+				rp := partition(p, offsets[t][p], true)
+				if stable && c.unstable(id, t, p) {
+					rp = partition(p, offset{}, false)
+					rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+				}
+				rt.Partitions = append(rt.Partitions, rp)
 			}
 			rg.Topics = append(rg.Topics, rt)
 		}
@@ -281,7 +289,12 @@ func (c *Coordinator) fetchGroup(id string, topics []kmsg.OffsetFetchRequestGrou
 				continue
 			}
 			o, ok := offsets[t.Topic][p]
-			rt.Partitions = append(rt.Partitions, partition(p, o, ok))
+			rp := partition(p, o, ok)
+			if stable && c.unstable(id, t.Topic, p) {
+				rp = partition(p, offset{}, false)
+				rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+			}
+			rt.Partitions = append(rt.Partitions, rp)
 		}
 		rg.Topics = append(rg.Topics, rt)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-io/fluxo/core/broker"
+	"github.com/fluxo-io/fluxo/core/commitlog"
 )
 
 // Produce v3-v12 (RecordBatch v2 only; v13 names topics by id).
@@ -34,8 +35,14 @@ import (
 //     records (the high watermark passes them), up to the request's
 //     timeout (REQUEST_TIMED_OUT); NOT_LEADER_OR_FOLLOWER if leadership
 //     moves meanwhile.
-//   - Transactions are not supported: a request with a transactional id
-//     gets INVALID_REQUEST for every partition.
+//   - Transactions (KIP-98): a transactional producer's batches (attribute
+//     bit 4) are appended like idempotent ones, and the partition counts
+//     them in its ongoing transactions until the coordinator's marker
+//     ends them. A request with a transactional id must carry
+//     transactional batches, and the others none (INVALID_RECORD);
+//     control batches come only from coordinators (INVALID_RECORD).
+//     Whether the partition was added to the transaction is not checked
+//     (KIP-890's verification is not implemented).
 //   - Authorization (authz.go): WRITE on each topic, else
 //     TOPIC_AUTHORIZATION_FAILED; a transactional id needs WRITE on it,
 //     else TRANSACTIONAL_ID_AUTHORIZATION_FAILED everywhere.
@@ -74,8 +81,8 @@ func (s *Server) handleProduce(ctx context.Context, cc *Conn, kreq kmsg.Request)
 			switch {
 			case terr != 0:
 				sp.ErrorCode = terr
-			case req.TransactionID != nil:
-				sp.ErrorCode = kerr.InvalidRequest.Code
+			case !txnBatchesMatch(rp.Records, req.TransactionID != nil):
+				sp.ErrorCode = kerr.InvalidRecord.Code
 			case rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case topic.Partitions[rp.Partition] == nil:
@@ -134,4 +141,16 @@ func (s *Server) produceTopic(ctx context.Context, cc *Conn, name string) (*brok
 		}
 		return nil, kerr.KafkaStorageError.Code
 	}
+}
+
+// txnBatchesMatch reports whether every batch of records is transactional
+// exactly when the request carries a transactional id. Batches that do not
+// parse are left to the partition's validation.
+func txnBatchesMatch(records []byte, transactional bool) bool {
+	ok := true
+	commitlog.Batches(records, func(b commitlog.Batch, _ []byte) bool {
+		ok = b.IsTransactional() == transactional
+		return ok
+	})
+	return ok
 }

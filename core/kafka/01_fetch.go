@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/fluxo-io/fluxo/core/broker"
 	"github.com/fluxo-io/fluxo/core/commitlog"
 )
 
@@ -34,7 +35,12 @@ import (
 //     the partition gets NOT_LEADER_OR_FOLLOWER.
 //   - No fetch sessions (KIP-227): the session id is always 0, which tells
 //     clients to send full fetches.
-//   - Last stable offset = high watermark (no transactions).
+//   - Isolation (KIP-98): every partition reports its last stable offset
+//     (broker.Partition.LastStableOffset). read_uncommitted (0) reads up
+//     to the high watermark; read_committed (1) only up to the last
+//     stable offset (whole batches: the batches at or past it are left
+//     out), with the aborted transactions of the range returned, so that
+//     the client drops their records.
 //   - Authorization (authz.go): READ on each topic, else
 //     TOPIC_AUTHORIZATION_FAILED; a follower needs CLUSTER_ACTION on the
 //     cluster, else every partition gets TOPIC_AUTHORIZATION_FAILED.
@@ -137,7 +143,9 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, views
 				chans = append(chans, l.HighWatermarkChanged())
 			}
 			hw := l.HighWatermark()
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, l.LogStartOffset()
+			lso := p.LastStableOffset()
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, lso, l.LogStartOffset()
+			committed := !replica && req.IsolationLevel == 1
 			if epoch := p.LeaderEpoch(); !replica && req.Version >= 9 && rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch != epoch {
 				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
 				if rp.CurrentLeaderEpoch > epoch {
@@ -168,6 +176,9 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, views
 				final = true
 				s.log.Error().Err(err).Str("topic", rt.Topic).Int32("partition", rp.Partition).Msg("fetch read failed")
 			default:
+				if committed && len(v.Data) > 0 {
+					v.Data = s.readCommitted(p, &sp, v.Data, rp.FetchOffset, lso)
+				}
 				if len(v.Data) > 0 {
 					// The segment's bytes as stored: the response
 					// encoder copies them once, from the page cache.
@@ -183,6 +194,30 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, views
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, total, chans, final
+}
+
+// readCommitted cuts data (whole batches from fetchOffset) at the last
+// stable offset and lists in sp the aborted transactions of what is left.
+func (s *Server) readCommitted(p *broker.Partition, sp *kmsg.FetchResponseTopicPartition, data []byte, fetchOffset, lso int64) []byte {
+	cut, end := 0, fetchOffset
+	commitlog.Batches(data, func(b commitlog.Batch, _ []byte) bool {
+		if b.BaseOffset >= lso {
+			return false
+		}
+		cut += b.Size
+		end = b.NextOffset()
+		return true
+	})
+	data = data[:cut]
+	if cut == 0 {
+		return data
+	}
+	for _, a := range p.AbortedTxns(fetchOffset, end) {
+		at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+		at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+		sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+	}
+	return data
 }
 
 // fetchDenied returns the requested topics the connection may not read:

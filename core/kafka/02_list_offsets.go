@@ -10,8 +10,8 @@ import (
 // ListOffsets v1-v8.
 //
 // Behavior:
-//   - Timestamp -2: the log start offset; -1: the high watermark (also for
-//     read_committed: there are no transactions); any other timestamp: the
+//   - Timestamp -2: the log start offset; -1: the high watermark, or for
+//     read_committed (isolation level 1) the last stable offset; any other timestamp: the
 //     first offset whose record timestamp is at or after it, or offset -1
 //     when every record is older.
 //   - -3 (the offset of the largest timestamp, v7+) is answered with
@@ -50,6 +50,9 @@ func (s *Server) handleListOffsets(_ context.Context, cc *Conn, kreq kmsg.Reques
 				sp.Offset = l.LogStartOffset()
 			case -1:
 				sp.Offset = l.HighWatermark()
+				if req.IsolationLevel == 1 {
+					sp.Offset = p.LastStableOffset()
+				}
 			case -3:
 				sp.ErrorCode = kerr.UnsupportedVersion.Code
 			default:

@@ -14,8 +14,9 @@ import (
 // Behavior: a consumer group's coordinator is the broker Config.Groups
 // names: the leader of the group's __consumer_offsets partition (v4+:
 // for every key of the batch); COORDINATOR_NOT_AVAILABLE while that
-// partition has no leader. Transaction coordinators are not offered:
-// COORDINATOR_NOT_AVAILABLE, as transactions are not supported. The
+// partition has no leader. A transactional id's (key type 1) is the
+// broker Config.Txns names: the leader of the id's __transaction_state
+// partition; COORDINATOR_NOT_AVAILABLE without Config.Txns. The
 // coordinator's address is the one on the client's listener, as in
 // Metadata; COORDINATOR_NOT_AVAILABLE when it has none there.
 // Authorization (authz.go): DESCRIBE on the group, else
@@ -35,10 +36,17 @@ func (s *Server) handleFindCoordinator(ctx context.Context, cc *Conn, kreq kmsg.
 				return -1, "", -1, kerr.TransactionalIDAuthorizationFailed.Code
 			}
 		}
-		if req.CoordinatorType != 0 {
+		var node int32
+		var addr string
+		var code int16
+		switch {
+		case req.CoordinatorType == 0:
+			node, addr, code = s.cfg.Groups.Find(ctx, key)
+		case req.CoordinatorType == 1 && s.cfg.Txns != nil:
+			node, addr, code = s.cfg.Txns.Find(ctx, key)
+		default:
 			return -1, "", -1, kerr.CoordinatorNotAvailable.Code
 		}
-		node, addr, code := s.cfg.Groups.Find(ctx, key)
 		if code != 0 {
 			return -1, "", -1, code
 		}

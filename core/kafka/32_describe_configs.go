@@ -59,10 +59,15 @@ func (s *Server) handleDescribeConfigs(_ context.Context, cc *Conn, kreq kmsg.Re
 					src = kmsg.ConfigSourceDynamicTopicConfig
 				}
 				typ := kmsg.ConfigTypeLong
-				if v.Name == "cleanup.policy" {
+				switch v.Name {
+				case "cleanup.policy":
 					typ = kmsg.ConfigTypeList
-				} else if v.Name == "max.message.bytes" {
+				case "max.message.bytes":
 					typ = kmsg.ConfigTypeInt
+				case "min.cleanable.dirty.ratio":
+					typ = kmsg.ConfigTypeDouble
+				case "message.timestamp.type":
+					typ = kmsg.ConfigTypeString
 				}
 				add(v.Name, v.Value, v.Set, false, src, typ)
 			}

@@ -49,6 +49,18 @@ import (
 //	InitProducerID               idempotent: IDEMPOTENT_WRITE on the      CLUSTER_AUTHORIZATION_FAILED
 //	                             cluster or WRITE on any topic (KIP-679)
 //	                             transactional: WRITE on the id           TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+//	AddPartitionsToTxn           WRITE on the transactional id            TRANSACTIONAL_ID_AUTHORIZATION_FAILED, every partition
+//	                             and WRITE on each topic                  TOPIC_AUTHORIZATION_FAILED per partition, the
+//	                                                                      others OPERATION_NOT_ATTEMPTED
+//	AddOffsetsToTxn              WRITE on the transactional id            TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+//	                             and READ on the group                    GROUP_AUTHORIZATION_FAILED
+//	EndTxn                       WRITE on the transactional id            TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+//	TxnOffsetCommit              WRITE on the transactional id            TRANSACTIONAL_ID_AUTHORIZATION_FAILED, every partition
+//	                             and READ on the group                    GROUP_AUTHORIZATION_FAILED, every partition
+//	                             and READ on each topic                   TOPIC_AUTHORIZATION_FAILED per partition
+//	WriteTxnMarkers              CLUSTER_ACTION on the cluster            CLUSTER_AUTHORIZATION_FAILED per partition
+//	DescribeTransactions         DESCRIBE on each transactional id        TRANSACTIONAL_ID_AUTHORIZATION_FAILED for that id
+//	ListTransactions             DESCRIBE on each transactional id        the others are left out
 //	FindCoordinator              group: DESCRIBE on the group             GROUP_AUTHORIZATION_FAILED (per key, v4+)
 //	                             transaction: DESCRIBE on the id          TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 //	JoinGroup, SyncGroup,        READ on the group                        GROUP_AUTHORIZATION_FAILED

@@ -86,6 +86,16 @@ func (s *Server) registerHandlers() {
 	s.handle(kmsg.DescribeGroups, 0, 5, s.handleDescribeGroups)
 	s.handle(kmsg.ListGroups, 0, 5, s.handleListGroups)
 	s.handle(kmsg.DeleteGroups, 0, 2, s.handleDeleteGroups)
+	if s.cfg.Txns == nil {
+		return
+	}
+	s.handle(kmsg.AddPartitionsToTxn, 0, 3, s.handleAddPartitionsToTxn)
+	s.handle(kmsg.AddOffsetsToTxn, 0, 4, s.handleAddOffsetsToTxn)
+	s.handle(kmsg.EndTxn, 0, 4, s.handleEndTxn)
+	s.handle(kmsg.WriteTxnMarkers, 0, 1, s.handleWriteTxnMarkers)
+	s.handle(kmsg.TxnOffsetCommit, 0, 4, s.handleTxnOffsetCommit)
+	s.handle(kmsg.DescribeTransactions, 0, 0, s.handleDescribeTransactions)
+	s.handle(kmsg.ListTransactions, 0, 1, s.handleListTransactions)
 }
 
 // handle registers fn for key at versions [minVersion, maxVersion]. It must

@@ -1,7 +1,7 @@
 // Package kafka is the core broker's Kafka wire protocol server. Unmodified
 // Kafka clients (franz-go, sarama, librdkafka/kcat, kafka-python) connect
-// to it to produce, fetch and run consumer groups, edges forward to it, and
-// followers replicate through it. Requests and responses are encoded and
+// to it to produce, fetch, run consumer groups and transactions, edges
+// forward to it, and followers replicate through it. Requests and responses are encoded and
 // decoded with franz-go's kmsg, so the server speaks every version kmsg
 // knows; this package frames them, dispatches them and enforces limits.
 //

@@ -116,6 +116,11 @@ type Config struct {
 	// APIs unregistered.
 	Groups Groups
 
+	// Txns finds the transaction coordinators; nil (or a nil Groups)
+	// leaves the transaction APIs unregistered, and InitProducerID with a
+	// transactional id answers COORDINATOR_NOT_AVAILABLE.
+	Txns Txns
+
 	// UnregisterBroker removes broker id from the cluster for good
 	// (UnregisterBroker, API key 64). Nil leaves the API unregistered. It
 	// returns an error wrapping ErrBrokerNotRegistered for an id the
