@@ -24,10 +24,12 @@ BENCH      ?= .
 DEMO_ARGS  ?=
 LINK_ARGS  ?=
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
-# Every Go module in the tree: the root and deploy/ (its own module).
-MODULES    := . deploy third_party/mochi-mqtt-server
+SOAK_DURATION ?= 30m
+# Every Go module in the tree: the root, deploy/, benchmarks/peers/ and
+# third_party/mochi-mqtt-server/ (each its own module).
+MODULES    := . deploy benchmarks/peers third_party/mochi-mqtt-server
 
-.PHONY: help build demo test e2e chaos nemesis fuzz bench bench-link lint pi tidy-check clean console-screenshots
+.PHONY: help build demo test e2e chaos nemesis fuzz bench bench-link lint pi tidy-check clean console-screenshots soak soak-check bench-peers peers-test
 
 help: ## show this help
 	@echo "Usage: make TARGET [VAR=value ...]"
@@ -35,7 +37,7 @@ help: ## show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-11s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables: RACE_PKGS=$(RACE_PKGS) FUZZTIME=$(FUZZTIME) FUZZ_PKGS=$(FUZZ_PKGS)"
-	@echo "           BENCH_PKGS=$(BENCH_PKGS) BENCH=$(BENCH) DEMO_ARGS=$(DEMO_ARGS)"
+	@echo "           BENCH_PKGS=$(BENCH_PKGS) BENCH=$(BENCH) DEMO_ARGS=$(DEMO_ARGS) SOAK_DURATION=$(SOAK_DURATION)"
 
 build: ## build bin/fluxo for this machine, stamped with version, commit and date
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fluxo ./cmd/fluxo
@@ -97,6 +99,19 @@ lint: ## gofmt, go vet (with and without -tags e2e) and staticcheck
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./...
 	$(STATICCHECK) ./...
+	cd benchmarks/peers && $(GO) vet ./... && $(GO) vet -tags soak ./... && $(STATICCHECK) ./...
+
+peers-test: ## the unit tests of benchmarks/peers (its own module: go test ./... at the root does not enter it)
+	cd benchmarks/peers && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+soak: build ## SOAK_DURATION (30m) of the demo fleet at 1,000 msg/s against an edge and three cores, one restart of each kind; fails on a leak, a loss or a duplicate; files in benchmarks/peers/results/soak
+	cd benchmarks/peers && $(GO) run ./soak -duration $(SOAK_DURATION) -fluxo $(CURDIR)/bin/fluxo -out results/soak
+
+soak-check: build ## the soak for two minutes, as a Go test (build tag soak; not part of test or e2e)
+	cd benchmarks/peers && FLUXO_BIN=$(CURDIR)/bin/fluxo $(GO) test -count=1 -tags soak -run 'TestSoakCheck' -timeout 15m -v ./soak/
+
+bench-peers: build ## fluxo against bare mochi, Mosquitto, NATS (MQTT + JetStream) and kfake: JSON and PNG plots in benchmarks/peers/results
+	cd benchmarks/peers && $(GO) run . -fluxo $(CURDIR)/bin/fluxo -out results
 
 # Release builds: static (no cgo), stripped, stamped like bin/fluxo.
 DIST_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)'
@@ -116,7 +131,7 @@ dist: pi ## pi, plus dist/fluxo-linux-amd64 and dist/SHA256SUMS (check with: cd 
 deploy-test: pi ## test deploy/ (its own module): Pi binaries, units, manifests, dashboards and alerts against real processes
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
 
-tidy-check: ## fail if go mod tidy would change go.mod or go.sum of any module (the root, deploy/, third_party/mochi-mqtt-server/); files are left untouched
+tidy-check: ## fail if go mod tidy would change go.mod or go.sum of any module (the root, deploy/, benchmarks/peers/, third_party/mochi-mqtt-server/); files are left untouched
 	@status=0; \
 	for dir in $(MODULES); do \
 		if ! (cd "$$dir" && $(GO) mod tidy -diff); then \

@@ -19,6 +19,10 @@
 // with the broker idle. The broker is stopped with SIGTERM at the end, and
 // the whole run is bounded by -timeout.
 //
+// With -broker-addr the scenarios run against a broker this program did
+// not start (benchmarks/peers points it at kfake), and -baseline 0 skips
+// the baseline; -json writes the scenarios' figures for programs.
+//
 // With -security (security.go) it starts one core with two listeners,
 // PLAINTEXT and SASL_SSL (SCRAM-SHA-512 over TLS, the authorizer checking
 // the SCRAM user's ACLs), creates the SCRAM user, and runs one scenario
@@ -56,6 +60,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -105,6 +110,9 @@ type options struct {
 	manyFill       int64
 	manyIdle       time.Duration
 	manyStart      int
+
+	brokerAddr string
+	json       string
 }
 
 func main() {
@@ -137,6 +145,8 @@ func main() {
 	flag.Int64Var(&o.manyFill, "many-fill-bytes", 300_000, "with -many: bytes of values written into each partition before the idle time and the restarts (0: produce runs only)")
 	flag.DurationVar(&o.manyIdle, "many-idle", 80*time.Second, "with -many: how long both brokers stay idle after the fill before disk and open files are measured again (fluxo closes a partition idle for 1 min, checked every 10 s)")
 	flag.IntVar(&o.manyStart, "many-start", 10000, "with -many: partitions of the topic of the start test (0: skip it)")
+	flag.StringVar(&o.brokerAddr, "broker-addr", "", "run the single-node scenarios against this Kafka broker (any broker, e.g. kfake) instead of starting a fluxo core")
+	flag.StringVar(&o.json, "json", "", "also write the single-node scenarios' figures as JSON to this file")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -179,8 +189,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	if o.valueSize < 1 || o.valueSize > 512<<10 || o.duration <= 0 || o.baseline <= 0 {
-		return fmt.Errorf("-duration and -baseline must be positive, -value-bytes between 1 and 512 KiB")
+	if o.valueSize < 1 || o.valueSize > 512<<10 || o.duration <= 0 || o.baseline < 0 {
+		return fmt.Errorf("-duration must be positive, -baseline not negative, -value-bytes between 1 and 512 KiB")
 	}
 	root, err := os.MkdirTemp(o.dir, "fluxo-kafka-bench-")
 	if err != nil {
@@ -191,7 +201,9 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	pool := newPool()
 
 	var b broker
-	if o.inProcess {
+	if o.brokerAddr != "" {
+		b = externalBroker(o.brokerAddr)
+	} else if o.inProcess {
 		fmt.Fprintln(stderr, "starting a core node in process")
 		if b, err = startNodeBroker(filepath.Join(root, "data")); err != nil {
 			return err
@@ -265,6 +277,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	// records per batch as the acks=1 scenarios averaged (all scenarios if
 	// none ran), unless -baseline-records says otherwise. It runs after the
 	// scenarios, with the broker idle and their topics deleted.
+	if o.baseline == 0 {
+		// No baseline: the figures alone, for programs.
+		if err := stopBroker(); err != nil {
+			return fmt.Errorf("stop broker: %w", err)
+		}
+		printTable(stdout, o, results, baselineResult{})
+		return writeJSON(o, results)
+	}
 	shape := o.baselineRecords
 	if shape <= 0 {
 		shape = batchShape(results)
@@ -282,7 +302,48 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		return fmt.Errorf("stop broker: %w", err)
 	}
 	printTable(stdout, o, results, base)
-	return nil
+	return writeJSON(o, results)
+}
+
+// externalBroker is a broker this program did not start (-broker-addr).
+type externalBroker string
+
+func (b externalBroker) KafkaAddr() string        { return string(b) }
+func (externalBroker) Stop(context.Context) error { return nil }
+
+// jsonScenario is one scenario's figures in -json's file.
+type jsonScenario struct {
+	Scenario       string  `json:"scenario"`
+	Partitions     int32   `json:"partitions"`
+	Acks           string  `json:"acks"`
+	ProduceMBps    float64 `json:"produce_mb_per_s"`
+	RecordsPerSec  float64 `json:"records_per_s"`
+	ConsumeMBps    float64 `json:"consume_mb_per_s"`
+	P50Ms          float64 `json:"p50_ms"`
+	P99Ms          float64 `json:"p99_ms"`
+	RecordsBatch   float64 `json:"records_per_batch"`
+	Records        int64   `json:"records"`
+	ValueBytes     int     `json:"value_bytes"`
+	ConsumedRecord int64   `json:"consumed_records"`
+}
+
+// writeJSON writes the scenarios' figures to -json's file, if any.
+func writeJSON(o options, results []result) error {
+	if o.json == "" {
+		return nil
+	}
+	var out []jsonScenario
+	for _, r := range results {
+		out = append(out, jsonScenario{Scenario: r.name(), Partitions: r.partitions, Acks: r.acks(),
+			ProduceMBps: r.mbps(), RecordsPerSec: r.recordsPerSec(), ConsumeMBps: r.consumeMBps(),
+			P50Ms: float64(r.latency.Quantile(0.5)) / 1e6, P99Ms: float64(r.latency.Quantile(0.99)) / 1e6,
+			RecordsBatch: r.recordsPerBatch(), Records: r.records, ValueBytes: o.valueSize, ConsumedRecord: r.consumed})
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(o.json, append(b, '\n'), 0o644)
 }
 
 // settle waits d, or until ctx ends. It puts every phase on the same
@@ -334,20 +395,35 @@ func printTable(w io.Writer, o options, results []result, base baselineResult) {
 		limit = fmt.Sprintf("at most %v or %d records per scenario", o.duration, o.records)
 	}
 	broker := "`fluxo core` process"
-	if o.inProcess {
+	switch {
+	case o.brokerAddr != "":
+		broker = "the broker at " + o.brokerAddr
+	case o.inProcess:
 		broker = "core node in process"
 	}
-	fmt.Fprintf(w, "%d B values, %s, %s; baseline: %v of commitlog appends of %d-record batches (%d B), no fsync. MB = 10^6 bytes of record values.\n\n",
-		o.valueSize, limit, broker, o.baseline, base.batchRecords, base.batchBytes)
-	fmt.Fprintln(w, "| Scenario | Partitions | Acks | Produce MB/s | Records/s | p50 | p99 | Consume MB/s | Records/batch | Ratio to raw append |")
-	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-	fmt.Fprintf(w, "| raw append (baseline) | | | %.1f | %.0f | | | | %d | 1.00 |\n",
-		base.mbps(), base.recordsPerSec(), base.batchRecords)
-	for _, r := range results {
-		fmt.Fprintf(w, "| %s | %d | %s | %.1f | %.0f | %s | %s | %.1f | %.1f | %.2f |\n",
-			r.name(), r.partitions, r.acks(), r.mbps(), r.recordsPerSec(),
-			fmtLatency(r.latency.Quantile(0.5)), fmtLatency(r.latency.Quantile(0.99)),
-			r.consumeMBps(), r.recordsPerBatch(), r.mbps()/base.mbps())
+	if base.elapsed == 0 {
+		fmt.Fprintf(w, "%d B values, %s, %s, no baseline. MB = 10^6 bytes of record values.\n\n", o.valueSize, limit, broker)
+		fmt.Fprintln(w, "| Scenario | Partitions | Acks | Produce MB/s | Records/s | p50 | p99 | Consume MB/s | Records/batch |")
+		fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|")
+		for _, r := range results {
+			fmt.Fprintf(w, "| %s | %d | %s | %.1f | %.0f | %s | %s | %.1f | %.1f |\n",
+				r.name(), r.partitions, r.acks(), r.mbps(), r.recordsPerSec(),
+				fmtLatency(r.latency.Quantile(0.5)), fmtLatency(r.latency.Quantile(0.99)),
+				r.consumeMBps(), r.recordsPerBatch())
+		}
+	} else {
+		fmt.Fprintf(w, "%d B values, %s, %s; baseline: %v of commitlog appends of %d-record batches (%d B), no fsync. MB = 10^6 bytes of record values.\n\n",
+			o.valueSize, limit, broker, o.baseline, base.batchRecords, base.batchBytes)
+		fmt.Fprintln(w, "| Scenario | Partitions | Acks | Produce MB/s | Records/s | p50 | p99 | Consume MB/s | Records/batch | Ratio to raw append |")
+		fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+		fmt.Fprintf(w, "| raw append (baseline) | | | %.1f | %.0f | | | | %d | 1.00 |\n",
+			base.mbps(), base.recordsPerSec(), base.batchRecords)
+		for _, r := range results {
+			fmt.Fprintf(w, "| %s | %d | %s | %.1f | %.0f | %s | %s | %.1f | %.1f | %.2f |\n",
+				r.name(), r.partitions, r.acks(), r.mbps(), r.recordsPerSec(),
+				fmtLatency(r.latency.Quantile(0.5)), fmtLatency(r.latency.Quantile(0.99)),
+				r.consumeMBps(), r.recordsPerBatch(), r.mbps()/base.mbps())
+		}
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Machine: nproc %d, CPU %s, %s/%s, Linux %s, %s, temp dir on %s.\n",

@@ -143,7 +143,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 
 // site is a core and an edge with the link between them.
 type site struct {
-	core, edge *proc
+	core, edge *server
 	kafka      string // the core's own address (the test side dials it)
 	mqtt       string
 	link       *faultlink.Link
@@ -164,7 +164,7 @@ func startSite(ctx context.Context, o options, bin, dir string) (*site, error) {
 		s.stop()
 		return nil, err
 	}
-	s.core, err = startProc(ctx, "fluxo core", addrs[1], bin, "core", "--data-dir", dataDir,
+	s.core, err = startServer(ctx, "fluxo core", addrs[1], bin, "core", "--data-dir", dataDir,
 		"--kafka-addr", addrs[0], "--kafka-advertise", link.Addr(), "--http-addr", addrs[1],
 		"--serf-addr", addrs[2], "--raft-addr", addrs[3], "--default-partitions", "3", "--log-level", "warn")
 	if err != nil {
@@ -172,7 +172,7 @@ func startSite(ctx context.Context, o options, bin, dir string) (*site, error) {
 		return nil, err
 	}
 	spoolDir := filepath.Join(dataDir, "spool")
-	s.edge, err = startProc(ctx, "fluxo edge", addrs[5], bin, append([]string{"edge", "--mqtt-addr", addrs[4], "--http-addr", addrs[5],
+	s.edge, err = startServer(ctx, "fluxo edge", addrs[5], bin, append([]string{"edge", "--mqtt-addr", addrs[4], "--http-addr", addrs[5],
 		"--core", link.Addr(), "--spool-dir", spoolDir, "--allow-anonymous", "--spool-sync", "never",
 		"--edge-id", "bench-edge", "--log-level", "warn"}, o.edgeArgs...)...)
 	if err != nil {

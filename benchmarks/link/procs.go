@@ -1,119 +1,56 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"net/http"
-	"os"
-	"os/exec"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/fluxo-io/fluxo/benchmarks/internal/proc"
+	"github.com/fluxo-io/fluxo/benchmarks/internal/scrape"
 )
 
-// proc is a child process: a fluxo core or edge. Its output goes to this
-// process's stderr; should this process die without stopping it, the
-// kernel kills it (Pdeathsig).
-type proc struct {
-	name    string
-	http    string // its HTTP address: /readyz, /metrics
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed once cmd.Wait returns
-	waitErr error         // set before exited is closed
+// server is a child process, a fluxo core or edge, with its HTTP address
+// (/readyz, /metrics); benchmarks/internal/proc runs it.
+type server struct {
+	*proc.Proc
+	http string
 }
 
-func startProc(ctx context.Context, name, httpAddr, bin string, args ...string) (*proc, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, http: httpAddr, cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		p.waitErr = cmd.Wait()
-		close(p.exited)
-	}()
-	if err := p.waitReady(ctx); err != nil {
-		p.stop()
-		return nil, err
-	}
-	return p, nil
-}
-
-// waitReady polls /readyz until it answers 200, the process exits, ctx
-// ends or 30 s pass.
-func (p *proc) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.http+"/readyz", nil)
-		if resp, err := httpClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("%s exited before it was ready: %v", p.name, p.waitErr)
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready: %w", p.name, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// stop sends SIGTERM and waits 15 s for the exit, then kills.
-func (p *proc) stop() {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
-
-var httpClient = &http.Client{Timeout: 5 * time.Second}
-
-// metrics scrapes /metrics into series → value.
-func (p *proc) metrics(ctx context.Context) (metrics, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.http+"/metrics", nil)
+// startServer starts bin with args and waits for its /readyz; it is
+// stopped if it does not get ready.
+func startServer(ctx context.Context, name, httpAddr, bin string, args ...string) (*server, error) {
+	p, err := proc.Start(name, 15*time.Second, bin, args...)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := httpClient.Do(req)
+	if err := proc.WaitHTTP(ctx, p, "http://"+httpAddr+"/readyz"); err != nil {
+		p.Stop(context.Background())
+		return nil, err
+	}
+	return &server{Proc: p, http: httpAddr}, nil
+}
+
+// stop sends SIGTERM and waits 15 s for the exit, then kills; a process
+// that had already exited is left as it is.
+func (s *server) stop() { s.Stop(context.Background()) }
+
+// metrics scrapes the server's /metrics into series → value.
+func (s *server) metrics(ctx context.Context) (metrics, error) {
+	sm, err := scrape.Scrape(ctx, "http://"+s.http+"/metrics")
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	m := metrics{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	m := make(metrics, len(sm))
+	for _, x := range sm {
+		k := x.Name
+		if x.Labels != "" {
+			k += "{" + x.Labels + "}"
 		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			m[line[:i]] = v
-		}
+		m[k] = x.Value
 	}
-	return m, sc.Err()
+	return m, nil
 }
 
+// metrics is a scraped /metrics: series (name{labels}, as exposed) → value.
 type metrics map[string]float64
 
 // lane is the value of an edge series of one lane.

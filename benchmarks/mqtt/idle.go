@@ -17,19 +17,24 @@ import (
 	"time"
 
 	"github.com/fluxo-io/fluxo/benchmarks/internal/harness"
+	"github.com/fluxo-io/fluxo/benchmarks/internal/proc"
 )
 
 // The idle and storm phases (not in the default -phases): what a silent
 // device costs, and how fast a fleet comes back after an edge restart.
 //
-//   - idle: each of -idle-targets is started fresh and -idle-devices
-//     devices connect to it (MQTT 3.1.1, clean session, keep alive 300 s,
-//     64 connecting at a time) and stay silent; after -idle-settle the
-//     server's RSS is read from /proc (VmRSS, RssAnon, RssFile). Targets:
-//     edge (`fluxo edge --spool-sync never`, the registry on, as shipped),
-//     edge-noregistry (--registry=false), mochi (the bare mochi server at
-//     its defaults) and mosquitto. The figures that matter are the ratios
-//     to the bare mochi server of the same round.
+//   - idle: in each of -rounds, each of -idle-targets is started fresh
+//     and devices connect to it (MQTT 3.1.1, clean session, keep alive
+//     300 s, 64 connecting at a time) and stay silent, up to each count
+//     of -idle-conns in turn (by default -idle-devices alone); -idle-settle
+//     after each count is reached, the server's RSS is read from /proc
+//     (VmRSS, RssAnon, RssFile). Targets: edge (`fluxo edge --spool-sync
+//     never`, the registry on, as shipped), edge-noregistry
+//     (--registry=false), mochi (the bare mochi server at its defaults),
+//     mosquitto, and any -peer server (benchmarks/peers runs NATS this
+//     way). The figures that matter are the ratios to the bare mochi
+//     server at the same count in the same round. The soft limit on open
+//     files is raised to the hard one first.
 //   - storm: -idle-devices devices connect to an edge, the edge is
 //     stopped (SIGTERM) and started again on the same addresses and spool,
 //     and once it is ready every device reconnects at the same moment;
@@ -52,13 +57,15 @@ const (
 	idleMosquitto      = "mosquitto"
 )
 
-// idleRun is one target's idle measurement.
+// idleRun is one target's idle measurement in one round: its memory
+// at each count of connections, and the time the connections added for
+// that count took to connect.
 type idleRun struct {
 	target  string
 	round   int
-	devices int
-	mem     memStatus
-	connect time.Duration // connecting every device, 64 at a time
+	conns   []int
+	mem     []proc.Mem
+	connect []time.Duration
 }
 
 // stormRun is one connect storm.
@@ -126,9 +133,9 @@ func dialDevice(ctx context.Context, addr, id string) (net.Conn, error) {
 	return c, nil
 }
 
-// connectDevices connects n devices, 64 at a time, and returns their
-// connections; any failure fails them all.
-func connectDevices(ctx context.Context, addr string, n int) ([]net.Conn, error) {
+// connectDevices connects n devices, ids from deviceID(from) on, 64 at a
+// time, and returns their connections; any failure fails them all.
+func connectDevices(ctx context.Context, addr string, from, n int) ([]net.Conn, error) {
 	conns := make([]net.Conn, n)
 	errs := make(chan error, 1)
 	var next atomic.Int64
@@ -140,7 +147,7 @@ func connectDevices(ctx context.Context, addr string, n int) ([]net.Conn, error)
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				c, err := dialDevice(ctx, addr, deviceID(i))
+				c, err := dialDevice(ctx, addr, deviceID(from+i))
 				if err != nil {
 					select {
 					case errs <- fmt.Errorf("device %d of %d: %w", i+1, n, err):
@@ -181,19 +188,33 @@ func (b *bench) idlePhase(ctx context.Context, rep *report) error {
 	if b.o.inProcess {
 		return errors.New("idle phase: the RSS needs server processes; drop -in-process")
 	}
+	if err := b.fileLimit(slices.Max(b.o.idleConns)); err != nil {
+		return fmt.Errorf("idle phase: %w", err)
+	}
 	for round := range b.o.rounds {
 		for _, name := range b.o.idleTargets {
 			sleep(ctx, b.o.settle)
-			fmt.Fprintf(b.stderr, "round %d, idle %s: %d devices\n", round+1, name, b.o.idleDevices)
+			fmt.Fprintf(b.stderr, "round %d, idle %s: %v connections\n", round+1, name, b.o.idleConns)
 			r, err := b.idleOnce(ctx, name)
 			if err != nil {
 				return fmt.Errorf("idle %s: %w", name, err)
 			}
 			r.round = round + 1
-			fmt.Fprintf(b.stderr, "  connected in %v; RSS %.1f MiB (anon %.1f, file %.1f)\n",
-				r.connect.Round(time.Millisecond), mib(r.mem.rss), mib(r.mem.anon), mib(r.mem.file))
 			rep.idle = append(rep.idle, r)
 		}
+	}
+	return nil
+}
+
+// fileLimit raises the soft limit on open files to the hard one (the
+// servers started next inherit it) and checks that n connections fit.
+func (b *bench) fileLimit(n int) error {
+	limit, err := raiseFileLimit()
+	if err != nil {
+		return fmt.Errorf("raise the open files limit: %w", err)
+	}
+	if want := uint64(n) + 200; limit < want {
+		return fmt.Errorf("open files limit %d, want at least %d for %d connections", limit, want, n)
 	}
 	return nil
 }
@@ -201,11 +222,12 @@ func (b *bench) idlePhase(ctx context.Context, rep *report) error {
 // idleEdgeFlags are the flags of the edge in the idle and storm phases:
 // room for every device.
 func (b *bench) idleEdgeFlags(extra ...string) []string {
-	return append([]string{"--max-clients", strconv.Itoa(b.o.idleDevices + 100)}, extra...)
+	n := max(b.o.idleDevices, slices.Max(b.o.idleConns))
+	return append([]string{"--max-clients", strconv.Itoa(n + 100)}, extra...)
 }
 
 func (b *bench) idleOnce(ctx context.Context, name string) (res idleRun, err error) {
-	res.target, res.devices = name, b.o.idleDevices
+	res.target = name
 	b.runs++
 	dir := filepath.Join(b.root, fmt.Sprintf("run-%d-idle-%s", b.runs, name))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -221,25 +243,43 @@ func (b *bench) idleOnce(ctx context.Context, name string) (res idleRun, err err
 		t, err = startMochi(ctx)
 	case idleMosquitto:
 		t, err = startMosquitto(ctx, b.o.mosquitto, dir)
+	default:
+		bin, ok := b.o.peers[name]
+		if !ok {
+			return res, fmt.Errorf("unknown idle target %q", name)
+		}
+		t, err = startPeer(ctx, name, bin)
 	}
 	if err != nil {
 		return res, err
 	}
+	var conns []net.Conn
 	defer func() {
+		closeAll(conns)
 		if serr := b.stop(ctx, "idle-"+name, t); serr != nil && err == nil {
 			err = serr
 		}
 	}()
-	t0 := time.Now()
-	conns, err := connectDevices(ctx, t.MQTTAddr(), b.o.idleDevices)
-	if err != nil {
-		return res, err
+	for _, n := range b.o.idleConns {
+		t0 := time.Now()
+		more, err := connectDevices(ctx, t.MQTTAddr(), len(conns), n-len(conns))
+		if err != nil {
+			return res, fmt.Errorf("%d connections: %w", n, err)
+		}
+		conns = append(conns, more...)
+		connect := time.Since(t0)
+		sleep(ctx, b.o.idleSettle)
+		m, err := proc.ReadMem(t.PID())
+		if err != nil {
+			return res, err
+		}
+		fmt.Fprintf(b.stderr, "  %d connections (the last %d in %v): RSS %.1f MiB (anon %.1f, file %.1f)\n",
+			n, len(more), connect.Round(time.Millisecond), mib(m.RSS), mib(m.Anon), mib(m.File))
+		res.conns = append(res.conns, n)
+		res.mem = append(res.mem, m)
+		res.connect = append(res.connect, connect)
 	}
-	defer closeAll(conns)
-	res.connect = time.Since(t0)
-	sleep(ctx, b.o.idleSettle)
-	res.mem, err = readMem(t.PID())
-	return res, err
+	return res, nil
 }
 
 // stormPhase runs a connect storm with the edge's defaults, then one
@@ -247,6 +287,9 @@ func (b *bench) idleOnce(ctx context.Context, name string) (res idleRun, err err
 func (b *bench) stormPhase(ctx context.Context, rep *report) error {
 	if b.o.inProcess {
 		return errors.New("storm phase: the edge restarts as a process; drop -in-process")
+	}
+	if err := b.fileLimit(b.o.idleDevices); err != nil {
+		return fmt.Errorf("storm phase: %w", err)
 	}
 	rates := []float64{0}
 	if b.o.stormRate > 0 {
@@ -323,7 +366,7 @@ func (b *bench) stormOnce(ctx context.Context, rate float64) (res stormRun, err 
 	if err != nil {
 		return res, err
 	}
-	res.refusals = m.sum("fluxo_edge_connections_refused_total", "")
+	res.refusals = m.Sum("fluxo_edge_connections_refused_total", "")
 	return res, nil
 }
 
@@ -386,27 +429,43 @@ func reconnectAll(ctx context.Context, addr string, conns []net.Conn, start <-ch
 	return nRefused.Load(), nFailed.Load(), nil
 }
 
+// printIdle prints the idle phase's table: every target's memory at
+// every count of connections in every round, and its ratio to the bare
+// mochi server's at the same count in the same round.
 func printIdle(w io.Writer, o options, runs []idleRun) {
-	fmt.Fprintf(w, "\n### Idle devices: %d MQTT 3.1.1 connections (clean session, keep alive 300 s), silent\n\n", o.idleDevices)
-	fmt.Fprintf(w, "RSS in MiB from /proc (VmRSS, of which RssAnon and RssFile) %v after the last device connected; KiB per device is RSS over devices, the process's own base included. Edge: `fluxo edge --spool-sync never`, registry on unless noted. Mochi: the bare mochi server at its defaults.\n\n", o.idleSettle)
-	fmt.Fprintln(w, "| round | target | RSS | anon | file | KiB per device | ratio to mochi | connect time |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|")
-	mochi := map[int]int64{}
+	fmt.Fprintf(w, "\n### Idle devices: %v MQTT 3.1.1 connections (clean session, keep alive 300 s), silent\n\n", o.idleConns)
+	fmt.Fprintf(w, "RSS in MiB from /proc (VmRSS, of which RssAnon and RssFile) %v after each count was reached; KiB per device is RSS over devices, the process's own base included. Connect time is that of the connections added for the count, 64 at a time. Edge: `fluxo edge --spool-sync never`, registry on unless noted. Mochi: the bare mochi server at its defaults.\n\n", o.idleSettle)
+	fmt.Fprintln(w, "| round | target | connections | RSS | anon | file | KiB per device | ratio to mochi | connect time |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	type key struct{ round, conns int }
+	mochi := map[key]int64{}
 	for _, r := range runs {
 		if r.target == idleMochi {
-			mochi[r.round] = r.mem.rss
+			for i, n := range r.conns {
+				mochi[key{r.round, n}] = r.mem[i].RSS
+			}
 		}
 	}
+	top := slices.Max(o.idleConns)
 	ratios := map[string][]float64{}
 	for _, r := range runs {
-		ratio := "–"
-		if m := mochi[r.round]; m > 0 {
-			x := float64(r.mem.rss) / float64(m)
-			ratios[r.target] = append(ratios[r.target], x)
-			ratio = fmt.Sprintf("%.2f", x)
+		for i, n := range r.conns {
+			m := r.mem[i]
+			ratio := "–"
+			if base := mochi[key{r.round, n}]; base > 0 {
+				x := float64(m.RSS) / float64(base)
+				if n == top {
+					ratios[r.target] = append(ratios[r.target], x)
+				}
+				ratio = fmt.Sprintf("%.2f", x)
+			}
+			per := "–"
+			if n > 0 {
+				per = fmt.Sprintf("%.1f", float64(m.RSS)/1024/float64(n))
+			}
+			fmt.Fprintf(w, "| %d | %s | %d | %.1f | %.1f | %.1f | %s | %s | %v |\n", r.round, r.target, n,
+				mib(m.RSS), mib(m.Anon), mib(m.File), per, ratio, r.connect[i].Round(time.Millisecond))
 		}
-		fmt.Fprintf(w, "| %d | %s | %.1f | %.1f | %.1f | %.1f | %s | %v |\n", r.round, r.target,
-			mib(r.mem.rss), mib(r.mem.anon), mib(r.mem.file), float64(r.mem.rss)/1024/float64(r.devices), ratio, r.connect.Round(time.Millisecond))
 	}
 	var lines []string
 	for _, t := range o.idleTargets {
@@ -415,7 +474,7 @@ func printIdle(w io.Writer, o options, runs []idleRun) {
 		}
 	}
 	if len(lines) > 0 {
-		fmt.Fprintf(w, "\nRSS over the bare mochi server's, range over rounds: %s.\n", strings.Join(lines, ", "))
+		fmt.Fprintf(w, "\nRSS over the bare mochi server's at %d connections, range over rounds: %s.\n", top, strings.Join(lines, ", "))
 	}
 }
 
@@ -432,19 +491,4 @@ func printStorm(w io.Writer, o options, runs []stormRun) {
 		}
 		fmt.Fprintf(w, "| %s | %.2f s | %d | %d | %.0f |\n", rate, r.back.Seconds(), r.refused, r.failed, r.refusals)
 	}
-}
-
-func (o *options) parseIdle(targets string) error {
-	for t := range strings.SplitSeq(targets, ",") {
-		switch t {
-		case idleEdge, idleEdgeNoRegistry, idleMochi, idleMosquitto:
-			o.idleTargets = append(o.idleTargets, t)
-		default:
-			return fmt.Errorf("-idle-targets: unknown target %q", t)
-		}
-	}
-	if o.idleDevices < 1 {
-		return fmt.Errorf("-idle-devices %d below 1", o.idleDevices)
-	}
-	return nil
 }

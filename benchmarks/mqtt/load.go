@@ -9,6 +9,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/fluxo-io/fluxo/benchmarks/internal/proc"
 )
 
 // connect connects one MQTT 3.1.1 client per id to addr, with clean
@@ -114,12 +116,12 @@ type cpuSnap struct{ server, core, self time.Duration }
 func snapCPU(serverPID, corePID int) cpuSnap {
 	var s cpuSnap
 	if serverPID != 0 {
-		s.server, _ = cpuTime(serverPID)
+		s.server, _ = proc.CPUTime(serverPID)
 	}
 	if corePID != 0 {
-		s.core, _ = cpuTime(corePID)
+		s.core, _ = proc.CPUTime(corePID)
 	}
-	s.self, _ = cpuTime(0)
+	s.self, _ = proc.CPUTime(0)
 	return s
 }
 

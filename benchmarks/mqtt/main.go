@@ -44,11 +44,14 @@
 //     an edge with --registry=false against one with it, each taught
 //     -registry-devices devices, under a QoS 1 flood, with GET
 //     /api/devices timed during it (registry.go).
-//   - idle and storm (not in the default -phases): the RSS of
-//     -idle-devices silent devices on the edge, the edge without its
-//     registry, the bare mochi server and Mosquitto; and the time -idle-devices
-//     devices take to be back on a restarted edge, with and without
-//     --max-connect-rate (idle.go).
+//   - idle and storm (not in the default -phases): the RSS of silent
+//     devices, at each count of -idle-conns (by default -idle-devices),
+//     on each of -idle-targets (the edge, the edge without its registry,
+//     the bare mochi server, Mosquitto, -peer servers); and the time
+//     -idle-devices devices take to be back on a restarted edge, with and
+//     without --max-connect-rate (idle.go). The edge gets --max-clients
+//     above the largest count; the soft limit on open files is raised to
+//     the hard one.
 //
 // Everything listens on 127.0.0.1 ports that were free at start; data
 // goes to a temporary directory that is removed at the end. Every process
@@ -66,6 +69,11 @@
 //	go run ./benchmarks/mqtt -phases registry -publishers 20 -rounds 3
 //	go run ./benchmarks/mqtt -phases idle,storm -rounds 3
 //	go run ./benchmarks/mqtt -phases idle -idle-devices 19000 -idle-targets edge
+//	go run ./benchmarks/mqtt -phases idle -idle-conns 0,1000,5000 -idle-targets edge,mochi,nats -peer nats=/tmp/natsmqtt
+//
+// -peer NAME=PATH adds an MQTT server of another project as a target of
+// -targets and -idle-targets (benchmarks/peers runs NATS this way), and
+// -json FILE writes the figures for programs.
 //
 // With -in-process the edge runs in this process (edge.NewNode, built as
 // `fluxo edge --allow-anonymous` builds it), so that -cpuprofile and
@@ -90,6 +98,7 @@ import (
 	"time"
 
 	"github.com/fluxo-io/fluxo/benchmarks/internal/harness"
+	"github.com/fluxo-io/fluxo/benchmarks/internal/proc"
 )
 
 // options are the command line.
@@ -125,6 +134,10 @@ type options struct {
 	registryDevices     int
 	registryAPIInterval time.Duration
 
+	peers     peerFlag
+	json      string
+	idleConns []int
+
 	idleDevices int
 	idleTargets []string
 	idleSettle  time.Duration
@@ -139,8 +152,8 @@ func main() {
 		}
 		return
 	}
-	var o options
-	var targets, qos, phases string
+	o := options{peers: peerFlag{}}
+	var targets, qos, phases, idleConns string
 	flag.IntVar(&o.publishers, "publishers", 100, "publishers (MQTT connections) in the throughput and json phases")
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "timed window of each throughput and json run")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "publishing before each timed window")
@@ -170,17 +183,20 @@ func main() {
 	flag.IntVar(&uplinkPartitions, "uplink-partitions", 1, "uplink phase: partitions of the core's telemetry topic")
 	flag.IntVar(&o.registryDevices, "registry-devices", 10000, "registry phase: devices the edge is taught before the flood")
 	flag.DurationVar(&o.registryAPIInterval, "registry-api-interval", 100*time.Millisecond, "registry phase: how often GET /api/devices is asked during the flood")
+	flag.Var(o.peers, "peer", "another MQTT server to measure, NAME=PATH, repeatable: PATH -addr HOST:PORT -stats-addr HOST:PORT must serve MQTT and /readyz and /stats as bare-mochi does; NAME can then be given to -targets and -idle-targets")
+	flag.StringVar(&o.json, "json", "", "also write the figures as JSON to this file")
 	var idleTargets string
-	flag.IntVar(&o.idleDevices, "idle-devices", 10000, "idle and storm phases: devices connected")
-	flag.StringVar(&idleTargets, "idle-targets", "edge,edge-noregistry,mochi,mosquitto", "idle phase: targets, in the order run")
-	flag.DurationVar(&o.idleSettle, "idle-settle", 5*time.Second, "idle phase: wait between the last connection and the RSS reading")
+	flag.IntVar(&o.idleDevices, "idle-devices", 10000, "storm phase: devices connected; idle phase: the count of idle connections when -idle-conns is not given")
+	flag.StringVar(&idleConns, "idle-conns", "", "idle phase: counts of idle connections, ascending, at each of which every target's memory is read (default: -idle-devices alone)")
+	flag.StringVar(&idleTargets, "idle-targets", "edge,edge-noregistry,mochi,mosquitto", "idle phase: targets, in the order run (edge, edge-noregistry, mochi, mosquitto, or a -peer NAME)")
+	flag.DurationVar(&o.idleSettle, "idle-settle", 5*time.Second, "idle phase: wait between reaching a count of connections and the RSS reading")
 	flag.Float64Var(&o.stormRate, "storm-rate", 1000, "storm phase: --max-connect-rate of the second storm (0: only the storm without)")
 	flag.Parse()
 	o.uplinkPartitions = int32(uplinkPartitions)
 
-	err := o.parseIdle(idleTargets)
+	err := o.parse(targets, qos, phases)
 	if err == nil {
-		err = o.parse(targets, qos, phases)
+		err = o.parseIdle(idleTargets, idleConns)
 	}
 	if err == nil {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -200,7 +216,13 @@ func (o *options) parse(targets, qos, phases string) error {
 		switch t {
 		case targetEdgeNever, targetEdgeAlways, targetMochi, targetMosquitto:
 			o.targets = append(o.targets, t)
+		case "":
 		default:
+			if _, ok := o.peers[t]; ok {
+				o.targets = append(o.targets, t)
+				targetLabels[t] = t
+				continue
+			}
 			return fmt.Errorf("-targets: unknown target %q", t)
 		}
 	}
@@ -235,6 +257,40 @@ func (o *options) parse(targets, qos, phases string) error {
 		return fmt.Errorf("-latency-rate must be positive and at most 1000 per device")
 	case o.alarmShare < 0 || o.alarmShare > 1:
 		return fmt.Errorf("-alarm-share must be between 0 and 1")
+	}
+	return nil
+}
+
+// parseIdle parses -idle-targets and -idle-conns (empty: -idle-devices
+// alone) after the -peer flags.
+func (o *options) parseIdle(targets, conns string) error {
+	if o.idleDevices < 1 {
+		return fmt.Errorf("-idle-devices %d below 1", o.idleDevices)
+	}
+	for t := range strings.SplitSeq(targets, ",") {
+		switch t {
+		case idleEdge, idleEdgeNoRegistry, idleMochi, idleMosquitto:
+		default:
+			if _, ok := o.peers[t]; !ok {
+				return fmt.Errorf("-idle-targets: unknown target %q", t)
+			}
+		}
+		o.idleTargets = append(o.idleTargets, t)
+	}
+	if conns == "" {
+		conns = strconv.Itoa(o.idleDevices)
+	}
+	return o.parseIdleConns(conns)
+}
+
+// parseIdleConns parses -idle-conns: counts, ascending, none negative.
+func (o *options) parseIdleConns(s string) error {
+	for n := range strings.SplitSeq(s, ",") {
+		v, err := strconv.Atoi(n)
+		if err != nil || v < 0 || (len(o.idleConns) > 0 && v < o.idleConns[len(o.idleConns)-1]) {
+			return fmt.Errorf("-idle-conns: want ascending counts, got %q", s)
+		}
+		o.idleConns = append(o.idleConns, v)
 	}
 	return nil
 }
@@ -402,6 +458,9 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 	rep.killed = b.killed
 	printReport(stdout, o, rep)
+	if o.json != "" {
+		return writeJSON(o.json, o, rep)
+	}
 	return nil
 }
 
@@ -420,7 +479,7 @@ func (b *bench) corePID() int {
 	if b.core == nil {
 		return 0
 	}
-	return b.core.pid()
+	return b.core.PID()
 }
 
 // start starts a fresh target in its own directory.
@@ -432,13 +491,16 @@ func (b *bench) start(ctx context.Context, name string) (target, error) {
 	}
 	switch name {
 	case targetEdgeNever:
-		return startEdge(ctx, b.bin, b.o.inProcess, b.core.kafkaAddr, dir, "never")
+		return startEdgeWith(ctx, b.bin, b.o.inProcess, b.core.kafkaAddr, dir, "never")
 	case targetEdgeAlways:
-		return startEdge(ctx, b.bin, b.o.inProcess, b.core.kafkaAddr, dir, "always")
+		return startEdgeWith(ctx, b.bin, b.o.inProcess, b.core.kafkaAddr, dir, "always")
 	case targetMochi:
 		return startMochi(ctx)
 	case targetMosquitto:
 		return startMosquitto(ctx, b.o.mosquitto, dir)
+	}
+	if bin, ok := b.o.peers[name]; ok {
+		return startPeer(ctx, name, bin)
 	}
 	return nil, fmt.Errorf("unknown target %q", name)
 }
@@ -449,7 +511,7 @@ func (b *bench) stop(ctx context.Context, name string, t target) error {
 	defer cancel()
 	err := t.Stop(sctx)
 	os.RemoveAll(filepath.Join(b.root, fmt.Sprintf("run-%d-%s", b.runs, name)))
-	if errors.Is(err, errKilled) {
+	if errors.Is(err, proc.ErrKilled) {
 		// What it measured stands; the table says how often this happened.
 		fmt.Fprintf(b.stderr, "  warning: %v\n", err)
 		b.killed = append(b.killed, name)
@@ -650,17 +712,17 @@ func compression(ctx context.Context, t *edgeTarget, run string) (compressionRes
 		if err != nil {
 			return c, err
 		}
-		if m.sum("fluxo_edge_uplink_lag_records", "") == 0 {
+		if m.Sum("fluxo_edge_uplink_lag_records", "") == 0 {
 			for lane, l := range []string{`lane="telemetry"`, `lane="alarm"`} {
-				c.raw[lane] = m.sum("fluxo_edge_uplink_raw_bytes_total", l)
-				c.sent[lane] = m.sum("fluxo_edge_uplink_sent_bytes_total", l)
-				c.records[lane] = m.sum("fluxo_edge_uplink_records_total", l)
-				c.batches[lane] = m.sum("fluxo_edge_uplink_batches_total", l)
+				c.raw[lane] = m.Sum("fluxo_edge_uplink_raw_bytes_total", l)
+				c.sent[lane] = m.Sum("fluxo_edge_uplink_sent_bytes_total", l)
+				c.records[lane] = m.Sum("fluxo_edge_uplink_records_total", l)
+				c.batches[lane] = m.Sum("fluxo_edge_uplink_batches_total", l)
 			}
 			return c, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return c, fmt.Errorf("%s: the uplink still has %.0f records to send after two minutes", run, m.sum("fluxo_edge_uplink_lag_records", ""))
+			return c, fmt.Errorf("%s: the uplink still has %.0f records to send after two minutes", run, m.Sum("fluxo_edge_uplink_lag_records", ""))
 		}
 		sleep(ctx, 100*time.Millisecond)
 	}

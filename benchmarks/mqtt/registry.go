@@ -10,13 +10,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fluxo-io/fluxo/benchmarks/internal/hist"
+	"github.com/fluxo-io/fluxo/benchmarks/internal/proc"
 )
 
 // The registry phase (not in the default -phases): the cost of the
@@ -38,8 +38,8 @@ import (
 type registryRun struct {
 	registry bool
 	load     loadResult
-	taught   memStatus  // once the devices are taught, before the flood
-	mem      memStatus  // at the end of the flood
+	taught   proc.Mem   // once the devices are taught, before the flood
+	mem      proc.Mem   // at the end of the flood
 	api      *hist.Hist // /api/devices answer times; nil without the registry
 	apiN     int64
 	apiErrs  int64
@@ -72,7 +72,7 @@ func (b *bench) registryPhase(ctx context.Context, rep *report) error {
 				return fmt.Errorf("registry %v: %w", on, err)
 			}
 			fmt.Fprintf(b.stderr, "  taught: RSS %.1f MiB (anon %.1f, file %.1f); %.0f msg/s, RSS %.1f MiB (anon %.1f, file %.1f)",
-				mib(r.taught.rss), mib(r.taught.anon), mib(r.taught.file), r.load.rate(), mib(r.mem.rss), mib(r.mem.anon), mib(r.mem.file))
+				mib(r.taught.RSS), mib(r.taught.Anon), mib(r.taught.File), r.load.rate(), mib(r.mem.RSS), mib(r.mem.Anon), mib(r.mem.File))
 			if r.api != nil {
 				fmt.Fprintf(b.stderr, ", /api/devices p50 %v p99 %v (%d requests)", r.api.Quantile(0.5), r.api.Quantile(0.99), r.apiN)
 			}
@@ -105,7 +105,7 @@ func (b *bench) registryOnce(ctx context.Context, on bool, spec loadSpec) (res r
 	}
 	// The registry writes its devices every second.
 	sleep(ctx, 2*time.Second)
-	if res.taught, err = readMem(t.PID()); err != nil {
+	if res.taught, err = proc.ReadMem(t.PID()); err != nil {
 		return res, err
 	}
 	actx, stop := context.WithCancel(ctx)
@@ -122,7 +122,7 @@ func (b *bench) registryOnce(ctx context.Context, on bool, spec loadSpec) (res r
 	if err != nil {
 		return res, err
 	}
-	res.mem, err = readMem(t.PID())
+	res.mem, err = proc.ReadMem(t.PID())
 	return res, err
 }
 
@@ -192,47 +192,6 @@ func pollAPI(ctx context.Context, url string, interval time.Duration, h *hist.Hi
 	}
 }
 
-// memStatus is a process's memory from /proc/{pid}/status, in bytes:
-// resident (VmRSS), of which anonymous (RssAnon: the Go heap, stacks) and
-// file pages mapped (RssFile: the binary, bbolt's mmap).
-type memStatus struct{ rss, anon, file int64 }
-
-func readMem(pid int) (memStatus, error) {
-	var m memStatus
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return m, err
-	}
-	found := 0
-	for line := range strings.SplitSeq(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		var dst *int64
-		switch k {
-		case "VmRSS":
-			dst = &m.rss
-		case "RssAnon":
-			dst = &m.anon
-		case "RssFile":
-			dst = &m.file
-		default:
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-		if err != nil {
-			return m, fmt.Errorf("rss: %q: %w", line, err)
-		}
-		*dst = kb << 10
-		found++
-	}
-	if found < 3 {
-		return m, errors.New("rss: no VmRSS, RssAnon and RssFile in /proc/" + strconv.Itoa(pid) + "/status")
-	}
-	return m, nil
-}
-
 // printRegistry prints the registry phase's table: each round's runs and
 // the median ratios, registry on to off.
 func printRegistry(w io.Writer, o options, runs []registryRun) {
@@ -260,13 +219,13 @@ func printRegistry(w io.Writer, o options, runs []registryRun) {
 			api = fmt.Sprintf("| %s | %s | %d (%d failed) |", fmtLatency(r.api.Quantile(0.5)), fmtLatency(r.api.Quantile(0.99)), r.apiN, r.apiErrs)
 		}
 		fmt.Fprintf(w, "| %d | %v | %.1f | %.1f | %.1f | %.0f | %.2f | %.0f | %.1f | %.1f | %.1f %s\n", i/2+1, r.registry,
-			mib(r.taught.rss), mib(r.taught.anon), mib(r.taught.file), r.load.rate(), cores(r.load.serverCPU, r.load.elapsed), perCPU(r),
-			mib(r.mem.rss), mib(r.mem.anon), mib(r.mem.file), api)
+			mib(r.taught.RSS), mib(r.taught.Anon), mib(r.taught.File), r.load.rate(), cores(r.load.serverCPU, r.load.elapsed), perCPU(r),
+			mib(r.mem.RSS), mib(r.mem.Anon), mib(r.mem.File), api)
 		if r.registry && i > 0 && !runs[i-1].registry {
 			off := runs[i-1]
-			rssR = append(rssR, float64(r.taught.rss)/float64(off.taught.rss))
-			anonR = append(anonR, float64(r.mem.anon)/float64(off.mem.anon))
-			endR = append(endR, float64(r.mem.rss)/float64(off.mem.rss))
+			rssR = append(rssR, float64(r.taught.RSS)/float64(off.taught.RSS))
+			anonR = append(anonR, float64(r.mem.Anon)/float64(off.mem.Anon))
+			endR = append(endR, float64(r.mem.RSS)/float64(off.mem.RSS))
 			rateR = append(rateR, r.load.rate()/off.load.rate())
 			if perCPU(off) > 0 {
 				effR = append(effR, perCPU(r)/perCPU(off))

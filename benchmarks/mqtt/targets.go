@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fluxo-io/fluxo/benchmarks/internal/harness"
+	"github.com/fluxo-io/fluxo/benchmarks/internal/proc"
+	"github.com/fluxo-io/fluxo/benchmarks/internal/scrape"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/edge"
 )
@@ -51,7 +50,7 @@ var coreTopics = []string{"telemetry", "alarms", "command-acks", "commands"}
 
 // coreProc is a `fluxo core` process.
 type coreProc struct {
-	*proc
+	*proc.Proc
 	kafkaAddr string
 }
 
@@ -60,7 +59,7 @@ func startCore(ctx context.Context, bin, dataDir string) (*coreProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc("fluxo core", 15*time.Second, bin, "core",
+	p, err := proc.Start("fluxo core", 15*time.Second, bin, "core",
 		"--data-dir", dataDir,
 		"--kafka-addr", addrs[0],
 		"--http-addr", addrs[1],
@@ -73,8 +72,8 @@ func startCore(ctx context.Context, bin, dataDir string) (*coreProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &coreProc{proc: p, kafkaAddr: addrs[0]}
-	if err := waitHTTP(ctx, p, "http://"+addrs[1]+"/readyz"); err != nil {
+	c := &coreProc{Proc: p, kafkaAddr: addrs[0]}
+	if err := proc.WaitHTTP(ctx, p, "http://"+addrs[1]+"/readyz"); err != nil {
 		p.Stop(context.Background())
 		return nil, err
 	}
@@ -111,24 +110,19 @@ func createTopicsN(ctx context.Context, addr string, partitions int32, topics []
 }
 
 // edgeTarget is a fluxo edge node, as a `fluxo edge` process or in this
-// process; both serve /metrics, which is where the counts come from.
+// process; both serve /scrape.Metrics, which is where the counts come from.
 type edgeTarget struct {
 	mqttAddr string
 	httpAddr string
-	p        *proc      // the process, or
+	p        *proc.Proc // the process, or
 	node     *edge.Node // the node in process
 }
 
-// startEdge starts an edge node with anonymous devices, the default
+// startEdgeWith starts an edge node with anonymous devices, the default
 // routes, its spool in spoolDir with the given --spool-sync policy, and
 // its uplink (and downlink) to the core at coreAddr; everything else is
-// `fluxo edge`'s default.
-func startEdge(ctx context.Context, bin string, inProcess bool, coreAddr, spoolDir, sync string) (*edgeTarget, error) {
-	return startEdgeWith(ctx, bin, inProcess, coreAddr, spoolDir, sync)
-}
-
-// startEdgeWith is startEdge with extra `fluxo edge` flags (a process
-// only: in process, they are refused).
+// `fluxo edge`'s default, or the extra flags.
+// Extra flags need a process: in process, they are refused.
 func startEdgeWith(ctx context.Context, bin string, inProcess bool, coreAddr, spoolDir, sync string, extra ...string) (*edgeTarget, error) {
 	if inProcess && len(extra) > 0 {
 		return nil, fmt.Errorf("edge flags %q need an edge process", extra)
@@ -183,12 +177,12 @@ func startEdgeAt(ctx context.Context, bin, coreAddr, spoolDir, sync string, addr
 		"--shutdown-timeout", "10s",
 		"--log-level", "warn",
 	}, extra...)
-	p, err := startProc("fluxo edge", 15*time.Second, bin, args...)
+	p, err := proc.Start("fluxo edge", 15*time.Second, bin, args...)
 	if err != nil {
 		return nil, err
 	}
 	t.p = p
-	if err := waitHTTP(ctx, p, "http://"+addrs[1]+"/readyz"); err != nil {
+	if err := proc.WaitHTTP(ctx, p, "http://"+addrs[1]+"/readyz"); err != nil {
 		p.Stop(context.Background())
 		return nil, err
 	}
@@ -201,20 +195,20 @@ func (t *edgeTarget) PID() int {
 	if t.p == nil {
 		return 0
 	}
-	return t.p.pid()
+	return t.p.PID()
 }
 
 func (t *edgeTarget) Published(ctx context.Context) (int64, time.Time, error) {
-	m, err := scrape(ctx, "http://"+t.httpAddr+"/metrics")
+	m, err := scrape.Scrape(ctx, "http://"+t.httpAddr+"/metrics")
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	return int64(m.sum("fluxo_edge_publishes_total", "")), time.Now(), nil
+	return int64(m.Sum("fluxo_edge_publishes_total", "")), time.Now(), nil
 }
 
 // Metrics scrapes the edge's /metrics.
-func (t *edgeTarget) Metrics(ctx context.Context) (metrics, error) {
-	return scrape(ctx, "http://"+t.httpAddr+"/metrics")
+func (t *edgeTarget) Metrics(ctx context.Context) (scrape.Metrics, error) {
+	return scrape.Scrape(ctx, "http://"+t.httpAddr+"/metrics")
 }
 
 func (t *edgeTarget) Stop(ctx context.Context) error {
@@ -227,7 +221,7 @@ func (t *edgeTarget) Stop(ctx context.Context) error {
 // mochiTarget is a bare mochi-mqtt server: this program started again as
 // `bare-mochi` (see bareMochi).
 type mochiTarget struct {
-	*proc
+	*proc.Proc
 	mqttAddr  string
 	statsAddr string
 }
@@ -237,26 +231,32 @@ func startMochi(ctx context.Context) (*mochiTarget, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startMochiBin(ctx, "bare mochi", self, bareMochiCommand)
+}
+
+// startMochiBin starts bin with args followed by -addr and -stats-addr,
+// as bare-mochi takes them, and waits for its /readyz.
+func startMochiBin(ctx context.Context, name, bin string, args ...string) (*mochiTarget, error) {
 	addrs, err := harness.FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc("bare mochi", 10*time.Second, self, bareMochiCommand, "-addr", addrs[0], "-stats-addr", addrs[1])
+	args = append(args, "-addr", addrs[0], "-stats-addr", addrs[1])
+	p, err := proc.Start(name, 10*time.Second, bin, args...)
 	if err != nil {
 		return nil, err
 	}
-	if err := waitHTTP(ctx, p, "http://"+addrs[1]+"/readyz"); err != nil {
+	if err := proc.WaitHTTP(ctx, p, "http://"+addrs[1]+"/readyz"); err != nil {
 		p.Stop(context.Background())
 		return nil, err
 	}
-	return &mochiTarget{proc: p, mqttAddr: addrs[0], statsAddr: addrs[1]}, nil
+	return &mochiTarget{Proc: p, mqttAddr: addrs[0], statsAddr: addrs[1]}, nil
 }
 
 func (t *mochiTarget) MQTTAddr() string { return t.mqttAddr }
-func (t *mochiTarget) PID() int         { return t.pid() }
 
 func (t *mochiTarget) Published(ctx context.Context) (int64, time.Time, error) {
-	body, err := get(ctx, "http://"+t.statsAddr+"/stats")
+	body, err := scrape.Get(ctx, "http://"+t.statsAddr+"/stats")
 	if err != nil {
 		return 0, time.Time{}, err
 	}
@@ -270,7 +270,7 @@ func (t *mochiTarget) Published(ctx context.Context) (int64, time.Time, error) {
 // received comes from $SYS/broker/publish/messages/received, read by a
 // subscriber of this process.
 type mosquittoTarget struct {
-	*proc
+	*proc.Proc
 	mqttAddr string
 	sys      paho.Client
 
@@ -305,12 +305,12 @@ func startMosquitto(ctx context.Context, bin, dir string) (*mosquittoTarget, err
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc("mosquitto", 10*time.Second, bin, "-c", conf)
+	p, err := proc.Start("mosquitto", 10*time.Second, bin, "-c", conf)
 	if err != nil {
 		return nil, err
 	}
-	t := &mosquittoTarget{proc: p, mqttAddr: addrs[0], changed: make(chan struct{})}
-	if err := waitTCP(ctx, p, addrs[0]); err != nil {
+	t := &mosquittoTarget{Proc: p, mqttAddr: addrs[0], changed: make(chan struct{})}
+	if err := proc.WaitTCP(ctx, p, addrs[0]); err != nil {
 		p.Stop(context.Background())
 		return nil, err
 	}
@@ -341,7 +341,6 @@ func startMosquitto(ctx context.Context, bin, dir string) (*mosquittoTarget, err
 }
 
 func (t *mosquittoTarget) MQTTAddr() string { return t.mqttAddr }
-func (t *mosquittoTarget) PID() int         { return t.pid() }
 
 // Published waits for the next $SYS sample (Mosquitto sends one every
 // second, when the count has changed) and returns it with the time it
@@ -369,7 +368,7 @@ func (t *mosquittoTarget) Published(ctx context.Context) (int64, time.Time, erro
 
 func (t *mosquittoTarget) Stop(ctx context.Context) error {
 	t.sys.Disconnect(0)
-	return t.proc.Stop(ctx)
+	return t.Proc.Stop(ctx)
 }
 
 // waitToken waits for a paho token, at most d.
@@ -378,74 +377,4 @@ func waitToken(tok paho.Token, d time.Duration) error {
 		return fmt.Errorf("no answer after %v", d)
 	}
 	return tok.Error()
-}
-
-func get(ctx context.Context, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return string(body), nil
-}
-
-// metrics is a scraped Prometheus text exposition: one sample per line.
-type metrics []sample
-
-type sample struct {
-	name, labels string // labels: the text between the braces
-	value        float64
-}
-
-func scrape(ctx context.Context, url string) (metrics, error) {
-	body, err := get(ctx, url)
-	if err != nil {
-		return nil, err
-	}
-	var m metrics
-	sc := bufio.NewScanner(strings.NewReader(body))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		s := sample{name: line[:i], value: v}
-		if j := strings.IndexByte(s.name, '{'); j >= 0 {
-			s.name, s.labels = s.name[:j], strings.TrimSuffix(s.name[j+1:], "}")
-		}
-		m = append(m, s)
-	}
-	return m, sc.Err()
-}
-
-// sum adds the samples of the metric name whose labels contain label
-// (e.g. `lane="telemetry"`; "" for all).
-func (m metrics) sum(name, label string) float64 {
-	var t float64
-	for _, s := range m {
-		if s.name == name && strings.Contains(s.labels, label) {
-			t += s.value
-		}
-	}
-	return t
 }

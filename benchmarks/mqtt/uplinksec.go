@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-io/fluxo/benchmarks/internal/harness"
+	"github.com/fluxo-io/fluxo/benchmarks/internal/proc"
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/bridge/uplink"
 )
@@ -74,7 +75,7 @@ func (b *bench) uplinkRun(ctx context.Context, rep *report) (err error) {
 		"--shutdown-timeout", "10s",
 		"--log-level", "warn",
 	}, sec.CoreArgs(plainAddr, secureAddr)...)
-	core, err := startProc("fluxo core (uplink)", 15*time.Second, b.bin, args...)
+	core, err := proc.Start("fluxo core (uplink)", 15*time.Second, b.bin, args...)
 	if err != nil {
 		return err
 	}
@@ -85,7 +86,7 @@ func (b *bench) uplinkRun(ctx context.Context, rep *report) (err error) {
 			err = fmt.Errorf("stop fluxo core (uplink): %w", serr)
 		}
 	}()
-	if err := waitHTTP(ctx, core, "http://"+addrs[2]+"/readyz"); err != nil {
+	if err := proc.WaitHTTP(ctx, core, "http://"+addrs[2]+"/readyz"); err != nil {
 		return err
 	}
 	if err := createTopicsN(ctx, plainAddr, b.o.uplinkPartitions, []string{"telemetry"}); err != nil {
@@ -108,7 +109,7 @@ func (b *bench) uplinkRun(ctx context.Context, rep *report) (err error) {
 			cfg.Linger = b.o.uplinkLinger
 			runDir := filepath.Join(dir, fmt.Sprintf("run-%d-%s", round+1, listener))
 			fmt.Fprintf(b.stderr, "uplink round %d, %s: draining %d records\n", round+1, listener, b.o.uplinkRecords)
-			d, err := drainSpool(ctx, runDir, cfg, b.o.uplinkRecords, core.pid())
+			d, err := drainSpool(ctx, runDir, cfg, b.o.uplinkRecords, core.PID())
 			os.RemoveAll(runDir)
 			if err != nil {
 				return fmt.Errorf("uplink round %d, %s: %w", round+1, listener, err)
@@ -148,8 +149,8 @@ func drainSpool(ctx context.Context, dir string, cfg uplink.Config, n int, coreP
 	defer u.Close()
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	selfStart, _ := cpuTime(0)
-	coreStart, _ := cpuTime(corePID)
+	selfStart, _ := proc.CPUTime(0)
+	coreStart, _ := proc.CPUTime(corePID)
 	start := time.Now()
 	go func() { u.Run(rctx); close(done) }()
 	defer func() { cancel(); <-done }()
@@ -168,8 +169,8 @@ func drainSpool(ctx context.Context, dir string, cfg uplink.Config, n int, coreP
 		}
 	}
 	d.elapsed = time.Since(start)
-	selfEnd, _ := cpuTime(0)
-	coreEnd, _ := cpuTime(corePID)
+	selfEnd, _ := proc.CPUTime(0)
+	coreEnd, _ := proc.CPUTime(corePID)
 	d.selfCPU, d.coreCPU = selfEnd-selfStart, coreEnd-coreStart
 	for _, s := range u.Stats() {
 		if s.Lane != spool.Telemetry {
