@@ -29,7 +29,8 @@
 //
 // With -txn (txn.go) it runs one acks=all scenario (-txn-scenario, one
 // partition by default) -rounds times on one core, each round an
-// idempotent producer then a transactional one (kgo.TransactionalID) that
+// idempotent producer and a transactional one (kgo.TransactionalID, second
+// in odd rounds, first in even ones) that
 // flushes and commits every -txn-interval (100 ms) and begins the next
 // transaction at once; the transactional run is read back read_committed.
 // The table gives each round's ratio, their median and range, and the

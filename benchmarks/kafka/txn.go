@@ -31,8 +31,8 @@ type txnRun struct {
 }
 
 // runTxn runs, -rounds times on one core, the idempotent scenario (acks=all)
-// and then the same scenario with a transactional producer that commits
-// every -txn-interval, and compares each transactional run with the
+// and the same scenario with a transactional producer that commits every
+// -txn-interval, in turn, and compares each transactional run with the
 // idempotent run of its round.
 func runTxn(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	scenarios, err := parseScenarios(o.txnScenario)
@@ -99,7 +99,13 @@ func runTxn(ctx context.Context, o options, stdout, stderr io.Writer) (err error
 	pool := newPool()
 	var runs []txnRun
 	for round := range o.rounds {
-		for _, s := range []scenario{idem, txn} {
+		// Odd rounds run the transactional producer second, even ones
+		// first, so that neither gains from always following the other.
+		order := []scenario{idem, txn}
+		if round%2 == 1 {
+			order = []scenario{txn, idem}
+		}
+		for _, s := range order {
 			if err := settle(ctx, o.settle); err != nil {
 				return err
 			}
@@ -144,22 +150,25 @@ func printTxnTable(w io.Writer, o options, s scenario, runs []txnRun) {
 	if o.inProcess {
 		broker = "core node in process"
 	}
-	fmt.Fprintf(w, "%d partition(s), acks=all, %d B values, %v per run, %s; idempotent producer, then a transactional one committing every %v (read back read_committed), alternating, %d rounds. MB = 10^6 bytes of record values.\n\n",
+	fmt.Fprintf(w, "%d partition(s), acks=all, %d B values, %v per run, %s; idempotent producer, then a transactional one committing every %v (read back read_committed), in turn (the idempotent one first in odd rounds, second in even ones), %d rounds. MB = 10^6 bytes of record values.\n\n",
 		s.partitions, o.valueSize, o.duration, broker, o.txnInterval, o.rounds)
 	fmt.Fprintln(w, "| Round | Producer | Produce MB/s | Records/s | p50 | p99 | Consume MB/s | Records/batch | Commits | Mean flush | Mean EndTransaction | Produce ratio |")
 	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var ratios []float64
-	var idem *txnRun
+	idem := map[int]*txnRun{}
+	for i := range runs {
+		if !runs[i].scenario.txn {
+			idem[runs[i].round] = &runs[i]
+		}
+	}
 	for i := range runs {
 		r := &runs[i]
 		ratio, commits, flush, end := "", "", "", ""
-		if !r.scenario.txn {
-			idem = r
-		} else {
+		if r.scenario.txn {
 			commits = fmt.Sprint(r.result.txn.commits)
 			flush, end = fmtLatency(r.result.txn.meanFlush()), fmtLatency(r.result.txn.meanEnd())
-			if idem != nil && idem.round == r.round {
-				pr := r.mbps() / idem.mbps()
+			if base := idem[r.round]; base != nil {
+				pr := r.mbps() / base.mbps()
 				ratios = append(ratios, pr)
 				ratio = fmt.Sprintf("%.2f", pr)
 			}
