@@ -150,7 +150,7 @@ func printTxnTable(w io.Writer, o options, s scenario, runs []txnRun) {
 	if o.inProcess {
 		broker = "core node in process"
 	}
-	fmt.Fprintf(w, "%d partition(s), acks=all, %d B values, %v per run, %s; idempotent producer, then a transactional one committing every %v (read back read_committed), in turn (the idempotent one first in odd rounds, second in even ones), %d rounds. MB = 10^6 bytes of record values.\n\n",
+	fmt.Fprintf(w, "%d partition(s), acks=all, %d B values, %v per run, %s; an idempotent producer and a transactional one committing every %v (read back read_committed), in turn (the idempotent one first in odd rounds, second in even ones), %d rounds. MB = 10^6 bytes of record values.\n\n",
 		s.partitions, o.valueSize, o.duration, broker, o.txnInterval, o.rounds)
 	fmt.Fprintln(w, "| Round | Producer | Produce MB/s | Records/s | p50 | p99 | Consume MB/s | Records/batch | Commits | Mean flush | Mean EndTransaction | Produce ratio |")
 	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
