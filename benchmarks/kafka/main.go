@@ -31,6 +31,15 @@
 // compared with the PLAINTEXT run next to it; the table gives each ratio
 // and their median and range.
 //
+// With -txn (txn.go) it runs one acks=all scenario (-txn-scenario, one
+// partition by default) -rounds times on one core, each round an
+// idempotent producer and a transactional one (kgo.TransactionalID, second
+// in odd rounds, first in even ones) that
+// flushes and commits every -txn-interval (100 ms) and begins the next
+// transaction at once; the transactional run is read back read_committed.
+// The table gives each round's ratio, their median and range, and the
+// transactional runs' commits and mean time in Flush and EndTransaction.
+//
 // With -cluster it runs a cluster instead (cluster.go, failover.go): three
 // `fluxo core` processes joined into one cluster with the default Serf and
 // Raft timers, each with its own ports and data directory. The same
@@ -53,6 +62,7 @@
 //	go run ./benchmarks/kafka -duration 5s -baseline 2s
 //	go run ./benchmarks/kafka -in-process -cpuprofile cpu.out -scenarios p1-acks1
 //	go run ./benchmarks/kafka -security -duration 10s -settle 5s -rounds 3
+//	go run ./benchmarks/kafka -txn -duration 10s -settle 5s -rounds 3
 //	go run ./benchmarks/kafka -cluster
 //	go run ./benchmarks/kafka -many -duration 10s -settle 5s
 //	go run ./benchmarks/kafka -cluster -cluster-scenarios= -metadata-min-age 250ms
@@ -113,6 +123,10 @@ type options struct {
 
 	brokerAddr string
 	json       string
+
+	txn         bool
+	txnScenario string
+	txnInterval time.Duration
 }
 
 func main() {
@@ -139,7 +153,7 @@ func main() {
 	flag.BoolVar(&o.clientLog, "client-log", false, "with -cluster: log what the failover test's producer does (kgo, info level) to stderr")
 	flag.BoolVar(&o.security, "security", false, "instead of the single-node scenarios and the baseline, run -security-scenario -rounds times over each of two listeners of one core, PLAINTEXT and SASL_SSL (SCRAM-SHA-512, ACLs), alternating, and compare them")
 	flag.StringVar(&o.securityScenario, "security-scenario", "p1-acksall", "with -security: the scenario run over both listeners")
-	flag.IntVar(&o.rounds, "rounds", 3, "with -security: rounds, each a PLAINTEXT run then a SASL_SSL run; with -many: rounds of the produce run and of the restart")
+	flag.IntVar(&o.rounds, "rounds", 3, "with -security: rounds, each a PLAINTEXT run then a SASL_SSL run; with -many: rounds of the produce run and of the restart; with -txn: rounds, each an idempotent run then a transactional run")
 	flag.BoolVar(&o.many, "many", false, "instead of the single-node scenarios and the baseline, run the many-partitions comparison (many.go) of a fluxo core process with a disk-backed kfake process")
 	flag.IntVar(&o.manyPartitions, "many-partitions", 1000, "with -many: partitions of the produce and fill topics")
 	flag.Int64Var(&o.manyFill, "many-fill-bytes", 300_000, "with -many: bytes of values written into each partition before the idle time and the restarts (0: produce runs only)")
@@ -147,6 +161,9 @@ func main() {
 	flag.IntVar(&o.manyStart, "many-start", 10000, "with -many: partitions of the topic of the start test (0: skip it)")
 	flag.StringVar(&o.brokerAddr, "broker-addr", "", "run the single-node scenarios against this Kafka broker (any broker, e.g. kfake) instead of starting a fluxo core")
 	flag.StringVar(&o.json, "json", "", "also write the single-node scenarios' figures as JSON to this file")
+	flag.BoolVar(&o.txn, "txn", false, "instead of the single-node scenarios and the baseline, run -txn-scenario -rounds times on one core with an idempotent producer and with a transactional one committing every -txn-interval, alternating, and compare them")
+	flag.StringVar(&o.txnScenario, "txn-scenario", "p1-acksall", "with -txn: the acks=all scenario run with both producers")
+	flag.DurationVar(&o.txnInterval, "txn-interval", 100*time.Millisecond, "with -txn: time between the transactional producer's commits")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -184,6 +201,9 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 	if o.many {
 		return runMany(ctx, o, stdout, stderr)
+	}
+	if o.txn {
+		return runTxn(ctx, o, stdout, stderr)
 	}
 	scenarios, err := parseScenarios(o.scenarios)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ type scenario struct {
 	partitions int32
 	replicas   int16 // 0 on a single node (one replica, named p<n>-acks<a>); else named rf<r>-acks<a>
 	acksAll    bool  // acks=all with idempotence; otherwise acks=1 without
+	txn        bool  // acks=all, transactional (named p<n>-txn); read back read_committed
 }
 
 func (s scenario) acks() string {
@@ -28,6 +30,9 @@ func (s scenario) acks() string {
 }
 
 func (s scenario) name() string {
+	if s.txn {
+		return fmt.Sprintf("p%d-txn", s.partitions)
+	}
 	if s.replicas > 0 {
 		return fmt.Sprintf("rf%d-acks%s", s.replicas, s.acks())
 	}
@@ -42,6 +47,8 @@ type limits struct {
 	duration time.Duration
 	records  int64 // 0: no count limit
 	warmup   int   // records produced and flushed before the clock starts
+
+	txnInterval time.Duration // transactional scenarios: a commit this often
 }
 
 // result is what one scenario measured.
@@ -56,6 +63,7 @@ type result struct {
 	consumed    int64         // records read back (warm-up included)
 	consumeB    int64
 	consumeTime time.Duration // client creation to the last record
+	txn         txnStats      // transactional scenarios only
 }
 
 func (r result) mbps() float64 { return float64(r.valueBytes) / r.elapsed.Seconds() / 1e6 }
@@ -119,15 +127,26 @@ func runScenarioVia(ctx context.Context, seeds []string, ep endpoint, topic stri
 	if err := waitTopic(ctx, seeds, topic, s.partitions, int(s.replicationFactor())); err != nil {
 		return res, err
 	}
-	if err := produce(ctx, ep, topic, s, lim, pool, valueSize, &res); err != nil {
+	produceFn := produce
+	if s.txn {
+		produceFn = produceTxn
+	}
+	if err := produceFn(ctx, ep, topic, s, lim, pool, valueSize, &res); err != nil {
 		return res, fmt.Errorf("produce: %w", err)
 	}
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		return res, fmt.Errorf("list end offsets: %w", err)
-	}
 	var want int64
-	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
+	if s.txn {
+		// The end offsets count the transaction markers too; a
+		// read_committed consumer gets every record, all committed.
+		want = int64(lim.warmup) + res.records
+		ep.opts = append(slices.Clip(ep.opts), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	} else {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			return res, fmt.Errorf("list end offsets: %w", err)
+		}
+		ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
+	}
 	if err := consume(ctx, ep, topic, want, &res); err != nil {
 		return res, fmt.Errorf("consume: %w", err)
 	}

@@ -80,6 +80,11 @@ type txn struct {
 	mu   sync.Mutex    // held across log writes and changes of m and done
 	m    meta          // producerID -1: created, not yet persisted
 	done chan struct{} // in a Prepare state: closed once its markers are written and Complete stored
+	// fencedEpoch is the epoch an InitProducerID naming this producer
+	// (KIP-360) had when it aborted the producer's ongoing transaction at
+	// the next epoch: the producer, retrying with it, is not fenced by
+	// its own abort. -1: none. Kept in memory only.
+	fencedEpoch int16
 }
 
 // New returns a coordinator that has replayed log; epoch is its
@@ -111,7 +116,7 @@ func New(cfg Config, epoch int32, log Log, cl Cluster) (*Coordinator, error) {
 		case m == nil:
 			delete(c.txns, id)
 		default:
-			c.txns[id] = &txn{id: id, m: *m}
+			c.txns[id] = &txn{id: id, m: *m, fencedEpoch: -1}
 		}
 		return nil
 	})
@@ -232,7 +237,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 	}
 	t := c.txns[id]
 	if t == nil {
-		t = &txn{id: id, m: meta{producerID: -1, epoch: -1}}
+		t = &txn{id: id, m: meta{producerID: -1, epoch: -1}, fencedEpoch: -1}
 		c.txns[id] = t
 	}
 	c.mu.Unlock()
@@ -259,6 +264,9 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 				t.mu.Unlock()
 				return -1, -1, code
 			}
+			if pid >= 0 {
+				t.fencedEpoch = epoch
+			}
 			c.lg.Info().Str("transactional_id", id).Int64("producer_id", m.producerID).Msg("aborting the ongoing transaction of a re-initialized producer")
 			c.startFinish(t)
 			done := t.done
@@ -277,7 +285,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 				return -1, -1, kerr.CoordinatorNotAvailable.Code
 			}
 			m.producerID, m.epoch = id, 0
-		case pid >= 0 && (pid != m.producerID || epoch != m.epoch):
+		case pid >= 0 && (pid != m.producerID || epoch != m.epoch) && !(pid == m.producerID && epoch == t.fencedEpoch && m.epoch == epoch+1):
 			return -1, -1, checkProducer(t, pid, epoch)
 		case m.epoch >= maxEpoch:
 			id, err := c.cl.NewProducerID(ctx)
@@ -295,6 +303,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 		if code := c.persist(ctx, t, m); code != 0 {
 			return -1, -1, code
 		}
+		t.fencedEpoch = -1
 		return m.producerID, m.epoch, 0
 	}
 }

@@ -215,3 +215,45 @@ func TestAbortTimedOut(t *testing.T) {
 		t.Errorf("commit of the timed-out producer: got code %d, want PRODUCER_FENCED", code)
 	}
 }
+
+// A producer that re-initializes with its own producer id and epoch
+// (KIP-360, as franz-go does to abort a commit whose outcome it does not
+// know) aborts its ongoing transaction at the next epoch; retrying with the
+// same epoch while the abort completes, it is not fenced by that abort but
+// gets the epoch after it. Another epoch is fenced.
+func TestInitWithEpochAbortsOwnTransaction(t *testing.T) {
+	ctx := context.Background()
+	cl := newMarkerLog()
+	c := newCoordinator(t, &MemLog{}, cl)
+	pid, e0, _ := c.InitProducerID(ctx, "tx", time.Minute, -1, -1)
+	if code := c.AddPartitions(ctx, "tx", pid, e0, []Partition{{"a", 0}}); code != 0 {
+		t.Fatalf("AddPartitions: got code %d, want 0", code)
+	}
+	var pid2 int64
+	var e2 int16
+	for {
+		var code int16
+		pid2, e2, code = c.InitProducerID(ctx, "tx", time.Minute, pid, e0)
+		if code == 0 {
+			break
+		}
+		if code != kerr.ConcurrentTransactions.Code {
+			t.Fatalf("InitProducerID(%d, %d): got code %d, want 0 or CONCURRENT_TRANSACTIONS", pid, e0, code)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if pid2 != pid || e2 != e0+2 {
+		t.Errorf("re-init with epoch: got producer %d epoch %d, want %d epoch %d", pid2, e2, pid, e0+2)
+	}
+	cl.mu.Lock()
+	if len(cl.written) != 1 || cl.written[0].Commit || cl.written[0].Epoch != e0+1 {
+		t.Errorf("markers: got %+v, want one abort at epoch %d", cl.written, e0+1)
+	}
+	cl.mu.Unlock()
+	if _, _, code := c.InitProducerID(ctx, "tx", time.Minute, pid, e0); code != kerr.ProducerFenced.Code {
+		t.Errorf("InitProducerID with the old epoch once more: got code %d, want PRODUCER_FENCED", code)
+	}
+	if _, e3, code := c.InitProducerID(ctx, "tx", time.Minute, pid, e2); code != 0 || e3 != e2+1 {
+		t.Errorf("InitProducerID with the current epoch: got epoch %d code %d, want %d and 0", e3, code, e2+1)
+	}
+}
