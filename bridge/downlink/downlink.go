@@ -284,7 +284,7 @@ func (d *Downlink) deliverable(device, topic string) bool {
 // a failed publish or status write is retried; a command's offset is
 // committed only once its status is written.
 func (d *Downlink) Run(ctx context.Context) {
-	defer d.cl.Close()
+	defer d.close()
 	var wg sync.WaitGroup
 	if d.reg != nil {
 		wg.Add(1)
@@ -330,6 +330,28 @@ func (d *Downlink) Run(ctx context.Context) {
 			cancel()
 		}
 	}
+}
+
+// leaveTimeout bounds how long the downlink waits for its group
+// coordinator to answer its LeaveGroup when it stops.
+const leaveTimeout = 3 * time.Second
+
+// close leaves the consumer group, waiting at most leaveTimeout for it,
+// then closes the client. A client still finding its coordinator (a core
+// just back from an outage) holds its leave until it has joined, which
+// can take its retry backoffs; the edge's shutdown must not wait for that,
+// so past the bound the client is closed in the background and the
+// process's exit ends it. Handled commands are committed as they go: a
+// leave cut short costs the group a session timeout, not a command.
+func (d *Downlink) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	if err := d.cl.LeaveGroupContext(ctx); err != nil {
+		d.log.Warn().Err(err).Msg("the commands group not left in time; closing the client in the background")
+		go d.cl.Close()
+		return
+	}
+	d.cl.Close()
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
