@@ -886,6 +886,10 @@ func (l *Log) syncLocked() error {
 	pending := l.unsynced
 	l.unsynced = nil
 	active := l.segs[len(l.segs)-1]
+	// The appender opens a sleeping segment's file under appendMu (wake):
+	// read it here, not after. A file opened later holds nothing below
+	// upTo that the path's fsync does not cover.
+	activeF := active.logF
 	dirDirty, epochDirty := l.dirDirty, l.epochDirty
 	l.dirDirty, l.epochDirty = false, false
 	l.sinceSync = 0
@@ -896,7 +900,7 @@ func (l *Log) syncLocked() error {
 	// Only the active segment's log needs the fsync: its indexes are
 	// rebuilt from the log by recovery. Sealed segments sync everything,
 	// as recovery trusts their indexes.
-	err := active.syncLog()
+	err := active.syncLog(activeF)
 	for _, s := range pending {
 		if err == nil {
 			err = s.syncFiles()

@@ -418,13 +418,14 @@ func (s *segment) syncFiles() error {
 	return nil
 }
 
-// syncLog fsyncs the log file only.
-func (s *segment) syncLog() error {
+// syncLog fsyncs the log file only: through f, its open file as the
+// caller read it under appendMu, or through its path when it was closed.
+func (s *segment) syncLog(f *os.File) error {
 	var err error
-	if s.logF == nil {
+	if f == nil {
 		err = fsyncPath(s.logPath)
 	} else {
-		err = s.logF.Sync()
+		err = f.Sync()
 	}
 	if err != nil {
 		return fmt.Errorf("commitlog: segment %d: fsync: %w", s.base, err)
