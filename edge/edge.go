@@ -91,6 +91,9 @@ type Edge struct {
 	tlsConf   *tls.Config
 
 	connects *rate.Limiter // Config.MaxConnectRate; nil: no limit
+	// poller parks the readers of idle plain TCP connections (poller.go);
+	// set by Start, nil if the system has none.
+	poller *poller
 
 	closing atomic.Bool  // set first thing in Close
 	gate    connGate     // closed before mochi's Close
@@ -167,6 +170,7 @@ func New(cfg Config, sink Sink) (*Edge, error) {
 		InlineClient:            true,
 		Logger:                  logadapt.Mochi(cfg.Logger),
 		SysTopicResendInterval:  60,
+		ParkFn:                  e.park,
 	})
 
 	m, err := newMetrics(cfg.Registerer,
@@ -229,6 +233,11 @@ func (e *Edge) Start() error {
 	var specs []spec
 	if e.cfg.MQTTAddr != "" {
 		specs = append(specs, spec{e.cfg.MQTTAddr, listeners.NewTCP(listeners.Config{ID: listenerTCP, Address: e.cfg.MQTTAddr})})
+		p, err := newPoller(e.resume)
+		if err != nil {
+			e.log.Warn().Err(err).Msg("idle connections keep a reader goroutine each")
+		}
+		e.poller = p
 	}
 	if e.cfg.TLSAddr != "" {
 		specs = append(specs, spec{e.cfg.TLSAddr, listeners.NewTCP(listeners.Config{ID: listenerTLS, Address: e.cfg.TLSAddr, TLSConfig: e.tlsConf})})
@@ -239,6 +248,9 @@ func (e *Edge) Start() error {
 	for _, s := range specs {
 		l := &guarded{Listener: s.l, onPanic: e.connPanic, gate: &e.gate, onStop: e.listenerStopped,
 			closeClients: e.closeListenerClients}
+		if s.l.ID() == listenerTCP {
+			l.poller = e.poller
+		}
 		if e.async != nil {
 			l.wrap = func(c net.Conn) net.Conn { return newAckConn(c, e) }
 		}
@@ -284,6 +296,10 @@ func (e *Edge) closeListeners() {
 		e.srv.Listeners.Delete(l.ID())
 	}
 	e.listeners = nil
+	if e.poller != nil {
+		e.poller.close()
+		e.poller = nil
+	}
 }
 
 // Close stops the listeners, disconnects the clients and closes the state
@@ -302,7 +318,10 @@ func (e *Edge) Close() error {
 	if e.started {
 		e.quiesce()
 	}
-	err := e.srv.Close()
+	err := e.srv.Close() // returns once every connection has ended
+	if e.poller != nil {
+		e.poller.close()
+	}
 	e.metrics.unregister()
 	if e.started {
 		e.log.Info().Msg("edge stopped")
@@ -337,11 +356,50 @@ func (e *Edge) quiesce() {
 				open++
 			}
 		}
-		if e.gate.parked.Load() >= open {
+		parked := e.gate.parked.Load()
+		if e.poller != nil {
+			parked += e.poller.parked.Load()
+		}
+		if parked >= open {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// park is mochi's ParkFn: it takes the reader of a plain TCP connection
+// with nothing buffered, unless the edge is closing (see poller.go).
+func (e *Edge) park(cl *mqtt.Client) bool {
+	if e.gate.quiescing.Load() {
+		return false // the reader parks in firstRead instead
+	}
+	for c := cl.Net.Conn; c != nil; {
+		if bc, ok := c.(*bufConn); ok {
+			return bc.park(cl, keepaliveTimeout(cl.State.Keepalive))
+		}
+		u, ok := c.(unwrapper)
+		if !ok {
+			return false
+		}
+		c = u.Unwrap()
+	}
+	return false
+}
+
+// resume continues a parked client's read loop on a new goroutine, which
+// recovers from a panic as the listener's connection goroutines do
+// (guarded).
+func (e *Edge) resume(cl *mqtt.Client) {
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				e.connPanic(cl.Net.Listener, cl.Net.Conn, v)
+			}
+		}()
+		if err := e.srv.ResumeClient(cl); err != nil {
+			e.srv.Log.Warn("", "error", err)
+		}
+	}()
 }
 
 // Publish sends a message to the devices subscribed to topic, through

@@ -46,21 +46,35 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 // readable without a buffer (syscall.RawConn.Read), reads what is there
 // into a pooled buffer, and returns the buffer once mochi has taken every
 // byte. Only mochi's reader goroutine calls Read.
+//
+// With a poller, its reader parks between packets (poller.go).
 type bufConn struct {
 	net.Conn
 	rc   syscall.RawConn
 	buf  *[]byte // borrowed from readBufs; nil while nothing is buffered
 	r, w int     // (*buf)[r:w] is unread
+
+	p  *poller // nil: the reader never parks
+	fd int32   // the socket's, for the poller
+	pk parking
 }
 
 // newBufConn returns c read through pooled buffers, or c itself if it
-// gives no access to its file descriptor.
-func newBufConn(c *net.TCPConn) net.Conn {
+// gives no access to its file descriptor. With p, its reader parks
+// between packets.
+func newBufConn(c *net.TCPConn, p *poller) net.Conn {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return c
 	}
-	return &bufConn{Conn: c, rc: rc}
+	bc := &bufConn{Conn: c, rc: rc, fd: -1}
+	if p != nil {
+		_ = rc.Control(func(fd uintptr) { bc.fd = int32(fd) })
+		if bc.fd >= 0 {
+			bc.p = p
+		}
+	}
+	return bc
 }
 
 // Unwrap returns the wrapped connection (see peerCertificate).

@@ -33,6 +33,8 @@ type guarded struct {
 	onPanic func(listener string, c net.Conn, v any)
 	wrap    func(net.Conn) net.Conn
 	gate    *connGate
+	// poller, if set, parks the readers of plain TCP connections.
+	poller *poller
 	// onStop is called when the listener stops accepting while the edge
 	// is not closing: mochi's accept loops return on any accept error
 	// (even EMFILE) without a word, so a dead port would go unnoticed.
@@ -172,7 +174,7 @@ func (g *guarded) Serve(establish listeners.EstablishFn) {
 			return errClosing
 		}
 		if tc, ok := c.(*net.TCPConn); ok {
-			c = newBufConn(tc) // mochi's own read buffer is tiny (idleconn.go)
+			c = newBufConn(tc, g.poller) // mochi's own read buffer is tiny (idleconn.go)
 		}
 		fr := &firstRead{Conn: c, started: g.gate.starting.Done, gate: g.gate}
 		defer fr.once.Do(fr.started) // mochi never read it

@@ -1,0 +1,164 @@
+package edge
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+)
+
+// Parked readers.
+//
+// mochi gives every connection a reader goroutine that waits for the
+// next packet in Read; its stack has grown to 16 KiB in the CONNECT
+// handshake and cannot shrink while it waits (Go halves a stack at GC
+// only when less than a quarter of it is in use). For 10,000 silent
+// devices that is 160 MiB of stacks doing nothing. So a plain TCP
+// connection's reader does not wait: when mochi has nothing buffered
+// (mqtt.Options.ParkFn, offered before each packet) and neither has the
+// bufConn under it, the edge registers the socket with the poller, one
+// epoll instance per edge (EPOLLIN|EPOLLRDHUP|EPOLLONESHOT), and the
+// reader's goroutine ends. When the socket becomes readable, or the peer
+// hangs up, the poller starts a new goroutine that continues the same
+// connection's read loop (mqtt.Server.ResumeClient). The socket stays in
+// Go's own netpoller too; reads still go through net.Conn.
+//
+// Keep-alive: mochi sets the read deadline (keep-alive × 1.5) before it
+// offers the reader to park; a parked connection has a timer of the same
+// length that resumes the reader, whose read then fails with the deadline
+// passed, and mochi ends the connection as it would have (will message,
+// disconnect hooks). Closing a parked connection (mochi stopping the
+// client, a session taken over, the edge closing) resumes its reader
+// too, which finds the connection closed and ends it.
+//
+// TLS and WebSocket connections keep a blocked reader: their own buffers
+// sit between the socket and mochi.
+
+// poller watches the sockets of parked connections: one epoll instance
+// (pollFD) and one goroutine (run) per edge, stopped by close once no
+// connection is parked.
+type poller struct {
+	fd     pollFD
+	resume func(*mqtt.Client) // starts a goroutine that resumes the client's reader
+	parked atomic.Int64       // connections parked now
+
+	mu    sync.Mutex // guards conns
+	conns []*bufConn // by file descriptor: the connection registered with it
+	done  chan struct{}
+}
+
+// lookup returns the connection registered with file descriptor fd.
+func (p *poller) lookup(fd int32) *bufConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if fd < 0 || int(fd) >= len(p.conns) {
+		return nil
+	}
+	return p.conns[fd]
+}
+
+// add records c as the connection of its file descriptor.
+func (p *poller) add(c *bufConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if int(c.fd) >= len(p.conns) {
+		p.conns = append(p.conns, make([]*bufConn, int(c.fd)+1-len(p.conns))...)
+	}
+	p.conns[c.fd] = c
+}
+
+// remove forgets c (unless its file descriptor is another's already).
+func (p *poller) remove(c *bufConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if int(c.fd) < len(p.conns) && p.conns[c.fd] == c {
+		p.conns[c.fd] = nil
+	}
+}
+
+// parking is a bufConn's state towards the poller.
+type parking struct {
+	mu     sync.Mutex   // guards the fields below; taken by the reader, the poller, the timer and Close
+	cl     *mqtt.Client // the client whose reader is parked; nil while it runs
+	armed  bool         // the socket is registered with the poller's epoll instance
+	closed bool
+	timer  *time.Timer // keep-alive of a parked connection; created at the first park with one
+}
+
+// park takes the reader of cl, whose connection c is, if c holds no
+// buffered bytes: it registers the socket with the poller and starts the
+// keep-alive timer (0: none). It reports whether it took the reader.
+// Only the reader calls it.
+func (c *bufConn) park(cl *mqtt.Client, keepalive time.Duration) bool {
+	if c.p == nil || c.buf != nil {
+		return false
+	}
+	c.pk.mu.Lock()
+	defer c.pk.mu.Unlock()
+	if c.pk.closed {
+		return false
+	}
+	if !c.pk.armed {
+		c.p.add(c)
+	}
+	c.pk.cl = cl // before arming: the poller may wake it at once
+	if err := c.p.fd.arm(c.fd, c.pk.armed); err != nil {
+		c.pk.cl = nil
+		if !c.pk.armed {
+			c.p.remove(c)
+		}
+		return false
+	}
+	c.pk.armed = true
+	c.p.parked.Add(1)
+	if keepalive > 0 {
+		if c.pk.timer == nil {
+			c.pk.timer = time.AfterFunc(keepalive, c.wake)
+		} else {
+			c.pk.timer.Reset(keepalive)
+		}
+	}
+	return true
+}
+
+// wake resumes the parked reader, if any: the socket is readable or hung
+// up, the keep-alive has passed, or the connection is closed.
+func (c *bufConn) wake() {
+	c.pk.mu.Lock()
+	cl := c.pk.cl
+	c.pk.cl = nil
+	if cl != nil && c.pk.timer != nil {
+		c.pk.timer.Stop()
+	}
+	c.pk.mu.Unlock()
+	if cl != nil {
+		c.p.parked.Add(-1)
+		c.p.resume(cl)
+	}
+}
+
+// Close closes the connection, taking its socket out of the poller
+// first, and resumes a parked reader, which finds it closed.
+func (c *bufConn) Close() error {
+	if c.p == nil {
+		return c.Conn.Close()
+	}
+	c.pk.mu.Lock()
+	c.pk.closed = true
+	if c.pk.armed {
+		c.p.fd.disarm(c.fd)
+		c.p.remove(c)
+		c.pk.armed = false
+	}
+	c.pk.mu.Unlock()
+	err := c.Conn.Close()
+	c.wake()
+	return err
+}
+
+// keepaliveTimeout is how long mochi waits for a client's next packet:
+// one and a half keep-alive intervals, none for 0.
+func keepaliveTimeout(keepalive uint16) time.Duration {
+	return time.Duration(keepalive+keepalive/2) * time.Second
+}
