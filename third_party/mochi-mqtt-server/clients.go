@@ -148,7 +148,7 @@ type ClientState struct {
 	Inflight        *Inflight            // a map of in-flight qos messages
 	Subscriptions   *Subscriptions       // a map of the subscription filters a client maintains
 	disconnected    int64                // the time the client disconnected in unix time, for calculating expiry
-	outbound        outboundQueue        // queue for pending outbound packets (fluxo patch: park.go)
+	outbound        outboundPacketsQueue // queue for pending outbound packets (fluxo patch: park.go)
 	endOnce         sync.Once            // only end once
 	isTakenOver     atomic.Bool          // used to identify orphaned clients
 	packetID        uint32               // the current highest packetID

@@ -17,7 +17,7 @@ package mqtt
 //     reader's goroutine ends and ParkFn's owner calls ResumeClient on a
 //     new goroutine once the connection is readable, its keep-alive has
 //     passed or it is closed;
-//   - the writer runs only while packets are queued (outboundQueue).
+//   - the writer runs only while packets are queued (outboundPacketsQueue).
 //
 // Without ParkFn the reader blocks in Read as upstream does.
 
@@ -209,12 +209,12 @@ func (cl *Client) readParkable(packetHandler ReadFn, park ParkFn, resumed bool) 
 	}
 }
 
-// outboundQueue is a client's queue of packets to write (upstream: a
+// outboundPacketsQueue is a client's queue of packets to write (upstream: a
 // channel of MaximumClientWritesPending packets, allocated with the
 // client, and a writer goroutine ranging over it for the client's life).
 // Its slice exists only while packets are queued, and its writer
 // goroutine only while the slice is not empty.
-type outboundQueue struct {
+type outboundPacketsQueue struct {
 	mu      sync.Mutex
 	pending []*packets.Packet // [head:] waits to be written; nil when empty
 	head    int
@@ -224,7 +224,7 @@ type outboundQueue struct {
 
 // len returns the number of packets waiting (not counting the one the
 // writer is writing).
-func (q *outboundQueue) len() int { return int(q.n.Load()) }
+func (q *outboundPacketsQueue) len() int { return int(q.n.Load()) }
 
 // enqueue queues pk for the client's writer, starting one if none runs,
 // or reports false if max packets are already waiting.
