@@ -201,7 +201,14 @@
 //
 // # Idle connections
 //
-// A connected, silent device costs mochi's reader and writer goroutines
-// and a few small structs; no read buffer, no write queue beyond
-// MaxWritesPending pointers, no flusher (idleconn.go, ackconn.go).
+// A connected, silent device on the plain TCP listener holds no
+// goroutine and a few small structs: its socket waits in the edge's one
+// epoll instance (poller.go), which resumes mochi's read loop on a new
+// goroutine when bytes come, the peer hangs up, the keep-alive (1.5×)
+// passes or the connection is closed; mochi's writer runs only while
+// packets are queued for it (the vendored mochi's park.go); no read
+// buffer, no write queue, no flusher (idleconn.go, ackconn.go). TLS and
+// WebSocket connections keep a reader goroutine blocked in Read each
+// (their own buffers sit between the socket and mochi); so do all
+// connections on systems without epoll.
 package edge
