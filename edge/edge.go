@@ -375,7 +375,7 @@ func (e *Edge) park(cl *mqtt.Client) bool {
 	}
 	for c := cl.Net.Conn; c != nil; {
 		if bc, ok := c.(*bufConn); ok {
-			return bc.park(cl, keepaliveTimeout(cl.State.Keepalive))
+			return bc.park(cl)
 		}
 		u, ok := c.(unwrapper)
 		if !ok {

@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"errors"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,11 +26,15 @@ import (
 // connection's read loop (mqtt.Server.ResumeClient). The socket stays in
 // Go's own netpoller too; reads still go through net.Conn.
 //
+// A reader parks only after parkAfter without bytes: a busy connection
+// (a publisher waiting for its acknowledgement) keeps its reader waiting
+// in Go's netpoller, whose wake-up is cheaper than the poller's.
+//
 // Keep-alive: mochi sets the read deadline (keep-alive × 1.5) before it
-// offers the reader to park; a parked connection has a timer of the same
-// length that resumes the reader, whose read then fails with the deadline
-// passed, and mochi ends the connection as it would have (will message,
-// disconnect hooks). Closing a parked connection (mochi stopping the
+// offers the reader to park; a parked connection has a timer to that
+// deadline that resumes the reader, whose read then fails with the
+// deadline passed, and mochi ends the connection as it would have (will
+// message, disconnect hooks). Closing a parked connection (mochi stopping the
 // client, a session taken over, the edge closing) resumes its reader
 // too, which finds the connection closed and ends it.
 //
@@ -77,27 +83,74 @@ func (p *poller) remove(c *bufConn) {
 	}
 }
 
+// parkAfter is how long a reader waits for bytes before it parks.
+const parkAfter = 200 * time.Millisecond
+
 // parking is a bufConn's state towards the poller.
 type parking struct {
-	mu     sync.Mutex   // guards the fields below; taken by the reader, the poller, the timer and Close
-	cl     *mqtt.Client // the client whose reader is parked; nil while it runs
-	armed  bool         // the socket is registered with the poller's epoll instance
-	closed bool
-	timer  *time.Timer // keep-alive of a parked connection; created at the first park with one
+	mu       sync.Mutex   // guards the fields below; taken by the reader, the poller, the timer, Close and deadline setters
+	cl       *mqtt.Client // the client whose reader is parked; nil while it runs
+	armed    bool         // the socket is registered with the poller's epoll instance
+	closed   bool
+	deadline time.Time   // the read deadline last set on the connection (mochi's keep-alive)
+	timer    *time.Timer // keep-alive of a parked connection; created at the first park with one
 }
 
-// park takes the reader of cl, whose connection c is, if c holds no
-// buffered bytes: it registers the socket with the poller and starts the
-// keep-alive timer (0: none). It reports whether it took the reader.
+// SetDeadline sets the connection's deadlines, and remembers the read
+// deadline for the keep-alive of a parked connection.
+func (c *bufConn) SetDeadline(t time.Time) error {
+	c.pk.mu.Lock()
+	defer c.pk.mu.Unlock()
+	c.pk.deadline = t
+	return c.Conn.SetDeadline(t)
+}
+
+// SetReadDeadline is SetDeadline for reads alone.
+func (c *bufConn) SetReadDeadline(t time.Time) error {
+	c.pk.mu.Lock()
+	defer c.pk.mu.Unlock()
+	c.pk.deadline = t
+	return c.Conn.SetReadDeadline(t)
+}
+
+// quiet waits up to d for bytes (less if the read deadline comes
+// first) and reports whether none came and nothing happened to the
+// connection; bytes that came are buffered for the next Read.
+func (c *bufConn) quiet(d time.Duration) bool {
+	c.pk.mu.Lock()
+	limit := time.Now().Add(d)
+	if rd := c.pk.deadline; !rd.IsZero() && rd.Before(limit) {
+		limit = rd
+	}
+	_ = c.Conn.SetReadDeadline(limit)
+	c.pk.mu.Unlock()
+	err := c.fill()
+	c.pk.mu.Lock()
+	_ = c.Conn.SetReadDeadline(c.pk.deadline)
+	c.pk.mu.Unlock()
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// park takes the reader of cl, whose connection c is, once nothing has
+// come for parkAfter: it registers the socket with the poller and starts
+// a timer to the read deadline. It reports whether it took the reader
+// (not if bytes came, the connection ended or its deadline passed).
 // Only the reader calls it.
-func (c *bufConn) park(cl *mqtt.Client, keepalive time.Duration) bool {
-	if c.p == nil || c.buf != nil {
+func (c *bufConn) park(cl *mqtt.Client) bool {
+	if c.p == nil || c.buf != nil || !c.quiet(parkAfter) {
 		return false
 	}
 	c.pk.mu.Lock()
 	defer c.pk.mu.Unlock()
 	if c.pk.closed {
 		return false
+	}
+	var keepalive time.Duration // to mochi's read deadline; 0: none
+	if rd := c.pk.deadline; !rd.IsZero() {
+		if keepalive = time.Until(rd); keepalive <= 0 {
+			return false // the reader's read times out at once
+		}
+		keepalive += time.Millisecond // resumed after it, surely
 	}
 	if !c.pk.armed {
 		c.p.add(c)
@@ -155,10 +208,4 @@ func (c *bufConn) Close() error {
 	err := c.Conn.Close()
 	c.wake()
 	return err
-}
-
-// keepaliveTimeout is how long mochi waits for a client's next packet:
-// one and a half keep-alive intervals, none for 0.
-func keepaliveTimeout(keepalive uint16) time.Duration {
-	return time.Duration(keepalive+keepalive/2) * time.Second
 }
