@@ -26,9 +26,11 @@ import (
 // connection's read loop (mqtt.Server.ResumeClient). The socket stays in
 // Go's own netpoller too; reads still go through net.Conn.
 //
-// A reader parks only after parkAfter without bytes: a busy connection
-// (a publisher waiting for its acknowledgement) keeps its reader waiting
-// in Go's netpoller, whose wake-up is cheaper than the poller's.
+// A reader parks at once after the CONNACK (the goroutine that served
+// the handshake has the largest stack), then each time parkAfter passes
+// without bytes: a busy connection (a publisher waiting for its
+// acknowledgement) keeps its reader waiting in Go's netpoller, whose
+// wake-up is cheaper than the poller's.
 //
 // Keep-alive: mochi sets the read deadline (keep-alive × 1.5) before it
 // offers the reader to park; a parked connection has a timer to that
@@ -92,6 +94,7 @@ type parking struct {
 	cl       *mqtt.Client // the client whose reader is parked; nil while it runs
 	armed    bool         // the socket is registered with the poller's epoll instance
 	closed   bool
+	once     bool        // parked before: the handshake is over
 	deadline time.Time   // the read deadline last set on the connection (mochi's keep-alive)
 	timer    *time.Timer // keep-alive of a parked connection; created at the first park with one
 }
@@ -132,12 +135,18 @@ func (c *bufConn) quiet(d time.Duration) bool {
 }
 
 // park takes the reader of cl, whose connection c is, once nothing has
-// come for parkAfter: it registers the socket with the poller and starts
+// come for parkAfter (at once the first time): it registers the socket with the poller and starts
 // a timer to the read deadline. It reports whether it took the reader
 // (not if bytes came, the connection ended or its deadline passed).
 // Only the reader calls it.
 func (c *bufConn) park(cl *mqtt.Client) bool {
-	if c.p == nil || c.buf != nil || !c.quiet(parkAfter) {
+	if c.p == nil || c.buf != nil {
+		return false
+	}
+	c.pk.mu.Lock()
+	once := c.pk.once
+	c.pk.mu.Unlock()
+	if once && !c.quiet(parkAfter) {
 		return false
 	}
 	c.pk.mu.Lock()
@@ -164,6 +173,7 @@ func (c *bufConn) park(cl *mqtt.Client) bool {
 		return false
 	}
 	c.pk.armed = true
+	c.pk.once = true
 	c.p.parked.Add(1)
 	if keepalive > 0 {
 		if c.pk.timer == nil {
