@@ -93,7 +93,7 @@ func (c *bufConn) Read(p []byte) (int, error) {
 		if len(p) >= readBufSize {
 			return c.Conn.Read(p)
 		}
-		if err := c.fill(); err != nil {
+		if err := c.fill(true); err != nil {
 			return 0, err
 		}
 	}
@@ -106,11 +106,15 @@ func (c *bufConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// fill waits until the socket is readable (or the read deadline passes,
-// or the connection is closed), then reads into a pooled buffer. The
-// buffer is taken only for the read system call and kept only if it
-// returned bytes.
-func (c *bufConn) fill() error {
+// errWouldBlock is fill's answer, without wait, for a socket with
+// nothing to read.
+var errWouldBlock = errors.New("edge: nothing to read yet")
+
+// fill reads what the socket holds into a pooled buffer; with wait, and
+// nothing there, it first waits until the socket is readable (or the read
+// deadline passes, or the connection is closed). The buffer is taken only
+// for the read system call and kept only if it returned bytes.
+func (c *bufConn) fill(wait bool) error {
 	var n int
 	var rerr error
 	err := c.rc.Read(func(fd uintptr) bool {
@@ -123,7 +127,7 @@ func (c *bufConn) fill() error {
 		}
 		if errors.Is(rerr, syscall.EAGAIN) {
 			readBufs.Put(b)
-			return false // wait until readable, then call again
+			return !wait // false: wait until readable, then call again
 		}
 		if n > 0 {
 			c.buf = b
@@ -135,6 +139,8 @@ func (c *bufConn) fill() error {
 	switch {
 	case err != nil:
 		return err
+	case errors.Is(rerr, syscall.EAGAIN):
+		return errWouldBlock
 	case rerr != nil:
 		return &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
 	case n <= 0:

@@ -120,6 +120,9 @@ func (c *bufConn) SetReadDeadline(t time.Time) error {
 // first) and reports whether none came and nothing happened to the
 // connection; bytes that came are buffered for the next Read.
 func (c *bufConn) quiet(d time.Duration) bool {
+	if err := c.fill(false); !errors.Is(err, errWouldBlock) {
+		return false // bytes, or the end
+	}
 	c.pk.mu.Lock()
 	limit := time.Now().Add(d)
 	if rd := c.pk.deadline; !rd.IsZero() && rd.Before(limit) {
@@ -127,7 +130,7 @@ func (c *bufConn) quiet(d time.Duration) bool {
 	}
 	_ = c.Conn.SetReadDeadline(limit)
 	c.pk.mu.Unlock()
-	err := c.fill()
+	err := c.fill(true)
 	c.pk.mu.Lock()
 	_ = c.Conn.SetReadDeadline(c.pk.deadline)
 	c.pk.mu.Unlock()
