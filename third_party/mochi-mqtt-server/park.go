@@ -10,7 +10,8 @@ package mqtt
 // outbound channel. Here the connection's read loop is split into setup
 // (attachClient: CONNECT to CONNACK), a resumable step that serves what
 // is readable (serveClient) and teardown (endClient, what the deferred
-// calls and the tail of attachClient did), so that:
+// calls and the tail of attachClient did; attachClient, in server.go,
+// ends by calling serveClient), so that:
 //
 //   - when Options.ParkFn is set, the reader offers it the connection
 //     each time it has no buffered bytes left; if ParkFn takes it, the
@@ -22,7 +23,6 @@ package mqtt
 // Without ParkFn the reader blocks in Read as upstream does.
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -39,89 +39,6 @@ import (
 // the connection, as a blocked reader would have). If it returns false,
 // the reader blocks in Read.
 type ParkFn func(cl *Client) bool
-
-// attachClient validates an incoming client connection and if viable, attaches the client
-// to the server, performs session housekeeping, and reads incoming packets.
-func (s *Server) attachClient(cl *Client, listener string) (err error) {
-	s.Listeners.ClientsWg.Add(1)
-	counted, serving := false, false
-	defer func() { // on an early return or a panic during setup
-		if serving {
-			return // serveClient's
-		}
-		if counted {
-			atomic.AddInt64(&s.Info.ClientsConnected, -1)
-		}
-		cl.Stop(nil)
-		s.Listeners.ClientsWg.Done()
-	}()
-
-	pk, err := s.readConnectionPacket(cl)
-	if err != nil {
-		return fmt.Errorf("read connection: %w", err)
-	}
-
-	cl.ParseConnect(listener, pk)
-	if atomic.LoadInt64(&s.Info.ClientsConnected) >= s.Options.Capabilities.MaximumClients {
-		if cl.Properties.ProtocolVersion < 5 {
-			s.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
-		} else {
-			s.SendConnack(cl, packets.ErrServerBusy, false, nil)
-		}
-
-		return packets.ErrServerBusy
-	}
-
-	code := s.validateConnect(cl, pk) // [MQTT-3.1.4-1] [MQTT-3.1.4-2]
-	if code != packets.CodeSuccess {
-		if err := s.SendConnack(cl, code, false, nil); err != nil {
-			return fmt.Errorf("invalid connection send ack: %w", err)
-		}
-		return code // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
-	}
-
-	err = s.hooks.OnConnect(cl, pk)
-	if err != nil {
-		return err
-	}
-
-	cl.refreshDeadline(cl.State.Keepalive)
-	if !s.hooks.OnConnectAuthenticate(cl, pk) { // [MQTT-3.1.4-2]
-		err := s.SendConnack(cl, packets.ErrBadUsernameOrPassword, false, nil)
-		if err != nil {
-			return fmt.Errorf("invalid connection send ack: %w", err)
-		}
-
-		return packets.ErrBadUsernameOrPassword
-	}
-
-	atomic.AddInt64(&s.Info.ClientsConnected, 1)
-	counted = true
-
-	s.hooks.OnSessionEstablish(cl, pk)
-
-	sessionPresent := s.inheritClientSession(pk, cl)
-	s.Clients.Add(cl) // [MQTT-4.1.0-1]
-
-	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
-	if err != nil {
-		return fmt.Errorf("ack connection packet: %w", err)
-	}
-
-	s.loop.willDelayed.Delete(cl.ID) // [MQTT-3.1.3-9]
-
-	if sessionPresent {
-		err = cl.ResendInflightMessages(true)
-		if err != nil {
-			return fmt.Errorf("resend inflight: %w", err)
-		}
-	}
-
-	s.hooks.OnSessionEstablished(cl, pk)
-
-	serving = true
-	return s.serveClient(cl, false)
-}
 
 // ResumeClient continues reading a client that Options.ParkFn parked,
 // on the calling goroutine, until the client parks again (it returns
