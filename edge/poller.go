@@ -138,10 +138,10 @@ func (c *bufConn) quiet(d time.Duration) bool {
 }
 
 // park takes the reader of cl, whose connection c is, once nothing has
-// come for parkAfter (at once the first time): it registers the socket with the poller and starts
-// a timer to the read deadline. It reports whether it took the reader
-// (not if bytes came, the connection ended or its deadline passed).
-// Only the reader calls it.
+// come for parkAfter (at once the first time): it registers the socket
+// with the poller and starts a timer to the read deadline. It reports
+// whether it took the reader (not if bytes came, the connection ended or
+// its deadline passed). Only the reader calls it.
 func (c *bufConn) park(cl *mqtt.Client) bool {
 	if c.p == nil || c.buf != nil {
 		return false
