@@ -13,19 +13,23 @@ import (
 //
 // An edge on a Pi serves thousands of devices that are connected and
 // silent most of the time (a sensor publishing once a minute, a car
-// parked for the night). mochi gives every connection a reader goroutine
-// blocked in Read, a writer goroutine, a bufio.Reader of
+// parked for the night). Upstream mochi gives every connection a reader
+// goroutine blocked in Read, a writer goroutine, a bufio.Reader of
 // Options.ClientNetReadBufferSize and a queue (channel) of
 // Capabilities.MaximumClientWritesPending packets; the edge adds its
-// ackConn. The goroutines are mochi's design; the rest is sized here for
-// devices:
+// ackConn. Here a silent plain TCP connection holds none of the
+// goroutines and only small structs:
 //
+//   - its reader parks in the edge's poller and its writer runs only
+//     while packets are queued (poller.go, and the vendored mochi's
+//     park.go);
 //   - mochi's read buffer is tiny (mochiReadBufferSize): the plain TCP
 //     connection under it is a bufConn, which borrows a buffer from a
 //     pool only once bytes are waiting on the socket and gives it back
 //     as soon as they are read, so a silent connection holds none;
-//   - the write queue is Config.MaxWritesPending packets, not mochi's
-//     8192 (a device receives commands, not floods);
+//   - the write queue exists only while packets wait, at most
+//     Config.MaxWritesPending of them, not mochi's 8192 (a device
+//     receives commands, not floods);
 //   - ackConn holds a flusher goroutine, a queue and a write buffer only
 //     while an acknowledgement is held (see ackconn.go).
 
