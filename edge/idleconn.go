@@ -89,15 +89,23 @@ func (c *bufConn) idle() bool { return c.buf == nil }
 
 // Read copies buffered bytes into p, reading the socket first if none
 // are buffered. A read as large as a buffer goes straight to the socket.
+// A read that hits the short deadline of SetDeadline while mochi's is
+// still ahead waits again, until mochi's.
 func (c *bufConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if c.buf == nil {
+	for c.buf == nil {
+		var err error
 		if len(p) >= readBufSize {
-			return c.Conn.Read(p)
+			var n int
+			if n, err = c.Conn.Read(p); n > 0 || err == nil {
+				return n, err
+			}
+		} else if err = c.fill(); err == nil {
+			break
 		}
-		if err := c.fill(true); err != nil {
+		if !errors.Is(err, os.ErrDeadlineExceeded) || c.p == nil || !c.extend() {
 			return 0, err
 		}
 	}
@@ -110,15 +118,11 @@ func (c *bufConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// errWouldBlock is fill's answer, without wait, for a socket with
-// nothing to read.
-var errWouldBlock = errors.New("edge: nothing to read yet")
-
-// fill reads what the socket holds into a pooled buffer; with wait, and
-// nothing there, it first waits until the socket is readable (or the read
-// deadline passes, or the connection is closed). The buffer is taken only
-// for the read system call and kept only if it returned bytes.
-func (c *bufConn) fill(wait bool) error {
+// fill waits until the socket is readable (or the read deadline passes,
+// or the connection is closed), then reads into a pooled buffer. The
+// buffer is taken only for the read system call and kept only if it
+// returned bytes.
+func (c *bufConn) fill() error {
 	var n int
 	var rerr error
 	err := c.rc.Read(func(fd uintptr) bool {
@@ -131,7 +135,7 @@ func (c *bufConn) fill(wait bool) error {
 		}
 		if errors.Is(rerr, syscall.EAGAIN) {
 			readBufs.Put(b)
-			return !wait // false: wait until readable, then call again
+			return false // wait until readable, then call again
 		}
 		if n > 0 {
 			c.buf = b
@@ -143,8 +147,6 @@ func (c *bufConn) fill(wait bool) error {
 	switch {
 	case err != nil:
 		return err
-	case errors.Is(rerr, syscall.EAGAIN):
-		return errWouldBlock
 	case rerr != nil:
 		return &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
 	case n <= 0:

@@ -30,7 +30,11 @@ import (
 // the handshake has the largest stack), then each time parkAfter passes
 // without bytes: a busy connection (a publisher waiting for its
 // acknowledgement) keeps its reader waiting in Go's netpoller, whose
-// wake-up is cheaper than the poller's.
+// wake-up is cheaper than the poller's. That wait costs nothing extra:
+// mochi sets the connection's deadline before every packet, and bufConn
+// sets the read side to parkAfter from then (or mochi's deadline if it
+// comes first); a read that hits that short deadline while mochi's is
+// still ahead gets mochi's and goes on waiting.
 //
 // Keep-alive: mochi sets the read deadline (keep-alive × 1.5) before it
 // offers the reader to park; a parked connection has a timer to that
@@ -96,16 +100,48 @@ type parking struct {
 	closed   bool
 	once     bool        // parked before: the handshake is over
 	deadline time.Time   // the read deadline last set on the connection (mochi's keep-alive)
+	short    bool        // the read deadline applied is parkAfter from the last SetDeadline, not deadline
 	timer    *time.Timer // keep-alive of a parked connection; created at the first park with one
 }
 
 // SetDeadline sets the connection's deadlines, and remembers the read
-// deadline for the keep-alive of a parked connection.
+// deadline for the keep-alive of a parked connection. mochi calls it
+// before every packet; with a poller the read side gets parkAfter from
+// now (the wait before parking) or t if it comes first, and mochi's is
+// put back by the read that hits it (extend).
 func (c *bufConn) SetDeadline(t time.Time) error {
+	if c.p == nil {
+		return c.Conn.SetDeadline(t)
+	}
 	c.pk.mu.Lock()
 	defer c.pk.mu.Unlock()
 	c.pk.deadline = t
-	return c.Conn.SetDeadline(t)
+	short := time.Now().Add(parkAfter)
+	if !t.IsZero() && t.Before(short) {
+		short = t
+	}
+	c.pk.short = true
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetReadDeadline(short)
+}
+
+// extend gives the connection mochi's read deadline back after a read
+// hit the short one of SetDeadline, and reports whether that deadline is
+// still ahead (the read should wait again).
+func (c *bufConn) extend() bool {
+	c.pk.mu.Lock()
+	defer c.pk.mu.Unlock()
+	if !c.pk.short {
+		return false
+	}
+	c.pk.short = false
+	rd := c.pk.deadline
+	if !rd.IsZero() && !time.Now().Before(rd) {
+		return false
+	}
+	return c.Conn.SetReadDeadline(rd) == nil
 }
 
 // SetReadDeadline is SetDeadline for reads alone.
@@ -113,28 +149,16 @@ func (c *bufConn) SetReadDeadline(t time.Time) error {
 	c.pk.mu.Lock()
 	defer c.pk.mu.Unlock()
 	c.pk.deadline = t
+	c.pk.short = false
 	return c.Conn.SetReadDeadline(t)
 }
 
-// quiet waits up to d for bytes (less if the read deadline comes
-// first) and reports whether none came and nothing happened to the
-// connection; bytes that came are buffered for the next Read.
-func (c *bufConn) quiet(d time.Duration) bool {
-	if err := c.fill(false); !errors.Is(err, errWouldBlock) {
-		return false // bytes, or the end
-	}
-	c.pk.mu.Lock()
-	limit := time.Now().Add(d)
-	if rd := c.pk.deadline; !rd.IsZero() && rd.Before(limit) {
-		limit = rd
-	}
-	_ = c.Conn.SetReadDeadline(limit)
-	c.pk.mu.Unlock()
-	err := c.fill(true)
-	c.pk.mu.Lock()
-	_ = c.Conn.SetReadDeadline(c.pk.deadline)
-	c.pk.mu.Unlock()
-	return errors.Is(err, os.ErrDeadlineExceeded)
+// quiet waits for bytes until the short read deadline of SetDeadline
+// (parkAfter, or mochi's deadline if it comes first) and reports whether
+// none came and nothing happened to the connection; bytes that came are
+// buffered for the next Read.
+func (c *bufConn) quiet() bool {
+	return errors.Is(c.fill(), os.ErrDeadlineExceeded)
 }
 
 // park takes the reader of cl, whose connection c is, once nothing has
@@ -149,7 +173,7 @@ func (c *bufConn) park(cl *mqtt.Client) bool {
 	c.pk.mu.Lock()
 	once := c.pk.once
 	c.pk.mu.Unlock()
-	if once && !c.quiet(parkAfter) {
+	if once && !c.quiet() {
 		return false
 	}
 	c.pk.mu.Lock()

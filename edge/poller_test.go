@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fluxo-io/fluxo/internal/testutil"
 )
@@ -207,5 +208,29 @@ func TestCloseEndsParkedConnections(t *testing.T) {
 	}
 	if n := sink.callCount(); n != 0 {
 		t.Errorf("sink: got %d appends, want no will on the edge's own shutdown", n)
+	}
+}
+
+// A packet whose bytes come slower than parkAfter (the reader's wait
+// before it parks) is still read whole: the short read deadline of that
+// wait gives way to mochi's keep-alive deadline, for reads through the
+// pooled buffer and for large ones that go straight to the socket.
+func TestSlowPacketOutlastsParkWait(t *testing.T) {
+	sink := &recSink{}
+	e := startEdge(t, testConfig(t), sink)
+	c := dialRaw(t, e.Addr())
+	c.connect(4, "dev-slow", "", "")
+	for i, size := range []int{100, 3 * readBufSize} {
+		payload := strings.Repeat("s", size)
+		pk := publishPacket(1, uint16(i+1), "fleet/dev-slow/t", payload, false)
+		c.send(pk[:1]) // the first byte wakes the parked reader
+		time.Sleep(parkAfter + parkAfter/2)
+		c.send(pk[1:20])
+		time.Sleep(parkAfter + parkAfter/2)
+		c.send(pk[20:])
+		c.expectAck(0x40, uint16(i+1), -1)
+		if m := sink.waitMsgs(t, i+1)[i]; string(m.Value) != payload {
+			t.Fatalf("publish of %d bytes: got %d bytes in the sink", size, len(m.Value))
+		}
 	}
 }
