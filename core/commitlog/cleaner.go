@@ -704,11 +704,15 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int
 	if err == nil {
 		err = writeSynced(out.tidxPath+cleanedSuffix, tidx)
 	}
+	txns, anyTxn := l.txnEntriesOf(g)
+	if err == nil && anyTxn {
+		err = writeSynced(txnIndexPath(out)+cleanedSuffix, encodeTxnEntries(txns))
+	}
 	if err == nil {
 		err = swapStep("cleaned")
 	}
 	if err != nil {
-		for _, p := range []string{out.logPath, out.idxPath, out.tidxPath} {
+		for _, p := range []string{out.logPath, out.idxPath, out.tidxPath, txnIndexPath(out)} {
 			os.Remove(p + cleanedSuffix)
 		}
 		return nil, st, fmt.Errorf("commitlog: cleaner: segment %d: %w", out.base, err)
@@ -722,6 +726,9 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int
 	out.lastTidxTS = lastTS
 	out.created = g[0].created
 	out.checked = true
+	if anyTxn {
+		out.txn = &txnIndex{entries: txns}
+	}
 	return out, st, nil
 }
 
@@ -814,7 +821,7 @@ func (l *Log) swapIn(g []*segment, cs *segment, p swapPlan) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	abort := func(err error) error {
-		for _, path := range []string{cs.logPath, cs.idxPath, cs.tidxPath} {
+		for _, path := range []string{cs.logPath, cs.idxPath, cs.tidxPath, txnIndexPath(cs)} {
 			os.Remove(path + cleanedSuffix)
 		}
 		return err
