@@ -80,11 +80,6 @@ type txn struct {
 	mu   sync.Mutex    // held across log writes and changes of m and done
 	m    meta          // producerID -1: created, not yet persisted
 	done chan struct{} // in a Prepare state: closed once its markers are written and Complete stored
-	// fencedEpoch is the epoch an InitProducerID naming this producer
-	// (KIP-360) had when it aborted the producer's ongoing transaction at
-	// the next epoch: the producer, retrying with it, is not fenced by
-	// its own abort. -1: none. Kept in memory only.
-	fencedEpoch int16
 }
 
 // New returns a coordinator that has replayed log; epoch is its
@@ -116,7 +111,7 @@ func New(cfg Config, epoch int32, log Log, cl Cluster) (*Coordinator, error) {
 		case m == nil:
 			delete(c.txns, id)
 		default:
-			c.txns[id] = &txn{id: id, m: *m, fencedEpoch: -1}
+			c.txns[id] = &txn{id: id, m: *m}
 		}
 		return nil
 	})
@@ -237,7 +232,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 	}
 	t := c.txns[id]
 	if t == nil {
-		t = &txn{id: id, m: meta{producerID: -1, epoch: -1}, fencedEpoch: -1}
+		t = &txn{id: id, m: meta{producerID: -1, epoch: -1, lastEpoch: -1}}
 		c.txns[id] = t
 	}
 	c.mu.Unlock()
@@ -260,12 +255,12 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 			m := t.m.clone()
 			m.epoch = min(m.epoch+1, maxEpoch+1)
 			m.state = PrepareAbort
+			if pid >= 0 {
+				m.lastEpoch = epoch // stored with the abort: a retry at the next coordinator is no stranger
+			}
 			if code := c.persist(ctx, t, m); code != 0 {
 				t.mu.Unlock()
 				return -1, -1, code
-			}
-			if pid >= 0 {
-				t.fencedEpoch = epoch
 			}
 			c.lg.Info().Str("transactional_id", id).Int64("producer_id", m.producerID).Msg("aborting the ongoing transaction of a re-initialized producer")
 			c.startFinish(t)
@@ -285,7 +280,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 				return -1, -1, kerr.CoordinatorNotAvailable.Code
 			}
 			m.producerID, m.epoch = id, 0
-		case pid >= 0 && (pid != m.producerID || epoch != m.epoch) && !(pid == m.producerID && epoch == t.fencedEpoch && m.epoch == epoch+1):
+		case pid >= 0 && (pid != m.producerID || epoch != m.epoch) && !(pid == m.producerID && epoch == m.lastEpoch && m.epoch == epoch+1):
 			return -1, -1, checkProducer(t, pid, epoch)
 		case m.epoch >= maxEpoch:
 			id, err := c.cl.NewProducerID(ctx)
@@ -299,11 +294,11 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 		m.state = Empty
 		m.timeout = timeout
 		m.started = time.Time{}
+		m.lastEpoch = -1
 		clear(m.partitions)
 		if code := c.persist(ctx, t, m); code != 0 {
 			return -1, -1, code
 		}
-		t.fencedEpoch = -1
 		return m.producerID, m.epoch, 0
 	}
 }
