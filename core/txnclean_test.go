@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -418,4 +419,32 @@ func TestTxnOffsetsCompacted(t *testing.T) {
 	node = startCleaningNode(t, dir)
 	seeds = []string{node.KafkaAddr()}
 	check("after a restart on the cleaned log")
+}
+
+// __transaction_state is compacted, as Kafka's, so that an expired
+// transactional id's tombstone removes its state: created so, and a topic
+// made by an older version without it is switched at the next
+// FindCoordinator.
+func TestTxnTopicCompacted(t *testing.T) {
+	for _, existing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("existing %v", existing), func(t *testing.T) {
+			node := startCleaningNode(t, t.TempDir())
+			seeds := []string{node.KafkaAddr()}
+			ctx := ctxT(t)
+			if existing {
+				if _, err := node.Broker().CreateTopic(ctx, broker.TxnTopic, 12, 0, map[string]string{"retention.ms": "-1", "flush.messages": "1"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			adm := kadm.NewClient(client1(t, seeds))
+			if r, err := adm.CreateTopic(ctx, 1, 1, nil, "tt"); err != nil || r.Err != nil {
+				t.Fatalf("CreateTopic: %v %v", err, r.Err)
+			}
+			produceKeyed(t, txnProducer(t, seeds, "tx-compact"), "tt", true, true, "k", "v")
+			cfgs := node.Broker().State().Topics[broker.TxnTopic].Configs
+			if cfgs["cleanup.policy"] != "compact" || cfgs["retention.ms"] != "-1" || cfgs["flush.messages"] != "1" {
+				t.Fatalf("got %s configs %v, want compacted, no time retention, fsync per write", broker.TxnTopic, cfgs)
+			}
+		})
+	}
 }

@@ -331,3 +331,67 @@ func TestInitWithEpochRetryAfterFailover(t *testing.T) {
 		})
 	}
 }
+
+// Transactional ids without a transaction for IDExpiration are forgotten
+// (Kafka's transactional.id.expiration.ms): idle ones (Empty, Complete*)
+// get a tombstone and leave the coordinator and, through the log, the
+// next one; an id with a transaction under way or used recently stays.
+// An expired id used again starts with a new producer id.
+func TestExpireIDs(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	cfg := testConfig()
+	cfg.Now = clock
+	log := &MemLog{}
+	cl := newMarkerLog()
+	c, err := New(cfg, 1, log, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { c.Close() }()
+	pidA, _, _ := c.InitProducerID(ctx, "idle", time.Minute, -1, -1) // Empty
+	pidB, eB, _ := c.InitProducerID(ctx, "open", time.Minute, -1, -1)
+	if code := c.AddPartitions(ctx, "open", pidB, eB, []Partition{{"a", 0}}); code != 0 { // Ongoing
+		t.Fatalf("AddPartitions: got code %d, want 0", code)
+	}
+	pidC, eC, _ := c.InitProducerID(ctx, "done", time.Minute, -1, -1)
+	c.AddPartitions(ctx, "done", pidC, eC, []Partition{{"a", 1}})
+	if code := c.EndTxn(ctx, "done", pidC, eC, true); code != 0 {
+		t.Fatalf("EndTxn: got code %d, want 0", code)
+	}
+	waitState(t, c, "done", "CompleteCommit")
+
+	advance(cfg.IDExpiration - time.Second)
+	c.InitProducerID(ctx, "recent", time.Minute, -1, -1)
+	if n := c.ExpireIDs(); n != 0 {
+		t.Fatalf("before the expiration: got %d expired, want 0", n)
+	}
+	advance(2 * time.Second)
+	if n := c.ExpireIDs(); n != 2 {
+		t.Fatalf("past the expiration: got %d expired, want 2 (idle, done)", n)
+	}
+	check := func(c *Coordinator, when string) {
+		t.Helper()
+		for id, want := range map[string]bool{"idle": false, "done": false, "open": true, "recent": true} {
+			if _, ok := c.Describe(id); ok != want {
+				t.Errorf("%s: Describe(%s): got known %v, want %v", when, id, ok, want)
+			}
+		}
+		if got := len(c.List()); got != 2 {
+			t.Errorf("%s: List: got %d ids, want 2", when, got)
+		}
+	}
+	check(c, "expired")
+	if code := c.AddPartitions(ctx, "done", pidC, eC+1, []Partition{{"a", 1}}); code != kerr.InvalidProducerIDMapping.Code {
+		t.Errorf("AddPartitions with an expired id: got code %d, want INVALID_PRODUCER_ID_MAPPING", code)
+	}
+	c.Close()
+	c = newCoordinator(t, log, cl)
+	check(c, "replayed")
+	if pid, e, code := c.InitProducerID(ctx, "idle", time.Minute, -1, -1); code != 0 || pid == pidA || e != 0 {
+		t.Errorf("InitProducerID of an expired id: got producer %d epoch %d code %d, want a new producer id (not %d) at epoch 0", pid, e, code, pidA)
+	}
+}

@@ -46,7 +46,10 @@
 // epoch as an int16; Kafka's readers skip a tag they do not know. Other
 // values stay v0.
 //
-// A nil value is a tombstone. New replays the log, last record per id
+// A nil value is a tombstone: ExpireIDs writes one for a transactional id
+// that has had no transaction for Config.IDExpiration (Kafka's
+// transactional.id.expiration.ms), and the log's compaction then forgets
+// the id. New replays the log, last record per id
 // winning; a transaction found in PrepareCommit or PrepareAbort has its
 // markers written again (a partition ignores a marker for a transaction
 // it no longer has), so a coordinator's failover never leaves one
