@@ -169,7 +169,8 @@ func (p *Partition) trackTxn(b commitlog.Batch, raw []byte) {
 
 // LastStableOffset is the offset below which every transaction is decided:
 // the first offset of the oldest ongoing transaction, or the high
-// watermark if that is lower.
+// watermark if that is lower; never below the log start (a transaction
+// that began in deleted records, as Kafka bounds it).
 func (p *Partition) LastStableOffset() int64 {
 	hw := p.log.HighWatermark()
 	p.mu.Lock()
@@ -182,7 +183,7 @@ func (p *Partition) LastStableOffset() int64 {
 	for _, e := range p.txns.ending {
 		lso = min(lso, e.FirstOffset)
 	}
-	return lso
+	return max(lso, min(p.log.LogStartOffset(), hw))
 }
 
 // AbortedTxns returns the aborted transactions a read_committed reader of
