@@ -23,8 +23,8 @@ import (
 //	value version int16 = 0 | coordinator epoch int32
 //
 // Each partition tracks, from the batch headers it appends (as leader, as
-// follower, and when it is opened, by replaying the log as for the
-// idempotent producers' state):
+// follower, and when it is opened, by replaying the log after its producer
+// snapshot, as for the idempotent producers' state):
 //
 //   - the ongoing transactions: producer id → offset of its first batch in
 //     the transaction;
