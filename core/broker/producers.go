@@ -13,7 +13,7 @@ import (
 // producerSnapshotFile holds a partition's idempotent producer state and
 // its ongoing transactions as of a log offset, so that opening the
 // partition replays only the batches written after it instead of the
-// whole log (Kafka's .snapshot files).
+// whole log (Kafka's .snapshot files), with or without transactions.
 //
 // Format, big-endian:
 //

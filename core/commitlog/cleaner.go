@@ -231,8 +231,9 @@ func dirtyRatio(segs []*segment, firstDirty int64) float64 {
 func (l *Log) FirstDirtyOffset() int64 { return l.cleanedTo.Load() }
 
 // Transactions is what a cleaning must know of a log's transactions,
-// taken together at one instant (the partition keeps them, rebuilt from
-// the log).
+// taken together at one instant (the partition computes them: the
+// stable offset from its ongoing transactions, the aborted ones from the
+// log's transaction indexes).
 type Transactions struct {
 	// StableOffset is the log's first unstable offset (the last stable
 	// offset, LSO): the first offset of its oldest transaction not yet
