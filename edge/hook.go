@@ -39,8 +39,9 @@ func (h *hook) Provides(b byte) bool {
 
 // OnPublishDropped counts a message to a client that mochi dropped
 // because the client's write queue (Config.MaxWritesPending) was full: a
-// client that does not read fast enough. A QoS 1/2 message is dropped
-// from the session too (server.go lines 1101-1110).
+// client that does not read fast enough. Only QoS 0 messages are: a QoS
+// 1/2 message waits in the client's session (flowcontrol.go in the
+// patched mochi).
 func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	h.e.metrics.writesDropped.Inc()
 	h.e.plog.Warn().Str("client", cl.ID).Str("topic", pk.TopicName).Uint8("qos", pk.FixedHeader.Qos).
