@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -275,7 +276,16 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	qos := pk.FixedHeader.Qos
 	e.metrics.publishes[qosIndex(qos)].Inc()
 
-	msg, ok := e.router.Message(publish(cl, pk, now, false))
+	// With an AsyncSink the message is built in a pooled route.Buf:
+	// Submit copies what it keeps (AsyncSink), so the buffer is free again
+	// when this returns. Append may keep the message: its own memory.
+	var buf *route.Buf
+	ac, _ := cl.Net.Conn.(*ackConn)
+	if ac != nil && e.async != nil {
+		buf = msgBufs.Get().(*route.Buf)
+		defer msgBufs.Put(buf)
+	}
+	msg, ok := e.router.MessageIn(buf, publish(cl, pk, now, false))
 	if !ok {
 		e.metrics.unrouted.Inc()
 		e.plog.Warn().Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Uint8("qos", qos).Msg("publish refused: no route")
@@ -289,7 +299,6 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, e.refusePublish(cl, pk, code)
 	}
 	var err error
-	ac, _ := cl.Net.Conn.(*ackConn)
 	switch {
 	case ac == nil || e.async == nil:
 		err = e.sink.Append(msg)
@@ -318,6 +327,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	return pk, nil
 }
+
+// msgBufs holds the route.Bufs OnPublish builds messages in.
+var msgBufs = sync.Pool{New: func() any { return new(route.Buf) }}
 
 // checkHeaders checks a record's headers against Config.MaxHeaders and
 // Config.MaxHeaderBytes. Past them the refusal is 0x83 Implementation
