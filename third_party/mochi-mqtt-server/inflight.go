@@ -124,28 +124,42 @@ func (i *Inflight) Len() int {
 
 // Clone returns a new instance of Inflight with the same message data.
 // This is used when transferring inflights from a taken-over session.
-// fluxo patch: in the clone, every outbound publish waits for the new
-// connection's send quota, in the session's order (those written before
-// are resent with DUP), and holds none; see Client.ResendInflightMessages.
+// fluxo patch: in the clone, every outbound publish waits for send quota
+// (see resume).
 func (i *Inflight) Clone() *Inflight {
 	c := NewInflights()
 	i.RLock()
-	defer i.RUnlock()
 	c.seq = i.seq
+	for k, e := range i.internal {
+		c.internal[k] = e
+	}
+	i.RUnlock()
+	c.resume()
+	return c
+}
+
+// resume readies the session for a new connection (fluxo patch): every
+// outbound publish waits for the new connection's send quota, in the
+// session's order (those written before are resent with DUP), and none
+// holds quota; see Client.ResendInflightMessages.
+func (i *Inflight) resume() {
+	i.Lock()
+	defer i.Unlock()
+	i.queue = i.queue[:0]
 	for k, e := range i.internal {
 		switch {
 		case e.pk.FixedHeader.Type == packets.Publish:
 			e.sent = e.sent || e.state != inflightQueued // unknown (a store's): resend as a duplicate
 			e.state = inflightQueued
-			c.queue = append(c.queue, queuedRef{seq: e.seq, id: k})
+			i.queue = append(i.queue, queuedRef{seq: e.seq, id: k})
 		default:
 			e.state = inflightOther
 		}
-		c.internal[k] = e
+		i.internal[k] = e
 	}
-	sort.Slice(c.queue, func(a, b int) bool { return c.queue[a].seq < c.queue[b].seq })
-	c.waiting.Store(int32(len(c.queue)))
-	return c
+	sort.Slice(i.queue, func(a, b int) bool { return i.queue[a].seq < i.queue[b].seq })
+	i.held = 0
+	i.waiting.Store(int32(len(i.queue)))
 }
 
 // GetAll returns all the inflight messages, in the order they were
