@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -46,6 +49,8 @@ type txnRouter struct {
 	roles chan roleChange
 	quit  chan struct{}
 	done  chan struct{}
+
+	compacted atomic.Bool // the transaction topic is known to have cleanup.policy=compact
 }
 
 type txnShard struct {
@@ -176,13 +181,15 @@ func (r *txnRouter) Local() []*txn.Coordinator {
 func (r *txnRouter) Find(ctx context.Context, key string) (int32, string, int16) {
 	st := r.b.State()
 	if st.Topics[broker.TxnTopic] == nil {
-		configs := map[string]string{"retention.ms": "-1", "flush.messages": "1"}
-		_, err := r.b.CreateTopic(ctx, broker.TxnTopic, r.partitions, 0, configs)
+		_, err := r.b.CreateTopic(ctx, broker.TxnTopic, r.partitions, 0, txnTopicConfigs())
 		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
 			r.log.Warn().Err(err).Msg("cannot create the transaction topic")
 			return -1, "", kerr.CoordinatorNotAvailable.Code
 		}
 		st = r.b.State()
+	}
+	if ts := st.Topics[broker.TxnTopic]; ts != nil && !r.compacted.Load() {
+		r.compactTxnTopic(ctx, ts.Configs)
 	}
 	ps, ok := st.Partition(broker.TxnTopic, r.partitionFor(key))
 	if !ok || ps.Leader == cluster.NoLeader {
@@ -193,6 +200,42 @@ func (r *txnRouter) Find(ctx context.Context, key string) (int32, string, int16)
 		return -1, "", kerr.CoordinatorNotAvailable.Code
 	}
 	return ps.Leader, bi.KafkaAddr, 0
+}
+
+// txnTopicConfigs are the configs of __transaction_state: compacted, as
+// Kafka's (each transactional id keeps its newest state, an expired id's
+// tombstone goes after delete.retention.ms), in segments of at most
+// 100 MiB (transaction.state.log.segment.bytes), no time retention, and
+// fsynced at every write.
+func txnTopicConfigs() map[string]string {
+	seg := min(100<<20, commitlog.DefaultConfig().SegmentBytes)
+	return map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "flush.messages": "1",
+		"segment.bytes": strconv.FormatInt(seg, 10)}
+}
+
+// compactTxnTopic turns compaction on for a transaction topic created by
+// a version that did not compact it. Best effort: a failure is logged and
+// tried again at the next FindCoordinator.
+func (r *txnRouter) compactTxnTopic(ctx context.Context, configs map[string]string) {
+	if configs["cleanup.policy"] == "compact" {
+		r.compacted.Store(true)
+		return
+	}
+	merged := maps.Clone(configs)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	for k, v := range txnTopicConfigs() {
+		if _, set := merged[k]; !set || k == "cleanup.policy" {
+			merged[k] = v
+		}
+	}
+	if err := r.b.SetTopicConfigs(ctx, broker.TxnTopic, merged); err != nil {
+		r.log.Warn().Err(err).Msg("cannot make the transaction topic compacted")
+		return
+	}
+	r.compacted.Store(true)
+	r.log.Info().Msg("transaction topic is now compacted")
 }
 
 // OffsetsPartition implements kafka.Txns: the __consumer_offsets

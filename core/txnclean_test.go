@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -130,6 +131,10 @@ func stableAndEnd(t *testing.T, seeds []string, topic string) (int64, int64) {
 // After a restart the partition's transaction state, rebuilt from the
 // cleaned log, has no phantom open transaction: the last stable offset
 // is the high watermark and read_committed consumers read everything.
+// Past delete.retention.ms the markers of transactions with no data left
+// go, and so do the aborted ones from the partition's list: the
+// producer's later commits stay visible to read_committed, also after a
+// restart.
 func TestTxnCompactedTopic(t *testing.T) {
 	dir := t.TempDir()
 	node := startCleaningNode(t, dir)
@@ -219,10 +224,14 @@ func TestTxnCompactedTopic(t *testing.T) {
 	want = []string{"p1", "t2", "late3", "p5", "c6"}
 	check("after more transactions")
 
-	// Past delete.retention.ms the markers stay, those whose transactions
-	// left nothing too: the partition still lists tx-a's aborted
-	// transactions to read_committed fetches, and a client skips tx-a's
-	// records after one until it reads its abort marker (c6 would vanish).
+	// Past delete.retention.ms, the markers whose transactions left
+	// nothing go (Kafka's rule), and with them the partition's aborted
+	// transactions: a client told of one of tx-a's aborted transactions
+	// would skip tx-a's records after it until an abort marker that is no
+	// longer there (c6 would vanish). The producers' last markers stay.
+	if got := len(p.AbortedTxns(0, p.LastStableOffset())); got == 0 {
+		t.Fatalf("before delete.retention.ms: got no aborted transaction listed, want tx-a's")
+	}
 	adm = kadm.NewClient(client1(t, seeds))
 	if ar, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "delete.retention.ms", Value: kadm.StringPtr("0")}}, "tc"); err != nil || ar[0].Err != nil {
 		t.Fatalf("AlterTopicConfigs: %v %v", err, ar)
@@ -230,8 +239,11 @@ func TestTxnCompactedTopic(t *testing.T) {
 	before := markers(t, p)
 	produceKeyed(t, client1(t, seeds, kgo.RecordPartitioner(kgo.ManualPartitioner())), "tc", false, false, "k7", "p7")
 	res := cleanNow(t, p)
-	if after := markers(t, p); !res.Cleaned || after != before {
-		t.Fatalf("past delete.retention.ms: got %d markers of %d (cleaned: %v), want all kept", after, before, res.Cleaned)
+	if after := markers(t, p); !res.Cleaned || after >= before || after < 2 || int64(before-after) != res.MarkersRemoved {
+		t.Fatalf("past delete.retention.ms: got %d markers of %d (%+v), want fewer, and the last of tx-a and tx-b kept", after, before, res)
+	}
+	if got := p.AbortedTxns(0, p.LastStableOffset()); len(got) != 0 {
+		t.Fatalf("past delete.retention.ms: got aborted transactions %v listed, want none (no data left)", got)
 	}
 	want = append(want, "p7")
 	check("past delete.retention.ms")
@@ -407,4 +419,32 @@ func TestTxnOffsetsCompacted(t *testing.T) {
 	node = startCleaningNode(t, dir)
 	seeds = []string{node.KafkaAddr()}
 	check("after a restart on the cleaned log")
+}
+
+// __transaction_state is compacted, as Kafka's, so that an expired
+// transactional id's tombstone removes its state: created so, and a topic
+// made by an older version without it is switched at the next
+// FindCoordinator.
+func TestTxnTopicCompacted(t *testing.T) {
+	for _, existing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("existing %v", existing), func(t *testing.T) {
+			node := startCleaningNode(t, t.TempDir())
+			seeds := []string{node.KafkaAddr()}
+			ctx := ctxT(t)
+			if existing {
+				if _, err := node.Broker().CreateTopic(ctx, broker.TxnTopic, 12, 0, map[string]string{"retention.ms": "-1", "flush.messages": "1"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			adm := kadm.NewClient(client1(t, seeds))
+			if r, err := adm.CreateTopic(ctx, 1, 1, nil, "tt"); err != nil || r.Err != nil {
+				t.Fatalf("CreateTopic: %v %v", err, r.Err)
+			}
+			produceKeyed(t, txnProducer(t, seeds, "tx-compact"), "tt", true, true, "k", "v")
+			cfgs := node.Broker().State().Topics[broker.TxnTopic].Configs
+			if cfgs["cleanup.policy"] != "compact" || cfgs["retention.ms"] != "-1" || cfgs["flush.messages"] != "1" {
+				t.Fatalf("got %s configs %v, want compacted, no time retention, fsync per write", broker.TxnTopic, cfgs)
+			}
+		})
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fluxo-io/fluxo/bridge/spool"
 	"github.com/fluxo-io/fluxo/internal/testutil"
@@ -33,6 +34,14 @@ type submitted struct {
 }
 
 func (s *asyncSink) Submit(m spool.Message, done func(error)) error {
+	// Submit copies what it keeps (AsyncSink): the edge reuses the
+	// headers and key once it returns.
+	m.Key = bytes.Clone(m.Key)
+	hs := make([]kmsg.Header, len(m.Headers))
+	for i, h := range m.Headers {
+		hs[i] = kmsg.Header{Key: h.Key, Value: bytes.Clone(h.Value)}
+	}
+	m.Headers = hs
 	if s.manual {
 		s.mu.Lock()
 		s.held = append(s.held, submitted{m, done})

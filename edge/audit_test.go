@@ -130,6 +130,8 @@ func rawPacket(t *testing.T, pk packets.Packet) []byte {
 	case packets.Pubrel:
 		pk.FixedHeader.Qos = 1
 		err = pk.PubrelEncode(&b)
+	case packets.Pubcomp:
+		err = pk.PubcompEncode(&b)
 	case packets.Subscribe:
 		pk.FixedHeader.Qos = 1
 		err = pk.SubscribeEncode(&b)

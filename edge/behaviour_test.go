@@ -229,64 +229,216 @@ func TestServerKeepAlive(t *testing.T) {
 	}
 }
 
-// Flow control: a subscriber that announced a Receive Maximum of 2 never
-// has more than 2 QoS 1 messages unacknowledged towards it, from the edge
-// as from bare mochi. Both then stall: mochi parks the messages past the
-// quota and loses quota on each one it releases (see the package
-// documentation); the test logs how far delivery got rather than fail on
-// what needs mochi itself fixed.
+// Flow control (MQTT 5 §4.9): a subscriber that announced a Receive
+// Maximum never has more QoS 1/2 messages unacknowledged towards it, is
+// sent the next ones as its PUBACKs (QoS 1) or PUBCOMPs (QoS 2; a PUBREC
+// does not give the quota back) come, and gets every message, in order,
+// from the edge as from bare mochi (vendored, patched: mochi v2.7.9
+// stalled after Receive Maximum messages).
 func TestReceiveMaximumToClient(t *testing.T) {
-	const recvMax, total = 2, 12
+	const total = 12
+	srvs := edgeAndMochi(t, nil)
+	for _, tc := range []struct {
+		recvMax int
+		qos     byte
+	}{{2, 1}, {2, 2}, {1, 1}, {1, 2}} {
+		for _, srv := range srvs {
+			t.Run(fmt.Sprintf("receive maximum %d/qos %d/%s", tc.recvMax, tc.qos, srv.name), func(t *testing.T) {
+				id := fmt.Sprintf("fc-%d-%d", tc.recvMax, tc.qos)
+				topic := "fleet/" + id + "/x"
+				f := connectFlow(t, srv, id, tc.recvMax, false, false)
+				f.subscribe(topic, tc.qos)
+				pub := mustConnect5(t, srv.addr, &paho5.Connect{ClientID: id + "-pub", CleanStart: true})
+				var want []string
+				for i := range total {
+					want = append(want, fmt.Sprint(i))
+					publish5(t, pub, &paho5.Publish{Topic: topic, QoS: tc.qos, Payload: []byte(want[i])})
+				}
+				f.readAll(total)
+				f.check(want, make([]bool, total))
+				f.expectNoMore()
+			})
+		}
+	}
+}
+
+// A subscriber with a persistent session that goes away while messages
+// wait for its quota gets, on reconnecting (with another Receive
+// Maximum), the unacknowledged ones again (DUP set), then the waiting
+// ones and those published while it was away, in order.
+func TestReceiveMaximumAcrossReconnect(t *testing.T) {
+	const before, away = 12, 3
 	for _, srv := range edgeAndMochi(t, nil) {
 		t.Run(srv.name, func(t *testing.T) {
-			c := srv.dial(t)
-			rm := uint16(recvMax)
-			c.send(rawPacket(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect},
-				Properties: packets.Properties{ReceiveMaximum: rm},
-				Connect:    packets.ConnectParams{ClientIdentifier: "fc-sub", Clean: true, Keepalive: 60}}))
-			if ack := c.expect(packets.Connack); ack.ReasonCode != 0 {
-				t.Fatalf("connack: got %#x, want 0x00", ack.ReasonCode)
+			const topic = "fleet/fr/x"
+			f := connectFlow(t, srv, "fr-sub", 2, true, false)
+			f.subscribe(topic, 1)
+			pub := mustConnect5(t, srv.addr, &paho5.Connect{ClientID: "fr-pub", CleanStart: true})
+			for i := range before {
+				publish5(t, pub, &paho5.Publish{Topic: topic, Payload: fmt.Appendf(nil, "%d", i)})
 			}
-			c.send(rawPacket(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe}, PacketID: 1,
-				Filters: packets.Subscriptions{{Filter: "fleet/fc/#", Qos: 1}}}))
-			c.expect(packets.Suback)
+			// 0-2 acknowledged, 3 and 4 not, 5-11 waiting for quota.
+			for len(f.got) < 5 {
+				f.step(before)
+			}
+			f.check([]string{"0", "1", "2", "3", "4"}, make([]bool, 5))
+			f.c.Close()
+			for i := before; i < before+away; i++ {
+				publish5(t, pub, &paho5.Publish{Topic: topic, Payload: fmt.Appendf(nil, "%d", i)})
+			}
 
-			pub := mustConnect5(t, srv.addr, &paho5.Connect{ClientID: "fc-pub", CleanStart: true})
-			for i := range total {
-				publish5(t, pub, &paho5.Publish{Topic: "fleet/fc/x", Payload: fmt.Appendf(nil, "%d", i)})
+			g := connectFlow(t, srv, "fr-sub", 3, true, true)
+			g.readAll(before + away - 3)
+			var want []string
+			var dup []bool
+			for i := 3; i < before+away; i++ {
+				want = append(want, fmt.Sprint(i))
+				dup = append(dup, i < 5)
 			}
-			// Read; on each PINGRESP (a round trip in which the server
-			// could send one too many) acknowledge the oldest message and
-			// ping again, until all arrived or none is left to
-			// acknowledge and none came.
-			var unacked []uint16
-			received, most := 0, 0
-			c.send([]byte{0xc0, 0}) // PINGREQ
-			for received < total {
-				pk, ok := c.next()
-				if !ok {
-					t.Fatalf("closed after %d messages, want %d", received, total)
-				}
-				switch pk.FixedHeader.Type {
-				case packets.Publish:
-					received++
-					unacked = append(unacked, pk.PacketID)
-					most = max(most, len(unacked))
-				case packets.Pingresp:
-					if len(unacked) == 0 {
-						t.Logf("delivery stalled after %d of %d messages, none unacknowledged (mochi's flow control; see the package documentation)", received, total)
-						received = total
-						continue
-					}
-					c.send(ackPacket(t, packets.Puback, unacked[0]))
-					unacked = unacked[1:]
-					c.send([]byte{0xc0, 0})
-				}
-			}
-			if most > recvMax {
-				t.Errorf("got %d unacknowledged messages at once, want at most %d", most, recvMax)
-			}
+			g.check(want, dup)
+			g.expectNoMore()
 		})
+	}
+}
+
+// flowSub is a raw MQTT 5 subscriber that acknowledges the messages it
+// receives only once it has as many unacknowledged as its Receive
+// Maximum (or all it waits for), the oldest first, each after a
+// PINGREQ/PINGRESP round trip in which the server could send one too
+// many.
+type flowSub struct {
+	t           *testing.T
+	c           *auditConn
+	recvMax     int
+	outstanding []flowMsg // flows not complete, oldest first
+	got         []string  // payloads, in the order received
+	dup         []bool    // their DUP flags
+	most        int       // most flows outstanding at once
+	pinging     bool
+}
+
+type flowMsg struct {
+	id        uint16
+	qos       byte
+	recd, rel bool // QoS 2: PUBREC sent, PUBREL received
+	payload   string
+}
+
+// connectFlow connects client id with Receive Maximum recvMax, with a
+// persistent session if persistent, and checks the CONNACK's Session
+// Present against present.
+func connectFlow(t *testing.T, srv server, id string, recvMax int, persistent, present bool) *flowSub {
+	t.Helper()
+	c := srv.dial(t)
+	props := packets.Properties{ReceiveMaximum: uint16(recvMax)}
+	if persistent {
+		props.SessionExpiryInterval, props.SessionExpiryIntervalFlag = 300, true
+	}
+	c.send(rawPacket(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Properties: props,
+		Connect: packets.ConnectParams{ClientIdentifier: id, Clean: !persistent, Keepalive: 60}}))
+	ack := c.expect(packets.Connack)
+	if ack.ReasonCode != 0 || ack.SessionPresent != present {
+		t.Fatalf("connack: got reason %#x, session present %v, want 0x00, %v", ack.ReasonCode, ack.SessionPresent, present)
+	}
+	return &flowSub{t: t, c: c, recvMax: recvMax}
+}
+
+func (f *flowSub) subscribe(filter string, qos byte) {
+	f.t.Helper()
+	f.c.send(rawPacket(f.t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe}, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: filter, Qos: qos}}}))
+	if sa := f.c.expect(packets.Suback); len(sa.ReasonCodes) != 1 || sa.ReasonCodes[0] != qos {
+		f.t.Fatalf("suback: got %v, want [%d]", sa.ReasonCodes, qos)
+	}
+}
+
+// readAll reads until total messages arrived and all are acknowledged. A
+// server that stops sending fails the test at the connection's deadline.
+func (f *flowSub) readAll(total int) {
+	f.t.Helper()
+	for len(f.got) < total || len(f.outstanding) > 0 {
+		f.step(total)
+	}
+}
+
+// step reads one packet and answers it; total is how many messages the
+// subscriber waits for.
+func (f *flowSub) step(total int) {
+	t := f.t
+	t.Helper()
+	pk, ok := f.c.next()
+	if !ok {
+		t.Fatalf("closed after %d messages, want %d", len(f.got), total)
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		f.got = append(f.got, string(pk.Payload))
+		f.dup = append(f.dup, pk.FixedHeader.Dup)
+		f.outstanding = append(f.outstanding, flowMsg{id: pk.PacketID, qos: pk.FixedHeader.Qos, payload: string(pk.Payload)})
+		f.most = max(f.most, len(f.outstanding))
+		if len(f.outstanding) > f.recvMax {
+			t.Errorf("message %s: got %d unacknowledged messages, want at most %d", pk.Payload, len(f.outstanding), f.recvMax)
+		}
+	case packets.Pubrel:
+		i := slices.IndexFunc(f.outstanding, func(m flowMsg) bool { return m.id == pk.PacketID && m.recd })
+		if i < 0 {
+			t.Fatalf("got PUBREL %d, want one for a message this client sent a PUBREC for", pk.PacketID)
+		}
+		f.outstanding[i].rel = true
+	case packets.Pingresp:
+		f.pinging = false
+		if len(f.outstanding) == 0 {
+			break
+		}
+		m := &f.outstanding[0]
+		switch {
+		case m.qos == 1:
+			f.c.send(ackPacket(t, packets.Puback, m.id))
+			f.outstanding = f.outstanding[1:]
+		case !m.recd:
+			f.c.send(ackPacket(t, packets.Pubrec, m.id))
+			m.recd = true
+		case m.rel:
+			f.c.send(ackPacket(t, packets.Pubcomp, m.id))
+			f.outstanding = f.outstanding[1:]
+		default:
+			t.Fatalf("message %s: got no PUBREL before the PINGRESP after its PUBREC", m.payload)
+		}
+	default:
+		t.Fatalf("got packet type %d, want a PUBLISH, PUBREL or PINGRESP", pk.FixedHeader.Type)
+	}
+	if !f.pinging && len(f.outstanding) > 0 && (len(f.outstanding) == f.recvMax || len(f.got) >= total) {
+		f.c.send([]byte{0xc0, 0}) // PINGREQ
+		f.pinging = true
+	}
+}
+
+// check compares the payloads received and their DUP flags with want
+// and dup, and the most messages unacknowledged at once with the Receive
+// Maximum.
+func (f *flowSub) check(want []string, dup []bool) {
+	f.t.Helper()
+	if !slices.Equal(f.got, want) {
+		f.t.Errorf("got messages %v, want %v", f.got, want)
+	}
+	if !slices.Equal(f.dup, dup) {
+		f.t.Errorf("got DUP flags %v, want %v", f.dup, dup)
+	}
+	if f.most > f.recvMax {
+		f.t.Errorf("got %d unacknowledged messages at once, want at most %d", f.most, f.recvMax)
+	}
+}
+
+// expectNoMore checks that a PINGREQ is answered with no message before
+// its PINGRESP.
+func (f *flowSub) expectNoMore() {
+	f.t.Helper()
+	for f.pinging { // the PINGRESP of a PINGREQ still unanswered
+		f.step(len(f.got))
+	}
+	f.c.send([]byte{0xc0, 0})
+	if pk, ok := f.c.next(); !ok || pk.FixedHeader.Type != packets.Pingresp {
+		f.t.Errorf("after the last message: got packet type %d (open %v), want a PINGRESP", pk.FixedHeader.Type, ok)
 	}
 }
 

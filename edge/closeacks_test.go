@@ -1,7 +1,9 @@
 package edge
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -81,5 +83,136 @@ func TestCloseAcknowledgesWhatItStored(t *testing.T) {
 			}
 		}
 		mu.Unlock()
+	}
+}
+
+// slowDisk is a spool whose fsyncs seem to take pause longer: each
+// message's done comes that much later, so acknowledgements are still
+// held when the edge closes.
+type slowDisk struct {
+	*spool.Spool
+	pause time.Duration
+}
+
+func (s slowDisk) Submit(m spool.Message, done func(error)) error {
+	return s.Spool.Submit(m, func(err error) { time.AfterFunc(s.pause, func() { done(err) }) })
+}
+
+// TestCloseAcknowledgesHeldWithSpool is TestCloseAcknowledgesWhatItStored
+// with the real spool under SyncAlways behind a slow disk, so every PUBACK
+// is held until its message is reported stored (ackconn.go) and many are
+// still held at Close, and devices with persistent
+// sessions on raw connections, several publishes in flight each: what
+// counts is the PUBACKs the edge wrote before each connection ended.
+// Every message in the spool after Close must have had its PUBACK
+// written.
+func TestCloseAcknowledgesHeldWithSpool(t *testing.T) {
+	for round := range 2 {
+		sc := spool.DefaultConfig()
+		sc.Sync = spool.SyncAlways
+		sp, err := spool.Open(t.TempDir(), sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig(t)
+		cfg.StateDir = t.TempDir()
+		e := startEdge(t, cfg, slowDisk{sp, 100 * time.Millisecond})
+		const devices, window = 50, 4
+		var mu sync.Mutex
+		acked := map[string]bool{}
+		var wg sync.WaitGroup
+		for d := range devices {
+			c, err := net.Dial("tcp", e.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			r := bufio.NewReader(c)
+			cp := connectPacket(4, fmt.Sprintf("r%d-d%d", round, d), "", "")
+			cp[9] = 0 // connect flags: a persistent session
+			if _, err := c.Write(cp); err != nil {
+				t.Fatal(err)
+			}
+			if first, body, err := readRaw(r); err != nil || first != 0x20 || body[1] != 0 {
+				t.Fatalf("connack: got %#x %v %v, want success", first, body, err)
+			}
+			var pmu sync.Mutex
+			pending := map[uint16]string{}
+			slots := make(chan struct{}, window)
+			ended := make(chan struct{})
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				defer close(ended)
+				for {
+					first, body, err := readRaw(r)
+					if err != nil {
+						return
+					}
+					if first != 0x40 || len(body) < 2 {
+						continue
+					}
+					id := uint16(body[0])<<8 | uint16(body[1])
+					pmu.Lock()
+					payload := pending[id]
+					delete(pending, id)
+					pmu.Unlock()
+					mu.Lock()
+					acked[payload] = true
+					mu.Unlock()
+					<-slots
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case slots <- struct{}{}:
+					case <-ended:
+						return
+					}
+					id := uint16(i%60000 + 1)
+					payload := fmt.Sprintf("r%d-d%d-%d", round, d, i)
+					pmu.Lock()
+					pending[id] = payload
+					pmu.Unlock()
+					if _, err := c.Write(publishPacket(1, id, fmt.Sprintf("fleet/d%d/telemetry", d), payload, false)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for sp.End(spool.Telemetry) < 20*devices && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		n, bad := 0, 0
+		for off := sp.Start(spool.Telemetry); ; {
+			recs, next, err := sp.Read(spool.Telemetry, off, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) == 0 {
+				break
+			}
+			for _, m := range recs {
+				n++
+				if !acked[string(m.Value)] {
+					bad++
+					if bad < 5 {
+						t.Errorf("round %d: got %q stored, its PUBACK never written (the device would send it again)", round, m.Value)
+					}
+				}
+			}
+			off = next
+		}
+		sp.Close()
+		if n == 0 {
+			t.Fatalf("round %d: nothing stored", round)
+		}
 	}
 }

@@ -82,10 +82,10 @@ type Config struct {
 	// it messages to that client are dropped.
 	MaxInflight uint16
 	// MaxWritesPending is the length of each connected client's queue of
-	// packets waiting to be written to it (default 128): a message to a
-	// client whose queue is full (a client that does not read) is dropped,
-	// from its session too for QoS 1/2, and counted in
-	// fluxo_edge_writes_dropped_total. Every
+	// packets waiting to be written to it (default 128): a QoS 0 message
+	// to a client whose queue is full (a client that does not read) is
+	// dropped and counted in fluxo_edge_writes_dropped_total; a QoS 1/2
+	// message waits in its session (MaxInflight). Every
 	// connection holds its queue, 8 bytes a packet, whether it is used
 	// or not: mochi's default, 8192, would cost 64 KiB a device.
 	MaxWritesPending int

@@ -144,17 +144,18 @@
 // (Config.MaxKeepAlive) for MQTT 5 clients asking for none or a longer
 // one; mochi alone keeps a silent client without keep alive for ever.
 //
-// Known, left to mochi (a fix needs mochi itself): flow control towards
-// a client. mochi never has more QoS 1/2 messages unacknowledged towards
-// a client than its Receive Maximum, but parks the ones past the quota
-// (inflight with Expiry -1, mochi issue #340), releases one per packet
-// the client sends, and deletes each released message from the session
-// before it is acknowledged, so its PUBACK does not give the quota back:
-// after Receive Maximum releases delivery stalls until the client
-// reconnects, out of order (TestReceiveMaximumToClient shows it stall
-// after 4 of 12 messages with Receive Maximum 2, on the edge as on bare
-// mochi). Devices that announce a Receive Maximum below their message
-// rate should leave it at its default (65535) until mochi is fixed.
+// Flow control towards a client (MQTT 5 §4.9) is mochi's, patched in
+// third_party/mochi-mqtt-server (v2.7.9 stalled a client after Receive
+// Maximum messages, mochi issue #340): a client never has more QoS 1/2
+// messages unacknowledged than its Receive Maximum; its PUBACK, its
+// PUBCOMP (QoS 2: a PUBREC does not count) or a PUBREC with a failure
+// code gives one back, and the messages waiting in its session are then
+// sent in order. Messages waiting for quota stay in the session
+// (Config.MaxInflight per client, Config.MaxMessageExpiry), a persistent
+// session keeps them across a reconnect, where the unacknowledged ones
+// are resent first (DUP set) under the new connection's Receive Maximum.
+// QoS 0 messages are not counted. TestReceiveMaximumToClient and
+// TestReceiveMaximumAcrossReconnect check it on the edge and bare mochi.
 //
 // # Devices and ACLs
 //
@@ -186,7 +187,7 @@
 //	MaxMessageExpiry   24 hours (retained messages, messages queued for a client)
 //	MaxClients         10000 (refused past it: server unavailable / server busy)
 //	MaxConnectRate     none (refused past it: server unavailable / quota exceeded)
-//	MaxInflight        1024 messages queued per client
+//	MaxInflight        1024 QoS 1/2 messages queued per client (unacknowledged and waiting for its Receive Maximum)
 //	MaxWritesPending   128 packets waiting to be written, per connected client
 //	ReceiveMaximum     128 unacknowledged QoS 1/2 publishes per client
 //	MaxHeaders         64 record headers per publish (--max-headers)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -63,6 +64,36 @@ func FuzzDecodeProperties(f *testing.F) {
 		}
 		if !slices.Equal(q.User, p.User) {
 			t.Fatalf("got %q, want %q", q.User, p.User)
+		}
+	})
+}
+
+// FuzzDecodeUTF8 checks mochi's UTF-8 check of strings (patched with an
+// ASCII fast path) through the property decoder: a user property decodes
+// if and only if its key and value are valid UTF-8 without U+0000 (MQTT
+// 5 §1.5.4), and then reads back as sent.
+func FuzzDecodeUTF8(f *testing.F) {
+	for _, s := range [][2]string{
+		{"unit", "celsius"}, {"trace-id", "4bf92f3577b34da6"}, {"", ""}, {"ü", "€uro"}, {"a\x00b", "c"},
+		{"abcdefgh\x00", "x"}, {"abcdefgh", "ijklmnop\xff"}, {"\xed\xa0\x80", "surrogate"}, {"12345678901234567", "\x7f"},
+	} {
+		f.Add([]byte(s[0]), []byte(s[1]))
+	}
+	f.Fuzz(func(t *testing.T, k, v []byte) {
+		if len(k) > 100 || len(v) > 100 {
+			return // a one-byte property length
+		}
+		b := append([]byte{0x26}, str(string(k))...)
+		b = append(b, str(string(v))...)
+		b = append([]byte{byte(len(b))}, b...)
+		var p packets.Properties
+		_, err := p.Decode(packets.Publish, bytes.NewBuffer(b))
+		valid := func(s []byte) bool { return utf8.Valid(s) && bytes.IndexByte(s, 0) < 0 }
+		if want := valid(k) && valid(v); (err == nil) != want {
+			t.Fatalf("key %q, value %q: got error %v, want valid %v", k, v, err, want)
+		}
+		if err == nil && (len(p.User) != 1 || p.User[0].Key != string(k) || p.User[0].Val != string(v)) {
+			t.Fatalf("key %q, value %q: got %q", k, v, p.User)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -39,8 +40,9 @@ func (h *hook) Provides(b byte) bool {
 
 // OnPublishDropped counts a message to a client that mochi dropped
 // because the client's write queue (Config.MaxWritesPending) was full: a
-// client that does not read fast enough. A QoS 1/2 message is dropped
-// from the session too (server.go lines 1101-1110).
+// client that does not read fast enough. Only QoS 0 messages are: a QoS
+// 1/2 message waits in the client's session (flowcontrol.go in the
+// patched mochi).
 func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	h.e.metrics.writesDropped.Inc()
 	h.e.plog.Warn().Str("client", cl.ID).Str("topic", pk.TopicName).Uint8("qos", pk.FixedHeader.Qos).
@@ -274,7 +276,16 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	qos := pk.FixedHeader.Qos
 	e.metrics.publishes[qosIndex(qos)].Inc()
 
-	msg, ok := e.router.Message(publish(cl, pk, now, false))
+	// With an AsyncSink the message is built in a pooled route.Buf:
+	// Submit copies what it keeps (AsyncSink), so the buffer is free again
+	// when this returns. Append may keep the message: its own memory.
+	var buf *route.Buf
+	ac, _ := cl.Net.Conn.(*ackConn)
+	if ac != nil && e.async != nil {
+		buf = msgBufs.Get().(*route.Buf)
+		defer msgBufs.Put(buf)
+	}
+	msg, ok := e.router.MessageIn(buf, publish(cl, pk, now, false))
 	if !ok {
 		e.metrics.unrouted.Inc()
 		e.plog.Warn().Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Uint8("qos", qos).Msg("publish refused: no route")
@@ -288,7 +299,6 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, e.refusePublish(cl, pk, code)
 	}
 	var err error
-	ac, _ := cl.Net.Conn.(*ackConn)
 	switch {
 	case ac == nil || e.async == nil:
 		err = e.sink.Append(msg)
@@ -317,6 +327,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	return pk, nil
 }
+
+// msgBufs holds the route.Bufs OnPublish builds messages in.
+var msgBufs = sync.Pool{New: func() any { return new(route.Buf) }}
 
 // checkHeaders checks a record's headers against Config.MaxHeaders and
 // Config.MaxHeaderBytes. Past them the refusal is 0x83 Implementation

@@ -74,7 +74,7 @@ func newMetrics(reg prometheus.Registerer, clients, bytesIn func() float64) (*me
 		}, []string{"reason"}),
 		writesDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fluxo_edge_writes_dropped_total",
-			Help: "Messages to MQTT clients dropped because the client's write queue (--max-writes-pending) was full.",
+			Help: "QoS 0 messages to MQTT clients dropped because the client's write queue (--max-writes-pending) was full.",
 		}),
 		reg: reg,
 	}

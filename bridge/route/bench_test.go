@@ -56,5 +56,16 @@ func BenchmarkMessage(b *testing.B) {
 				}
 			}
 		})
+		// What the edge does with an AsyncSink: a reused Buf.
+		b.Run(c.name+"/buf", func(b *testing.B) {
+			p := Publish{Topic: "cars/c-0001/telemetry", Payload: payload, QoS: 1, ClientID: "c-0001", User: c.user, Received: time.Now()}
+			var buf Buf
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := rt.MessageIn(&buf, p); !ok {
+					b.Fatal("got no route, want telemetry")
+				}
+			}
+		})
 	}
 }

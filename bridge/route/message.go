@@ -89,6 +89,22 @@ type Publish struct {
 // user property values are views of p.User's strings (read-only, like
 // every header value).
 func (rt *Router) Message(p Publish) (msg spool.Message, ok bool) {
+	return rt.MessageIn(nil, p)
+}
+
+// Buf is memory for MessageIn to build messages in: their headers and
+// the bytes of the header values and key it writes. The zero value is
+// ready to use.
+type Buf struct {
+	hs    []kmsg.Header
+	arena []byte
+}
+
+// MessageIn is Message, building the message in buf (a nil buf
+// allocates): the message is valid until buf is used again, so buf can
+// be reused once whoever took the message is done with it (a
+// spool.Spool.Submit that has returned, which copies the message).
+func (rt *Router) MessageIn(buf *Buf, p Publish) (msg spool.Message, ok bool) {
 	r, key, ok := rt.Match(p.Topic, p.ClientID)
 	if !ok {
 		return spool.Message{}, false
@@ -99,7 +115,12 @@ func (rt *Router) Message(p Publish) (msg spool.Message, ok bool) {
 		n += len(p.ClientID)
 	}
 	n += len(p.ContentType) + 1 + len(p.ResponseTopic) + 20 // 1: payload format, 20: expiry
-	arena := make([]byte, 0, n)
+	var arena []byte
+	if buf != nil && cap(buf.arena) >= n {
+		arena = buf.arena[:0]
+	} else {
+		arena = make([]byte, 0, n)
+	}
 	add := func(s string) []byte {
 		start := len(arena)
 		arena = append(arena, s...)
@@ -127,7 +148,12 @@ func (rt *Router) Message(p Publish) (msg spool.Message, ok bool) {
 	if p.Expiry > 0 {
 		nh++
 	}
-	hs := make([]kmsg.Header, 0, nh)
+	var hs []kmsg.Header
+	if buf != nil && cap(buf.hs) >= nh {
+		hs = buf.hs[:0]
+	} else {
+		hs = make([]kmsg.Header, 0, nh)
+	}
 	hs = append(hs,
 		kmsg.Header{Key: HeaderTopic, Value: add(p.Topic)},
 		kmsg.Header{Key: HeaderQoS, Value: add(qosDigits[min(p.QoS, 2)])},
@@ -172,10 +198,14 @@ func (rt *Router) Message(p Publish) (msg spool.Message, ok bool) {
 		}
 		hs = append(hs, kmsg.Header{Key: u.Key, Value: v})
 	}
+	k := add(key)
+	if buf != nil {
+		buf.hs, buf.arena = hs, arena
+	}
 	return spool.Message{
 		Lane:    r.Lane,
 		Topic:   r.Topic,
-		Key:     add(key),
+		Key:     k,
 		Value:   p.Payload,
 		Headers: hs,
 		Time:    p.Received,

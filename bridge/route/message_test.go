@@ -139,3 +139,31 @@ func TestMessageUserPropertyValues(t *testing.T) {
 		}
 	}
 }
+
+// MessageIn builds the same messages as Message in a reused Buf, whatever
+// was built in it before (larger, smaller, with and without properties).
+func TestMessageIn(t *testing.T) {
+	rt := NewRouter(DefaultRoutes(), "edge-1")
+	now := time.UnixMilli(1700000000123)
+	ps := []Publish{
+		{Topic: "cars/c-0001/telemetry", Payload: []byte("x"), QoS: 1, ClientID: "c-0001", Received: now,
+			User: []Property{{"unit", "celsius"}, {"schema", "v2"}, {"mqtt.topic", "forged"}, {"trace-id", "4bf92f3577b34da6"}}},
+		{Topic: "a/b/alarm/fire", Payload: []byte("y"), QoS: 2, ClientID: "other-client", Will: true, Received: now,
+			ContentType: "application/json", PayloadFormat: 1, PayloadFormatSet: true, ResponseTopic: "r/t",
+			CorrelationData: []byte{1, 2}, Expiry: time.Minute},
+		{Topic: "x", Payload: nil, ClientID: "c", Received: now},
+		{Topic: "cars/c-0002/telemetry/with/a/much/longer/topic/than/before", ClientID: "c-0002", Received: now,
+			User: []Property{{"k", ""}, {"k", "v"}}},
+		{Topic: "nomatch", ClientID: "c", Received: now},
+	}
+	var buf Buf
+	for round := range 2 {
+		for i, p := range ps {
+			want, wantOK := rt.Message(p)
+			got, ok := rt.MessageIn(&buf, p)
+			if ok != wantOK || !reflect.DeepEqual(got, want) {
+				t.Errorf("round %d, publish %d: got %+v %v, want %+v %v", round, i, got, ok, want, wantOK)
+			}
+		}
+	}
+}

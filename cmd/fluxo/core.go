@@ -45,7 +45,8 @@ Kafka: the OS page cache survives a broker crash, not a power cut); set
 Transactions (transactional producers, read_committed consumers): transactional
 ids are spread over the partitions of __transaction_state, created on first use
 with --transaction-state-partitions partitions (keep the flag unchanged from then
-on); a producer may ask for a transaction timeout up to --transaction-max-timeout.
+on); a producer may ask for a transaction timeout up to --transaction-max-timeout;
+an id without a transaction for --transactional-id-expiration (7 days) is forgotten.
 
 Many partitions: an idle partition holds no open file and no mapping (its files
 open on its first write and close after a minute without one), so a broker
@@ -95,6 +96,9 @@ closes every log.`,
 			}
 			if cfg.Txn.MaxTimeout <= 0 {
 				return fmt.Errorf("--transaction-max-timeout: got %s, want a positive duration", cfg.Txn.MaxTimeout)
+			}
+			if cfg.Txn.IDExpiration <= 0 {
+				return fmt.Errorf("--transactional-id-expiration: got %s, want a positive duration", cfg.Txn.IDExpiration)
 			}
 			reload, err := security.apply(&cfg, cmd.Flags().Changed("kafka-addr"))
 			if err != nil {
@@ -153,6 +157,7 @@ closes every log.`,
 	f.DurationVar(&cfg.Broker.CleanInterval, "log-cleaner-backoff", cfg.Broker.CleanInterval, "how often the log cleaner looks for compacted partitions to clean (log.cleaner.backoff.ms)")
 	f.Int32Var(&cfg.TxnPartitions, "transaction-state-partitions", cfg.TxnPartitions, "partitions of the __transaction_state topic, created on the first transactional producer; keep it unchanged once the topic exists, transactional ids are hashed over it (transaction.state.log.num.partitions; Kafka's default is 50)")
 	f.DurationVar(&cfg.Txn.MaxTimeout, "transaction-max-timeout", cfg.Txn.MaxTimeout, "largest transaction timeout a producer may ask for; larger ones get INVALID_TRANSACTION_TIMEOUT (transaction.max.timeout.ms)")
+	f.DurationVar(&cfg.Txn.IDExpiration, "transactional-id-expiration", cfg.Txn.IDExpiration, "forget a transactional id that has had no transaction for this long: its state gets a tombstone in __transaction_state, checked hourly (transactional.id.expiration.ms)")
 	f.IntVar(&flushMessages, "flush-messages", 0, "fsync after this many batches per partition, before acknowledging (0: leave it to the OS)")
 	f.DurationVar(&flushInterval, "flush-interval", 0, "fsync pending writes at least this often (0: never by time)")
 	f.IntVar(&cfg.Kafka.MaxRequestBytes, "max-request-bytes", cfg.Kafka.MaxRequestBytes, "largest request accepted (socket.request.max.bytes)")

@@ -216,7 +216,7 @@ a user listed without a password authenticates by certificate only.`,
 	f.IntVar(&cfg.Edge.MaxClients, "max-clients", cfg.Edge.MaxClients, "devices connected at once; beyond, a device is refused (server unavailable / 0x89 server busy)")
 	f.Float64Var(&cfg.Edge.MaxConnectRate, "max-connect-rate", cfg.Edge.MaxConnectRate, "new MQTT connections accepted per second, to spread a connect storm (0: no limit); beyond, a device is refused (server unavailable / 0x97 quota exceeded) and retries")
 	f.IntVar(&cfg.Edge.MaxConnectBurst, "max-connect-burst", cfg.Edge.MaxConnectBurst, "connections accepted at once above --max-connect-rate (0: the rate, at least 1)")
-	f.IntVar(&cfg.Edge.MaxWritesPending, "max-writes-pending", cfg.Edge.MaxWritesPending, "packets queued for writing to one device; beyond, messages to it are dropped and counted (fluxo_edge_writes_dropped_total)")
+	f.IntVar(&cfg.Edge.MaxWritesPending, "max-writes-pending", cfg.Edge.MaxWritesPending, "packets queued for writing to one device; beyond, QoS 0 messages to it are dropped and counted (fluxo_edge_writes_dropped_total), QoS 1/2 ones wait in its session")
 	fwd.add(f, &cfg.SpoolDir, "spool directory (also keeps MQTT sessions and the uplink's producer state)", &cfg.Spool, &cfg.Uplink)
 	f.StringVar(&drain, "drain", "in-order", "after an outage: in-order sends the backlog first; live-first sends fresh telemetry ahead of it (edge.received_ms tells them apart)")
 	f.Int64Var(&cfg.Uplink.LiveFirstBacklog, "live-first-backlog", cfg.Uplink.LiveFirstBacklog, "telemetry backlog, in records, from which --drain live-first applies")

@@ -30,6 +30,8 @@ func TestRunExitCode(t *testing.T) {
 		{name: "core help timeout", args: []string{"core", "--help"}, wantCode: 0, wantStdout: "--transaction-max-timeout duration"},
 		{name: "core bad partitions", args: []string{"core", "--transaction-state-partitions", "0"}, wantCode: 1, wantStderr: "--transaction-state-partitions: got 0, want at least 1"},
 		{name: "core bad timeout", args: []string{"core", "--transaction-max-timeout", "0s"}, wantCode: 1, wantStderr: "--transaction-max-timeout: got 0s, want a positive duration"},
+		{name: "core help id expiration", args: []string{"core", "--help"}, wantCode: 0, wantStdout: "--transactional-id-expiration duration"},
+		{name: "core bad id expiration", args: []string{"core", "--transactional-id-expiration", "-1h"}, wantCode: 1, wantStderr: "--transactional-id-expiration: got -1h0m0s, want a positive duration"},
 		{name: "extra argument", args: []string{"version", "extra"}, wantCode: 1, wantStderr: `fluxo: unknown command "extra" for "fluxo version"`},
 	}
 	for _, tt := range tests {

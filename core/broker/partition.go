@@ -43,6 +43,7 @@ type Partition struct {
 	snapEnd    int64    // log end as of the last producer snapshot written or read; -1 none
 	snapSeen   int64    // log end at the last maintenance round
 	snapRounds int      // maintenance rounds since the last snapshot
+	replayed   int64    // batches replayed to rebuild the state (open, truncation)
 
 	// The assignment, as of the last metadata change applied.
 	leader         int32 // node id of the leader, or -1
@@ -99,8 +100,9 @@ func openPartition(b *Broker, topic string, index int32, dir string, cfg commitl
 	}
 	p := &Partition{Topic: topic, Index: index, log: l, b: b, producers: map[int64]*producerState{}, snapEnd: -1, leader: -1, minISR: 1}
 	from := l.LogStartOffset()
-	if off, st, ok := readProducerSnapshot(dir); ok && off <= l.LogEndOffset() {
+	if off, st, ongoing, ok := readProducerSnapshot(dir); ok && off <= l.LogEndOffset() {
 		p.producers, p.snapEnd = st, off
+		p.txns.ongoing = ongoing
 		from = max(from, off)
 	}
 	if err := p.rebuildProducers(from); err != nil {
@@ -125,6 +127,7 @@ func (p *Partition) rebuildProducers(from int64) error {
 		}
 		err = commitlog.Batches(v.Data, func(b commitlog.Batch, raw []byte) bool {
 			p.note(b, raw)
+			p.replayed++
 			return true
 		})
 		if len(v.Data) == 0 {

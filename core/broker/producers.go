@@ -10,34 +10,41 @@ import (
 	"sort"
 )
 
-// producerSnapshotFile holds a partition's idempotent producer state as of
-// a log offset, so that opening the partition replays only the batches
-// written after it instead of the whole log (Kafka's .snapshot files).
+// producerSnapshotFile holds a partition's idempotent producer state and
+// its ongoing transactions as of a log offset, so that opening the
+// partition replays only the batches written after it instead of the
+// whole log (Kafka's .snapshot files), with or without transactions.
 //
 // Format, big-endian:
 //
-//	"FXPS" | version uint8 (1) | offset int64 | producers uint32 |
+//	"FXPS" | version uint8 (2) | offset int64 | producers uint32 |
 //	per producer: id int64 | epoch int16 | batches uint8 |
 //	              per batch: first int32 | last int32 | base int64 | end int64
+//	| ongoing uint32 | per ongoing transaction: producer id int64 | first offset int64
 //	| crc32c uint32 of everything before it
 //
-// offset is the log end the state covers. The file is replaced atomically
-// (not fsynced): a lost or damaged snapshot, or one past the log end,
-// only means a longer replay.
+// offset is the log end the state covers. Version 1 (written while a
+// partition held no transaction) has no ongoing section and no producer
+// without batches. The file is replaced atomically (not fsynced): a lost
+// or damaged snapshot, or one past the log end, only means a longer
+// replay. The log's transaction index is synced before the file is
+// written (the aborts below offset are not replayed).
 const producerSnapshotFile = "producer-snapshot"
 
 const (
 	snapMagic      = "FXPS"
-	snapVersion    = 1
+	snapVersion    = 2
 	snapHeaderSize = 4 + 1 + 8 + 4
 	snapProducer   = 8 + 2 + 1
 	snapBatch      = 4 + 4 + 8 + 8
+	snapOngoing    = 8 + 8
 )
 
 var snapCRC = crc32.MakeTable(crc32.Castagnoli)
 
-// encodeProducerSnapshot encodes the producer state at log offset offset.
-func encodeProducerSnapshot(offset int64, producers map[int64]*producerState) []byte {
+// encodeProducerSnapshot encodes the producer state and the ongoing
+// transactions (producer id → first offset) at log offset offset.
+func encodeProducerSnapshot(offset int64, producers map[int64]*producerState, ongoing map[int64]int64) []byte {
 	ids := make([]int64, 0, len(producers))
 	for id := range producers {
 		ids = append(ids, id)
@@ -60,39 +67,51 @@ func encodeProducerSnapshot(offset int64, producers map[int64]*producerState) []
 			b = binary.BigEndian.AppendUint64(b, uint64(r.end))
 		}
 	}
+	ids = ids[:0]
+	for id := range ongoing {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	b = binary.BigEndian.AppendUint32(b, uint32(len(ids)))
+	for _, id := range ids {
+		b = binary.BigEndian.AppendUint64(b, uint64(id))
+		b = binary.BigEndian.AppendUint64(b, uint64(ongoing[id]))
+	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, snapCRC))
 }
 
 var errBadSnapshot = errors.New("broker: bad producer snapshot")
 
-// decodeProducerSnapshot parses a producer snapshot: the offset it covers
-// and the state. Any damage (length, magic, version, checksum, counts out
-// of range) is errBadSnapshot.
-func decodeProducerSnapshot(data []byte) (int64, map[int64]*producerState, error) {
-	if len(data) < snapHeaderSize+4 || string(data[:4]) != snapMagic || data[4] != snapVersion {
-		return 0, nil, errBadSnapshot
+// decodeProducerSnapshot parses a producer snapshot: the offset it covers,
+// the producers' state and the ongoing transactions. Any damage (length,
+// magic, version, checksum, counts or offsets out of range) is
+// errBadSnapshot.
+func decodeProducerSnapshot(data []byte) (int64, map[int64]*producerState, map[int64]int64, error) {
+	if len(data) < snapHeaderSize+4 || string(data[:4]) != snapMagic || (data[4] != 1 && data[4] != snapVersion) {
+		return 0, nil, nil, errBadSnapshot
 	}
+	version := data[4]
 	body := data[:len(data)-4]
 	if crc32.Checksum(body, snapCRC) != binary.BigEndian.Uint32(data[len(data)-4:]) {
-		return 0, nil, fmt.Errorf("%w: checksum", errBadSnapshot)
+		return 0, nil, nil, fmt.Errorf("%w: checksum", errBadSnapshot)
 	}
 	offset := int64(binary.BigEndian.Uint64(body[5:]))
 	n := int(binary.BigEndian.Uint32(body[13:]))
 	if offset < 0 || n > (len(body)-snapHeaderSize)/snapProducer {
-		return 0, nil, fmt.Errorf("%w: header", errBadSnapshot)
+		return 0, nil, nil, fmt.Errorf("%w: header", errBadSnapshot)
 	}
 	out := make(map[int64]*producerState, n)
 	p := body[snapHeaderSize:]
 	for range n {
 		if len(p) < snapProducer {
-			return 0, nil, fmt.Errorf("%w: truncated", errBadSnapshot)
+			return 0, nil, nil, fmt.Errorf("%w: truncated", errBadSnapshot)
 		}
 		id := int64(binary.BigEndian.Uint64(p))
 		st := &producerState{epoch: int16(binary.BigEndian.Uint16(p[8:]))}
 		k := int(p[10])
 		p = p[snapProducer:]
-		if id < 0 || k == 0 || k > maxInflight || len(p) < k*snapBatch || out[id] != nil {
-			return 0, nil, fmt.Errorf("%w: producer %d", errBadSnapshot, id)
+		if id < 0 || (k == 0 && version == 1) || k > maxInflight || len(p) < k*snapBatch || out[id] != nil {
+			return 0, nil, nil, fmt.Errorf("%w: producer %d", errBadSnapshot, id)
 		}
 		for range k {
 			st.batches = append(st.batches, seqRange{
@@ -105,21 +124,41 @@ func decodeProducerSnapshot(data []byte) (int64, map[int64]*producerState, error
 		}
 		out[id] = st
 	}
-	if len(p) != 0 {
-		return 0, nil, fmt.Errorf("%w: trailing bytes", errBadSnapshot)
+	var ongoing map[int64]int64
+	if version >= 2 {
+		if len(p) < 4 {
+			return 0, nil, nil, fmt.Errorf("%w: truncated", errBadSnapshot)
+		}
+		m := int(binary.BigEndian.Uint32(p))
+		p = p[4:]
+		if m > len(p)/snapOngoing {
+			return 0, nil, nil, fmt.Errorf("%w: ongoing transactions", errBadSnapshot)
+		}
+		ongoing = make(map[int64]int64, m)
+		for range m {
+			id, first := int64(binary.BigEndian.Uint64(p)), int64(binary.BigEndian.Uint64(p[8:]))
+			p = p[snapOngoing:]
+			if _, dup := ongoing[id]; id < 0 || first < 0 || first >= offset || dup {
+				return 0, nil, nil, fmt.Errorf("%w: transaction of producer %d", errBadSnapshot, id)
+			}
+			ongoing[id] = first
+		}
 	}
-	return offset, out, nil
+	if len(p) != 0 {
+		return 0, nil, nil, fmt.Errorf("%w: trailing bytes", errBadSnapshot)
+	}
+	return offset, out, ongoing, nil
 }
 
 // readProducerSnapshot reads the partition's snapshot; ok is false when
 // there is none or it is damaged.
-func readProducerSnapshot(dir string) (int64, map[int64]*producerState, bool) {
+func readProducerSnapshot(dir string) (int64, map[int64]*producerState, map[int64]int64, bool) {
 	data, err := os.ReadFile(filepath.Join(dir, producerSnapshotFile))
 	if err != nil {
-		return 0, nil, false
+		return 0, nil, nil, false
 	}
-	off, st, err := decodeProducerSnapshot(data)
-	return off, st, err == nil
+	off, st, ongoing, err := decodeProducerSnapshot(data)
+	return off, st, ongoing, err == nil
 }
 
 // writeProducerSnapshot replaces the partition's snapshot, atomically.
@@ -167,16 +206,12 @@ func (p *Partition) snapshotProducersLocked() error {
 	if end == p.snapEnd || (end == p.log.LogStartOffset() && len(p.producers) == 0) {
 		return nil // nothing new, or nothing to replay
 	}
-	if p.txns.holdsAny() {
-		// The snapshot holds producer state only: a restart from it
-		// would not know of a transaction open or aborted before it
-		// (the last stable offset, read_committed's aborted list). A
-		// partition that has seen transactions replays its whole log;
-		// an older snapshot, written before any, stays right (replay
-		// from it meets every transaction).
-		return nil
+	// The aborted transactions below end are not replayed from a
+	// snapshot at end: their index entries must be durable first.
+	if err := p.log.SyncTxnIndex(); err != nil {
+		return err
 	}
-	if err := writeProducerSnapshot(p.log.Dir(), encodeProducerSnapshot(end, p.producers)); err != nil {
+	if err := writeProducerSnapshot(p.log.Dir(), encodeProducerSnapshot(end, p.producers, p.txns.ongoing)); err != nil {
 		return err
 	}
 	p.snapEnd = end

@@ -2,7 +2,9 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,40 +20,59 @@ func sampleProducers() map[int64]*producerState {
 
 func TestProducerSnapshotRoundTrip(t *testing.T) {
 	want := sampleProducers()
-	data := encodeProducerSnapshot(11, want)
-	off, got, err := decodeProducerSnapshot(data)
-	if err != nil || off != 11 || !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %d, %v, %v, want 11, %v, nil", off, got, err, want)
+	want[50] = &producerState{epoch: 3} // fenced by a marker: no batches
+	wantTxns := map[int64]int64{7: 5, 50: 2}
+	data := encodeProducerSnapshot(11, want, wantTxns)
+	off, got, gotTxns, err := decodeProducerSnapshot(data)
+	if err != nil || off != 11 || !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gotTxns, wantTxns) {
+		t.Fatalf("got %d, %v, %v, %v, want 11, %v, %v, nil", off, got, gotTxns, err, want, wantTxns)
 	}
 	// Every single-byte flip and every cut is caught.
 	for i := range data {
 		bad := append([]byte(nil), data...)
 		bad[i] ^= 0x40
-		if _, _, err := decodeProducerSnapshot(bad); !errors.Is(err, errBadSnapshot) {
+		if _, _, _, err := decodeProducerSnapshot(bad); !errors.Is(err, errBadSnapshot) {
 			t.Fatalf("flip at %d: got %v, want errBadSnapshot", i, err)
 		}
-		if _, _, err := decodeProducerSnapshot(data[:i]); !errors.Is(err, errBadSnapshot) {
+		if _, _, _, err := decodeProducerSnapshot(data[:i]); !errors.Is(err, errBadSnapshot) {
 			t.Fatalf("cut at %d: got %v, want errBadSnapshot", i, err)
 		}
 	}
 }
 
 // FuzzProducerSnapshot checks that decoding never panics and that what
-// decodes encodes back to the same state.
+// decodes encodes back to the same state (a version 1 snapshot as a
+// version 2 one with no ongoing transaction).
 func FuzzProducerSnapshot(f *testing.F) {
-	f.Add(encodeProducerSnapshot(11, sampleProducers()))
-	f.Add(encodeProducerSnapshot(0, nil))
+	f.Add(encodeProducerSnapshot(11, sampleProducers(), map[int64]int64{7: 3}))
+	f.Add(encodeProducerSnapshot(0, nil, nil))
 	f.Add([]byte("FXPS"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		off, st, err := decodeProducerSnapshot(data)
+		off, st, txns, err := decodeProducerSnapshot(data)
 		if err != nil {
 			return
 		}
-		off2, st2, err := decodeProducerSnapshot(encodeProducerSnapshot(off, st))
-		if err != nil || off2 != off || !reflect.DeepEqual(st2, st) {
-			t.Fatalf("got %d, %v, %v after a round trip, want %d, %v", off2, st2, err, off, st)
+		off2, st2, txns2, err := decodeProducerSnapshot(encodeProducerSnapshot(off, st, txns))
+		if len(txns) == 0 && len(txns2) == 0 {
+			txns, txns2 = nil, nil
+		}
+		if err != nil || off2 != off || !reflect.DeepEqual(st2, st) || !reflect.DeepEqual(txns2, txns) {
+			t.Fatalf("got %d, %v, %v, %v after a round trip, want %d, %v, %v", off2, st2, txns2, err, off, st, txns)
 		}
 	})
+}
+
+// A version 1 snapshot (no ongoing transactions) still reads.
+func TestProducerSnapshotVersion1(t *testing.T) {
+	st := sampleProducers()
+	v2 := encodeProducerSnapshot(11, st, nil)
+	v1 := append([]byte(nil), v2[:len(v2)-8]...) // without the ongoing count and the crc
+	v1[4] = 1
+	v1 = binary.BigEndian.AppendUint32(v1, crc32.Checksum(v1, snapCRC))
+	off, got, txns, err := decodeProducerSnapshot(v1)
+	if err != nil || off != 11 || !reflect.DeepEqual(got, st) || len(txns) != 0 {
+		t.Fatalf("got %d, %v, %v, %v, want 11, %v, no transactions, nil", off, got, txns, err, st)
+	}
 }
 
 // Opening a partition starts from its producer snapshot and replays only
@@ -79,7 +100,7 @@ func TestProducerSnapshotOnReopen(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	off, st, ok := readProducerSnapshot(pdir)
+	off, st, _, ok := readProducerSnapshot(pdir)
 	if !ok || off != 5 || st[7] == nil {
 		t.Fatalf("got snapshot %d, %v, %v after close, want offset 5 with producer 7", off, st, ok)
 	}
@@ -87,7 +108,7 @@ func TestProducerSnapshotOnReopen(t *testing.T) {
 	// A producer that only the snapshot knows shows that the log below
 	// the snapshot was not replayed.
 	st[99] = &producerState{epoch: 0, batches: []seqRange{{first: 0, last: 0, base: 1, end: 1}}}
-	if err := writeProducerSnapshot(pdir, encodeProducerSnapshot(off, st)); err != nil {
+	if err := writeProducerSnapshot(pdir, encodeProducerSnapshot(off, st, nil)); err != nil {
 		t.Fatal(err)
 	}
 	b = openTestBroker(t, dir)
@@ -108,7 +129,7 @@ func TestProducerSnapshotOnReopen(t *testing.T) {
 	}
 
 	// Past the log end: the snapshot is not trusted, the log is replayed.
-	if err := writeProducerSnapshot(pdir, encodeProducerSnapshot(100, st)); err != nil {
+	if err := writeProducerSnapshot(pdir, encodeProducerSnapshot(100, st, nil)); err != nil {
 		t.Fatal(err)
 	}
 	b = openTestBroker(t, dir)

@@ -23,19 +23,25 @@ import (
 //	value version int16 = 0 | coordinator epoch int32
 //
 // Each partition tracks, from the batch headers it appends (as leader, as
-// follower, and when it is opened, by replaying the log as for the
-// idempotent producers' state):
+// follower, and when it is opened, by replaying the log after its producer
+// snapshot, as for the idempotent producers' state):
 //
 //   - the ongoing transactions: producer id → offset of its first batch in
 //     the transaction;
 //   - the last stable offset (LSO): the first offset of the oldest ongoing
 //     transaction, or the high watermark when none is older; read_committed
 //     consumers read below it;
-//   - the aborted transactions: producer id, first offset, and the offset
-//     of the abort marker, which a read_committed fetch lists for the range
-//     it returns, so that the client drops those records.
+//   - the aborted transactions: producer id, first offset, the offset of
+//     the abort marker and the LSO once aborted, which a read_committed
+//     fetch lists for the range it returns, so that the client drops those
+//     records. They are kept in the log's per-segment transaction indexes
+//     (commitlog.AbortedTxn, Kafka's .txnindex), added when the abort
+//     marker is appended.
 //
-// Nothing is persisted beside the log: the state is rebuilt from it.
+// The ongoing transactions are saved in the producer snapshot with the
+// producers' state (producers.go), so that opening the partition replays
+// only the batches after the snapshot; the replay adds again the index
+// entries of the aborts it meets (the log keeps one per marker).
 
 // Control record types (the key's type field).
 const (
@@ -94,29 +100,20 @@ func MarkerBatch(producerID int64, epoch int16, commit bool, coordinatorEpoch in
 	return commitlog.AppendBatch(nil, h, []kmsg.Record{{Key: key, Value: value}})
 }
 
-// AbortedTxn is an aborted transaction of one partition: its producer,
-// the offset of its first batch, and the offset of its abort marker.
-type AbortedTxn struct {
-	ProducerID  int64
-	FirstOffset int64
-	LastOffset  int64
-}
+// AbortedTxn is a transaction of one partition: its producer, the offset
+// of its first batch, and the offset of its marker (and, for an aborted
+// one, the last stable offset once it was aborted).
+type AbortedTxn = commitlog.AbortedTxn
 
-// txnState is a partition's transactions. Guarded by Partition.mu.
+// txnState is a partition's transactions in memory (the aborted ones are
+// in the log's transaction indexes). Guarded by Partition.mu.
 type txnState struct {
 	ongoing map[int64]int64 // producer id → first offset of its ongoing transaction
-	aborted []AbortedTxn    // by marker offset, oldest first
 	// ending are transactions whose marker is in the log but maybe not
 	// yet above the high watermark: they stay unstable until it is, so
 	// that no read_committed reader sees a transaction's records before
 	// the marker that decides them is safe.
 	ending []AbortedTxn
-}
-
-// holdsAny reports whether any transaction is known: open, ending or
-// aborted.
-func (t *txnState) holdsAny() bool {
-	return len(t.ongoing) > 0 || len(t.aborted) > 0 || len(t.ending) > 0
 }
 
 // trackTxn updates the transaction state with an appended batch; raw is
@@ -156,26 +153,24 @@ func (p *Partition) trackTxn(b commitlog.Batch, raw []byte) {
 	p.txns.ending = slices.DeleteFunc(p.txns.ending, func(e AbortedTxn) bool { return e.LastOffset < hw })
 	p.txns.ending = append(p.txns.ending, AbortedTxn{ProducerID: b.ProducerID, FirstOffset: first, LastOffset: b.BaseOffset})
 	if cr.Type == ControlAbort {
-		p.txns.aborted = append(p.txns.aborted, AbortedTxn{ProducerID: b.ProducerID, FirstOffset: first, LastOffset: b.BaseOffset})
-	}
-}
-
-// trimAborted forgets aborted transactions wholly below the log start.
-// Called with mu held.
-func (p *Partition) trimAborted() {
-	start := p.log.LogStartOffset()
-	i := 0
-	for i < len(p.txns.aborted) && p.txns.aborted[i].LastOffset < start {
-		i++
-	}
-	if i > 0 {
-		p.txns.aborted = slices.Delete(p.txns.aborted, 0, i)
+		// Kafka's LSO for the index: the first offset of the oldest
+		// transaction still open, or the offset after the marker.
+		lso := b.BaseOffset + 1
+		for _, f := range p.txns.ongoing {
+			lso = min(lso, f)
+		}
+		a := AbortedTxn{ProducerID: b.ProducerID, FirstOffset: first, LastOffset: b.BaseOffset, LastStableOffset: lso}
+		if err := p.log.AddAbortedTxn(a); err != nil {
+			p.b.log.Error().Err(err).Str("topic", p.Topic).Int32("partition", p.Index).
+				Int64("offset", b.BaseOffset).Msg("cannot index aborted transaction")
+		}
 	}
 }
 
 // LastStableOffset is the offset below which every transaction is decided:
 // the first offset of the oldest ongoing transaction, or the high
-// watermark if that is lower.
+// watermark if that is lower; never below the log start (a transaction
+// that began in deleted records, as Kafka bounds it).
 func (p *Partition) LastStableOffset() int64 {
 	hw := p.log.HighWatermark()
 	p.mu.Lock()
@@ -188,32 +183,15 @@ func (p *Partition) LastStableOffset() int64 {
 	for _, e := range p.txns.ending {
 		lso = min(lso, e.FirstOffset)
 	}
-	return lso
+	return max(lso, min(p.log.LogStartOffset(), hw))
 }
 
 // AbortedTxns returns the aborted transactions a read_committed reader of
 // offsets [from, to) must know of: those whose abort marker is at or
-// after from and whose first batch is before to, oldest first.
+// after from and whose first batch is before to, oldest first, from the
+// transaction indexes of the segments from the one holding from on.
 func (p *Partition) AbortedTxns(from, to int64) []AbortedTxn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.trimAborted()
-	var out []AbortedTxn
-	i, _ := slices.BinarySearchFunc(p.txns.aborted, from, func(a AbortedTxn, off int64) int {
-		switch {
-		case a.LastOffset < off:
-			return -1
-		case a.LastOffset > off:
-			return 1
-		}
-		return 0
-	})
-	for _, a := range p.txns.aborted[i:] {
-		if a.FirstOffset < to {
-			out = append(out, a)
-		}
-	}
-	return out
+	return p.log.AbortedTxns(from, to)
 }
 
 // OngoingTxn reports the first offset of producer id's ongoing transaction
@@ -301,16 +279,12 @@ func (p *Partition) noteMarkerLocked(b commitlog.Batch) {
 // which it discards.
 func (p *Partition) CleanerTxns() commitlog.Transactions {
 	lso := p.LastStableOffset()
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	// A transaction with data below lso was decided before lso was
 	// computed (an undecided one would hold lso at or below its first
-	// offset), so its abort, if any, is listed now.
+	// offset), so its abort, if any, is indexed now.
 	var out []commitlog.AbortedRange
-	for _, a := range p.txns.aborted {
-		if a.FirstOffset < lso {
-			out = append(out, commitlog.AbortedRange{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset, LastOffset: a.LastOffset})
-		}
+	for _, a := range p.log.AbortedTxns(p.log.LogStartOffset(), lso) {
+		out = append(out, commitlog.AbortedRange{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset, LastOffset: a.LastOffset})
 	}
 	return commitlog.Transactions{StableOffset: lso, Aborted: out}
 }

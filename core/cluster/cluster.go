@@ -841,8 +841,9 @@ const raftShutdownWait = 10 * time.Second
 // when a leader steps down while its pipeline is full (the response
 // decoder blocks handing a response to a consumer that has gone, the
 // sender blocks handing it a request): its shutdown would then wait
-// forever. Past the bound the stuck goroutines are left behind, logged,
-// and the rest of Close goes on.
+// forever. The transport is configured without pipelining (openRaft), so
+// this bound is a safety net: past it the stuck goroutines are left
+// behind, logged, and the rest of Close goes on.
 func (c *Cluster) shutdownRaft() error {
 	f := c.raft.Shutdown()
 	done := make(chan error, 1)
@@ -851,7 +852,7 @@ func (c *Cluster) shutdownRaft() error {
 	case err := <-done:
 		return err
 	case <-time.After(raftShutdownWait):
-		c.log.Error().Dur("waited", raftShutdownWait).Msg("raft did not stop in time (a replication goroutine is stuck in its pipeline); closing without it")
+		c.log.Error().Dur("waited", raftShutdownWait).Msg("raft did not stop in time; closing without it")
 		return nil
 	}
 }

@@ -10,11 +10,13 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
@@ -612,4 +614,15 @@ func TestCutOffMemberFenced(t *testing.T) {
 	cut.ReportCutOff(false)
 	sameState(t, nodes, "the broker registered again", func(s *State) bool { return !s.Brokers[id].Fenced })
 	ctrl.ReportCutOff(false)
+}
+
+// The Raft transport replicates without a pipeline: hashicorp/raft's
+// pipeline can deadlock when a leader steps down with it full.
+func TestRaftReplicatesWithoutPipeline(t *testing.T) {
+	nodes := startCluster(t, 2)
+	peer := nodes[1]
+	_, err := nodes[0].trans.AppendEntriesPipeline(raft.ServerID(strconv.Itoa(int(peer.NodeID()))), raft.ServerAddress(peer.RaftAddr()))
+	if !errors.Is(err, raft.ErrPipelineReplicationNotSupported) {
+		t.Fatalf("AppendEntriesPipeline: got %v, want %v", err, raft.ErrPipelineReplicationNotSupported)
+	}
 }

@@ -32,8 +32,13 @@ func (c *Cluster) openRaft() (bool, error) {
 	c.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  c.layer,
 		MaxPool: 3,
-		Timeout: 5 * time.Second,
-		Logger:  hlog.Named("net"),
+		// One request in flight per follower: no pipelined replication.
+		// The metadata log is small and slow, and hashicorp/raft's
+		// pipeline can deadlock when a leader steps down with it full
+		// (see shutdownRaft).
+		MaxRPCsInFlight: 1,
+		Timeout:         5 * time.Second,
+		Logger:          hlog.Named("net"),
 	})
 	t := c.cfg.Timers
 	rc := raft.DefaultConfig()

@@ -196,7 +196,8 @@ type CleanResult struct {
 	SegmentsAfter   int   // and after
 	BytesBefore     int64 // bytes of the cleaned range before
 	BytesAfter      int64 // and after
-	RecordsRemoved  int64 // records dropped (older values, tombstones, keyless)
+	RecordsRemoved  int64 // records dropped (older values, tombstones, keyless, aborted)
+	MarkersRemoved  int64 // transaction markers dropped
 	FirstDirty      int64 // the first dirty offset after the cleaning
 	DirtyRatioSeen  float64
 	TombstonesAlive int64 // tombstones kept (within DeleteRetention)
@@ -230,8 +231,9 @@ func dirtyRatio(segs []*segment, firstDirty int64) float64 {
 func (l *Log) FirstDirtyOffset() int64 { return l.cleanedTo.Load() }
 
 // Transactions is what a cleaning must know of a log's transactions,
-// taken together at one instant (the partition keeps them, rebuilt from
-// the log).
+// taken together at one instant (the partition computes them: the
+// stable offset from its ongoing transactions, the aborted ones from the
+// log's transaction indexes).
 type Transactions struct {
 	// StableOffset is the log's first unstable offset (the last stable
 	// offset, LSO): the first offset of its oldest transaction not yet
@@ -270,8 +272,14 @@ func newAbortedIndex(rs []AbortedRange) abortedIndex {
 
 // aborted reports whether b is a data batch of an aborted transaction.
 func (ix abortedIndex) aborted(b Batch) bool {
+	_, ok := ix.find(b)
+	return ok
+}
+
+// find returns the aborted transaction that data batch b belongs to.
+func (ix abortedIndex) find(b Batch) (AbortedRange, bool) {
 	if ix == nil || !b.IsTransactional() || b.IsControl() || b.ProducerID < 0 {
-		return false
+		return AbortedRange{}, false
 	}
 	rs := ix[b.ProducerID]
 	i, _ := slices.BinarySearchFunc(rs, b.BaseOffset, func(r AbortedRange, off int64) int {
@@ -281,7 +289,10 @@ func (ix abortedIndex) aborted(b Batch) bool {
 		return 1
 	})
 	// rs[i-1] is the last range starting at or before the batch.
-	return i > 0 && b.BaseOffset < rs[i-1].LastOffset
+	if i > 0 && b.BaseOffset < rs[i-1].LastOffset {
+		return rs[i-1], true
+	}
+	return AbortedRange{}, false
 }
 
 // Clean compacts l once if its cleanup policy compacts and it is due: its
@@ -423,13 +434,14 @@ func (c *Cleaner) clean(ctx context.Context, l *Log, now time.Time, txns Transac
 		return res, err
 	}
 	deleteCut := now.Add(-l.cfg.DeleteRetention).UnixMilli()
+	tc := newTxnCleaning(aborted)
 	for _, g := range groupSegments(segs[:e], l.cfg.SegmentBytes) {
 		after := l.segmentAfter(g[len(g)-1])
 		if after == nil {
 			return res, errCleaningRace
 		}
 		next := after.base
-		cs, st, err := c.cleanGroup(ctx, l, g, next, lastOfProducer, deleteCut, aborted)
+		cs, st, err := c.cleanGroup(ctx, l, g, next, lastOfProducer, deleteCut, tc)
 		if err != nil {
 			return res, err
 		}
@@ -443,6 +455,7 @@ func (c *Cleaner) clean(ctx context.Context, l *Log, now time.Time, txns Transac
 		res.BytesBefore += st.bytesIn
 		res.BytesAfter += cs.size.Load()
 		res.RecordsRemoved += st.removed
+		res.MarkersRemoved += st.markers
 		res.TombstonesAlive += st.tombstones
 	}
 	// The groups moved the checkpoint group by group; the last sets end.
@@ -600,13 +613,14 @@ func (l *Log) producerLastBatches() (map[int64]int64, error) {
 }
 
 type groupStats struct {
-	bytesIn, removed, tombstones int64
+	bytesIn, removed, tombstones, markers int64
 }
 
 // cleanGroup writes the cleaned form of the segments g (covering offsets
 // up to next) as <base>.*.cleaned files, fsynced, and returns the sealed
-// segment that describes them once renamed.
-func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int64, lastOfProducer map[int64]int64, deleteCut int64, aborted abortedIndex) (*segment, groupStats, error) {
+// segment that describes them once renamed. tc follows the transactions
+// through the groups of one cleaning (cleanmarkers.go).
+func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int64, lastOfProducer map[int64]int64, deleteCut int64, tc *txnCleaning) (*segment, groupStats, error) {
 	var st groupStats
 	out := newSegmentStruct(l.dir, g[0].base, l.cfg.IndexIntervalBytes)
 	out.gapsBelow = max(next, l.cleanedTo.Load())
@@ -627,10 +641,16 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int
 		dropTombstones := s.maxTS.Load() < deleteCut
 		err := c.eachBatch(ctx, l, s, func(b Batch, raw []byte) error {
 			outRaw := raw
-			if !b.IsControl() {
+			if b.IsControl() {
+				lastOfIt := b.ProducerID >= 0 && lastOfProducer[b.ProducerID] == b.BaseOffset
+				if tc.marker(b, raw) && dropTombstones && !lastOfIt {
+					st.markers++
+					return nil
+				}
+			} else {
 				keep = keep[:0]
 				total := 0
-				discard := aborted.aborted(b) // an aborted transaction's data
+				discard := tc.data(b) // an aborted transaction's data
 				rerr := Records(b, raw, func(off, _ int64, r *kmsg.Record) bool {
 					total++
 					if r.Key == nil || discard {
@@ -704,11 +724,16 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int
 	if err == nil {
 		err = writeSynced(out.tidxPath+cleanedSuffix, tidx)
 	}
+	txns, anyTxn := l.txnEntriesOf(g)
+	txns = slices.DeleteFunc(txns, func(a AbortedTxn) bool { return !tc.keepEntry(a) })
+	if err == nil && anyTxn {
+		err = writeSynced(txnIndexPath(out)+cleanedSuffix, encodeTxnEntries(txns))
+	}
 	if err == nil {
 		err = swapStep("cleaned")
 	}
 	if err != nil {
-		for _, p := range []string{out.logPath, out.idxPath, out.tidxPath} {
+		for _, p := range []string{out.logPath, out.idxPath, out.tidxPath, txnIndexPath(out)} {
 			os.Remove(p + cleanedSuffix)
 		}
 		return nil, st, fmt.Errorf("commitlog: cleaner: segment %d: %w", out.base, err)
@@ -722,6 +747,9 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int
 	out.lastTidxTS = lastTS
 	out.created = g[0].created
 	out.checked = true
+	if anyTxn {
+		out.txn = &txnIndex{entries: txns}
+	}
 	return out, st, nil
 }
 
@@ -814,7 +842,7 @@ func (l *Log) swapIn(g []*segment, cs *segment, p swapPlan) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	abort := func(err error) error {
-		for _, path := range []string{cs.logPath, cs.idxPath, cs.tidxPath} {
+		for _, path := range []string{cs.logPath, cs.idxPath, cs.tidxPath, txnIndexPath(cs)} {
 			os.Remove(path + cleanedSuffix)
 		}
 		return err

@@ -171,58 +171,78 @@ func TestCleanAbortedNewest(t *testing.T) {
 	}
 }
 
-// TestCleanKeepsMarkers: transaction markers stay past
-// delete.retention.ms, their transaction's data gone or not (a removed
-// abort marker would make read_committed clients skip its producer's
-// later records), and the cleaned log reopens.
-func TestCleanKeepsMarkers(t *testing.T) {
-	cfg := compactConfig()
-	cfg.DeleteRetention = time.Minute
-	dir := t.TempDir()
-	l := mustOpen(t, dir, cfg)
-	defer func() { l.Close() }()
-	ts := epoch.UnixMilli()
-	plain := func(k, v string) []byte { return keyedBatch(ts, CompressionNone, []string{k}, [][]byte{[]byte(v)}) }
-	appendRoll(t, l,
-		txnBatch(1, "a", "a1"), markerBatch(1, true), // 0, 1: a1 shadowed below
-		txnBatch(1, "b", "b1"), markerBatch(1, false), // 2, 3: aborted
-		txnBatch(1, "c", "c1"), markerBatch(1, true), // 4, 5: the producer's last marker
-		plain("a", "a2"),                                        // 6
-		txnBatch(3, "x", "x1", "y", "y1"), markerBatch(3, true), // 7-8, 9: x1 shadowed, y1 left
-		txnBatch(3, "z", "z1"), markerBatch(3, true), // 10, 11
-		plain("x", "x2"), // 12
-	)
-	c, _ := NewCleaner(DefaultCleanerConfig())
-	txns := Transactions{StableOffset: l.HighWatermark(), Aborted: []AbortedRange{{ProducerID: 1, FirstOffset: 2, LastOffset: 3}}}
-	if _, err := c.CleanTxn(context.Background(), l, epoch, txns); err != nil {
-		t.Fatal(err)
-	}
-	wantData := "4:c=c1 6:a=a2 8:y=y1 10:z=z1 12:x=x2 "
-	if got := dataRecords(t, l); got != wantData {
-		t.Fatalf("within delete.retention.ms: got %q, want %q", got, wantData)
-	}
-	if got, want := fmt.Sprint(controlOffsets(t, l)), "[1 3 5 9 11]"; got != want {
-		t.Fatalf("within delete.retention.ms: got markers %s, want %s", got, want)
-	}
+// TestCleanRemovesMarkers: Kafka's rule for transaction markers. The pass
+// that drops a transaction's last data keeps its marker (and an aborted
+// one's index entry); a later pass that finds no data before the marker
+// drops the entry, and the marker once its segment is older than
+// delete.retention.ms. The last batch of a producer and the markers of
+// transactions with data left stay; the cleaned log reopens the same.
+func TestCleanRemovesMarkers(t *testing.T) {
+	for _, pastFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("first pass past retention %v", pastFirst), func(t *testing.T) {
+			cfg := compactConfig()
+			cfg.DeleteRetention = time.Minute
+			dir := t.TempDir()
+			l := mustOpen(t, dir, cfg)
+			defer func() { l.Close() }()
+			ts := epoch.UnixMilli()
+			plain := func(k, v string) []byte { return keyedBatch(ts, CompressionNone, []string{k}, [][]byte{[]byte(v)}) }
+			appendRoll(t, l,
+				txnBatch(1, "a", "a1"), markerBatch(1, true), // 0, 1: a1 shadowed below
+				txnBatch(1, "b", "b1"), markerBatch(1, false), // 2, 3: aborted
+				txnBatch(1, "c", "c1"), markerBatch(1, true), // 4, 5: the producer's last marker
+				plain("a", "a2"),                                        // 6
+				txnBatch(3, "x", "x1", "y", "y1"), markerBatch(3, true), // 7-8, 9: x1 shadowed, y1 left
+				txnBatch(3, "z", "z1"), markerBatch(3, true), // 10, 11
+				plain("x", "x2"), // 12
+			)
+			if err := l.AddAbortedTxn(AbortedTxn{ProducerID: 1, FirstOffset: 2, LastOffset: 3, LastStableOffset: 4}); err != nil {
+				t.Fatal(err)
+			}
+			c, _ := NewCleaner(DefaultCleanerConfig())
+			txns := Transactions{StableOffset: l.HighWatermark(), Aborted: []AbortedRange{{ProducerID: 1, FirstOffset: 2, LastOffset: 3}}}
+			now := epoch
+			if pastFirst {
+				now = epoch.Add(2 * time.Minute)
+			}
+			if _, err := c.CleanTxn(context.Background(), l, now, txns); err != nil {
+				t.Fatal(err)
+			}
+			wantData := "4:c=c1 6:a=a2 8:y=y1 10:z=z1 12:x=x2 "
+			if got := dataRecords(t, l); got != wantData {
+				t.Fatalf("first pass: got %q, want %q", got, wantData)
+			}
+			if got, want := fmt.Sprint(controlOffsets(t, l)), "[1 3 5 9 11]"; got != want {
+				t.Fatalf("first pass: got markers %s, want %s", got, want)
+			}
+			if got := l.AbortedTxns(0, 100); len(got) != 1 {
+				t.Fatalf("first pass: got aborted %v, want the one whose data it dropped", got)
+			}
 
-	appendRoll(t, l, plain("e", "e1")) // 13: new dirty data, for the cleaner to run
-	txns.StableOffset = l.HighWatermark()
-	if res, err := c.CleanTxn(context.Background(), l, epoch.Add(2*time.Minute), txns); err != nil || !res.Cleaned {
-		t.Fatalf("CleanTxn past delete.retention.ms: got %+v, %v, want a cleaning", res, err)
-	}
-	wantData += "13:e=e1 "
-	for _, when := range []string{"past delete.retention.ms", "reopened"} {
-		if got := dataRecords(t, l); got != wantData {
-			t.Fatalf("%s: got %q, want %q", when, got, wantData)
-		}
-		if got, want := fmt.Sprint(controlOffsets(t, l)), "[1 3 5 9 11]"; got != want {
-			t.Fatalf("%s: got markers %s, want %s", when, got, want)
-		}
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-		l = mustOpen(t, dir, cfg)
-		l.SetHighWatermark(l.LogEndOffset())
+			appendRoll(t, l, plain("e", "e1")) // 13: new dirty data, for the cleaner to run
+			txns.StableOffset = l.HighWatermark()
+			res, err := c.CleanTxn(context.Background(), l, epoch.Add(2*time.Minute), txns)
+			if err != nil || !res.Cleaned || res.MarkersRemoved != 2 {
+				t.Fatalf("second pass, past delete.retention.ms: got %+v, %v, want a cleaning removing 2 markers", res, err)
+			}
+			wantData += "13:e=e1 "
+			for _, when := range []string{"second pass", "reopened"} {
+				if got := dataRecords(t, l); got != wantData {
+					t.Fatalf("%s: got %q, want %q", when, got, wantData)
+				}
+				if got, want := fmt.Sprint(controlOffsets(t, l)), "[5 9 11]"; got != want {
+					t.Fatalf("%s: got markers %s, want %s", when, got, want)
+				}
+				if got := l.AbortedTxns(0, 100); len(got) != 0 {
+					t.Fatalf("%s: got aborted %v, want none (no data left)", when, got)
+				}
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+				l = mustOpen(t, dir, cfg)
+				l.SetHighWatermark(l.LogEndOffset())
+			}
+		})
 	}
 }
 

@@ -9,6 +9,7 @@
 //	00000000000000000000.log         batches, back to back
 //	00000000000000000000.index       sparse offset → file position
 //	00000000000000000000.timeindex   sparse max timestamp → offset
+//	00000000000000000000.txnindex    aborted transactions whose marker is here (txnindex.go), if any
 //	00000000000000004096.log         the next segment, and so on
 //	recovery-point                   offset below which data was fsynced
 //	log-start-offset                 first readable offset (DeleteBefore)

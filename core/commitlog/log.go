@@ -25,6 +25,8 @@ import (
 //
 //	syncMu → appendMu → mu → segment.mu
 //
+// txnMu (the segments' transaction indexes) is taken last and alone.
+//
 // syncMu serializes fsyncs and every structural change that could close or
 // delete a file a sync is about to fsync (truncation, deletion, Close);
 // appendMu serializes writers; mu guards the segment list for readers.
@@ -69,6 +71,9 @@ type Log struct {
 	// offset gaps and cleaned batches (see ValidateStoredBatch).
 	cleanedTo atomic.Int64
 	cleanMu   sync.Mutex // one cleaning of this log at a time; taken before syncMu
+
+	txnMu    sync.Mutex  // guards the segments' txn (txnindex.go); never held while taking another lock
+	txnDirty atomic.Bool // some segment's txn is dirty
 
 	flushMu sync.Mutex    // guards quit; never held with syncMu
 	quit    chan struct{} // closed to stop the flusher
@@ -140,7 +145,7 @@ func (l *Log) load() error {
 	if err := l.recoverSwap(); err != nil {
 		return err
 	}
-	bases, err := l.listSegments()
+	bases, txnFiles, err := l.listSegments()
 	if err != nil {
 		return err
 	}
@@ -181,6 +186,9 @@ func (l *Log) load() error {
 	if err := restoreTimestamps(kept[:trusted], now); err != nil {
 		return err
 	}
+	if err := l.loadTxnIndexes(kept, txnFiles); err != nil {
+		return err
+	}
 	l.segs = kept
 	l.leo.Store(kept[len(kept)-1].next.Load())
 	if l.recovered.ScanFrom < 0 {
@@ -193,12 +201,13 @@ func (l *Log) load() error {
 }
 
 // listSegments returns the base offsets of the segment logs in the
-// directory, in order, removing leftovers on the way: temporary files and
-// index files without their log (an interrupted delete).
-func (l *Log) listSegments() ([]int64, error) {
+// directory, in order, and those with a transaction index, removing
+// leftovers on the way: temporary files and index files without their log
+// (an interrupted delete).
+func (l *Log) listSegments() ([]int64, map[int64]bool, error) {
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
-		return nil, fmt.Errorf("commitlog: %w", err)
+		return nil, nil, fmt.Errorf("commitlog: %w", err)
 	}
 	var bases []int64
 	seen := map[int64]bool{}
@@ -209,7 +218,7 @@ func (l *Log) listSegments() ([]int64, error) {
 			continue
 		}
 		stem, ext, ok := strings.Cut(name, ".")
-		if !ok || len(stem) != 20 || (ext != "log" && ext != "index" && ext != "timeindex") {
+		if !ok || len(stem) != 20 || (ext != "log" && ext != "index" && ext != "timeindex" && ext != txnIndexExt) {
 			continue
 		}
 		base, err := strconv.ParseInt(stem, 10, 64)
@@ -221,16 +230,26 @@ func (l *Log) listSegments() ([]int64, error) {
 			seen[base] = true
 		}
 	}
+	var txnFiles map[int64]bool
 	for _, e := range entries {
 		stem, ext, _ := strings.Cut(e.Name(), ".")
-		if ext == "index" || ext == "timeindex" {
-			if base, err := strconv.ParseInt(stem, 10, 64); err == nil && !seen[base] {
+		if ext == "index" || ext == "timeindex" || ext == txnIndexExt {
+			base, err := strconv.ParseInt(stem, 10, 64)
+			if err != nil || len(stem) != 20 {
+				continue
+			}
+			if !seen[base] {
 				os.Remove(filepath.Join(l.dir, e.Name()))
+			} else if ext == txnIndexExt {
+				if txnFiles == nil {
+					txnFiles = map[int64]bool{}
+				}
+				txnFiles[base] = true
 			}
 		}
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
-	return bases, nil
+	return bases, txnFiles, nil
 }
 
 // checkpoints are what the log's checkpoint files say.

@@ -68,6 +68,8 @@ type segment struct {
 	// gaps and hold fewer records than their offset span (cleaner.go).
 	gapsBelow int64
 	gone      bool // replaced by the cleaner; under mu (acquire fails with errSegmentGone)
+
+	txn *txnIndex // aborted transactions (txnindex.go); nil if none; guarded by Log.txnMu
 }
 
 func segmentPaths(dir string, base int64) (string, string, string) {
@@ -468,7 +470,7 @@ func (s *segment) dropMappingsLocked() {
 
 func (s *segment) removeFiles() error {
 	var first error
-	for _, p := range []string{s.logPath, s.idxPath, s.tidxPath} {
+	for _, p := range []string{s.logPath, s.idxPath, s.tidxPath, txnIndexPath(s)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) && first == nil {
 			first = err
 		}

@@ -15,8 +15,9 @@ import (
 // segments or the new one, never both or neither:
 //
 //  1. The cleaned segment is written beside the old ones as
-//     <base>.log.cleaned, <base>.index.cleaned and <base>.timeindex.cleaned,
-//     each fsynced. A crash here: Open deletes the .cleaned files.
+//     <base>.log.cleaned, <base>.index.cleaned and <base>.timeindex.cleaned
+//     (and <base>.txnindex.cleaned when the group has a transaction
+//     index), each fsynced. A crash here: Open deletes the .cleaned files.
 //  2. The swap manifest (cleaner-swap) is written atomically (temporary
 //     file, fsync, rename, directory fsync). This is the commit point: from
 //     now on Open finishes the swap.
@@ -121,7 +122,7 @@ func swapStep(step string) error {
 func applySwap(dir string, p swapPlan) error {
 	for _, base := range p.old[1:] {
 		lp, ip, tp := segmentPaths(dir, base)
-		for _, path := range []string{ip, tp, lp} {
+		for _, path := range []string{ip, tp, txnPathFor(lp), lp} {
 			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
@@ -131,7 +132,7 @@ func applySwap(dir string, p swapPlan) error {
 		}
 	}
 	lp, ip, tp := segmentPaths(dir, p.old[0])
-	for _, path := range []string{ip, tp, lp} {
+	for _, path := range []string{ip, tp, txnPathFor(lp), lp} {
 		err := os.Rename(path+cleanedSuffix, path)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err

@@ -17,6 +17,14 @@ type Config struct {
 	// AbortCheckInterval is how often transactions past their timeout are
 	// looked for and aborted (transaction.abort.timed.out.transaction.cleanup.interval.ms).
 	AbortCheckInterval time.Duration
+	// IDExpiration is how long a transactional id may go without a
+	// transaction before it is forgotten (Kafka's
+	// transactional.id.expiration.ms): its state gets a tombstone.
+	IDExpiration time.Duration
+	// ExpireCheckInterval is how often expired transactional ids are
+	// looked for (Kafka's
+	// transactions.remove.expired.transaction.cleanup.interval.ms).
+	ExpireCheckInterval time.Duration
 	// MarkerRetry is the pause before writing markers again to partitions
 	// whose leader could not take them.
 	MarkerRetry time.Duration
@@ -33,11 +41,13 @@ type Config struct {
 // DefaultConfig returns Kafka's defaults.
 func DefaultConfig() Config {
 	return Config{
-		MaxTimeout:         15 * time.Minute,
-		AbortCheckInterval: 10 * time.Second,
-		MarkerRetry:        100 * time.Millisecond,
-		EndWait:            10 * time.Second,
-		Logger:             zerolog.Nop(),
+		MaxTimeout:          15 * time.Minute,
+		AbortCheckInterval:  10 * time.Second,
+		IDExpiration:        7 * 24 * time.Hour,
+		ExpireCheckInterval: time.Hour,
+		MarkerRetry:         100 * time.Millisecond,
+		EndWait:             10 * time.Second,
+		Logger:              zerolog.Nop(),
 	}
 }
 
@@ -48,6 +58,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("txn: max timeout %s is not positive", c.MaxTimeout)
 	case c.AbortCheckInterval <= 0:
 		return fmt.Errorf("txn: abort check interval %s is not positive", c.AbortCheckInterval)
+	case c.IDExpiration <= 0:
+		return fmt.Errorf("txn: transactional id expiration %s is not positive", c.IDExpiration)
+	case c.ExpireCheckInterval <= 0:
+		return fmt.Errorf("txn: expiration check interval %s is not positive", c.ExpireCheckInterval)
 	case c.MarkerRetry <= 0:
 		return fmt.Errorf("txn: marker retry %s is not positive", c.MarkerRetry)
 	case c.EndWait < 0:

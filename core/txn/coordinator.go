@@ -80,11 +80,25 @@ type txn struct {
 	mu   sync.Mutex    // held across log writes and changes of m and done
 	m    meta          // producerID -1: created, not yet persisted
 	done chan struct{} // in a Prepare state: closed once its markers are written and Complete stored
-	// fencedEpoch is the epoch an InitProducerID naming this producer
-	// (KIP-360) had when it aborted the producer's ongoing transaction at
-	// the next epoch: the producer, retrying with it, is not fenced by
-	// its own abort. -1: none. Kept in memory only.
-	fencedEpoch int16
+	// expired: the id's tombstone is stored and the entry left the map;
+	// m then reads as an unknown id (producer id -1).
+	expired bool
+}
+
+// entry returns id's entry, making an empty one if there is none; nil
+// once the coordinator is closed.
+func (c *Coordinator) entry(id string) *txn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	t := c.txns[id]
+	if t == nil {
+		t = &txn{id: id, m: meta{producerID: -1, epoch: -1, lastEpoch: -1}}
+		c.txns[id] = t
+	}
+	return t
 }
 
 // New returns a coordinator that has replayed log; epoch is its
@@ -116,7 +130,7 @@ func New(cfg Config, epoch int32, log Log, cl Cluster) (*Coordinator, error) {
 		case m == nil:
 			delete(c.txns, id)
 		default:
-			c.txns[id] = &txn{id: id, m: *m, fencedEpoch: -1}
+			c.txns[id] = &txn{id: id, m: *m}
 		}
 		return nil
 	})
@@ -230,19 +244,20 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 	if timeout <= 0 || timeout > c.cfg.MaxTimeout {
 		return -1, -1, kerr.InvalidTransactionTimeout.Code
 	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	t := c.entry(id)
+	if t == nil {
 		return -1, -1, kerr.NotCoordinator.Code
 	}
-	t := c.txns[id]
-	if t == nil {
-		t = &txn{id: id, m: meta{producerID: -1, epoch: -1}, fencedEpoch: -1}
-		c.txns[id] = t
-	}
-	c.mu.Unlock()
 	for {
 		t.mu.Lock()
+		if t.expired {
+			// Expired while this call waited: start over with a new entry.
+			t.mu.Unlock()
+			if t = c.entry(id); t == nil {
+				return -1, -1, kerr.NotCoordinator.Code
+			}
+			continue
+		}
 		switch t.m.state {
 		case PrepareCommit, PrepareAbort:
 			done := t.done
@@ -260,12 +275,12 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 			m := t.m.clone()
 			m.epoch = min(m.epoch+1, maxEpoch+1)
 			m.state = PrepareAbort
+			if pid >= 0 {
+				m.lastEpoch = epoch // stored with the abort: a retry at the next coordinator is no stranger
+			}
 			if code := c.persist(ctx, t, m); code != 0 {
 				t.mu.Unlock()
 				return -1, -1, code
-			}
-			if pid >= 0 {
-				t.fencedEpoch = epoch
 			}
 			c.lg.Info().Str("transactional_id", id).Int64("producer_id", m.producerID).Msg("aborting the ongoing transaction of a re-initialized producer")
 			c.startFinish(t)
@@ -285,7 +300,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 				return -1, -1, kerr.CoordinatorNotAvailable.Code
 			}
 			m.producerID, m.epoch = id, 0
-		case pid >= 0 && (pid != m.producerID || epoch != m.epoch) && !(pid == m.producerID && epoch == t.fencedEpoch && m.epoch == epoch+1):
+		case pid >= 0 && (pid != m.producerID || epoch != m.epoch) && !(pid == m.producerID && epoch == m.lastEpoch && m.epoch == epoch+1):
 			return -1, -1, checkProducer(t, pid, epoch)
 		case m.epoch >= maxEpoch:
 			id, err := c.cl.NewProducerID(ctx)
@@ -299,11 +314,11 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 		m.state = Empty
 		m.timeout = timeout
 		m.started = time.Time{}
+		m.lastEpoch = -1
 		clear(m.partitions)
 		if code := c.persist(ctx, t, m); code != 0 {
 			return -1, -1, code
 		}
-		t.fencedEpoch = -1
 		return m.producerID, m.epoch, 0
 	}
 }
@@ -458,19 +473,65 @@ func (c *Coordinator) finish(t *txn, m Markers, done chan struct{}) {
 	}
 }
 
-// timeoutLoop aborts transactions past their timeout until Close.
+// timeoutLoop aborts transactions past their timeout and expires idle
+// transactional ids until Close.
 func (c *Coordinator) timeoutLoop() {
 	defer c.wg.Done()
 	tk := time.NewTicker(c.cfg.AbortCheckInterval)
 	defer tk.Stop()
+	ex := time.NewTicker(c.cfg.ExpireCheckInterval)
+	defer ex.Stop()
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-tk.C:
 			c.AbortTimedOut()
+		case <-ex.C:
+			c.ExpireIDs()
 		}
 	}
+}
+
+// ExpireIDs removes the transactional ids that have had no transaction
+// for IDExpiration (Kafka's transactional.id.expiration.ms): those with
+// no transaction under way (Empty, CompleteCommit, CompleteAbort) whose
+// state last changed that long ago. Each gets a tombstone in the log (so
+// the log's compaction forgets it and a replay does not bring it back),
+// then leaves the coordinator: the id is unknown afterwards, and a
+// producer using it again starts with a new producer id. The
+// coordinator calls it every ExpireCheckInterval; it returns how many
+// ids went.
+func (c *Coordinator) ExpireIDs() int {
+	now := c.now()
+	c.mu.Lock()
+	ts := slices.Collect(maps.Values(c.txns))
+	c.mu.Unlock()
+	n := 0
+	for _, t := range ts {
+		t.mu.Lock()
+		idle := t.m.state == Empty || t.m.state == CompleteCommit || t.m.state == CompleteAbort
+		if t.expired || t.m.producerID < 0 || !idle || now.Sub(t.m.updated) < c.cfg.IDExpiration || c.isClosed() {
+			t.mu.Unlock()
+			continue
+		}
+		if err := c.log.Append(c.ctx, []Record{{Key: encodeKey(t.id)}}); err != nil {
+			c.lg.Warn().Err(err).Str("transactional_id", t.id).Msg("cannot store the expiry of a transactional id")
+			t.mu.Unlock()
+			continue
+		}
+		c.lg.Info().Str("transactional_id", t.id).Int64("producer_id", t.m.producerID).Time("last_update", t.m.updated).Msg("transactional id expired")
+		t.expired = true
+		t.m = meta{producerID: -1, epoch: -1, lastEpoch: -1}
+		c.mu.Lock()
+		if c.txns[t.id] == t {
+			delete(c.txns, t.id)
+		}
+		c.mu.Unlock()
+		t.mu.Unlock()
+		n++
+	}
+	return n
 }
 
 // AbortTimedOut aborts every ongoing transaction older than its timeout,

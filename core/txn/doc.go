@@ -37,7 +37,19 @@
 //	                           topic string | [int32 count] partition int32 |
 //	                           last update timestamp int64 (ms) | start timestamp int64 (ms)
 //
-// A nil value is a tombstone. New replays the log, last record per id
+// A value that carries the producer's last epoch (Kafka's
+// lastProducerEpoch: the epoch an InitProducerID naming the producer had
+// when it aborted the producer's own transaction, so that its retry, at
+// this coordinator or the next, is not fenced by that abort) is a
+// TxnMetadataValue v1: the same fields in the flexible encoding (compact
+// strings and arrays), then tagged fields, where tag 0x4658 holds the
+// epoch as an int16; Kafka's readers skip a tag they do not know. Other
+// values stay v0.
+//
+// A nil value is a tombstone: ExpireIDs writes one for a transactional id
+// that has had no transaction for Config.IDExpiration (Kafka's
+// transactional.id.expiration.ms), and the log's compaction then forgets
+// the id. New replays the log, last record per id
 // winning; a transaction found in PrepareCommit or PrepareAbort has its
 // markers written again (a partition ignores a marker for a transaction
 // it no longer has), so a coordinator's failover never leaves one

@@ -14,10 +14,16 @@ import (
 // it wrapped, with the record's position; check it with errors.Is.
 var ErrCorrupt = errors.New("txn: corrupt record")
 
-// Record versions written; see the package documentation.
+// Record versions written; see the package documentation. A value that
+// carries the producer's last epoch is written as version 1 with it in
+// tagged field lastEpochTag.
 const (
 	keyVersion   = 0
 	valueVersion = 0
+	// lastEpochTag is the tag of the producer's last epoch (int16) in a
+	// version 1 value: far above Kafka's own tags (0-3), which readers
+	// that do not know it skip.
+	lastEpochTag = 0x4658
 )
 
 // Record is one key/value pair of the coordinator's log.
@@ -42,6 +48,12 @@ type meta struct {
 	partitions map[Partition]struct{}
 	updated    time.Time
 	started    time.Time // zero when no transaction has started
+	// lastEpoch is the epoch an InitProducerID naming this producer
+	// (KIP-360) had when it aborted the producer's ongoing transaction at
+	// the next epoch (Kafka's lastProducerEpoch): the producer, retrying
+	// with it, is not fenced by its own abort, at this coordinator or the
+	// next. -1: none.
+	lastEpoch int16
 }
 
 func encodeKey(id string) []byte {
@@ -52,6 +64,10 @@ func encodeKey(id string) []byte {
 func encodeValue(m *meta) []byte {
 	v := kmsg.NewTxnMetadataValue()
 	v.Version = valueVersion
+	if m.lastEpoch >= 0 {
+		v.Version = 1
+		v.UnknownTags.Set(lastEpochTag, binary.BigEndian.AppendUint16(nil, uint16(m.lastEpoch)))
+	}
 	v.ProducerID = m.producerID
 	v.ProducerEpoch = m.epoch
 	v.TimeoutMillis = int32(m.timeout / time.Millisecond)
@@ -106,6 +122,21 @@ func decodeRecord(key, value []byte) (id string, m *meta, ok bool, err error) {
 	if v.TimeoutMillis < 0 {
 		return "", nil, false, fmt.Errorf("%w: value of %q: timeout %d ms", ErrCorrupt, k.TransactionalID, v.TimeoutMillis)
 	}
+	lastEpoch := int16(-1)
+	var tagErr error
+	v.UnknownTags.Each(func(tag uint32, b []byte) {
+		if tag != lastEpochTag {
+			return
+		}
+		if len(b) != 2 || int16(binary.BigEndian.Uint16(b)) < 0 {
+			tagErr = fmt.Errorf("%w: value of %q: last epoch of %d bytes", ErrCorrupt, k.TransactionalID, len(b))
+			return
+		}
+		lastEpoch = int16(binary.BigEndian.Uint16(b))
+	})
+	if tagErr != nil {
+		return "", nil, false, tagErr
+	}
 	m = &meta{
 		producerID: v.ProducerID,
 		epoch:      v.ProducerEpoch,
@@ -113,6 +144,7 @@ func decodeRecord(key, value []byte) (id string, m *meta, ok bool, err error) {
 		state:      v.State,
 		partitions: map[Partition]struct{}{},
 		updated:    time.UnixMilli(v.LastUpdateTimestamp),
+		lastEpoch:  lastEpoch,
 	}
 	if v.StartTimestamp >= 0 {
 		m.started = time.UnixMilli(v.StartTimestamp)

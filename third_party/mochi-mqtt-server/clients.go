@@ -286,16 +286,16 @@ func (cl *Client) NextPacketID() (i uint32, err error) {
 }
 
 // ResendInflightMessages attempts to resend any pending inflight messages to connected clients.
+// fluxo patch: publishes are resent under flow control, in the session's
+// order, as the client's send quota allows (see flowcontrol.go); the
+// other packets (PUBREL, and PUBREC for the client's QoS 2 publishes) at
+// once.
 func (cl *Client) ResendInflightMessages(force bool) error {
 	if cl.State.Inflight.Len() == 0 {
 		return nil
 	}
 
-	for _, tk := range cl.State.Inflight.GetAll(false) {
-		if tk.FixedHeader.Type == packets.Publish {
-			tk.FixedHeader.Dup = true // [MQTT-3.3.1-1] [MQTT-3.3.1-3]
-		}
-
+	for _, tk := range cl.State.Inflight.resendable() {
 		cl.ops.hooks.OnQosPublish(cl, tk, tk.Created, 0)
 		err := cl.WritePacket(tk)
 		if err != nil {
@@ -309,6 +309,7 @@ func (cl *Client) ResendInflightMessages(force bool) error {
 			}
 		}
 	}
+	cl.releaseQueued()
 
 	return nil
 }

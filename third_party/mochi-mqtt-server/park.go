@@ -143,9 +143,9 @@ type outboundPacketsQueue struct {
 // writer is writing).
 func (q *outboundPacketsQueue) len() int { return int(q.n.Load()) }
 
-// enqueue queues pk for the client's writer, starting one if none runs,
-// or reports false if max packets are already waiting.
-func (cl *Client) enqueue(pk *packets.Packet, max int32) bool {
+// queueWrite queues pk for the client's writer, starting one if none
+// runs, or reports false if max packets are already waiting.
+func (cl *Client) queueWrite(pk *packets.Packet, max int32) bool {
 	q := &cl.State.outbound
 	q.mu.Lock()
 	if int32(len(q.pending)-q.head) >= max {
@@ -171,7 +171,7 @@ func (cl *Client) enqueue(pk *packets.Packet, max int32) bool {
 
 // writeQueued writes the queued packets in order and returns once the
 // queue is empty, or drops them if the client is closed. A packet queued
-// after the queue was found empty starts another writer (enqueue sees
+// after the queue was found empty starts another writer (queueWrite sees
 // writing false): the check and the flag change under one lock, so no
 // packet waits without a writer.
 func (cl *Client) writeQueued() {

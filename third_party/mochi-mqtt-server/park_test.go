@@ -175,7 +175,7 @@ func TestWriterOnDemand(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
 				pk := &packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "t", Payload: []byte{byte(p), byte(i)}}
-				for !cl.enqueue(pk, 8) {
+				for !cl.queueWrite(pk, 8) {
 					runtime.Gosched() // full: the writer is behind
 				}
 			}
@@ -206,7 +206,7 @@ func TestWriterOnDemand(t *testing.T) {
 	pk := &packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "t"}
 	refused := 0
 	for i := 0; i < 20; i++ {
-		if !cl.enqueue(pk, 8) {
+		if !cl.queueWrite(pk, 8) {
 			refused++
 		}
 	}

@@ -51,7 +51,32 @@ func decodeString(buf []byte, offset int) (string, int, error) {
 }
 
 // validUTF8 checks if the byte array contains valid UTF-8 characters.
+//
+// fluxo patch: ASCII without NUL (topics, user properties as devices
+// send them) is checked in one pass, eight bytes at a time, instead of
+// two (utf8.Valid, then a search for NUL); anything else takes the two
+// checks as before.
 func validUTF8(b []byte) bool {
+	const hi, lo = 0x8080808080808080, 0x0101010101010101
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		// A byte >= 0x80, or a zero byte (x-lo sets the high bit of a
+		// zero byte, and ^x keeps it only where the byte was below 0x80).
+		if (x|(x-lo)&^x)&hi != 0 {
+			return validUTF8Slow(b)
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c == 0 || c >= utf8.RuneSelf {
+			return validUTF8Slow(b)
+		}
+	}
+	return true
+}
+
+// validUTF8Slow is validUTF8 for strings that are not plain ASCII.
+func validUTF8Slow(b []byte) bool {
 	return utf8.Valid(b) && bytes.IndexByte(b, 0x00) == -1 // [MQTT-1.5.4-1] [MQTT-1.5.4-2]
 }
 

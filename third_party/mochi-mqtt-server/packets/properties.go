@@ -6,6 +6,7 @@ package packets
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strings"
 
@@ -489,10 +490,10 @@ func (p *Properties) Decode(pkt byte, b *bytes.Buffer) (n int, err error) {
 			}
 			v, offset, err = decodeString(bt, offset)
 			if p.User == nil {
-				// fluxo patch: room for every user property the rest can
-				// hold (5 bytes each at least), up to 8, in one
-				// allocation instead of one per doubling.
-				p.User = make([]UserProperty, 0, min(8, (n-offset)/5+1))
+				// fluxo patch: room for this user property and those
+				// that follow it, in one allocation of the right size
+				// instead of one per doubling.
+				p.User = make([]UserProperty, 0, 1+countUserProps(bt[:min(n, len(bt))], offset))
 			}
 			p.User = append(p.User, UserProperty{Key: k, Val: v})
 		case PropMaximumPacketSize:
@@ -514,4 +515,25 @@ func (p *Properties) Decode(pkt byte, b *bytes.Buffer) (n int, err error) {
 	}
 
 	return n + bu, nil
+}
+
+// countUserProps counts the well-formed user properties that follow one
+// another in b from offset (fluxo patch: to size Properties.User once).
+func countUserProps(b []byte, offset int) int {
+	c := 0
+	for offset < len(b) && b[offset] == PropUser {
+		o := offset + 1
+		for k := 0; k < 2; k++ { // key, value
+			if o+2 > len(b) {
+				return c
+			}
+			o += 2 + int(binary.BigEndian.Uint16(b[o:]))
+		}
+		if o > len(b) {
+			return c
+		}
+		c++
+		offset = o
+	}
+	return c
 }
