@@ -45,7 +45,7 @@ build: ## build bin/fluxo for this machine, stamped with version, commit and dat
 demo: ## run the demo: simulated devices → edge → core → consumer, live view (DEMO_ARGS=--duration 0 runs until Ctrl-C)
 	$(GO) run ./cmd/fluxo demo $(DEMO_ARGS)
 
-test: ## go vet, then every package's tests once: RACE_PKGS under the race detector (when a C compiler is present), the rest without
+test: ## go vet, then every package's tests once: RACE_PKGS and the vendored mochi under the race detector (when a C compiler is present), the rest without
 	$(GO) vet ./...
 	@race_pkgs=$$($(GO) list $(RACE_PKGS)); \
 	if command -v "$$(CGO_ENABLED=1 $(GO) env CC)" >/dev/null; then \
@@ -54,9 +54,12 @@ test: ## go vet, then every package's tests once: RACE_PKGS under the race detec
 		$(GO) test -count=1 $$other_pkgs; \
 		echo "CGO_ENABLED=1 $(GO) test -race -count=1 $(RACE_PKGS)"; \
 		CGO_ENABLED=1 $(GO) test -race -count=1 $$race_pkgs; \
+		echo "CGO_ENABLED=1 $(GO) test -race -count=1 ./... (in third_party/mochi-mqtt-server, its own module)"; \
+		cd third_party/mochi-mqtt-server && CGO_ENABLED=1 $(GO) test -race -count=1 ./...; \
 	else \
 		echo "make test: no C compiler (apt-get install gcc): RACE_PKGS run without the race detector"; \
 		$(GO) test -count=1 ./...; \
+		cd third_party/mochi-mqtt-server && $(GO) test -count=1 ./...; \
 	fi
 
 e2e: ## end-to-end tests (build tag e2e); need the Debian packages .ci/run installs
