@@ -383,7 +383,12 @@ func (l *Log) isUnsynced(s *segment) bool {
 
 func (c *Cleaner) clean(ctx context.Context, l *Log, now time.Time, txns Transactions) (CleanResult, error) {
 	res := CleanResult{FirstDirty: l.cleanedTo.Load()}
-	if !l.cfg.Cleanup.Compacts() {
+	// The settings as they are now: Reconfigure changes them under
+	// appendMu, and a cleaning runs without it.
+	l.appendMu.Lock()
+	cfg := l.cfg
+	l.appendMu.Unlock()
+	if !cfg.Cleanup.Compacts() {
 		return res, nil
 	}
 	// Sealed segments not yet fsynced (a roll since the last sync) are
@@ -402,7 +407,7 @@ func (c *Cleaner) clean(ctx context.Context, l *Log, now time.Time, txns Transac
 		return res, nil // nothing dirty to clean
 	}
 	res.DirtyRatioSeen = dirtyRatio(segs, firstDirty)
-	if res.DirtyRatioSeen < l.cfg.MinCleanableDirtyRatio && !l.overdue(segs[d], now) {
+	if res.DirtyRatioSeen < cfg.MinCleanableDirtyRatio && !l.overdue(segs[d], now, cfg.MaxCompactionLag) {
 		return res, nil
 	}
 	if c.m == nil {
@@ -433,9 +438,9 @@ func (c *Cleaner) clean(ctx context.Context, l *Log, now time.Time, txns Transac
 	if err != nil {
 		return res, err
 	}
-	deleteCut := now.Add(-l.cfg.DeleteRetention).UnixMilli()
+	deleteCut := now.Add(-cfg.DeleteRetention).UnixMilli()
 	tc := newTxnCleaning(aborted)
-	for _, g := range groupSegments(segs[:e], l.cfg.SegmentBytes) {
+	for _, g := range groupSegments(segs[:e], cfg.SegmentBytes) {
 		after := l.segmentAfter(g[len(g)-1])
 		if after == nil {
 			return res, errCleaningRace
@@ -468,8 +473,8 @@ func (c *Cleaner) clean(ctx context.Context, l *Log, now time.Time, txns Transac
 
 // overdue reports whether the first dirty segment's oldest record is past
 // MaxCompactionLag.
-func (l *Log) overdue(s *segment, now time.Time) bool {
-	if l.cfg.MaxCompactionLag <= 0 || l.cfg.MaxCompactionLag == math.MaxInt64 {
+func (l *Log) overdue(s *segment, now time.Time, maxLag time.Duration) bool {
+	if maxLag <= 0 || maxLag == math.MaxInt64 {
 		return false
 	}
 	r, err := s.acquire(now)
@@ -478,7 +483,7 @@ func (l *Log) overdue(s *segment, now time.Time) bool {
 	}
 	defer r.release()
 	b, err := ParseHeader(r.log.data[:r.size])
-	return err == nil && b.FirstTimestamp < now.Add(-l.cfg.MaxCompactionLag).UnixMilli()
+	return err == nil && b.FirstTimestamp < now.Add(-maxLag).UnixMilli()
 }
 
 func bases(segs []*segment) []int64 {
