@@ -351,6 +351,7 @@ func (c *Cleaner) CleanTxn(ctx context.Context, l *Log, now time.Time, txns Tran
 func (l *Log) cleanable(now time.Time, stable int64) []*segment {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
+	l.cutFrom = math.MaxInt64
 	limit := min(l.hw.Load(), l.durable.Load(), stable)
 	lagCut := now.Add(-l.cfg.MinCompactionLag).UnixMilli()
 	segs := l.segs[:len(l.segs)-1]
@@ -876,6 +877,14 @@ func (l *Log) swapIn(g []*segment, cs *segment, seen []AbortedTxn, p swapPlan) e
 		if l.segs[i+j] != s || l.isUnsynced(s) {
 			return abort(errCleaningRace)
 		}
+	}
+	// A truncation to at most p.next since the cleaning chose its
+	// segments (below the high watermark: a follower whose leader lost
+	// an unsynced tail) cut into g or reopened its last segment: the
+	// batches there may differ from those cleaned, even once new
+	// segments make g look in place again.
+	if l.cutFrom <= p.next {
+		return abort(errCleaningRace)
 	}
 	// cs's transaction index was computed from seen, g's entries as
 	// cleanGroup read them without appendMu. AddAbortedTxn holds

@@ -113,3 +113,73 @@ func TestCleanKeepsReaddedTxnEntry(t *testing.T) {
 		})
 	}
 }
+
+// TestCleanAfterTruncationBelow: a truncation below the high watermark
+// (a follower whose leader lost an unsynced tail) into the segments under
+// cleaning, followed by new batches, a roll and a sync before the swap,
+// leaves those segments in the list as they were: the swap must not put
+// back the batches cleaned from before the cut, nor drop the new ones.
+func TestCleanAfterTruncationBelow(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cut  int64
+		want string
+	}{
+		{"into the segment", 1, "0:a=old0 1:c=new 2:d=new "},
+		{"at its end, reopening it", 2, "0:a=old0 1:a=old1 2:c=new 3:d=new "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := mustOpen(t, t.TempDir(), compactConfig())
+			defer l.Close()
+			kb := func(k, v string) []byte { return keyedBatch(1, CompressionNone, []string{k}, [][]byte{[]byte(v)}) }
+			mustAppend(t, l, kb("a", "old0")) // 0
+			mustAppend(t, l, kb("a", "old1")) // 1
+			if err := l.Roll(); err != nil {
+				t.Fatal(err)
+			}
+			mustAppend(t, l, kb("b", "x")) // 2, active
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			cut := false
+			swapHook = func(step string) error {
+				if step != "cleaned" || cut {
+					return nil
+				}
+				cut = true
+				if _, err := l.TruncateTo(c.cut); err != nil {
+					return err
+				}
+				mustAppend(t, l, kb("c", "new"))
+				if err := l.Roll(); err != nil {
+					return err
+				}
+				mustAppend(t, l, kb("d", "new"))
+				return l.Sync()
+			}
+			defer func() { swapHook = nil }()
+			cl, _ := NewCleaner(DefaultCleanerConfig())
+			res, err := cl.Clean(context.Background(), l, epoch)
+			swapHook = nil
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !cut {
+				t.Fatal("the cleaning never reached its swap")
+			}
+			if got := dataRecords(t, l); got != c.want {
+				t.Fatalf("got %q (cleaned %v), want %q", got, res.Cleaned, c.want)
+			}
+			if res.Cleaned || cl.Stats().GaveUp != 1 {
+				t.Fatalf("cleaning: got %+v, %d given up, want it given up", res, cl.Stats().GaveUp)
+			}
+			// The next cleaning cleans the new history.
+			if res := mustClean(t, cl, l, epoch); !res.Cleaned {
+				t.Fatalf("next cleaning: got %+v, want a cleaning", res)
+			}
+			if got := dataRecords(t, l); !strings.Contains(got, "c=new") {
+				t.Fatalf("next cleaning: got %q, want c=new kept", got)
+			}
+		})
+	}
+}
