@@ -303,8 +303,10 @@ func (ix abortedIndex) find(b Batch) (AbortedRange, bool) {
 // dirty ratio at least MinCleanableDirtyRatio, or its oldest dirty record
 // older than MaxCompactionLag. now is the cleaner's clock (for the lags
 // and DeleteRetention). A log changed under the cleaning (retention,
-// truncation) is left as it was and cleaned next time. Clean is for logs
-// without transactions; CleanTxn is Clean for a log that may hold some.
+// truncation, an aborted transaction indexed) is left as it was and
+// cleaned next time (CleanerStats.GaveUp). Clean is for logs
+// without transactions (it gives up on a log whose transaction indexes
+// list aborted ones); CleanTxn is Clean for a log that may hold some.
 func (c *Cleaner) Clean(ctx context.Context, l *Log, now time.Time) (CleanResult, error) {
 	return c.CleanTxn(ctx, l, now, Transactions{StableOffset: math.MaxInt64})
 }
