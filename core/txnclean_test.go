@@ -238,9 +238,13 @@ func TestTxnCompactedTopic(t *testing.T) {
 	}
 	before := markers(t, p)
 	produceKeyed(t, client1(t, seeds, kgo.RecordPartitioner(kgo.ManualPartitioner())), "tc", false, false, "k7", "p7")
+	bgRuns := node.Broker().CleanerStats().Runs
 	res := cleanNow(t, p)
-	if after := markers(t, p); !res.Cleaned || after >= before || after < 2 || int64(before-after) != res.MarkersRemoved {
-		t.Fatalf("past delete.retention.ms: got %d markers of %d (%+v), want fewer, and the last of tx-a and tx-b kept", after, before, res)
+	// The node's own cleaner may clean the log between cleanNow's roll
+	// and its cleaning; then it removed the markers.
+	bg := node.Broker().CleanerStats().Runs > bgRuns
+	if after := markers(t, p); after >= before || after < 2 || (!bg && (!res.Cleaned || int64(before-after) != res.MarkersRemoved)) {
+		t.Fatalf("past delete.retention.ms: got %d markers of %d (%+v, node's cleaner ran: %v), want fewer, and the last of tx-a and tx-b kept", after, before, res, bg)
 	}
 	if got := p.AbortedTxns(0, p.LastStableOffset()); len(got) != 0 {
 		t.Fatalf("past delete.retention.ms: got aborted transactions %v listed, want none (no data left)", got)

@@ -72,7 +72,8 @@ import (
 var errSegmentGone = errors.New("commitlog: segment replaced by the cleaner")
 
 // errCleaningRace aborts a cleaning whose segments changed meanwhile
-// (retention, truncation); the next cleaning starts over.
+// (retention, truncation, an entry added to their transaction index);
+// the next cleaning starts over.
 var errCleaningRace = errors.New("commitlog: segments changed during cleaning")
 
 // gapAllowed reports whether batch b may follow offset want with a gap:
@@ -154,8 +155,8 @@ type Cleaner struct {
 	m        *offsetMap
 	throttle throttle
 
-	runs, bytesRead, bytesWritten, errs atomic.Int64
-	lastRun, lastDuration               atomic.Int64 // unix nanoseconds; nanoseconds
+	runs, bytesRead, bytesWritten, errs, gaveUp atomic.Int64
+	lastRun, lastDuration                       atomic.Int64 // unix nanoseconds; nanoseconds
 }
 
 // NewCleaner returns a cleaner; the offset map is allocated on the first
@@ -173,6 +174,7 @@ type CleanerStats struct {
 	BytesRead    int64         // bytes of segments read
 	BytesWritten int64         // bytes of cleaned segments written
 	Errors       int64         // cleanings that failed
+	GaveUp       int64         // cleanings given up: the log changed under them (retention, truncation, an index entry added)
 	LastRun      time.Time     // end of the last cleaning; zero if none
 	LastDuration time.Duration // how long it took
 }
@@ -181,7 +183,7 @@ type CleanerStats struct {
 func (c *Cleaner) Stats() CleanerStats {
 	st := CleanerStats{
 		Runs: c.runs.Load(), BytesRead: c.bytesRead.Load(), BytesWritten: c.bytesWritten.Load(),
-		Errors: c.errs.Load(), LastDuration: time.Duration(c.lastDuration.Load()),
+		Errors: c.errs.Load(), GaveUp: c.gaveUp.Load(), LastDuration: time.Duration(c.lastDuration.Load()),
 	}
 	if t := c.lastRun.Load(); t != 0 {
 		st.LastRun = time.Unix(0, t)
@@ -240,7 +242,9 @@ type Transactions struct {
 	// decided, or the high watermark. The cleaner cleans below it only.
 	StableOffset int64
 	// Aborted are the log's aborted transactions, in any order; at least
-	// every one whose data is below StableOffset.
+	// every one whose data is below StableOffset. A cleaning that finds
+	// in its segments' transaction indexes one not listed here (indexed
+	// since) gives up; the next one is given it.
 	Aborted []AbortedRange
 }
 
@@ -299,8 +303,10 @@ func (ix abortedIndex) find(b Batch) (AbortedRange, bool) {
 // dirty ratio at least MinCleanableDirtyRatio, or its oldest dirty record
 // older than MaxCompactionLag. now is the cleaner's clock (for the lags
 // and DeleteRetention). A log changed under the cleaning (retention,
-// truncation) is left as it was and cleaned next time. Clean is for logs
-// without transactions; CleanTxn is Clean for a log that may hold some.
+// truncation, an aborted transaction indexed) is left as it was and
+// cleaned next time (CleanerStats.GaveUp). Clean is for logs
+// without transactions (it gives up on a log whose transaction indexes
+// list aborted ones); CleanTxn is Clean for a log that may hold some.
 func (c *Cleaner) Clean(ctx context.Context, l *Log, now time.Time) (CleanResult, error) {
 	return c.CleanTxn(ctx, l, now, Transactions{StableOffset: math.MaxInt64})
 }
@@ -320,6 +326,8 @@ func (c *Cleaner) CleanTxn(ctx context.Context, l *Log, now time.Time, txns Tran
 	res, err := c.clean(ctx, l, now, txns)
 	if err != nil {
 		if errors.Is(err, errCleaningRace) {
+			c.gaveUp.Add(1)
+			c.log.Debug().Err(err).Str("dir", l.dir).Msg("cleaning given up")
 			return res, nil
 		}
 		if ctx.Err() != nil {
@@ -345,6 +353,7 @@ func (c *Cleaner) CleanTxn(ctx context.Context, l *Log, now time.Time, txns Tran
 func (l *Log) cleanable(now time.Time, stable int64) []*segment {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
+	l.cutFrom = math.MaxInt64
 	limit := min(l.hw.Load(), l.durable.Load(), stable)
 	lagCut := now.Add(-l.cfg.MinCompactionLag).UnixMilli()
 	segs := l.segs[:len(l.segs)-1]
@@ -446,11 +455,11 @@ func (c *Cleaner) clean(ctx context.Context, l *Log, now time.Time, txns Transac
 			return res, errCleaningRace
 		}
 		next := after.base
-		cs, st, err := c.cleanGroup(ctx, l, g, next, lastOfProducer, deleteCut, tc)
+		cs, seen, st, err := c.cleanGroup(ctx, l, g, next, lastOfProducer, deleteCut, tc)
 		if err != nil {
 			return res, err
 		}
-		if err := l.swapIn(g, cs, swapPlan{next: next, cleanedTo: max(next, l.cleanedTo.Load()), old: bases(g)}); err != nil {
+		if err := l.swapIn(g, cs, seen, swapPlan{next: next, cleanedTo: max(next, l.cleanedTo.Load()), old: bases(g)}); err != nil {
 			cs.closeFiles()
 			return res, err
 		}
@@ -623,15 +632,16 @@ type groupStats struct {
 
 // cleanGroup writes the cleaned form of the segments g (covering offsets
 // up to next) as <base>.*.cleaned files, fsynced, and returns the sealed
-// segment that describes them once renamed. tc follows the transactions
+// segment that describes them once renamed, with the transaction index
+// entries of g it read (swapIn checks them). tc follows the transactions
 // through the groups of one cleaning (cleanmarkers.go).
-func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int64, lastOfProducer map[int64]int64, deleteCut int64, tc *txnCleaning) (*segment, groupStats, error) {
+func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int64, lastOfProducer map[int64]int64, deleteCut int64, tc *txnCleaning) (*segment, []AbortedTxn, groupStats, error) {
 	var st groupStats
 	out := newSegmentStruct(l.dir, g[0].base, l.cfg.IndexIntervalBytes)
 	out.gapsBelow = max(next, l.cleanedTo.Load())
 	f, err := os.OpenFile(out.logPath+cleanedSuffix, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, st, fmt.Errorf("commitlog: cleaner: %w", err)
+		return nil, nil, st, fmt.Errorf("commitlog: cleaner: %w", err)
 	}
 	w := bufio.NewWriterSize(f, 256<<10)
 	var idx, tidx []byte
@@ -707,7 +717,7 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int
 		if err != nil {
 			f.Close()
 			os.Remove(out.logPath + cleanedSuffix)
-			return nil, st, err
+			return nil, nil, st, err
 		}
 	}
 	if maxTS > lastTS && lastOff >= 0 {
@@ -729,8 +739,13 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int
 	if err == nil {
 		err = writeSynced(out.tidxPath+cleanedSuffix, tidx)
 	}
-	txns, anyTxn := l.txnEntriesOf(g)
-	txns = slices.DeleteFunc(txns, func(a AbortedTxn) bool { return !tc.keepEntry(a) })
+	// Read under txnMu alone: swapIn checks under appendMu that no entry
+	// was added to g since.
+	seen, anyTxn := l.txnEntriesOf(g)
+	if err == nil {
+		err = tc.knows(seen, l.logStart.Load())
+	}
+	txns := slices.DeleteFunc(slices.Clone(seen), func(a AbortedTxn) bool { return !tc.keepEntry(a) })
 	if err == nil && anyTxn {
 		err = writeSynced(txnIndexPath(out)+cleanedSuffix, encodeTxnEntries(txns))
 	}
@@ -741,7 +756,7 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int
 		for _, p := range []string{out.logPath, out.idxPath, out.tidxPath, txnIndexPath(out)} {
 			os.Remove(p + cleanedSuffix)
 		}
-		return nil, st, fmt.Errorf("commitlog: cleaner: segment %d: %w", out.base, err)
+		return nil, nil, st, fmt.Errorf("commitlog: cleaner: segment %d: %w", out.base, err)
 	}
 	c.bytesWritten.Add(pos)
 	out.size.Store(pos)
@@ -755,7 +770,7 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, g []*segment, next int
 	if anyTxn {
 		out.txn = &txnIndex{entries: txns}
 	}
-	return out, st, nil
+	return out, seen, st, nil
 }
 
 // writeSynced writes data to path and fsyncs it.
@@ -841,7 +856,7 @@ func rewriteBatch(dst []byte, cbuf *bytes.Buffer, raw []byte, b Batch, keep []km
 // whose files wait as .cleaned: checks that g is still in place, commits
 // the swap (swap.go) and updates the segment list. Readers holding views
 // of the old segments keep them.
-func (l *Log) swapIn(g []*segment, cs *segment, p swapPlan) error {
+func (l *Log) swapIn(g []*segment, cs *segment, seen []AbortedTxn, p swapPlan) error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	l.appendMu.Lock()
@@ -869,6 +884,26 @@ func (l *Log) swapIn(g []*segment, cs *segment, p swapPlan) error {
 		if l.segs[i+j] != s || l.isUnsynced(s) {
 			return abort(errCleaningRace)
 		}
+	}
+	// A truncation to at most p.next since the cleaning chose its
+	// segments (below the high watermark: a follower whose leader lost
+	// an unsynced tail) cut into g or reopened its last segment: the
+	// batches there may differ from those cleaned, even once new
+	// segments make g look in place again.
+	if l.cutFrom <= p.next {
+		return abort(errCleaningRace)
+	}
+	// cs's transaction index was computed from seen, g's entries as
+	// cleanGroup read them without appendMu. AddAbortedTxn holds
+	// appendMu, and so does the swap from here until cs replaces g in
+	// the list: an entry added to g before this point is in g's entries
+	// now, one added after goes to cs. So if they are still seen, cs's
+	// index has every entry it must; if not, one was added meanwhile (a
+	// replay adding back a missing entry, after a follower's truncation
+	// say), which the swap would lose: it gives up, and the next
+	// cleaning reads that entry.
+	if now, _ := l.txnEntriesOf(g); !slices.Equal(now, seen) {
+		return abort(errCleaningRace)
 	}
 	// The cleaned segment is mapped from its .cleaned files and listed
 	// before any file moves, and the old segments are marked gone: a

@@ -2,6 +2,8 @@ package commitlog
 
 import (
 	"encoding/binary"
+	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -79,3 +81,24 @@ func (tc *txnCleaning) marker(b Batch, raw []byte) bool {
 // keepEntry reports whether the cleaned index keeps the entry of an
 // aborted transaction: its data was read (and dropped) in this pass.
 func (tc *txnCleaning) keepEntry(a AbortedTxn) bool { return tc.seenAbort[a.LastOffset] }
+
+// knows checks that the cleaning was given every aborted transaction of
+// es, the index entries of the segments it cleans, but those whose
+// marker is below start (the log start: nobody reads them). An entry it
+// was not given was indexed after the caller took the Transactions (a
+// replay adding back a missing entry): the cleaning took that
+// transaction's data for committed data, and keepEntry would drop the
+// entry. It returns errCleaningRace then; the next cleaning is given it.
+func (tc *txnCleaning) knows(es []AbortedTxn, start int64) error {
+	for _, a := range es {
+		if a.LastOffset < start {
+			continue
+		}
+		if !slices.ContainsFunc(tc.aborted[a.ProducerID], func(r AbortedRange) bool {
+			return r.FirstOffset == a.FirstOffset && r.LastOffset == a.LastOffset
+		}) {
+			return fmt.Errorf("%w: aborted transaction of producer %d at %d not given", errCleaningRace, a.ProducerID, a.LastOffset)
+		}
+	}
+	return nil
+}

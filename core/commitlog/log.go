@@ -71,6 +71,10 @@ type Log struct {
 	// offset gaps and cleaned batches (see ValidateStoredBatch).
 	cleanedTo atomic.Int64
 	cleanMu   sync.Mutex // one cleaning of this log at a time; taken before syncMu
+	// cutFrom is the lowest offset a truncation cut the log to since the
+	// cleaning under way chose its segments (math.MaxInt64: none); under
+	// appendMu.
+	cutFrom int64
 
 	txnMu    sync.Mutex  // guards the segments' txn (txnindex.go); never held while taking another lock
 	txnDirty atomic.Bool // some segment's txn is dirty

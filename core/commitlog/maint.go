@@ -150,6 +150,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	// In a compacted log the cut may fall in a gap: the log then ends at
 	// offset, not at the next batch that exists.
 	newNext = min(newNext, offset)
+	l.cutFrom = min(l.cutFrom, newNext)
 	// Drop later segments.
 	later := l.segs[k+1:]
 	l.mu.Lock()

@@ -38,7 +38,8 @@ import (
 // SyncTxnIndex finds every entry. Truncation cuts the entries past the new
 // end, retention deletes the file with its segment, and the cleaner
 // writes the entries of a cleaned segment beside it and swaps them in
-// with it.
+// with it; a cleaning during which an entry is added to its segments
+// gives up rather than lose it (swapIn).
 
 const (
 	txnEntrySize  = 2 + 8 + 8 + 8 + 8
