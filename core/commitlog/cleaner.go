@@ -58,14 +58,12 @@ import (
 // of the offset map, so that they never become a key's newest value nor
 // shadow a committed one, and are dropped from the rewrite. Records of
 // committed transactions follow the newest-per-key rule. Transaction
-// markers (control batches) are all kept, even past DeleteRetention once
-// their transaction's data is gone (Kafka drops those): the partition
-// lists an aborted transaction to read_committed fetches until the log
-// start passes it, and a client given an aborted transaction skips its
-// producer's batches until it reads the abort marker, so a removed marker
-// would hide that producer's later committed records. A marker with no
-// data before it costs one small batch, and reading the log back ignores
-// it.
+// markers (control batches) go as Kafka drops them (cleanmarkers.go): a
+// marker stays while any batch of its transaction is left, and an abort
+// marker's entry in the aborted-transaction index leaves in the same
+// swap as the marker, once its segment is older than DeleteRetention, so
+// a read_committed fetch is never told of an abort whose marker is gone.
+// A producer's last batch always stays.
 
 // errSegmentGone is returned by acquire for a segment the cleaner
 // replaced; the caller looks the offset up again.
