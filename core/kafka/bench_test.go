@@ -70,8 +70,21 @@ func benchProduceMany(b *testing.B) {
 			failed.Add(1)
 		}
 	}
-	// A warm-up gives every partition its first write, untimed.
-	for range 64 << 10 {
+	// A warm-up gives every partition its first write (three files
+	// created), untimed, then the producer's client fills its batches.
+	warm, err := kgo.NewClient(seed, kgo.DefaultProduceTopic("many"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for p := range int32(1000) {
+		warm.Produce(ctx, &kgo.Record{Value: value, Partition: p}, promise)
+	}
+	err = warm.Flush(ctx)
+	warm.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range 16 << 10 {
 		cl.Produce(ctx, &kgo.Record{Value: value}, promise)
 	}
 	if err := cl.Flush(ctx); err != nil {
