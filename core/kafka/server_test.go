@@ -398,12 +398,23 @@ func TestShutdownDuringPipelinedProduce(t *testing.T) {
 	if err := s.Start(); err != nil {
 		t.Fatalf("Start: got %v, want nil", err)
 	}
+	addr := s.Addr().String()
 	c := dial(t, s)
 	corr := c.send(produceReq(1))
 	c.send(produceReq(2))
 	<-started
 	done := make(chan error, 1)
 	go func() { done <- s.Shutdown(context.Background()) }()
+	// Shutdown has begun once the listener is closed; only then may the
+	// first request finish.
+	testutil.EventuallyWithin(t, waitFor, "listener closed", func() bool {
+		nc, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return true
+		}
+		nc.Close()
+		return false
+	})
 	close(release)
 	c.readResponse(corr, produceReq(0).ResponseKind())
 	c.expectClosed()
