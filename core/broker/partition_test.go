@@ -36,12 +36,12 @@ func (tb *testBroker) Close() error {
 	return err
 }
 
-func openTestBroker(t *testing.T, dir string) *testBroker {
+func openTestBroker(t testing.TB, dir string) *testBroker {
 	t.Helper()
 	return openTestBrokerConfig(t, dir, DefaultConfig())
 }
 
-func openTestBrokerConfig(t *testing.T, dir string, cfg Config) *testBroker {
+func openTestBrokerConfig(t testing.TB, dir string, cfg Config) *testBroker {
 	t.Helper()
 	cl, err := cluster.Open(cluster.Config{
 		NodeID:    1,

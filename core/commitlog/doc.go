@@ -67,8 +67,8 @@
 // the active segment into space reserved ahead with fallocate: a full disk
 // is an error from the reservation, before any byte is written, never a
 // SIGBUS from a mapped page. The reservation grows in a step that follows
-// the write rate: it doubles while each reservation is used up within a
-// second of the last (up to Config.PreallocateBytes) and halves otherwise
+// the write rate: it doubles while each reservation is used up within ten
+// seconds of the last (up to Config.PreallocateBytes) and halves otherwise
 // (down to 64 KiB), so a log that takes a little data holds little
 // reserved space and a busy one calls fallocate rarely.
 //

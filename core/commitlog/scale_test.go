@@ -184,7 +184,7 @@ func TestReservationFollowsWriteRate(t *testing.T) {
 		t.Fatalf("got %d bytes on disk for %d bytes of batches, want at most 1 MiB more", got, size)
 	}
 	// The clock stands still: every reservation is used up within a
-	// second of the previous one, so the step doubles up to the limit.
+	// window of the previous one, so the step doubles up to the limit.
 	now := time.Now()
 	l.cfg.Now = func() time.Time { return now }
 	big := testBatch(16, 60000, epoch.UnixMilli(), "big")

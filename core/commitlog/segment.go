@@ -255,17 +255,26 @@ func (s *segment) fits(n int) bool {
 // disk space ahead of its end.
 const minReserveStep = 64 << 10
 
+// reserveGrowWindow is how soon a reservation must be used up for the
+// next step to double. Each fallocate costs tens of microseconds whatever
+// its size, so a log written steadily, even slowly (a thousand partitions
+// sharing a few hundred MB/s get a few hundred KB/s each), should reach
+// steps of megabytes: with a window of one second those logs stayed at
+// 256-512 KiB and called fallocate about once a second each.
+const reserveGrowWindow = 10 * time.Second
+
 // growStep sets the next reservation step from the write rate: it doubles
-// when the previous reservation was used up within a second, up to
-// Config.PreallocateBytes, and halves otherwise, down to 64 KiB. A log
-// that takes a little data holds little reserved space; a busy one
-// reserves in large steps and calls fallocate rarely.
+// when the previous reservation was used up within reserveGrowWindow, up
+// to Config.PreallocateBytes, and halves otherwise, down to 64 KiB. As it
+// only doubles, a step is never much larger than what the log took before
+// it: a log that takes a little data holds little reserved space; a busy
+// one reserves in large steps and calls fallocate rarely.
 func (s *segment) growStep(cfg *Config, now time.Time) {
 	lo := min(int64(minReserveStep), cfg.PreallocateBytes)
 	switch {
 	case s.resStep == 0:
 		s.resStep = lo
-	case now.Sub(s.lastReserve) < time.Second:
+	case now.Sub(s.lastReserve) < reserveGrowWindow:
 		s.resStep = min(s.resStep*2, cfg.PreallocateBytes)
 	default:
 		s.resStep = max(s.resStep/2, lo)

@@ -23,10 +23,14 @@ const maxKeptReadBuffer = 16 << 20
 // its next response; a larger one (a big Fetch) is left to the collector.
 const maxKeptWriteBuffer = 64 << 10
 
-// Conn is one client connection. Its requests are read, handled and
-// answered one at a time, in the order they arrive, on the connection's own
+// Conn is one client connection. Its requests are handled and answered
+// one at a time, in the order they arrive, on the connection's own
 // goroutine; handlers run on that goroutine, so the methods below need no
-// locking and must only be called from a handler.
+// locking and must only be called from a handler. While a Produce request
+// is handled, a second goroutine reads the next frame (readAhead), so that
+// a producer with several requests in flight does not wait for the socket
+// between them; it is the only other goroutine that touches the
+// connection, and only its reading side.
 type Conn struct {
 	s      *Server
 	nc     net.Conn           // a *tls.Conn on SSL and SASL_SSL listeners
@@ -45,10 +49,20 @@ type Conn struct {
 	saslMechanism string      // the mechanism of the last SaslHandshake
 	saslRaw       bool        // after SaslHandshake v0: frames are bare SASL tokens
 	closeAfter    bool        // close the connection once the response is written
-	lenBuf        [4]byte
 	wbuf          []byte
-	rbuf          []byte   // the last Produce frame, reused for the next read
+	rbufs         [][]byte // up to two earlier Produce frames, reused for the next reads
 	after         []func() // run once the current response is written or dropped
+}
+
+// readAheadProduce turns on reading the frame after a Produce while it is
+// handled; the benchmark turns it off for its baseline.
+var readAheadProduce = true
+
+// frameRead is the outcome of one readFrame.
+type frameRead struct {
+	frame   []byte
+	release func()
+	err     error
 }
 
 // AfterResponse registers fn to run once the response to the request being
@@ -127,31 +141,81 @@ func (c *Conn) serve() {
 	if !c.secure() {
 		return
 	}
+	// ahead receives the frame read while the previous (Produce) request
+	// was handled; nil when no read is in flight. On the way out the
+	// socket is closed first, which ends that read, and its result is
+	// collected, so the reading goroutine never outlives serve.
+	var ahead chan frameRead
+	defer func() {
+		if ahead != nil {
+			c.close()
+			if r := <-ahead; r.err == nil {
+				r.release()
+			}
+		}
+	}()
 	for {
 		if !c.setBusy(false) {
 			return
 		}
-		frame, release, err := c.readFrame()
-		if err != nil {
-			c.logReadError(err)
+		var r frameRead
+		if ahead != nil {
+			r, ahead = <-ahead, nil
+		} else {
+			r.frame, r.release, r.err = c.readFrame(c.takeBuf())
+		}
+		if r.err != nil {
+			c.logReadError(r.err)
 			return
 		}
 		if !c.setBusy(true) {
-			release()
+			r.release()
 			return
 		}
-		ok := c.handleFrame(frame)
-		release()
-		if len(frame) >= 2 && kmsg.Key(binary.BigEndian.Uint16(frame)) == kmsg.Produce && cap(frame) <= maxKeptReadBuffer {
+		produce := len(r.frame) >= 2 && kmsg.Key(binary.BigEndian.Uint16(r.frame)) == kmsg.Produce && !c.saslRaw
+		if produce && readAheadProduce {
+			ahead = c.readAhead()
+		}
+		ok := c.handleFrame(r.frame)
+		r.release()
+		if produce && cap(r.frame) <= maxKeptReadBuffer {
 			// Produce handlers copy records into the log and keep no
 			// reference to the frame; other requests may (a group keeps
 			// its members' metadata), so only a Produce frame is reused.
-			c.rbuf = frame
+			c.rbufs = append(c.rbufs, r.frame)
 		}
 		if !ok {
 			return
 		}
 	}
+}
+
+// readAhead reads the next frame on a goroutine of its own, while the
+// current request is handled, and delivers it on the returned channel.
+// Only the reading side of the connection is touched there: readFrame's
+// state (the socket's read deadline, the in-flight budget, saslRaw, which
+// only SASL handlers change) is not used by a Produce handler.
+func (c *Conn) readAhead() chan frameRead {
+	ch := make(chan frameRead, 1)
+	buf := c.takeBuf()
+	go func() {
+		var r frameRead
+		r.frame, r.release, r.err = c.readFrame(buf)
+		ch <- r
+	}()
+	return ch
+}
+
+// takeBuf returns an earlier Produce frame's buffer to read into, or nil.
+func (c *Conn) takeBuf() []byte {
+	n := len(c.rbufs)
+	if n == 0 {
+		return nil
+	}
+	b := c.rbufs[n-1]
+	c.rbufs[n-1] = nil
+	c.rbufs = c.rbufs[:n-1]
+	return b
 }
 
 // setBusy records whether a request is in flight. It returns false if the
@@ -182,22 +246,24 @@ func (e *frameSizeError) Error() string {
 // timeout.
 var errIdle = errors.New("kafka: connection idle")
 
-// readFrame reads one length-prefixed request frame. The length is checked
-// before anything is allocated, and the in-flight byte budget is taken
-// before the frame is read; release gives it back and must be called once
-// the request is answered.
-func (c *Conn) readFrame() (frame []byte, release func(), err error) {
+// readFrame reads one length-prefixed request frame, into buf if it is
+// large enough (a buffer no one else holds). The length is checked before
+// anything is allocated, and the in-flight byte budget is taken before the
+// frame is read; release gives it back and must be called once the
+// request is answered.
+func (c *Conn) readFrame(buf []byte) (frame []byte, release func(), err error) {
 	idle := c.s.cfg.IdleTimeout
 	if err := c.nc.SetReadDeadline(time.Now().Add(idle)); err != nil {
 		return nil, nil, err
 	}
-	if n, err := io.ReadFull(c.nc, c.lenBuf[:]); err != nil {
+	var lenBuf [4]byte
+	if n, err := io.ReadFull(c.nc, lenBuf[:]); err != nil {
 		if n == 0 && isTimeout(err) {
 			return nil, nil, errIdle
 		}
 		return nil, nil, err
 	}
-	size := binary.BigEndian.Uint32(c.lenBuf[:])
+	size := binary.BigEndian.Uint32(lenBuf[:])
 	if (size < minFrameBytes && !c.saslRaw) || uint64(size) > uint64(c.s.cfg.MaxRequestBytes) {
 		// A bare SASL token (after SaslHandshake v0) may be short.
 		return nil, nil, &frameSizeError{size: size, max: c.s.cfg.MaxRequestBytes}
@@ -210,10 +276,8 @@ func (c *Conn) readFrame() (frame []byte, release func(), err error) {
 		}
 		release = func() { b.Release(int64(size)) }
 	}
-	if cap(c.rbuf) >= int(size) {
-		// The previous request was a Produce, whose handler keeps nothing
-		// of its frame: read into the same buffer.
-		frame, c.rbuf = c.rbuf[:size], nil
+	if cap(buf) >= int(size) {
+		frame = buf[:size]
 	} else {
 		frame = make([]byte, size)
 	}

@@ -20,11 +20,15 @@
 // # Connections
 //
 // Each accepted connection has one goroutine that reads a frame, decodes
-// it, runs its handler, writes the response and only then reads the next
-// frame. Requests of one connection are therefore handled one at a time
-// and answered in the order they were sent, as Kafka does; a client may
-// still pipeline, its requests wait in the socket. Connections are
-// independent of each other.
+// it, runs its handler, writes the response and only then handles the
+// next frame. Requests of one connection are therefore handled one at a
+// time and answered in the order they were sent, as Kafka does; a client
+// may still pipeline, its requests wait in the socket. While a Produce
+// request is handled, a second goroutine reads the next frame (only
+// reads it, within the in-flight byte budget), so that a producer with
+// several requests in flight finds the next one in memory: the copy from
+// the socket overlaps the writes to the logs. Connections are independent
+// of each other.
 //
 // Shutdown closes the listeners and the idle connections, lets requests in
 // flight be answered, then closes their connections; if its context ends

@@ -91,7 +91,7 @@ func dialAddr(t *testing.T, addr string, tc *tls.Config) *rawConn {
 
 // openBroker opens a broker with id 1 on a real single-voter cluster in
 // a temporary directory, closed when the test ends.
-func openBroker(t *testing.T) *broker.Broker {
+func openBroker(t testing.TB) *broker.Broker {
 	t.Helper()
 	dir := t.TempDir()
 	cl, err := cluster.Open(cluster.Config{

@@ -324,3 +324,111 @@ func newListener(t *testing.T) net.Listener {
 	t.Cleanup(func() { ln.Close() })
 	return ln
 }
+
+// produceReq is a Produce request (v7) whose timeout carries n, so that a
+// handler can tell requests apart.
+func produceReq(n int32) *kmsg.ProduceRequest {
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = 7
+	req.Acks = 1
+	req.TimeoutMillis = n
+	return req
+}
+
+// TestPipelinedProduce sends Produce requests back to back, without
+// waiting for responses, while the first one's handler is held: each is
+// handled once, in order, and answered in order; another request after
+// them is answered too (the frame read during the last Produce is the
+// next one handled).
+func TestPipelinedProduce(t *testing.T) {
+	started, release := make(chan int32, 8), make(chan struct{})
+	s := startServer(t, testConfig(t), func(s *Server) {
+		s.handle(kmsg.Produce, 3, 12, func(_ context.Context, _ *Conn, req kmsg.Request) (kmsg.Response, error) {
+			n := req.(*kmsg.ProduceRequest).TimeoutMillis
+			started <- n
+			if n == 1 {
+				<-release
+			}
+			return req.ResponseKind(), nil
+		})
+	})
+	c := dial(t, s)
+	var corrs []int32
+	for n := range int32(4) {
+		corrs = append(corrs, c.send(produceReq(n+1)))
+	}
+	if got := <-started; got != 1 {
+		t.Fatalf("first request handled: got %d, want 1", got)
+	}
+	select {
+	case n := <-started:
+		t.Fatalf("request %d: got handled while request 1 was, want it to wait", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	for i, corr := range corrs {
+		c.readResponse(corr, produceReq(0).ResponseKind())
+		if i > 0 {
+			if got := <-started; got != int32(i+1) {
+				t.Fatalf("handled: got request %d, want %d", got, i+1)
+			}
+		}
+	}
+	c.apiVersions()
+}
+
+// TestShutdownDuringPipelinedProduce: a Produce request in flight is
+// answered and the one read behind it is dropped unanswered, as Shutdown
+// drops a request just read; Shutdown then returns, with the goroutine
+// that read ahead gone.
+func TestShutdownDuringPipelinedProduce(t *testing.T) {
+	started, release := make(chan int32, 8), make(chan struct{})
+	s, err := New(testConfig(t))
+	if err != nil {
+		t.Fatalf("New: got %v, want nil", err)
+	}
+	s.handle(kmsg.Produce, 3, 12, func(_ context.Context, _ *Conn, req kmsg.Request) (kmsg.Response, error) {
+		n := req.(*kmsg.ProduceRequest).TimeoutMillis
+		started <- n
+		if n == 1 {
+			<-release
+		}
+		return req.ResponseKind(), nil
+	})
+	if err := s.Start(); err != nil {
+		t.Fatalf("Start: got %v, want nil", err)
+	}
+	addr := s.Addr().String()
+	c := dial(t, s)
+	corr := c.send(produceReq(1))
+	c.send(produceReq(2))
+	<-started
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	// Shutdown has begun once the listener is closed; only then may the
+	// first request finish.
+	testutil.EventuallyWithin(t, waitFor, "listener closed", func() bool {
+		nc, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return true
+		}
+		nc.Close()
+		return false
+	})
+	close(release)
+	c.readResponse(corr, produceReq(0).ResponseKind())
+	c.expectClosed()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: got %v, want nil", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatalf("Shutdown: still waiting %s after the request was answered", waitFor)
+	}
+	select {
+	case n := <-started:
+		t.Fatalf("request %d: got handled after Shutdown, want it dropped", n)
+	default:
+	}
+}
