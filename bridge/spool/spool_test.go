@@ -3,6 +3,7 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -369,5 +370,54 @@ func TestBudgetTrimsDeliveredBeforeRefusing(t *testing.T) {
 	st := s.Stats()[Alarm]
 	if st.Spool != 0 || st.Delivered != st.Accepted || st.Bytes > budget {
 		t.Fatalf("got %+v, want everything delivered and at most %d bytes on disk", st, budget)
+	}
+}
+
+// BenchmarkAlarmCycle is one alarm through the alarm lane as the edge and
+// the uplink drive it: Submit, wait for its done (its PUBACK may go),
+// Read it back, Release it. "trim-each" trims the log at every release,
+// as Release did before it left that to the maintenance goroutine (the
+// baseline, same run); "release" is Release as it is. p50-ns and p99-ns
+// are of single cycles.
+func BenchmarkAlarmCycle(b *testing.B) {
+	for _, sync := range []SyncPolicy{SyncNever, SyncAlways} {
+		for _, mode := range []string{"trim-each", "release"} {
+			b.Run(sync.String()+"/"+mode, func(b *testing.B) {
+				cfg := DefaultConfig()
+				cfg.Sync = sync
+				s, err := Open(b.TempDir(), cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				done := make(chan error, 1)
+				var took []time.Duration
+				i := 0
+				for b.Loop() {
+					t := time.Now()
+					if err := s.Submit(msg(Alarm, "alarms", "p-1", i, 200), func(err error) { done <- err }); err != nil {
+						b.Fatal(err)
+					}
+					if err := <-done; err != nil {
+						b.Fatal(err)
+					}
+					recs, next, err := s.Read(Alarm, s.Start(Alarm), 1<<20)
+					if err != nil || len(recs) != 1 {
+						b.Fatalf("read %d records (%v), want the one alarm", len(recs), err)
+					}
+					if err := s.Release(Alarm, next); err != nil {
+						b.Fatal(err)
+					}
+					if mode == "trim-each" {
+						s.trim()
+					}
+					took = append(took, time.Since(t))
+					i++
+				}
+				slices.Sort(took)
+				b.ReportMetric(float64(took[len(took)/2]), "p50-ns")
+				b.ReportMetric(float64(took[len(took)*99/100]), "p99-ns")
+			})
+		}
 	}
 }
