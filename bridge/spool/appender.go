@@ -212,10 +212,10 @@ func (a *appender) write(groups []*group) {
 		}
 	}
 	if written > 0 {
-		a.s.acctMu.Lock()
+		a.s.acctMu[a.lane].Lock()
 		a.log.SetHighWatermark(last + 1)
 		a.s.accepted[a.lane].Add(records)
-		a.s.acctMu.Unlock()
+		a.s.acctMu[a.lane].Unlock()
 	}
 	a.s.pending.Add(-admitted)
 	a.mu.Lock()

@@ -22,5 +22,11 @@
 // Accounting: every accepted message ends in exactly one counter —
 // delivered (Release after the core acknowledged it), evicted (budget),
 // expired (MaxAge, or a reader's Expire: the uplink skips telemetry past
-// its MQTT 5 message expiry), or still spooled.
+// its MQTT 5 message expiry), or still spooled. Each lane keeps its own
+// accounting lock, so the alarm lane never waits for telemetry's.
+//
+// Release only moves the lane's start; the log is trimmed to it (start
+// checkpoint, whole segments deleted) by the maintenance goroutine once a
+// second, by the budget check when space is short, and by Close, so that
+// no file-system work sits between two alarms of the alarm lane.
 package spool

@@ -112,6 +112,18 @@ func (c *Config) Validate() error {
 // Every accepted message ends in exactly one of four counters: delivered
 // (released after an acknowledgement), evicted (budget), expired (MaxAge),
 // or still spooled.
+//
+// A release only moves the lane's start (Start, Read and Stats follow it
+// at once); the log itself is trimmed to it later, by the maintenance
+// goroutine (once a second), by admit when the budget is short, and by
+// Close. Trimming writes the log's start checkpoint and may roll and
+// delete segment files, with the log's append lock held: done at every
+// release, it kept the next message of the lane (an alarm, at the alarm
+// lane's one release per alarm) waiting behind file-system work. The
+// checkpoint is not fsynced either way, so what the uplink's saved plan
+// covers after a crash is unchanged: records released and not yet
+// trimmed come back like records released before a power cut, and the
+// uplink sends its saved window again (the core recognises it).
 type Spool struct {
 	cfg       Config
 	log       zerolog.Logger
@@ -121,13 +133,19 @@ type Spool struct {
 	budgetMu sync.Mutex   // serializes budget checks and evictions
 	pending  atomic.Int64 // bytes admitted but not yet appended
 
-	// acctMu makes the counters and the lanes' start offsets change
-	// together, so Stats never shows a record both spooled and delivered
-	// (or neither). Taken after budgetMu.
-	acctMu                                sync.Mutex
+	// acctMu, one per lane, makes the lane's counters and start offset
+	// change together, so Stats never shows a record both spooled and
+	// delivered (or neither). Taken after budgetMu; never two at once.
+	// One per lane so that the alarm lane's appender never waits for a
+	// telemetry eviction.
+	acctMu                                [numLanes]sync.Mutex
 	accepted, delivered, evicted, expired [numLanes]atomic.Int64
-	expiredPending                        [numLanes]int64 // Expire'd, not released yet; under acctMu
-	bytesEvicted                          atomic.Int64
+	expiredPending                        [numLanes]int64 // Expire'd, not released yet; under acctMu[lane]
+	// released is each lane's start as the uplink released it: the log
+	// is trimmed to it lazily (see trim), so the lane starts at the
+	// greater of it and the log's own start. Written under acctMu[lane].
+	released     [numLanes]atomic.Int64
+	bytesEvicted atomic.Int64
 
 	quit chan struct{}
 	wg   sync.WaitGroup
@@ -241,10 +259,10 @@ func (s *Spool) Append(msgs ...Message) error {
 		if err != nil {
 			return s.appendError(Lane(l), err)
 		}
-		s.acctMu.Lock()
+		s.acctMu[l].Lock()
 		s.lanes[l].SetHighWatermark(res.LastOffset + 1)
 		s.accepted[l].Add(int64(len(batches[l])))
-		s.acctMu.Unlock()
+		s.acctMu[l].Unlock()
 	}
 	return nil
 }
@@ -254,6 +272,10 @@ func (s *Spool) Append(msgs ...Message) error {
 func (s *Spool) admit(size int64) error {
 	s.budgetMu.Lock()
 	defer s.budgetMu.Unlock()
+	if s.size()+s.pending.Load()+size > s.cfg.MaxBytes {
+		// Delivered records first: they may still be on disk.
+		s.trim()
+	}
 	for s.size()+s.pending.Load()+size > s.cfg.MaxBytes {
 		if !s.evictOldestTelemetry("budget") {
 			return fmt.Errorf("%w: %d of %d bytes used, nothing left to evict", ErrFull, s.size(), s.cfg.MaxBytes)
@@ -283,11 +305,11 @@ func (s *Spool) evictOldestTelemetry(why string) bool {
 		}
 		segs = l.Segments()
 	}
-	start := l.LogStartOffset()
+	s.acctMu[Telemetry].Lock()
+	defer s.acctMu[Telemetry].Unlock()
+	start := s.Start(Telemetry)
 	to := segs[0].Next
-	n := to - start
-	s.acctMu.Lock()
-	defer s.acctMu.Unlock()
+	n := max(to-start, 0) // records below start were delivered
 	if _, err := l.DeleteBefore(to); err != nil {
 		s.log.Error().Err(err).Msg("cannot evict telemetry")
 		return false
@@ -322,11 +344,11 @@ type Record struct {
 // the lane's start (released or evicted) is moved up to it.
 func (s *Spool) Read(lane Lane, offset int64, maxBytes int) ([]Record, int64, error) {
 	l := s.lanes[lane]
-	offset = max(offset, l.LogStartOffset())
+	offset = max(offset, s.Start(lane))
 	v, err := l.Read(offset, maxBytes)
 	if errors.Is(err, commitlog.ErrOffsetOutOfRange) {
-		// Released or evicted between the two calls: start over.
-		offset = max(offset, l.LogStartOffset())
+		// Evicted between the two calls: start over.
+		offset = max(offset, s.Start(lane))
 		v, err = l.Read(offset, maxBytes)
 	}
 	if err != nil {
@@ -384,10 +406,10 @@ func (s *Spool) Read(lane Lane, offset int64, maxBytes int) ([]Record, int64, er
 // asks to learn whether a full window is already spooled.
 func (s *Spool) Next(lane Lane, offset int64, maxBytes int) (int64, error) {
 	l := s.lanes[lane]
-	offset = max(offset, l.LogStartOffset())
+	offset = max(offset, s.Start(lane))
 	v, err := l.Read(offset, maxBytes)
 	if errors.Is(err, commitlog.ErrOffsetOutOfRange) {
-		offset = max(offset, l.LogStartOffset())
+		offset = max(offset, s.Start(lane))
 		v, err = l.Read(offset, maxBytes)
 	}
 	if err != nil {
@@ -413,25 +435,26 @@ func (s *Spool) SyncPolicy() SyncPolicy { return s.cfg.Sync }
 func (s *Spool) MaxBytes() int64 { return s.cfg.MaxBytes }
 
 // Start is the lane's first offset still spooled.
-func (s *Spool) Start(lane Lane) int64 { return s.lanes[lane].LogStartOffset() }
+func (s *Spool) Start(lane Lane) int64 {
+	return max(s.released[lane].Load(), s.lanes[lane].LogStartOffset())
+}
 
 // End is the offset the lane's next message will get.
 func (s *Spool) End(lane Lane) int64 { return s.lanes[lane].LogEndOffset() }
 
-// Release marks a lane's records below offset as delivered and frees
-// their space once whole segments are delivered.
+// Release marks a lane's records below offset as delivered: the lane
+// starts at offset from now on. It does no I/O: their space is freed
+// later, once whole segments are delivered (see Spool).
 func (s *Spool) Release(lane Lane, offset int64) error {
 	l := s.lanes[lane]
-	s.acctMu.Lock()
-	defer s.acctMu.Unlock()
-	start := l.LogStartOffset()
+	s.acctMu[lane].Lock()
+	defer s.acctMu[lane].Unlock()
+	start := s.Start(lane)
+	offset = min(offset, l.HighWatermark())
 	if offset <= start {
 		return nil
 	}
-	offset = min(offset, l.HighWatermark())
-	if _, err := l.DeleteBefore(offset); err != nil {
-		return fmt.Errorf("spool: lane %s: %w", lane, err)
-	}
+	s.released[lane].Store(offset)
 	n := offset - start
 	if p := min(s.expiredPending[lane], n); p > 0 {
 		s.expiredPending[lane] -= p // counted as expired, not as delivered
@@ -446,8 +469,8 @@ func (s *Spool) Release(lane Lane, offset int64) error {
 // message expiry) and releases with the records around them. Those n
 // are then not counted as delivered by Release.
 func (s *Spool) Expire(lane Lane, n int64) {
-	s.acctMu.Lock()
-	defer s.acctMu.Unlock()
+	s.acctMu[lane].Lock()
+	defer s.acctMu[lane].Unlock()
 	s.expired[lane].Add(n)
 	s.expiredPending[lane] += n
 }
@@ -462,18 +485,33 @@ type Stats struct {
 // Stats returns the accounting of each lane since Open; Spooled counts the
 // records still waiting, including those recovered from before Open.
 func (s *Spool) Stats() [numLanes]Stats {
-	s.acctMu.Lock()
-	defer s.acctMu.Unlock()
 	var out [numLanes]Stats
 	for l := Lane(0); l < numLanes; l++ {
 		lg := s.lanes[l]
+		s.acctMu[l].Lock()
 		out[l] = Stats{
 			Lane: l, Accepted: s.accepted[l].Load(), Delivered: s.delivered[l].Load(),
 			Evicted: s.evicted[l].Load(), Expired: s.expired[l].Load(),
-			Spool: lg.HighWatermark() - lg.LogStartOffset(), Bytes: lg.Size(),
+			Spool: lg.HighWatermark() - s.Start(l), Bytes: lg.Size(),
 		}
+		s.acctMu[l].Unlock()
 	}
 	return out
+}
+
+// trim cuts each lane's log to the start the uplink released: rewrites
+// the log's start checkpoint and deletes the segments wholly below it.
+// It changes nothing a reader sees (Start was already there).
+func (s *Spool) trim() {
+	for l, lg := range s.lanes {
+		to := s.released[l].Load()
+		if to <= lg.LogStartOffset() {
+			continue
+		}
+		if _, err := lg.DeleteBefore(to); err != nil && !errors.Is(err, commitlog.ErrClosed) {
+			s.log.Error().Err(err).Str("lane", Lane(l).String()).Msg("cannot trim delivered records")
+		}
+	}
 }
 
 // maintain expires old telemetry, applies log maintenance and unmaps idle
@@ -488,6 +526,7 @@ func (s *Spool) maintain() {
 			return
 		case <-t.C:
 			now := s.cfg.Now()
+			s.trim()
 			if s.cfg.MaxAge > 0 {
 				s.expire(now)
 			}
@@ -523,6 +562,7 @@ func (s *Spool) Close() error {
 	}
 	close(s.quit)
 	s.wg.Wait()
+	s.trim()
 	return s.closeLanes()
 }
 
