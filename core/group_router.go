@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -207,7 +206,7 @@ func (r *groupRouter) Find(ctx context.Context, key string) (int32, string, int1
 		st = r.b.State()
 	}
 	if ts := st.Topics[broker.OffsetsTopic]; ts != nil && !r.compacted.Load() {
-		r.compactOffsets(ctx, ts.Configs)
+		makeCompacted(ctx, r.b, r.log, broker.OffsetsTopic, ts.Configs, offsetsTopicConfigs(), &r.compacted)
 	}
 	ps, ok := st.Partition(broker.OffsetsTopic, r.partitionFor(key))
 	if !ok || ps.Leader == cluster.NoLeader {
@@ -353,29 +352,4 @@ func offsetsTopicConfigs() map[string]string {
 	seg := min(100<<20, commitlog.DefaultConfig().SegmentBytes)
 	return map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "flush.messages": "1",
 		"segment.bytes": strconv.FormatInt(seg, 10)}
-}
-
-// compactOffsets turns compaction on for an offsets topic created by a
-// version that did not compact it. Best effort: a failure is logged and
-// tried again at the next FindCoordinator.
-func (r *groupRouter) compactOffsets(ctx context.Context, configs map[string]string) {
-	if configs["cleanup.policy"] == "compact" {
-		r.compacted.Store(true)
-		return
-	}
-	merged := maps.Clone(configs)
-	if merged == nil {
-		merged = map[string]string{}
-	}
-	for k, v := range offsetsTopicConfigs() {
-		if _, set := merged[k]; !set || k == "cleanup.policy" {
-			merged[k] = v
-		}
-	}
-	if err := r.b.SetTopicConfigs(ctx, broker.OffsetsTopic, merged); err != nil {
-		r.log.Warn().Err(err).Msg("cannot make the offsets topic compacted")
-		return
-	}
-	r.compacted.Store(true)
-	r.log.Info().Msg("offsets topic is now compacted")
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,7 +187,7 @@ func (r *txnRouter) Find(ctx context.Context, key string) (int32, string, int16)
 		st = r.b.State()
 	}
 	if ts := st.Topics[broker.TxnTopic]; ts != nil && !r.compacted.Load() {
-		r.compactTxnTopic(ctx, ts.Configs)
+		makeCompacted(ctx, r.b, r.log, broker.TxnTopic, ts.Configs, txnTopicConfigs(), &r.compacted)
 	}
 	ps, ok := st.Partition(broker.TxnTopic, r.partitionFor(key))
 	if !ok || ps.Leader == cluster.NoLeader {
@@ -202,41 +200,13 @@ func (r *txnRouter) Find(ctx context.Context, key string) (int32, string, int16)
 	return ps.Leader, bi.KafkaAddr, 0
 }
 
-// txnTopicConfigs are the configs of __transaction_state: compacted, as
-// Kafka's (each transactional id keeps its newest state, an expired id's
-// tombstone goes after delete.retention.ms), in segments of at most
-// 100 MiB (transaction.state.log.segment.bytes), no time retention, and
-// fsynced at every write.
-func txnTopicConfigs() map[string]string {
-	seg := min(100<<20, commitlog.DefaultConfig().SegmentBytes)
-	return map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "flush.messages": "1",
-		"segment.bytes": strconv.FormatInt(seg, 10)}
-}
-
-// compactTxnTopic turns compaction on for a transaction topic created by
-// a version that did not compact it. Best effort: a failure is logged and
-// tried again at the next FindCoordinator.
-func (r *txnRouter) compactTxnTopic(ctx context.Context, configs map[string]string) {
-	if configs["cleanup.policy"] == "compact" {
-		r.compacted.Store(true)
-		return
-	}
-	merged := maps.Clone(configs)
-	if merged == nil {
-		merged = map[string]string{}
-	}
-	for k, v := range txnTopicConfigs() {
-		if _, set := merged[k]; !set || k == "cleanup.policy" {
-			merged[k] = v
-		}
-	}
-	if err := r.b.SetTopicConfigs(ctx, broker.TxnTopic, merged); err != nil {
-		r.log.Warn().Err(err).Msg("cannot make the transaction topic compacted")
-		return
-	}
-	r.compacted.Store(true)
-	r.log.Info().Msg("transaction topic is now compacted")
-}
+// txnTopicConfigs are the configs of __transaction_state: the same as
+// __consumer_offsets' (offsetsTopicConfigs), as Kafka's: compacted (each
+// transactional id keeps its newest state, an expired id's tombstone goes
+// after delete.retention.ms), in segments of at most 100 MiB
+// (transaction.state.log.segment.bytes), no time retention, and fsynced
+// at every write.
+func txnTopicConfigs() map[string]string { return offsetsTopicConfigs() }
 
 // OffsetsPartition implements kafka.Txns: the __consumer_offsets
 // partition of group, which AddOffsetsToTxn adds to a transaction.
