@@ -42,7 +42,10 @@ func BenchmarkIngestUserProperties(b *testing.B) {
 	}
 }
 
-func benchIngestUserProperties(b *testing.B, sync spool.SyncPolicy) {
+// newSpoolEdge returns an edge, not started, writing into a spool of
+// its own under sync; the spool is closed when b ends.
+func newSpoolEdge(b *testing.B, sync spool.SyncPolicy) *Edge {
+	b.Helper()
 	sc := spool.DefaultConfig()
 	sc.Sync = sync
 	sc.SegmentBytes = 8 << 20
@@ -51,7 +54,7 @@ func benchIngestUserProperties(b *testing.B, sync spool.SyncPolicy) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer sp.Close()
+	b.Cleanup(func() { sp.Close() })
 	cfg := DefaultConfig()
 	cfg.MQTTAddr = "127.0.0.1:0"
 	cfg.EdgeID = "edge-bench"
@@ -61,6 +64,11 @@ func benchIngestUserProperties(b *testing.B, sync spool.SyncPolicy) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return e
+}
+
+func benchIngestUserProperties(b *testing.B, sync spool.SyncPolicy) {
+	e := newSpoolEdge(b, sync)
 	if err := e.Start(); err != nil {
 		b.Fatal(err)
 	}

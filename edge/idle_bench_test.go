@@ -120,24 +120,7 @@ func benchIngestParking(b *testing.B, window int) {
 		r *bufio.Reader
 	}
 	open := func(park bool) target {
-		sc := spool.DefaultConfig()
-		sc.Sync = spool.SyncNever
-		sc.SegmentBytes = 8 << 20
-		sc.MaxBytes = 1 << 30
-		sp, err := spool.Open(b.TempDir(), sc)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { sp.Close() })
-		cfg := DefaultConfig()
-		cfg.MQTTAddr = "127.0.0.1:0"
-		cfg.EdgeID = "edge-bench"
-		cfg.AllowAnonymous = true
-		cfg.Logger = zerolog.Nop()
-		e, err := New(cfg, sp)
-		if err != nil {
-			b.Fatal(err)
-		}
+		e := newSpoolEdge(b, spool.SyncNever)
 		if !park {
 			e.srv.Options.ParkFn = nil
 		}

@@ -179,13 +179,7 @@ func TestTakeoverOfParkedConnection(t *testing.T) {
 // is left.
 func TestCloseEndsParkedConnections(t *testing.T) {
 	sink := &recSink{}
-	e, err := New(testConfig(t), sink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
+	e := startEdge(t, testConfig(t), sink)
 	const n = 50
 	var conns []*rawConn
 	for i := range n {
