@@ -17,10 +17,6 @@ import (
 //   - Calls after Stop are dropped. mochi's event loop and the last
 //     clients may still call hooks while the server closes, and the bolt
 //     hook reads and clears its db field without a lock.
-//   - The acknowledgement of an inbound QoS 1 publish is not written. mochi
-//     stores it as an inflight message and deletes it within the same call
-//     (server.go processPublish, lines 947-963): two bolt transactions,
-//     each with an fsync, for state that never outlives the call.
 //   - $SYS counters are not stored (a write every tick, and an error in the
 //     log on first start when there are none to read).
 //   - Stored inflight messages get their packet id back (see
@@ -39,20 +35,12 @@ type store struct {
 	mu      sync.RWMutex // held shared by every forwarded call; Stop takes it exclusively
 	stopped bool         // guarded by mu
 
-	skipMu  sync.Mutex           // guards skipped; taken inside mu
-	skipped map[skipKey]struct{} // inbound QoS 1 acks not written, until their completion
-
-	recMu    sync.Mutex          // guards recorded; taken inside mu, never with skipMu
+	recMu    sync.Mutex          // guards recorded; taken inside mu
 	recorded map[string]struct{} // ids of the clients with a record in the file
 }
 
-type skipKey struct {
-	cl *mqtt.Client
-	id uint16
-}
-
 func newStore() *store {
-	return &store{Hook: new(bolt.Hook), skipped: make(map[skipKey]struct{}), recorded: make(map[string]struct{})}
+	return &store{Hook: new(bolt.Hook), recorded: make(map[string]struct{})}
 }
 
 // cleanSession reports whether a client's session ends with its
@@ -131,13 +119,6 @@ func (s *store) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (s *store) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	s.skipMu.Lock()
-	for k := range s.skipped {
-		if k.cl == cl {
-			delete(s.skipped, k)
-		}
-	}
-	s.skipMu.Unlock()
 	if !expire || !s.hasRecord(cl.ID) {
 		return // the bolt hook deletes on expiry only
 	}
@@ -159,35 +140,14 @@ func (s *store) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
 	s.do(func() { s.Hook.OnRetainMessage(cl, pk, r) })
 }
 
-// OnQosPublish stores an inflight message, except the acknowledgement of
-// an inbound QoS 1 publish (a Puback: outbound messages are Publish
-// packets, inbound QoS 2 acknowledgements Pubrec packets).
+// OnQosPublish stores an outbound inflight message. The vendored mochi
+// calls the QoS hooks for the server's flows only: the acknowledgements
+// of a client's own publishes are neither stored nor resent.
 func (s *store) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
-	if pk.FixedHeader.Type == packets.Puback {
-		s.skipMu.Lock()
-		s.skipped[skipKey{cl, pk.PacketID}] = struct{}{}
-		s.skipMu.Unlock()
-		return
-	}
 	s.do(func() { s.Hook.OnQosPublish(cl, pk, sent, resends) })
 }
 
-// OnQosComplete deletes a completed inflight message, unless it is one
-// OnQosPublish did not write. Both calls for an inbound QoS 1 publish
-// happen on the client's read goroutine within one processPublish, where
-// no Puback from the client for an outbound message with the same id can
-// come between them.
 func (s *store) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	if pk.FixedHeader.Type == packets.Puback {
-		k := skipKey{cl, pk.PacketID}
-		s.skipMu.Lock()
-		_, skip := s.skipped[k]
-		delete(s.skipped, k)
-		s.skipMu.Unlock()
-		if skip {
-			return
-		}
-	}
 	s.do(func() { s.Hook.OnQosComplete(cl, pk) })
 }
 

@@ -287,9 +287,9 @@ func (cl *Client) NextPacketID() (i uint32, err error) {
 
 // ResendInflightMessages attempts to resend any pending inflight messages to connected clients.
 // fluxo patch: publishes are resent under flow control, in the session's
-// order, as the client's send quota allows (see flowcontrol.go); the
-// other packets (PUBREL, and PUBREC for the client's QoS 2 publishes) at
-// once.
+// order, as the client's send quota allows (see flowcontrol.go); PUBRELs
+// at once. The client's own QoS 2 flows are not resent: the client
+// resends their PUBREL (MQTT 5 §4.4).
 func (cl *Client) ResendInflightMessages(force bool) error {
 	if cl.State.Inflight.Len() == 0 {
 		return nil
@@ -315,12 +315,16 @@ func (cl *Client) ResendInflightMessages(force bool) error {
 }
 
 // ClearInflights deletes all inflight messages for the client, e.g. for a disconnected user with a clean session.
+// fluxo patch: the client's own QoS 2 flows too.
 func (cl *Client) ClearInflights() {
 	for _, tk := range cl.State.Inflight.GetAll(false) {
 		if ok := cl.State.Inflight.Delete(tk.PacketID); ok {
 			cl.ops.hooks.OnQosDropped(cl, tk)
 			atomic.AddInt64(&cl.ops.info.Inflight, -1)
 		}
+	}
+	if n := cl.State.Inflight.clearInbound(); n > 0 {
+		atomic.AddInt64(&cl.ops.info.Inflight, -int64(n))
 	}
 }
 

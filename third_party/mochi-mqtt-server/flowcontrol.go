@@ -95,8 +95,8 @@ func (i *Inflight) releaseLocked(send func(*packets.Packet) bool) int {
 
 // resendable returns the packets other than publishes that a reconnect
 // writes again, in the session's order: PUBRELs of outbound QoS 2 flows,
-// which hold send quota from now on, and the packets kept for the
-// client's QoS 2 publishes.
+// which hold send quota from now on (and whatever else an older store
+// put in the session).
 func (i *Inflight) resendable() []packets.Packet {
 	i.Lock()
 	defer i.Unlock()

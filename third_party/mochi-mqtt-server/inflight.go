@@ -57,21 +57,73 @@ type queuedRef struct {
 // Inflight is a map of InflightMessage keyed on packet id.
 type Inflight struct {
 	sync.RWMutex
-	internal            map[uint16]inflightEntry // internal contains the inflight packets
-	queue               []queuedRef              // fluxo patch: publishes waiting for send quota, oldest first; may hold stale refs
-	seq                 uint64                   // fluxo patch: seq of the next new entry
-	held                int32                    // fluxo patch: entries in state inflightSent
-	waiting             atomic.Int32             // fluxo patch: entries in state inflightQueued (read without the lock)
-	receiveQuota        int32                    // remaining inbound qos quota for flow control
-	maximumReceiveQuota int32                    // maximum allowed receive quota
-	maximumSendQuota    int32                    // maximum allowed send quota (the client's Receive Maximum; 0: none)
+	internal            map[uint16]inflightEntry  // internal contains the inflight packets
+	queue               []queuedRef               // fluxo patch: publishes waiting for send quota, oldest first; may hold stale refs
+	seq                 uint64                    // fluxo patch: seq of the next new entry
+	held                int32                     // fluxo patch: entries in state inflightSent
+	waiting             atomic.Int32              // fluxo patch: entries in state inflightQueued (read without the lock)
+	receiveQuota        int32                     // remaining inbound qos quota for flow control
+	maximumReceiveQuota int32                     // maximum allowed receive quota
+	maximumSendQuota    int32                     // maximum allowed send quota (the client's Receive Maximum; 0: none)
+	inbound             map[uint16]packets.Packet // fluxo patch: the PUBRECs of the client's QoS 2 publishes awaiting its PUBREL, by the client's packet ids
 }
 
 // NewInflights returns a new instance of an Inflight packets map.
 func NewInflights() *Inflight {
 	return &Inflight{
 		internal: map[uint16]inflightEntry{},
+		inbound:  map[uint16]packets.Packet{},
 	}
+}
+
+// fluxo patch: the client and the server number their packets apart
+// (MQTT 5 §2.2.1): the client's SUBSCRIBE, UNSUBSCRIBE and QoS 1/2
+// PUBLISH ids from its own space, the server's outbound publishes from
+// another. Upstream kept both in the one map, so a client reusing an id
+// the server had on an unacknowledged outbound publish got its SUBSCRIBE
+// refused with 0x91 "packet identifier in use", and its QoS 1/2 publish
+// overwrote or deleted the outbound message, which was then never resent.
+// The client's flows now live in inbound, and only they make an id of the
+// client's in use.
+
+// SetInbound keeps the PUBREC of the client's QoS 2 publish until its
+// PUBREL; true if the id was not held.
+func (i *Inflight) SetInbound(pk packets.Packet) bool {
+	i.Lock()
+	defer i.Unlock()
+	if i.inbound == nil {
+		i.inbound = map[uint16]packets.Packet{}
+	}
+	_, ok := i.inbound[pk.PacketID]
+	i.inbound[pk.PacketID] = pk
+	return !ok
+}
+
+// GetInbound returns the PUBREC kept for the client's QoS 2 publish id.
+func (i *Inflight) GetInbound(id uint16) (packets.Packet, bool) {
+	i.RLock()
+	defer i.RUnlock()
+	pk, ok := i.inbound[id]
+	return pk, ok
+}
+
+// DeleteInbound ends the client's QoS 2 flow id; true if it was held.
+func (i *Inflight) DeleteInbound(id uint16) bool {
+	i.Lock()
+	defer i.Unlock()
+	_, ok := i.inbound[id]
+	delete(i.inbound, id)
+	return ok
+}
+
+// clearInbound ends all the client's QoS 2 flows and returns how many
+// there were.
+func (i *Inflight) clearInbound() int {
+	i.Lock()
+	defer i.Unlock()
+	n := len(i.inbound)
+	clear(i.inbound)
+	return n
 }
 
 // Set adds or updates an inflight packet by packet id. An update keeps
@@ -90,7 +142,7 @@ func (i *Inflight) Set(m packets.Packet) bool {
 	return !ok
 }
 
-// Get returns an inflight packet by packet id.
+// Get returns the packet of an outbound flow by the server's packet id.
 func (i *Inflight) Get(id uint16) (packets.Packet, bool) {
 	i.RLock()
 	defer i.RUnlock()
@@ -115,11 +167,11 @@ func (i *Inflight) getSent(id uint16) (packets.Packet, bool) {
 	return packets.Packet{}, false
 }
 
-// Len returns the size of the inflight messages map.
+// Len returns the number of inflight flows, both directions'.
 func (i *Inflight) Len() int {
 	i.RLock()
 	defer i.RUnlock()
-	return len(i.internal)
+	return len(i.internal) + len(i.inbound)
 }
 
 // Clone returns a new instance of Inflight with the same message data.
@@ -132,6 +184,9 @@ func (i *Inflight) Clone() *Inflight {
 	c.seq = i.seq
 	for k, e := range i.internal {
 		c.internal[k] = e
+	}
+	for k, pk := range i.inbound {
+		c.inbound[k] = pk
 	}
 	i.RUnlock()
 	c.resume()

@@ -857,6 +857,15 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		return nil
 	}
 
+	// fluxo patch: a QoS 2 publish the client sends again before its
+	// PUBREL is acknowledged again and not delivered twice (upstream
+	// answered a PUBREC with 0x91, which ends the client's flow).
+	if !cl.Net.Inline && pk.FixedHeader.Qos == 2 {
+		if _, ok := cl.State.Inflight.GetInbound(pk.PacketID); ok { // [MQTT-4.3.3-10]
+			return cl.WritePacket(s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.CodeSuccess))
+		}
+	}
+
 	if atomic.LoadInt32(&cl.State.Inflight.receiveQuota) == 0 {
 		return s.DisconnectClient(cl, packets.ErrReceiveMaximum) // ~[MQTT-3.3.4-7] ~[MQTT-3.3.4-8]
 	}
@@ -885,18 +894,6 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	if expiry := minimum(s.Options.Capabilities.MaximumMessageExpiryInterval,
 		int64(pk.Properties.MessageExpiryInterval)); expiry > 0 {
 		pk.Expiry = pk.Created + expiry
-	}
-
-	if !cl.Net.Inline {
-		if pki, ok := cl.State.Inflight.Get(pk.PacketID); ok {
-			if pki.FixedHeader.Type == packets.Pubrec { // [MQTT-4.3.3-10]
-				ack := s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.ErrPacketIdentifierInUse)
-				return cl.WritePacket(ack)
-			}
-			if ok := cl.State.Inflight.Delete(pk.PacketID); ok { // [MQTT-4.3.2-5]
-				atomic.AddInt64(&s.Info.Inflight, -1)
-			}
-		}
 	}
 
 	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // [MQTT-3.3.2-11]
@@ -941,9 +938,16 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		ack = s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.CodeSuccess) // [MQTT-3.3.4-1] [MQTT-4.3.3-8]
 	}
 
-	if ok := cl.State.Inflight.Set(ack); ok {
-		atomic.AddInt64(&s.Info.Inflight, 1)
-		s.hooks.OnQosPublish(cl, ack, ack.Created, 0)
+	// fluxo patch: the client's flows are kept apart from the server's
+	// (see Inflight.SetInbound), and the QoS hooks, which store the
+	// messages a session resends, see only the server's: a PUBACK or
+	// PUBREC is never resent, and stored under the client's id it
+	// replaced the outbound message the server had under the same id. A
+	// QoS 1 flow ends with its PUBACK.
+	if pk.FixedHeader.Qos == 2 {
+		if ok := cl.State.Inflight.SetInbound(ack); ok {
+			atomic.AddInt64(&s.Info.Inflight, 1)
+		}
 	}
 
 	err = cl.WritePacket(ack)
@@ -952,11 +956,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	}
 
 	if pk.FixedHeader.Qos == 1 {
-		if ok := cl.State.Inflight.Delete(ack.PacketID); ok {
-			atomic.AddInt64(&s.Info.Inflight, -1)
-		}
 		cl.State.Inflight.IncreaseReceiveQuota()
-		s.hooks.OnQosComplete(cl, ack)
 	}
 
 	s.publishToSubscribers(pk)
@@ -1176,30 +1176,27 @@ func (s *Server) processPubrec(cl *Client, pk packets.Packet) error {
 
 // processPubrel processes a Pubrel packet, denoting completion of a QOS 2 packet sent from the client.
 func (s *Server) processPubrel(cl *Client, pk packets.Packet) error {
-	if _, ok := cl.State.Inflight.Get(pk.PacketID); !ok { // [MQTT-4.3.3-7] [MQTT-4.3.3-13]
+	if _, ok := cl.State.Inflight.GetInbound(pk.PacketID); !ok { // [MQTT-4.3.3-7] [MQTT-4.3.3-13]
 		return cl.WritePacket(s.buildAck(pk.PacketID, packets.Pubcomp, 0, pk.Properties, packets.ErrPacketIdentifierNotFound))
 	}
 
 	if pk.ReasonCode >= packets.ErrUnspecifiedError.Code || !pk.ReasonCodeValid() { // [MQTT-4.3.3-9]
-		if ok := cl.State.Inflight.Delete(pk.PacketID); ok {
+		if ok := cl.State.Inflight.DeleteInbound(pk.PacketID); ok {
 			atomic.AddInt64(&s.Info.Inflight, -1)
+			cl.State.Inflight.IncreaseReceiveQuota()
 		}
-		cl.ops.hooks.OnQosDropped(cl, pk)
 		return nil
 	}
 
 	ack := s.buildAck(pk.PacketID, packets.Pubcomp, 0, pk.Properties, packets.CodeSuccess) // [MQTT-4.3.3-11]
-	cl.State.Inflight.Set(ack)
-
 	err := cl.WritePacket(ack)
 	if err != nil {
 		return err
 	}
 
-	cl.State.Inflight.IncreaseReceiveQuota()             // +1 RECV QUOTA (fluxo patch: not the send quota, not this flow's)
-	if ok := cl.State.Inflight.Delete(pk.PacketID); ok { // [MQTT-4.3.3-12]
+	if ok := cl.State.Inflight.DeleteInbound(pk.PacketID); ok { // [MQTT-4.3.3-12]
 		atomic.AddInt64(&s.Info.Inflight, -1)
-		s.hooks.OnQosComplete(cl, pk)
+		cl.State.Inflight.IncreaseReceiveQuota() // +1 RECV QUOTA (fluxo patch: not the send quota, not this flow's)
 	}
 
 	return nil
@@ -1225,7 +1222,7 @@ func (s *Server) processPubcomp(cl *Client, pk packets.Packet) error {
 func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 	pk = s.hooks.OnSubscribe(cl, pk)
 	code := packets.CodeSuccess
-	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
+	if _, ok := cl.State.Inflight.GetInbound(pk.PacketID); ok { // fluxo patch: the client's own ids only
 		code = packets.ErrPacketIdentifierInUse
 	}
 
@@ -1299,7 +1296,7 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 // processUnsubscribe processes an unsubscribe packet.
 func (s *Server) processUnsubscribe(cl *Client, pk packets.Packet) error {
 	code := packets.CodeSuccess
-	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
+	if _, ok := cl.State.Inflight.GetInbound(pk.PacketID); ok { // fluxo patch: the client's own ids only
 		code = packets.ErrPacketIdentifierInUse
 	}
 
@@ -1664,7 +1661,11 @@ func (s *Server) loadClients(v []storage.Client) {
 func (s *Server) loadInflight(v []storage.Message) {
 	for _, msg := range v {
 		if client, ok := s.Clients.Get(msg.Client); ok {
-			client.State.Inflight.Set(msg.ToPacket())
+			if pk := msg.ToPacket(); pk.FixedHeader.Type == packets.Pubrec {
+				client.State.Inflight.SetInbound(pk) // fluxo patch: the client's QoS 2 flow
+			} else {
+				client.State.Inflight.Set(pk)
+			}
 		}
 	}
 }
