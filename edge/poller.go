@@ -101,6 +101,7 @@ type parking struct {
 	once     bool        // parked before: the handshake is over
 	deadline time.Time   // the read deadline last set on the connection (mochi's keep-alive)
 	short    bool        // the read deadline applied is parkAfter from the last SetDeadline, not deadline
+	rd, wd   time.Time   // the read and write deadlines applied to the socket
 	timer    *time.Timer // keep-alive of a parked connection; created at the first park with one
 }
 
@@ -109,22 +110,65 @@ type parking struct {
 // before every packet; with a poller the read side gets parkAfter from
 // now (the wait before parking) or t if it comes first, and mochi's is
 // put back by the read that hits it (extend).
+//
+// A deadline that moves later by less than an eighth of its distance from
+// now is left as applied (see stale): mochi moves both before every
+// packet, and re-arming the socket's two timers for each was a few
+// percent of a busy edge's CPU. An applied deadline is never later than
+// the one asked for, and at most an eighth of its span earlier.
 func (c *bufConn) SetDeadline(t time.Time) error {
 	if c.p == nil {
 		return c.Conn.SetDeadline(t)
 	}
+	now := time.Now()
 	c.pk.mu.Lock()
 	defer c.pk.mu.Unlock()
 	c.pk.deadline = t
-	short := time.Now().Add(parkAfter)
+	short := now.Add(parkAfter)
 	if !t.IsZero() && t.Before(short) {
 		short = t
 	}
 	c.pk.short = true
+	if stale(c.pk.wd, t, now) {
+		if err := c.Conn.SetWriteDeadline(t); err != nil {
+			return err
+		}
+		c.pk.wd = t
+	}
+	if stale(c.pk.rd, short, now) {
+		if err := c.Conn.SetReadDeadline(short); err != nil {
+			return err
+		}
+		c.pk.rd = short
+	}
+	return nil
+}
+
+// stale reports whether deadline want must replace the applied one: it
+// is earlier, or later by more than an eighth of the time from now to it.
+// The zero time is no deadline.
+func stale(applied, want, now time.Time) bool {
+	switch {
+	case want.IsZero() || applied.IsZero():
+		return !want.Equal(applied)
+	case want.Before(applied):
+		return true
+	}
+	return want.Sub(applied) > want.Sub(now)/8
+}
+
+// SetWriteDeadline sets the write deadline alone.
+func (c *bufConn) SetWriteDeadline(t time.Time) error {
+	if c.p == nil {
+		return c.Conn.SetWriteDeadline(t)
+	}
+	c.pk.mu.Lock()
+	defer c.pk.mu.Unlock()
 	if err := c.Conn.SetWriteDeadline(t); err != nil {
 		return err
 	}
-	return c.Conn.SetReadDeadline(short)
+	c.pk.wd = t
+	return nil
 }
 
 // extend gives the connection mochi's read deadline back after a read
@@ -141,7 +185,11 @@ func (c *bufConn) extend() bool {
 	if !rd.IsZero() && !time.Now().Before(rd) {
 		return false
 	}
-	return c.Conn.SetReadDeadline(rd) == nil
+	if c.Conn.SetReadDeadline(rd) != nil {
+		return false
+	}
+	c.pk.rd = rd
+	return true
 }
 
 // SetReadDeadline is SetDeadline for reads alone.
@@ -150,7 +198,11 @@ func (c *bufConn) SetReadDeadline(t time.Time) error {
 	defer c.pk.mu.Unlock()
 	c.pk.deadline = t
 	c.pk.short = false
-	return c.Conn.SetReadDeadline(t)
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	c.pk.rd = t
+	return nil
 }
 
 // quiet waits for bytes until the short read deadline of SetDeadline

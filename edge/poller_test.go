@@ -228,3 +228,30 @@ func TestSlowPacketOutlastsParkWait(t *testing.T) {
 		}
 	}
 }
+
+// A deadline is re-armed when it comes earlier, or later by more than an
+// eighth of its distance from now; never left later than asked.
+func TestDeadlineStale(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var zero time.Time
+	for _, tc := range []struct {
+		name          string
+		applied, want time.Time
+		stale         bool
+	}{
+		{"none applied, none wanted", zero, zero, false},
+		{"none applied, one wanted", zero, now.Add(time.Second), true},
+		{"one applied, none wanted", now.Add(time.Second), zero, true},
+		{"the same", now.Add(time.Second), now.Add(time.Second), false},
+		{"earlier", now.Add(time.Second), now.Add(time.Second - time.Millisecond), true},
+		{"later by an eighth", now.Add(700 * time.Millisecond), now.Add(800 * time.Millisecond), false},
+		{"later by more than an eighth", now.Add(699 * time.Millisecond), now.Add(800 * time.Millisecond), true},
+		{"keep-alive 60 s moved 5 s", now.Add(85 * time.Second), now.Add(90 * time.Second), false},
+		{"keep-alive 60 s moved 12 s", now.Add(78 * time.Second), now.Add(90 * time.Second), true},
+		{"applied already past", now.Add(-time.Millisecond), now.Add(200 * time.Millisecond), true},
+	} {
+		if got := stale(tc.applied, tc.want, now); got != tc.stale {
+			t.Errorf("%s: stale = %v, want %v", tc.name, got, tc.stale)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -364,6 +365,14 @@ func (s *Spool) Read(lane Lane, offset int64, maxBytes int) ([]Record, int64, er
 	var topic string       // the last topic seen, so equal ones share the string
 	var derr error
 	err = commitlog.Batches(data, func(b commitlog.Batch, raw []byte) bool {
+		// Room for the batch's records, and for as many headers again
+		// per record as the records so far had.
+		if n := int(max(b.NumRecords, 0)); n > 0 {
+			if len(out) > 0 {
+				hdrs = slices.Grow(hdrs, n*len(hdrs)/len(out))
+			}
+			out = slices.Grow(out, n)
+		}
 		derr = commitlog.Records(b, raw, func(off, ts int64, r *kmsg.Record) bool {
 			if off < offset {
 				return true
