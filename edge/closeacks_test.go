@@ -2,7 +2,9 @@ package edge
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -213,6 +215,65 @@ func TestCloseAcknowledgesHeldWithSpool(t *testing.T) {
 		sp.Close()
 		if n == 0 {
 			t.Fatalf("round %d: nothing stored", round)
+		}
+	}
+}
+
+// TestCloseEndsConnectionsInOrder: a device that keeps sending while the
+// edge closes gets every acknowledgement the edge owes it, then the end
+// of the stream, not a reset. Closing a socket with unread bytes resets
+// it, and a client that meets the reset while writing drops what it had
+// not read yet: the acknowledgements of publishes the edge stored, which
+// it then sends again.
+func TestCloseEndsConnectionsInOrder(t *testing.T) {
+	for round := range 3 {
+		sink := &recSink{}
+		e := startEdge(t, testConfig(t), sink)
+		c := dialRaw(t, e.Addr())
+		c.connect(4, fmt.Sprintf("linger-%d", round), "", "")
+
+		// The device publishes without waiting for acknowledgements,
+		// until the edge is gone.
+		writerDone := make(chan struct{})
+		go func() {
+			defer close(writerDone)
+			for i := 0; ; i++ {
+				id := uint16(i%60000 + 1)
+				p := packet(0x32, str("fleet/linger/telemetry"), []byte{byte(id >> 8), byte(id)}, []byte(fmt.Sprintf("m%d", i)))
+				if _, err := c.Write(p); err != nil {
+					return
+				}
+				if i%8 == 7 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+		acks := 0
+		var readErr error
+		closed := make(chan error, 1)
+		for {
+			first, _, err := c.readPacket()
+			if err != nil {
+				readErr = err
+				break
+			}
+			if first == 0x40 {
+				acks++
+			}
+			if acks == 200 {
+				go func() { closed <- e.Close() }()
+			}
+		}
+		c.Close()
+		<-writerDone
+		if err := <-closed; err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(readErr, io.EOF) {
+			t.Errorf("round %d: the connection ended with %v, want the end of the stream", round, readErr)
+		}
+		if stored := len(sink.all()); acks != stored {
+			t.Errorf("round %d: got %d acknowledgements for %d stored publishes", round, acks, stored)
 		}
 	}
 }

@@ -305,7 +305,9 @@ func (e *Edge) closeListeners() {
 // Close stops the listeners, disconnects the clients and closes the state
 // database. The wills of the clients it disconnects still reach local
 // subscribers, as MQTT wants, but are not spooled: the devices did not go
-// away, the edge did. Close may be called more than once.
+// away, the edge did. Each connection ends in order, its acknowledgements
+// written before the end of the stream (firstRead.Close). Close may be
+// called more than once.
 func (e *Edge) Close() error {
 	e.closing.Store(true)
 	e.mu.Lock()
@@ -319,6 +321,7 @@ func (e *Edge) Close() error {
 		e.quiesce()
 	}
 	err := e.srv.Close() // returns once every connection has ended
+	e.gate.lingering.Wait()
 	if e.poller != nil {
 		e.poller.close()
 	}

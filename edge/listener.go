@@ -70,6 +70,9 @@ type connGate struct {
 	// reading another packet; parked counts the readers parked.
 	quiescing atomic.Bool
 	parked    atomic.Int64
+	// lingering counts the connections closing in order (firstRead.Close)
+	// while the edge closes; Edge.Close waits for them.
+	lingering sync.WaitGroup
 }
 
 // enter admits a connection, or reports false once the gate is closed.
@@ -109,6 +112,7 @@ type firstRead struct {
 	started func()
 	gate    *connGate
 	closed  atomic.Bool
+	lingers atomic.Bool // closing in order (Close)
 }
 
 // SetDeadline keeps the read deadline in the past while the edge
@@ -129,10 +133,63 @@ func (c *firstRead) SetReadDeadline(t time.Time) error {
 	return c.Conn.SetReadDeadline(t)
 }
 
+// lingerTimeout bounds how long a connection closed by a closing edge
+// reads what its device still sends, after the edge's last bytes and its
+// FIN, before it is closed.
+const lingerTimeout = time.Second
+
 // Close closes the connection and releases a parked reader.
+//
+// While the edge closes, the device is usually still sending (its next
+// publish, a PINGREQ) and the edge no longer reads: closing a socket with
+// unread bytes makes the kernel answer with a reset, and a device that
+// meets the reset in a write tears its connection down without reading
+// the acknowledgements already on their way, so it sends those publishes
+// again to the next edge, which stores them twice. So the edge closes in
+// order instead, as web servers do (lingering close): its side of the
+// stream is shut after its last bytes (FIN), then what the device still
+// sends is read and dropped (it was not acknowledged, so the device sends
+// it again) until the device closes too, or for lingerTimeout; only then
+// is the socket closed, on a goroutine of its own.
 func (c *firstRead) Close() error {
-	c.closed.Store(true)
-	return c.Conn.Close()
+	if c.lingers.Load() {
+		return nil // closed by its lingering goroutine
+	}
+	if c.closed.Swap(true) {
+		return c.Conn.Close()
+	}
+	if c.gate == nil || !c.gate.quiescing.Load() {
+		return c.Conn.Close()
+	}
+	cw := closeWriter(c.Conn)
+	if cw == nil || cw.CloseWrite() != nil {
+		return c.Conn.Close()
+	}
+	c.lingers.Store(true)
+	c.gate.lingering.Add(1)
+	go func() {
+		defer c.gate.lingering.Done()
+		_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTimeout))
+		_, _ = io.Copy(io.Discard, c.Conn)
+		_ = c.Conn.Close()
+	}()
+	return nil
+}
+
+// closeWriter finds the connection under the edge's wrappers that can
+// shut its writing side (TCP, TLS).
+func closeWriter(c net.Conn) interface{ CloseWrite() error } {
+	for c != nil {
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			return cw
+		}
+		u, ok := c.(unwrapper)
+		if !ok {
+			return nil
+		}
+		c = u.Unwrap()
+	}
+	return nil
 }
 
 // park holds the reader of a quiescing edge until the connection closes.
