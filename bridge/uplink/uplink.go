@@ -732,12 +732,18 @@ func (l *lane) planWindow(ctx context.Context, recs []spool.Record, stream strin
 		}
 	}
 	l.pinned = nil
-	for _, r := range recs {
-		tp := tpKey(r.Topic, partitionFor(r.Key, w.Partitions[r.Topic]))
-		if _, ok := w.Seqs[tp]; !ok {
-			w.Seqs[tp] = l.st.Seqs[tp]
-		}
-		w.Counts[tp]++
+	type tpID struct {
+		topic string
+		p     int32
+	}
+	counts := map[tpID]int{} // by partition, without a key string per record
+	for i := range recs {
+		counts[tpID{recs[i].Topic, partitionFor(recs[i].Key, w.Partitions[recs[i].Topic])}]++
+	}
+	for id, n := range counts {
+		tp := tpKey(id.topic, id.p)
+		w.Seqs[tp] = l.st.Seqs[tp]
+		w.Counts[tp] = n
 	}
 	l.st.Window = w
 	if err := l.state.write(&l.st); err != nil {
