@@ -2,6 +2,8 @@ package uplink
 
 import (
 	"hash/crc32"
+	"slices"
+	"sync"
 
 	"github.com/klauspost/compress/s2"
 
@@ -29,7 +31,16 @@ func encodeBatch(recs []spool.Record, pid int64, epoch int16, baseSeq int32, com
 			size += 8 + len(h.Key) + len(h.Value)
 		}
 	}
-	body := make([]byte, commitlog.HeaderSize, size)
+	var scratch *[]byte
+	var body []byte
+	if compress {
+		// The records are encoded into a pooled buffer, which only
+		// feeds the compressor.
+		scratch = encodeBufs.Get().(*[]byte)
+		body = slices.Grow((*scratch)[:0], size)[:commitlog.HeaderSize]
+	} else {
+		body = make([]byte, commitlog.HeaderSize, size)
+	}
 	for i, r := range recs {
 		ts := r.Time.UnixMilli()
 		maxTS = max(maxTS, ts)
@@ -40,6 +51,10 @@ func encodeBatch(recs []spool.Record, pid int64, epoch int16, baseSeq int32, com
 	if compress {
 		out := make([]byte, commitlog.HeaderSize+s2.MaxEncodedLen(raw))
 		enc := s2.EncodeSnappyBetter(out[commitlog.HeaderSize:], body[commitlog.HeaderSize:])
+		if cap(body) <= maxPooledEncodeBuf {
+			*scratch = body[:0]
+			encodeBufs.Put(scratch)
+		}
 		body = out[:commitlog.HeaderSize+len(enc)]
 		attrs = commitlog.CompressionSnappy
 	}
@@ -48,3 +63,11 @@ func encodeBatch(recs []spool.Record, pid int64, epoch int16, baseSeq int32, com
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// encodeBufs holds the buffers records are encoded into before they are
+// compressed: a window's worth (up to MaxBatchBytes) each window, which
+// was allocated and cleared anew every time. Buffers past
+// maxPooledEncodeBuf are left to the collector.
+var encodeBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledEncodeBuf = 4 << 20
