@@ -193,7 +193,7 @@ func TestCompactedTopic(t *testing.T) {
 	}
 	// Progress is exported.
 	m := scrape(t, node)
-	for _, want := range []string{`fluxo_core_log_cleaner_dirty_ratio{partition="0",topic="state"}`, "fluxo_core_log_cleaner_runs_total"} {
+	for _, want := range []string{`fluxo_core_log_cleaner_dirty_ratio{partition="0",topic="state"}`, "fluxo_core_log_cleaner_runs_total", "fluxo_core_log_cleaner_given_up_total"} {
 		if !strings.Contains(m, want) {
 			t.Fatalf("metrics lack %s", want)
 		}

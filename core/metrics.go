@@ -21,7 +21,7 @@ type brokerCollector struct {
 	quorumLost                                                       *prometheus.Desc
 
 	// The log cleaner (compacted topics).
-	dirtyRatio, cleanerRead, cleanerWritten, cleanerRuns, cleanerErrors, cleanerLast, cleanerLastDur *prometheus.Desc
+	dirtyRatio, cleanerRead, cleanerWritten, cleanerRuns, cleanerErrors, cleanerGaveUp, cleanerLast, cleanerLastDur *prometheus.Desc
 }
 
 func newBrokerCollector(b *broker.Broker, groups func() []*group.Coordinator) *brokerCollector {
@@ -53,6 +53,7 @@ func newBrokerCollector(b *broker.Broker, groups func() []*group.Coordinator) *b
 		cleanerWritten: prometheus.NewDesc("fluxo_core_log_cleaner_written_bytes_total", "Cleaned segment bytes written by the log cleaner.", nil, nil),
 		cleanerRuns:    prometheus.NewDesc("fluxo_core_log_cleaner_runs_total", "Cleanings that rewrote segments.", nil, nil),
 		cleanerErrors:  prometheus.NewDesc("fluxo_core_log_cleaner_errors_total", "Cleanings that failed.", nil, nil),
+		cleanerGaveUp:  prometheus.NewDesc("fluxo_core_log_cleaner_given_up_total", "Cleanings given up because the log changed under them (retention, truncation); the log is cleaned on a later pass.", nil, nil),
 		cleanerLast: prometheus.NewDesc("fluxo_core_log_cleaner_last_run_timestamp_seconds",
 			"When the last cleaning that rewrote segments ended (0: none yet).", nil, nil),
 		cleanerLastDur: prometheus.NewDesc("fluxo_core_log_cleaner_last_run_seconds", "How long the last cleaning took.", nil, nil),
@@ -63,7 +64,7 @@ func newBrokerCollector(b *broker.Broker, groups func() []*group.Coordinator) *b
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.topics, c.partitions, c.logEnd, c.hw, c.logStart, c.logBytes,
 		c.bytesIn, c.recordsIn, c.bytesOut, c.recordsOut, c.groupL, c.led, c.underReplicated, c.isrShrinks, c.isrExpands, c.quorumLost,
-		c.dirtyRatio, c.cleanerRead, c.cleanerWritten, c.cleanerRuns, c.cleanerErrors, c.cleanerLast, c.cleanerLastDur} {
+		c.dirtyRatio, c.cleanerRead, c.cleanerWritten, c.cleanerRuns, c.cleanerErrors, c.cleanerGaveUp, c.cleanerLast, c.cleanerLastDur} {
 		ch <- d
 	}
 }
@@ -123,6 +124,7 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.cleanerWritten, prometheus.CounterValue, float64(cs.BytesWritten))
 	ch <- prometheus.MustNewConstMetric(c.cleanerRuns, prometheus.CounterValue, float64(cs.Runs))
 	ch <- prometheus.MustNewConstMetric(c.cleanerErrors, prometheus.CounterValue, float64(cs.Errors))
+	ch <- prometheus.MustNewConstMetric(c.cleanerGaveUp, prometheus.CounterValue, float64(cs.GaveUp))
 	last := 0.0
 	if !cs.LastRun.IsZero() {
 		last = float64(cs.LastRun.UnixMilli()) / 1000
