@@ -54,8 +54,9 @@
 // when it is sealed. An active segment that starts without entries keeps
 // both in anonymous memory instead, so that its first write creates one
 // file: they are written to their files when it is sealed, put to sleep,
-// truncated or closed, or synced once it holds 4 MiB; a crash before that
-// leaves a .log without them, and recovery rebuilds them.
+// truncated or closed, synced once it holds 4 MiB, or written past 64 MiB;
+// a crash before that leaves a .log without them, and recovery rebuilds
+// them.
 //
 // # Checkpoints
 //

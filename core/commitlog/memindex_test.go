@@ -89,7 +89,7 @@ func checkLookups(t *testing.T, l *Log, want [][]byte) {
 // stay in memory, where readers find them, until they must be on disk.
 // Each way they get there leaves files holding the entries readers saw.
 func TestFirstWriteCreatesOneFile(t *testing.T) {
-	for _, how := range []string{"close", "roll", "sleep", "truncate", "sync"} {
+	for _, how := range []string{"close", "roll", "sleep", "truncate", "sync", "grow"} {
 		t.Run(how, func(t *testing.T) {
 			dir := t.TempDir()
 			cfg := DefaultConfig()
@@ -172,6 +172,21 @@ func TestFirstWriteCreatesOneFile(t *testing.T) {
 					t.Fatal(err)
 				}
 				_, idx, tidx = memEntries(t, l)
+			case "grow":
+				// No sync: the write past memIndexMaxBytes makes them.
+				for i := 200; ; i++ {
+					if _, err := os.Stat(idxPath); err == nil {
+						if l.Size() < memIndexMaxBytes {
+							t.Fatalf("index file written at %d bytes, before memIndexMaxBytes", l.Size())
+						}
+						break
+					}
+					if l.Size() > memIndexMaxBytes+1<<20 {
+						t.Fatalf("no index file at %d bytes, past memIndexMaxBytes", l.Size())
+					}
+					appendOne(i, 200000)
+				}
+				_, idx, tidx = memEntries(t, l)
 			}
 			gotIdx, err := os.ReadFile(idxPath)
 			if err != nil {
@@ -181,10 +196,19 @@ func TestFirstWriteCreatesOneFile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("after %s: %v", how, err)
 			}
+			if how == "grow" {
+				// Written to since: space is reserved past the entries.
+				if len(gotIdx) > len(idx) && allZero(gotIdx[len(idx):]) {
+					gotIdx = gotIdx[:len(idx)]
+				}
+				if len(gotTidx) > len(tidx) && allZero(gotTidx[len(tidx):]) {
+					gotTidx = gotTidx[:len(tidx)]
+				}
+			}
 			if !bytes.Equal(gotIdx, idx) || !bytes.Equal(gotTidx, tidx) {
 				t.Fatalf("after %s: index files hold %d and %d bytes, want the %d and %d in memory, equal", how, len(gotIdx), len(gotTidx), len(idx), len(tidx))
 			}
-			if how == "sync" || how == "truncate" {
+			if how == "sync" || how == "truncate" || how == "grow" {
 				// Later entries go to the files (their mapping).
 				for i, n := len(want), len(want)+50; i < n; i++ {
 					appendOne(i, 3000)

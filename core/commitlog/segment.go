@@ -27,7 +27,8 @@ const (
 // open. A segment that starts without index entries keeps its indexes in
 // anonymous memory (memIdx), so its first write creates one file, the
 // .log; they get their files (persistIndexes) when it is sealed, put to
-// sleep, truncated or closed, or synced once it holds memIndexSyncBytes. Sealed segments are mapped read-only on first use and unmapped
+// sleep, truncated or closed, synced once it holds memIndexSyncBytes, or
+// written past memIndexMaxBytes. Sealed segments are mapped read-only on first use and unmapped
 // again when idle. Published fields (size, next, maxTS, nIdx, nTidx) are
 // atomics: the appender stores them after the bytes they describe are in
 // place, readers load them without a lock.
@@ -136,6 +137,12 @@ func (s *segment) markActive(cfg *Config) {
 // with them it resumes after the last indexed batch below the recovery
 // point: a crash rescans at most this much more than the unflushed tail.
 const memIndexSyncBytes = 4 << 20
+
+// memIndexMaxBytes is the size from which a write gives the active
+// segment's in-memory indexes their files, whether or not a sync came:
+// it bounds the memory they take (about 5 bytes per KiB of log), which
+// unlike the file's pages cannot be written back and dropped.
+const memIndexMaxBytes = 64 << 20
 
 // eagerIndexFiles makes wake create the index files at once, as the first
 // write did before indexes were kept in memory (a knob for benchmarks).
@@ -408,6 +415,11 @@ func (s *segment) write(buf []byte, batches []Batch, cfg *Config) (sticky bool, 
 		return false, fmt.Errorf("commitlog: segment %d: cannot open: %w", s.base, err)
 	}
 	pos := s.size.Load()
+	if s.memIdx && pos >= memIndexMaxBytes {
+		if err := s.persistIndexes(); err != nil {
+			return false, err
+		}
+	}
 	end := pos + int64(len(buf))
 	now := cfg.Now()
 	s.lastWrite = now
