@@ -936,8 +936,8 @@ func (l *Log) syncLocked() error {
 	// The active segment's files cannot be closed under us: only holders
 	// of syncMu close files. A concurrent roll moves it to l.unsynced.
 	// Only the active segment's log needs the fsync: its indexes are
-	// rebuilt from the log by recovery (and may have no files yet). Sealed segments sync everything,
-	// as recovery trusts their indexes.
+	// rebuilt from the log by recovery (and may have no files yet).
+	// Sealed segments sync everything, as recovery trusts their indexes.
 	err := active.syncLog(activeF)
 	for _, s := range pending {
 		if err == nil {

@@ -28,8 +28,8 @@ const (
 // anonymous memory (memIdx), so its first write creates one file, the
 // .log; they get their files (persistIndexes) when it is sealed, put to
 // sleep, truncated or closed, synced once it holds memIndexSyncBytes, or
-// written past memIndexMaxBytes. Sealed segments are mapped read-only on first use and unmapped
-// again when idle. Published fields (size, next, maxTS, nIdx, nTidx) are
+// written past memIndexMaxBytes. Sealed segments are mapped read-only on
+// first use and unmapped again when idle. Published fields (size, next, maxTS, nIdx, nTidx) are
 // atomics: the appender stores them after the bytes they describe are in
 // place, readers load them without a lock.
 type segment struct {
@@ -150,8 +150,8 @@ var eagerIndexFiles = false
 
 // wake opens the active segment for appending: files read-write, the log
 // mapped at its full capacity (read-only: writes go through pwrite), the
-// indexes mapped read-write (in memory if they have no entries yet). Mappings a reader made while the segment
-// slept are replaced. Called with Log.appendMu held.
+// indexes mapped read-write (in memory if they have no entries yet).
+// Mappings a reader made while the segment slept are replaced. Called with Log.appendMu held.
 func (s *segment) wake(cfg *Config) error {
 	if s.awake {
 		return nil
@@ -175,8 +175,9 @@ func (s *segment) openWriter(cfg *Config) error {
 		s.logRes = fi.Size()
 	}
 	if s.nIdx.Load() == 0 && s.nTidx.Load() == 0 && !eagerIndexFiles {
-		// Nothing to carry over: the indexes start in memory, and an index
-		// file left on disk holds no entry (recovery and sleep cut them).
+		// Nothing to carry over: the indexes start in memory. An index
+		// file left on disk is replaced when they get their files, and
+		// recovery checks any entry it would use.
 		idxM, err := mapAnon(s.idxCap)
 		if err != nil {
 			return err
