@@ -51,7 +51,12 @@
 // last offset minus base (uint32) of the batch where it was reached, added
 // when that timestamp grows. Both are mapped read-write while the segment is
 // active (space reserved ahead in 64 KiB steps) and cut to their entries
-// when it is sealed.
+// when it is sealed. An active segment that starts without entries keeps
+// both in anonymous memory instead, so that its first write creates one
+// file: they are written to their files when it is sealed, put to sleep,
+// truncated or closed, synced once it holds 4 MiB, or written past 64 MiB;
+// a crash before that leaves a .log without them, and recovery rebuilds
+// them.
 //
 // # Checkpoints
 //
@@ -94,8 +99,8 @@
 //
 // Open scans from the last batch that the offset index of the segment
 // holding the recovery point shows below it (each entry on the way is
-// checked against the log; without a usable one, from the segment's
-// start): batches below the recovery point get header checks, batches
+// checked against the log; without a usable one, or without the index
+// file, from the segment's start): batches below the recovery point get header checks, batches
 // after it full validation and offset-continuity checks. The first bad batch after the recovery point ends the log there
 // (the tail is cut, logged and counted, and later segments that no longer
 // continue the log are removed); the indexes of scanned segments are

@@ -457,6 +457,14 @@ func (l *Log) recoverSegment(s *segment, rp int64, epochs *[]EpochEntry) (next i
 	var idx, tidx []byte
 	since, lastTS, maxTS := 0, int64(-1), int64(-1)
 	pos, want := 0, s.base
+	// The last segment's index files may be stale (not fsynced), or
+	// missing even with the recovery point inside it: an active segment
+	// keeps its indexes in memory until it is sealed, put to sleep,
+	// truncated, closed, or synced once it holds memIndexSyncBytes.
+	// Recovery needs none of them: resumePoint checks every entry it uses
+	// against the log, and without one the scan starts at the segment's
+	// start (headers only below rp, where the data was verified before it
+	// became durable) and rebuilds both indexes.
 	oldIdx, _ := os.ReadFile(s.idxPath)
 	oldTidx, errTidx := os.ReadFile(s.tidxPath)
 	if rp > s.base {
@@ -909,6 +917,13 @@ func (l *Log) syncLocked() error {
 	pending := l.unsynced
 	l.unsynced = nil
 	active := l.segs[len(l.segs)-1]
+	if active.memIdx && active.size.Load() >= memIndexSyncBytes {
+		// Not needed for correctness (see recoverSegment): it bounds what
+		// a crash makes recovery rescan. A failure leaves them in memory.
+		if err := active.persistIndexes(); err != nil {
+			l.log.Warn().Err(err).Int64("segment", active.base).Msg("index files not written, kept in memory")
+		}
+	}
 	// The appender opens a sleeping segment's file under appendMu (wake):
 	// read it here, not after. A file opened later holds nothing below
 	// upTo that the path's fsync does not cover.
@@ -921,8 +936,8 @@ func (l *Log) syncLocked() error {
 	// The active segment's files cannot be closed under us: only holders
 	// of syncMu close files. A concurrent roll moves it to l.unsynced.
 	// Only the active segment's log needs the fsync: its indexes are
-	// rebuilt from the log by recovery. Sealed segments sync everything,
-	// as recovery trusts their indexes.
+	// rebuilt from the log by recovery (and may have no files yet).
+	// Sealed segments sync everything, as recovery trusts their indexes.
 	err := active.syncLog(activeF)
 	for _, s := range pending {
 		if err == nil {

@@ -182,6 +182,10 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		l.fail(err)
 		return 0, err
 	}
+	if err := s.persistIndexes(); err != nil {
+		l.fail(err)
+		return 0, err
+	}
 	if err := l.truncateTxnIndex(s, newNext); err != nil {
 		l.fail(err)
 		return 0, err

@@ -37,6 +37,22 @@ func mapFile(f *os.File, length int, writable bool) (*mapping, error) {
 	return m, nil
 }
 
+// mapAnon maps length bytes of zeroed anonymous memory, read-write: the
+// active segment's indexes until they have files (segment.persistIndexes).
+// Pages are allocated as they are first written.
+func mapAnon(length int) (*mapping, error) {
+	if length <= 0 {
+		return &mapping{}, nil
+	}
+	data, err := unix.Mmap(-1, 0, length, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil {
+		return nil, fmt.Errorf("cannot mmap %d bytes of memory: %w", length, err)
+	}
+	m := &mapping{data: data}
+	m.refs.Store(1)
+	return m, nil
+}
+
 func (m *mapping) acquire() { m.refs.Add(1) }
 
 func (m *mapping) release() {

@@ -75,8 +75,9 @@ func TestIdleLogHoldsNoFiles(t *testing.T) {
 	if got := openFilesUnder(t, dir); got == 0 {
 		t.Fatalf("got no file open by a log being written, want its segment's")
 	}
-	if got := mappingsUnder(t, dir, ".index"); got == 0 {
-		t.Fatalf("got no index mapped while the log is written, want one")
+	// The indexes are in memory until the segment goes to sleep.
+	if got := mappingsUnder(t, dir, ".index") + mappingsUnder(t, dir, ".timeindex"); got != 0 {
+		t.Fatalf("got %d index files mapped while the log is written, want 0 (in memory)", got)
 	}
 
 	later := time.Now().Add(cfg.IdleUnmap + time.Second)
@@ -88,6 +89,11 @@ func TestIdleLogHoldsNoFiles(t *testing.T) {
 	}
 	if got := mappingsUnder(t, dir, ".index") + mappingsUnder(t, dir, ".timeindex"); got != 0 {
 		t.Fatalf("got %d index mappings in an idle log, want 0", got)
+	}
+	for _, ext := range []string{".index", ".timeindex"} {
+		if _, err := os.Stat(filepath.Join(dir, "00000000000000000000"+ext)); err != nil {
+			t.Fatalf("sleep did not write the %s file: %v", ext, err)
+		}
 	}
 	seg := filepath.Join(dir, "00000000000000000000.log")
 	if got, size := allocated(t, seg), l.Size(); got > size+1<<20 {
@@ -199,15 +205,21 @@ func TestReservationFollowsWriteRate(t *testing.T) {
 	}
 }
 
-// A reopened log scans only what its recovery point does not cover.
+// A reopened log scans only what its recovery point does not cover (the
+// active segment holds more than memIndexSyncBytes, so the sync wrote its
+// indexes).
 func TestReopenScansPastRecoveryPointOnly(t *testing.T) {
 	dir := t.TempDir()
 	cfg := DefaultConfig()
 	cfg.IndexIntervalBytes = 4096
 	l := mustOpen(t, dir, cfg)
 	var want [][]byte
+	const valueSize = 10000
+	if 500*valueSize < memIndexSyncBytes {
+		t.Fatalf("500 batches of %d bytes do not reach memIndexSyncBytes", valueSize)
+	}
 	for i := 0; i < 500; i++ {
-		b := testBatch(1, 1000, epoch.UnixMilli()+int64(i), "rp")
+		b := testBatch(1, valueSize, epoch.UnixMilli()+int64(i), "rp")
 		mustAppend(t, l, b)
 		want = append(want, b)
 	}
@@ -230,7 +242,7 @@ func TestReopenScansPastRecoveryPointOnly(t *testing.T) {
 	}
 	// At most one index interval of batches below the recovery point is
 	// scanned again, on top of the tail.
-	perInterval := int64(cfg.IndexIntervalBytes/1000 + 1)
+	perInterval := int64(cfg.IndexIntervalBytes/valueSize + 1)
 	if rec.ScannedBatches < tail || rec.ScannedBatches > tail+perInterval {
 		t.Fatalf("got %d batches scanned, want between %d and %d", rec.ScannedBatches, tail, tail+perInterval)
 	}

@@ -24,8 +24,12 @@ const (
 // The active (last) segment is mapped at full capacity and written with
 // pwrite; its files are opened by the first write and closed again when it
 // has been idle for Config.IdleUnmap (sleep), so an idle log holds no file
-// open. Sealed segments are mapped read-only on first use and unmapped
-// again when idle. Published fields (size, next, maxTS, nIdx, nTidx) are
+// open. A segment that starts without index entries keeps its indexes in
+// anonymous memory (memIdx), so its first write creates one file, the
+// .log; they get their files (persistIndexes) when it is sealed, put to
+// sleep, truncated or closed, synced once it holds memIndexSyncBytes, or
+// written past memIndexMaxBytes. Sealed segments are mapped read-only on
+// first use and unmapped again when idle. Published fields (size, next, maxTS, nIdx, nTidx) are
 // atomics: the appender stores them after the bytes they describe are in
 // place, readers load them without a lock.
 type segment struct {
@@ -44,6 +48,7 @@ type segment struct {
 	// covered its last write.
 	logF, idxF, tidxF         *os.File
 	awake                     bool  // files open, indexes mapped read-write
+	memIdx                    bool  // awake, indexes in memory: no index files open (persistIndexes)
 	logRes, idxRes, tidxRes   int64 // bytes reserved on disk
 	resStep                   int64 // the log's current reservation step
 	lastReserve, lastWrite    time.Time
@@ -126,10 +131,27 @@ func (s *segment) markActive(cfg *Config) {
 	s.mu.Unlock()
 }
 
+// memIndexSyncBytes is the size from which a sync gives the active
+// segment's in-memory indexes their files. Recovery is correct without
+// them (it scans the segment from its start, see recoverSegment), but
+// with them it resumes after the last indexed batch below the recovery
+// point: a crash rescans at most this much more than the unflushed tail.
+const memIndexSyncBytes = 4 << 20
+
+// memIndexMaxBytes is the size from which a write gives the active
+// segment's in-memory indexes their files, whether or not a sync came:
+// it bounds the memory they take (about 5 bytes per KiB of log), which
+// unlike the file's pages cannot be written back and dropped.
+const memIndexMaxBytes = 64 << 20
+
+// eagerIndexFiles makes wake create the index files at once, as the first
+// write did before indexes were kept in memory (a knob for benchmarks).
+var eagerIndexFiles = false
+
 // wake opens the active segment for appending: files read-write, the log
 // mapped at its full capacity (read-only: writes go through pwrite), the
-// indexes mapped read-write. Mappings a reader made while the segment
-// slept are replaced. Called with Log.appendMu held.
+// indexes mapped read-write (in memory if they have no entries yet).
+// Mappings a reader made while the segment slept are replaced. Called with Log.appendMu held.
 func (s *segment) wake(cfg *Config) error {
 	if s.awake {
 		return nil
@@ -149,6 +171,27 @@ func (s *segment) openWriter(cfg *Config) error {
 	if s.logF, err = os.OpenFile(s.logPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		return err
 	}
+	if fi, err := s.logF.Stat(); err == nil {
+		s.logRes = fi.Size()
+	}
+	if s.nIdx.Load() == 0 && s.nTidx.Load() == 0 && !eagerIndexFiles {
+		// Nothing to carry over: the indexes start in memory. An index
+		// file left on disk is replaced when they get their files, and
+		// recovery checks any entry it would use.
+		idxM, err := mapAnon(s.idxCap)
+		if err != nil {
+			return err
+		}
+		tidxM, err := mapAnon(s.tidxCap)
+		if err != nil {
+			idxM.release()
+			return err
+		}
+		s.memIdx = true
+		s.idxRes, s.tidxRes = 0, 0
+		s.swapIndexMappings(idxM, tidxM, cfg.Now())
+		return nil
+	}
 	// The index files are cut to their entries: past them, nothing is
 	// allocated, so reserve before the first write through the mapping.
 	if s.idxF, err = openIndex(s.idxPath, int64(s.nIdx.Load())*offsetEntrySize); err != nil {
@@ -159,9 +202,6 @@ func (s *segment) openWriter(cfg *Config) error {
 		return err
 	}
 	s.tidxRes = int64(s.nTidx.Load()) * timeEntrySize
-	if fi, err := s.logF.Stat(); err == nil {
-		s.logRes = fi.Size()
-	}
 	idxM, err := mapFile(s.idxF, s.idxCap, true)
 	if err != nil {
 		return err
@@ -173,13 +213,72 @@ func (s *segment) openWriter(cfg *Config) error {
 	}
 	// The log itself is mapped by its first reader (mapActiveLocked):
 	// writes go through pwrite.
+	s.swapIndexMappings(idxM, tidxM, cfg.Now())
+	return nil
+}
+
+// swapIndexMappings makes idxM and tidxM the indexes readers and the
+// writer use. Readers holding the old ones keep them until they release
+// them.
+func (s *segment) swapIndexMappings(idxM, tidxM *mapping, now time.Time) {
 	s.mu.Lock()
 	s.idxM.release()
 	s.tidxM.release()
 	s.idxM, s.tidxM = idxM, tidxM
-	s.lastUse = cfg.Now()
+	s.lastUse = now
 	s.mu.Unlock()
-	return nil
+}
+
+// persistIndexes gives indexes kept in memory their files: each created
+// with the entries so far and mapped read-write in place of the memory,
+// as wake maps the indexes of a segment that has files. Nothing changes
+// on failure (a file may be left with some entries; recovery checks
+// them). Called with Log.appendMu held.
+func (s *segment) persistIndexes() error {
+	if !s.memIdx {
+		return nil
+	}
+	ni, nt := int64(s.nIdx.Load())*offsetEntrySize, int64(s.nTidx.Load())*timeEntrySize
+	idxF, err := writeIndexFile(s.idxPath, s.idxM.data[:ni])
+	if err != nil {
+		return fmt.Errorf("commitlog: segment %d: cannot write index: %w", s.base, err)
+	}
+	tidxF, err := writeIndexFile(s.tidxPath, s.tidxM.data[:nt])
+	if err != nil {
+		idxF.Close()
+		return fmt.Errorf("commitlog: segment %d: cannot write time index: %w", s.base, err)
+	}
+	idxM, err := mapFile(idxF, s.idxCap, true)
+	if err == nil {
+		var tidxM *mapping
+		if tidxM, err = mapFile(tidxF, s.tidxCap, true); err == nil {
+			s.idxF, s.tidxF = idxF, tidxF
+			s.idxRes, s.tidxRes = ni, nt
+			s.memIdx = false
+			s.swapIndexMappings(idxM, tidxM, s.cfg.Now())
+			return nil
+		}
+		idxM.release()
+	}
+	idxF.Close()
+	tidxF.Close()
+	return fmt.Errorf("commitlog: segment %d: %w", s.base, err)
+}
+
+// writeIndexFile creates (or empties) an index file and writes entries to
+// it; the file stays open read-write.
+func writeIndexFile(path string, entries []byte) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) > 0 {
+		if _, err := f.WriteAt(entries, 0); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
 }
 
 // openIndex opens an index file read-write, cut to its n bytes of entries.
@@ -206,6 +305,9 @@ func openIndex(path string, n int64) (*os.File, error) {
 func (s *segment) sleep() error {
 	if !s.awake {
 		return nil
+	}
+	if err := s.persistIndexes(); err != nil {
+		return err
 	}
 	var err error
 	if e := s.logF.Truncate(s.size.Load()); e != nil {
@@ -314,6 +416,11 @@ func (s *segment) write(buf []byte, batches []Batch, cfg *Config) (sticky bool, 
 		return false, fmt.Errorf("commitlog: segment %d: cannot open: %w", s.base, err)
 	}
 	pos := s.size.Load()
+	if s.memIdx && pos >= memIndexMaxBytes {
+		if err := s.persistIndexes(); err != nil {
+			return false, err
+		}
+	}
 	end := pos + int64(len(buf))
 	now := cfg.Now()
 	s.lastWrite = now
@@ -324,12 +431,14 @@ func (s *segment) write(buf []byte, batches []Batch, cfg *Config) (sticky bool, 
 		return false, fmt.Errorf("commitlog: segment %d: cannot reserve space: %w", s.base, err)
 	}
 	// Index space is reserved ahead as well, so index writes through the
-	// mapping never touch unallocated pages.
-	if err := ensureReserved(s.idxF, &s.idxRes, int64(s.nIdx.Load()+int32(len(batches)))*offsetEntrySize, indexChunk, int64(s.idxCap)); err != nil {
-		return false, fmt.Errorf("commitlog: segment %d: cannot reserve index space: %w", s.base, err)
-	}
-	if err := ensureReserved(s.tidxF, &s.tidxRes, int64(s.nTidx.Load()+int32(len(batches))+1)*timeEntrySize, indexChunk, int64(s.tidxCap)); err != nil {
-		return false, fmt.Errorf("commitlog: segment %d: cannot reserve index space: %w", s.base, err)
+	// mapping never touch unallocated pages (indexes in memory need none).
+	if !s.memIdx {
+		if err := ensureReserved(s.idxF, &s.idxRes, int64(s.nIdx.Load()+int32(len(batches)))*offsetEntrySize, indexChunk, int64(s.idxCap)); err != nil {
+			return false, fmt.Errorf("commitlog: segment %d: cannot reserve index space: %w", s.base, err)
+		}
+		if err := ensureReserved(s.tidxF, &s.tidxRes, int64(s.nTidx.Load()+int32(len(batches))+1)*timeEntrySize, indexChunk, int64(s.tidxCap)); err != nil {
+			return false, fmt.Errorf("commitlog: segment %d: cannot reserve index space: %w", s.base, err)
+		}
 	}
 	if _, err := s.logF.WriteAt(buf, pos); err != nil {
 		return true, fmt.Errorf("commitlog: segment %d: write at %d: %w", s.base, pos, err)
@@ -383,8 +492,9 @@ func (s *segment) maybeTimeEntry(ts, offset int64) {
 }
 
 // seal ends the segment's active life: a last time index entry for its
-// largest timestamp, and the files cut to their contents. The files stay
-// open until a sync covers them.
+// largest timestamp, indexes kept in memory written to their files, and
+// the files cut to their contents. The files stay open until a sync
+// covers them.
 func (s *segment) seal() error {
 	if !s.awake && s.cfg != nil {
 		if err := s.wake(s.cfg); err != nil {
@@ -395,6 +505,9 @@ func (s *segment) seal() error {
 		// Find the offset of the largest timestamp's batch: the last one
 		// that reached it. Cheap: at most one index interval to scan.
 		s.maybeTimeEntry(ts, s.next.Load()-1)
+	}
+	if err := s.persistIndexes(); err != nil {
+		return err
 	}
 	if err := s.logF.Truncate(s.size.Load()); err != nil {
 		return err
@@ -460,6 +573,7 @@ func fsyncPath(path string) error {
 
 func (s *segment) closeFiles() {
 	s.awake = false
+	s.memIdx = false
 	for _, f := range []**os.File{&s.logF, &s.idxF, &s.tidxF} {
 		if *f != nil {
 			(*f).Close()
