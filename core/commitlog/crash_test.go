@@ -47,10 +47,17 @@ func crashDir(t *testing.T) string {
 //     (nothing corrupt is ever returned);
 //   - offsets continue without gaps, before and after new appends.
 func TestCrashRecovery(t *testing.T) {
+	eachSeed(t, crashCases(), crashCase)
+}
+
+// eachSeed runs one case per seed, each in a directory of its own under
+// crashDir, removed once the case passes.
+func eachSeed(t *testing.T, seeds int, run func(dir string, seed uint64) error) {
+	t.Helper()
 	root := crashDir(t)
-	for seed := 0; seed < crashCases(); seed++ {
+	for seed := 0; seed < seeds; seed++ {
 		dir := filepath.Join(root, strconv.Itoa(seed))
-		if err := crashCase(dir, uint64(seed)); err != nil {
+		if err := run(dir, uint64(seed)); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 		os.RemoveAll(dir)
@@ -215,14 +222,7 @@ func TestReadAllCatchesDamage(t *testing.T) {
 // process crash loses nothing, and reads and time lookups find the right
 // batches.
 func TestCrashBeforeFirstSync(t *testing.T) {
-	root := crashDir(t)
-	for seed := 0; seed < max(crashCases()/4, 1); seed++ {
-		dir := filepath.Join(root, strconv.Itoa(seed))
-		if err := crashBeforeSyncCase(dir, uint64(seed)); err != nil {
-			t.Fatalf("seed %d: %v", seed, err)
-		}
-		os.RemoveAll(dir)
-	}
+	eachSeed(t, max(crashCases()/4, 1), crashBeforeSyncCase)
 }
 
 func crashBeforeSyncCase(dir string, seed uint64) error {
