@@ -91,9 +91,6 @@ func NewInflights() *Inflight {
 func (i *Inflight) SetInbound(pk packets.Packet) bool {
 	i.Lock()
 	defer i.Unlock()
-	if i.inbound == nil {
-		i.inbound = map[uint16]packets.Packet{}
-	}
 	_, ok := i.inbound[pk.PacketID]
 	i.inbound[pk.PacketID] = pk
 	return !ok
