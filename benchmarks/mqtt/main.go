@@ -123,6 +123,7 @@ type options struct {
 	mosquitto       string
 	inProcess       bool
 	cpuprofile      string
+	memprofile      string
 	trace           string
 	timeout         time.Duration
 
@@ -174,6 +175,7 @@ func main() {
 	flag.StringVar(&o.mosquitto, "mosquitto", "/usr/sbin/mosquitto", "Mosquitto binary")
 	flag.BoolVar(&o.inProcess, "in-process", false, "run the edge node in this process (edge.NewNode) instead of as a fluxo edge process, for -cpuprofile")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of all phases to this file")
+	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile of all phases to this file (go tool pprof -sample_index=alloc_space; with -in-process it shows what the edge allocates per message)")
 	flag.StringVar(&o.trace, "trace", "", "write a Go execution trace of all phases to this file (go tool trace; with -in-process it shows where the edge's goroutines wait)")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
 	flag.IntVar(&o.uplinkRecords, "uplink-records", 1000000, "uplink phase: telemetry records in the spool each drain sends")
@@ -456,6 +458,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	if o.trace != "" {
 		trace.Stop()
 	}
+	if o.memprofile != "" {
+		if err := writeAllocs(o.memprofile); err != nil {
+			return err
+		}
+	}
 	rep.killed = b.killed
 	printReport(stdout, o, rep)
 	if o.json != "" {
@@ -726,4 +733,17 @@ func compression(ctx context.Context, t *edgeTarget, run string) (compressionRes
 		}
 		sleep(ctx, 100*time.Millisecond)
 	}
+}
+
+// writeAllocs writes the allocation profile of the run so far.
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -342,8 +342,38 @@ type Record struct {
 
 // Read returns the records of a lane from offset on, at most about
 // maxBytes of stored batches, and the offset to read next. An offset below
-// the lane's start (released or evicted) is moved up to it.
+// the lane's start (released or evicted) is moved up to it. The records
+// are the caller's to keep; a Reader reads the same into buffers it
+// reuses.
 func (s *Spool) Read(lane Lane, offset int64, maxBytes int) ([]Record, int64, error) {
+	r := Reader{s: s, lane: lane}
+	return r.Read(offset, maxBytes)
+}
+
+// A Reader reads one lane as Spool.Read does, into buffers it keeps from
+// one Read to the next: the copy of the stored batches, the records and
+// their headers. A lane's sender reads a window after window of the same
+// size, and allocating each one anew made the collector run several times
+// as often. The records one Read returns are valid until the next Read or
+// Drop. A Reader is for one goroutine.
+type Reader struct {
+	s    *Spool
+	lane Lane
+	data []byte
+	recs []Record
+	hdrs []kmsg.Header
+}
+
+// NewReader returns a Reader of lane.
+func (s *Spool) NewReader(lane Lane) *Reader { return &Reader{s: s, lane: lane} }
+
+// Drop lets go of the buffers, for a reader that may idle for long: the
+// next Read allocates them again.
+func (r *Reader) Drop() { r.data, r.recs, r.hdrs = nil, nil, nil }
+
+// Read is Spool.Read into the reader's buffers.
+func (r *Reader) Read(offset int64, maxBytes int) ([]Record, int64, error) {
+	s, lane := r.s, r.lane
 	l := s.lanes[lane]
 	offset = max(offset, s.Start(lane))
 	v, err := l.Read(offset, maxBytes)
@@ -357,12 +387,12 @@ func (s *Spool) Read(lane Lane, offset int64, maxBytes int) ([]Record, int64, er
 	}
 	// One copy of the stored batches, which the records' slices share,
 	// instead of a copy of every key, value and header.
-	data := append([]byte(nil), v.Data...)
+	data := append(r.data[:0], v.Data...)
 	vnext := v.Next
 	v.Release()
-	var out []Record
-	var hdrs []kmsg.Header // shared backing of the records' headers
-	var topic string       // the last topic seen, so equal ones share the string
+	out := r.recs[:0]
+	hdrs := r.hdrs[:0] // shared backing of the records' headers
+	var topic string   // the last topic seen, so equal ones share the string
 	var derr error
 	err = commitlog.Batches(data, func(b commitlog.Batch, raw []byte) bool {
 		// Room for the batch's records, and for as many headers again
@@ -373,13 +403,15 @@ func (s *Spool) Read(lane Lane, offset int64, maxBytes int) ([]Record, int64, er
 			}
 			out = slices.Grow(out, n)
 		}
-		derr = commitlog.Records(b, raw, func(off, ts int64, r *kmsg.Record) bool {
+		// data is this read's copy, which nothing writes until the
+		// next read: the header keys may share it.
+		derr = commitlog.RecordsShared(b, raw, func(off, ts int64, kr *kmsg.Record) bool {
 			if off < offset {
 				return true
 			}
-			rec := Record{Offset: off, Key: r.Key, Value: r.Value, Time: time.UnixMilli(ts)}
+			rec := Record{Offset: off, Key: kr.Key, Value: kr.Value, Time: time.UnixMilli(ts)}
 			start := len(hdrs)
-			for _, h := range r.Headers {
+			for _, h := range kr.Headers {
 				if h.Key == topicHeader {
 					if string(h.Value) != topic {
 						topic = string(h.Value)
@@ -397,6 +429,7 @@ func (s *Spool) Read(lane Lane, offset int64, maxBytes int) ([]Record, int64, er
 		})
 		return derr == nil
 	})
+	r.data, r.recs, r.hdrs = data, out, hdrs
 	if err == nil {
 		err = derr
 	}

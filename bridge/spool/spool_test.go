@@ -421,3 +421,70 @@ func BenchmarkAlarmCycle(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRead reads back a 512 KiB window of 256-byte telemetry with the
+// headers the edge gives every message (MQTT topic, QoS, client, edge id,
+// receive time), as the uplink does once per window: with Read, which
+// allocates every window anew, and with a Reader, which reuses its
+// buffers. The baseline is the copy of the stored batches alone, which
+// both make.
+func BenchmarkRead(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = 16 << 20
+	cfg.MaxBytes = 64 << 20
+	s, err := Open(b.TempDir(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	batch := make([]Message, 100)
+	for n := 0; n < 40; n++ {
+		for i := range batch {
+			m := msg(Telemetry, "telemetry", fmt.Sprintf("c-%04d", i), n*100+i, 256)
+			m.Headers = append(m.Headers,
+				kmsg.Header{Key: "mqtt.qos", Value: []byte("1")},
+				kmsg.Header{Key: "mqtt.client", Value: m.Key},
+				kmsg.Header{Key: "edge.id", Value: []byte("edge-1")},
+				kmsg.Header{Key: "edge.received_ms", Value: []byte("1700000000000")})
+			batch[i] = m
+		}
+		if err := s.Append(batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const window = 512 << 10
+	recs, _, err := s.Read(Telemetry, 0, window)
+	if err != nil || len(recs) == 0 {
+		b.Fatalf("read %d records: %v", len(recs), err)
+	}
+	b.Run("copy-only", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v, err := s.lanes[Telemetry].Read(0, window)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = append([]byte(nil), v.Data...)
+			v.Release()
+		}
+	})
+	b.Run("read", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if got, _, err := s.Read(Telemetry, 0, window); err != nil || len(got) != len(recs) {
+				b.Fatalf("got %d records (%v), want %d", len(got), err, len(recs))
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
+	})
+	b.Run("reader", func(b *testing.B) {
+		r := s.NewReader(Telemetry)
+		b.ReportAllocs()
+		for b.Loop() {
+			if got, _, err := r.Read(0, window); err != nil || len(got) != len(recs) {
+				b.Fatalf("got %d records (%v), want %d", len(got), err, len(recs))
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
+	})
+}

@@ -63,7 +63,7 @@ func TestGroupWindowMatchesSortedCopies(t *testing.T) {
 		n, cars := 1+rng.IntN(600), 1+rng.IntN(120)
 		recs := fleetWindow(rng, n, cars)
 		for _, byDevice := range []bool{false, true} {
-			order, groups := groupWindow(recs, fleetPartition, byDevice)
+			order, groups := groupWindow(recs, fleetPartition, byDevice, nil)
 			wantOrder, wantGroups := groupByCopy(recs, fleetPartition, byDevice)
 			if !reflect.DeepEqual(order, wantOrder) {
 				t.Fatalf("round %d: got partitions %v, want %v", round, order, wantOrder)
@@ -85,7 +85,9 @@ func BenchmarkGroupWindow(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
 		group func([]spool.Record, func(*spool.Record) int32, bool) ([]string, map[string][]spool.Record)
-	}{{"sorted-copies", groupByCopy}, {"by-index", groupWindow}} {
+	}{{"sorted-copies", groupByCopy}, {"by-index", func(recs []spool.Record, partOf func(*spool.Record) int32, byDevice bool) ([]string, map[string][]spool.Record) {
+		return groupWindow(recs, partOf, byDevice, nil)
+	}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -96,14 +98,30 @@ func BenchmarkGroupWindow(b *testing.B) {
 }
 
 // BenchmarkEncodeWindow: a full telemetry window's batches, grouped by
-// device and snappy-compressed, as send makes them.
+// device and snappy-compressed, as send makes them: with buffers made for
+// each window (the baseline), and with the buffers a lane keeps from one
+// window to the next.
 func BenchmarkEncodeWindow(b *testing.B) {
 	recs := fleetWindow(rand.New(rand.NewPCG(3, 4)), 5000, 1000)
-	b.ReportAllocs()
-	for b.Loop() {
-		order, groups := groupWindow(recs, fleetPartition, true)
-		for _, tp := range order {
-			encodeBatch(groups[tp], 1, 0, 0, true)
+	b.Run("fresh-buffers", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			order, groups := groupWindow(recs, fleetPartition, true, nil)
+			for _, tp := range order {
+				encodeBatch(groups[tp], 1, 0, 0, true)
+			}
 		}
-	}
+	})
+	b.Run("kept-buffers", func(b *testing.B) {
+		var grouped []spool.Record
+		var enc batchEncoder
+		b.ReportAllocs()
+		for b.Loop() {
+			order, groups := groupWindow(recs, fleetPartition, true, &grouped)
+			for _, tp := range order {
+				enc.encode(groups[tp], 1, 0, 0, true)
+			}
+			enc.done(true)
+		}
+	})
 }

@@ -234,6 +234,13 @@ type lane struct {
 
 	parkMu sync.Mutex // guards park; the lane's goroutine writes, Stats reads
 	park   parkState
+
+	// Buffers kept from window to window (the lane's goroutine only):
+	// the window read from the spool, its records grouped by partition,
+	// and its encoded batches. Dropped while the lane has nothing to send.
+	reader  *spool.Reader
+	grouped []spool.Record
+	enc     batchEncoder
 }
 
 // parkState is a lane's parked state; the zero value is not parked.
@@ -281,7 +288,7 @@ func New(cfg Config, sp *spool.Spool) (*Uplink, error) {
 			u.Close()
 			return nil, err
 		}
-		u.lanes[id] = &lane{u: u, id: id, cl: cl, state: sf, st: st, resumed: st.Window != nil, partitions: map[string]int32{}, leaderOf: map[string]int32{}, topicIDs: map[string][16]byte{},
+		u.lanes[id] = &lane{u: u, id: id, cl: cl, state: sf, st: st, resumed: st.Window != nil, reader: sp.NewReader(id), partitions: map[string]int32{}, leaderOf: map[string]int32{}, topicIDs: map[string][16]byte{},
 			log: cfg.Logger.With().Str("lane", id.String()).Logger()}
 		if w := st.Window; w != nil {
 			u.lanes[id].synced, u.lanes[id].pinned = w, w.Partitions
@@ -660,7 +667,7 @@ func (l *lane) plan(ctx context.Context) (*window, []spool.Record, error) {
 	if from, limit, stream, ok, err := l.planLiveFirst(); err != nil {
 		return nil, nil, err
 	} else if ok {
-		recs, _, err := l.u.sp.Read(l.id, from, l.u.cfg.MaxBatchBytes)
+		recs, _, err := l.reader.Read(from, l.u.cfg.MaxBatchBytes)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -673,6 +680,9 @@ func (l *lane) plan(ctx context.Context) (*window, []spool.Record, error) {
 		return l.planWindow(ctx, recs, stream)
 	}
 	from := l.u.sp.Start(l.id)
+	if l.u.sp.End(l.id) <= from {
+		l.dropBuffers() // nothing to send: let them go while the lane waits
+	}
 	if err := l.u.sp.Wait(ctx, l.id, from); err != nil {
 		return nil, nil, nil
 	}
@@ -688,11 +698,18 @@ func (l *lane) plan(ctx context.Context) (*window, []spool.Record, error) {
 			}
 		}
 	}
-	recs, _, err := l.u.sp.Read(l.id, from, l.u.cfg.MaxBatchBytes)
+	recs, _, err := l.reader.Read(from, l.u.cfg.MaxBatchBytes)
 	if err != nil || len(recs) == 0 {
 		return nil, nil, err
 	}
 	return l.planWindow(ctx, recs, streamInOrder)
+}
+
+// dropBuffers lets go of the buffers the lane keeps from window to window.
+func (l *lane) dropBuffers() {
+	l.reader.Drop()
+	l.grouped = nil
+	l.enc.drop()
 }
 
 // windowFull reports whether the lane already holds more than one window
@@ -752,7 +769,9 @@ func (l *lane) planWindow(ctx context.Context, recs []spool.Record, stream strin
 	return w, recs, nil
 }
 
-// readWindow reads back the records of a saved window.
+// readWindow reads back the records of a saved window (with Spool.Read:
+// a window may take more than one read, and the reader's records last
+// only until its next).
 func (l *lane) readWindow(w *window) ([]spool.Record, error) {
 	var out []spool.Record
 	seen := false
@@ -782,13 +801,19 @@ func (l *lane) readWindow(w *window) ([]spool.Record, error) {
 // (route.HeaderExpiryMS) is before now; it returns the others, in order,
 // and the offsets of those dropped.
 func dropExpired(recs []spool.Record, now time.Time) (keep []spool.Record, dropped []int64) {
-	keep = recs[:0:0]
-	for _, r := range recs {
+	for i, r := range recs {
 		if d, ok := route.Deadline(r.Headers); ok && d.Before(now) {
+			if dropped == nil {
+				// The first to drop: the kept ones go to a copy from
+				// here on (recs may be a reader's, which is reused).
+				keep = append(make([]spool.Record, 0, len(recs)-1), recs[:i]...)
+			}
 			dropped = append(dropped, r.Offset)
 			continue
 		}
-		keep = append(keep, r)
+		if dropped != nil {
+			keep = append(keep, r)
+		}
 	}
 	if dropped == nil {
 		return recs, nil
@@ -857,8 +882,10 @@ func (l *lane) learnTopics(ctx context.Context, topics map[string]bool) error {
 // window always sorts the same, so a resent batch is the same batch. The
 // records are placed by index and copied once, into one slice the groups
 // share: appending and sorting the 120-byte records themselves, and a key
-// string made for each, were a few percent of a busy edge's CPU.
-func groupWindow(recs []spool.Record, partOf func(*spool.Record) int32, byDevice bool) ([]string, map[string][]spool.Record) {
+// string made for each, were a few percent of a busy edge's CPU. That
+// slice is *into's backing when into is not nil (the lane's, reused from
+// window to window), and is left in *into.
+func groupWindow(recs []spool.Record, partOf func(*spool.Record) int32, byDevice bool, into *[]spool.Record) ([]string, map[string][]spool.Record) {
 	type tp struct {
 		topic string
 		p     int32
@@ -882,7 +909,11 @@ func groupWindow(recs []spool.Record, partOf func(*spool.Record) int32, byDevice
 		byKey[key] = idx[g]
 	}
 	sort.Strings(keys)
-	all := make([]spool.Record, 0, len(recs))
+	var all []spool.Record
+	if into != nil {
+		all = (*into)[:0]
+	}
+	all = slices.Grow(all, len(recs))
 	groups := make(map[string][]spool.Record, len(keys))
 	for _, key := range keys {
 		is := byKey[key]
@@ -901,6 +932,9 @@ func groupWindow(recs []spool.Record, partOf func(*spool.Record) int32, byDevice
 		}
 		groups[key] = all[start:len(all):len(all)]
 	}
+	if into != nil {
+		*into = all
+	}
 	return keys, groups
 }
 
@@ -909,7 +943,11 @@ func groupWindow(recs []spool.Record, partOf func(*spool.Record) int32, byDevice
 func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 	order, byTP := groupWindow(recs, func(r *spool.Record) int32 {
 		return partitionFor(r.Key, w.Partitions[r.Topic])
-	}, l.id == spool.Telemetry)
+	}, l.id == spool.Telemetry, &l.grouped)
+	// The batches stay in the encoder's arena until the window's requests
+	// are done with them.
+	reuse := true
+	defer func() { l.enc.done(reuse) }()
 	leaders, err := l.leaders(ctx, w)
 	if err != nil {
 		return err
@@ -919,7 +957,7 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 	for _, tp := range order {
 		rs := byTP[tp]
 		topic, p := splitTP(tp)
-		batch, n := encodeBatch(rs, l.st.ProducerID, l.st.ProducerEpoch, w.Seqs[tp], l.u.cfg.Compress)
+		batch, n := l.enc.encode(rs, l.st.ProducerID, l.st.ProducerEpoch, w.Seqs[tp], l.u.cfg.Compress)
 		raw += int64(n)
 		sent += int64(len(batch))
 		leader, ok := leaders[tp]
@@ -960,7 +998,8 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 		}
 	}
 	type result struct {
-		err error
+		err  error
+		lost bool // no response: the client may still hold the request
 	}
 	timeout := max(l.sendTimeout, l.u.cfg.RequestTimeout)
 	for _, req := range reqs {
@@ -973,10 +1012,10 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 		defer cancel()
 		kresp, err := l.cl.Broker(int(leader)).Request(rctx, produceRequest(req))
 		if err != nil {
-			results <- result{judged(fmt.Errorf("uplink: produce to broker %d: %w", leader, err))}
+			results <- result{judged(fmt.Errorf("uplink: produce to broker %d: %w", leader, err)), true}
 			return
 		}
-		results <- result{checkProduce(req, kresp.(*kmsg.ProduceResponse))}
+		results <- result{err: checkProduce(req, kresp.(*kmsg.ProduceResponse))}
 	}
 	for leader, req := range reqs {
 		if len(reqs) == 1 {
@@ -988,7 +1027,9 @@ func (l *lane) send(ctx context.Context, w *window, recs []spool.Record) error {
 	var errs []error
 	timedOut := false
 	for range reqs {
-		if r := <-results; r.err != nil {
+		r := <-results
+		reuse = reuse && !r.lost
+		if r.err != nil {
 			errs = append(errs, r.err)
 			timedOut = timedOut || errors.Is(r.err, context.DeadlineExceeded) || errors.Is(r.err, os.ErrDeadlineExceeded)
 		}

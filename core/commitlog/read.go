@@ -132,6 +132,19 @@ var decompressor = kgo.DefaultDecompressor()
 // ValidateBatch/Batches), with its absolute offset and timestamp,
 // decompressing the batch if needed. fn returns false to stop.
 func Records(b Batch, raw []byte, fn func(offset, timestamp int64, r *kmsg.Record) bool) error {
+	return records(b, raw, false, fn)
+}
+
+// RecordsShared is Records for a batch that nobody changes while its
+// records are in use: the header keys fn sees are strings that share
+// raw's bytes (or the batch's decompressed records) instead of copies, so
+// a record costs no allocation. The bytes must not change for as long as
+// any of those strings is kept.
+func RecordsShared(b Batch, raw []byte, fn func(offset, timestamp int64, r *kmsg.Record) bool) error {
+	return records(b, raw, true, fn)
+}
+
+func records(b Batch, raw []byte, shared bool, fn func(offset, timestamp int64, r *kmsg.Record) bool) error {
 	recs := raw[HeaderSize:b.Size]
 	if c := b.Compression(); c != CompressionNone {
 		out, err := decompressor.Decompress(recs, kgo.CompressionCodecType(c))
@@ -147,7 +160,11 @@ func Records(b Batch, raw []byte, fn func(offset, timestamp int64, r *kmsg.Recor
 			return fmt.Errorf("%w: batch %d: record %d truncated", ErrInvalidBatch, b.BaseOffset, i)
 		}
 		end := size + int(n)
-		if err := r.ReadFrom(recs[:end]); err != nil {
+		read := r.ReadFrom
+		if shared {
+			read = r.UnsafeReadFrom
+		}
+		if err := read(recs[:end]); err != nil {
 			return fmt.Errorf("%w: batch %d: record %d: %v", ErrInvalidBatch, b.BaseOffset, i, err)
 		}
 		if !fn(b.BaseOffset+int64(r.OffsetDelta), b.FirstTimestamp+r.TimestampDelta64, &r) {
