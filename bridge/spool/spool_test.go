@@ -3,6 +3,8 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -241,6 +243,44 @@ func TestNextMatchesRead(t *testing.T) {
 			got, gerr := s.Next(Telemetry, off, maxBytes)
 			if got != want || (gerr == nil) != (werr == nil) {
 				t.Fatalf("offset %d, %d bytes: got %d (%v), want %d (%v)", off, maxBytes, got, gerr, want, werr)
+			}
+		}
+	}
+}
+
+// A Reader reads what Read reads, read after read from random offsets and
+// for random sizes, with headers of varying count and topics that change:
+// reusing its buffers leaves nothing of an earlier read in a later one.
+func TestReaderMatchesRead(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), testConfig())
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 300 {
+		m := msg(Telemetry, fmt.Sprintf("topic-%d", rng.IntN(3)), fmt.Sprintf("c-%d", rng.IntN(9)), i, 1+rng.IntN(400))
+		for range rng.IntN(4) {
+			m.Headers = append(m.Headers, kmsg.Header{Key: fmt.Sprintf("h-%d", rng.IntN(5)), Value: []byte(fmt.Sprint(i))})
+		}
+		if err := s.Append(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := s.NewReader(Telemetry)
+	for round := range 500 {
+		off, maxBytes := rng.Int64N(s.End(Telemetry)+1), 1+rng.IntN(8<<10)
+		if round%50 == 49 {
+			r.Drop()
+		}
+		got, gotNext, gerr := r.Read(off, maxBytes)
+		want, wantNext, werr := s.Read(Telemetry, off, maxBytes)
+		if gerr != nil || werr != nil {
+			t.Fatalf("round %d: reader: %v, read: %v", round, gerr, werr)
+		}
+		if gotNext != wantNext || len(got) != len(want) {
+			t.Fatalf("round %d, offset %d, %d bytes: got %d records to %d, want %d to %d", round, off, maxBytes, len(got), gotNext, len(want), wantNext)
+		}
+		for i := range want {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				t.Fatalf("round %d, record %d: got %+v, want %+v", round, i, got[i], want[i])
 			}
 		}
 	}

@@ -125,3 +125,46 @@ func BenchmarkEncodeWindow(b *testing.B) {
 		}
 	})
 }
+
+// A lane's encoder gives every batch of a window bytes of its own, which
+// stay as they were while later batches fill and outgrow the arena; a
+// window encoded again in the reused arena is the same batches; a window
+// whose requests did not all come back leaves its arena alone.
+func TestBatchEncoderKeepsWindowBatches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var enc batchEncoder
+	for round := range 20 {
+		recs := fleetWindow(rng, 1+rng.IntN(3000), 1+rng.IntN(500))
+		order, groups := groupWindow(recs, fleetPartition, true, nil)
+		compress := round%3 != 0
+		var batches, copies [][]byte
+		for _, tp := range order {
+			b, _ := enc.encode(groups[tp], 1, 0, 0, compress)
+			want, _ := encodeBatch(groups[tp], 1, 0, 0, compress)
+			if !bytes.Equal(b, want) {
+				t.Fatalf("round %d, %s: the encoder's batch differs from a fresh one", round, tp)
+			}
+			batches, copies = append(batches, b), append(copies, bytes.Clone(b))
+		}
+		for i := range batches {
+			if !bytes.Equal(batches[i], copies[i]) {
+				t.Fatalf("round %d: batch %d changed while the window was encoded", round, i)
+			}
+		}
+		acked := round%4 != 3
+		enc.done(acked)
+		if !acked {
+			// The requests may still be queued: nothing new may land
+			// in their bytes.
+			for _, tp := range order {
+				enc.encode(groups[tp], 2, 0, 0, compress)
+			}
+			for i := range batches {
+				if !bytes.Equal(batches[i], copies[i]) {
+					t.Fatalf("round %d: batch %d of a window not acknowledged was overwritten", round, i)
+				}
+			}
+			enc.done(true)
+		}
+	}
+}
