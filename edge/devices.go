@@ -10,6 +10,7 @@ import (
 
 	"github.com/fluxo-io/fluxo/bridge/downlink"
 	"github.com/fluxo-io/fluxo/bridge/registry"
+	"github.com/fluxo-io/fluxo/bridge/spool"
 )
 
 // devicesHook feeds the device registry (Config.Registry) from mochi's
@@ -113,21 +114,34 @@ func (h *devicesHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 	if cl.Net.Inline {
 		return
 	}
-	now := time.Now()
+	now, lane, key, routed := h.routeOf(cl, pk)
 	if pk.Properties.CorrelationData != nil {
 		h.reg.Responded(cl.ID, pk.TopicName, pk.Properties.CorrelationData, pk.Payload, now)
 	} else {
 		h.reg.Replied(cl.ID, pk.TopicName, pk.Payload, now)
 	}
-	r, key, ok := h.e.router.Match(pk.TopicName, cl.ID)
-	if !ok {
+	if !routed {
 		return
 	}
 	fleet, dev, fd := registry.FleetDevice(pk.TopicName)
 	if !fd || dev != key {
 		fleet = ""
 	}
-	h.reg.Published(registry.Publish{Device: key, Fleet: fleet, Topic: pk.TopicName, Lane: r.Lane, Bytes: len(pk.Payload), At: now})
+	h.reg.Published(registry.Publish{Device: key, Fleet: fleet, Topic: pk.TopicName, Lane: lane, Bytes: len(pk.Payload), At: now})
+}
+
+// routeOf returns the receive time of an accepted publish, and the lane
+// and record key of its route (ok false: no route): from the note
+// OnPublish left on the connection, or found again.
+func (h *devicesHook) routeOf(cl *mqtt.Client, pk packets.Packet) (at time.Time, lane spool.Lane, key string, ok bool) {
+	if ac, _ := cl.Net.Conn.(*ackConn); ac != nil {
+		if n, ok := ac.takeNote(pk.TopicName); ok {
+			return n.at, n.lane, n.key, true
+		}
+	}
+	at = time.Now()
+	r, key, ok := h.e.router.Match(pk.TopicName, cl.ID)
+	return at, r.Lane, key, ok
 }
 
 // PublishMessage publishes a command with its MQTT 5 properties (see

@@ -285,7 +285,10 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		buf = msgBufs.Get().(*route.Buf)
 		defer msgBufs.Put(buf)
 	}
-	msg, ok := e.router.MessageIn(buf, publish(cl, pk, now, false))
+	if ac != nil {
+		ac.note = publishNote{}
+	}
+	msg, r, key, ok := e.router.Routed(buf, publish(cl, pk, now, false))
 	if !ok {
 		e.metrics.unrouted.Inc()
 		e.plog.Warn().Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).Uint8("qos", qos).Msg("publish refused: no route")
@@ -324,6 +327,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		e.plog.Warn().Err(err).Str("client", cl.ID).Str("mqtt_topic", pk.TopicName).
 			Str("topic", msg.Topic).Uint8("qos", qos).Uint8("reason_code", code.Code).Msg("publish refused: spool append failed")
 		return pk, e.refusePublish(cl, pk, code)
+	}
+	if ac != nil {
+		ac.note = publishNote{set: true, topic: pk.TopicName, lane: r.Lane, key: key, at: now}
 	}
 	return pk, nil
 }

@@ -105,9 +105,17 @@ type Buf struct {
 // be reused once whoever took the message is done with it (a
 // spool.Spool.Submit that has returned, which copies the message).
 func (rt *Router) MessageIn(buf *Buf, p Publish) (msg spool.Message, ok bool) {
-	r, key, ok := rt.Match(p.Topic, p.ClientID)
+	msg, _, _, ok = rt.Routed(buf, p)
+	return msg, ok
+}
+
+// Routed is MessageIn that also returns what Match returns for the
+// publish, the route and the record key, for a caller that needs them too
+// (the edge's device registry counts every publish by its key and lane).
+func (rt *Router) Routed(buf *Buf, p Publish) (msg spool.Message, r Route, key string, ok bool) {
+	r, key, ok = rt.Match(p.Topic, p.ClientID)
 	if !ok {
-		return spool.Message{}, false
+		return spool.Message{}, Route{}, "", false
 	}
 	withClient := !p.Relayed && p.ClientID != key
 	n := len(p.Topic) + 1 + len(key) + len(rt.origin) + 20 + 1 // 20: a unix ms time, 1: "1" of a will
@@ -209,7 +217,7 @@ func (rt *Router) MessageIn(buf *Buf, p Publish) (msg spool.Message, ok bool) {
 		Value:   p.Payload,
 		Headers: hs,
 		Time:    p.Received,
-	}, true
+	}, r, key, true
 }
 
 // Reserved reports whether a header key is one only the router sets
