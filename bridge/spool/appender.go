@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -44,7 +45,8 @@ type appender struct {
 	s        *Spool
 	lane     Lane
 	log      *commitlog.Log
-	maxGroup int // bytes of one group's batch, at most (unless one message needs more)
+	maxGroup int           // bytes of one group's batch, at most (unless one message needs more)
+	delay    time.Duration // Config.CommitDelay, on the telemetry lane under SyncAlways; else 0
 
 	mu     sync.Mutex
 	space  sync.Cond // signalled when queued drops; waited on by Submit
@@ -63,8 +65,15 @@ func newAppender(s *Spool, lane Lane) *appender {
 	a := &appender{s: s, lane: lane, log: s.lanes[lane], maxGroup: int(min(maxGroupBytes, s.cfg.SegmentBytes-4096)),
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	a.space.L = &a.mu
+	if lane == Telemetry && s.cfg.Sync == SyncAlways {
+		a.delay = s.cfg.CommitDelay
+	}
 	return a
 }
+
+// commitSiblings is how many messages a write of the telemetry lane
+// carries at least for the next one to wait Config.CommitDelay.
+const commitSiblings = 64
 
 // Submit stores one message without waiting for the disk: it checks the
 // message and the disk budget, encodes the message into its lane's next
@@ -150,7 +159,11 @@ func (a *appender) newGroup(first int64) *group {
 func (a *appender) run() {
 	defer close(a.done)
 	var groups []*group
+	busy := false
 	for {
+		if busy && a.delay > 0 {
+			a.gather()
+		}
 		a.mu.Lock()
 		groups = append(groups[:0], a.filled...)
 		a.filled = a.filled[:0]
@@ -164,6 +177,7 @@ func (a *appender) run() {
 			if closed {
 				return
 			}
+			busy = false // the lane went quiet: the next message does not wait
 			select {
 			case <-a.wake:
 			case <-a.quit:
@@ -174,13 +188,44 @@ func (a *appender) run() {
 			}
 			continue
 		}
-		a.write(groups)
+		busy = a.write(groups) >= commitSiblings
+	}
+}
+
+// gather waits up to the commit delay for more messages to join the next
+// write, unless a full group is already waiting or the spool closes.
+//
+// Group commit alone (one write and one fsync for whatever arrived during
+// the last one) made rounds of about a hundred messages under a hundred
+// publishers, 500 or more fsyncs a second, and an fsync costs far more
+// CPU than a message: 160 µs of the process's on the reference virtual
+// disk, and the Go runtime's monitor wakes every 20 µs while one blocks.
+// Waiting 2 ms when the last round was big (commitSiblings) halves the
+// fsyncs and cut the edge's CPU per message by a tenth; telemetry
+// acknowledgements wait those 2 ms longer, when publishers already wait
+// tens of milliseconds for a busy edge. A lane whose rounds are small
+// (a device's pace, a single publisher's window) never waits, nor does
+// the alarm lane. PostgreSQL's commit_delay and commit_siblings are the
+// same idea.
+func (a *appender) gather() {
+	a.mu.Lock()
+	full := len(a.filled) > 0
+	a.mu.Unlock()
+	if full {
+		return
+	}
+	t := time.NewTimer(a.delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-a.quit:
 	}
 }
 
 // write appends the groups, one batch each, fsyncs them under SyncAlways,
-// publishes them to readers and reports to their done functions.
-func (a *appender) write(groups []*group) {
+// publishes them to readers and reports to their done functions. It
+// returns how many messages it wrote.
+func (a *appender) write(groups []*group) int64 {
 	var err error
 	var last int64 = -1
 	var records, admitted, queued int64
@@ -240,6 +285,7 @@ func (a *appender) write(groups []*group) {
 		}
 	}
 	a.mu.Unlock()
+	return records
 }
 
 // appendError maps a lane's write error to what Append and Submit return.

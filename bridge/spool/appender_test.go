@@ -4,7 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/fluxo-io/fluxo/internal/testutil"
 )
 
 // TestSubmitGroupsInOrder: many devices submit at once under SyncAlways.
@@ -115,5 +119,79 @@ func TestSubmitRefusals(t *testing.T) {
 	}
 	if !errors.Is(err, ErrFull) {
 		t.Fatalf("got %v, want ErrFull once alarms fill the budget", err)
+	}
+}
+
+// Under SyncAlways the telemetry lane waits CommitDelay before a write
+// only after a write of at least commitSiblings messages: a small round
+// never waits, a busy one makes the next wait, and Close ends the wait.
+// The delay is an hour here, so a wait that should not happen would stall
+// the test. Rounds are told apart by the lane's fsync count when each
+// message's done is called.
+func TestCommitDelayAfterBusyRounds(t *testing.T) {
+	cfg := testConfig()
+	cfg.CommitDelay = time.Second
+	s := mustOpen(t, t.TempDir(), cfg)
+	syncs := func() int64 { return s.lanes[Telemetry].Stats().Syncs }
+	if d := s.appenders[Alarm].delay; d != 0 {
+		t.Fatalf("the alarm lane waits %v, want never", d)
+	}
+	if d := s.appenders[Telemetry].delay; d != time.Second {
+		t.Fatalf("the telemetry lane waits %v, want the configured 1s", d)
+	}
+	// Longer than Validate allows, before the appender first looks.
+	s.appenders[Telemetry].delay = time.Hour
+
+	// Round 1: one message, whose done holds the appender until the next
+	// 99 are queued. Round 2: those 99, at once (round 1 was small).
+	entered, release := make(chan struct{}), make(chan struct{})
+	if err := s.Submit(msg(Telemetry, "telemetry", "d", 0, 100), func(err error) {
+		close(entered)
+		<-release
+	}); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	var mu sync.Mutex
+	rounds := map[int64]int{} // fsync count at done -> messages
+	done := func(err error) {
+		if err != nil {
+			t.Errorf("done: %v", err)
+		}
+		mu.Lock()
+		rounds[syncs()]++
+		mu.Unlock()
+	}
+	for i := 1; i < 100; i++ {
+		if err := s.Submit(msg(Telemetry, "telemetry", "d", i, 100), done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	testutil.Eventually(t, "the 99 messages after a small round", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return rounds[syncs()] == 99
+	})
+
+	// Round 3 follows a busy round: it waits, here until Close.
+	var closing atomic.Bool
+	var lateDone atomic.Bool
+	before := syncs()
+	if err := s.Submit(msg(Telemetry, "telemetry", "d", 100, 100), func(err error) {
+		lateDone.Store(err == nil && closing.Load())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // room for a write that should not happen
+	closing.Store(true)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !lateDone.Load() {
+		t.Fatal("the message after a busy round was written before Close: it did not wait")
+	}
+	if got := syncs() - before; got != 1 {
+		t.Fatalf("got %d fsyncs for the last message, want 1", got)
 	}
 }

@@ -58,6 +58,12 @@ type Config struct {
 	Sync SyncPolicy
 	// SyncInterval is the fsync period of SyncBatch.
 	SyncInterval time.Duration
+	// CommitDelay is how long the telemetry lane waits under SyncAlways,
+	// when its last write carried at least 64 messages (many devices
+	// publishing at once), for more messages to join the next write and
+	// fsync. 0: never. Alarms never wait; neither does a lane at a
+	// device's pace. See appender.run.
+	CommitDelay time.Duration
 	// MaxBytes is the disk budget of both lanes together. When an append
 	// would pass it, the oldest telemetry is evicted; alarms never are.
 	MaxBytes int64
@@ -80,6 +86,7 @@ func DefaultConfig() Config {
 	return Config{
 		Sync:            SyncAlways,
 		SyncInterval:    100 * time.Millisecond,
+		CommitDelay:     2 * time.Millisecond,
 		MaxBytes:        1 << 30,
 		SegmentBytes:    8 << 20,
 		MaxMessageBytes: 1 << 20,
@@ -102,6 +109,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("spool: MaxMessageBytes %d must be positive and fit a segment", c.MaxMessageBytes)
 	case c.MaxAge < 0:
 		return errors.New("spool: negative MaxAge")
+	case c.CommitDelay < 0 || c.CommitDelay > time.Second:
+		return fmt.Errorf("spool: CommitDelay %v outside [0, 1s]", c.CommitDelay)
 	}
 	return nil
 }

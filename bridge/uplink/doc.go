@@ -26,6 +26,14 @@
 //  4. once every batch is acknowledged and the plan is durable, release
 //     the window from the spool.
 //
+// A lane keeps its buffers from one window to the next (the window read
+// from the spool with a spool.Reader, the records grouped by partition,
+// the encoded batches in one arena) and lets them go while it has nothing
+// to send: a megabyte window allocated anew every time made the
+// collector the biggest cost of a busy edge after mochi itself. The
+// arena of a window whose request failed on the way is left to the
+// client, which may still hold that request.
+//
 // After a crash the saved plan is sent again byte for byte equivalent —
 // same producer id, epoch, sequences and records — so the broker
 // acknowledges the batches it already has without writing them twice.

@@ -62,7 +62,8 @@ device level of {fleet}/{device}/{stream}, or the client id). Default rules:
 --route replaces them: FILTER=TOPIC[,lane=alarm|telemetry][,key=device|clientid].
 
 Spool durability (--spool-sync): always = fsync before the acknowledgement
-(survives a power cut; devices share fsyncs), batch = fsync every
+(survives a power cut; devices share fsyncs, and under load telemetry waits
+up to --spool-commit-delay for more to share one), batch = fsync every
 --spool-sync-interval, never = the page cache, the uplink's producer state
 included (survives a crash of the edge process, not of the machine; after a
 reboot the uplink starts a new producer and sends what is spooled at least

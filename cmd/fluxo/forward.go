@@ -20,6 +20,7 @@ func (ff *forwardFlags) add(f *pflag.FlagSet, spoolDir *string, dirHelp string, 
 	f.StringVar(spoolDir, "spool-dir", "./spool", dirHelp)
 	f.StringVar(&ff.syncPolicy, "spool-sync", "always", "spool durability: always, batch or never")
 	f.DurationVar(&sc.SyncInterval, "spool-sync-interval", sc.SyncInterval, "fsync period of --spool-sync batch")
+	f.DurationVar(&sc.CommitDelay, "spool-commit-delay", sc.CommitDelay, "with --spool-sync always, how long a busy telemetry lane waits for more messages to share its next fsync (alarms never wait; 0: never)")
 	f.Int64Var(&sc.MaxBytes, "spool-max-bytes", sc.MaxBytes, "spool disk budget; when full the oldest telemetry is evicted, alarms never")
 	f.DurationVar(&sc.MaxAge, "spool-max-age", 0, "expire undelivered telemetry older than this (0: never)")
 	f.StringSliceVar(&uc.Brokers, "core", uc.Brokers, "core (or Kafka) brokers, comma separated; not given: bootstrap.servers of --client-config if it has one")
