@@ -286,10 +286,9 @@ func TestReaderMatchesRead(t *testing.T) {
 	}
 }
 
-// BenchmarkNext asks where a 512 KiB window of 256-byte telemetry ends,
-// as the uplink does before it lingers: with Next, and with Read (the
-// baseline, which copies and decodes the window to answer the same).
-func BenchmarkNext(b *testing.B) {
+// benchSpool is a spool holding 4,000 256-byte telemetry messages of 100
+// devices, each passed to with (when not nil) before it is stored.
+func benchSpool(b *testing.B, with func(*Message)) *Spool {
 	cfg := DefaultConfig()
 	cfg.SegmentBytes = 16 << 20
 	cfg.MaxBytes = 64 << 20
@@ -297,16 +296,27 @@ func BenchmarkNext(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	b.Cleanup(func() { s.Close() })
 	batch := make([]Message, 100)
 	for n := 0; n < 40; n++ {
 		for i := range batch {
 			batch[i] = msg(Telemetry, "telemetry", fmt.Sprintf("c-%04d", i), n*100+i, 256)
+			if with != nil {
+				with(&batch[i])
+			}
 		}
 		if err := s.Append(batch...); err != nil {
 			b.Fatal(err)
 		}
 	}
+	return s
+}
+
+// BenchmarkNext asks where a 512 KiB window of 256-byte telemetry ends,
+// as the uplink does before it lingers: with Next, and with Read (the
+// baseline, which copies and decodes the window to answer the same).
+func BenchmarkNext(b *testing.B) {
+	s := benchSpool(b, nil)
 	const window = 512 << 10
 	_, want, err := s.Read(Telemetry, 0, window)
 	if err != nil || want == 0 || want >= s.End(Telemetry) {
@@ -469,29 +479,13 @@ func BenchmarkAlarmCycle(b *testing.B) {
 // buffers. The baseline is the copy of the stored batches alone, which
 // both make.
 func BenchmarkRead(b *testing.B) {
-	cfg := DefaultConfig()
-	cfg.SegmentBytes = 16 << 20
-	cfg.MaxBytes = 64 << 20
-	s, err := Open(b.TempDir(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	batch := make([]Message, 100)
-	for n := 0; n < 40; n++ {
-		for i := range batch {
-			m := msg(Telemetry, "telemetry", fmt.Sprintf("c-%04d", i), n*100+i, 256)
-			m.Headers = append(m.Headers,
-				kmsg.Header{Key: "mqtt.qos", Value: []byte("1")},
-				kmsg.Header{Key: "mqtt.client", Value: m.Key},
-				kmsg.Header{Key: "edge.id", Value: []byte("edge-1")},
-				kmsg.Header{Key: "edge.received_ms", Value: []byte("1700000000000")})
-			batch[i] = m
-		}
-		if err := s.Append(batch...); err != nil {
-			b.Fatal(err)
-		}
-	}
+	s := benchSpool(b, func(m *Message) {
+		m.Headers = append(m.Headers,
+			kmsg.Header{Key: "mqtt.qos", Value: []byte("1")},
+			kmsg.Header{Key: "mqtt.client", Value: m.Key},
+			kmsg.Header{Key: "edge.id", Value: []byte("edge-1")},
+			kmsg.Header{Key: "edge.received_ms", Value: []byte("1700000000000")})
+	})
 	const window = 512 << 10
 	recs, _, err := s.Read(Telemetry, 0, window)
 	if err != nil || len(recs) == 0 {
