@@ -64,6 +64,7 @@
 //	go run ./benchmarks/mqtt
 //	go run ./benchmarks/mqtt -phases throughput -qos 1 -rounds 3
 //	go run ./benchmarks/mqtt -in-process -cpuprofile cpu.out -phases throughput -targets edge-always -qos 1
+//	go run ./benchmarks/mqtt -in-process -memprofile mem.out -phases throughput -targets edge-always -qos 1 -publishers 100
 //	go run ./benchmarks/mqtt -in-process -trace trace.out -phases latency
 //	go run ./benchmarks/mqtt -phases uplink -uplink-rounds 3
 //	go run ./benchmarks/mqtt -phases registry -publishers 20 -rounds 3
@@ -76,8 +77,8 @@
 // -json FILE writes the figures for programs.
 //
 // With -in-process the edge runs in this process (edge.NewNode, built as
-// `fluxo edge --allow-anonymous` builds it), so that -cpuprofile and
-// -trace see it; the core stays a process.
+// `fluxo edge --allow-anonymous` builds it), so that -cpuprofile,
+// -memprofile and -trace see it; the core stays a process.
 package main
 
 import (
