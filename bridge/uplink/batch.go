@@ -21,12 +21,6 @@ type batchEncoder struct {
 	arena []byte // the window's batches, one after the other
 }
 
-// encodeBatch is batchEncoder.encode with buffers of its own.
-func encodeBatch(recs []spool.Record, pid int64, epoch int16, baseSeq int32, compress bool) ([]byte, int) {
-	var e batchEncoder
-	return e.encode(recs, pid, epoch, baseSeq, compress)
-}
-
 // encode builds one RecordBatch v2 for a partition: the records in the
 // order given, the producer's id, epoch and base sequence, and the records
 // section compressed with snappy (raw block format, as Kafka clients write

@@ -13,6 +13,12 @@ import (
 	"github.com/fluxo-io/fluxo/core/commitlog"
 )
 
+// encodeBatch is batchEncoder.encode with buffers of its own.
+func encodeBatch(recs []spool.Record, pid int64, epoch int16, baseSeq int32, compress bool) ([]byte, int) {
+	var e batchEncoder
+	return e.encode(recs, pid, epoch, baseSeq, compress)
+}
+
 // TestEncodeBatchIsPlainSnappy: a compressed batch is valid, plain snappy
 // (golang/snappy decodes it), and holds the records as given.
 func TestEncodeBatchIsPlainSnappy(t *testing.T) {

@@ -749,13 +749,9 @@ func (l *lane) planWindow(ctx context.Context, recs []spool.Record, stream strin
 		}
 	}
 	l.pinned = nil
-	type tpID struct {
-		topic string
-		p     int32
-	}
-	counts := map[tpID]int{} // by partition, without a key string per record
+	counts := map[topicPartition]int{} // without a key string per record
 	for i := range recs {
-		counts[tpID{recs[i].Topic, partitionFor(recs[i].Key, w.Partitions[recs[i].Topic])}]++
+		counts[topicPartition{recs[i].Topic, partitionFor(recs[i].Key, w.Partitions[recs[i].Topic])}]++
 	}
 	for id, n := range counts {
 		tp := tpKey(id.topic, id.p)
@@ -823,6 +819,13 @@ func dropExpired(recs []spool.Record, now time.Time) (keep []spool.Record, dropp
 
 func tpKey(topic string, p int32) string { return topic + "/" + strconv.Itoa(int(p)) }
 
+// topicPartition is a partition as a map key, where a tpKey string made
+// for every record would cost an allocation each.
+type topicPartition struct {
+	topic string
+	p     int32
+}
+
 // learnTopics fetches the metadata of the topics not cached yet (creating
 // them where the cluster allows it): their partition counts, each
 // partition's leader and, from clusters that have them (Metadata v10+),
@@ -886,15 +889,11 @@ func (l *lane) learnTopics(ctx context.Context, topics map[string]bool) error {
 // slice is *into's backing when into is not nil (the lane's, reused from
 // window to window), and is left in *into.
 func groupWindow(recs []spool.Record, partOf func(*spool.Record) int32, byDevice bool, into *[]spool.Record) ([]string, map[string][]spool.Record) {
-	type tp struct {
-		topic string
-		p     int32
-	}
-	group := map[tp]int{}
+	group := map[topicPartition]int{}
 	var keys []string
 	var idx [][]int32
 	for i := range recs {
-		k := tp{recs[i].Topic, partOf(&recs[i])}
+		k := topicPartition{recs[i].Topic, partOf(&recs[i])}
 		g, ok := group[k]
 		if !ok {
 			g = len(keys)

@@ -29,9 +29,9 @@ const (
 // .log; they get their files (persistIndexes) when it is sealed, put to
 // sleep, truncated or closed, synced once it holds memIndexSyncBytes, or
 // written past memIndexMaxBytes. Sealed segments are mapped read-only on
-// first use and unmapped again when idle. Published fields (size, next, maxTS, nIdx, nTidx) are
-// atomics: the appender stores them after the bytes they describe are in
-// place, readers load them without a lock.
+// first use and unmapped again when idle. Published fields (size, next,
+// maxTS, nIdx, nTidx) are atomics: the appender stores them after the
+// bytes they describe are in place, readers load them without a lock.
 type segment struct {
 	base                       int64
 	logPath, idxPath, tidxPath string
@@ -151,7 +151,8 @@ var eagerIndexFiles = false
 // wake opens the active segment for appending: files read-write, the log
 // mapped at its full capacity (read-only: writes go through pwrite), the
 // indexes mapped read-write (in memory if they have no entries yet).
-// Mappings a reader made while the segment slept are replaced. Called with Log.appendMu held.
+// Mappings a reader made while the segment slept are replaced. Called
+// with Log.appendMu held.
 func (s *segment) wake(cfg *Config) error {
 	if s.awake {
 		return nil
